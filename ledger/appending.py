@@ -1,0 +1,234 @@
+"""The write path: authorize, chain, sign and insert a batch inside one write transaction.
+
+SPEC §2.1 (seq, prev, ts, hash, sig are computed by the ledger), §2.3 (key events), §2.5 (who
+may sign what). Called by ``Ledger.append_many`` with ``BEGIN IMMEDIATE`` already held, so the
+head read here cannot move until COMMIT.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from ledger import merkle
+from ledger.chain import body_bytes
+from ledger.encoding import canonical, loads
+from ledger.errors import DuplicateEventId, EventValidationError, UnauthorizedWrite
+from ledger.events import ZERO_HASH, Event, authorize, format_ts
+from ledger.keys import Signer
+from ledger.signing import b64decode_canonical, b64encode, event_hash, key_id, sign_event
+
+if TYPE_CHECKING:
+    from ledger.store import Ledger, _Prepared
+
+SIGNING_THREADS = 2
+PARALLEL_SIGN_MIN = 256
+_pool: ThreadPoolExecutor | None = None
+
+
+def uuid7() -> str:
+    """A UUIDv7 (RFC 9562): 48-bit Unix milliseconds, version 7, random bits."""
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | (rand >> 64 & 0xFFF) << 64
+    value |= 0b10 << 62 | (rand & ((1 << 62) - 1))
+    return str(uuid.UUID(int=value))
+
+
+def _sign_all(private_key: Any, digests: list[bytes]) -> list[bytes]:
+    """Sign every digest; Ed25519 in ``cryptography`` releases the GIL, so threads scale."""
+    global _pool
+    if len(digests) < PARALLEL_SIGN_MIN:
+        return [sign_event(private_key, d) for d in digests]
+    if _pool is None:
+        _pool = ThreadPoolExecutor(SIGNING_THREADS, thread_name_prefix="govledger-sign")
+    step = (len(digests) + SIGNING_THREADS - 1) // SIGNING_THREADS
+    chunks = [digests[i : i + step] for i in range(0, len(digests), step)]
+    out: list[bytes] = []
+    for part in _pool.map(lambda c: [sign_event(private_key, d) for d in c], chunks):
+        out.extend(part)
+    return out
+
+
+class _Keys:
+    """The key index as seen inside this transaction, with the batch's own changes."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.conn = ledger.conn
+        self.cache: dict[str, dict[str, Any] | None] = {}
+        self.new: list[tuple[Any, ...]] = []
+        self.revoked: list[tuple[int, str]] = []
+
+    def get(self, kid: str) -> dict[str, Any] | None:
+        if kid not in self.cache:
+            row = self.conn.execute(
+                "SELECT key_id, name, role, agent, revoked_seq FROM keys WHERE key_id = ?", (kid,)
+            ).fetchone()
+            self.cache[kid] = None if row is None else dict(
+                zip(("key_id", "name", "role", "agent", "revoked_seq"), row, strict=True)
+            )
+        return self.cache[kid]
+
+    def active_with_name(self, name: str) -> bool:
+        for k in self.cache.values():
+            if k and k["name"] == name and k["revoked_seq"] is None:
+                return True
+        row = self.conn.execute(
+            "SELECT key_id FROM keys WHERE name = ? AND revoked_seq IS NULL", (name,)
+        ).fetchall()
+        return any(self.get(r[0]) and self.get(r[0])["revoked_seq"] is None for r in row)  # type: ignore[index]
+
+    def active_governors(self) -> int:
+        rows = self.conn.execute("SELECT key_id FROM keys WHERE role = 'governor'").fetchall()
+        ids = {r[0] for r in rows} | {k for k, v in self.cache.items() if v and v["role"] == "governor"}
+        return sum(1 for k in ids if (s := self.get(k)) is not None and s["revoked_seq"] is None)
+
+    def register(self, p: dict[str, Any], seq: int, where: str) -> None:
+        raw = b64decode_canonical(p["public_key"], f"{where}: payload.public_key")
+        if len(raw) != 32:
+            raise EventValidationError(f"{where}: payload.public_key: must be 32 bytes")
+        if key_id(raw) != p["key_id"]:
+            raise EventValidationError(
+                f"{where}: payload.key_id: {p['key_id']} does not match the public key "
+                f"(expected {key_id(raw)})"
+            )
+        if (p["role"] == "agent") != (p.get("agent") is not None):
+            raise EventValidationError(
+                f"{where}: payload.agent: an agent key needs its agent; other roles take null"
+            )
+        if self.get(p["key_id"]) is not None:
+            raise UnauthorizedWrite(f"{where}: key {p['key_id']} is already registered")
+        if self.active_with_name(p["name"]):
+            raise UnauthorizedWrite(
+                f"{where}: a key named {p['name']!r} is already registered and not revoked"
+            )
+        self.cache[p["key_id"]] = {"key_id": p["key_id"], "name": p["name"], "role": p["role"],
+                                   "agent": p.get("agent"), "revoked_seq": None}
+        self.new.append((p["key_id"], p["name"], p["public_key"], p["role"], p.get("agent"), seq))
+
+    def revoke(self, kid: str, seq: int, where: str) -> None:
+        state = self.get(kid)
+        if state is None:
+            raise UnauthorizedWrite(f"{where}: key {kid} is not registered in this ledger")
+        if state["revoked_seq"] is not None:
+            raise UnauthorizedWrite(f"{where}: key {kid} was already revoked at seq {state['revoked_seq']}")
+        if state["role"] == "governor" and self.active_governors() <= 1:
+            raise UnauthorizedWrite(f"{where}: key {state['name']} is the last governor key; "
+                                    "register another governor before revoking it")
+        state["revoked_seq"] = seq
+        self.revoked.append((seq, kid))
+
+
+def append_locked(ledger: Ledger, prepared: list[_Prepared], signer: Signer,
+                  progress: Callable[[int], None] | None) -> list[Event]:
+    conn = ledger.conn
+    # (1) Head and time: ts never goes back along seq (SPEC §2.1).
+    row = conn.execute("SELECT seq, hash, ts FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+    size, prev, prev_ts = (0, ZERO_HASH, "") if row is None else (row[0], row[1], row[2])
+    ts = max(format_ts(datetime.now(UTC)), prev_ts)
+    # (2) Ids: unique within the batch and against the log.
+    given = [p.draft.id for p in prepared if p.draft.id is not None]
+    if given:
+        seen: dict[str, int] = {}
+        for i, p in enumerate(prepared):
+            if p.draft.id is not None:
+                if p.draft.id in seen:
+                    raise DuplicateEventId(
+                        f"event {i + 1}: id {p.draft.id!r} repeats event {seen[p.draft.id]} of this batch"
+                    )
+                seen[p.draft.id] = i + 1
+        for start in range(0, len(given), 500):
+            part = given[start : start + 500]
+            marks = ",".join("?" * len(part))
+            hit = conn.execute(f"SELECT id, seq FROM events WHERE id IN ({marks}) ORDER BY seq LIMIT 1", part).fetchone()
+            if hit is not None:
+                raise DuplicateEventId(f"event {seen[hit[0]]}: id {hit[0]!r} is already in the log at seq {hit[1]}")
+    # (3) Authorization, key and policy semantics, chaining.
+    keys = _Keys(ledger)
+    kid = signer.key_id
+    policy_version: int | None = None
+    rows: list[list[Any]] = []
+    digests: list[bytes] = []
+    for i, p in enumerate(prepared):
+        d = p.draft
+        seq = size + i + 1
+        where = f"event {i + 1}" if len(prepared) > 1 else "event"
+        if d.type == "ledger.created":
+            if seq != 1:
+                raise UnauthorizedWrite(f"{where}: ledger.created can only be the first event")
+            if d.payload["key"]["key_id"] != kid:
+                raise UnauthorizedWrite(f"{where}: ledger.created must be signed by the key it registers")
+            keys.register(d.payload["key"], seq, where)
+        state = keys.get(kid)
+        if state is None:
+            raise UnauthorizedWrite(
+                f"{where}: key {signer.name} ({kid}) is not registered in this ledger"
+            )
+        if state["revoked_seq"] is not None:
+            raise UnauthorizedWrite(
+                f"{where}: key {signer.name} ({kid}) was revoked at seq {state['revoked_seq']}"
+            )
+        why = authorize(role=state["role"], key_agent=state["agent"], event_type=d.type, agent=d.agent)
+        if why is not None:
+            raise UnauthorizedWrite(f"{where}: {why} (key {signer.name})")
+        if d.type == "key.registered":
+            keys.register(d.payload, seq, where)
+        elif d.type == "key.revoked":
+            keys.revoke(d.payload["key_id"], seq, where)
+        elif d.type == "policy.set":
+            if policy_version is None:
+                last = conn.execute(
+                    "SELECT payload FROM events WHERE type = 'policy.set' ORDER BY seq DESC LIMIT 1"
+                ).fetchone()
+                policy_version = 0 if last is None else int(loads(last[0])["version"])
+            policy_version += 1
+            if d.payload["version"] != policy_version:
+                raise EventValidationError(
+                    f"{where}: payload.version: is {d.payload['version']}, expected {policy_version} "
+                    "(the previous version + 1)"
+                )
+            digest = hashlib.sha256(canonical(d.payload["document"])).hexdigest()
+            if d.payload["digest"] != digest:
+                raise EventValidationError(
+                    f"{where}: payload.digest: is {d.payload['digest']}, the document's is {digest}"
+                )
+        event_id = d.id if d.id is not None else uuid7()
+        body = body_bytes(seq=seq, id=event_id, ts=ts, type=d.type, agent=d.agent, run=d.run,
+                          actor=d.actor, payload=p.payload_text, prev=prev, key=kid)
+        digest_b = event_hash(body)
+        digests.append(digest_b)
+        rows.append([seq, event_id, ts, d.type, d.agent, d.run, d.actor, p.payload_text, prev, kid,
+                     digest_b.hex()])
+        prev = digest_b.hex()
+    # (4) Signatures: independent of each other, so they run on several threads.
+    sigs = _sign_all(signer.private_key, digests)
+    for r, s in zip(rows, sigs, strict=True):
+        r.append(b64encode(s))
+    conn.executemany(
+        "INSERT INTO events (seq, id, ts, type, agent, run, actor, payload, prev, key, hash, sig) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    # (5) Merkle complete-subtree nodes created by these leaves, same transaction.
+    nodes = merkle.nodes_for_append(size, digests, ledger.get_node)
+    conn.executemany("INSERT INTO merkle_nodes (level, idx, hash) VALUES (?, ?, ?)", nodes)
+    # (6) The key index.
+    if keys.new:
+        conn.executemany(
+            "INSERT INTO keys (key_id, name, public_key, role, agent, registered_seq) VALUES (?, ?, ?, ?, ?, ?)",
+            keys.new,
+        )
+    if keys.revoked:
+        conn.executemany("UPDATE keys SET revoked_seq = ? WHERE key_id = ?", keys.revoked)
+    if progress is not None:
+        progress(len(rows))
+    return [
+        Event(r[0], r[1], r[2], r[3], r[4], r[5], r[6], p.draft.payload, r[8], r[9], r[10], r[11])
+        for r, p in zip(rows, prepared, strict=True)
+    ]

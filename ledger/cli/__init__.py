@@ -1,0 +1,97 @@
+"""The ``govledger`` command line: a thin shell over the library (SPEC §5).
+
+Every command opens the ledger, calls one library function and prints. Library errors are
+mapped to exit codes in one place (``GovledgerGroup.invoke``): 1 integrity, 2 usage or input,
+3 environment. No traceback reaches the user for a ``LedgerError``.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from ledger.errors import LedgerError
+
+
+class GovledgerGroup(click.Group):
+    """The root group: maps ``LedgerError`` to its exit code and a one-line message."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LedgerError as e:
+            click.echo(f"error: {e.message}", err=True)
+            sys.exit(e.exit_code)
+        except KeyboardInterrupt:
+            click.echo("error: interrupted; nothing half-written (each write is one transaction)", err=True)
+            sys.exit(130)
+        except BrokenPipeError:
+            sys.exit(0)
+
+
+@click.group(cls=GovledgerGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--db",
+    envvar="GOVLEDGER_DB",
+    default="govledger.db",
+    show_default=True,
+    metavar="PATH",
+    help="The ledger database (SQLite file). Env: GOVLEDGER_DB.",
+)
+@click.option(
+    "--keys",
+    "keys_dir",
+    envvar="GOVLEDGER_KEYS",
+    default=None,
+    metavar="DIR",
+    help="Directory of private key files [default: ~/.govledger/keys]. Env: GOVLEDGER_KEYS.",
+)
+@click.version_option(package_name="govledger")
+@click.pass_context
+def main(ctx: click.Context, db: str, keys_dir: str | None) -> None:
+    """govledger: a signed, append-only audit ledger for AI agents.
+
+    Every agent action is a signed, hash-chained event in an append-only log. Projections
+    rebuild run state, metrics and autonomy tiers (T0–T4) by replay, and anyone holding the
+    log can re-check them offline.
+
+    \b
+    Start here:
+      govledger demo                      build a sample ledger and tour it
+      govledger init --origin example.com/agents
+      govledger append tool.called --signer rec --agent a1 --run r1 --payload @event.json
+      govledger verify --trust ROOT_KEY_ID
+      govledger runs list --non-compliant
+      govledger tiers compute
+
+    Exit codes: 0 ok, 1 integrity failure, 2 usage or input error (nothing written),
+    3 environment error (missing ledger, locked database, key problems).
+    """
+    from ledger.cli.context import Context
+
+    ctx.obj = Context(db=db, keys_dir=keys_dir)
+
+
+def _register() -> None:
+    from ledger.cli import core, keys
+
+    for module in (core, keys):
+        for command in module.COMMANDS:
+            main.add_command(command)
+    # Optional groups written alongside: each module exposes COMMANDS.
+    import importlib
+
+    for name in ("runs", "tiers", "policy", "proofs", "corrections", "demo"):
+        try:
+            module = importlib.import_module(f"ledger.cli.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"ledger.cli.{name}":
+                raise
+            continue
+        for command in module.COMMANDS:
+            main.add_command(command)
+
+
+_register()

@@ -1,0 +1,93 @@
+"""Shared CLI plumbing: the context object, output helpers, progress bars."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from ledger.errors import InputError
+from ledger.events import normalize_time
+from ledger.keys import KeyRing, Signer
+from ledger.store import Ledger
+
+
+@dataclass
+class Context:
+    """What every command gets: where the ledger and the keys are."""
+
+    db: str
+    keys_dir: str | None
+    _ledger: Ledger | None = field(default=None, repr=False)
+
+    @property
+    def keyring(self) -> KeyRing:
+        return KeyRing(self.keys_dir)
+
+    def ledger(self) -> Ledger:
+        if self._ledger is None:
+            self._ledger = Ledger.open(self.db)
+        return self._ledger
+
+    def signer(self, name: str) -> Signer:
+        return self.keyring.load(name)
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine output: JSON on stdout.")
+
+
+def at_options(f: Any) -> Any:
+    """``--at-seq N`` and ``--as-of TS``: time travel (both inclusive)."""
+    f = click.option("--as-of", "as_of", metavar="TS", help="State as of this time (RFC 3339, inclusive).")(f)
+    f = click.option("--at-seq", "at_seq", type=click.IntRange(min=0), metavar="N",
+                     help="State as of this seq (inclusive).")(f)
+    return f
+
+
+def resolve_at(ledger: Ledger, at_seq: int | None, as_of: str | None) -> int | None:
+    """Turn ``--at-seq`` / ``--as-of`` into one seq (None: now)."""
+    if at_seq is not None and as_of is not None:
+        raise InputError("--at-seq and --as-of cannot be used together")
+    if as_of is not None:
+        return ledger.seq_at_time(normalize_time(as_of, "--as-of"))
+    return at_seq
+
+
+def echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, ensure_ascii=False, sort_keys=False))
+
+
+def stdout_console() -> Console:
+    return Console(soft_wrap=False, highlight=False)
+
+
+def print_table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
+    table = Table(title=title, show_lines=False, header_style="bold")
+    for c in columns:
+        table.add_column(c, overflow="fold")
+    for r in rows:
+        table.add_row(*("" if v is None else str(v) for v in r))
+    stdout_console().print(table)
+
+
+@contextmanager
+def progress_bar(label: str, total: int | None, *, enabled: bool = True) -> Iterator[Any]:
+    """A progress bar on stderr for long work; silent when stderr is not a terminal."""
+    if not enabled or total is None or total < 5000 or not sys.stderr.isatty():
+        yield lambda n: None
+        return
+    progress = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                        console=Console(stderr=True), transient=True)
+    with progress:
+        task = progress.add_task(label, total=total)
+        yield lambda n: progress.advance(task, n)

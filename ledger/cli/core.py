@@ -1,0 +1,271 @@
+"""Core commands: init, append, import, export, log, verify (SPEC §5)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import click
+
+from ledger.cli.context import (
+    Context,
+    echo_json,
+    json_option,
+    pass_ctx,
+    print_table,
+    progress_bar,
+)
+from ledger.encoding import loads
+from ledger.errors import InputError
+from ledger.events import normalize_time
+from ledger.imports import read_import
+from ledger.store import Draft, Ledger
+from ledger.verify import VerifyReport, verify_export, verify_ledger
+
+
+@click.command()
+@click.option("--origin", required=True, help="The log's origin name, e.g. example.com/agents "
+              "(appears in every checkpoint).")
+@json_option
+@pass_ctx
+def init(ctx: Context, origin: str, as_json: bool) -> None:
+    """Create a ledger and its root governor key ``root``.
+
+    Writes the key to the key directory (0600) and appends ``ledger.created`` (seq 1) signed by
+    it. Give auditors the printed root key id: they pin it with ``verify --trust``.
+    """
+    keyring = ctx.keyring
+    Ledger.check_new(ctx.db)
+    if not origin.strip() or len(origin) > 256 or any(c.isspace() for c in origin):
+        raise InputError("--origin must be a non-empty name without spaces (e.g. example.com/agents)")
+    root = keyring.load("root") if keyring.exists("root") else keyring.create("root")
+    ledger = Ledger.create(ctx.db, origin=origin, root=root)
+    size, head = ledger.head()
+    if as_json:
+        echo_json({"db": ctx.db, "origin": origin, "root_key_id": root.key_id, "seq": size, "hash": head})
+        return
+    click.echo(f"created ledger {ctx.db} (origin {origin})")
+    click.echo(f"root key: {keyring.path('root')} (key id {root.key_id})")
+    click.echo(f"auditors pin it with: govledger verify --trust {root.key_id}")
+
+
+def _payload_arg(value: str) -> Any:
+    if value.startswith("@"):
+        path = value[1:]
+        try:
+            data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+        except OSError as e:
+            raise InputError(f"--payload: cannot read {path}: {e.strerror}") from e
+        return loads(data, f"--payload {path}")
+    return loads(value, "--payload")
+
+
+@click.command()
+@click.argument("event_type", metavar="TYPE")
+@click.option("--signer", required=True, help="Name of the key that signs the event.")
+@click.option("--agent", help="The agent concerned.")
+@click.option("--run", help="The run the event belongs to.")
+@click.option("--actor", help="The human or service that caused it.")
+@click.option("--id", "event_id", help="Event id (a retry with the same id is refused, not recorded twice).")
+@click.option("--payload", default="{}", show_default=True, metavar="JSON|@FILE",
+              help="The payload: JSON text, @FILE, or @- for stdin.")
+@json_option
+@pass_ctx
+def append(ctx: Context, event_type: str, signer: str, agent: str | None, run: str | None,
+           actor: str | None, event_id: str | None, payload: str, as_json: bool) -> None:
+    """Append one signed event; prints its seq and hash.
+
+    \b
+    Example:
+      govledger append tool.called --signer recorder --agent planner-1 --run run-42 \\
+        --payload '{"tool": "memory.read", "args_digest": "<64 hex>", "side_effect": "read"}'
+    """
+    value = _payload_arg(payload)
+    if not isinstance(value, dict):
+        raise InputError("--payload: must be a JSON object")
+    ledger = ctx.ledger()
+    key = ctx.signer(signer)
+    event = ledger.append(Draft(event_type, value, agent, run, actor, event_id), signer=key)
+    if as_json:
+        echo_json(event.envelope())
+    else:
+        click.echo(f"seq {event.seq} {event.hash}")
+
+
+@click.command(name="import")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--signer", required=True, help="Name of the key that signs every event.")
+@json_option
+@pass_ctx
+def import_(ctx: Context, file: str, signer: str, as_json: bool) -> None:
+    """Append events from a JSON Lines file, all or nothing.
+
+    One JSON object per line with ``type`` and ``payload`` (required) and ``agent``, ``run``,
+    ``actor``, ``id`` (optional). Ledger-assigned fields (``v``, ``seq``, ``ts``, ``prev``,
+    ``key``, ``hash``, ``sig``) are refused. Every bad line is reported with its line number
+    and nothing is written.
+    """
+    ledger = ctx.ledger()
+    key = ctx.signer(signer)
+    stream: BinaryIO
+    try:
+        stream = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115
+    except OSError as e:
+        raise InputError(f"{file}: cannot read: {e.strerror}") from e
+    with stream:
+        drafts = read_import(stream, file)
+    with progress_bar("import", len(drafts), enabled=not as_json) as advance:
+        events = ledger.append_many(drafts, signer=key, progress=advance)
+    first = events[0].seq if events else None
+    last = events[-1].seq if events else None
+    if as_json:
+        echo_json({"imported": len(events), "first_seq": first, "last_seq": last,
+                   "head": {"seq": ledger.head()[0], "hash": ledger.head()[1]}})
+    elif events:
+        click.echo(f"imported {len(events)} events: seq {first}–{last}")
+    else:
+        click.echo("imported 0 events (empty file)")
+
+
+@click.command()
+@click.option("--from", "from_seq", type=click.IntRange(min=1), default=1, help="First seq.")
+@click.option("--to", "to_seq", type=click.IntRange(min=1), default=None, help="Last seq.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), default="-",
+              help="Write to FILE instead of stdout.")
+@pass_ctx
+def export(ctx: Context, from_seq: int, to_seq: int | None, output: str) -> None:
+    """Export full events as JSON Lines (SPEC §2.1), verifiable with ``verify --file``."""
+    from ledger.exporting import export_lines
+
+    ledger = ctx.ledger()
+    total = (to_seq or ledger.size) - from_seq + 1
+    if output == "-":
+        out = sys.stdout.buffer
+        for line in export_lines(ledger, from_seq=from_seq, to_seq=to_seq):
+            out.write(line)
+        out.flush()
+        return
+    tmp = Path(output + ".partial")
+    with progress_bar("export", total) as advance, open(tmp, "wb") as f:
+        n = 0
+        for line in export_lines(ledger, from_seq=from_seq, to_seq=to_seq):
+            f.write(line)
+            n += 1
+            if n % 1000 == 0:
+                advance(1000)
+    tmp.replace(output)
+    click.echo(f"exported {n} events to {output}", err=True)
+
+
+@click.command(name="log")
+@click.option("--run", help="Only this run.")
+@click.option("--agent", help="Only this agent.")
+@click.option("--type", "event_type", help="Only this event type.")
+@click.option("--since", metavar="TS", help="Events at or after this time.")
+@click.option("--until", metavar="TS", help="Events at or before this time.")
+@click.option("--from", "from_seq", type=click.IntRange(min=1), default=1, help="First seq.")
+@click.option("--to", "to_seq", type=click.IntRange(min=1), default=None, help="Last seq.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N events.")
+@json_option
+@pass_ctx
+def log(ctx: Context, run: str | None, agent: str | None, event_type: str | None,
+        since: str | None, until: str | None, from_seq: int, to_seq: int | None,
+        limit: int | None, as_json: bool) -> None:
+    """List events, oldest first (``--json``: one full event per line)."""
+    from ledger.exporting import event_filter, summarize
+
+    ledger = ctx.ledger()
+    where, params = event_filter(run=run, agent=agent, event_type=event_type,
+                                 since=normalize_time(since, "--since") if since else None,
+                                 until=normalize_time(until, "--until") if until else None)
+    rows: list[list[Any]] = []
+    for n, event in enumerate(ledger.iter_events(from_seq=from_seq, to_seq=to_seq, where=where,
+                                                 params=params), start=1):
+        if limit is not None and n > limit:
+            break
+        if as_json:
+            echo_json(event.envelope())
+        else:
+            rows.append([event.seq, event.ts, event.type, event.agent, event.run, summarize(event)])
+    if not as_json:
+        print_table(None, ["seq", "ts", "type", "agent", "run", "summary"], rows)
+
+
+@click.command()
+@click.option("--from", "from_seq", type=click.IntRange(min=1), default=None,
+              help="Check events from SEQ on, anchored on the stored hash of SEQ − 1.")
+@click.option("--trust", multiple=True, metavar="KEY_ID", help="Pin the expected root key id (repeatable).")
+@click.option("--trusted-keys", type=click.Path(dir_okay=False), help="File of trusted root key ids, one per line.")
+@click.option("--checkpoint", "checkpoint_file", type=click.Path(dir_okay=False),
+              help="A checkpoint saved earlier: detects truncation, rewriting and forks.")
+@click.option("--file", "export_file", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Verify an exported JSON Lines file instead of the database.")
+@click.option("--no-state", is_flag=True, help="Do not check against, or remember, the last verified size and root.")
+@json_option
+@pass_ctx
+def verify(ctx: Context, from_seq: int | None, trust: tuple[str, ...], trusted_keys: str | None,
+           checkpoint_file: str | None, export_file: str | None, no_state: bool, as_json: bool) -> None:
+    """Verify integrity: framing, hashes, chain, seq, signatures, key authorization.
+
+    Without a pinned root key (``--trust`` / ``--trusted-keys``) this proves only internal
+    consistency, and says so. Exit 1 when any problem is found.
+    """
+    trusted = set(trust)
+    if trusted_keys:
+        try:
+            text = Path(trusted_keys).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise InputError(f"--trusted-keys: cannot read {trusted_keys}") from e
+        trusted |= {ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")}
+    for k in trusted:
+        if len(k) != 32 or any(c not in "0123456789abcdef" for c in k):
+            raise InputError(f"--trust: {k!r} is not a key id (32 lowercase hex)")
+    checkpoint = None
+    if checkpoint_file:
+        try:
+            checkpoint = Path(checkpoint_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise InputError(f"--checkpoint: cannot read {checkpoint_file}") from e
+    report: VerifyReport
+    if export_file:
+        if from_seq is not None:
+            raise InputError("--from cannot be used with --file")
+        stream: BinaryIO
+        try:
+            stream = sys.stdin.buffer if export_file == "-" else open(export_file, "rb")  # noqa: SIM115
+        except OSError as e:
+            raise InputError(f"--file: cannot read {export_file}: {e.strerror}") from e
+        with stream:
+            report = verify_export(stream, trusted=trusted or None, checkpoint=checkpoint)
+    else:
+        ledger = ctx.ledger()
+        with progress_bar("verify", ledger.size, enabled=not as_json) as advance:
+            report = verify_ledger(ledger, from_seq=from_seq, trusted=trusted or None,
+                                   checkpoint=checkpoint, progress=advance,
+                                   use_state=not no_state)
+    if as_json:
+        echo_json(report.as_dict())
+    else:
+        _print_report(report)
+    if not report.ok:
+        sys.exit(1)
+
+
+def _print_report(report: VerifyReport) -> None:
+    if not report.ok:
+        first = report.problems[0]
+        more = report.problem_count - 1
+        click.echo(f"{first}" + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""))
+        return
+    scope = f"seq {report.from_seq}–{report.head_seq}" if report.from_seq else f"{report.events} events"
+    click.echo(f"ok: {scope}, head seq {report.head_seq} {report.head_hash}")
+    click.echo(f"root {report.root.hex()}")
+    if report.checkpoint:
+        click.echo(f"consistent with checkpoint of size {report.checkpoint['size']}")
+    if not report.pinned:
+        click.echo("not pinned: this proves internal consistency only; pin the root key with "
+                   f"--trust {report.root_key_id}")
+
+
+COMMANDS = [init, append, import_, export, log, verify]

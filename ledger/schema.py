@@ -1,0 +1,90 @@
+"""The SQLite schema of a ledger file, its version and its migrations.
+
+``events`` is append-only: triggers refuse UPDATE and DELETE (SPEC §1.1). ``keys`` is an index
+of the key events for fast authorization at append time (verification never trusts it: it reads
+the keys from the log). ``merkle_nodes`` holds complete-subtree hashes (level ≥ 1) of the RFC 9162
+tree over event hashes, written in the same transaction as the events. ``checkpoints`` keeps the
+checkpoints the ledger signed. Read models live in their own tables (``projections``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+SCHEMA_VERSION = 1
+META_TABLE = "govledger_meta"
+
+_V1 = """
+CREATE TABLE govledger_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE events (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    ts TEXT NOT NULL,
+    type TEXT NOT NULL,
+    agent TEXT,
+    run TEXT,
+    actor TEXT,
+    payload TEXT NOT NULL,
+    prev TEXT NOT NULL,
+    key TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    sig TEXT NOT NULL
+);
+CREATE INDEX events_run ON events (run, seq) WHERE run IS NOT NULL;
+CREATE INDEX events_agent ON events (agent, seq) WHERE agent IS NOT NULL;
+CREATE INDEX events_type ON events (type, seq);
+CREATE INDEX events_ts ON events (ts);
+CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+BEGIN SELECT RAISE(ABORT, 'govledger: events are append-only (UPDATE refused)'); END;
+CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+BEGIN SELECT RAISE(ABORT, 'govledger: events are append-only (DELETE refused)'); END;
+CREATE TABLE keys (
+    key_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    public_key TEXT NOT NULL,
+    role TEXT NOT NULL,
+    agent TEXT,
+    registered_seq INTEGER NOT NULL,
+    revoked_seq INTEGER
+);
+CREATE TABLE merkle_nodes (
+    level INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    hash BLOB NOT NULL,
+    PRIMARY KEY (level, idx)
+) WITHOUT ROWID;
+CREATE TABLE checkpoints (
+    size INTEGER NOT NULL,
+    signer TEXT NOT NULL,
+    root TEXT NOT NULL,
+    note TEXT NOT NULL,
+    created TEXT NOT NULL,
+    PRIMARY KEY (size, signer)
+);
+"""
+
+MIGRATIONS: dict[int, str] = {0: _V1}
+"""From version N (key) to N + 1: the SQL to run. A new schema adds one entry."""
+
+
+def read_schema_version(conn: sqlite3.Connection) -> int | None:
+    """The ledger's schema version, or None when the file holds no govledger schema."""
+    row = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (META_TABLE,)
+    ).fetchone()
+    if row is None:
+        return None
+    row = conn.execute(f"SELECT value FROM {META_TABLE} WHERE key = 'schema_version'").fetchone()
+    return None if row is None else int(row[0])
+
+
+def migrate(conn: sqlite3.Connection, from_version: int) -> None:
+    """Bring the schema from ``from_version`` to ``SCHEMA_VERSION`` (inside a transaction)."""
+    for version in range(from_version, SCHEMA_VERSION):
+        for statement in MIGRATIONS[version].split(";\n"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute(
+            f"INSERT OR REPLACE INTO {META_TABLE} (key, value) VALUES ('schema_version', ?)",
+            (str(version + 1),),
+        )

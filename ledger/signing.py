@@ -1,0 +1,69 @@
+"""Event hashing and Ed25519 signatures over bytes (SPEC §2.1, §2.3).
+
+``hash = SHA-256(0x00 ‖ C)`` (the RFC 9162 leaf hash of the canonical body C) and
+``sig = Ed25519(b"govledger/event/v1\\n" ‖ raw hash)``. No pydantic, no SQL: an offline
+verifier can reuse this module as it is.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from ledger.errors import DecodeError, SignatureError
+
+EVENT_SIGNING_PREFIX = b"govledger/event/v1\n"
+
+
+def event_hash(canonical_body: bytes) -> bytes:
+    """The event hash: SHA-256(0x00 ‖ C), which is also its RFC 9162 leaf hash."""
+    return hashlib.sha256(b"\x00" + canonical_body).digest()
+
+
+def key_id(public_key: bytes) -> str:
+    """Key id (SPEC §2.3): the first 16 bytes of SHA-256(raw public key), lowercase hex."""
+    return hashlib.sha256(public_key).digest()[:16].hex()
+
+
+def sign_event(private_key: Ed25519PrivateKey, digest: bytes) -> bytes:
+    """Sign the 32-byte event hash under the govledger event domain."""
+    return private_key.sign(EVENT_SIGNING_PREFIX + digest)
+
+
+def verify_event_signature(*, public_key: bytes, signature: bytes, digest: bytes) -> None:
+    """Raise ``SignatureError`` unless ``signature`` signs the event hash ``digest``."""
+    verify_signature(
+        public_key=public_key, signature=signature, message=EVENT_SIGNING_PREFIX + digest
+    )
+
+
+def verify_signature(*, public_key: bytes, signature: bytes, message: bytes) -> None:
+    """Raise ``SignatureError`` unless ``signature`` is a valid Ed25519 signature of ``message``."""
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
+    except (InvalidSignature, ValueError) as e:
+        raise SignatureError("signature does not verify") from e
+
+
+def b64encode(data: bytes) -> str:
+    """Standard padded base64 (RFC 4648 §4)."""
+    return base64.b64encode(data).decode("ascii")
+
+
+def b64decode_canonical(text: str, what: str = "base64") -> bytes:
+    """Decode standard padded base64, refusing any non-canonical form (SPEC §2.1).
+
+    Non-canonical: missing or extra padding, characters outside the alphabet, or non-zero
+    padding bits (detected by re-encoding).
+    """
+    try:
+        data = base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError, ValueError) as e:
+        raise DecodeError(f"{what}: not valid base64") from e
+    if base64.b64encode(data).decode("ascii") != text:
+        raise DecodeError(f"{what}: not canonical base64")
+    return data

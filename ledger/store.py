@@ -1,0 +1,350 @@
+"""The SQLite event store: append-only table, atomic signed appends, streaming reads.
+
+SPEC §1 (guarantees 1, 2, 3, 6), §2. Appends compute ``seq``, ``prev``, ``ts``, ``hash`` and
+``sig`` inside one ``BEGIN IMMEDIATE`` transaction, so any number of threads and processes can
+append to one file without a gap, duplicate or fork. UPDATE and DELETE on ``events`` are refused
+by triggers. The Merkle tree's complete-subtree hashes are written in the same transaction.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from ledger import merkle
+from ledger.appending import append_locked, uuid7
+from ledger.encoding import canonical, loads
+from ledger.errors import (
+    AlreadyInitialized,
+    DatabaseLocked,
+    EventValidationError,
+    InputError,
+    LedgerMissing,
+    NotALedger,
+    StoreError,
+)
+from ledger.events import ZERO_HASH, Event, check_envelope, decode_payload
+from ledger.keys import Signer
+from ledger.schema import SCHEMA_VERSION, migrate, read_schema_version
+
+MAX_PAYLOAD_BYTES = 64 * 1024
+"""Largest canonical payload accepted (64 KiB): store digests of big artifacts, not the data."""
+DEFAULT_BUSY_TIMEOUT_MS = 10_000
+
+EVENT_COLUMNS = "seq, id, ts, type, agent, run, actor, payload, prev, key, hash, sig"
+Row = tuple[int, str, str, str, str | None, str | None, str | None, str, str, str, str, str]
+
+
+@dataclass(frozen=True)
+class Draft:
+    """An event to append: what the writer chooses. The ledger adds the rest."""
+
+    type: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    agent: str | None = None
+    run: str | None = None
+    actor: str | None = None
+    id: str | None = None
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    draft: Draft
+    payload_text: str
+
+
+def row_to_event(row: Row) -> Event:
+    seq, id_, ts, type_, agent, run, actor, payload, prev, key, hash_, sig = row
+    return Event(seq, id_, ts, type_, agent, run, actor, loads(payload), prev, key, hash_, sig)
+
+
+def prepare(draft: Draft, where: str = "event") -> _Prepared:
+    """Validate a draft against the catalog and encode its payload (SPEC §2.2, §2.4)."""
+    check_envelope(draft.type, {"agent": draft.agent, "run": draft.run, "actor": draft.actor,
+                                "id": draft.id}, where)
+    decode_payload(draft.type, draft.payload, where)
+    text = canonical(draft.payload, "payload").decode("utf-8")
+    if len(text) > MAX_PAYLOAD_BYTES:
+        raise EventValidationError(
+            f"{where}: payload is {len(text)} bytes, over the limit of {MAX_PAYLOAD_BYTES} bytes "
+            "(store a digest of large content instead)"
+        )
+    return _Prepared(draft, text)
+
+
+def _locked(e: sqlite3.OperationalError, path: str) -> StoreError:
+    msg = str(e)
+    if "locked" in msg or "busy" in msg:
+        return DatabaseLocked(f"{path}: database is locked by another writer (waited past the busy timeout)")
+    if "not a database" in msg or "malformed" in msg:
+        return NotALedger(f"{path}: not a govledger database ({msg})")
+    return StoreError(f"{path}: {msg}")
+
+
+class Ledger:
+    """One ledger: a SQLite file holding the event log, key index, Merkle nodes and read models."""
+
+    def __init__(self, path: str, conn: sqlite3.Connection) -> None:
+        self.path = path
+        self.conn = conn
+        self.db = sqlite_utils.Database(conn)
+        self._origin: str | None = None
+
+    # --- opening --------------------------------------------------------------------------
+
+    @staticmethod
+    def _connect(path: str, *, synchronous: str | None, busy_timeout_ms: int | None) -> sqlite3.Connection:
+        timeout_ms = busy_timeout_ms
+        if timeout_ms is None:
+            timeout_ms = int(os.environ.get("GOVLEDGER_BUSY_TIMEOUT_MS", DEFAULT_BUSY_TIMEOUT_MS))
+        sync = (synchronous or os.environ.get("GOVLEDGER_SYNCHRONOUS") or "FULL").upper()
+        if sync not in ("FULL", "NORMAL", "EXTRA"):
+            raise InputError(f"GOVLEDGER_SYNCHRONOUS must be FULL, NORMAL or EXTRA, not {sync!r}")
+        try:
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                                   timeout=timeout_ms / 1000)
+            conn.execute(f"PRAGMA busy_timeout = {int(timeout_ms)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {sync}")
+        except sqlite3.OperationalError as e:
+            raise _locked(e, path) from e
+        except sqlite3.DatabaseError as e:
+            raise NotALedger(f"{path}: not a govledger database ({e})") from e
+        return conn
+
+    @classmethod
+    def open(cls, path: str | Path, *, synchronous: str | None = None,
+             busy_timeout_ms: int | None = None) -> Ledger:
+        """Open an existing ledger (``LedgerMissing``, ``NotALedger``: exit 3)."""
+        p = str(path)
+        if not os.path.exists(p):
+            raise LedgerMissing(f"no ledger at {p}: create one with `govledger init --origin NAME`")
+        conn = cls._connect(p, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
+        try:
+            version = read_schema_version(conn)
+        except sqlite3.DatabaseError as e:
+            conn.close()
+            raise NotALedger(f"{p}: not a govledger database ({e})") from e
+        if version is None:
+            conn.close()
+            raise NotALedger(f"{p}: not a govledger ledger (no govledger schema)")
+        if version > SCHEMA_VERSION:
+            conn.close()
+            raise NotALedger(f"{p}: schema version {version} is newer than this govledger ({SCHEMA_VERSION})")
+        ledger = cls(p, conn)
+        if version < SCHEMA_VERSION:
+            with ledger.write():
+                migrate(conn, version)
+        return ledger
+
+    @classmethod
+    def create(cls, path: str | Path, *, origin: str, root: Signer, synchronous: str | None = None) -> Ledger:
+        """Create a ledger and append ``ledger.created`` registering ``root`` (SPEC §2.3)."""
+        p = str(path)
+        cls.check_new(p)
+        conn = cls._connect(p, synchronous=synchronous, busy_timeout_ms=None)
+        ledger = cls(p, conn)
+        with ledger.write():
+            if read_schema_version(conn) is not None:
+                raise AlreadyInitialized(f"{p} already holds a ledger")
+            migrate(conn, 0)
+        ledger.append(
+            Draft("ledger.created", {"origin": origin, "key": root_key_payload(root, "governor")}),
+            signer=root,
+        )
+        return ledger
+
+    @staticmethod
+    def check_new(path: str) -> None:
+        """Refuse to create a ledger where one (or another file) already is."""
+        if os.path.exists(path) and os.path.getsize(path) > 0:
+            try:
+                Ledger.open(path).close()
+            except NotALedger as e:
+                raise NotALedger(f"{path} exists and is not a govledger ledger; choose another path") from e
+            raise AlreadyInitialized(f"{path} already holds a ledger; init refuses to overwrite it")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- transactions ---------------------------------------------------------------------
+
+    def write(self) -> _WriteTx:
+        """``with ledger.write():`` one ``BEGIN IMMEDIATE`` transaction, rolled back on error."""
+        return _WriteTx(self)
+
+    # --- reading --------------------------------------------------------------------------
+
+    @property
+    def origin(self) -> str:
+        if self._origin is None:
+            row = self.conn.execute("SELECT payload FROM events WHERE seq = 1").fetchone()
+            if row is None:
+                raise NotALedger(f"{self.path}: ledger has no ledger.created event")
+            self._origin = str(loads(row[0])["origin"])
+        return self._origin
+
+    def head(self) -> tuple[int, str]:
+        """(size, hash of the last event); (0, 64 zeros) for an empty log."""
+        row = self.conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        return (0, ZERO_HASH) if row is None else (int(row[0]), str(row[1]))
+
+    @property
+    def size(self) -> int:
+        return self.head()[0]
+
+    def hash_at(self, seq: int) -> str:
+        if seq == 0:
+            return ZERO_HASH
+        row = self.conn.execute("SELECT hash FROM events WHERE seq = ?", (seq,)).fetchone()
+        if row is None:
+            raise InputError(f"seq {seq} is not in the log (size {self.size})")
+        return str(row[0])
+
+    def event_at(self, seq: int) -> Event:
+        row = self.conn.execute(f"SELECT {EVENT_COLUMNS} FROM events WHERE seq = ?", (seq,)).fetchone()
+        if row is None:
+            raise InputError(f"seq {seq} is not in the log (size {self.size})")
+        return row_to_event(row)
+
+    def seq_at_time(self, ts: str) -> int:
+        """The last seq whose ts is at or before ``ts`` (0 when none)."""
+        row = self.conn.execute("SELECT MAX(seq) FROM events WHERE ts <= ?", (ts,)).fetchone()
+        return int(row[0] or 0)
+
+    def find_id(self, event_id: str) -> int | None:
+        row = self.conn.execute("SELECT seq FROM events WHERE id = ?", (event_id,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def iter_rows(self, *, from_seq: int = 1, to_seq: int | None = None,
+                  where: str = "", params: Sequence[Any] = (), batch: int = 2000) -> Iterator[Row]:
+        """Stream raw event rows in seq order, ``batch`` rows per query (constant memory)."""
+        last = from_seq - 1
+        stop = to_seq if to_seq is not None else -1
+        extra = f" AND ({where})" if where else ""
+        while True:
+            rows = self.conn.execute(
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? AND (? < 0 OR seq <= ?)"
+                f"{extra} ORDER BY seq LIMIT ?",
+                (last, stop, stop, *params, batch),
+            ).fetchall()
+            if not rows:
+                return
+            yield from rows
+            last = rows[-1][0]
+            if len(rows) < batch:
+                return
+
+    def iter_events(self, *, from_seq: int = 1, to_seq: int | None = None,
+                    where: str = "", params: Sequence[Any] = ()) -> Iterator[Event]:
+        """Stream events in seq order, decoded to ``Event`` (payload as a dict)."""
+        for row in self.iter_rows(from_seq=from_seq, to_seq=to_seq, where=where, params=params):
+            yield row_to_event(row)
+
+    # --- keys -----------------------------------------------------------------------------
+
+    def keys(self) -> list[dict[str, Any]]:
+        """Every key registered in the log, oldest first, from the key index."""
+        cur = self.conn.execute(
+            "SELECT name, key_id, role, agent, public_key, registered_seq, revoked_seq "
+            "FROM keys ORDER BY registered_seq"
+        )
+        cols = [c[0] for c in cur.description]
+        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+    def key_by_name(self, name: str) -> dict[str, Any] | None:
+        """The newest key registered under ``name`` (unrevoked ones first)."""
+        for k in reversed(self.keys()):
+            if k["name"] == name and k["revoked_seq"] is None:
+                return k
+        for k in reversed(self.keys()):
+            if k["name"] == name:
+                return k
+        return None
+
+    # --- appending ------------------------------------------------------------------------
+
+    def append(self, draft: Draft, *, signer: Signer) -> Event:
+        """Append one event signed by ``signer``; durable when this returns."""
+        return self.append_many([draft], signer=signer)[0]
+
+    def append_many(self, drafts: Iterable[Draft], *, signer: Signer,
+                    progress: Callable[[int], None] | None = None) -> list[Event]:
+        """Append a batch atomically: all events or none (SPEC §1.6).
+
+        Every draft is validated before the transaction starts; inside it, ids are checked,
+        the signer's key is authorized for each type, then hashes are chained, signatures made
+        (on several threads for large batches: they do not depend on each other) and the rows
+        and Merkle nodes written in one transaction.
+        """
+        prepared = [prepare(d, f"event {i + 1}") for i, d in enumerate(drafts)]
+        if not prepared:
+            return []
+        with self.write():
+            return self._append_locked(prepared, signer, progress)
+
+    def _append_locked(self, prepared: list[_Prepared], signer: Signer,
+                       progress: Callable[[int], None] | None) -> list[Event]:
+        return append_locked(self, prepared, signer, progress)
+
+    # --- Merkle tree (RFC 9162) -------------------------------------------------------------
+
+    def get_node(self, level: int, index: int) -> bytes:
+        if level == 0:
+            row = self.conn.execute("SELECT hash FROM events WHERE seq = ?", (index + 1,)).fetchone()
+        else:
+            row = self.conn.execute(
+                "SELECT hash FROM merkle_nodes WHERE level = ? AND idx = ?", (level, index)
+            ).fetchone()
+        if row is None:
+            raise StoreError(f"{self.path}: Merkle node ({level}, {index}) is missing")
+        value = row[0]
+        return bytes.fromhex(value) if isinstance(value, str) else bytes(value)
+
+    def root_at(self, size: int) -> bytes:
+        if size == 0:
+            return merkle.EMPTY_ROOT
+        return merkle.root_at(size, self.get_node)
+
+
+class _WriteTx:
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    def __enter__(self) -> None:
+        try:
+            self.ledger.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            raise _locked(e, self.ledger.path) from e
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        conn = self.ledger.conn
+        if exc_type is None:
+            try:
+                conn.execute("COMMIT")
+                return
+            except sqlite3.OperationalError as e:
+                conn.execute("ROLLBACK")
+                raise _locked(e, self.ledger.path) from e
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.OperationalError):
+            raise _locked(exc, self.ledger.path) from exc
+
+
+def root_key_payload(signer: Signer, role: str, agent: str | None = None) -> dict[str, Any]:
+    """The KEY object (SPEC §2.3) for ``signer``'s public key."""
+    return {"key_id": signer.key_id, "name": signer.name, "public_key": signer.public_key_b64,
+            "role": role, "agent": agent}

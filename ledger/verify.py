@@ -1,0 +1,425 @@
+"""Streaming verification of a ledger or an exported file (SPEC §1, §2, §5 ``verify``).
+
+The log is read once, in seq order, in constant memory. For each event: (1) framing and
+canonical form, (2) hash, (3) chain link and seq continuity, (4) ts order, (5) key registered
+at that point, unrevoked and authorized for the type, (6) signature. Signatures are checked on
+worker threads (Ed25519 releases the GIL), batch by batch, while the main thread parses and
+chains the next batch. The RFC 9162 root is accumulated as the events stream by, and every
+complete subtree is compared with the stored Merkle tree.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from ledger import merkle
+from ledger.chain import ChainChecker, Problem, body_bytes, check_canonical_payload, short
+from ledger.encoding import canonical, loads
+from ledger.errors import DecodeError, LedgerError
+from ledger.events import ENVELOPE_VERSION, ZERO_HASH, check_type, decode_payload
+from ledger.signing import b64decode_canonical, event_hash, verify_event_signature
+
+HEX64 = re.compile(r"^[0-9a-f]{64}$")
+HEX32 = re.compile(r"^[0-9a-f]{32}$")
+TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
+ENVELOPE_KEYS = frozenset(
+    {"v", "seq", "id", "ts", "type", "agent", "run", "actor", "payload", "prev", "key", "hash", "sig"}
+)
+BATCH = 1024
+MAX_PROBLEMS = 1000
+VERIFY_THREADS = 2
+
+Row = tuple[Any, ...]
+"""(seq, id, ts, type, agent, run, actor, payload_text, prev, key, hash, sig)."""
+
+
+@dataclass
+class VerifyReport:
+    """The outcome of one verification, shaped as ``verify --json`` (SPEC §5)."""
+
+    events: int = 0
+    head_seq: int = 0
+    head_hash: str = ZERO_HASH
+    root: bytes = merkle.EMPTY_ROOT
+    pinned: bool = False
+    problems: list[Problem] = field(default_factory=list)
+    problem_count: int = 0
+    from_seq: int | None = None
+    origin: str | None = None
+    root_key_id: str | None = None
+    checkpoint: dict[str, Any] | None = None
+    roots: dict[int, bytes] = field(default_factory=dict)
+    """Roots at the sizes asked for with ``want_roots`` (checkpoint and remembered sizes)."""
+
+    @property
+    def ok(self) -> bool:
+        return self.problem_count == 0
+
+    def add(self, problem: Problem) -> None:
+        self.problem_count += 1
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(problem)
+
+    def as_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "ok": self.ok,
+            "events": self.events,
+            "head": {"seq": self.head_seq, "hash": self.head_hash},
+            "root": self.root.hex(),
+            "pinned": self.pinned,
+            "problems": [p.as_dict() for p in sorted(self.problems, key=lambda p: p.seq)],
+        }
+        if self.problem_count > len(self.problems):
+            d["problems_omitted"] = self.problem_count - len(self.problems)
+        if self.from_seq is not None:
+            d["from"] = self.from_seq
+        if self.origin is not None:
+            d["origin"] = self.origin
+        if self.root_key_id is not None:
+            d["root_key_id"] = self.root_key_id
+        if self.checkpoint is not None:
+            d["checkpoint"] = self.checkpoint
+        return d
+
+
+class _RootAccumulator:
+    """RFC 9162 root of a growing leaf sequence in O(log n) memory; reports completed nodes."""
+
+    def __init__(self, on_node: Callable[[int, int, bytes], None] | None = None) -> None:
+        self.stack: list[tuple[int, bytes]] = []  # (level, hash), levels strictly decreasing
+        self.size = 0
+        self.on_node = on_node
+
+    def add(self, leaf: bytes) -> None:
+        level, h, index = 0, leaf, self.size
+        while self.stack and self.stack[-1][0] == level:
+            left = self.stack.pop()[1]
+            h = merkle.node_hash(left, h)
+            level += 1
+            index >>= 1
+            if self.on_node is not None:
+                self.on_node(level, index, h)
+        self.stack.append((level, h))
+        self.size += 1
+
+    def root(self) -> bytes:
+        if not self.stack:
+            return merkle.EMPTY_ROOT
+        acc = self.stack[-1][1]
+        for _, h in reversed(self.stack[:-1]):
+            acc = merkle.node_hash(h, acc)
+        return acc
+
+
+def _check_signatures(batch: list[tuple[int, bytes, bytes, bytes]]) -> list[int]:
+    bad = []
+    for seq, public_key, sig, digest in batch:
+        try:
+            verify_event_signature(public_key=public_key, signature=sig, digest=digest)
+        except LedgerError:
+            bad.append(seq)
+    return bad
+
+
+class Verifier:
+    """Feed rows in seq order with ``feed``; ``finish`` returns the report."""
+
+    def __init__(self, *, trusted: set[str] | None, checker: ChainChecker | None = None,
+                 stored_nodes: Callable[[int, int], bytes | None] | None = None,
+                 progress: Callable[[int], None] | None = None,
+                 want_roots: set[int] | None = None) -> None:
+        self.report = VerifyReport(pinned=bool(trusted))
+        self.want_roots = want_roots or set()
+        self.trusted = trusted
+        self.checker = checker or ChainChecker()
+        self.pool = ThreadPoolExecutor(VERIFY_THREADS, thread_name_prefix="govledger-verify")
+        self.pending: deque[Future[list[int]]] = deque()
+        self.batch: list[tuple[int, bytes, bytes, bytes]] = []
+        self.progress = progress
+        self.stored_nodes = stored_nodes
+        self.acc = _RootAccumulator(self._compare_node if stored_nodes else None)
+        self._tree_problem = False
+
+    def _compare_node(self, level: int, index: int, h: bytes) -> None:
+        assert self.stored_nodes is not None
+        stored = self.stored_nodes(level, index)
+        if stored != h and not self._tree_problem:
+            self._tree_problem = True
+            seq = (index + 1) << level
+            found = "missing" if stored is None else short(stored.hex())
+            self.report.add(Problem(seq, "hash_mismatch",
+                                    f"stored Merkle node ({level}, {index}) is {found}, "
+                                    f"events give {short(h.hex())}"))
+
+    def feed(self, row: Row, line: int | None = None) -> None:
+        seq, id_, ts, type_, agent, run, actor, payload_text, prev, key, hash_, sig = row
+        where_seq = seq if isinstance(seq, int) else self.checker.expected_seq
+        # (1) framing and canonical form
+        try:
+            payload = self._framing(seq, id_, ts, type_, agent, run, actor, payload_text, prev, key,
+                                    hash_, sig)
+        except ValueError as e:
+            self.report.add(Problem(where_seq, "malformed", str(e)))
+            self.checker.expected_seq = where_seq + 1
+            self.checker.prev_hash = hash_ if isinstance(hash_, str) else ZERO_HASH
+            self.report.events += 1
+            return
+        # (2)–(5)
+        body = body_bytes(seq=seq, id=id_, ts=ts, type=type_, agent=agent, run=run, actor=actor,
+                          payload=payload_text, prev=prev, key=key)
+        digest = event_hash(body)
+        before = len(self.checker.problems)
+        signer = self.checker.check(seq=seq, ts=ts, type=type_, agent=agent, payload=payload,
+                                    prev=prev, key=key, hash=hash_, computed_hash=digest.hex())
+        for p in self.checker.problems[before:]:
+            self.report.add(p)
+        del self.checker.problems[:]
+        if seq == 1 and self.trusted is not None and self.checker.root_key_id is not None:
+            if self.checker.root_key_id not in self.trusted:
+                self.report.add(Problem(1, "untrusted_root",
+                                        f"root key {self.checker.root_key_id} is not a trusted key"))
+        self.acc.add(bytes.fromhex(hash_))
+        if self.acc.size in self.want_roots:
+            self.report.roots[self.acc.size] = self.acc.root()
+        self.report.events += 1
+        self.report.head_seq, self.report.head_hash = seq, hash_
+        # (6) the signature, against the stored hash (a wrong hash is already reported)
+        if signer is not None:
+            self.batch.append((seq, signer.public_key, b64decode_canonical(sig), bytes.fromhex(hash_)))
+            if len(self.batch) >= BATCH:
+                self._flush()
+
+    def _framing(self, seq: Any, id_: Any, ts: Any, type_: Any, agent: Any, run: Any, actor: Any,
+                 payload_text: Any, prev: Any, key: Any, hash_: Any, sig: Any) -> Any:
+        if type(seq) is not int or seq < 1:
+            raise ValueError(f"seq must be a positive integer, found {seq!r}")
+        if not isinstance(id_, str) or not id_ or len(id_) > 128:
+            raise ValueError("id must be a non-empty string of at most 128 characters")
+        if not isinstance(ts, str) or not TS.match(ts):
+            raise ValueError(f"ts {ts!r} is not RFC 3339 UTC with six fractional digits and Z")
+        for name, v in (("agent", agent), ("run", run), ("actor", actor)):
+            if v is not None and not isinstance(v, str):
+                raise ValueError(f"{name} must be a string or null")
+        for name, v, rx in (("prev", prev, HEX64), ("hash", hash_, HEX64), ("key", key, HEX32)):
+            if not isinstance(v, str) or not rx.match(v):
+                raise ValueError(f"{name} is not lowercase hex of the right length")
+        if not isinstance(sig, str):
+            raise ValueError("sig is not a string")
+        try:
+            raw_sig = b64decode_canonical(sig, "sig")
+        except DecodeError as e:
+            raise ValueError(e.message) from e
+        if len(raw_sig) != 64:
+            raise ValueError(f"sig is {len(raw_sig)} bytes, want 64")
+        if not isinstance(payload_text, str):
+            raise ValueError("payload is not JSON text")
+        payload = check_canonical_payload(payload_text)
+        try:
+            check_type(type_)
+            decode_payload(type_, payload, "payload")
+        except LedgerError as e:
+            raise ValueError(e.message) from e
+        return payload
+
+    def _flush(self) -> None:
+        if self.batch:
+            self.pending.append(self.pool.submit(_check_signatures, self.batch))
+            if self.progress is not None:
+                self.progress(len(self.batch))
+            self.batch = []
+        while len(self.pending) > 2 * VERIFY_THREADS:
+            self._collect(self.pending.popleft())
+
+    def _collect(self, fut: Future[list[int]]) -> None:
+        for seq in fut.result():
+            self.report.add(Problem(seq, "bad_signature", "signature does not verify with the key registered for it"))
+
+    def finish(self) -> VerifyReport:
+        self._flush()
+        while self.pending:
+            self._collect(self.pending.popleft())
+        self.pool.shutdown()
+        self.report.root = self.acc.root()
+        self.report.origin = self.checker.origin
+        self.report.root_key_id = self.checker.root_key_id
+        self.report.problems.sort(key=lambda p: p.seq)
+        return self.report
+
+
+# --- sources -------------------------------------------------------------------------------
+
+
+def verify_rows(rows: Iterable[Row], *, trusted: set[str] | None = None,
+                progress: Callable[[int], None] | None = None,
+                stored_nodes: Callable[[int, int], bytes | None] | None = None) -> VerifyReport:
+    v = Verifier(trusted=trusted, progress=progress, stored_nodes=stored_nodes)
+    for row in rows:
+        v.feed(row)
+    return v.finish()
+
+
+def rows_from_export(lines: Iterable[bytes]) -> Iterator[Row | Problem]:
+    """Rows from an exported JSON Lines file; a line that cannot be framed is a Problem."""
+    expected = 1
+    for n, raw in enumerate(lines, start=1):
+        if not raw.endswith(b"\n"):
+            yield Problem(expected, "malformed", f"line {n}: no final newline (truncated file?)")
+            return
+        try:
+            env = loads(raw[:-1], f"line {n}")
+            if not isinstance(env, dict):
+                raise DecodeError(f"line {n}: not a JSON object")
+            if set(env) != ENVELOPE_KEYS:
+                missing = sorted(ENVELOPE_KEYS - set(env))
+                extra = sorted(set(env) - ENVELOPE_KEYS)
+                raise DecodeError(f"line {n}: envelope fields: missing {missing}, unexpected {extra}")
+            if env["v"] != ENVELOPE_VERSION:
+                raise DecodeError(f"line {n}: v is {env['v']!r}, expected {ENVELOPE_VERSION}")
+            if canonical(env) + b"\n" != raw:
+                raise DecodeError(f"line {n}: not in canonical form (RFC 8785)")
+            if not isinstance(env["payload"], dict):
+                raise DecodeError(f"line {n}: payload is not an object")
+        except LedgerError as e:
+            seq = expected
+            yield Problem(seq, "malformed", e.message)
+            expected += 1
+            continue
+        payload_text = canonical(env["payload"]).decode("utf-8")
+        seq = env["seq"]
+        expected = (seq if isinstance(seq, int) else expected) + 1
+        yield (seq, env["id"], env["ts"], env["type"], env["agent"], env["run"], env["actor"],
+               payload_text, env["prev"], env["key"], env["hash"], env["sig"])
+
+
+class _StoredTree:
+    """Streams the stored Merkle nodes level by level, in index order, for comparison."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.buffers: dict[int, deque[tuple[int, bytes]]] = {}
+        self.next_idx: dict[int, int] = {}
+
+    def get(self, level: int, index: int) -> bytes | None:
+        buf = self.buffers.setdefault(level, deque())
+        while True:
+            while buf and buf[0][0] < index:
+                buf.popleft()
+            if buf:
+                return buf[0][1] if buf[0][0] == index else None
+            start = self.next_idx.get(level, 0)
+            rows = self.conn.execute(
+                "SELECT idx, hash FROM merkle_nodes WHERE level = ? AND idx >= ? ORDER BY idx LIMIT 4096",
+                (level, max(start, index)),
+            ).fetchall()
+            if not rows:
+                return None
+            buf.extend((int(i), bytes(h)) for i, h in rows)
+            self.next_idx[level] = int(rows[-1][0]) + 1
+
+
+def _wanted(checkpoint: str | None, origin: str | None, use_state: bool) -> set[int]:
+    from ledger.consistency import checkpoint_roots_wanted, remembered_size
+
+    sizes = set()
+    if checkpoint is not None:
+        try:
+            sizes.add(checkpoint_roots_wanted(checkpoint))
+        except LedgerError:
+            pass  # reported as checkpoint_mismatch by check_checkpoint
+    if use_state:
+        n = remembered_size(origin)
+        if n is not None:
+            sizes.add(n)
+    return sizes
+
+
+def verify_ledger(ledger: Any, *, from_seq: int | None = None, trusted: set[str] | None = None,
+                  checkpoint: str | None = None, progress: Callable[[int], None] | None = None,
+                  use_state: bool = False) -> VerifyReport:
+    """Verify a ledger's events (all, or from ``from_seq`` on) and its stored Merkle tree.
+
+    (1) anchor (``--from``), (2) stream and check every event, (3) compare the stored tree,
+    (4) check the checkpoint, (5) check and update the remembered state.
+    """
+    from ledger.consistency import check_checkpoint, check_remembered
+    from ledger.errors import InputError
+
+    size = ledger.size
+    checker = ChainChecker()
+    stored: Callable[[int, int], bytes | None] | None = _StoredTree(ledger.conn).get
+    start = 1
+    # (1)
+    if from_seq is not None and from_seq > 1:
+        if from_seq > size:
+            raise InputError(f"--from {from_seq}: the log has {size} events")
+        for r in ledger.iter_rows(to_seq=from_seq - 1,
+                                  where="type IN ('ledger.created', 'key.registered', 'key.revoked')"):
+            checker._apply_key_event(seq=r[0], type=r[3], payload=loads(r[7]), key=r[9])
+        anchor = ledger.event_at(from_seq - 1)
+        checker.expected_seq, checker.prev_hash, checker.prev_ts = from_seq, anchor.hash, anchor.ts
+        start, stored = from_seq, None
+    origin = _origin_or_none(ledger)
+    v = Verifier(trusted=trusted, checker=checker, stored_nodes=stored, progress=progress,
+                 want_roots=_wanted(checkpoint, origin, use_state and start == 1))
+    if start > 1 and trusted is not None and checker.root_key_id not in trusted:
+        v.report.add(Problem(1, "untrusted_root", f"root key {checker.root_key_id} is not a trusted key"))
+    # (2)
+    for row in ledger.iter_rows(from_seq=start):
+        v.feed(row)
+    report = v.finish()
+    # (3)
+    if start > 1:
+        report.from_seq = start
+        report.root = ledger.root_at(report.head_seq)
+        for n in _wanted(checkpoint, origin, False):
+            if n <= report.head_seq:
+                report.roots[n] = ledger.root_at(n)
+    elif report.head_seq and ledger.root_at(report.head_seq) != report.root:
+        report.add(Problem(report.head_seq, "hash_mismatch",
+                           "the stored Merkle tree's root differs from the events' root"))
+    # (4)
+    if checkpoint is not None:
+        check_checkpoint(report, checkpoint, ledger.keys())
+    # (5)
+    if use_state and start == 1:
+        check_remembered(report)
+    report.problems.sort(key=lambda p: p.seq)
+    return report
+
+
+def _origin_or_none(ledger: Any) -> str | None:
+    try:
+        return str(ledger.origin)
+    except LedgerError:
+        return None
+
+
+def verify_export(stream: Iterable[bytes], *, trusted: set[str] | None = None,
+                  checkpoint: str | None = None, keys: list[dict[str, Any]] | None = None) -> VerifyReport:
+    """Verify an exported JSON Lines file (it must start at seq 1)."""
+    from ledger.consistency import check_checkpoint
+
+    v = Verifier(trusted=trusted, want_roots=_wanted(checkpoint, None, False))
+    for item in rows_from_export(stream):
+        if isinstance(item, Problem):
+            v.report.add(item)
+            v.report.events += 1
+            v.checker.expected_seq += 1
+        else:
+            v.feed(item)
+    report = v.finish()
+    if checkpoint is not None:
+        check_checkpoint(report, checkpoint, _keys_of(v.checker))
+    report.problems.sort(key=lambda p: p.seq)
+    return report
+
+
+def _keys_of(checker: ChainChecker) -> list[dict[str, Any]]:
+    from ledger.signing import b64encode
+
+    return [{"role": k.role, "public_key": b64encode(k.public_key)} for k in checker.keys.values()]

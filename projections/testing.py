@@ -1,0 +1,107 @@
+"""Helpers to fold hand-built event sequences without a store: for tests of projections.
+
+``Events`` builds unsigned but well-formed ``Event`` objects (real ``prev``/``hash`` chain, a
+dummy key and signature) and is itself an ``EventSource`` for the replay driver, so a test can
+write the offending sequence of a governance check in a few lines and fold it in memory::
+
+    ev = Events()
+    ev.add("agent.registered", agent="a1", **contract())
+    ev.add("run.submitted", agent="a1", run="r1", ...)
+    db = replay(ev)
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlite_utils import Database
+
+from ledger.encoding import canonical
+from ledger.events import ZERO_HASH, Event, decode_payload, format_ts
+from projections.driver import catch_up
+
+DIGEST = "ab" * 32
+START = datetime(2026, 11, 21, 10, 0, 0, tzinfo=UTC)
+
+
+class Events:
+    """A growing list of events, one second apart from ``START``; an ``EventSource``."""
+
+    def __init__(self, start: datetime = START, step: timedelta = timedelta(seconds=1)) -> None:
+        self.events: list[Event] = []
+        self._t = start
+        self._step = step
+
+    def add(
+        self,
+        type: str,
+        *,
+        agent: str | None = None,
+        run: str | None = None,
+        actor: str | None = None,
+        at: datetime | None = None,
+        **payload: Any,
+    ) -> Event:
+        """Append one event (its payload is validated as the store would); return it."""
+        payload = {k.rstrip("_"): v for k, v in payload.items()}
+        decode_payload(type, payload)
+        if at is not None:
+            self._t = max(self._t, at)
+        seq = len(self.events) + 1
+        prev = self.events[-1].hash if self.events else ZERO_HASH
+        body = {
+            "v": 1, "seq": seq, "id": f"e{seq}", "ts": format_ts(self._t), "type": type,
+            "agent": agent, "run": run, "actor": actor, "payload": payload, "prev": prev,
+            "key": "0" * 32,
+        }  # fmt: skip
+        h = hashlib.sha256(b"\x00" + canonical(body)).hexdigest()
+        event = Event(seq, f"e{seq}", body["ts"], type, agent, run, actor, payload, prev,
+                      "0" * 32, h, "")  # fmt: skip
+        self.events.append(event)
+        self._t += self._step
+        return event
+
+    def iter_events(self, from_seq: int = 1, to_seq: int | None = None) -> Iterator[Event]:
+        stop = len(self.events) if to_seq is None else min(to_seq, len(self.events))
+        return iter(self.events[from_seq - 1 : stop])
+
+    def head(self) -> tuple[int, str]:
+        return (len(self.events), self.events[-1].hash if self.events else ZERO_HASH)
+
+    def hash_at(self, seq: int) -> str:
+        return self.events[seq - 1].hash
+
+    def prefix(self, n: int) -> Events:
+        """A log holding only the first ``n`` events."""
+        other = Events()
+        other.events = self.events[:n]
+        return other
+
+
+def contract(
+    *,
+    tier: int = 2,
+    allowed: tuple[str, ...] = ("read", "write"),
+    forbidden: tuple[str, ...] = ("payment",),
+    threshold_bp: int = 7000,
+    version: str = "1",
+) -> dict[str, Any]:
+    """An ``agent.registered`` payload."""
+    return {
+        "owner": "team",
+        "version": version,
+        "initial_tier": tier,
+        "allowed_side_effects": list(allowed),
+        "forbidden_actions": list(forbidden),
+        "confidence_threshold_bp": threshold_bp,
+    }
+
+
+def replay(source: Events, db: Database | None = None, batch: int = 20_000) -> Database:
+    """Fold ``source`` into ``db`` (default: a fresh in-memory database); return it."""
+    db = db if db is not None else Database(memory=True)
+    catch_up(source, db, batch=batch)
+    return db
