@@ -47,8 +47,7 @@ def _text(data: str | bytes, where: str) -> str:
     except UnicodeEncodeError as e:
         raise CheckpointError(f"{where}: lone surrogate at offset {e.start}") from e
     if m := _CONTROL.search(data):
-        code = ord(m.group())
-        raise CheckpointError(f"{where}: control character U+{code:04X} at offset {m.start()}")
+        raise CheckpointError(f"{where}: control character U+{ord(m[0]):04X} at offset {m.start()}")
     return data
 
 
@@ -264,9 +263,9 @@ def verify_checkpoint(note: str | bytes, verifier: Verifier | str) -> Checkpoint
     return cp
 
 
-def _check_note_syntax(note: str, where: str) -> None:
-    text, _ = _split_note(note, where)
-    parse_checkpoint(text)
+def parse_unverified_checkpoint(note: str | bytes, where: str = "checkpoint note") -> Checkpoint:
+    """Parse a checkpoint note's syntax WITHOUT checking any signature (e.g. to pick keys)."""
+    return parse_checkpoint(_split_note(note, where)[0])
 
 
 def _hash_lines(lines: Sequence[str], first: int, where: str) -> list[bytes]:
@@ -334,7 +333,7 @@ def parse_tlog_proof(text: str | bytes) -> TlogProof:
         raise CheckpointError(f"tlog-proof line {n + 1}: want 'index <N>'")
     index = _decimal(lines[n].removeprefix("index "), f"tlog-proof line {n + 1}: index")
     proof = _hash_lines(lines[n + 1 :], n + 2, "tlog-proof")
-    _check_note_syntax(note, "tlog-proof checkpoint")
+    parse_unverified_checkpoint(note, "tlog-proof checkpoint")
     return TlogProof(extra=extra, index=index, proof=proof, checkpoint_note=note)
 
 
@@ -396,5 +395,5 @@ def parse_witness_request(text: str | bytes) -> WitnessRequest:
         raise CheckpointError(f"witness request line 1: {_short(lines[0])} is not 'old <N>'")
     old_size = _decimal(lines[0].removeprefix("old "), "witness request line 1: old size")
     proof = _hash_lines(lines[1:], 2, "witness request")
-    _check_note_syntax(note, "witness request checkpoint")
+    parse_unverified_checkpoint(note, "witness request checkpoint")
     return WitnessRequest(old_size=old_size, proof=proof, checkpoint_note=note)

@@ -23,7 +23,12 @@ from typing import Any
 
 from ledger.chain import Problem, short
 from ledger.checkpoint import Verifier as NoteVerifier
-from ledger.checkpoint import compute_key_id, open_note, parse_checkpoint
+from ledger.checkpoint import (
+    compute_key_id,
+    open_note,
+    parse_checkpoint,
+    parse_unverified_checkpoint,
+)
 from ledger.errors import CheckpointError, InputError
 from ledger.signing import b64decode_canonical
 
@@ -60,10 +65,7 @@ def governor_verifiers(origin: str, keys: list[dict[str, Any]]) -> list[NoteVeri
 
 def checkpoint_roots_wanted(note: str) -> int:
     """The size a checkpoint commits to (parsed without checking the signature)."""
-    from ledger.checkpoint import _split_note
-
-    text, _ = _split_note(note, "checkpoint")
-    return parse_checkpoint(text).size
+    return parse_unverified_checkpoint(note, "checkpoint").size
 
 
 def check_checkpoint(report: Any, note: str, keys: list[dict[str, Any]]) -> None:

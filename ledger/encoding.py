@@ -129,7 +129,9 @@ def loads(text: str | bytes, where: str = "input") -> Any:
     try:
         value, end = _decoder.raw_decode(text.strip(" \t\r\n"))
     except json.JSONDecodeError as e:
-        raise DecodeError(f"{where}: invalid JSON: {e.msg} at column {e.colno}") from e
+        raise DecodeError(
+            f"{where}: invalid JSON: {e.msg.removesuffix(' at')} at column {e.colno}"
+        ) from e
     except ValueError as e:
         raise DecodeError(f"{where}: invalid JSON: {e}") from e
     except RecursionError as e:

@@ -17,6 +17,9 @@ Three layers, all on bytes (no SQL here, so an offline verifier can reuse them):
    - one query per proof: ``root_plan`` / ``inclusion_plan`` / ``consistency_plan`` return a
      ``ProofPlan`` whose ``node_ids`` the store fetches at once (``WHERE (level, idx) IN ...``,
      level 0 from the leaf table), then ``plan.assemble(nodes)`` builds the hashes.
+
+   Asking for a proof outside the tree (index >= size, size1 > size2) is a caller bug and
+   raises ``ValueError``; only verification failures are ``ProofError``.
 """
 
 from __future__ import annotations

@@ -41,7 +41,9 @@ META = Table(
 class EventSource(Protocol):
     """What the driver needs from a log (``ledger.store.Ledger`` is one)."""
 
-    def iter_events(self, from_seq: int = 1, to_seq: int | None = None) -> Iterator[Event]: ...
+    def iter_events(
+        self, *, from_seq: int = 1, to_seq: int | None = None
+    ) -> Iterator[Event]: ...
 
     def head(self) -> tuple[int, str]: ...
 
@@ -206,7 +208,7 @@ def _apply_range(
         states[p.name] = p.start(db, {d: states[d] for d in p.depends_on})
     behind = [(p, states[p.name], pos[p.name].last_seq) for p in projs]
     last_hash = ""
-    for event in source.iter_events(from_seq, to_seq):
+    for event in source.iter_events(from_seq=from_seq, to_seq=to_seq):
         payload = event.decoded()
         for p, state, last in behind:
             if event.seq > last:

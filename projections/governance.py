@@ -82,7 +82,8 @@ def grant_verdict(
     ``grants`` holds ``(seq, expires_at)`` per grant naming the tool (``expires_at`` normalized,
     None for no expiry). Returns ``(None, seq of a live grant)`` when one covers the call at
     ``ts``, ``(GRANT_EXPIRED, seq of the newest expired grant)`` when all have expired (a grant
-    is expired from its ``expires_at`` on), ``(TOOL_OUTSIDE_GRANT, None)`` when none names it.
+    is expired from its ``expires_at`` on), ``(TOOL_OUTSIDE_GRANT, None)`` when none names it (the caller cites the run's
+    latest grant, if any, as evidence).
     """
     if not grants:
         return TOOL_OUTSIDE_GRANT, None

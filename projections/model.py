@@ -47,6 +47,8 @@ class Run:
     """Latest expiry among the approvals (normalized); None with approvals > 0 means none expire."""
     rejected_seq: int | None = None
     grants: int = 0
+    granted_seq: int | None = None
+    """The latest ``capability.granted`` of the run."""
     started_seq: int | None = None
     started_ts: str | None = None
     ended_seq: int | None = None

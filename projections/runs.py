@@ -220,6 +220,7 @@ class RunsProjection(Projection[RunsState]):
             case RunRejected():
                 if run is not None:
                     _transition(state, event, run)
+                    _end(run, seq, ts)
                     run.rejected_seq = seq
             case CapabilityGranted():
                 if run is not None:
@@ -228,6 +229,7 @@ class RunsProjection(Projection[RunsState]):
                     for tool in payload.tools:
                         gm.setdefault(tool, []).append((seq, expires))
                     run.grants += 1
+                    run.granted_seq = seq
                     state.grants.append(
                         (seq, run.run, event.agent, canonical(payload.tools).decode(),
                          canonical(payload.capabilities).decode(), expires,
@@ -373,7 +375,7 @@ def _check_approval(state: RunsState, event: Event, run: Run, agent: Agent | Non
     live = run.approvals > 0 and (run.approval_until is None or event.ts < run.approval_until)
     if live or run.unapproved_seq is not None:
         return
-    run.unapproved_seq = event.seq
+    pass
     if run.approvals > 0:
         detail = f"the approval at seq {run.approved_seq} expired at {run.approval_until}"
         evidence = run.approved_seq
@@ -394,7 +396,7 @@ def _check_tool(
 ) -> None:
     kind, evidence = g.grant_verdict(state.grant_map(run.run).get(p.tool, []), event.ts)
     if kind == g.TOOL_OUTSIDE_GRANT:
-        _find(state, event, run, agent, kind, evidence,
+        _find(state, event, run, agent, kind, run.granted_seq,
               f"tool {p.tool!r} is in no capability.granted of run {run.run!r}")
     elif kind == g.GRANT_EXPIRED:
         _find(state, event, run, agent, kind, evidence,

@@ -64,7 +64,7 @@ class Events:
         self._t += self._step
         return event
 
-    def iter_events(self, from_seq: int = 1, to_seq: int | None = None) -> Iterator[Event]:
+    def iter_events(self, *, from_seq: int = 1, to_seq: int | None = None) -> Iterator[Event]:
         stop = len(self.events) if to_seq is None else min(to_seq, len(self.events))
         return iter(self.events[from_seq - 1 : stop])
 

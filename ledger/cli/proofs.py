@@ -1,0 +1,102 @@
+"""Transparency-log commands: checkpoint, prove, verify-proof (SPEC §4, §5)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ledger.cli.context import Context, echo_json, json_option, pass_ctx
+from ledger.errors import InputError
+from ledger.proofs import prove_inclusion, sign_current_checkpoint, verify_event_proof, witness_request
+
+
+def _write(text: str, output: str | None) -> None:
+    if output is None or output == "-":
+        click.echo(text, nl=False)
+        return
+    tmp = Path(output + ".partial")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(output)
+    click.echo(f"wrote {output}", err=True)
+
+
+def _read(path: str, what: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"{what}: cannot read {path} ({e})") from e
+
+
+@click.command()
+@click.option("--signer", required=True, help="Governor key that signs the checkpoint.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE.")
+@pass_ctx
+def checkpoint(ctx: Context, signer: str, output: str | None) -> None:
+    """Sign a C2SP checkpoint of the log as it is now, and print it.
+
+    Keep it somewhere the operator cannot write: later, `govledger verify --checkpoint FILE`
+    detects truncation, rewriting and forks against it.
+    """
+    _write(sign_current_checkpoint(ctx.ledger(), ctx.signer(signer)), output)
+
+
+@click.command()
+@click.argument("seq", type=click.IntRange(min=1), required=False)
+@click.option("--signer", help="Sign a fresh checkpoint at the current size with this governor key.")
+@click.option("--consistency", "old_checkpoint", type=click.Path(dir_okay=False),
+              help="Print the C2SP tlog-witness body proving the log extends this checkpoint.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE.")
+@pass_ctx
+def prove(ctx: Context, seq: int | None, signer: str | None, old_checkpoint: str | None,
+          output: str | None) -> None:
+    """Inclusion proof of event SEQ (a C2SP tlog-proof), or a consistency proof.
+
+    The proof embeds the latest stored checkpoint covering SEQ (signing one with `root` when
+    none does) and the event's canonical body, so anyone verifies it offline with
+    `govledger verify-proof FILE --vkey VKEY` (get the vkey with `govledger keys vkey NAME`).
+    """
+    ledger = ctx.ledger()
+    if old_checkpoint is not None:
+        if seq is not None:
+            raise InputError("give SEQ or --consistency, not both")
+        note = _read(old_checkpoint, "--consistency")
+        _write(witness_request(ledger, note, signer=ctx.signer(signer or "root")), output)
+        return
+    if seq is None:
+        raise InputError("missing SEQ (or --consistency FILE)")
+    if signer is not None:
+        text = prove_inclusion(ledger, seq, fresh_signer=ctx.signer(signer))
+    else:
+        from ledger.proofs import latest_checkpoint
+
+        root = None if latest_checkpoint(ledger, seq) else ctx.signer("root")
+        text = prove_inclusion(ledger, seq, root_signer=root)
+    _write(text, output)
+
+
+@click.command(name="verify-proof")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--vkey", required=True, help="The log's C2SP verifier key (govledger keys vkey NAME).")
+@json_option
+def verify_proof(file: str, vkey: str, as_json: bool) -> None:
+    """Verify an inclusion proof offline: no database needed.
+
+    Checks the checkpoint signature against VKEY, the Merkle inclusion proof against the
+    checkpoint's root, and that the embedded event body is the event at that index.
+    Exit 1 when anything fails.
+    """
+    text = click.get_text_stream("stdin").read() if file == "-" else _read(file, "proof")
+    proven = verify_event_proof(text, vkey=vkey)
+    body = proven.body
+    if as_json:
+        echo_json({"ok": True, "seq": body["seq"], "type": body["type"], "hash": proven.hash,
+                   "origin": proven.checkpoint.origin, "size": proven.checkpoint.size,
+                   "root": proven.checkpoint.root.hex(), "event": body})
+        return
+    click.echo(f"ok: seq {body['seq']} ({body['type']}, {body['ts']}) is in {proven.checkpoint.origin} "
+               f"at size {proven.checkpoint.size}")
+    click.echo(f"event hash {proven.hash}")
+
+
+COMMANDS = [checkpoint, prove, verify_proof]

@@ -1,0 +1,308 @@
+"""``govledger runs``, ``metrics``, ``replay``: audit runs and agents from the read models.
+
+SPEC §3, §5; issue 3. Every command first catches the stored read models up with the log
+(cheap when nothing is new); ``--at-seq N`` / ``--as-of TS`` instead build the state as it stood
+then in a scratch database, leaving the stored read models untouched.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+from sqlite_utils import Database
+
+from ledger.chain import body_bytes, short
+from ledger.cli.context import (
+    Context,
+    at_options,
+    echo_json,
+    json_option,
+    pass_ctx,
+    print_table,
+    resolve_at,
+    stdout_console,
+)
+from ledger.errors import InputError, LedgerError
+from ledger.events import authorize, normalize_time
+from ledger.exporting import summarize
+from ledger.signing import b64decode_canonical, event_hash, verify_event_signature
+from ledger.store import Ledger, row_to_event
+from projections import registered
+from projections.check import check
+from projections.driver import build_at, catch_up, positions
+from projections.queries import AgentMetrics, RunView, agent_metrics, get_run, list_runs
+
+STATES = ("submitted", "approved", "rejected", "running", "completed", "failed", "cancelled")
+
+
+@contextmanager
+def read_models(ledger: Ledger, at: int | None) -> Iterator[tuple[Database, int]]:
+    """The read models at seq ``at`` (None: now) and that seq: the stored ones, caught up, or a
+    scratch build for time travel."""
+    size, _ = ledger.head()
+    if at is None or at >= size:
+        catch_up(ledger, ledger.db)
+        yield ledger.db, size
+        return
+    with build_at(ledger, at) as db:
+        yield db, at
+
+
+def _time(value: str | None, option: str) -> str | None:
+    return None if value is None else normalize_time(value, option)
+
+
+@click.group()
+def runs() -> None:
+    """Audit runs: state, timeline, findings (read models rebuilt by replay)."""
+
+
+@runs.command("list")
+@click.option("--agent", help="Only this agent's runs.")
+@click.option("--status", type=click.Choice(STATES), help="Only runs in this state.")
+@click.option("--since", metavar="TS", help="Runs that began at or after this time (RFC 3339).")
+@click.option("--until", metavar="TS", help="Runs that began at or before this time (RFC 3339).")
+@click.option("--non-compliant", is_flag=True,
+              help="Only runs that ended non-compliant or already hold a warning or critical finding.")  # fmt: skip
+@click.option("--limit", type=click.IntRange(min=1), help="At most N runs.")
+@at_options
+@json_option
+@pass_ctx
+def runs_list(ctx: Context, agent: str | None, status: str | None, since: str | None,
+              until: str | None, non_compliant: bool, limit: int | None, at_seq: int | None,
+              as_of: str | None, as_json: bool) -> None:  # fmt: skip
+    """List runs in the order they began (``--json``: one run per line)."""
+    ledger = ctx.ledger()
+    with read_models(ledger, resolve_at(ledger, at_seq, as_of)) as (db, _):
+        views = list_runs(db, agent=agent, status=status, since=_time(since, "--since"),
+                          until=_time(until, "--until"), non_compliant=non_compliant,
+                          limit=limit)  # fmt: skip
+    if as_json:
+        for v in views:
+            echo_json(v.as_json())
+        return
+    print_table(
+        None,
+        ["run", "agent", "state", "compliant", "findings", "began", "tools", "cost µ$"],
+        [[v.run, v.row["agent"], v.row["state"], "yes" if v.row["compliant"] else "no",
+          _findings_cell(v), v.row["first_ts"], v.row["tool_calls"], v.row["cost_micro_usd"]]
+         for v in views],
+    )  # fmt: skip
+
+
+def _findings_cell(v: RunView) -> str:
+    return ", ".join(f"{f.kind}@{f.seq}" for f in v.findings) or "-"
+
+
+@runs.command("show")
+@click.argument("run")
+@at_options
+@json_option
+@pass_ctx
+def runs_show(ctx: Context, run: str, at_seq: int | None, as_of: str | None,
+              as_json: bool) -> None:  # fmt: skip
+    """One run: state, totals, timeline (seq, time, type, summary), findings, and whether its
+    events verify (hash, chain link, key and signature of each)."""
+    ledger = ctx.ledger()
+    with read_models(ledger, resolve_at(ledger, at_seq, as_of)) as (db, at):
+        view = get_run(db, run)
+    if view is None:
+        raise InputError(f"no run {run!r} in the ledger" + (f" at seq {at}" if at_seq or as_of else ""))
+    rows = list(ledger.iter_rows(to_seq=at, where="run = ?", params=[run]))
+    problems = check_events(ledger, rows)
+    timeline = [row_to_event(r) for r in rows]
+    if as_json:
+        out = view.as_json()
+        out["timeline"] = [{"seq": e.seq, "ts": e.ts, "type": e.type, "agent": e.agent,
+                            "summary": summarize(e)} for e in timeline]  # fmt: skip
+        out["verified"] = not problems
+        out["problems"] = problems
+        echo_json(out)
+        return
+    r = view.row
+    console = stdout_console()
+    console.print(f"[bold]run {run}[/bold]  agent {r['agent']}  state {r['state']}  "
+                  f"{'compliant' if r['compliant'] else 'NOT compliant'}")  # fmt: skip
+    console.print(f"events {r['events']} (seq {r['first_seq']}–{r['last_seq']})  "
+                  f"duration {r['duration_ms'] if r['duration_ms'] is not None else '-'} ms  "
+                  f"tools {r['tool_calls']} ({r['tool_errors']} errors)  "
+                  f"tokens {r['tokens_in']}/{r['tokens_out']}  cost {r['cost_micro_usd']} µ$")  # fmt: skip
+    print_table("timeline", ["seq", "ts", "type", "summary"],
+                [[e.seq, e.ts, e.type, summarize(e)] for e in timeline])  # fmt: skip
+    if view.findings:
+        print_table("findings", ["seq", "kind", "severity", "evidence", "detail"],
+                    [[f.seq, f.kind, f.severity, f.evidence_seq or "-", f.detail]
+                     for f in view.findings])  # fmt: skip
+    else:
+        console.print("findings: none")
+    for a in view.anomalies:
+        console.print(f"anomaly: seq {a['seq']} {a['type']}: {a['from']} → {a['to']} is not a legal transition")
+    if problems:
+        console.print(f"events verify: NO: {problems[0]['detail']}"
+                      + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))  # fmt: skip
+    else:
+        console.print(f"events verify: yes ({len(rows)} events: hash, chain link, key, signature)")
+
+
+def check_events(ledger: Ledger, rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """Check each event on its own: hash, link to the stored hash of seq − 1, key registered
+    and unrevoked at that point and authorized for the type, signature. (``verify`` checks the
+    whole log; this is the quick check of one run's events.)"""
+    keys = {k["key_id"]: k for k in ledger.keys()}
+    out: list[dict[str, Any]] = []
+    for seq, id_, ts, type_, agent, run, actor, payload, prev, key_id, hash_, sig in rows:
+        computed = event_hash(body_bytes(seq=seq, id=id_, ts=ts, type=type_, agent=agent,
+                                         run=run, actor=actor, payload=payload, prev=prev,
+                                         key=key_id)).hex()  # fmt: skip
+        expected_prev = ledger.hash_at(seq - 1)
+        k = keys.get(key_id)
+        problem: tuple[str, str] | None = None
+        if computed != hash_:
+            problem = ("hash_mismatch", f"stored hash {short(hash_)}, computed {short(computed)}")
+        elif prev != expected_prev:
+            problem = ("chain_broken", f"prev is {short(prev)}, expected {short(expected_prev)}")
+        elif k is None or k["registered_seq"] > seq:
+            problem = ("unknown_key", f"key {key_id} is not registered at this point of the log")
+        elif k["revoked_seq"] is not None and seq > k["revoked_seq"]:
+            problem = ("revoked_key", f"key {k['name']} was revoked at seq {k['revoked_seq']}")
+        elif why := authorize(role=k["role"], key_agent=k["agent"], event_type=type_, agent=agent):
+            problem = ("unauthorized", why)
+        else:
+            try:
+                verify_event_signature(public_key=b64decode_canonical(k["public_key"]),
+                                       signature=b64decode_canonical(sig),
+                                       digest=bytes.fromhex(hash_))  # fmt: skip
+            except LedgerError as e:
+                problem = ("bad_signature", e.message)
+        if problem is not None:
+            out.append({"seq": seq, "kind": problem[0], "detail": f"seq {seq}: {problem[0]}: {problem[1]}"})
+    return out
+
+
+@click.command()
+@click.option("--agent", help="Only this agent.")
+@at_options
+@json_option
+@pass_ctx
+def metrics(ctx: Context, agent: str | None, at_seq: int | None, as_of: str | None,
+            as_json: bool) -> None:  # fmt: skip
+    """Agent metrics: runs, compliance and streaks, violations, tokens, cost, failure classes
+    (``--json``: one agent per line)."""
+    ledger = ctx.ledger()
+    with read_models(ledger, resolve_at(ledger, at_seq, as_of)) as (db, at):
+        ms = agent_metrics(db, agent)
+    if agent is not None and not ms:
+        raise InputError(f"no agent {agent!r} in the ledger" + (f" at seq {at}" if at_seq or as_of else ""))
+    if as_json:
+        for m in ms:
+            echo_json(m.as_json())
+        return
+    print_table(
+        None,
+        ["agent", "tier", "runs", "done/failed/cancelled", "compliant", "streak (best)",
+         "violations", "tokens in/out", "cost µ$"],
+        [[m.agent, _tier(m), m.runs, f"{m.completed}/{m.failed}/{m.cancelled}", m.compliant_runs,
+          f"{m.current_streak} ({m.best_streak})", _violations(m), f"{m.tokens_in}/{m.tokens_out}",
+          m.cost_micro_usd] for m in ms],
+    )  # fmt: skip
+
+
+def _tier(m: AgentMetrics) -> str:
+    if not m.registered:
+        return "unregistered"
+    return f"T{m.tier}" + (f" (effective T{m.effective_tier})" if m.effective_tier != m.tier else "")
+
+
+def _violations(m: AgentMetrics) -> str:
+    return ", ".join(f"{k} {n}" for k, n in sorted(m.violations.items())) or "-"
+
+
+@click.command()
+@at_options
+@click.option("--check", "check_only", is_flag=True,
+              help="Compare a fresh replay with the stored read models; exit 1 when they differ.")  # fmt: skip
+@json_option
+@pass_ctx
+def replay(ctx: Context, at_seq: int | None, as_of: str | None, check_only: bool,
+           as_json: bool) -> None:  # fmt: skip
+    """Rebuild the read models from the log.
+
+    Without options, drops and rebuilds the stored read models. ``--at-seq``/``--as-of`` build
+    them as they stood then, in a scratch database, and print a summary. ``--check`` audits the
+    stored read models without changing them: a row edited behind govledger's back is reported.
+    """
+    ledger = ctx.ledger()
+    at = resolve_at(ledger, at_seq, as_of)
+    if check_only:
+        if at is not None:
+            raise InputError("--check compares the stored read models; it takes no --at-seq/--as-of")
+        _check(ledger, as_json)
+        return
+    started = time.perf_counter()
+    if at is None:
+        progress = catch_up(ledger, ledger.db, rebuild=True)
+        seconds = time.perf_counter() - started
+        summary = _summary(ledger.db)
+        out = {"rebuilt": True, "seconds": round(seconds, 3),
+               "projections": [{"name": p.name, "last_seq": p.to_seq} for p in progress], **summary}  # fmt: skip
+    else:
+        with build_at(ledger, at) as db:
+            summary = _summary(db)
+            pos = positions(db)
+        out = {"rebuilt": False, "at_seq": at,
+               "projections": [{"name": n, "last_seq": p.last_seq} for n, p in pos.items()],
+               **summary}  # fmt: skip
+    if as_json:
+        echo_json(out)
+        return
+    where = "stored read models rebuilt" if at is None else f"state at seq {at} (scratch, stored read models untouched)"
+    events = max((p["last_seq"] for p in out["projections"]), default=0)
+    rate = f" in {out['seconds']} s" if at is None else ""
+    click.echo(f"{where}: {events} events{rate}")
+    click.echo(f"runs {summary['runs_total']} ({_counts(summary['runs'])}), agents {summary['agents']}, "
+               f"findings {summary['findings_total']} ({_counts(summary['findings'])})")  # fmt: skip
+
+
+def _counts(d: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in d.items()) or "none"
+
+
+def _summary(db: Database) -> dict[str, Any]:
+    runs_by_state = dict(db.execute("SELECT state, count(*) FROM runs GROUP BY state ORDER BY state").fetchall())
+    findings = dict(db.execute("SELECT severity, count(*) FROM findings GROUP BY severity ORDER BY severity").fetchall())
+    return {
+        "runs": runs_by_state,
+        "runs_total": sum(runs_by_state.values()),
+        "agents": db.execute("SELECT count(*) FROM agents").fetchone()[0],
+        "findings": findings,
+        "findings_total": sum(findings.values()),
+    }
+
+
+def _check(ledger: Ledger, as_json: bool) -> None:
+    differences = check(ledger, ledger.db)
+    pos = positions(ledger.db)
+    size, _ = ledger.head()
+    projs = [{"name": p.name, "stored": p.name in pos,
+              "last_seq": pos[p.name].last_seq if p.name in pos else None} for p in registered()]  # fmt: skip
+    if as_json:
+        echo_json({"ok": not differences, "events": size, "projections": projs,
+                   "differences": [d.as_json() for d in differences]})  # fmt: skip
+    elif differences:
+        click.echo(f"read models differ from the log: {differences[0]}"
+                   + (f" (and {len(differences) - 1} more)" if len(differences) > 1 else ""))  # fmt: skip
+        for d in differences[1:]:
+            click.echo(f"  {d}")
+    else:
+        checked = [f"{p['name']} at seq {p['last_seq']}" for p in projs if p["stored"]]
+        click.echo("ok: read models match a fresh replay (" + (", ".join(checked) or "none stored yet") + ")")
+    if differences:
+        sys.exit(1)
+
+
+COMMANDS = [runs, metrics, replay]

@@ -1,0 +1,158 @@
+"""Governance policy: the TOML document, its validated model, version and digest (issue 4).
+
+A policy is written in TOML and recorded in the log as a ``policy.set`` event whose ``document``
+is the TOML content as a JSON object (integers only) and whose ``digest`` is SHA-256 of its
+RFC 8785 bytes. The policy in force at seq N is the one of the last ``policy.set`` at or before
+N; before any, the shipped default (``default_policy.toml``) with version 0. Field by field
+documentation: docs/policy.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ledger.encoding import canonical
+from ledger.errors import LedgerError, PolicyError
+
+Bp = Annotated[int, Field(ge=0, le=10000)]
+NonNeg = Annotated[int, Field(ge=0)]
+Positive = Annotated[int, Field(ge=1)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+class Compliance(_Section):
+    noncompliant_severities: list[Literal["info", "warning", "critical"]] = ["warning", "critical"]
+    """A run is compliant when it completed with no finding of these severities."""
+
+
+class TierCriteria(_Section):
+    min_compliant_runs: NonNeg = 0
+    """Compliant runs the agent must have in total."""
+    min_streak: NonNeg = 0
+    """Consecutive compliant runs, ending with the latest finished run."""
+    max_violation_rate_bp: Bp = 10000
+    """Non-compliant share of the last ``window_runs`` finished runs, at most."""
+    window_runs: Positive = 20
+    min_seconds_at_tier: NonNeg = 0
+    """Log time (event ``ts``) spent at the current tier."""
+
+
+class Demotion(_Section):
+    window_runs: Positive = 10
+    max_violations: NonNeg = 3
+    """Demote when more than this many of the last ``window_runs`` finished runs are non-compliant."""
+    by: Annotated[int, Field(ge=1, le=4)] = 1
+
+
+class Revocation(_Section):
+    on_critical: bool = True
+
+
+class Corrections(_Section):
+    threshold: Positive = 3
+    similarity_bp: Bp = 3000
+    max_examples: Positive = 3
+
+
+class Reliability(_Section):
+    tool_loop_repeats: Annotated[int, Field(ge=2)] = 3
+    run_cost_cap_micro_usd: NonNeg = 5_000_000
+    agent_daily_cost_cap_micro_usd: NonNeg = 50_000_000
+    quality_window_runs: Annotated[int, Field(ge=2)] = 5
+    quality_drop_bp: Bp = 1500
+    failure_repeat: Annotated[int, Field(ge=2)] = 3
+
+
+class PolicyDocument(_Section):
+    """The policy, validated. Unknown fields are refused, so a typo never silently weakens it."""
+
+    human_approval_from_tier: Annotated[int, Field(ge=1, le=5)] = 3
+    """Promotions into this tier and above need ``tiers apply --approve AGENT`` (5: never)."""
+    cooldown_seconds: NonNeg = 86400
+    compliance: Compliance = Compliance()
+    promotion: dict[Literal["T1", "T2", "T3", "T4"], TierCriteria]
+    demotion: Demotion = Demotion()
+    revocation: Revocation = Revocation()
+    corrections: Corrections = Corrections()
+    reliability: Reliability = Reliability()
+
+    def criteria_for(self, tier: int) -> TierCriteria | None:
+        """Criteria to be promoted into ``tier`` (None: no promotion into it)."""
+        return self.promotion.get(f"T{tier}")  # type: ignore[call-overload]
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A policy as in force: its document, version (0 = shipped default) and digest."""
+
+    version: int
+    digest: str
+    document: dict[str, Any]
+    rules: PolicyDocument
+    seq: int = 0
+    """Seq of the ``policy.set`` that recorded it (0 for the default)."""
+
+
+def digest_of(document: dict[str, Any]) -> str:
+    """SHA-256 hex of the RFC 8785 bytes of ``document`` (SPEC §2.4 ``policy.set``)."""
+    return hashlib.sha256(canonical(document, "policy")).hexdigest()
+
+
+def validate(document: Any, where: str = "policy") -> PolicyDocument:
+    if not isinstance(document, dict):
+        raise PolicyError(f"{where}: must be a table / JSON object")
+    try:
+        canonical(document, where)
+    except LedgerError as e:
+        raise PolicyError(e.message) from e
+    try:
+        return PolicyDocument.model_validate(document)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        more = f" (and {len(e.errors()) - 1} more)" if len(e.errors()) > 1 else ""
+        raise PolicyError(f"{where}: {loc}: {err['msg']}{more}") from e
+
+
+def load_toml(text: str, where: str = "policy") -> dict[str, Any]:
+    """Parse TOML into a JSON object with integers only (no floats, no dates)."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise PolicyError(f"{where}: invalid TOML: {e}") from e
+    validate(doc, where)
+    return doc
+
+
+def read_policy_file(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise PolicyError(f"{p}: cannot read policy file ({e})") from e
+    return load_toml(text, str(p))
+
+
+def default_document() -> dict[str, Any]:
+    text = resources.files("projections").joinpath("default_policy.toml").read_text("utf-8")
+    return load_toml(text, "default policy")
+
+
+def make_policy(document: dict[str, Any], *, version: int, seq: int = 0) -> Policy:
+    return Policy(version=version, digest=digest_of(document), document=document,
+                  rules=validate(document), seq=seq)
+
+
+def default_policy() -> Policy:
+    """The shipped default, version 0."""
+    return make_policy(default_document(), version=0)

@@ -1,0 +1,164 @@
+"""Shared fixtures: real key files, real SQLite ledgers in ``tmp_path``, a realistic workload.
+
+Every test runs with ``GOVLEDGER_STATE`` (verify's remembered state) and ``GOVLEDGER_KEYS``
+pointed into its own temporary directory, so nothing touches the home directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from ledger.keys import KeyRing, Signer
+from ledger.store import Draft, Ledger, root_key_payload
+
+settings.register_profile(
+    "default",
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+settings.register_profile(
+    "ci",
+    max_examples=20,
+    deadline=None,
+    derandomize=True,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+settings.load_profile("ci" if os.environ.get("CI") else "default")
+
+ORIGIN = "test.example/log"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep verify's remembered state and key lookups out of the home directory."""
+    monkeypatch.setenv("GOVLEDGER_STATE", str(tmp_path_factory.mktemp("state")))
+    monkeypatch.delenv("GOVLEDGER_PASSPHRASE", raising=False)
+    monkeypatch.delenv("GOVLEDGER_DB", raising=False)
+    monkeypatch.delenv("GOVLEDGER_BUSY_TIMEOUT_MS", raising=False)
+    monkeypatch.setenv("GOVLEDGER_KEYS", str(tmp_path_factory.mktemp("nokeys") / "keys"))
+
+
+def digest(text: str) -> str:
+    """A lowercase hex SHA-256, for the ``*_digest`` payload fields."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@pytest.fixture
+def keyring(tmp_path: Path) -> KeyRing:
+    return KeyRing(tmp_path / "keys")
+
+
+@dataclass
+class LedgerKeys:
+    """The keys of the ``ledger`` fixture: ``root`` (governor) and ``recorder``."""
+
+    root: Signer
+    recorder: Signer
+
+
+@pytest.fixture
+def keys(keyring: KeyRing) -> LedgerKeys:
+    return LedgerKeys(root=keyring.create("root"), recorder=keyring.create("recorder"))
+
+
+@pytest.fixture
+def ledger(tmp_path: Path, keys: LedgerKeys) -> Iterator[Ledger]:
+    """A ledger at ``tmp_path/"l.db"``: seq 1 ``ledger.created``, seq 2 the recorder key."""
+    lg = Ledger.create(tmp_path / "l.db", origin=ORIGIN, root=keys.root)
+    lg.append(Draft("key.registered", root_key_payload(keys.recorder, "recorder")), signer=keys.root)
+    yield lg
+    lg.close()
+
+
+def agent_registration(agent: str = "planner-1", version: str = "1") -> Draft:
+    """``agent.registered``: signed by a governor."""
+    return Draft(
+        "agent.registered",
+        {
+            "owner": "team-a",
+            "version": version,
+            "initial_tier": 1,
+            "allowed_side_effects": ["read", "write"],
+            "forbidden_actions": ["payment"],
+            "confidence_threshold_bp": 7000,
+        },
+        agent=agent,
+    )
+
+
+def run_drafts(agent: str, run: str, *, tools: int = 2, actor: str | None = "u1") -> list[Draft]:
+    """One run's lifecycle, all signed by a recorder: submitted … completed."""
+    ar = {"agent": agent, "run": run}
+    out = [
+        Draft(
+            "run.submitted",
+            {"objective": f"objective of {run} — ünïcödé \u2028 ok", "user": "u1", "risk": "low",
+             "auto_approve": True},
+            actor=actor,
+            **ar,
+        ),
+        Draft(
+            "run.planned",
+            {
+                "steps": [
+                    {"tool": f"tool.{i}", "args_digest": digest(f"{run}/{i}"), "side_effect": "read",
+                     "reversible": True}
+                    for i in range(tools)
+                ],
+                "risk": "low",
+                "required_tier": 1,
+            },
+            **ar,
+        ),
+        Draft("run.started", {}, **ar),
+    ]
+    for i in range(tools):
+        out.append(
+            Draft("tool.called", {"tool": f"tool.{i}", "args_digest": digest(f"{run}/{i}"),
+                                  "side_effect": "read"}, **ar)
+        )
+        out.append(
+            Draft("tool.completed", {"tool": f"tool.{i}", "status": "ok",
+                                     "result_digest": digest(f"{run}/{i}/out"), "duration_ms": 12},
+                  **ar)
+        )
+    out.append(
+        Draft("llm.usage", {"provider": "anthropic", "model": "m-1", "tokens_in": 100,
+                            "tokens_out": 20, "cache_read_tokens": 0, "cache_write_tokens": 0,
+                            "cost_micro_usd": 1500, "wallclock_ms": 800}, **ar)
+    )
+    out.append(Draft("decision.recorded", {"decision": "EXECUTE", "confidence_bp": 9000,
+                                           "rationale": "clear"}, **ar))
+    out.append(Draft("run.completed", {"steps_completed": tools}, **ar))
+    return out
+
+
+def approval(agent: str, run: str) -> Draft:
+    """``run.approved``: signed by a governor."""
+    return Draft("run.approved", {"approver": "alice", "mode": "human",
+                                  "plan_digest": digest(run)}, agent=agent, run=run)
+
+
+def populate(ledger: Ledger, keys: LedgerKeys, *, runs: int = 2, agent: str = "planner-1") -> None:
+    """A small realistic log: an agent registered by the governor, then ``runs`` runs."""
+    ledger.append(agent_registration(agent), signer=keys.root)
+    for r in range(runs):
+        drafts = run_drafts(agent, f"run-{r}")
+        ledger.append_many(drafts[:2], signer=keys.recorder)
+        ledger.append(approval(agent, f"run-{r}"), signer=keys.root)
+        ledger.append_many(drafts[2:], signer=keys.recorder)
+
+
+def snapshot(path: str | Path) -> tuple[int, str]:
+    """(size, head hash) of the ledger at ``path``, read through a fresh connection."""
+    with Ledger.open(path) as lg:
+        return lg.head()
