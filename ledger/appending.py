@@ -70,8 +70,10 @@ class _Keys:
             row = self.conn.execute(
                 "SELECT key_id, name, role, agent, revoked_seq FROM keys WHERE key_id = ?", (kid,)
             ).fetchone()
-            self.cache[kid] = None if row is None else dict(
-                zip(("key_id", "name", "role", "agent", "revoked_seq"), row, strict=True)
+            self.cache[kid] = (
+                None
+                if row is None
+                else dict(zip(("key_id", "name", "role", "agent", "revoked_seq"), row, strict=True))
             )
         return self.cache[kid]
 
@@ -86,7 +88,9 @@ class _Keys:
 
     def active_governors(self) -> int:
         rows = self.conn.execute("SELECT key_id FROM keys WHERE role = 'governor'").fetchall()
-        ids = {r[0] for r in rows} | {k for k, v in self.cache.items() if v and v["role"] == "governor"}
+        ids = {r[0] for r in rows} | {
+            k for k, v in self.cache.items() if v and v["role"] == "governor"
+        }
         return sum(1 for k in ids if (s := self.get(k)) is not None and s["revoked_seq"] is None)
 
     def register(self, p: dict[str, Any], seq: int, where: str) -> None:
@@ -108,8 +112,13 @@ class _Keys:
             raise UnauthorizedWrite(
                 f"{where}: a key named {p['name']!r} is already registered and not revoked"
             )
-        self.cache[p["key_id"]] = {"key_id": p["key_id"], "name": p["name"], "role": p["role"],
-                                   "agent": p.get("agent"), "revoked_seq": None}
+        self.cache[p["key_id"]] = {
+            "key_id": p["key_id"],
+            "name": p["name"],
+            "role": p["role"],
+            "agent": p.get("agent"),
+            "revoked_seq": None,
+        }
         self.new.append((p["key_id"], p["name"], p["public_key"], p["role"], p.get("agent"), seq))
 
     def revoke(self, kid: str, seq: int, where: str) -> None:
@@ -117,16 +126,24 @@ class _Keys:
         if state is None:
             raise UnauthorizedWrite(f"{where}: key {kid} is not registered in this ledger")
         if state["revoked_seq"] is not None:
-            raise UnauthorizedWrite(f"{where}: key {kid} was already revoked at seq {state['revoked_seq']}")
+            raise UnauthorizedWrite(
+                f"{where}: key {kid} was already revoked at seq {state['revoked_seq']}"
+            )
         if state["role"] == "governor" and self.active_governors() <= 1:
-            raise UnauthorizedWrite(f"{where}: key {state['name']} is the last governor key; "
-                                    "register another governor before revoking it")
+            raise UnauthorizedWrite(
+                f"{where}: key {state['name']} is the last governor key; "
+                "register another governor before revoking it"
+            )
         state["revoked_seq"] = seq
         self.revoked.append((seq, kid))
 
 
-def append_locked(ledger: Ledger, prepared: list[_Prepared], signer: Signer,
-                  progress: Callable[[int], None] | None) -> list[Event]:
+def append_locked(
+    ledger: Ledger,
+    prepared: list[_Prepared],
+    signer: Signer,
+    progress: Callable[[int], None] | None,
+) -> list[Event]:
     conn = ledger.conn
     # (1) Head and time: ts never goes back along seq (SPEC §2.1).
     row = conn.execute("SELECT seq, hash, ts FROM events ORDER BY seq DESC LIMIT 1").fetchone()
@@ -146,9 +163,13 @@ def append_locked(ledger: Ledger, prepared: list[_Prepared], signer: Signer,
         for start in range(0, len(given), 500):
             part = given[start : start + 500]
             marks = ",".join("?" * len(part))
-            hit = conn.execute(f"SELECT id, seq FROM events WHERE id IN ({marks}) ORDER BY seq LIMIT 1", part).fetchone()
+            hit = conn.execute(
+                f"SELECT id, seq FROM events WHERE id IN ({marks}) ORDER BY seq LIMIT 1", part
+            ).fetchone()
             if hit is not None:
-                raise DuplicateEventId(f"event {seen[hit[0]]}: id {hit[0]!r} is already in the log at seq {hit[1]}")
+                raise DuplicateEventId(
+                    f"event {seen[hit[0]]}: id {hit[0]!r} is already in the log at seq {hit[1]}"
+                )
     # (3) Authorization, key and policy semantics, chaining.
     keys = _Keys(ledger)
     kid = signer.key_id
@@ -163,7 +184,9 @@ def append_locked(ledger: Ledger, prepared: list[_Prepared], signer: Signer,
             if seq != 1:
                 raise UnauthorizedWrite(f"{where}: ledger.created can only be the first event")
             if d.payload["key"]["key_id"] != kid:
-                raise UnauthorizedWrite(f"{where}: ledger.created must be signed by the key it registers")
+                raise UnauthorizedWrite(
+                    f"{where}: ledger.created must be signed by the key it registers"
+                )
             keys.register(d.payload["key"], seq, where)
         state = keys.get(kid)
         if state is None:
@@ -174,7 +197,9 @@ def append_locked(ledger: Ledger, prepared: list[_Prepared], signer: Signer,
             raise UnauthorizedWrite(
                 f"{where}: key {signer.name} ({kid}) was revoked at seq {state['revoked_seq']}"
             )
-        why = authorize(role=state["role"], key_agent=state["agent"], event_type=d.type, agent=d.agent)
+        why = authorize(
+            role=state["role"], key_agent=state["agent"], event_type=d.type, agent=d.agent
+        )
         if why is not None:
             raise UnauthorizedWrite(f"{where}: {why} (key {signer.name})")
         if d.type == "key.registered":
@@ -199,12 +224,35 @@ def append_locked(ledger: Ledger, prepared: list[_Prepared], signer: Signer,
                     f"{where}: payload.digest: is {d.payload['digest']}, the document's is {digest}"
                 )
         event_id = d.id if d.id is not None else uuid7()
-        body = body_bytes(seq=seq, id=event_id, ts=ts, type=d.type, agent=d.agent, run=d.run,
-                          actor=d.actor, payload=p.payload_text, prev=prev, key=kid)
+        body = body_bytes(
+            seq=seq,
+            id=event_id,
+            ts=ts,
+            type=d.type,
+            agent=d.agent,
+            run=d.run,
+            actor=d.actor,
+            payload=p.payload_text,
+            prev=prev,
+            key=kid,
+        )
         digest_b = event_hash(body)
         digests.append(digest_b)
-        rows.append([seq, event_id, ts, d.type, d.agent, d.run, d.actor, p.payload_text, prev, kid,
-                     digest_b.hex()])
+        rows.append(
+            [
+                seq,
+                event_id,
+                ts,
+                d.type,
+                d.agent,
+                d.run,
+                d.actor,
+                p.payload_text,
+                prev,
+                kid,
+                digest_b.hex(),
+            ]
+        )
         prev = digest_b.hex()
     # (4) Signatures: independent of each other, so they run on several threads.
     sigs = _sign_all(signer.private_key, digests)

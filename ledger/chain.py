@@ -50,7 +50,7 @@ def body_bytes(
         f'{{"actor":{_opt(actor)},"agent":{_opt(agent)},"id":{_str(id)},"key":{_str(key)},'
         f'"payload":{payload},"prev":{_str(prev)},"run":{_opt(run)},"seq":{seq},'
         f'"ts":{_str(ts)},"type":{_str(type)},"v":{ENVELOPE_VERSION}}}'
-    ).encode("utf-8")
+    ).encode()
 
 
 def envelope_line(
@@ -74,7 +74,7 @@ def envelope_line(
         f'"key":{_str(key)},"payload":{payload},"prev":{_str(prev)},"run":{_opt(run)},'
         f'"seq":{seq},"sig":{_str(sig)},"ts":{_str(ts)},"type":{_str(type)},'
         f'"v":{ENVELOPE_VERSION}}}\n'
-    ).encode("utf-8")
+    ).encode()
 
 
 @dataclass(frozen=True)
@@ -154,7 +154,9 @@ class ChainChecker:
             if seq > self.expected_seq:
                 self.problem(seq, "seq_gap", f"expected seq {self.expected_seq}, found {seq}")
             else:
-                self.problem(seq, "seq_gap", f"seq {seq} again or out of order after {self.expected_seq - 1}")
+                self.problem(
+                    seq, "seq_gap", f"seq {seq} again or out of order after {self.expected_seq - 1}"
+                )
         # (2)
         if prev != self.prev_hash:
             what = f"hash of seq {seq - 1}" if seq > 1 else "64 zeros for seq 1"
@@ -191,17 +193,23 @@ class ChainChecker:
                 if state is None:
                     self.problem(seq, "malformed", "ledger.created carries a malformed key")
                 return state
-            self.problem(seq, "unknown_key", f"ledger.created is not signed by the key it registers ({key})")
+            self.problem(
+                seq, "unknown_key", f"ledger.created is not signed by the key it registers ({key})"
+            )
             return None
         if type == "ledger.created":
             self.problem(seq, "malformed", "ledger.created may only be seq 1")
         state = self.keys.get(key)
         if state is None:
-            self.problem(seq, "unknown_key", f"key {key} is not registered at this point of the log")
+            self.problem(
+                seq, "unknown_key", f"key {key} is not registered at this point of the log"
+            )
             return None
         if state.revoked_seq is not None:
             self.problem(
-                seq, "revoked_key", f"key {state.name} ({key}) was revoked at seq {state.revoked_seq}"
+                seq,
+                "revoked_key",
+                f"key {state.name} ({key}) was revoked at seq {state.revoked_seq}",
             )
             return state
         why = authorize(role=state.role, key_agent=state.agent, event_type=type, agent=agent)
@@ -231,7 +239,9 @@ class ChainChecker:
         elif type == "key.revoked":
             target = self.keys.get(str(payload.get("key_id")))
             if target is None:
-                self.problem(seq, "malformed", f"key.revoked names unknown key {payload.get('key_id')}")
+                self.problem(
+                    seq, "malformed", f"key.revoked names unknown key {payload.get('key_id')}"
+                )
             elif target.revoked_seq is None:
                 target.revoked_seq = seq
 
@@ -242,10 +252,15 @@ def _key_from_payload(p: dict[str, Any], seq: int) -> KeyState | None:
         raw = b64decode_canonical(str(p.get("public_key")))
     except DecodeError:
         return None
-    if len(raw) != 32 or p.get("key_id") != key_id(raw) or p.get("role") not in (
-        "governor",
-        "recorder",
-        "agent",
+    if (
+        len(raw) != 32
+        or p.get("key_id") != key_id(raw)
+        or p.get("role")
+        not in (
+            "governor",
+            "recorder",
+            "agent",
+        )
     ):
         return None
     agent = p.get("agent")

@@ -35,21 +35,36 @@ from ledger.signing import b64decode_canonical
 
 def _compare(report: Any, *, origin: str, size: int, root: bytes, what: str) -> None:
     if report.origin is not None and origin != report.origin:
-        report.add(Problem(max(report.head_seq, 1), "checkpoint_mismatch",
-                           f"{what} is for origin {origin!r}, this log is {report.origin!r}"))
+        report.add(
+            Problem(
+                max(report.head_seq, 1),
+                "checkpoint_mismatch",
+                f"{what} is for origin {origin!r}, this log is {report.origin!r}",
+            )
+        )
         return
     if report.head_seq < size:
-        report.add(Problem(report.head_seq + 1, "truncated",
-                           f"log has {report.head_seq} events, {what} has {size}"))
+        report.add(
+            Problem(
+                report.head_seq + 1,
+                "truncated",
+                f"log has {report.head_seq} events, {what} has {size}",
+            )
+        )
         return
     actual = report.roots.get(size)
     if actual is None:
         report.add(Problem(size, "checkpoint_mismatch", f"cannot compute the root at size {size}"))
     elif actual != root:
         kind = "same size" if size == report.head_seq else f"first {size} events"
-        report.add(Problem(size, "checkpoint_mismatch",
-                           f"{what} root {short(root.hex())}, the log's root ({kind}) is "
-                           f"{short(actual.hex())}"))
+        report.add(
+            Problem(
+                size,
+                "checkpoint_mismatch",
+                f"{what} root {short(root.hex())}, the log's root ({kind}) is "
+                f"{short(actual.hex())}",
+            )
+        )
 
 
 def governor_verifiers(origin: str, keys: list[dict[str, Any]]) -> list[NoteVerifier]:
@@ -58,8 +73,11 @@ def governor_verifiers(origin: str, keys: list[dict[str, Any]]) -> list[NoteVeri
     for k in keys:
         if k["role"] == "governor":
             pub = b64decode_canonical(k["public_key"])
-            out.append(NoteVerifier(name=origin, key_id=compute_key_id(name=origin, public_key=pub),
-                                    public_key=pub))
+            out.append(
+                NoteVerifier(
+                    name=origin, key_id=compute_key_id(name=origin, public_key=pub), public_key=pub
+                )
+            )
     return out
 
 
@@ -78,8 +96,13 @@ def check_checkpoint(report: Any, note: str, keys: list[dict[str, Any]]) -> None
         origin = report.origin or ""
         cp = parse_checkpoint(open_note(note, governor_verifiers(origin, keys)))
     except CheckpointError as e:
-        report.add(Problem(max(report.head_seq, 1), "checkpoint_mismatch",
-                           f"checkpoint does not verify with this log's governor keys: {e.message}"))
+        report.add(
+            Problem(
+                max(report.head_seq, 1),
+                "checkpoint_mismatch",
+                f"checkpoint does not verify with this log's governor keys: {e.message}",
+            )
+        )
         return
     report.checkpoint = {"origin": cp.origin, "size": cp.size, "root": cp.root.hex()}
     _compare(report, origin=cp.origin, size=cp.size, root=cp.root, what="checkpoint")
@@ -107,7 +130,9 @@ def remembered(origin: str) -> dict[str, Any] | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as e:
-        raise InputError(f"remembered state {path} is unreadable ({e}); delete it or use --no-state") from e
+        raise InputError(
+            f"remembered state {path} is unreadable ({e}); delete it or use --no-state"
+        ) from e
     return data if isinstance(data, dict) else None
 
 
@@ -125,15 +150,28 @@ def check_remembered(report: Any) -> None:
     state = remembered(report.origin)
     if state is not None:
         where = state_path(report.origin)
-        _compare(report, origin=report.origin, size=int(state["size"]),
-                 root=bytes.fromhex(state["root"]), what=f"the last verify ({where})")
+        _compare(
+            report,
+            origin=report.origin,
+            size=int(state["size"]),
+            root=bytes.fromhex(state["root"]),
+            what=f"the last verify ({where})",
+        )
     if report.ok and (state is None or report.head_seq >= int(state["size"])):
         path = state_path(report.origin)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({
-            "origin": report.origin, "size": report.head_seq, "root": report.root.hex(),
-            "root_key_id": report.root_key_id,
-            "verified_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        }) + "\n", encoding="utf-8")
+        tmp.write_text(
+            json.dumps(
+                {
+                    "origin": report.origin,
+                    "size": report.head_seq,
+                    "root": report.root.hex(),
+                    "root_key_id": report.root_key_id,
+                    "verified_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                }
+            )
+            + "\n",
+            encoding="utf-8",
+        )
         tmp.replace(path)

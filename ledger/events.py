@@ -400,7 +400,9 @@ GOVERNOR_ONLY = frozenset(
 GOVERNOR_OR_RECORDER = frozenset({"feedback.quality", "correction.recorded"})
 
 
-def authorize(*, role: str, key_agent: str | None, event_type: str, agent: str | None) -> str | None:
+def authorize(
+    *, role: str, key_agent: str | None, event_type: str, agent: str | None
+) -> str | None:
     """Return why a key of ``role`` may not sign ``event_type`` (SPEC §2.5), or None if it may."""
     if event_type in GOVERNOR_ONLY:
         ok = role == "governor"

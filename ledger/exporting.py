@@ -10,15 +10,35 @@ from ledger.events import Event
 from ledger.store import Ledger
 
 
-def export_lines(ledger: Ledger, *, from_seq: int = 1, to_seq: int | None = None) -> Iterator[bytes]:
+def export_lines(
+    ledger: Ledger, *, from_seq: int = 1, to_seq: int | None = None
+) -> Iterator[bytes]:
     """Each event as its canonical envelope line, streamed from the store."""
     for r in ledger.iter_rows(from_seq=from_seq, to_seq=to_seq):
-        yield envelope_line(seq=r[0], id=r[1], ts=r[2], type=r[3], agent=r[4], run=r[5], actor=r[6],
-                            payload=r[7], prev=r[8], key=r[9], hash=r[10], sig=r[11])
+        yield envelope_line(
+            seq=r[0],
+            id=r[1],
+            ts=r[2],
+            type=r[3],
+            agent=r[4],
+            run=r[5],
+            actor=r[6],
+            payload=r[7],
+            prev=r[8],
+            key=r[9],
+            hash=r[10],
+            sig=r[11],
+        )
 
 
-def event_filter(*, run: str | None = None, agent: str | None = None, event_type: str | None = None,
-                 since: str | None = None, until: str | None = None) -> tuple[str, list[Any]]:
+def event_filter(
+    *,
+    run: str | None = None,
+    agent: str | None = None,
+    event_type: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+) -> tuple[str, list[Any]]:
     """A parameterized SQL condition for ``iter_events(where=..., params=...)``."""
     clauses: list[str] = []
     params: list[Any] = []
@@ -35,9 +55,30 @@ def event_filter(*, run: str | None = None, agent: str | None = None, event_type
     return " AND ".join(clauses), params
 
 
-_SUMMARY_FIELDS = ("tool", "side_effect", "status", "decision", "confidence_bp", "kind", "severity",
-                   "risk", "required_tier", "approver", "mode", "failure_class", "cost_micro_usd",
-                   "score_bp", "topic", "from", "to", "name", "role", "origin", "version", "reason")
+_SUMMARY_FIELDS = (
+    "tool",
+    "side_effect",
+    "status",
+    "decision",
+    "confidence_bp",
+    "kind",
+    "severity",
+    "risk",
+    "required_tier",
+    "approver",
+    "mode",
+    "failure_class",
+    "cost_micro_usd",
+    "score_bp",
+    "topic",
+    "from",
+    "to",
+    "name",
+    "role",
+    "origin",
+    "version",
+    "reason",
+)
 
 
 def summarize(event: Event, width: int = 80) -> str:

@@ -136,9 +136,7 @@ class KeyRing:
         passphrase = os.environ.get(PASSPHRASE_ENV)
         encrypted = b"ENCRYPTED" in pem.split(b"\n", 1)[0]
         if encrypted and not passphrase:
-            raise KeyFileError(
-                f"key {name!r} is encrypted: set {PASSPHRASE_ENV} to its passphrase"
-            )
+            raise KeyFileError(f"key {name!r} is encrypted: set {PASSPHRASE_ENV} to its passphrase")
         try:
             key = serialization.load_pem_private_key(
                 pem, password=passphrase.encode("utf-8") if encrypted and passphrase else None

@@ -36,7 +36,9 @@ def _require_governor(ledger: Ledger, signer: Signer) -> None:
     for k in ledger.keys():
         if k["key_id"] == signer.key_id:
             if k["role"] != "governor":
-                raise UnauthorizedWrite(f"key {signer.name} is a {k['role']} key; checkpoints are signed by governor keys")
+                raise UnauthorizedWrite(
+                    f"key {signer.name} is a {k['role']} key; checkpoints are signed by governor keys"
+                )
             if k["revoked_seq"] is not None:
                 raise UnauthorizedWrite(f"key {signer.name} was revoked at seq {k['revoked_seq']}")
             return
@@ -47,8 +49,9 @@ def sign_current_checkpoint(ledger: Ledger, signer: Signer) -> str:
     """Sign a checkpoint of the log as it is now, store it, and return the note."""
     _require_governor(ledger, signer)
     size = ledger.size
-    note = sign_checkpoint(origin=ledger.origin, size=size, root=ledger.root_at(size),
-                           private_key=signer.private_key)
+    note = sign_checkpoint(
+        origin=ledger.origin, size=size, root=ledger.root_at(size), private_key=signer.private_key
+    )
     with ledger.write():
         ledger.conn.execute(
             "INSERT OR REPLACE INTO checkpoints (size, signer, root, note, created) VALUES (?, ?, ?, ?, ?)",
@@ -72,22 +75,39 @@ def open_ledger_checkpoint(ledger: Ledger, note: str) -> Checkpoint:
 
 def event_body(ledger: Ledger, seq: int) -> bytes:
     e = ledger.conn.execute(
-        "SELECT seq, id, ts, type, agent, run, actor, payload, prev, key FROM events WHERE seq = ?", (seq,)
+        "SELECT seq, id, ts, type, agent, run, actor, payload, prev, key FROM events WHERE seq = ?",
+        (seq,),
     ).fetchone()
     if e is None:
         raise InputError(f"seq {seq} is not in the log (size {ledger.size})")
-    return body_bytes(seq=e[0], id=e[1], ts=e[2], type=e[3], agent=e[4], run=e[5], actor=e[6],
-                      payload=e[7], prev=e[8], key=e[9])
+    return body_bytes(
+        seq=e[0],
+        id=e[1],
+        ts=e[2],
+        type=e[3],
+        agent=e[4],
+        run=e[5],
+        actor=e[6],
+        payload=e[7],
+        prev=e[8],
+        key=e[9],
+    )
 
 
-def prove_inclusion(ledger: Ledger, seq: int, *, root_signer: Signer | None = None,
-                    fresh_signer: Signer | None = None) -> str:
+def prove_inclusion(
+    ledger: Ledger,
+    seq: int,
+    *,
+    root_signer: Signer | None = None,
+    fresh_signer: Signer | None = None,
+) -> str:
     """A tlog-proof of event ``seq``: embeds the latest stored checkpoint covering it.
 
     With ``fresh_signer``, a new checkpoint at the current size is signed with it; when no
     stored checkpoint covers ``seq``, one is signed with ``root_signer``.
     """
     body = event_body(ledger, seq)
+    note: str | None
     if fresh_signer is not None:
         note = sign_current_checkpoint(ledger, fresh_signer)
     else:
@@ -111,9 +131,13 @@ def witness_request(ledger: Ledger, old_note: str, *, signer: Signer) -> str:
     if old.size > size:
         raise CheckpointError(f"old checkpoint has size {old.size}, the log only {size}: truncated")
     if old.size and ledger.root_at(old.size) != old.root:
-        raise CheckpointError(f"old checkpoint root differs from this log's root at size {old.size}")
+        raise CheckpointError(
+            f"old checkpoint root differs from this log's root at size {old.size}"
+        )
     note = sign_current_checkpoint(ledger, signer)
-    proof = merkle.consistency_proof_at(old.size, size, ledger.get_node) if 0 < old.size < size else []
+    proof = (
+        merkle.consistency_proof_at(old.size, size, ledger.get_node) if 0 < old.size < size else []
+    )
     return format_witness_request(old_size=old.size, proof=proof, checkpoint_note=note)
 
 
@@ -135,10 +159,14 @@ def verify_event_proof(text: str | bytes, *, vkey: str) -> ProvenEvent:
     except InputError as e:
         raise ProofError(f"tlog-proof extra: not a govledger event body ({e.message})") from e
     if not isinstance(body, dict) or body.get("seq") != verified.index + 1:
-        raise ProofError(f"tlog-proof: extra is not the event at index {verified.index} "
-                         f"(seq {body.get('seq') if isinstance(body, dict) else '?'})")
+        raise ProofError(
+            f"tlog-proof: extra is not the event at index {verified.index} "
+            f"(seq {body.get('seq') if isinstance(body, dict) else '?'})"
+        )
     from ledger.encoding import canonical
 
     if canonical(body) != verified.extra:
         raise ProofError("tlog-proof extra: event body is not in canonical form")
-    return ProvenEvent(body=body, hash=event_hash(verified.extra).hex(), checkpoint=verified.checkpoint)
+    return ProvenEvent(
+        body=body, hash=event_hash(verified.extra).hex(), checkpoint=verified.checkpoint
+    )

@@ -18,7 +18,7 @@ from typing import Any
 import sqlite_utils
 
 from ledger import merkle
-from ledger.appending import append_locked, uuid7
+from ledger.appending import append_locked
 from ledger.encoding import canonical, loads
 from ledger.errors import (
     AlreadyInitialized,
@@ -66,13 +66,17 @@ def row_to_event(row: Row) -> Event:
 
 def prepare(draft: Draft, where: str = "event") -> _Prepared:
     """Validate a draft against the catalog and encode its payload (SPEC §2.2, §2.4)."""
-    check_envelope(draft.type, {"agent": draft.agent, "run": draft.run, "actor": draft.actor,
-                                "id": draft.id}, where)
+    check_envelope(
+        draft.type,
+        {"agent": draft.agent, "run": draft.run, "actor": draft.actor, "id": draft.id},
+        where,
+    )
     decode_payload(draft.type, draft.payload, where)
-    text = canonical(draft.payload, "payload").decode("utf-8")
-    if len(text) > MAX_PAYLOAD_BYTES:
+    raw = canonical(draft.payload, "payload")
+    text = raw.decode("utf-8")
+    if len(raw) > MAX_PAYLOAD_BYTES:
         raise EventValidationError(
-            f"{where}: payload is {len(text)} bytes, over the limit of {MAX_PAYLOAD_BYTES} bytes "
+            f"{where}: payload is {len(raw)} bytes, over the limit of {MAX_PAYLOAD_BYTES} bytes "
             "(store a digest of large content instead)"
         )
     return _Prepared(draft, text)
@@ -81,7 +85,9 @@ def prepare(draft: Draft, where: str = "event") -> _Prepared:
 def _locked(e: sqlite3.OperationalError, path: str) -> StoreError:
     msg = str(e)
     if "locked" in msg or "busy" in msg:
-        return DatabaseLocked(f"{path}: database is locked by another writer (waited past the busy timeout)")
+        return DatabaseLocked(
+            f"{path}: database is locked by another writer (waited past the busy timeout)"
+        )
     if "not a database" in msg or "malformed" in msg:
         return NotALedger(f"{path}: not a govledger database ({msg})")
     return StoreError(f"{path}: {msg}")
@@ -99,7 +105,9 @@ class Ledger:
     # --- opening --------------------------------------------------------------------------
 
     @staticmethod
-    def _connect(path: str, *, synchronous: str | None, busy_timeout_ms: int | None) -> sqlite3.Connection:
+    def _connect(
+        path: str, *, synchronous: str | None, busy_timeout_ms: int | None
+    ) -> sqlite3.Connection:
         timeout_ms = busy_timeout_ms
         if timeout_ms is None:
             timeout_ms = int(os.environ.get("GOVLEDGER_BUSY_TIMEOUT_MS", DEFAULT_BUSY_TIMEOUT_MS))
@@ -107,8 +115,9 @@ class Ledger:
         if sync not in ("FULL", "NORMAL", "EXTRA"):
             raise InputError(f"GOVLEDGER_SYNCHRONOUS must be FULL, NORMAL or EXTRA, not {sync!r}")
         try:
-            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
-                                   timeout=timeout_ms / 1000)
+            conn = sqlite3.connect(
+                path, isolation_level=None, check_same_thread=False, timeout=timeout_ms / 1000
+            )
             conn.execute(f"PRAGMA busy_timeout = {int(timeout_ms)}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {sync}")
@@ -119,8 +128,9 @@ class Ledger:
         return conn
 
     @classmethod
-    def open(cls, path: str | Path, *, synchronous: str | None = None,
-             busy_timeout_ms: int | None = None) -> Ledger:
+    def open(
+        cls, path: str | Path, *, synchronous: str | None = None, busy_timeout_ms: int | None = None
+    ) -> Ledger:
         """Open an existing ledger (``LedgerMissing``, ``NotALedger``: exit 3)."""
         p = str(path)
         if not os.path.exists(p):
@@ -136,7 +146,9 @@ class Ledger:
             raise NotALedger(f"{p}: not a govledger ledger (no govledger schema)")
         if version > SCHEMA_VERSION:
             conn.close()
-            raise NotALedger(f"{p}: schema version {version} is newer than this govledger ({SCHEMA_VERSION})")
+            raise NotALedger(
+                f"{p}: schema version {version} is newer than this govledger ({SCHEMA_VERSION})"
+            )
         ledger = cls(p, conn)
         if version < SCHEMA_VERSION:
             with ledger.write():
@@ -144,7 +156,9 @@ class Ledger:
         return ledger
 
     @classmethod
-    def create(cls, path: str | Path, *, origin: str, root: Signer, synchronous: str | None = None) -> Ledger:
+    def create(
+        cls, path: str | Path, *, origin: str, root: Signer, synchronous: str | None = None
+    ) -> Ledger:
         """Create a ledger and append ``ledger.created`` registering ``root`` (SPEC §2.3)."""
         p = str(path)
         cls.check_new(p)
@@ -167,7 +181,9 @@ class Ledger:
             try:
                 Ledger.open(path).close()
             except NotALedger as e:
-                raise NotALedger(f"{path} exists and is not a govledger ledger; choose another path") from e
+                raise NotALedger(
+                    f"{path} exists and is not a govledger ledger; choose another path"
+                ) from e
             raise AlreadyInitialized(f"{path} already holds a ledger; init refuses to overwrite it")
 
     def close(self) -> None:
@@ -214,7 +230,9 @@ class Ledger:
         return str(row[0])
 
     def event_at(self, seq: int) -> Event:
-        row = self.conn.execute(f"SELECT {EVENT_COLUMNS} FROM events WHERE seq = ?", (seq,)).fetchone()
+        row = self.conn.execute(
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE seq = ?", (seq,)
+        ).fetchone()
         if row is None:
             raise InputError(f"seq {seq} is not in the log (size {self.size})")
         return row_to_event(row)
@@ -228,8 +246,15 @@ class Ledger:
         row = self.conn.execute("SELECT seq FROM events WHERE id = ?", (event_id,)).fetchone()
         return None if row is None else int(row[0])
 
-    def iter_rows(self, *, from_seq: int = 1, to_seq: int | None = None,
-                  where: str = "", params: Sequence[Any] = (), batch: int = 2000) -> Iterator[Row]:
+    def iter_rows(
+        self,
+        *,
+        from_seq: int = 1,
+        to_seq: int | None = None,
+        where: str = "",
+        params: Sequence[Any] = (),
+        batch: int = 2000,
+    ) -> Iterator[Row]:
         """Stream raw event rows in seq order, ``batch`` rows per query (constant memory)."""
         last = from_seq - 1
         stop = to_seq if to_seq is not None else -1
@@ -247,8 +272,14 @@ class Ledger:
             if len(rows) < batch:
                 return
 
-    def iter_events(self, *, from_seq: int = 1, to_seq: int | None = None,
-                    where: str = "", params: Sequence[Any] = ()) -> Iterator[Event]:
+    def iter_events(
+        self,
+        *,
+        from_seq: int = 1,
+        to_seq: int | None = None,
+        where: str = "",
+        params: Sequence[Any] = (),
+    ) -> Iterator[Event]:
         """Stream events in seq order, decoded to ``Event`` (payload as a dict)."""
         for row in self.iter_rows(from_seq=from_seq, to_seq=to_seq, where=where, params=params):
             yield row_to_event(row)
@@ -266,13 +297,9 @@ class Ledger:
 
     def key_by_name(self, name: str) -> dict[str, Any] | None:
         """The newest key registered under ``name`` (unrevoked ones first)."""
-        for k in reversed(self.keys()):
-            if k["name"] == name and k["revoked_seq"] is None:
-                return k
-        for k in reversed(self.keys()):
-            if k["name"] == name:
-                return k
-        return None
+        named = [k for k in self.keys() if k["name"] == name]
+        active = [k for k in named if k["revoked_seq"] is None]
+        return (active or named)[-1] if named else None
 
     # --- appending ------------------------------------------------------------------------
 
@@ -280,8 +307,13 @@ class Ledger:
         """Append one event signed by ``signer``; durable when this returns."""
         return self.append_many([draft], signer=signer)[0]
 
-    def append_many(self, drafts: Iterable[Draft], *, signer: Signer,
-                    progress: Callable[[int], None] | None = None) -> list[Event]:
+    def append_many(
+        self,
+        drafts: Iterable[Draft],
+        *,
+        signer: Signer,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[Event]:
         """Append a batch atomically: all events or none (SPEC §1.6).
 
         Every draft is validated before the transaction starts; inside it, ids are checked,
@@ -295,15 +327,18 @@ class Ledger:
         with self.write():
             return self._append_locked(prepared, signer, progress)
 
-    def _append_locked(self, prepared: list[_Prepared], signer: Signer,
-                       progress: Callable[[int], None] | None) -> list[Event]:
+    def _append_locked(
+        self, prepared: list[_Prepared], signer: Signer, progress: Callable[[int], None] | None
+    ) -> list[Event]:
         return append_locked(self, prepared, signer, progress)
 
     # --- Merkle tree (RFC 9162) -------------------------------------------------------------
 
     def get_node(self, level: int, index: int) -> bytes:
         if level == 0:
-            row = self.conn.execute("SELECT hash FROM events WHERE seq = ?", (index + 1,)).fetchone()
+            row = self.conn.execute(
+                "SELECT hash FROM events WHERE seq = ?", (index + 1,)
+            ).fetchone()
         else:
             row = self.conn.execute(
                 "SELECT hash FROM merkle_nodes WHERE level = ? AND idx = ?", (level, index)
@@ -313,10 +348,50 @@ class Ledger:
         value = row[0]
         return bytes.fromhex(value) if isinstance(value, str) else bytes(value)
 
+    def get_nodes(self, ids: Sequence[merkle.NodeId]) -> dict[merkle.NodeId, bytes]:
+        """Every node of ``ids`` in ONE query: level 0 from ``events.hash`` (seq = index + 1),
+        level >= 1 from ``merkle_nodes`` (``StoreError`` naming the first one missing)."""
+        leaves = [i for level, i in ids if level == 0]
+        inner = [n for n in ids if n[0] > 0]
+        parts: list[str] = []
+        params: list[int] = []
+        if leaves:
+            parts.append("SELECT 0, seq - 1, hash FROM events "
+                         f"WHERE seq IN ({','.join('?' * len(leaves))})")
+            params += [i + 1 for i in leaves]
+        if inner:
+            # A CROSS JOIN from the wanted ids, so each is a primary-key lookup: SQLite plans
+            # ``(level, idx) IN (VALUES ...)`` as a scan of the whole table.
+            parts.append(f"SELECT m.level, m.idx, m.hash FROM (VALUES {','.join(['(?, ?)'] * len(inner))}) "
+                         "AS w CROSS JOIN merkle_nodes AS m ON m.level = w.column1 AND m.idx = w.column2")
+            params += [x for n in inner for x in n]
+        if not parts:
+            return {}
+        out: dict[merkle.NodeId, bytes] = {}
+        for level, index, value in self.conn.execute(" UNION ALL ".join(parts), params):
+            out[int(level), int(index)] = (bytes.fromhex(value) if isinstance(value, str)
+                                           else bytes(value))
+        for n in ids:
+            if n not in out:
+                raise StoreError(f"{self.path}: Merkle node ({n[0]}, {n[1]}) is missing")
+        return out
+
+    def fetch_plan(self, plan: merkle.ProofPlan) -> list[bytes]:
+        """The hashes of ``plan`` (a root or a proof) from one batched read."""
+        return plan.assemble(self.get_nodes(plan.node_ids))
+
     def root_at(self, size: int) -> bytes:
-        if size == 0:
-            return merkle.EMPTY_ROOT
-        return merkle.root_at(size, self.get_node)
+        """MTH of the first ``size`` events from stored nodes (one query)."""
+        hashes = self.fetch_plan(merkle.root_plan(size))
+        return hashes[0] if hashes else merkle.EMPTY_ROOT
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        """RFC 9162 inclusion proof of leaf ``index`` (seq ``index + 1``) in a tree of ``size``."""
+        return self.fetch_plan(merkle.inclusion_plan(index, size))
+
+    def consistency_proof(self, size1: int, size2: int) -> list[bytes]:
+        """RFC 9162 consistency proof from the tree of ``size1`` to the tree of ``size2``."""
+        return self.fetch_plan(merkle.consistency_plan(size1, size2))
 
 
 class _WriteTx:
@@ -346,5 +421,10 @@ class _WriteTx:
 
 def root_key_payload(signer: Signer, role: str, agent: str | None = None) -> dict[str, Any]:
     """The KEY object (SPEC §2.3) for ``signer``'s public key."""
-    return {"key_id": signer.key_id, "name": signer.name, "public_key": signer.public_key_b64,
-            "role": role, "agent": agent}
+    return {
+        "key_id": signer.key_id,
+        "name": signer.name,
+        "public_key": signer.public_key_b64,
+        "role": role,
+        "agent": agent,
+    }

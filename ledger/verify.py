@@ -28,7 +28,21 @@ HEX64 = re.compile(r"^[0-9a-f]{64}$")
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 ENVELOPE_KEYS = frozenset(
-    {"v", "seq", "id", "ts", "type", "agent", "run", "actor", "payload", "prev", "key", "hash", "sig"}
+    {
+        "v",
+        "seq",
+        "id",
+        "ts",
+        "type",
+        "agent",
+        "run",
+        "actor",
+        "payload",
+        "prev",
+        "key",
+        "hash",
+        "sig",
+    }
 )
 BATCH = 1024
 MAX_PROBLEMS = 1000
@@ -129,10 +143,15 @@ def _check_signatures(batch: list[tuple[int, bytes, bytes, bytes]]) -> list[int]
 class Verifier:
     """Feed rows in seq order with ``feed``; ``finish`` returns the report."""
 
-    def __init__(self, *, trusted: set[str] | None, checker: ChainChecker | None = None,
-                 stored_nodes: Callable[[int, int], bytes | None] | None = None,
-                 progress: Callable[[int], None] | None = None,
-                 want_roots: set[int] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        trusted: set[str] | None,
+        checker: ChainChecker | None = None,
+        stored_nodes: Callable[[int, int], bytes | None] | None = None,
+        progress: Callable[[int], None] | None = None,
+        want_roots: set[int] | None = None,
+    ) -> None:
         self.report = VerifyReport(pinned=bool(trusted))
         self.want_roots = want_roots or set()
         self.trusted = trusted
@@ -144,25 +163,34 @@ class Verifier:
         self.stored_nodes = stored_nodes
         self.acc = _RootAccumulator(self._compare_node if stored_nodes else None)
         self._tree_problem = False
+        self._current_seq = 0
 
     def _compare_node(self, level: int, index: int, h: bytes) -> None:
         assert self.stored_nodes is not None
         stored = self.stored_nodes(level, index)
         if stored != h and not self._tree_problem:
             self._tree_problem = True
-            seq = (index + 1) << level
+            # Reported at the event whose leaf completed the node: with events missing or
+            # reordered, the leaf count (index + 1) << level is not that event's seq.
+            seq = self._current_seq
             found = "missing" if stored is None else short(stored.hex())
-            self.report.add(Problem(seq, "hash_mismatch",
-                                    f"stored Merkle node ({level}, {index}) is {found}, "
-                                    f"events give {short(h.hex())}"))
+            self.report.add(
+                Problem(
+                    seq,
+                    "hash_mismatch",
+                    f"stored Merkle node ({level}, {index}) is {found}, "
+                    f"events give {short(h.hex())}",
+                )
+            )
 
     def feed(self, row: Row, line: int | None = None) -> None:
         seq, id_, ts, type_, agent, run, actor, payload_text, prev, key, hash_, sig = row
         where_seq = seq if isinstance(seq, int) else self.checker.expected_seq
         # (1) framing and canonical form
         try:
-            payload = self._framing(seq, id_, ts, type_, agent, run, actor, payload_text, prev, key,
-                                    hash_, sig)
+            payload = self._framing(
+                seq, id_, ts, type_, agent, run, actor, payload_text, prev, key, hash_, sig
+            )
         except ValueError as e:
             self.report.add(Problem(where_seq, "malformed", str(e)))
             self.checker.expected_seq = where_seq + 1
@@ -170,19 +198,44 @@ class Verifier:
             self.report.events += 1
             return
         # (2)–(5)
-        body = body_bytes(seq=seq, id=id_, ts=ts, type=type_, agent=agent, run=run, actor=actor,
-                          payload=payload_text, prev=prev, key=key)
+        body = body_bytes(
+            seq=seq,
+            id=id_,
+            ts=ts,
+            type=type_,
+            agent=agent,
+            run=run,
+            actor=actor,
+            payload=payload_text,
+            prev=prev,
+            key=key,
+        )
         digest = event_hash(body)
         before = len(self.checker.problems)
-        signer = self.checker.check(seq=seq, ts=ts, type=type_, agent=agent, payload=payload,
-                                    prev=prev, key=key, hash=hash_, computed_hash=digest.hex())
+        signer = self.checker.check(
+            seq=seq,
+            ts=ts,
+            type=type_,
+            agent=agent,
+            payload=payload,
+            prev=prev,
+            key=key,
+            hash=hash_,
+            computed_hash=digest.hex(),
+        )
         for p in self.checker.problems[before:]:
             self.report.add(p)
         del self.checker.problems[:]
         if seq == 1 and self.trusted is not None and self.checker.root_key_id is not None:
             if self.checker.root_key_id not in self.trusted:
-                self.report.add(Problem(1, "untrusted_root",
-                                        f"root key {self.checker.root_key_id} is not a trusted key"))
+                self.report.add(
+                    Problem(
+                        1,
+                        "untrusted_root",
+                        f"root key {self.checker.root_key_id} is not a trusted key",
+                    )
+                )
+        self._current_seq = seq
         self.acc.add(bytes.fromhex(hash_))
         if self.acc.size in self.want_roots:
             self.report.roots[self.acc.size] = self.acc.root()
@@ -190,12 +243,27 @@ class Verifier:
         self.report.head_seq, self.report.head_hash = seq, hash_
         # (6) the signature, against the stored hash (a wrong hash is already reported)
         if signer is not None:
-            self.batch.append((seq, signer.public_key, b64decode_canonical(sig), bytes.fromhex(hash_)))
+            self.batch.append(
+                (seq, signer.public_key, b64decode_canonical(sig), bytes.fromhex(hash_))
+            )
             if len(self.batch) >= BATCH:
                 self._flush()
 
-    def _framing(self, seq: Any, id_: Any, ts: Any, type_: Any, agent: Any, run: Any, actor: Any,
-                 payload_text: Any, prev: Any, key: Any, hash_: Any, sig: Any) -> Any:
+    def _framing(
+        self,
+        seq: Any,
+        id_: Any,
+        ts: Any,
+        type_: Any,
+        agent: Any,
+        run: Any,
+        actor: Any,
+        payload_text: Any,
+        prev: Any,
+        key: Any,
+        hash_: Any,
+        sig: Any,
+    ) -> Any:
         if type(seq) is not int or seq < 1:
             raise ValueError(f"seq must be a positive integer, found {seq!r}")
         if not isinstance(id_, str) or not id_ or len(id_) > 128:
@@ -237,7 +305,11 @@ class Verifier:
 
     def _collect(self, fut: Future[list[int]]) -> None:
         for seq in fut.result():
-            self.report.add(Problem(seq, "bad_signature", "signature does not verify with the key registered for it"))
+            self.report.add(
+                Problem(
+                    seq, "bad_signature", "signature does not verify with the key registered for it"
+                )
+            )
 
     def finish(self) -> VerifyReport:
         self._flush()
@@ -254,9 +326,13 @@ class Verifier:
 # --- sources -------------------------------------------------------------------------------
 
 
-def verify_rows(rows: Iterable[Row], *, trusted: set[str] | None = None,
-                progress: Callable[[int], None] | None = None,
-                stored_nodes: Callable[[int, int], bytes | None] | None = None) -> VerifyReport:
+def verify_rows(
+    rows: Iterable[Row],
+    *,
+    trusted: set[str] | None = None,
+    progress: Callable[[int], None] | None = None,
+    stored_nodes: Callable[[int, int], bytes | None] | None = None,
+) -> VerifyReport:
     v = Verifier(trusted=trusted, progress=progress, stored_nodes=stored_nodes)
     for row in rows:
         v.feed(row)
@@ -277,7 +353,9 @@ def rows_from_export(lines: Iterable[bytes]) -> Iterator[Row | Problem]:
             if set(env) != ENVELOPE_KEYS:
                 missing = sorted(ENVELOPE_KEYS - set(env))
                 extra = sorted(set(env) - ENVELOPE_KEYS)
-                raise DecodeError(f"line {n}: envelope fields: missing {missing}, unexpected {extra}")
+                raise DecodeError(
+                    f"line {n}: envelope fields: missing {missing}, unexpected {extra}"
+                )
             if env["v"] != ENVELOPE_VERSION:
                 raise DecodeError(f"line {n}: v is {env['v']!r}, expected {ENVELOPE_VERSION}")
             if canonical(env) + b"\n" != raw:
@@ -292,8 +370,20 @@ def rows_from_export(lines: Iterable[bytes]) -> Iterator[Row | Problem]:
         payload_text = canonical(env["payload"]).decode("utf-8")
         seq = env["seq"]
         expected = (seq if isinstance(seq, int) else expected) + 1
-        yield (seq, env["id"], env["ts"], env["type"], env["agent"], env["run"], env["actor"],
-               payload_text, env["prev"], env["key"], env["hash"], env["sig"])
+        yield (
+            seq,
+            env["id"],
+            env["ts"],
+            env["type"],
+            env["agent"],
+            env["run"],
+            env["actor"],
+            payload_text,
+            env["prev"],
+            env["key"],
+            env["hash"],
+            env["sig"],
+        )
 
 
 class _StoredTree:
@@ -338,9 +428,15 @@ def _wanted(checkpoint: str | None, origin: str | None, use_state: bool) -> set[
     return sizes
 
 
-def verify_ledger(ledger: Any, *, from_seq: int | None = None, trusted: set[str] | None = None,
-                  checkpoint: str | None = None, progress: Callable[[int], None] | None = None,
-                  use_state: bool = False) -> VerifyReport:
+def verify_ledger(
+    ledger: Any,
+    *,
+    from_seq: int | None = None,
+    trusted: set[str] | None = None,
+    checkpoint: str | None = None,
+    progress: Callable[[int], None] | None = None,
+    use_state: bool = False,
+) -> VerifyReport:
     """Verify a ledger's events (all, or from ``from_seq`` on) and its stored Merkle tree.
 
     (1) anchor (``--from``), (2) stream and check every event, (3) compare the stored tree,
@@ -357,17 +453,25 @@ def verify_ledger(ledger: Any, *, from_seq: int | None = None, trusted: set[str]
     if from_seq is not None and from_seq > 1:
         if from_seq > size:
             raise InputError(f"--from {from_seq}: the log has {size} events")
-        for r in ledger.iter_rows(to_seq=from_seq - 1,
-                                  where="type IN ('ledger.created', 'key.registered', 'key.revoked')"):
+        for r in ledger.iter_rows(
+            to_seq=from_seq - 1, where="type IN ('ledger.created', 'key.registered', 'key.revoked')"
+        ):
             checker._apply_key_event(seq=r[0], type=r[3], payload=loads(r[7]), key=r[9])
         anchor = ledger.event_at(from_seq - 1)
         checker.expected_seq, checker.prev_hash, checker.prev_ts = from_seq, anchor.hash, anchor.ts
         start, stored = from_seq, None
     origin = _origin_or_none(ledger)
-    v = Verifier(trusted=trusted, checker=checker, stored_nodes=stored, progress=progress,
-                 want_roots=_wanted(checkpoint, origin, use_state and start == 1))
+    v = Verifier(
+        trusted=trusted,
+        checker=checker,
+        stored_nodes=stored,
+        progress=progress,
+        want_roots=_wanted(checkpoint, origin, use_state and start == 1),
+    )
     if start > 1 and trusted is not None and checker.root_key_id not in trusted:
-        v.report.add(Problem(1, "untrusted_root", f"root key {checker.root_key_id} is not a trusted key"))
+        v.report.add(
+            Problem(1, "untrusted_root", f"root key {checker.root_key_id} is not a trusted key")
+        )
     # (2)
     for row in ledger.iter_rows(from_seq=start):
         v.feed(row)
@@ -380,8 +484,13 @@ def verify_ledger(ledger: Any, *, from_seq: int | None = None, trusted: set[str]
             if n <= report.head_seq:
                 report.roots[n] = ledger.root_at(n)
     elif report.head_seq and ledger.root_at(report.head_seq) != report.root:
-        report.add(Problem(report.head_seq, "hash_mismatch",
-                           "the stored Merkle tree's root differs from the events' root"))
+        report.add(
+            Problem(
+                report.head_seq,
+                "hash_mismatch",
+                "the stored Merkle tree's root differs from the events' root",
+            )
+        )
     # (4)
     if checkpoint is not None:
         check_checkpoint(report, checkpoint, ledger.keys())
@@ -399,8 +508,13 @@ def _origin_or_none(ledger: Any) -> str | None:
         return None
 
 
-def verify_export(stream: Iterable[bytes], *, trusted: set[str] | None = None,
-                  checkpoint: str | None = None, keys: list[dict[str, Any]] | None = None) -> VerifyReport:
+def verify_export(
+    stream: Iterable[bytes],
+    *,
+    trusted: set[str] | None = None,
+    checkpoint: str | None = None,
+    keys: list[dict[str, Any]] | None = None,
+) -> VerifyReport:
     """Verify an exported JSON Lines file (it must start at seq 1)."""
     from ledger.consistency import check_checkpoint
 

@@ -88,7 +88,8 @@ class PolicyDocument(_Section):
 
     def criteria_for(self, tier: int) -> TierCriteria | None:
         """Criteria to be promoted into ``tier`` (None: no promotion into it)."""
-        return self.promotion.get(f"T{tier}")  # type: ignore[call-overload]
+        key = {1: "T1", 2: "T2", 3: "T3", 4: "T4"}.get(tier)
+        return None if key is None else self.promotion.get(key)  # type: ignore[call-overload]
 
 
 @dataclass(frozen=True)
@@ -149,8 +150,13 @@ def default_document() -> dict[str, Any]:
 
 
 def make_policy(document: dict[str, Any], *, version: int, seq: int = 0) -> Policy:
-    return Policy(version=version, digest=digest_of(document), document=document,
-                  rules=validate(document), seq=seq)
+    return Policy(
+        version=version,
+        digest=digest_of(document),
+        document=document,
+        rules=validate(document),
+        seq=seq,
+    )
 
 
 def default_policy() -> Policy:

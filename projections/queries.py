@@ -36,7 +36,8 @@ class RunView:
         return str(self.row["run"])
 
     def as_json(self) -> dict[str, Any]:
-        """``{"run", "agent", "state", "compliant", "findings": [...]}`` and every other column."""
+        """``{"run", "agent", "state", "compliant", "findings": [...], "anomalies": [...]}`` and
+        every other column of the ``runs`` row."""
         out: dict[str, Any] = {
             "run": self.row["run"],
             "agent": self.row["agent"],
@@ -82,7 +83,7 @@ def findings(
     return [_finding(r) for r in db.execute(sql, params)]
 
 
-def _views(db: Database, rows: list[dict[str, Any]], with_anomalies: bool) -> list[RunView]:
+def _views(db: Database, rows: list[dict[str, Any]]) -> list[RunView]:
     by_run: dict[str, list[g.Finding]] = {r["run"]: [] for r in rows}
     anomalies: dict[str, list[dict[str, Any]]] = {r["run"]: [] for r in rows}
     ids = list(by_run)
@@ -93,16 +94,13 @@ def _views(db: Database, rows: list[dict[str, Any]], with_anomalies: bool) -> li
             f"SELECT {_FINDING_COLS} FROM findings WHERE run IN ({marks}) ORDER BY seq, kind", chunk
         ):
             by_run[f[4]].append(_finding(f))
-        if with_anomalies:
-            cur = db.execute(
-                "SELECT seq, run, type, from_state, to_state, ts FROM anomalies "
-                f"WHERE run IN ({marks}) ORDER BY seq",
-                chunk,
-            )
-            for seq, run, type_, frm, to, ts in cur:
-                anomalies[run].append(
-                    {"seq": seq, "type": type_, "from": frm, "to": to, "ts": ts}
-                )
+        cur = db.execute(
+            "SELECT seq, run, type, from_state, to_state, ts FROM anomalies "
+            f"WHERE run IN ({marks}) ORDER BY seq",
+            chunk,
+        )
+        for seq, run, type_, frm, to, ts in cur:
+            anomalies[run].append({"seq": seq, "type": type_, "from": frm, "to": to, "ts": ts})
     return [RunView(r, by_run[r["run"]], anomalies[r["run"]]) for r in rows]
 
 
@@ -112,7 +110,7 @@ def get_run(db: Database, run: str) -> RunView | None:
     row = cur.fetchone()
     if row is None:
         return None
-    return _views(db, [dict(zip(RUN_FIELDS, row, strict=True))], True)[0]
+    return _views(db, [dict(zip(RUN_FIELDS, row, strict=True))])[0]
 
 
 def list_runs(
@@ -149,7 +147,7 @@ def list_runs(
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
     rows = [dict(zip(RUN_FIELDS, r, strict=True)) for r in db.execute(sql, params)]
-    return _views(db, rows, False)
+    return _views(db, rows)
 
 
 @dataclass(slots=True)

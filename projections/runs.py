@@ -375,7 +375,7 @@ def _check_approval(state: RunsState, event: Event, run: Run, agent: Agent | Non
     live = run.approvals > 0 and (run.approval_until is None or event.ts < run.approval_until)
     if live or run.unapproved_seq is not None:
         return
-    pass
+    run.unapproved_seq = event.seq
     if run.approvals > 0:
         detail = f"the approval at seq {run.approved_seq} expired at {run.approval_until}"
         evidence = run.approved_seq

@@ -25,7 +25,9 @@ class GovledgerGroup(click.Group):
             click.echo(f"error: {e.message}", err=True)
             sys.exit(e.exit_code)
         except KeyboardInterrupt:
-            click.echo("error: interrupted; nothing half-written (each write is one transaction)", err=True)
+            click.echo(
+                "error: interrupted; nothing half-written (each write is one transaction)", err=True
+            )
             sys.exit(130)
         except BrokenPipeError:
             sys.exit(0)

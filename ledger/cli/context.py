@@ -43,14 +43,23 @@ class Context:
 
 pass_ctx = click.make_pass_decorator(Context)
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Machine output: JSON on stdout.")
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Machine output: JSON on stdout."
+)
 
 
 def at_options(f: Any) -> Any:
     """``--at-seq N`` and ``--as-of TS``: time travel (both inclusive)."""
-    f = click.option("--as-of", "as_of", metavar="TS", help="State as of this time (RFC 3339, inclusive).")(f)
-    f = click.option("--at-seq", "at_seq", type=click.IntRange(min=0), metavar="N",
-                     help="State as of this seq (inclusive).")(f)
+    f = click.option(
+        "--as-of", "as_of", metavar="TS", help="State as of this time (RFC 3339, inclusive)."
+    )(f)
+    f = click.option(
+        "--at-seq",
+        "at_seq",
+        type=click.IntRange(min=0),
+        metavar="N",
+        help="State as of this seq (inclusive).",
+    )(f)
     return f
 
 
@@ -86,8 +95,14 @@ def progress_bar(label: str, total: int | None, *, enabled: bool = True) -> Iter
     if not enabled or total is None or total < 5000 or not sys.stderr.isatty():
         yield lambda n: None
         return
-    progress = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                        console=Console(stderr=True), transient=True)
+    progress = Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
     with progress:
         task = progress.add_task(label, total=total)
         yield lambda n: progress.advance(task, n)

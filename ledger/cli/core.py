@@ -25,8 +25,11 @@ from ledger.verify import VerifyReport, verify_export, verify_ledger
 
 
 @click.command()
-@click.option("--origin", required=True, help="The log's origin name, e.g. example.com/agents "
-              "(appears in every checkpoint).")
+@click.option(
+    "--origin",
+    required=True,
+    help="The log's origin name, e.g. example.com/agents (appears in every checkpoint).",
+)
 @json_option
 @pass_ctx
 def init(ctx: Context, origin: str, as_json: bool) -> None:
@@ -38,12 +41,16 @@ def init(ctx: Context, origin: str, as_json: bool) -> None:
     keyring = ctx.keyring
     Ledger.check_new(ctx.db)
     if not origin.strip() or len(origin) > 256 or any(c.isspace() for c in origin):
-        raise InputError("--origin must be a non-empty name without spaces (e.g. example.com/agents)")
+        raise InputError(
+            "--origin must be a non-empty name without spaces (e.g. example.com/agents)"
+        )
     root = keyring.load("root") if keyring.exists("root") else keyring.create("root")
     ledger = Ledger.create(ctx.db, origin=origin, root=root)
     size, head = ledger.head()
     if as_json:
-        echo_json({"db": ctx.db, "origin": origin, "root_key_id": root.key_id, "seq": size, "hash": head})
+        echo_json(
+            {"db": ctx.db, "origin": origin, "root_key_id": root.key_id, "seq": size, "hash": head}
+        )
         return
     click.echo(f"created ledger {ctx.db} (origin {origin})")
     click.echo(f"root key: {keyring.path('root')} (key id {root.key_id})")
@@ -67,13 +74,29 @@ def _payload_arg(value: str) -> Any:
 @click.option("--agent", help="The agent concerned.")
 @click.option("--run", help="The run the event belongs to.")
 @click.option("--actor", help="The human or service that caused it.")
-@click.option("--id", "event_id", help="Event id (a retry with the same id is refused, not recorded twice).")
-@click.option("--payload", default="{}", show_default=True, metavar="JSON|@FILE",
-              help="The payload: JSON text, @FILE, or @- for stdin.")
+@click.option(
+    "--id", "event_id", help="Event id (a retry with the same id is refused, not recorded twice)."
+)
+@click.option(
+    "--payload",
+    default="{}",
+    show_default=True,
+    metavar="JSON|@FILE",
+    help="The payload: JSON text, @FILE, or @- for stdin.",
+)
 @json_option
 @pass_ctx
-def append(ctx: Context, event_type: str, signer: str, agent: str | None, run: str | None,
-           actor: str | None, event_id: str | None, payload: str, as_json: bool) -> None:
+def append(
+    ctx: Context,
+    event_type: str,
+    signer: str,
+    agent: str | None,
+    run: str | None,
+    actor: str | None,
+    event_id: str | None,
+    payload: str,
+    as_json: bool,
+) -> None:
     """Append one signed event; prints its seq and hash.
 
     \b
@@ -120,8 +143,14 @@ def import_(ctx: Context, file: str, signer: str, as_json: bool) -> None:
     first = events[0].seq if events else None
     last = events[-1].seq if events else None
     if as_json:
-        echo_json({"imported": len(events), "first_seq": first, "last_seq": last,
-                   "head": {"seq": ledger.head()[0], "hash": ledger.head()[1]}})
+        echo_json(
+            {
+                "imported": len(events),
+                "first_seq": first,
+                "last_seq": last,
+                "head": {"seq": ledger.head()[0], "hash": ledger.head()[1]},
+            }
+        )
     elif events:
         click.echo(f"imported {len(events)} events: seq {first}–{last}")
     else:
@@ -131,8 +160,13 @@ def import_(ctx: Context, file: str, signer: str, as_json: bool) -> None:
 @click.command()
 @click.option("--from", "from_seq", type=click.IntRange(min=1), default=1, help="First seq.")
 @click.option("--to", "to_seq", type=click.IntRange(min=1), default=None, help="Last seq.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), default="-",
-              help="Write to FILE instead of stdout.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    default="-",
+    help="Write to FILE instead of stdout.",
+)
 @pass_ctx
 def export(ctx: Context, from_seq: int, to_seq: int | None, output: str) -> None:
     """Export full events as JSON Lines (SPEC §2.1), verifiable with ``verify --file``."""
@@ -169,19 +203,33 @@ def export(ctx: Context, from_seq: int, to_seq: int | None, output: str) -> None
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N events.")
 @json_option
 @pass_ctx
-def log(ctx: Context, run: str | None, agent: str | None, event_type: str | None,
-        since: str | None, until: str | None, from_seq: int, to_seq: int | None,
-        limit: int | None, as_json: bool) -> None:
+def log(
+    ctx: Context,
+    run: str | None,
+    agent: str | None,
+    event_type: str | None,
+    since: str | None,
+    until: str | None,
+    from_seq: int,
+    to_seq: int | None,
+    limit: int | None,
+    as_json: bool,
+) -> None:
     """List events, oldest first (``--json``: one full event per line)."""
     from ledger.exporting import event_filter, summarize
 
     ledger = ctx.ledger()
-    where, params = event_filter(run=run, agent=agent, event_type=event_type,
-                                 since=normalize_time(since, "--since") if since else None,
-                                 until=normalize_time(until, "--until") if until else None)
+    where, params = event_filter(
+        run=run,
+        agent=agent,
+        event_type=event_type,
+        since=normalize_time(since, "--since") if since else None,
+        until=normalize_time(until, "--until") if until else None,
+    )
     rows: list[list[Any]] = []
-    for n, event in enumerate(ledger.iter_events(from_seq=from_seq, to_seq=to_seq, where=where,
-                                                 params=params), start=1):
+    for n, event in enumerate(
+        ledger.iter_events(from_seq=from_seq, to_seq=to_seq, where=where, params=params), start=1
+    ):
         if limit is not None and n > limit:
             break
         if as_json:
@@ -193,19 +241,50 @@ def log(ctx: Context, run: str | None, agent: str | None, event_type: str | None
 
 
 @click.command()
-@click.option("--from", "from_seq", type=click.IntRange(min=1), default=None,
-              help="Check events from SEQ on, anchored on the stored hash of SEQ − 1.")
-@click.option("--trust", multiple=True, metavar="KEY_ID", help="Pin the expected root key id (repeatable).")
-@click.option("--trusted-keys", type=click.Path(dir_okay=False), help="File of trusted root key ids, one per line.")
-@click.option("--checkpoint", "checkpoint_file", type=click.Path(dir_okay=False),
-              help="A checkpoint saved earlier: detects truncation, rewriting and forks.")
-@click.option("--file", "export_file", type=click.Path(dir_okay=False, allow_dash=True),
-              help="Verify an exported JSON Lines file instead of the database.")
-@click.option("--no-state", is_flag=True, help="Do not check against, or remember, the last verified size and root.")
+@click.option(
+    "--from",
+    "from_seq",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Check events from SEQ on, anchored on the stored hash of SEQ − 1.",
+)
+@click.option(
+    "--trust", multiple=True, metavar="KEY_ID", help="Pin the expected root key id (repeatable)."
+)
+@click.option(
+    "--trusted-keys",
+    type=click.Path(dir_okay=False),
+    help="File of trusted root key ids, one per line.",
+)
+@click.option(
+    "--checkpoint",
+    "checkpoint_file",
+    type=click.Path(dir_okay=False),
+    help="A checkpoint saved earlier: detects truncation, rewriting and forks.",
+)
+@click.option(
+    "--file",
+    "export_file",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="Verify an exported JSON Lines file instead of the database.",
+)
+@click.option(
+    "--no-state",
+    is_flag=True,
+    help="Do not check against, or remember, the last verified size and root.",
+)
 @json_option
 @pass_ctx
-def verify(ctx: Context, from_seq: int | None, trust: tuple[str, ...], trusted_keys: str | None,
-           checkpoint_file: str | None, export_file: str | None, no_state: bool, as_json: bool) -> None:
+def verify(
+    ctx: Context,
+    from_seq: int | None,
+    trust: tuple[str, ...],
+    trusted_keys: str | None,
+    checkpoint_file: str | None,
+    export_file: str | None,
+    no_state: bool,
+    as_json: bool,
+) -> None:
     """Verify integrity: framing, hashes, chain, seq, signatures, key authorization.
 
     Without a pinned root key (``--trust`` / ``--trusted-keys``) this proves only internal
@@ -241,9 +320,14 @@ def verify(ctx: Context, from_seq: int | None, trust: tuple[str, ...], trusted_k
     else:
         ledger = ctx.ledger()
         with progress_bar("verify", ledger.size, enabled=not as_json) as advance:
-            report = verify_ledger(ledger, from_seq=from_seq, trusted=trusted or None,
-                                   checkpoint=checkpoint, progress=advance,
-                                   use_state=not no_state)
+            report = verify_ledger(
+                ledger,
+                from_seq=from_seq,
+                trusted=trusted or None,
+                checkpoint=checkpoint,
+                progress=advance,
+                use_state=not no_state,
+            )
     if as_json:
         echo_json(report.as_dict())
     else:
@@ -256,16 +340,22 @@ def _print_report(report: VerifyReport) -> None:
     if not report.ok:
         first = report.problems[0]
         more = report.problem_count - 1
-        click.echo(f"{first}" + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""))
+        click.echo(
+            f"{first}" + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
+        )
         return
-    scope = f"seq {report.from_seq}–{report.head_seq}" if report.from_seq else f"{report.events} events"
+    scope = (
+        f"seq {report.from_seq}–{report.head_seq}" if report.from_seq else f"{report.events} events"
+    )
     click.echo(f"ok: {scope}, head seq {report.head_seq} {report.head_hash}")
     click.echo(f"root {report.root.hex()}")
     if report.checkpoint:
         click.echo(f"consistent with checkpoint of size {report.checkpoint['size']}")
     if not report.pinned:
-        click.echo("not pinned: this proves internal consistency only; pin the root key with "
-                   f"--trust {report.root_key_id}")
+        click.echo(
+            "not pinned: this proves internal consistency only; pin the root key with "
+            f"--trust {report.root_key_id}"
+        )
 
 
 COMMANDS = [init, append, import_, export, log, verify]

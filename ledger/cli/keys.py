@@ -29,7 +29,9 @@ def keys() -> None:
 @click.option("--signer", default="root", show_default=True, help="Governor key that records it.")
 @json_option
 @pass_ctx
-def keys_new(ctx: Context, name: str, role: str, agent: str | None, signer: str, as_json: bool) -> None:
+def keys_new(
+    ctx: Context, name: str, role: str, agent: str | None, signer: str, as_json: bool
+) -> None:
     """Create key NAME (file NAME.pem, mode 0600) and register it as ``key.registered``."""
     check_key_name(name)
     if (role == "agent") != (agent is not None):
@@ -40,13 +42,23 @@ def keys_new(ctx: Context, name: str, role: str, agent: str | None, signer: str,
         raise InputError(f"key file {ctx.keyring.path(name)} already exists; choose another name")
     key = ctx.keyring.create(name)
     try:
-        event = ledger.append(Draft("key.registered", root_key_payload(key, role, agent)), signer=governor)
+        event = ledger.append(
+            Draft("key.registered", root_key_payload(key, role, agent)), signer=governor
+        )
     except BaseException:
         ctx.keyring.path(name).unlink(missing_ok=True)  # nothing half-written
         raise
     if as_json:
-        echo_json({"name": name, "key_id": key.key_id, "role": role, "agent": agent,
-                   "revoked": False, "seq": event.seq})
+        echo_json(
+            {
+                "name": name,
+                "key_id": key.key_id,
+                "role": role,
+                "agent": agent,
+                "revoked": False,
+                "seq": event.seq,
+            }
+        )
     else:
         click.echo(f"key {name} ({key.key_id}), role {role}, registered at seq {event.seq}")
 
@@ -59,13 +71,33 @@ def keys_list(ctx: Context, as_json: bool) -> None:
     rows = ctx.ledger().keys()
     if as_json:
         for k in rows:
-            echo_json({"name": k["name"], "key_id": k["key_id"], "role": k["role"], "agent": k["agent"],
-                       "revoked": k["revoked_seq"] is not None, "registered_seq": k["registered_seq"],
-                       "revoked_seq": k["revoked_seq"]})
+            echo_json(
+                {
+                    "name": k["name"],
+                    "key_id": k["key_id"],
+                    "role": k["role"],
+                    "agent": k["agent"],
+                    "revoked": k["revoked_seq"] is not None,
+                    "registered_seq": k["registered_seq"],
+                    "revoked_seq": k["revoked_seq"],
+                }
+            )
         return
-    print_table(None, ["name", "key id", "role", "agent", "registered", "revoked"],
-                [[k["name"], k["key_id"], k["role"], k["agent"] or "", k["registered_seq"],
-                  k["revoked_seq"] or ""] for k in rows])
+    print_table(
+        None,
+        ["name", "key id", "role", "agent", "registered", "revoked"],
+        [
+            [
+                k["name"],
+                k["key_id"],
+                k["role"],
+                k["agent"] or "",
+                k["registered_seq"],
+                k["revoked_seq"] or "",
+            ]
+            for k in rows
+        ],
+    )
 
 
 @keys.command("revoke")
@@ -80,8 +112,9 @@ def keys_revoke(ctx: Context, name: str, reason: str, signer: str, as_json: bool
     key = ledger.key_by_name(name)
     if key is None:
         raise InputError(f"no key named {name!r} is registered in this ledger")
-    event = ledger.append(Draft("key.revoked", {"key_id": key["key_id"], "reason": reason}),
-                          signer=ctx.signer(signer))
+    event = ledger.append(
+        Draft("key.revoked", {"key_id": key["key_id"], "reason": reason}), signer=ctx.signer(signer)
+    )
     if as_json:
         echo_json({"name": name, "key_id": key["key_id"], "revoked": True, "seq": event.seq})
     else:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
 
 from ledger.cli.context import Context, echo_json, json_option, pass_ctx
 from ledger.errors import InputError
-from ledger.proofs import prove_inclusion, sign_current_checkpoint, verify_event_proof, witness_request
+from ledger.proofs import (
+    prove_inclusion,
+    sign_current_checkpoint,
+    verify_event_proof,
+    witness_request,
+)
 
 
 def _write(text: str, output: str | None) -> None:
@@ -43,13 +49,24 @@ def checkpoint(ctx: Context, signer: str, output: str | None) -> None:
 
 @click.command()
 @click.argument("seq", type=click.IntRange(min=1), required=False)
-@click.option("--signer", help="Sign a fresh checkpoint at the current size with this governor key.")
-@click.option("--consistency", "old_checkpoint", type=click.Path(dir_okay=False),
-              help="Print the C2SP tlog-witness body proving the log extends this checkpoint.")
+@click.option(
+    "--signer", help="Sign a fresh checkpoint at the current size with this governor key."
+)
+@click.option(
+    "--consistency",
+    "old_checkpoint",
+    type=click.Path(dir_okay=False),
+    help="Print the C2SP tlog-witness body proving the log extends this checkpoint.",
+)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE.")
 @pass_ctx
-def prove(ctx: Context, seq: int | None, signer: str | None, old_checkpoint: str | None,
-          output: str | None) -> None:
+def prove(
+    ctx: Context,
+    seq: int | None,
+    signer: str | None,
+    old_checkpoint: str | None,
+    output: str | None,
+) -> None:
     """Inclusion proof of event SEQ (a C2SP tlog-proof), or a consistency proof.
 
     The proof embeds the latest stored checkpoint covering SEQ (signing one with `root` when
@@ -77,7 +94,9 @@ def prove(ctx: Context, seq: int | None, signer: str | None, old_checkpoint: str
 
 @click.command(name="verify-proof")
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
-@click.option("--vkey", required=True, help="The log's C2SP verifier key (govledger keys vkey NAME).")
+@click.option(
+    "--vkey", required=True, help="The log's C2SP verifier key (govledger keys vkey NAME)."
+)
 @json_option
 def verify_proof(file: str, vkey: str, as_json: bool) -> None:
     """Verify an inclusion proof offline: no database needed.
@@ -86,16 +105,27 @@ def verify_proof(file: str, vkey: str, as_json: bool) -> None:
     checkpoint's root, and that the embedded event body is the event at that index.
     Exit 1 when anything fails.
     """
-    text = click.get_text_stream("stdin").read() if file == "-" else _read(file, "proof")
+    text = sys.stdin.read() if file == "-" else _read(file, "proof")
     proven = verify_event_proof(text, vkey=vkey)
     body = proven.body
     if as_json:
-        echo_json({"ok": True, "seq": body["seq"], "type": body["type"], "hash": proven.hash,
-                   "origin": proven.checkpoint.origin, "size": proven.checkpoint.size,
-                   "root": proven.checkpoint.root.hex(), "event": body})
+        echo_json(
+            {
+                "ok": True,
+                "seq": body["seq"],
+                "type": body["type"],
+                "hash": proven.hash,
+                "origin": proven.checkpoint.origin,
+                "size": proven.checkpoint.size,
+                "root": proven.checkpoint.root.hex(),
+                "event": body,
+            }
+        )
         return
-    click.echo(f"ok: seq {body['seq']} ({body['type']}, {body['ts']}) is in {proven.checkpoint.origin} "
-               f"at size {proven.checkpoint.size}")
+    click.echo(
+        f"ok: seq {body['seq']} ({body['type']}, {body['ts']}) is in {proven.checkpoint.origin} "
+        f"at size {proven.checkpoint.size}"
+    )
     click.echo(f"event hash {proven.hash}")
 
 

@@ -96,7 +96,8 @@ def runs_list(ctx: Context, agent: str | None, status: str | None, since: str | 
 
 
 def _findings_cell(v: RunView) -> str:
-    return ", ".join(f"{f.kind}@{f.seq}" for f in v.findings) or "-"
+    kinds = sorted({f.kind for f in v.findings})
+    return f"{len(v.findings)}: {', '.join(kinds)}" if kinds else "-"
 
 
 @runs.command("show")

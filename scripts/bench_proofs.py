@@ -1,0 +1,160 @@
+"""Benchmark: proofs, checkpoints and the cost of keeping the Merkle tree (issue 5).
+
+    python -m scripts.bench_proofs build DB [--events 1000000]   # once, a few minutes
+    python -m scripts.bench_proofs run DB                         # prove / checkpoint timings
+    python -m scripts.bench_proofs tree [--batches 200]           # append with vs without tree
+
+``run`` times ``prove_inclusion`` and ``sign_current_checkpoint`` in process on a large ledger
+(target < 50 ms each). ``tree`` appends the same batches of 1000 events to two fresh ledgers,
+one as shipped and one with the Merkle step (``nodes_for_append`` + the ``merkle_nodes``
+insert) patched out, and prints the overhead of keeping the tree (target <= 15 %). Timings are
+printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ledger import appending, merkle
+from ledger.keys import KeyRing, Signer
+from ledger.proofs import prove_inclusion, sign_current_checkpoint
+from ledger.store import Draft, Ledger
+
+ORIGIN = "bench.example/log"
+BATCH = 1000
+
+
+def _drafts(start: int, n: int) -> list[Draft]:
+    return [Draft("x.bench", {"i": start + i, "note": "benchmark event"}, agent="a1", run=f"r{(start + i) // 50}")
+            for i in range(n)]
+
+
+def _keys(db: Path) -> Signer:
+    ring = KeyRing(db.parent / (db.name + ".keys"))
+    return ring.load("root") if ring.exists("root") else ring.create("root")
+
+
+def build(db: Path, events: int) -> None:
+    root = _keys(db)
+    lg = Ledger.open(db, synchronous="NORMAL") if db.exists() else Ledger.create(
+        db, origin=ORIGIN, root=root, synchronous="NORMAL")
+    with lg:
+        t0 = time.perf_counter()
+        while (size := lg.size) < events:
+            n = min(BATCH, events - size)
+            lg.append_many(_drafts(size, n), signer=root)
+            if (size + n) % 100_000 < BATCH:
+                rate = (size + n) / (time.perf_counter() - t0)
+                print(f"{size + n} events ({rate:.0f}/s)", file=sys.stderr, flush=True)
+    print(f"built {db}: {events} events")
+
+
+def _ms(f: Callable[[], Any], repeat: int) -> tuple[float, float]:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        f()
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times), max(times)
+
+
+def run(db: Path, repeat: int) -> None:
+    root = _keys(db)
+    with Ledger.open(db) as lg:
+        size = lg.size
+        rng = random.Random(5)
+        sign_current_checkpoint(lg, root)  # so prove embeds a stored checkpoint
+        med, worst = _ms(lambda: sign_current_checkpoint(lg, root), repeat)
+        print(f"size {size}")
+        print(f"checkpoint      median {med:7.2f} ms  max {worst:7.2f} ms  (target < 50)")
+        seqs = iter([rng.randrange(1, size + 1) for _ in range(repeat)])
+        med, worst = _ms(lambda: prove_inclusion(lg, next(seqs)), repeat)
+        print(f"prove           median {med:7.2f} ms  max {worst:7.2f} ms  (target < 50)")
+        med, worst = _ms(lambda: lg.root_at(rng.randrange(1, size + 1)), repeat)
+        print(f"root_at         median {med:7.2f} ms  max {worst:7.2f} ms")
+        med, worst = _ms(lambda: merkle.root_at(size, lg.get_node), repeat)
+        print(f"root_at 1/node  median {med:7.2f} ms  max {worst:7.2f} ms  (one query per node)")
+
+
+@contextmanager
+def _without_tree() -> Iterator[None]:
+    """Patch the Merkle step out of the append transaction (benchmark baseline only)."""
+    saved = appending.merkle.nodes_for_append
+
+    def none(size: int, leaves: Any, get_node: Any) -> list[tuple[int, int, bytes]]:
+        return []
+
+    appending.merkle.nodes_for_append = none  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        appending.merkle.nodes_for_append = saved  # type: ignore[assignment]
+
+
+def _append_time(db: Path, root: Signer, batches: int, *, tree: bool, prefill: int) -> float:
+    lg = Ledger.create(db, origin=ORIGIN, root=root, synchronous="NORMAL")
+    with lg:
+        for start in range(0, prefill, BATCH):
+            lg.append_many(_drafts(start, BATCH), signer=root)
+        work = [_drafts(prefill + b * BATCH, BATCH) for b in range(batches)]
+        t0 = time.perf_counter()
+        if tree:
+            for d in work:
+                lg.append_many(d, signer=root)
+        else:
+            with _without_tree():
+                for d in work:
+                    lg.append_many(d, signer=root)
+        return time.perf_counter() - t0
+
+
+def tree(batches: int, rounds: int, prefill: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = KeyRing(Path(tmp) / "keys").create("root")
+        with_t, without_t = [], []
+        for r in range(rounds):  # interleaved, so drift hits both sides alike
+            for flag, out in ((True, with_t), (False, without_t)):
+                db = Path(tmp) / f"{r}-{flag}.db"
+                out.append(_append_time(db, root, batches, tree=flag, prefill=prefill))
+                db.unlink()
+        n = batches * BATCH
+        a, b = statistics.median(with_t), statistics.median(without_t)
+        print(f"append {n} events in batches of {BATCH} (after {prefill}), median of {rounds}:")
+        print(f"  with tree     {a * 1000:8.1f} ms  ({n / a:8.0f} events/s)")
+        print(f"  without tree  {b * 1000:8.1f} ms  ({n / b:8.0f} events/s)")
+        print(f"  overhead      {(a / b - 1) * 100:6.1f} %  (target <= 15 %)")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("build")
+    b.add_argument("db", type=Path)
+    b.add_argument("--events", type=int, default=1_000_000)
+    r = sub.add_parser("run")
+    r.add_argument("db", type=Path)
+    r.add_argument("--repeat", type=int, default=50)
+    t = sub.add_parser("tree")
+    t.add_argument("--batches", type=int, default=100)
+    t.add_argument("--rounds", type=int, default=3)
+    t.add_argument("--prefill", type=int, default=0)
+    args = p.parse_args()
+    if args.cmd == "build":
+        build(args.db, args.events)
+    elif args.cmd == "run":
+        run(args.db, args.repeat)
+    else:
+        tree(args.batches, args.rounds, args.prefill)
+
+
+if __name__ == "__main__":
+    main()
