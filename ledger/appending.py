@@ -12,11 +12,10 @@ import os
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ledger import merkle
+from ledger import merkle, workers
 from ledger.chain import body_bytes
 from ledger.encoding import canonical, loads
 from ledger.errors import DuplicateEventId, EventValidationError, UnauthorizedWrite
@@ -27,10 +26,6 @@ from ledger.signing import b64decode_canonical, b64encode, event_hash, key_id, s
 if TYPE_CHECKING:
     from ledger.store import Ledger, _Prepared
 
-SIGNING_THREADS = 2
-PARALLEL_SIGN_MIN = 256
-_pool: ThreadPoolExecutor | None = None
-
 
 def uuid7() -> str:
     """A UUIDv7 (RFC 9562): 48-bit Unix milliseconds, version 7, random bits."""
@@ -39,21 +34,6 @@ def uuid7() -> str:
     value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | (rand >> 64 & 0xFFF) << 64
     value |= 0b10 << 62 | (rand & ((1 << 62) - 1))
     return str(uuid.UUID(int=value))
-
-
-def _sign_all(private_key: Any, digests: list[bytes]) -> list[bytes]:
-    """Sign every digest; Ed25519 in ``cryptography`` releases the GIL, so threads scale."""
-    global _pool
-    if len(digests) < PARALLEL_SIGN_MIN:
-        return [sign_event(private_key, d) for d in digests]
-    if _pool is None:
-        _pool = ThreadPoolExecutor(SIGNING_THREADS, thread_name_prefix="govledger-sign")
-    step = (len(digests) + SIGNING_THREADS - 1) // SIGNING_THREADS
-    chunks = [digests[i : i + step] for i in range(0, len(digests), step)]
-    out: list[bytes] = []
-    for part in _pool.map(lambda c: [sign_event(private_key, d) for d in c], chunks):
-        out.extend(part)
-    return out
 
 
 class _Keys:
@@ -171,6 +151,9 @@ def append_locked(
                     f"event {seen[hit[0]]}: id {hit[0]!r} is already in the log at seq {hit[1]}"
                 )
     # (3) Authorization, key and policy semantics, chaining.
+    pipeline = (
+        workers.Pipeline() if workers.enabled() and len(prepared) >= workers.MIN_PARALLEL else None
+    )
     keys = _Keys(ledger)
     kid = signer.key_id
     policy_version: int | None = None
@@ -254,10 +237,18 @@ def append_locked(
             ]
         )
         prev = digest_b.hex()
-    # (4) Signatures: independent of each other, so they run on several threads.
-    sigs = _sign_all(signer.private_key, digests)
-    for r, s in zip(rows, sigs, strict=True):
-        r.append(b64encode(s))
+        if pipeline is not None and len(digests) % workers.CHUNK == 0:
+            pipeline.sign(signer.secret_key, digests[-workers.CHUNK :])
+    # (4) Signatures: independent of the chain, so large batches were sent to worker processes
+    # chunk by chunk while the loop above went on chaining; the rest is signed here.
+    secret = signer.secret_key
+    sigs: list[bytes] = []
+    if pipeline is not None:
+        for signed in pipeline.results():
+            sigs.extend(signed)
+    sigs.extend(sign_event(secret, d) for d in digests[len(sigs) :])
+    for r, sig in zip(rows, sigs, strict=True):
+        r.append(b64encode(sig))
     conn.executemany(
         "INSERT INTO events (seq, id, ts, type, agent, run, actor, payload, prev, key, hash, sig) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

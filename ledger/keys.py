@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger.errors import InputError, KeyFileError
-from ledger.signing import b64encode, key_id
+from ledger.signing import b64encode, key_id, sodium_secret_key
 
 DEFAULT_KEYS_DIR = Path("~/.govledger/keys")
 PASSPHRASE_ENV = "GOVLEDGER_PASSPHRASE"
@@ -46,6 +46,15 @@ class Signer:
     @property
     def key_id(self) -> str:
         return key_id(self.public_key)
+
+    @property
+    def secret_key(self) -> bytes:
+        """The libsodium form of the private key, for the signing hot path."""
+        cached: bytes | None = self.__dict__.get("_sodium")
+        if cached is None:
+            cached = sodium_secret_key(self.private_key)
+            object.__setattr__(self, "_sodium", cached)
+        return cached
 
     @property
     def public_key_b64(self) -> str:

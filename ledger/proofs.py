@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ledger import merkle
 from ledger.chain import body_bytes
 from ledger.checkpoint import (
     Checkpoint,
@@ -49,13 +48,14 @@ def sign_current_checkpoint(ledger: Ledger, signer: Signer) -> str:
     """Sign a checkpoint of the log as it is now, store it, and return the note."""
     _require_governor(ledger, signer)
     size = ledger.size
+    root = ledger.root_at(size)
     note = sign_checkpoint(
-        origin=ledger.origin, size=size, root=ledger.root_at(size), private_key=signer.private_key
+        origin=ledger.origin, size=size, root=root, private_key=signer.private_key
     )
     with ledger.write():
         ledger.conn.execute(
             "INSERT OR REPLACE INTO checkpoints (size, signer, root, note, created) VALUES (?, ?, ?, ?, ?)",
-            (size, signer.name, ledger.root_at(size).hex(), note, format_ts(datetime.now(UTC))),
+            (size, signer.name, root.hex(), note, format_ts(datetime.now(UTC))),
         )
     return note
 
@@ -117,7 +117,7 @@ def prove_inclusion(
                 raise InputError(f"no stored checkpoint covers seq {seq}; sign one with --signer")
             note = sign_current_checkpoint(ledger, root_signer)
     cp = open_ledger_checkpoint(ledger, note)
-    proof = merkle.inclusion_proof_at(seq - 1, cp.size, ledger.get_node)
+    proof = ledger.inclusion_proof(seq - 1, cp.size)
     return format_tlog_proof(index=seq - 1, proof=proof, checkpoint_note=note, extra=body)
 
 
@@ -135,9 +135,7 @@ def witness_request(ledger: Ledger, old_note: str, *, signer: Signer) -> str:
             f"old checkpoint root differs from this log's root at size {old.size}"
         )
     note = sign_current_checkpoint(ledger, signer)
-    proof = (
-        merkle.consistency_proof_at(old.size, size, ledger.get_node) if 0 < old.size < size else []
-    )
+    proof = ledger.consistency_proof(old.size, size) if 0 < old.size < size else []
     return format_witness_request(old_size=old.size, proof=proof, checkpoint_note=note)
 
 

@@ -259,12 +259,24 @@ class Ledger:
         last = from_seq - 1
         stop = to_seq if to_seq is not None else -1
         extra = f" AND ({where})" if where else ""
+        sql = (
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? AND (? < 0 OR seq <= ?)"
+            f"{extra} ORDER BY seq LIMIT ?"
+        )
         while True:
-            rows = self.conn.execute(
-                f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? AND (? < 0 OR seq <= ?)"
-                f"{extra} ORDER BY seq LIMIT ?",
-                (last, stop, stop, *params, batch),
-            ).fetchall()
+            args = (last, stop, stop, *params, batch)
+            try:
+                rows = self.conn.execute(sql, args).fetchall()
+            except sqlite3.OperationalError as e:
+                if "decode" not in str(e):
+                    raise
+                # Text that is not UTF-8 (a tampered file): read it with lone surrogates, so
+                # verify reports the event as malformed instead of failing to read the log.
+                self.conn.text_factory = lambda b: b.decode("utf-8", "surrogateescape")
+                try:
+                    rows = self.conn.execute(sql, args).fetchall()
+                finally:
+                    self.conn.text_factory = str
             if not rows:
                 return
             yield from rows
@@ -356,21 +368,25 @@ class Ledger:
         parts: list[str] = []
         params: list[int] = []
         if leaves:
-            parts.append("SELECT 0, seq - 1, hash FROM events "
-                         f"WHERE seq IN ({','.join('?' * len(leaves))})")
+            parts.append(
+                f"SELECT 0, seq - 1, hash FROM events WHERE seq IN ({','.join('?' * len(leaves))})"
+            )
             params += [i + 1 for i in leaves]
         if inner:
             # A CROSS JOIN from the wanted ids, so each is a primary-key lookup: SQLite plans
             # ``(level, idx) IN (VALUES ...)`` as a scan of the whole table.
-            parts.append(f"SELECT m.level, m.idx, m.hash FROM (VALUES {','.join(['(?, ?)'] * len(inner))}) "
-                         "AS w CROSS JOIN merkle_nodes AS m ON m.level = w.column1 AND m.idx = w.column2")
+            parts.append(
+                f"SELECT m.level, m.idx, m.hash FROM (VALUES {','.join(['(?, ?)'] * len(inner))}) "
+                "AS w CROSS JOIN merkle_nodes AS m ON m.level = w.column1 AND m.idx = w.column2"
+            )
             params += [x for n in inner for x in n]
         if not parts:
             return {}
         out: dict[merkle.NodeId, bytes] = {}
         for level, index, value in self.conn.execute(" UNION ALL ".join(parts), params):
-            out[int(level), int(index)] = (bytes.fromhex(value) if isinstance(value, str)
-                                           else bytes(value))
+            out[int(level), int(index)] = (
+                bytes.fromhex(value) if isinstance(value, str) else bytes(value)
+            )
         for n in ids:
             if n not in out:
                 raise StoreError(f"{self.path}: Merkle node ({n[0]}, {n[1]}) is missing")

@@ -13,16 +13,15 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger import merkle
+from ledger import merkle, workers
 from ledger.chain import ChainChecker, Problem, body_bytes, check_canonical_payload, short
 from ledger.encoding import canonical, loads
 from ledger.errors import DecodeError, LedgerError
 from ledger.events import ENVELOPE_VERSION, ZERO_HASH, check_type, decode_payload
-from ledger.signing import b64decode_canonical, event_hash, verify_event_signature
+from ledger.signing import b64decode_canonical, check_event_signature, event_hash
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
@@ -44,9 +43,8 @@ ENVELOPE_KEYS = frozenset(
         "sig",
     }
 )
-BATCH = 1024
+BATCH = workers.CHUNK
 MAX_PROBLEMS = 1000
-VERIFY_THREADS = 2
 
 Row = tuple[Any, ...]
 """(seq, id, ts, type, agent, run, actor, payload_text, prev, key, hash, sig)."""
@@ -130,14 +128,13 @@ class _RootAccumulator:
         return acc
 
 
-def _check_signatures(batch: list[tuple[int, bytes, bytes, bytes]]) -> list[int]:
-    bad = []
-    for seq, public_key, sig, digest in batch:
-        try:
-            verify_event_signature(public_key=public_key, signature=sig, digest=digest)
-        except LedgerError:
-            bad.append(seq)
-    return bad
+def _is_utf8(text: str) -> bool:
+    """False for text holding lone surrogates (bytes that were not UTF-8 in the store)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class Verifier:
@@ -151,13 +148,13 @@ class Verifier:
         stored_nodes: Callable[[int, int], bytes | None] | None = None,
         progress: Callable[[int], None] | None = None,
         want_roots: set[int] | None = None,
+        parallel: bool = False,
     ) -> None:
         self.report = VerifyReport(pinned=bool(trusted))
         self.want_roots = want_roots or set()
         self.trusted = trusted
         self.checker = checker or ChainChecker()
-        self.pool = ThreadPoolExecutor(VERIFY_THREADS, thread_name_prefix="govledger-verify")
-        self.pending: deque[Future[list[int]]] = deque()
+        self.pipeline = workers.Pipeline() if parallel and workers.enabled() else None
         self.batch: list[tuple[int, bytes, bytes, bytes]] = []
         self.progress = progress
         self.stored_nodes = stored_nodes
@@ -196,6 +193,11 @@ class Verifier:
             self.checker.expected_seq = where_seq + 1
             self.checker.prev_hash = hash_ if isinstance(hash_, str) else ZERO_HASH
             self.report.events += 1
+            if isinstance(hash_, str) and HEX64.match(hash_):
+                # Still a leaf of the tree: keep the root and the stored-tree check aligned.
+                self._current_seq = where_seq
+                self.acc.add(bytes.fromhex(hash_))
+                self.report.head_seq, self.report.head_hash = where_seq, hash_
             return
         # (2)–(5)
         body = body_bytes(
@@ -270,9 +272,11 @@ class Verifier:
             raise ValueError("id must be a non-empty string of at most 128 characters")
         if not isinstance(ts, str) or not TS.match(ts):
             raise ValueError(f"ts {ts!r} is not RFC 3339 UTC with six fractional digits and Z")
-        for name, v in (("agent", agent), ("run", run), ("actor", actor)):
+        for name, v in (("id", id_), ("agent", agent), ("run", run), ("actor", actor)):
             if v is not None and not isinstance(v, str):
                 raise ValueError(f"{name} must be a string or null")
+            if v is not None and not _is_utf8(v):
+                raise ValueError(f"{name} is not valid UTF-8 text")
         for name, v, rx in (("prev", prev, HEX64), ("hash", hash_, HEX64), ("key", key, HEX32)):
             if not isinstance(v, str) or not rx.match(v):
                 raise ValueError(f"{name} is not lowercase hex of the right length")
@@ -294,17 +298,24 @@ class Verifier:
             raise ValueError(e.message) from e
         return payload
 
-    def _flush(self) -> None:
+    def _flush(self, keep: int = 2 * workers.IN_FLIGHT * workers.WORKERS) -> None:
+        # (6) signatures: in worker processes when the log is large, else here.
         if self.batch:
-            self.pending.append(self.pool.submit(_check_signatures, self.batch))
+            if self.pipeline is not None:
+                self.pipeline.check(self.batch)
+            else:
+                self._bad_signatures(
+                    [s for s, pub, sig, d in self.batch if not check_event_signature(pub, sig, d)]
+                )
             if self.progress is not None:
                 self.progress(len(self.batch))
             self.batch = []
-        while len(self.pending) > 2 * VERIFY_THREADS:
-            self._collect(self.pending.popleft())
+        if self.pipeline is not None:
+            for bad in self.pipeline.results(keep=keep):
+                self._bad_signatures(bad)
 
-    def _collect(self, fut: Future[list[int]]) -> None:
-        for seq in fut.result():
+    def _bad_signatures(self, seqs: list[int]) -> None:
+        for seq in seqs:
             self.report.add(
                 Problem(
                     seq, "bad_signature", "signature does not verify with the key registered for it"
@@ -312,10 +323,7 @@ class Verifier:
             )
 
     def finish(self) -> VerifyReport:
-        self._flush()
-        while self.pending:
-            self._collect(self.pending.popleft())
-        self.pool.shutdown()
+        self._flush(keep=0)
         self.report.root = self.acc.root()
         self.report.origin = self.checker.origin
         self.report.root_key_id = self.checker.root_key_id
@@ -467,6 +475,7 @@ def verify_ledger(
         stored_nodes=stored,
         progress=progress,
         want_roots=_wanted(checkpoint, origin, use_state and start == 1),
+        parallel=size - start + 1 >= workers.MIN_PARALLEL,
     )
     if start > 1 and trusted is not None and checker.root_key_id not in trusted:
         v.report.add(
@@ -514,11 +523,12 @@ def verify_export(
     trusted: set[str] | None = None,
     checkpoint: str | None = None,
     keys: list[dict[str, Any]] | None = None,
+    parallel: bool = True,
 ) -> VerifyReport:
     """Verify an exported JSON Lines file (it must start at seq 1)."""
     from ledger.consistency import check_checkpoint
 
-    v = Verifier(trusted=trusted, want_roots=_wanted(checkpoint, None, False))
+    v = Verifier(trusted=trusted, want_roots=_wanted(checkpoint, None, False), parallel=parallel)
     for item in rows_from_export(stream):
         if isinstance(item, Problem):
             v.report.add(item)

@@ -8,3 +8,7 @@ from projections.runs import RunsProjection
 RUNS = register(RunsProjection())
 
 __all__ = ["RUNS", "Projection", "RunsProjection", "Table", "register", "registered"]
+
+from projections.tiers import TiersProjection  # noqa: E402  (issue 4: folded after runs)
+
+TIERS = register(TiersProjection())

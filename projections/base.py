@@ -21,7 +21,7 @@ state of a projection registered before it (``depends_on``) for the same event.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -79,6 +79,10 @@ class Projection(ABC, Generic[S]):
     @abstractmethod
     def start(self, db: Database, deps: Mapping[str, Any]) -> S:
         """A state over the tables in ``db`` (already created, possibly holding earlier rows)."""
+
+    def prepare(self, state: S, events: Sequence[Event]) -> None:
+        """Called with each batch of events before they are applied: a chance to load the rows
+        they will touch in a few queries instead of one per event. Default: nothing."""
 
     @abstractmethod
     def apply(self, state: S, event: Event, payload: AnyPayload) -> S:

@@ -74,9 +74,7 @@ def compliant(state: str, severities: list[str] | tuple[str, ...]) -> bool:
     return state == "completed" and not any(s in BLOCKING for s in severities)
 
 
-def grant_verdict(
-    grants: list[tuple[int, str | None]], ts: str
-) -> tuple[str | None, int | None]:
+def grant_verdict(grants: list[tuple[int, str | None]], ts: str) -> tuple[str | None, int | None]:
     """Judge a tool call against the grants that name its tool, oldest first.
 
     ``grants`` holds ``(seq, expires_at)`` per grant naming the tool (``expires_at`` normalized,

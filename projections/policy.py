@@ -20,10 +20,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ledger.encoding import canonical
 from ledger.errors import LedgerError, PolicyError
+from ledger.events import PolicySet
 
 Bp = Annotated[int, Field(ge=0, le=10000)]
 NonNeg = Annotated[int, Field(ge=0)]
 Positive = Annotated[int, Field(ge=1)]
+
+
+RUN_NOT_COMPLETED = 1
+"""Outcome bit of a finished run that did not complete (failed, cancelled, rejected)."""
+SEVERITY_BITS: dict[str, int] = {"info": 2, "warning": 4, "critical": 8}
+"""Outcome bit of a finished run holding at least one finding of that severity."""
 
 
 class _Section(BaseModel):
@@ -90,6 +97,14 @@ class PolicyDocument(_Section):
         """Criteria to be promoted into ``tier`` (None: no promotion into it)."""
         key = {1: "T1", 2: "T2", 3: "T3", 4: "T4"}.get(tier)
         return None if key is None else self.promotion.get(key)  # type: ignore[call-overload]
+
+    @property
+    def noncompliant_mask(self) -> int:
+        """Run-outcome bits that make a finished run non-compliant under this policy."""
+        mask = RUN_NOT_COMPLETED
+        for severity in self.compliance.noncompliant_severities:
+            mask |= SEVERITY_BITS[severity]
+        return mask
 
 
 @dataclass(frozen=True)
@@ -162,3 +177,20 @@ def make_policy(document: dict[str, Any], *, version: int, seq: int = 0) -> Poli
 def default_policy() -> Policy:
     """The shipped default, version 0."""
     return make_policy(default_document(), version=0)
+
+
+def policy_from_event(payload: PolicySet, seq: int) -> Policy:
+    """The policy a ``policy.set`` event recorded (``PolicyError`` if its document is invalid)."""
+    where = f"seq {seq}: policy.set"
+    rules = validate(payload.document, f"{where} document")
+    digest = digest_of(payload.document)
+    if digest != payload.digest:
+        raise PolicyError(f"{where}: digest is {payload.digest[:12]}…, the document's is {digest[:12]}…")
+    return Policy(version=payload.version, digest=digest, document=payload.document, rules=rules,
+                  seq=seq)
+
+
+def policy_set_payload(document: dict[str, Any], version: int) -> dict[str, Any]:
+    """The ``policy.set`` payload recording ``document`` as ``version`` (validated first)."""
+    validate(document)
+    return {"version": version, "digest": digest_of(document), "document": document}

@@ -9,10 +9,8 @@ Tables: ``runs``, ``agents``, ``findings``, ``anomalies``, ``grants`` (see ``mod
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any, assert_never
 
 from sqlite_utils import Database
@@ -48,21 +46,21 @@ from ledger.events import (
     UserPayload,
     normalize_time,
 )
+from projections import checks as c
 from projections import governance as g
-from projections.base import Projection, Table
+from projections.base import Projection
 from projections.model import (
-    AGENT_FIELDS,
     AGENTS,
     ANOMALIES,
     FINDINGS,
     GRANTS,
-    RUN_FIELDS,
     RUNS,
     Agent,
     Run,
     agent_row,
     run_row,
 )
+from projections.runs_state import GrantMap, RunsState
 
 # SPEC §3 state machine: event type → (states it may leave, state it enters). ``new`` is a run
 # no lifecycle event has touched yet. A repeated approval of an approved run is not an anomaly.
@@ -75,18 +73,9 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
     "run.failed": (frozenset({"running"}), "failed"),
     "run.cancelled": (frozenset({"submitted", "running"}), "cancelled"),
 }
+__all__ = ["TERMINAL", "TRANSITIONS", "GrantMap", "RunsProjection", "RunsState"]
+
 TERMINAL = frozenset({"completed", "failed", "cancelled", "rejected"})
-
-_RUN_SELECT = f"SELECT {', '.join(RUN_FIELDS)} FROM runs WHERE run = ?"
-_AGENT_SELECT = f"SELECT {', '.join(AGENT_FIELDS)} FROM agents WHERE agent = ?"
-
-GrantMap = dict[str, list[tuple[int, str | None]]]
-"""Tool → ``(seq, expires_at)`` of each grant of the run naming it, oldest first."""
-
-
-@lru_cache(maxsize=4096)
-def _word_set(json_list: str) -> frozenset[str]:
-    return frozenset(json.loads(json_list))
 
 
 def _norm(value: str | None) -> str | None:
@@ -98,59 +87,20 @@ def _ms_between(start: str, end: str) -> int:
     return delta // timedelta(milliseconds=1)
 
 
-class RunsState:
-    """The runs read model being folded: rows touched since the last flush, loaded on demand."""
-
-    __slots__ = ("db", "runs", "agents", "grant_maps", "findings", "anomalies", "grants")
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-        self.runs: dict[str, Run] = {}
-        self.agents: dict[str, Agent] = {}
-        self.grant_maps: dict[str, GrantMap] = {}
-        self.findings: list[tuple[Any, ...]] = []
-        self.anomalies: list[tuple[Any, ...]] = []
-        self.grants: list[tuple[Any, ...]] = []
-
-    def run(self, run_id: str) -> Run:
-        run = self.runs.get(run_id)
-        if run is None:
-            row = self.db.execute(_RUN_SELECT, [run_id]).fetchone()
-            run = Run(*row) if row else Run(run_id)
-            self.runs[run_id] = run
-        return run
-
-    def agent(self, agent_id: str) -> Agent:
-        agent = self.agents.get(agent_id)
-        if agent is None:
-            row = self.db.execute(_AGENT_SELECT, [agent_id]).fetchone()
-            agent = Agent(*row) if row else Agent(agent_id)
-            self.agents[agent_id] = agent
-        return agent
-
-    def grant_map(self, run_id: str) -> GrantMap:
-        gm = self.grant_maps.get(run_id)
-        if gm is None:
-            gm = {}
-            rows = self.db.execute(
-                "SELECT seq, tools, expires_at FROM grants WHERE run = ? ORDER BY seq", [run_id]
-            )
-            for seq, tools, expires in rows:
-                for tool in json.loads(tools):
-                    gm.setdefault(tool, []).append((seq, expires))
-            self.grant_maps[run_id] = gm
-        return gm
-
-
 class RunsProjection(Projection[RunsState]):
     """Runs, agents, findings and anomalies (SPEC §3)."""
 
     name = "runs"
     version = 1
-    tables: tuple[Table, ...] = (RUNS, AGENTS, FINDINGS, ANOMALIES, GRANTS)
+    tables = (RUNS, AGENTS, FINDINGS, ANOMALIES, GRANTS)
 
     def start(self, db: Database, deps: Mapping[str, Any]) -> RunsState:
         return RunsState(db)
+
+    def prepare(self, state: RunsState, events: Sequence[Event]) -> None:
+        # Sorted: rows are then cached, and written, in the same order in every process.
+        state.load(sorted({e.run for e in events if e.run is not None}),
+                   sorted({e.agent for e in events if e.agent is not None}))  # fmt: skip
 
     def flush(self, state: RunsState) -> None:
         conn = state.db.conn
@@ -191,8 +141,15 @@ class RunsProjection(Projection[RunsState]):
             holder = run if run is not None else agent
             if holder.unregistered_seq is None:
                 holder.unregistered_seq = seq
-                _find(state, event, run, agent, g.UNREGISTERED_AGENT, None,
-                      f"agent {agent.agent!r} is not registered")
+                c.find(
+                    state,
+                    event,
+                    run,
+                    agent,
+                    g.UNREGISTERED_AGENT,
+                    None,
+                    f"agent {agent.agent!r} is not registered",
+                )
         # Contract checks need a registered agent (SPEC §3: skipped for unregistered ones).
         contract = agent if agent is not None and agent.registered_seq is not None else None
 
@@ -212,7 +169,7 @@ class RunsProjection(Projection[RunsState]):
                     run.required_tier = payload.required_tier
                     run.risk = payload.risk
                     if contract is not None:
-                        _check_tier(state, event, run, contract, payload.required_tier)
+                        c.check_tier(state, event, run, contract, payload.required_tier)
             case RunApproved():
                 if run is not None:
                     _transition(state, event, run)
@@ -231,21 +188,27 @@ class RunsProjection(Projection[RunsState]):
                     run.grants += 1
                     run.granted_seq = seq
                     state.grants.append(
-                        (seq, run.run, event.agent, canonical(payload.tools).decode(),
-                         canonical(payload.capabilities).decode(), expires,
-                         payload.token_digest)
+                        (
+                            seq,
+                            run.run,
+                            event.agent,
+                            canonical(payload.tools).decode(),
+                            canonical(payload.capabilities).decode(),
+                            expires,
+                            payload.token_digest,
+                        )
                     )
             case RunStarted():
                 if run is not None:
                     _transition(state, event, run)
                     run.started_seq, run.started_ts = seq, ts
-                    _check_approval(state, event, run, agent)
+                    c.check_approval(state, event, run, agent)
             case ToolCalled():
                 if run is not None:
                     run.tool_calls += 1
                     if run.started_seq is None:
-                        _check_approval(state, event, run, agent)
-                    _check_tool(state, event, run, agent, contract, payload)
+                        c.check_approval(state, event, run, agent)
+                    c.check_tool(state, event, run, agent, contract, payload)
             case ToolCompleted():
                 if run is not None:
                     run.tool_ms += payload.duration_ms
@@ -263,7 +226,7 @@ class RunsProjection(Projection[RunsState]):
                     run.llm_wallclock_ms += payload.wallclock_ms
             case DecisionRecorded():
                 if run is not None:
-                    _decide(state, event, run, agent, contract, payload)
+                    c.decide(state, event, run, agent, contract, payload)
             case GuardrailTriggered():
                 if run is not None:
                     run.guardrails += 1
@@ -308,27 +271,6 @@ def _severities(run: Run) -> tuple[str, ...]:
     return ("critical",) * run.findings_critical + ("warning",) * run.findings_warning
 
 
-def _find(
-    state: RunsState,
-    event: Event,
-    run: Run | None,
-    agent: Agent | None,
-    kind: str,
-    evidence: int | None,
-    detail: str,
-) -> None:
-    severity = g.SEVERITY[kind]
-    state.findings.append(
-        (event.seq, kind, severity, evidence, event.run, event.agent, event.ts, detail)
-    )
-    if run is not None:
-        run.findings += 1
-        run.findings_critical += severity == "critical"
-        run.findings_warning += severity == "warning"
-    if agent is not None and severity == "critical":
-        agent.last_critical_seq = event.seq
-
-
 def _transition(state: RunsState, event: Event, run: Run) -> None:
     allowed, target = TRANSITIONS[event.type]
     if run.state not in allowed:
@@ -367,84 +309,3 @@ def _end(run: Run, seq: int, ts: str) -> None:
     run.ended_seq, run.ended_ts = seq, ts
     begin = run.started_ts or run.submitted_ts
     run.duration_ms = _ms_between(begin, ts) if begin is not None else None
-
-
-def _check_approval(state: RunsState, event: Event, run: Run, agent: Agent | None) -> None:
-    """started_without_approval: a start, or a tool call of a run never started, with no live
-    approval before it. Reported once per run."""
-    live = run.approvals > 0 and (run.approval_until is None or event.ts < run.approval_until)
-    if live or run.unapproved_seq is not None:
-        return
-    run.unapproved_seq = event.seq
-    if run.approvals > 0:
-        detail = f"the approval at seq {run.approved_seq} expired at {run.approval_until}"
-        evidence = run.approved_seq
-    elif run.rejected_seq is not None:
-        detail, evidence = f"the run was rejected at seq {run.rejected_seq}", run.rejected_seq
-    else:
-        detail, evidence = "no run.approved before it", run.submitted_seq
-    _find(state, event, run, agent, g.STARTED_WITHOUT_APPROVAL, evidence, detail)
-
-
-def _check_tool(
-    state: RunsState,
-    event: Event,
-    run: Run,
-    agent: Agent | None,
-    contract: Agent | None,
-    p: ToolCalled,
-) -> None:
-    kind, evidence = g.grant_verdict(state.grant_map(run.run).get(p.tool, []), event.ts)
-    if kind == g.TOOL_OUTSIDE_GRANT:
-        _find(state, event, run, agent, kind, run.granted_seq,
-              f"tool {p.tool!r} is in no capability.granted of run {run.run!r}")
-    elif kind == g.GRANT_EXPIRED:
-        _find(state, event, run, agent, kind, evidence,
-              f"the grant of {p.tool!r} at seq {evidence} had expired")
-    if contract is None:
-        return
-    forbidden = _word_set(contract.forbidden_actions)
-    if p.tool in forbidden or p.side_effect in forbidden:
-        what = p.tool if p.tool in forbidden else p.side_effect
-        _find(state, event, run, agent, g.FORBIDDEN_ACTION, contract.registered_seq,
-              f"{what!r} is in the forbidden actions of agent {contract.agent!r}")
-    elif p.side_effect not in _word_set(contract.allowed_side_effects):
-        _find(state, event, run, agent, g.SIDE_EFFECT_NOT_ALLOWED, contract.registered_seq,
-              f"side effect {p.side_effect!r} of {p.tool!r} is not allowed for agent "
-              f"{contract.agent!r}")
-
-
-def _decide(
-    state: RunsState,
-    event: Event,
-    run: Run,
-    agent: Agent | None,
-    contract: Agent | None,
-    p: DecisionRecorded,
-) -> None:
-    run.decisions += 1
-    if p.decision == "ESCALATE":
-        run.escalations += 1
-        run.escalated_seq = event.seq
-    elif p.decision == "EXECUTE":
-        run.executes += 1
-        threshold = contract.confidence_threshold_bp if contract is not None else None
-        if (
-            contract is not None
-            and threshold is not None
-            and p.confidence_bp < threshold
-            and run.escalation_approved_seq is None
-        ):
-            _find(state, event, run, agent, g.LOW_CONFIDENCE_EXECUTE, contract.registered_seq,
-                  f"EXECUTE at confidence {p.confidence_bp} bp, below the threshold "
-                  f"{threshold} bp, without an escalation approved by a human")
-
-
-def _check_tier(state: RunsState, event: Event, run: Run, agent: Agent, required: int) -> None:
-    effective = g.effective_tier(agent.tier, agent.tier_since_seq, agent.last_critical_seq)
-    if required > effective:
-        zeroed = effective != agent.tier
-        evidence = agent.last_critical_seq if zeroed else agent.tier_since_seq
-        why = f" (0 after the critical finding at seq {evidence})" if zeroed else ""
-        _find(state, event, run, agent, g.TIER_TOO_LOW, evidence,
-              f"the plan requires T{required}; agent {agent.agent!r} holds T{effective}{why}")

@@ -52,13 +52,14 @@ class Events:
             self._t = max(self._t, at)
         seq = len(self.events) + 1
         prev = self.events[-1].hash if self.events else ZERO_HASH
-        body = {
-            "v": 1, "seq": seq, "id": f"e{seq}", "ts": format_ts(self._t), "type": type,
+        ts = format_ts(self._t)
+        body: dict[str, Any] = {
+            "v": 1, "seq": seq, "id": f"e{seq}", "ts": ts, "type": type,
             "agent": agent, "run": run, "actor": actor, "payload": payload, "prev": prev,
             "key": "0" * 32,
         }  # fmt: skip
         h = hashlib.sha256(b"\x00" + canonical(body)).hexdigest()
-        event = Event(seq, f"e{seq}", body["ts"], type, agent, run, actor, payload, prev,
+        event = Event(seq, f"e{seq}", ts, type, agent, run, actor, payload, prev,
                       "0" * 32, h, "")  # fmt: skip
         self.events.append(event)
         self._t += self._step

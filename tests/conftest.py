@@ -6,6 +6,7 @@ pointed into its own temporary directory, so nothing touches the home directory.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 from collections.abc import Iterator
@@ -156,6 +157,11 @@ def populate(ledger: Ledger, keys: LedgerKeys, *, runs: int = 2, agent: str = "p
         ledger.append_many(drafts[:2], signer=keys.recorder)
         ledger.append(approval(agent, f"run-{r}"), signer=keys.root)
         ledger.append_many(drafts[2:], signer=keys.recorder)
+
+
+def sign(signer: Signer, digest: bytes) -> str:
+    """SPEC §2.1 signature, made here with ``cryptography`` independently of the library."""
+    return base64.b64encode(signer.private_key.sign(b"govledger/event/v1\n" + digest)).decode()
 
 
 def snapshot(path: str | Path) -> tuple[int, str]:

@@ -108,7 +108,9 @@ def dump(db: Database) -> dict[str, Any]:
     for p in registered():
         for t in p.tables:
             order = ", ".join(t.pk)
-            out[t.name] = [tuple(r) for r in db.execute(f'SELECT * FROM "{t.name}" ORDER BY {order}')]
+            out[t.name] = [
+                tuple(r) for r in db.execute(f'SELECT * FROM "{t.name}" ORDER BY {order}')
+            ]
     return out
 
 

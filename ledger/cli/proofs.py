@@ -34,6 +34,13 @@ def _read(path: str, what: str) -> str:
         raise InputError(f"{what}: cannot read {path} ({e})") from e
 
 
+def _read_bytes(path: str, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as e:
+        raise InputError(f"{what}: cannot read {path} ({e.strerror})") from e
+
+
 @click.command()
 @click.option("--signer", required=True, help="Governor key that signs the checkpoint.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE.")
@@ -105,8 +112,9 @@ def verify_proof(file: str, vkey: str, as_json: bool) -> None:
     checkpoint's root, and that the embedded event body is the event at that index.
     Exit 1 when anything fails.
     """
-    text = sys.stdin.read() if file == "-" else _read(file, "proof")
-    proven = verify_event_proof(text, vkey=vkey)
+    # Bytes, not text: a proof that is not UTF-8 is a bad proof (exit 1), not a usage error.
+    data = sys.stdin.buffer.read() if file == "-" else _read_bytes(file, "proof")
+    proven = verify_event_proof(data, vkey=vkey)
     body = proven.body
     if as_json:
         echo_json(

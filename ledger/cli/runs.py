@@ -88,16 +88,17 @@ def runs_list(ctx: Context, agent: str | None, status: str | None, since: str | 
         return
     print_table(
         None,
-        ["run", "agent", "state", "compliant", "findings", "began", "tools", "cost µ$"],
+        ["run", "agent", "state", "compliant", "findings", "began"],
         [[v.run, v.row["agent"], v.row["state"], "yes" if v.row["compliant"] else "no",
-          _findings_cell(v), v.row["first_ts"], v.row["tool_calls"], v.row["cost_micro_usd"]]
-         for v in views],
+          _findings_cell(v), v.row["first_ts"][:19] + "Z"] for v in views],
     )  # fmt: skip
 
 
 def _findings_cell(v: RunView) -> str:
-    kinds = sorted({f.kind for f in v.findings})
-    return f"{len(v.findings)}: {', '.join(kinds)}" if kinds else "-"
+    by_severity: dict[str, int] = {}
+    for f in v.findings:
+        by_severity[f.severity] = by_severity.get(f.severity, 0) + 1
+    return ", ".join(f"{n} {s}" for s, n in sorted(by_severity.items())) or "-"
 
 
 @runs.command("show")
@@ -113,7 +114,9 @@ def runs_show(ctx: Context, run: str, at_seq: int | None, as_of: str | None,
     with read_models(ledger, resolve_at(ledger, at_seq, as_of)) as (db, at):
         view = get_run(db, run)
     if view is None:
-        raise InputError(f"no run {run!r} in the ledger" + (f" at seq {at}" if at_seq or as_of else ""))
+        raise InputError(
+            f"no run {run!r} in the ledger" + (f" at seq {at}" if at_seq or as_of else "")
+        )
     rows = list(ledger.iter_rows(to_seq=at, where="run = ?", params=[run]))
     problems = check_events(ledger, rows)
     timeline = [row_to_event(r) for r in rows]
@@ -142,7 +145,9 @@ def runs_show(ctx: Context, run: str, at_seq: int | None, as_of: str | None,
     else:
         console.print("findings: none")
     for a in view.anomalies:
-        console.print(f"anomaly: seq {a['seq']} {a['type']}: {a['from']} → {a['to']} is not a legal transition")
+        console.print(
+            f"anomaly: seq {a['seq']} {a['type']}: {a['from']} → {a['to']} is not a legal transition"
+        )
     if problems:
         console.print(f"events verify: NO: {problems[0]['detail']}"
                       + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))  # fmt: skip
@@ -181,7 +186,9 @@ def check_events(ledger: Ledger, rows: list[tuple[Any, ...]]) -> list[dict[str, 
             except LedgerError as e:
                 problem = ("bad_signature", e.message)
         if problem is not None:
-            out.append({"seq": seq, "kind": problem[0], "detail": f"seq {seq}: {problem[0]}: {problem[1]}"})
+            out.append(
+                {"seq": seq, "kind": problem[0], "detail": f"seq {seq}: {problem[0]}: {problem[1]}"}
+            )
     return out
 
 
@@ -198,29 +205,30 @@ def metrics(ctx: Context, agent: str | None, at_seq: int | None, as_of: str | No
     with read_models(ledger, resolve_at(ledger, at_seq, as_of)) as (db, at):
         ms = agent_metrics(db, agent)
     if agent is not None and not ms:
-        raise InputError(f"no agent {agent!r} in the ledger" + (f" at seq {at}" if at_seq or as_of else ""))
+        raise InputError(
+            f"no agent {agent!r} in the ledger" + (f" at seq {at}" if at_seq or as_of else "")
+        )
     if as_json:
         for m in ms:
             echo_json(m.as_json())
         return
     print_table(
         None,
-        ["agent", "tier", "runs", "done/failed/cancelled", "compliant", "streak (best)",
-         "violations", "tokens in/out", "cost µ$"],
-        [[m.agent, _tier(m), m.runs, f"{m.completed}/{m.failed}/{m.cancelled}", m.compliant_runs,
-          f"{m.current_streak} ({m.best_streak})", _violations(m), f"{m.tokens_in}/{m.tokens_out}",
-          m.cost_micro_usd] for m in ms],
+        ["agent", "tier", "runs", "ok/failed", "compliant", "streak", "violations", "cost µ$"],
+        [[m.agent, _tier(m), m.runs, f"{m.completed}/{m.failed}", m.compliant_runs,
+          f"{m.current_streak} (best {m.best_streak})", _violations(m), m.cost_micro_usd]
+         for m in ms],
     )  # fmt: skip
 
 
 def _tier(m: AgentMetrics) -> str:
     if not m.registered:
         return "unregistered"
-    return f"T{m.tier}" + (f" (effective T{m.effective_tier})" if m.effective_tier != m.tier else "")
+    return f"T{m.tier}" + (f" (eff. T{m.effective_tier})" if m.effective_tier != m.tier else "")
 
 
 def _violations(m: AgentMetrics) -> str:
-    return ", ".join(f"{k} {n}" for k, n in sorted(m.violations.items())) or "-"
+    return ", ".join(f"{n} {s}" for s, n in sorted(m.violations_by_severity.items())) or "-"
 
 
 @click.command()
@@ -241,7 +249,9 @@ def replay(ctx: Context, at_seq: int | None, as_of: str | None, check_only: bool
     at = resolve_at(ledger, at_seq, as_of)
     if check_only:
         if at is not None:
-            raise InputError("--check compares the stored read models; it takes no --at-seq/--as-of")
+            raise InputError(
+                "--check compares the stored read models; it takes no --at-seq/--as-of"
+            )
         _check(ledger, as_json)
         return
     started = time.perf_counter()
@@ -261,7 +271,11 @@ def replay(ctx: Context, at_seq: int | None, as_of: str | None, check_only: bool
     if as_json:
         echo_json(out)
         return
-    where = "stored read models rebuilt" if at is None else f"state at seq {at} (scratch, stored read models untouched)"
+    where = (
+        "stored read models rebuilt"
+        if at is None
+        else f"state at seq {at} (scratch, stored read models untouched)"
+    )
     events = max((p["last_seq"] for p in out["projections"]), default=0)
     rate = f" in {out['seconds']} s" if at is None else ""
     click.echo(f"{where}: {events} events{rate}")
@@ -274,8 +288,14 @@ def _counts(d: dict[str, int]) -> str:
 
 
 def _summary(db: Database) -> dict[str, Any]:
-    runs_by_state = dict(db.execute("SELECT state, count(*) FROM runs GROUP BY state ORDER BY state").fetchall())
-    findings = dict(db.execute("SELECT severity, count(*) FROM findings GROUP BY severity ORDER BY severity").fetchall())
+    runs_by_state = dict(
+        db.execute("SELECT state, count(*) FROM runs GROUP BY state ORDER BY state").fetchall()
+    )
+    findings = dict(
+        db.execute(
+            "SELECT severity, count(*) FROM findings GROUP BY severity ORDER BY severity"
+        ).fetchall()
+    )
     return {
         "runs": runs_by_state,
         "runs_total": sum(runs_by_state.values()),
@@ -301,7 +321,11 @@ def _check(ledger: Ledger, as_json: bool) -> None:
             click.echo(f"  {d}")
     else:
         checked = [f"{p['name']} at seq {p['last_seq']}" for p in projs if p["stored"]]
-        click.echo("ok: read models match a fresh replay (" + (", ".join(checked) or "none stored yet") + ")")
+        click.echo(
+            "ok: read models match a fresh replay ("
+            + (", ".join(checked) or "none stored yet")
+            + ")"
+        )
     if differences:
         sys.exit(1)
 

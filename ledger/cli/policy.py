@@ -1,0 +1,67 @@
+"""``govledger policy``: the governance policy in force, and recording a new one (SPEC §5).
+
+A policy is written in TOML and recorded as a ``policy.set`` event (a JSON object in the log)
+with the next version and the SHA-256 of its RFC 8785 bytes. Field by field: docs/policy.md.
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from ledger.cli.context import Context, at_options, echo_json, json_option, pass_ctx, resolve_at
+from projections.policy import read_policy_file
+from projections.tier_ops import read_models, set_policy
+from projections.tier_queries import clock, policy_in_force
+
+
+@click.group()
+def policy() -> None:
+    """The governance policy: tier criteria, demotion, revocation, cooldown (docs/policy.md)."""
+
+
+@policy.command("show")
+@at_options
+@json_option
+@pass_ctx
+def policy_show(ctx: Context, at_seq: int | None, as_of: str | None, as_json: bool) -> None:
+    """The policy in force (now, or at ``--at-seq`` / ``--as-of``): version 0 is the shipped
+    default, in force until the first ``policy set``."""
+    ledger = ctx.ledger()
+    at = resolve_at(ledger, at_seq, as_of)
+    with read_models(ledger) as db:
+        seq = clock(db)[0] if at is None else min(at, clock(db)[0])
+        pol = policy_in_force(db, seq)
+    if as_json:
+        echo_json({"version": pol.version, "digest": pol.digest, "seq": pol.seq or None,
+                   "document": pol.document})
+        return
+    where = "shipped default" if pol.version == 0 else f"set at seq {pol.seq}"
+    click.echo(f"policy version {pol.version} ({where}), in force at seq {seq}")
+    click.echo(f"digest {pol.digest}")
+    click.echo(json.dumps(pol.document, indent=2, ensure_ascii=False))
+
+
+@policy.command("set")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--signer", required=True, help="Governor key that signs the policy.set event.")
+@json_option
+@pass_ctx
+def policy_set(ctx: Context, file: str, signer: str, as_json: bool) -> None:
+    """Record the TOML policy FILE as a ``policy.set`` event (next version, with its digest).
+
+    It is in force from its seq on: earlier tier changes stay judged by the earlier policy.
+    """
+    document = read_policy_file(file)
+    ledger = ctx.ledger()
+    event = set_policy(ledger, document, ctx.signer(signer))
+    p = event.payload
+    if as_json:
+        echo_json({"version": p["version"], "digest": p["digest"], "seq": event.seq,
+                   "hash": event.hash})
+        return
+    click.echo(f"policy version {p['version']} recorded at seq {event.seq} (digest {p['digest']})")
+
+
+COMMANDS = [policy]

@@ -1,0 +1,179 @@
+"""Ed25519 batches on the machine's other cores, for the append and verify hot paths.
+
+Signatures do not depend on each other (only hashes are chained), so large batches are signed
+or verified in worker processes (``ledger.sodium_worker``) while the main process
+canonicalizes, chains and writes. Processes, not threads: with threads every signature call
+has to win the GIL back from the main thread, and those hand-offs cost more than the
+signatures. Workers are plain ``python -m ledger.sodium_worker`` children talking over pipes
+(no fork of the caller, no re-import of its ``__main__``), started on first use and ended at
+exit. Secret keys travel only over the pipe to these children; nothing is written or logged.
+
+Small batches stay in-process. A worker that fails is replaced by in-process work: signing
+and verification never depend on a worker being alive (verification fails closed).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import struct
+import subprocess
+import sys
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ledger.signing import check_event_signature, sign_event
+
+MIN_PARALLEL = int(os.environ.get("GOVLEDGER_PARALLEL_MIN", "512"))
+"""Batches smaller than this are handled in-process."""
+WORKERS = max(0, min(int(os.environ.get("GOVLEDGER_WORKERS", str(os.cpu_count() or 1))), 8))
+"""Worker processes (env ``GOVLEDGER_WORKERS``; below 2 CPUs nothing runs in parallel)."""
+CHUNK = 256
+"""Items per request. With at most two requests in flight per worker, every answer fits in a
+pipe buffer, so neither side can block the other."""
+IN_FLIGHT = 2
+
+
+@dataclass
+class _Worker:
+    proc: subprocess.Popen[bytes]
+    waiting: deque[_Job] = field(default_factory=deque)
+
+
+_workers: list[_Worker] = []
+
+
+def enabled() -> bool:
+    return WORKERS >= 2
+
+
+def _start() -> list[_Worker]:
+    if not _workers:
+        for _ in range(WORKERS):
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "ledger.sodium_worker"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                bufsize=0,
+            )
+            _workers.append(_Worker(proc))
+        atexit.register(shutdown)
+    return _workers
+
+
+def shutdown() -> None:
+    while _workers:
+        w = _workers.pop()
+        try:
+            if w.proc.stdin is not None:
+                w.proc.stdin.close()
+            w.proc.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            w.proc.kill()
+        finally:
+            if w.proc.stdout is not None:
+                w.proc.stdout.close()
+
+
+def _read(w: _Worker, n: int) -> bytes:
+    assert w.proc.stdout is not None
+    buf = b""
+    while len(buf) < n:
+        chunk = w.proc.stdout.read(n - len(buf))
+        if not chunk:
+            raise OSError("worker closed its pipe")
+        buf += chunk
+    return buf
+
+
+@dataclass
+class _Job:
+    op: str
+    payload: Any
+    worker: _Worker | None
+    result: list[Any] | None = None
+
+
+class Pipeline:
+    """Requests spread over the workers; ``results()`` returns them in submission order.
+
+    At most ``IN_FLIGHT`` requests wait on one worker: before a third is sent, the oldest
+    answer of that worker is read and kept.
+    """
+
+    def __init__(self) -> None:
+        self.workers = _start()
+        self.jobs: deque[_Job] = deque()
+        self.turn = 0
+        self.broken = False
+
+    def sign(self, secret_key: bytes, digests: Sequence[bytes]) -> None:
+        items = list(digests)
+        frame = b"S" + struct.pack(">I", len(items)) + secret_key + b"".join(items)
+        self._submit(_Job("S", (secret_key, items), None), frame)
+
+    def check(self, items: Sequence[tuple[int, bytes, bytes, bytes]]) -> None:
+        recs = list(items)
+        body = b"".join(pub + sig + digest for _, pub, sig, digest in recs)
+        self._submit(_Job("V", recs, None), b"V" + struct.pack(">I", len(recs)) + body)
+
+    def results(self, keep: int = 0) -> list[list[Any]]:
+        """Results in submission order (signature lists, or lists of failing seqs), leaving
+        the newest ``keep`` requests pending so the workers stay busy."""
+        out = []
+        while len(self.jobs) > keep:
+            job = self.jobs.popleft()
+            out.append(job.result if job.result is not None else self._finish(job))
+            job.payload = None
+        return out
+
+    def _submit(self, job: _Job, frame: bytes) -> None:
+        if not self.broken:
+            w = self.workers[self.turn % len(self.workers)]
+            self.turn += 1
+            while len(w.waiting) >= IN_FLIGHT:
+                oldest = w.waiting.popleft()
+                oldest.result = self._receive(oldest, w)
+            try:
+                assert w.proc.stdin is not None
+                w.proc.stdin.write(frame)
+                job.worker = w
+                w.waiting.append(job)
+            except OSError:
+                self._break()
+        self.jobs.append(job)
+
+    def _finish(self, job: _Job) -> list[Any]:
+        w = job.worker
+        if w is not None and not self.broken:
+            while w.waiting:
+                oldest = w.waiting.popleft()
+                oldest.result = self._receive(oldest, w)
+                if oldest is job:
+                    break
+        return job.result if job.result is not None else _local(job)
+
+    def _receive(self, job: _Job, w: _Worker) -> list[Any]:
+        n = len(job.payload[1]) if job.op == "S" else len(job.payload)
+        try:
+            raw = _read(w, 64 * n if job.op == "S" else n)
+        except OSError:
+            self._break()
+            return _local(job)
+        if job.op == "S":
+            return [raw[64 * i : 64 * (i + 1)] for i in range(n)]
+        return [r[0] for r, ok in zip(job.payload, raw, strict=True) if not ok]
+
+    def _break(self) -> None:
+        self.broken = True
+        shutdown()
+
+
+def _local(job: _Job) -> list[Any]:
+    """The same work in-process: used when a worker fails, never skipped."""
+    if job.op == "S":
+        secret_key, digests = job.payload
+        return [sign_event(secret_key, d) for d in digests]
+    return [seq for seq, pub, sig, d in job.payload if not check_event_signature(pub, sig, d)]

@@ -1,0 +1,568 @@
+"""Benchmark: append, verify and replay throughput and peak memory, against baselines.
+
+    python scripts/bench.py                         # 100k events, single appends at 5k
+    python scripts/bench.py --events 1000000 --scenarios batch1000,verify
+    python scripts/bench.py --json > bench.json
+
+Every measurement runs in a fresh Python process, so the peak RSS (``ru_maxrss``) is that of
+one scenario and one implementation. Baselines are measured in the same run, on the same input
+(the generator's recorder-signed events, ``scripts/generate.py``), on the same disk:
+
+- ``bare``: a plain loop doing the same work with no framework: canonical JSON
+  (``json.dumps(sort_keys=True)``), SHA-256, Ed25519 sign, ``sqlite3`` insert into a table
+  with the same columns and indexes, WAL, ``synchronous=FULL``; for verify the same read,
+  re-canonicalization, SHA-256, chain check and Ed25519 verify on one core.
+- ``eventsourcing``: the ``eventsourcing`` library's ``SQLiteApplicationRecorder`` storing the
+  same events unsigned (one aggregate per run), and reading them back through its notification
+  log (``NotificationLogReader``) for replay.
+
+Scenarios: ``single`` (durable single appends: one transaction and one fsync per event, so it
+is fsync-bound and uses ``--single`` events), ``batch100``, ``batch1000`` (``append_many``),
+``verify`` (``ledger.verify.verify_ledger``), ``replay`` (``projections.driver.catch_up`` with
+``rebuild=True``: every read model rebuilt from the log). The verify and replay fixture is built
+with ``build_ledger`` (mixed governor and recorder events, ``synchronous=NORMAL``); its build
+time is reported too. Timings are printed, never asserted; this is not part of the test run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import cProfile
+import hashlib
+import io
+import json
+import os
+import pstats
+import resource
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+SCENARIOS = ("single", "batch100", "batch1000", "verify", "replay")
+BASELINES = {
+    "single": ("bare", "eventsourcing"),
+    "batch100": ("bare", "eventsourcing"),
+    "batch1000": ("bare", "eventsourcing"),
+    "verify": ("bare",),
+    "replay": ("eventsourcing",),
+}
+AGENTS = 20
+SEED = 1
+PREFIX = b"govledger/event/v1\n"
+
+# --- input ------------------------------------------------------------------------------------
+
+Line = tuple[str, dict[str, Any], str | None, str | None, str | None]
+"""(type, payload, agent, run, actor) of one recorder-signed draft."""
+
+
+def read_lines(path: Path, limit: int) -> Iterator[Line]:
+    """Stream the first ``limit`` drafts of an import file (parsing is cheap and equal for all)."""
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f):
+            if n >= limit:
+                return
+            o = json.loads(line)
+            yield o["type"], o["payload"], o["agent"], o["run"], o["actor"]
+
+
+def batches(path: Path, n: int, size: int) -> Iterator[list[Line]]:
+    batch: list[Line] = []
+    for item in read_lines(path, n):
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+# --- workers: each runs in its own process and returns {"events": n, ...} ---------------------
+
+
+def w_setup_input(a: dict[str, Any]) -> dict[str, Any]:
+    """Write the recorder-signed drafts of the workload as import lines."""
+    from scripts.generate import RECORDER, generate_drafts, import_line
+
+    n = 0
+    with open(a["jsonl"], "w", encoding="utf-8") as f:
+        # Recorder drafts are ~89% of the stream: generate enough to get ``need`` of them.
+        for role, d in generate_drafts(int(a["need"] * 1.2) + 1000, AGENTS, SEED):
+            if role == RECORDER:
+                f.write(import_line(d) + "\n")
+                n += 1
+                if n >= a["need"]:
+                    break
+    return {"events": n}
+
+
+def w_setup_ledger(a: dict[str, Any]) -> dict[str, Any]:
+    """The verify/replay fixture: generate and build a mixed-role ledger (NORMAL)."""
+    from scripts.generate import build_ledger
+
+    ledger = build_ledger(a["db"], a["keys"], a["n"], AGENTS, SEED, synchronous="NORMAL")
+    size = ledger.size
+    ledger.close()
+    return {"events": size}
+
+
+def w_setup_es(a: dict[str, Any]) -> dict[str, Any]:
+    return es_append(a["jsonl"], a["es_db"], a["n"], 1000)
+
+
+def gl_append(a: dict[str, Any], size: int) -> dict[str, Any]:
+    from ledger.keys import KeyRing
+    from ledger.store import Draft, Ledger, root_key_payload
+
+    ring = KeyRing(a["keys"])
+    root, rec = ring.load("root"), ring.load("recorder")
+    ledger = Ledger.create(a["db"], origin="bench.example/log", root=root, synchronous="FULL")
+    ledger.append(Draft("key.registered", root_key_payload(rec, "recorder")), signer=root)
+    n = 0
+    for batch in batches(a["jsonl"], a["n"], size):
+        drafts = [Draft(t, p, agent=ag, run=r, actor=ac) for t, p, ag, r, ac in batch]
+        if size == 1:
+            ledger.append(drafts[0], signer=rec)
+        else:
+            ledger.append_many(drafts, signer=rec)
+        n += len(drafts)
+    ledger.close()
+    return {"events": n}
+
+
+BARE_DDL = """
+CREATE TABLE events (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, ts TEXT NOT NULL,
+  type TEXT NOT NULL, agent TEXT, run TEXT, actor TEXT, payload TEXT NOT NULL,
+  prev TEXT NOT NULL, key TEXT NOT NULL, hash TEXT NOT NULL, sig TEXT NOT NULL);
+CREATE INDEX events_run ON events (run, seq) WHERE run IS NOT NULL;
+CREATE INDEX events_agent ON events (agent, seq) WHERE agent IS NOT NULL;
+CREATE INDEX events_type ON events (type, seq);
+CREATE INDEX events_ts ON events (ts);
+"""
+
+
+def bare_append(a: dict[str, Any], size: int) -> dict[str, Any]:
+    """Same work as an append, no framework: canonicalize, hash, sign, insert (FULL)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    pub = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    kid = hashlib.sha256(pub).digest()[:16].hex()
+    dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+    conn = sqlite3.connect(a["db"], isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.executescript(BARE_DDL)
+    seq, prev, n = 0, "0" * 64, 0
+    for batch in batches(a["jsonl"], a["n"], size):
+        conn.execute("BEGIN IMMEDIATE")
+        ts = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        rows = []
+        for t, p, ag, r, ac in batch:
+            seq += 1
+            eid = str(uuid.uuid4())
+            body = {
+                "v": 1,
+                "seq": seq,
+                "id": eid,
+                "ts": ts,
+                "type": t,
+                "agent": ag,
+                "run": r,
+                "actor": ac,
+                "payload": p,
+                "prev": prev,
+                "key": kid,
+            }
+            h = hashlib.sha256(b"\x00" + dumps(body).encode()).digest()
+            sig = base64.b64encode(key.sign(PREFIX + h)).decode()
+            rows.append((seq, eid, ts, t, ag, r, ac, dumps(p), prev, kid, h.hex(), sig))
+            prev = h.hex()
+        conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        conn.execute("COMMIT")
+        n += len(batch)
+    conn.close()
+    return {"events": n}
+
+
+def es_recorder(path: str) -> Any:
+    from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
+
+    datastore = SQLiteDatastore(path)
+    recorder = SQLiteApplicationRecorder(datastore)
+    recorder.create_table()
+    return recorder
+
+
+def es_append(jsonl: str, path: str, n: int, size: int) -> dict[str, Any]:
+    """eventsourcing's SQLite recorder: the same events, unsigned, one aggregate per run."""
+    from eventsourcing.persistence import StoredEvent
+
+    recorder = es_recorder(path)
+    with recorder.datastore.transaction(commit=False) as c:
+        c.execute("PRAGMA synchronous")
+        sync = c.fetchone()[0]
+    dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+    versions: dict[uuid.UUID, int] = {}
+    done = 0
+    for batch in batches(Path(jsonl), n, size):
+        stored = []
+        for t, p, ag, r, _ac in batch:
+            oid = uuid.uuid5(uuid.NAMESPACE_URL, r or f"agent:{ag}")
+            v = versions.get(oid, 0) + 1
+            versions[oid] = v
+            stored.append(
+                StoredEvent(
+                    originator_id=oid, originator_version=v, topic=t, state=dumps(p).encode()
+                )
+            )
+        recorder.insert_events(stored)
+        done += len(batch)
+    recorder.datastore.close()
+    return {"events": done, "synchronous": sync}
+
+
+def gl_verify(a: dict[str, Any]) -> dict[str, Any]:
+    from ledger.store import Ledger
+    from ledger.verify import verify_ledger
+
+    with Ledger.open(a["db"]) as ledger:
+        report = verify_ledger(ledger)
+    if not report.ok:
+        raise SystemExit(f"verify failed: {report.problems[:3]}")
+    return {"events": report.events}
+
+
+def bare_verify(a: dict[str, Any]) -> dict[str, Any]:
+    """Read, re-canonicalize, hash, check the chain, verify Ed25519: one core, no framework."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+    conn = sqlite3.connect(a["db"])
+    keys: dict[str, Any] = {}
+    prev, n = "0" * 64, 0
+    cols = "seq, id, ts, type, agent, run, actor, payload, prev, key, hash, sig"
+    for row in conn.execute(f"SELECT {cols} FROM events ORDER BY seq"):
+        seq, eid, ts, t, ag, r, ac, payload, prv, kid, h, sig = row
+        p = json.loads(payload)
+        if t in ("ledger.created", "key.registered"):
+            k = p["key"] if t == "ledger.created" else p
+            keys[k["key_id"]] = Ed25519PublicKey.from_public_bytes(
+                base64.b64decode(k["public_key"])
+            )
+        body = {
+            "v": 1,
+            "seq": seq,
+            "id": eid,
+            "ts": ts,
+            "type": t,
+            "agent": ag,
+            "run": r,
+            "actor": ac,
+            "payload": p,
+            "prev": prv,
+            "key": kid,
+        }
+        digest = hashlib.sha256(b"\x00" + dumps(body).encode()).digest()
+        if digest.hex() != h or prv != prev:
+            raise SystemExit(f"bare verify: seq {seq} does not chain")
+        keys[kid].verify(base64.b64decode(sig), PREFIX + digest)
+        prev = h
+        n += 1
+    conn.close()
+    return {"events": n}
+
+
+def gl_replay(a: dict[str, Any]) -> dict[str, Any]:
+    from ledger.store import Ledger
+    from projections.driver import catch_up
+
+    with Ledger.open(a["db"]) as ledger:
+        progress = catch_up(ledger, ledger.db, rebuild=True)
+        size = ledger.size
+    return {"events": size, "projections": [p.name for p in progress]}
+
+
+def es_replay(a: dict[str, Any]) -> dict[str, Any]:
+    """Read every event back through eventsourcing's notification log, decoding its state."""
+    from eventsourcing.application import LocalNotificationLog
+    from eventsourcing.system import NotificationLogReader
+
+    recorder = es_recorder(a["es_db"])
+    reader = NotificationLogReader(
+        LocalNotificationLog(recorder, section_size=1000), section_size=1000
+    )
+    n = 0
+    for notification in reader.read(start=1):
+        json.loads(notification.state)
+        n += 1
+    recorder.datastore.close()
+    return {"events": n}
+
+
+def run_worker(job: dict[str, Any]) -> dict[str, Any]:
+    scenario, impl = job["scenario"], job["impl"]
+    size = {"single": 1, "batch100": 100, "batch1000": 1000}.get(scenario, 0)
+    table: dict[tuple[str, str], Callable[[], dict[str, Any]]] = {
+        ("setup", "input"): lambda: w_setup_input(job),
+        ("setup", "ledger"): lambda: w_setup_ledger(job),
+        ("setup", "es"): lambda: w_setup_es(job),
+        ("verify", "govledger"): lambda: gl_verify(job),
+        ("verify", "bare"): lambda: bare_verify(job),
+        ("replay", "govledger"): lambda: gl_replay(job),
+        ("replay", "eventsourcing"): lambda: es_replay(job),
+    }
+    if size:
+        table[(scenario, "govledger")] = lambda: gl_append(job, size)
+        table[(scenario, "bare")] = lambda: bare_append(job, size)
+        table[(scenario, "eventsourcing")] = lambda: es_append(
+            job["jsonl"], job["db"], job["n"], size
+        )
+    fn = table[(scenario, impl)]
+    rss_start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    prof = cProfile.Profile() if job.get("profile") else None
+    start = time.perf_counter()
+    out = prof.runcall(fn) if prof is not None else fn()
+    seconds = time.perf_counter() - start
+    if prof is not None:
+        buf = io.StringIO()
+        pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(25)
+        print(buf.getvalue(), file=sys.stderr)
+    out.update(
+        seconds=seconds,
+        rss_start_mb=rss_start / 1024,
+        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    )
+    return out
+
+
+# --- driver -----------------------------------------------------------------------------------
+
+
+def spawn(job: dict[str, Any]) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, __file__, "--worker", json.dumps(job)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    if proc.stderr:
+        print(proc.stderr, file=sys.stderr, end="")
+    if proc.returncode != 0:
+        raise SystemExit(f"worker {job['scenario']}/{job['impl']} failed ({proc.returncode})")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    result.update(scenario=job["scenario"], impl=job["impl"])
+    result["events_per_s"] = result["events"] / result["seconds"] if result["seconds"] else 0.0
+    return result
+
+
+def default_tmp() -> Path:
+    for cand in (Path("/work/tmp-bench"), Path("/var/tmp")):
+        with contextlib.suppress(OSError):
+            cand.mkdir(parents=True, exist_ok=True)
+            if os.access(cand, os.W_OK):
+                return cand
+    return Path(tempfile.gettempdir())
+
+
+def log(msg: str, quiet: bool) -> None:
+    if not quiet:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    ap.add_argument("--events", type=int, default=100_000, help="events per scenario (100000)")
+    ap.add_argument(
+        "--single",
+        type=int,
+        default=5_000,
+        help="events for durable single appends (5000: one fsync each)",
+    )
+    ap.add_argument(
+        "--scenarios",
+        default=",".join(SCENARIOS),
+        help=f"comma-separated, from {','.join(SCENARIOS)}",
+    )
+    ap.add_argument(
+        "--tmp",
+        type=Path,
+        default=None,
+        help="directory for the files (default /work/tmp-bench or /var/tmp)",
+    )
+    ap.add_argument("--json", action="store_true", help="print the results as JSON")
+    ap.add_argument(
+        "--profile",
+        action="store_true",
+        help="cProfile the govledger runs (top 25 by own time on stderr)",
+    )
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.worker:
+        print(json.dumps(run_worker(json.loads(args.worker))))
+        return 0
+    scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    unknown = sorted(set(scenarios) - set(SCENARIOS))
+    if unknown:
+        ap.error(f"unknown scenario {unknown[0]!r}; choose from {', '.join(SCENARIOS)}")
+    tmp = Path(tempfile.mkdtemp(prefix="govledger-bench-", dir=args.tmp or default_tmp()))
+    quiet = args.json
+    results: list[dict[str, Any]] = []
+    try:
+        results = run_all(args, scenarios, tmp, quiet)
+    finally:
+        if args.keep:
+            log(f"kept {tmp}", quiet)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "events": args.events,
+                    "single": args.single,
+                    "cpus": os.cpu_count(),
+                    "python": sys.version.split()[0],
+                    "sqlite": sqlite3.sqlite_version,
+                    "results": results,
+                },
+                indent=2,
+            )
+        )
+    else:
+        print_table(results)
+    return 0
+
+
+def run_all(
+    args: argparse.Namespace, scenarios: list[str], tmp: Path, quiet: bool
+) -> list[dict[str, Any]]:
+    from ledger.keys import KeyRing
+
+    ring = KeyRing(tmp / "keys")
+    ring.create("root")
+    ring.create("recorder")
+    jsonl = tmp / "input.jsonl"
+    appends = [s for s in scenarios if s in ("single", "batch100", "batch1000")]
+    need = max([args.single if s == "single" else args.events for s in appends], default=0)
+    results = []
+    base = {"keys": str(tmp / "keys"), "jsonl": str(jsonl), "profile": args.profile}
+    if appends or "replay" in scenarios:
+        need = max(need, args.events if "replay" in scenarios else 0)
+        log(f"setup: generating {need:,} recorder-signed drafts", quiet)
+        spawn({**base, "scenario": "setup", "impl": "input", "need": need})
+    fixture = tmp / "fixture.db"
+    if "verify" in scenarios or "replay" in scenarios:
+        log(f"setup: generate + build_ledger, {args.events:,} events (NORMAL)", quiet)
+        r = spawn(
+            {**base, "scenario": "setup", "impl": "ledger", "db": str(fixture), "n": args.events}
+        )
+        r["scenario"], r["impl"] = "build (setup)", "govledger"
+        results.append(r)
+    for s in scenarios:
+        n = args.single if s == "single" else args.events
+        for impl in ("govledger", *BASELINES[s]):
+            job = {
+                **base,
+                "scenario": s,
+                "impl": impl,
+                "n": n,
+                "db": str(tmp / f"{s}-{impl}.db"),
+                "profile": args.profile and impl == "govledger",
+            }
+            if s == "verify":
+                job["db"] = str(fixture)
+            elif s == "replay" and impl == "govledger":
+                shutil.copy(fixture, job["db"])  # replay writes read models into the file
+            elif s == "replay":
+                job["es_db"] = str(tmp / "replay-es.db")
+                spawn({**base, "scenario": "setup", "impl": "es", "es_db": job["es_db"], "n": n})
+            log(f"{s}: {impl} ({n:,} events)", quiet)
+            r = spawn(job)
+            log(
+                f"  {r['events']:,} events in {r['seconds']:.2f} s: "
+                f"{r['events_per_s']:,.0f}/s, peak RSS {r['peak_rss_mb']:.0f} MB",
+                quiet,
+            )
+            results.append(r)
+            for p in tmp.glob(f"{s}-{impl}.db*"):
+                p.unlink()
+    return results
+
+
+def print_table(results: list[dict[str, Any]]) -> None:
+    cols = (
+        "scenario",
+        "baseline",
+        "events",
+        "seconds",
+        "events/s",
+        "peak RSS MB",
+        "baseline ev/s",
+        "baseline RSS MB",
+        "ratio",
+    )
+    rows: list[tuple[str, ...]] = []
+    gl = {r["scenario"]: r for r in results if r["impl"] == "govledger"}
+    for s, r in gl.items():
+        mine = (
+            f"{r['events']:,}",
+            f"{r['seconds']:.2f}",
+            f"{r['events_per_s']:,.0f}",
+            f"{r['peak_rss_mb']:.0f}",
+        )
+        others = [b for b in results if b["scenario"] == s and b["impl"] != "govledger"]
+        if not others:
+            rows.append((s, "—", *mine, "", "", ""))
+        for b in others:
+            ratio = r["events_per_s"] / b["events_per_s"] if b["events_per_s"] else 0.0
+            rows.append(
+                (
+                    s,
+                    b["impl"],
+                    *mine,
+                    f"{b['events_per_s']:,.0f}",
+                    f"{b['peak_rss_mb']:.0f}",
+                    f"{ratio:.2f}×",
+                )
+            )
+    widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(cols)]
+    line = "  ".join(
+        c.ljust(w) if i < 2 else c.rjust(w)
+        for i, (c, w) in enumerate(zip(cols, widths, strict=True))
+    )
+    print(line)
+    print("-" * len(line))
+    for row in rows:
+        print(
+            "  ".join(
+                v.ljust(w) if i < 2 else v.rjust(w)
+                for i, (v, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
+    print(
+        "\nratio = govledger events/s ÷ baseline events/s (1.00× = as fast as the baseline). "
+        "single: one transaction and fsync per event (synchronous=FULL); batchN: N events "
+        "per transaction; verify: govledger signs-checks on 2 threads, bare on 1."
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,285 @@
+"""``govledger runs list|show``, ``metrics`` and ``replay`` on a real signed ledger (SPEC §5)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from ledger.cli import main
+from ledger.store import Draft, Ledger
+from tests.conftest import LedgerKeys, agent_registration, digest
+
+
+def compliant_run(
+    ledger: Ledger, keys: LedgerKeys, run: str, agent: str = "planner-1", tool: str = "t.read"
+) -> None:
+    """A run with approval and grant in place, then a tool of side effect ``read``."""
+    ar = {"agent": agent, "run": run}
+    rec, gov = keys.recorder, keys.root
+    ledger.append(Draft("run.submitted", {"objective": "o", "user": "u", "risk": "low",
+                                          "auto_approve": False}, **ar), signer=rec)  # fmt: skip
+    ledger.append(Draft("run.approved", {"approver": "alice", "mode": "human",
+                                         "plan_digest": digest(run)}, **ar), signer=gov)  # fmt: skip
+    ledger.append(Draft("capability.granted", {"tools": [tool], "capabilities": [],
+                                               "token_digest": digest(run)}, **ar), signer=gov)  # fmt: skip
+    ledger.append_many(
+        [
+            Draft("run.started", {}, **ar),
+            Draft(
+                "tool.called",
+                {"tool": tool, "args_digest": digest("a"), "side_effect": "read"},
+                **ar,
+            ),
+            Draft(
+                "llm.usage",
+                {
+                    "provider": "p",
+                    "model": "m",
+                    "tokens_in": 100,
+                    "tokens_out": 20,
+                    "cache_read_tokens": 0,
+                    "cache_write_tokens": 0,
+                    "cost_micro_usd": 1500,
+                    "wallclock_ms": 10,
+                },
+                **ar,
+            ),
+            Draft("run.completed", {"steps_completed": 1}, **ar),
+        ],
+        signer=rec,
+    )
+
+
+def forbidden_run(ledger: Ledger, keys: LedgerKeys, run: str, agent: str = "planner-1") -> None:
+    """A run that pays: side effect ``payment`` is forbidden for the agent (critical)."""
+    compliant_run(ledger, keys, run, agent)
+    ledger.append(Draft("tool.called", {"tool": "t.read", "args_digest": digest("p"),
+                                        "side_effect": "payment"}, agent=agent, run=run),
+                  signer=keys.recorder)  # fmt: skip
+
+
+@pytest.fixture
+def db(ledger: Ledger, keys: LedgerKeys) -> str:
+    """planner-1 registered; run-a compliant, run-b paying, run-c compliant."""
+    ledger.append(agent_registration("planner-1"), signer=keys.root)
+    compliant_run(ledger, keys, "run-a")
+    forbidden_run(ledger, keys, "run-b")
+    compliant_run(ledger, keys, "run-c")
+    return ledger.path
+
+
+def cli(db: str, *args: str) -> Result:
+    return CliRunner().invoke(main, ["--db", db, *args], catch_exceptions=False)
+
+
+def lines(result: Result) -> list[dict[str, Any]]:
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_runs_list_json_has_the_minimal_run_shape(db: str) -> None:
+    runs = lines(cli(db, "runs", "list", "--json"))
+    assert [(r["run"], r["agent"], r["state"], r["compliant"]) for r in runs] == [
+        ("run-a", "planner-1", "completed", True),
+        ("run-b", "planner-1", "completed", False),
+        ("run-c", "planner-1", "completed", True),
+    ]
+    b = runs[1]
+    seq_of_payment = b["last_seq"]
+    assert [{k: f[k] for k in ("kind", "severity", "seq", "evidence_seq")} for f in b["findings"]] == [
+        {"kind": "forbidden_action", "severity": "critical", "seq": seq_of_payment,
+         "evidence_seq": 3},
+    ]  # fmt: skip
+    assert b["anomalies"] == []
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--non-compliant"], ["run-b"]),
+        (["--agent", "planner-1"], ["run-a", "run-b", "run-c"]),
+        (["--agent", "nobody"], []),
+        (["--status", "running"], []),
+        (["--status", "completed", "--limit", "1"], ["run-a"]),
+        (["--since", "2000-01-01T00:00:00Z", "--until", "2999-01-01"], ["run-a", "run-b", "run-c"]),
+        (["--until", "2000-01-01T00:00:00+02:00"], []),
+    ],
+    ids=["non-compliant", "agent", "unknown-agent", "status", "limit", "since-until", "until-past"],
+)
+def test_runs_list_filters(db: str, args: list[str], expected: list[str]) -> None:
+    assert [r["run"] for r in lines(cli(db, "runs", "list", *args, "--json"))] == expected
+
+
+def test_runs_list_since_is_inclusive(db: str) -> None:
+    first_ts = lines(cli(db, "runs", "list", "--json"))[1]["first_ts"]
+    assert [r["run"] for r in lines(cli(db, "runs", "list", "--since", first_ts, "--json"))] == [
+        "run-b",
+        "run-c",
+    ]
+
+
+def test_runs_list_for_people_is_a_table(db: str) -> None:
+    out = cli(db, "runs", "list").stdout
+    row = next(line for line in out.splitlines() if "run-b" in line)
+    assert "completed" in row and "1 critical" in row
+
+
+def test_runs_show_gives_timeline_findings_and_verification(db: str) -> None:
+    show = lines(cli(db, "runs", "show", "run-b", "--json"))[0]
+    assert show["run"] == "run-b" and show["compliant"] is False
+    assert [e["type"] for e in show["timeline"]] == [
+        "run.submitted", "run.approved", "capability.granted", "run.started", "tool.called",
+        "llm.usage", "run.completed", "tool.called",
+    ]  # fmt: skip
+    assert show["timeline"][4]["summary"] == "tool=t.read side_effect=read"
+    assert show["verified"] is True and show["problems"] == []
+    assert [f["kind"] for f in show["findings"]] == ["forbidden_action"]
+    text = cli(db, "runs", "show", "run-b").stdout
+    assert "events verify: yes (8 events" in text
+    assert "forbidden_action" in text
+
+
+def test_runs_show_reports_an_event_that_does_not_verify(db: str) -> None:
+    conn = sqlite3.connect(db)
+    seq = conn.execute("SELECT min(seq) FROM events WHERE run = 'run-c'").fetchone()[0]
+    conn.execute("DROP TRIGGER events_no_update")
+    conn.execute("UPDATE events SET payload = replace(payload, '\"low\"', '\"high\"') WHERE seq = ?",
+                 (seq,))  # fmt: skip
+    conn.commit()
+    conn.close()
+    show = lines(cli(db, "runs", "show", "run-c", "--json"))[0]
+    assert show["verified"] is False
+    assert [(p["seq"], p["kind"]) for p in show["problems"]] == [(seq, "hash_mismatch")]
+
+
+def test_runs_show_unknown_run_is_a_usage_error(db: str) -> None:
+    result = cli(db, "runs", "show", "nope")
+    assert result.exit_code == 2
+    assert result.stderr == "error: no run 'nope' in the ledger\n"
+
+
+def test_runs_show_at_seq_is_the_run_as_it_stood(db: str) -> None:
+    start = lines(cli(db, "runs", "list", "--json"))[0]["first_seq"]
+    show = lines(cli(db, "runs", "show", "run-a", "--at-seq", str(start + 1), "--json"))[0]
+    assert show["state"] == "approved"
+    assert [e["seq"] for e in show["timeline"]] == [start, start + 1]
+    result = cli(db, "runs", "show", "run-c", "--at-seq", str(start))
+    assert result.exit_code == 2
+    assert result.stderr == f"error: no run 'run-c' in the ledger at seq {start}\n"
+
+
+def test_metrics_counts_compliance_and_streaks_from_findings(db: str) -> None:
+    (m,) = lines(cli(db, "metrics", "--json"))
+    assert m["agent"] == "planner-1"
+    assert (m["runs"], m["completed"], m["compliant_runs"]) == (3, 3, 2)
+    assert (m["current_streak"], m["best_streak"]) == (1, 1)
+    assert m["violations"] == {"forbidden_action": 1}
+    assert m["violations_by_severity"] == {"critical": 1}
+    assert (m["tokens_in"], m["cost_micro_usd"]) == (300, 4500)
+    assert (m["tier"], m["effective_tier"]) == (1, 0)
+
+
+def test_metrics_for_an_unknown_agent_is_a_usage_error(db: str) -> None:
+    result = cli(db, "metrics", "--agent", "ghost")
+    assert result.exit_code == 2
+    assert result.stderr == "error: no agent 'ghost' in the ledger\n"
+
+
+def test_metrics_as_of_a_time_before_the_payment(db: str) -> None:
+    runs = lines(cli(db, "runs", "list", "--json"))
+    (m,) = lines(cli(db, "metrics", "--as-of", runs[1]["first_ts"], "--json"))
+    assert (m["runs"], m["compliant_runs"], m["current_streak"]) == (2, 1, 1)
+
+
+def test_reading_commands_catch_up_with_new_events(
+    db: str, ledger: Ledger, keys: LedgerKeys
+) -> None:
+    assert len(lines(cli(db, "runs", "list", "--json"))) == 3
+    compliant_run(ledger, keys, "run-d")
+    runs = lines(cli(db, "runs", "list", "--json"))
+    assert [r["run"] for r in runs][-1] == "run-d"
+    (m,) = lines(cli(db, "metrics", "--json"))
+    assert (m["compliant_runs"], m["current_streak"], m["best_streak"]) == (3, 2, 2)
+
+
+def test_replay_rebuilds_and_check_passes(db: str) -> None:
+    out = lines(cli(db, "replay", "--json"))[0]
+    assert out["rebuilt"] is True and out["runs_total"] == 3
+    check = lines(cli(db, "replay", "--check", "--json"))[0]
+    assert check["ok"] is True and check["differences"] == []
+    assert cli(db, "replay", "--check").stdout.startswith("ok: read models match a fresh replay")
+
+
+def test_replay_check_catches_a_row_edited_behind_govledgers_back(db: str) -> None:
+    cli(db, "runs", "list")
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE runs SET compliant = 1 WHERE run = 'run-b'")
+    conn.commit()
+    conn.close()
+    result = cli(db, "replay", "--check")
+    assert result.exit_code == 1
+    assert result.stdout == (
+        "read models differ from the log: runs.runs run='run-b': compliant is 1, replay gives 0\n"
+    )
+    result = cli(db, "replay", "--check", "--json")
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert report["ok"] is False
+    assert report["differences"] == [
+        {"projection": "runs", "table": "runs", "key": {"run": "run-b"},
+         "detail": "compliant is 1, replay gives 0"}
+    ]  # fmt: skip
+
+
+def test_replay_check_catches_a_deleted_finding(db: str) -> None:
+    cli(db, "runs", "list")
+    conn = sqlite3.connect(db)
+    conn.execute("DELETE FROM findings")
+    conn.commit()
+    conn.close()
+    result = cli(db, "replay", "--check")
+    assert result.exit_code == 1
+    assert "runs.findings" in result.stdout and "row is missing" in result.stdout
+
+
+def test_replay_at_seq_leaves_the_stored_read_models_alone(db: str) -> None:
+    cli(db, "runs", "list")
+    conn = sqlite3.connect(db)
+    before = conn.execute("SELECT * FROM projection_meta ORDER BY name").fetchall()
+    out = lines(cli(db, "replay", "--at-seq", "5", "--json"))[0]
+    assert out["at_seq"] == 5 and out["rebuilt"] is False
+    assert conn.execute("SELECT * FROM projection_meta ORDER BY name").fetchall() == before
+    conn.close()
+
+
+def test_replay_check_takes_no_time_travel(db: str) -> None:
+    result = cli(db, "replay", "--check", "--at-seq", "3")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: --check compares the stored read models; it takes no --at-seq/--as-of\n"
+    )
+
+
+def test_at_seq_and_as_of_together_are_refused(db: str) -> None:
+    result = cli(db, "runs", "list", "--at-seq", "3", "--as-of", "2026-01-01T00:00:00Z")
+    assert result.exit_code == 2
+    assert result.stderr == "error: --at-seq and --as-of cannot be used together\n"
+
+
+def test_missing_ledger_is_an_environment_error(tmp_path: Path) -> None:
+    result = cli(str(tmp_path / "none.db"), "runs", "list")
+    assert result.exit_code == 3
+
+
+def test_installed_command_lists_runs(db: str) -> None:
+    exe = Path(sys.executable).with_name("govledger")
+    out = subprocess.run([str(exe), "--db", db, "runs", "list", "--non-compliant", "--json"],
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    assert [json.loads(x)["run"] for x in out.stdout.splitlines()] == ["run-b"]

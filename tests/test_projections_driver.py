@@ -1,0 +1,119 @@
+"""The replay driver: plugging projections in, dependencies, bad stored events, real stores."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pytest
+from sqlite_utils import Database
+
+from ledger.errors import ProjectionError
+from ledger.events import AnyPayload, Event
+from ledger.store import Ledger
+from projections import RUNS
+from projections.base import Projection, Table
+from projections.driver import build_at, catch_up, positions
+from projections.queries import get_run
+from projections.runs_state import RunsState
+from projections.testing import Events, contract, replay
+from tests.conftest import LedgerKeys, populate
+
+COUNTS = Table("run_event_counts", (("run", str), ("n", int), ("state", str)), pk=("run",))
+
+
+class CountsState:
+    def __init__(self, db: Database, runs: RunsState) -> None:
+        self.db, self.runs, self.rows = db, runs, {}  # type: dict[str, tuple[int, str]]
+
+
+class Counts(Projection[CountsState]):
+    """Events per run, and the run's state as the runs projection has it after each event."""
+
+    name = "counts"
+    version = 1
+    tables = (COUNTS,)
+    depends_on = ("runs",)
+
+    def start(self, db: Database, deps: Mapping[str, Any]) -> CountsState:
+        return CountsState(db, deps["runs"])
+
+    def prepare(self, state: CountsState, events: Sequence[Event]) -> None:
+        pass
+
+    def apply(self, state: CountsState, event: Event, payload: AnyPayload) -> CountsState:
+        if event.run is not None:
+            n = state.rows.get(event.run, (None, None))[0]
+            if n is None:
+                row = state.db.execute("SELECT n FROM run_event_counts WHERE run = ?", [event.run])
+                n = (row.fetchone() or (0,))[0]
+            state.rows[event.run] = (n + 1, state.runs.run(event.run).state)
+        return state
+
+    def flush(self, state: CountsState) -> None:
+        state.db.conn.executemany(
+            COUNTS.insert_sql(replace=True), [(r, n, s) for r, (n, s) in state.rows.items()]
+        )
+        state.rows.clear()
+
+
+def small_log() -> Events:
+    ev = Events()
+    ev.add("agent.registered", agent="a1", **contract())
+    for run in ("r1", "r2"):
+        ev.add("run.submitted", agent="a1", run=run, objective="o", user="u", risk="low",
+               auto_approve=False)  # fmt: skip
+        ev.add("run.cancelled", agent="a1", run=run, reason="no")
+    return ev
+
+
+def test_a_plugged_in_projection_reads_the_runs_state_of_the_same_event() -> None:
+    ev = small_log()
+    db = Database(memory=True)
+    catch_up(ev, db, projections=[Counts()], batch=2)
+    rows = {r["run"]: (r["n"], r["state"]) for r in db["run_event_counts"].rows}
+    assert rows == {"r1": (2, "cancelled"), "r2": (2, "cancelled")}
+    assert set(positions(db)) == {"runs", "counts"}
+
+
+def test_a_projection_is_rebuilt_when_its_dependency_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    ev = small_log()
+    db = Database(memory=True)
+    catch_up(ev, db, projections=[Counts()])
+    monkeypatch.setattr(type(RUNS), "version", RUNS.version + 1)
+    progress = {p.name: p.rebuilt for p in catch_up(ev, db, projections=[Counts()])}
+    assert progress == {
+        "runs": f"version changed from {RUNS.version - 1} to {RUNS.version}",
+        "counts": "rebuilt with runs, which it depends on",
+    }
+    assert {r["run"]: r["n"] for r in db["run_event_counts"].rows} == {"r1": 2, "r2": 2}
+
+
+def test_a_stored_event_that_does_not_decode_stops_replay_with_a_projection_error() -> None:
+    ev = small_log()
+    bad = ev.events[1]
+    ev.events[1] = Event(bad.seq, bad.id, bad.ts, bad.type, bad.agent, bad.run, bad.actor,
+                         {"objective": 1}, bad.prev, bad.key, bad.hash, bad.sig)  # fmt: skip
+    with pytest.raises(ProjectionError) as e:
+        replay(ev)
+    assert str(e.value).startswith(
+        "seq 2: stored run.submitted event does not decode, cannot replay (run `govledger verify`)"
+    )
+    assert e.value.exit_code == 1
+
+
+def test_real_store_full_incremental_and_time_travel_agree(
+    ledger: Ledger, keys: LedgerKeys
+) -> None:
+    populate(ledger, keys, runs=3)
+    size = ledger.size
+    catch_up(ledger, ledger.db, to_seq=size - 7)
+    catch_up(ledger, ledger.db)
+    incremental = get_run(ledger.db, "run-2")
+    catch_up(ledger, ledger.db, rebuild=True)
+    assert get_run(ledger.db, "run-2") == incremental
+    with build_at(ledger, size - 1) as past:
+        before_end = get_run(past, "run-2")
+    assert before_end is not None and before_end.row["state"] == "running"
+    assert incremental is not None and incremental.row["state"] == "completed"
+    assert positions(ledger.db)["runs"].last_seq == size

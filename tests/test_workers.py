@@ -1,0 +1,88 @@
+"""Ed25519 hot paths: libsodium signatures equal cryptography's, and worker pipelines agree
+with in-process work, including when a worker dies (verification fails closed)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from ledger import workers
+from ledger.errors import SignatureError
+from ledger.signing import (
+    EVENT_SIGNING_PREFIX,
+    check_event_signature,
+    sign_event,
+    sodium_secret_key,
+    verify_event_signature,
+)
+
+
+def _digests(n: int) -> list[bytes]:
+    return [hashlib.sha256(str(i).encode()).digest() for i in range(n)]
+
+
+def test_sodium_signature_is_byte_identical_to_cryptography() -> None:
+    key = Ed25519PrivateKey.generate()
+    secret = sodium_secret_key(key)
+    for d in _digests(20):
+        assert sign_event(secret, d) == key.sign(EVENT_SIGNING_PREFIX + d)
+
+
+def test_verify_event_signature_rejects_wrong_digest_and_short_signature() -> None:
+    key = Ed25519PrivateKey.generate()
+    pub = key.public_key().public_bytes_raw()
+    d1, d2 = _digests(2)
+    sig = sign_event(sodium_secret_key(key), d1)
+    verify_event_signature(public_key=pub, signature=sig, digest=d1)
+    with pytest.raises(SignatureError, match="signature does not verify"):
+        verify_event_signature(public_key=pub, signature=sig, digest=d2)
+    with pytest.raises(SignatureError):
+        verify_event_signature(public_key=pub, signature=sig[:63], digest=d1)
+    assert not check_event_signature(pub[:31], sig, d1)
+
+
+@pytest.fixture
+def two_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(workers, "WORKERS", 2)
+    yield
+    workers.shutdown()
+
+
+def test_pipeline_signs_and_checks_like_in_process(two_workers: None) -> None:
+    key = Ed25519PrivateKey.generate()
+    secret = sodium_secret_key(key)
+    pub = key.public_key().public_bytes_raw()
+    digests = _digests(2000)
+    p = workers.Pipeline()
+    for i in range(0, len(digests), workers.CHUNK):
+        p.sign(secret, digests[i : i + workers.CHUNK])
+    sigs = [s for part in p.results() for s in part]
+    assert sigs == [sign_event(secret, d) for d in digests]
+    # Corrupt three signatures: exactly their seqs come back.
+    items = [(i + 1, pub, s, d) for i, (s, d) in enumerate(zip(sigs, digests, strict=True))]
+    for bad in (5, 700, 1999):
+        seq, k, s, d = items[bad - 1]
+        items[bad - 1] = (seq, k, bytes([s[0] ^ 1]) + s[1:], d)
+    q = workers.Pipeline()
+    for i in range(0, len(items), workers.CHUNK):
+        q.check(items[i : i + workers.CHUNK])
+    assert sorted(seq for part in q.results() for seq in part) == [5, 700, 1999]
+
+
+def test_a_killed_worker_falls_back_to_in_process_checks(two_workers: None) -> None:
+    key = Ed25519PrivateKey.generate()
+    secret = sodium_secret_key(key)
+    pub = key.public_key().public_bytes_raw()
+    digests = _digests(1500)
+    items = [(i + 1, pub, sign_event(secret, d), d) for i, d in enumerate(digests)]
+    items[1234] = (1235, pub, b"\x00" * 64, digests[1234])
+    p = workers.Pipeline()
+    p.check(items[:256])
+    for w in p.workers:
+        w.proc.kill()
+        w.proc.wait()
+    for i in range(256, len(items), workers.CHUNK):
+        p.check(items[i : i + workers.CHUNK])
+    assert [seq for part in p.results() for seq in part] == [1235]
