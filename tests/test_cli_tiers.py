@@ -27,6 +27,9 @@ min_streak = 2
 
 [promotion.T2]
 min_compliant_runs = 3
+
+[promotion.T3]
+min_compliant_runs = 10
 """
 
 
