@@ -72,7 +72,7 @@ def prepare(draft: Draft, where: str = "event") -> _Prepared:
         where,
     )
     decode_payload(draft.type, draft.payload, where)
-    raw = canonical(draft.payload, "payload")
+    raw = canonical(draft.payload, f"{where}: payload")
     text = raw.decode("utf-8")
     if len(raw) > MAX_PAYLOAD_BYTES:
         raise EventValidationError(

@@ -27,7 +27,7 @@ from typing import Any, Protocol, runtime_checkable
 from pydantic import ValidationError
 from sqlite_utils import Database
 
-from ledger.errors import DatabaseLocked, LedgerError, ProjectionError
+from ledger.errors import DatabaseLocked, LedgerError, ProjectionError, StoreError
 from ledger.events import PAYLOAD_ADAPTER, ZERO_HASH, AnyPayload, Event, UserPayload
 from projections.base import META_TABLE, Projection, Table, registered
 
@@ -152,7 +152,7 @@ def _transaction(db: Database) -> Iterator[None]:
         _rollback(conn, nested)
         if "locked" in str(e) or "busy" in str(e):
             raise DatabaseLocked(f"read models: database is locked ({e})") from e
-        raise
+        raise StoreError(f"read models: cannot update the stored tables ({e})") from e
     except BaseException:
         _rollback(conn, nested)
         raise

@@ -137,7 +137,7 @@ RUNS = Table(
     "runs",
     _columns(Run),
     pk=("run",),
-    indexes=(("agent", "ended_seq"), ("state",), ("first_ts",), ("last_ts",), ("compliant",)),
+    indexes=(("agent", "ended_seq"), ("first_ts",)),
 )
 AGENTS = Table("agents", _columns(Agent), pk=("agent",))
 FINDINGS = Table(

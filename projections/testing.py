@@ -13,7 +13,7 @@ write the offending sequence of a governance check in a few lines and fold it in
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -43,10 +43,16 @@ class Events:
         run: str | None = None,
         actor: str | None = None,
         at: datetime | None = None,
-        **payload: Any,
+        payload: Mapping[str, Any] | None = None,
+        **fields: Any,
     ) -> Event:
-        """Append one event (its payload is validated as the store would); return it."""
-        payload = {k.rstrip("_"): v for k, v in payload.items()}
+        """Append one event (its payload is validated as the store would); return it.
+
+        The payload is ``payload`` and/or the keyword ``fields`` (a trailing ``_`` is dropped,
+        for ``from_``). Pass ``payload=`` when a field is named like an envelope argument
+        (``key.registered`` has an ``agent`` field), e.g. when copying events of another log.
+        """
+        payload = {**(payload or {}), **{k.rstrip("_"): v for k, v in fields.items()}}
         decode_payload(type, payload)
         if at is not None:
             self._t = max(self._t, at)

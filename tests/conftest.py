@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, settings
 
 from ledger.keys import KeyRing, Signer
@@ -33,19 +36,74 @@ settings.register_profile(
     print_blob=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-settings.load_profile("ci" if os.environ.get("CI") else "default")
+settings.register_profile(
+    "thorough",
+    max_examples=1000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+# HYPOTHESIS_PROFILE=thorough for a long local run; CI gets the deterministic ``ci`` profile.
+settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "default")
+)
 
 ORIGIN = "test.example/log"
 
 
 @pytest.fixture(autouse=True)
-def _isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_env(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Keep verify's remembered state and key lookups out of the home directory."""
     monkeypatch.setenv("GOVLEDGER_STATE", str(tmp_path_factory.mktemp("state")))
     monkeypatch.delenv("GOVLEDGER_PASSPHRASE", raising=False)
     monkeypatch.delenv("GOVLEDGER_DB", raising=False)
     monkeypatch.delenv("GOVLEDGER_BUSY_TIMEOUT_MS", raising=False)
     monkeypatch.setenv("GOVLEDGER_KEYS", str(tmp_path_factory.mktemp("nokeys") / "keys"))
+
+
+class Cli:
+    """``govledger --db DB --keys DIR ...`` through click's runner, in one temporary place."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp = tmp_path
+        self.db = tmp_path / "l.db"
+        self.keys = tmp_path / "keys"
+
+    def __call__(self, *args: str, input: str | bytes | None = None, ok: bool = True) -> Result:
+        from ledger.cli import main  # imported here: a broken command module fails only CLI tests
+
+        result = CliRunner().invoke(
+            main,
+            ["--db", str(self.db), "--keys", str(self.keys), *args],
+            input=input,
+            catch_exceptions=False,
+        )
+        if ok:
+            assert result.exit_code == 0, (result.stdout, result.stderr)
+        return result
+
+    def json(self, *args: str, input: str | None = None) -> Any:
+        return json.loads(self(*args, "--json", input=input).stdout)
+
+    def json_lines(self, *args: str) -> list[Any]:
+        return [json.loads(line) for line in self(*args, "--json").stdout.splitlines()]
+
+    def ring(self) -> KeyRing:
+        return KeyRing(self.keys)
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    return Cli(tmp_path)
+
+
+@pytest.fixture
+def ready(cli: Cli) -> Cli:
+    """A ledger made by ``govledger init``, with a recorder key ``rec`` (seq 2)."""
+    cli("init", "--origin", ORIGIN)
+    cli("keys", "new", "rec", "--role", "recorder")
+    return cli
 
 
 def digest(text: str) -> str:
@@ -75,7 +133,9 @@ def keys(keyring: KeyRing) -> LedgerKeys:
 def ledger(tmp_path: Path, keys: LedgerKeys) -> Iterator[Ledger]:
     """A ledger at ``tmp_path/"l.db"``: seq 1 ``ledger.created``, seq 2 the recorder key."""
     lg = Ledger.create(tmp_path / "l.db", origin=ORIGIN, root=keys.root)
-    lg.append(Draft("key.registered", root_key_payload(keys.recorder, "recorder")), signer=keys.root)
+    lg.append(
+        Draft("key.registered", root_key_payload(keys.recorder, "recorder")), signer=keys.root
+    )
     yield lg
     lg.close()
 
@@ -102,8 +162,12 @@ def run_drafts(agent: str, run: str, *, tools: int = 2, actor: str | None = "u1"
     out = [
         Draft(
             "run.submitted",
-            {"objective": f"objective of {run} — ünïcödé \u2028 ok", "user": "u1", "risk": "low",
-             "auto_approve": True},
+            {
+                "objective": f"objective of {run} — ünïcödé \u2028 ok",
+                "user": "u1",
+                "risk": "low",
+                "auto_approve": True,
+            },
             actor=actor,
             **ar,
         ),
@@ -111,8 +175,12 @@ def run_drafts(agent: str, run: str, *, tools: int = 2, actor: str | None = "u1"
             "run.planned",
             {
                 "steps": [
-                    {"tool": f"tool.{i}", "args_digest": digest(f"{run}/{i}"), "side_effect": "read",
-                     "reversible": True}
+                    {
+                        "tool": f"tool.{i}",
+                        "args_digest": digest(f"{run}/{i}"),
+                        "side_effect": "read",
+                        "reversible": True,
+                    }
                     for i in range(tools)
                 ],
                 "risk": "low",
@@ -124,29 +192,59 @@ def run_drafts(agent: str, run: str, *, tools: int = 2, actor: str | None = "u1"
     ]
     for i in range(tools):
         out.append(
-            Draft("tool.called", {"tool": f"tool.{i}", "args_digest": digest(f"{run}/{i}"),
-                                  "side_effect": "read"}, **ar)
+            Draft(
+                "tool.called",
+                {"tool": f"tool.{i}", "args_digest": digest(f"{run}/{i}"), "side_effect": "read"},
+                **ar,
+            )
         )
         out.append(
-            Draft("tool.completed", {"tool": f"tool.{i}", "status": "ok",
-                                     "result_digest": digest(f"{run}/{i}/out"), "duration_ms": 12},
-                  **ar)
+            Draft(
+                "tool.completed",
+                {
+                    "tool": f"tool.{i}",
+                    "status": "ok",
+                    "result_digest": digest(f"{run}/{i}/out"),
+                    "duration_ms": 12,
+                },
+                **ar,
+            )
         )
     out.append(
-        Draft("llm.usage", {"provider": "anthropic", "model": "m-1", "tokens_in": 100,
-                            "tokens_out": 20, "cache_read_tokens": 0, "cache_write_tokens": 0,
-                            "cost_micro_usd": 1500, "wallclock_ms": 800}, **ar)
+        Draft(
+            "llm.usage",
+            {
+                "provider": "anthropic",
+                "model": "m-1",
+                "tokens_in": 100,
+                "tokens_out": 20,
+                "cache_read_tokens": 0,
+                "cache_write_tokens": 0,
+                "cost_micro_usd": 1500,
+                "wallclock_ms": 800,
+            },
+            **ar,
+        )
     )
-    out.append(Draft("decision.recorded", {"decision": "EXECUTE", "confidence_bp": 9000,
-                                           "rationale": "clear"}, **ar))
+    out.append(
+        Draft(
+            "decision.recorded",
+            {"decision": "EXECUTE", "confidence_bp": 9000, "rationale": "clear"},
+            **ar,
+        )
+    )
     out.append(Draft("run.completed", {"steps_completed": tools}, **ar))
     return out
 
 
 def approval(agent: str, run: str) -> Draft:
     """``run.approved``: signed by a governor."""
-    return Draft("run.approved", {"approver": "alice", "mode": "human",
-                                  "plan_digest": digest(run)}, agent=agent, run=run)
+    return Draft(
+        "run.approved",
+        {"approver": "alice", "mode": "human", "plan_digest": digest(run)},
+        agent=agent,
+        run=run,
+    )
 
 
 def populate(ledger: Ledger, keys: LedgerKeys, *, runs: int = 2, agent: str = "planner-1") -> None:

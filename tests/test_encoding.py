@@ -17,11 +17,27 @@ NO_FLOAT = "signed content holds no floats (use micro-units, basis points, milli
 
 # Strings mixing ASCII, control characters, U+2028/U+2029, BMP and non-BMP characters, but no
 # lone surrogates (category Cs).
-special = st.sampled_from(["\u2028", "\u2029", "\x00", "\x1f", "\x7f", '"', "\\", "/", "\U0001f600",
-                           "\U00010000", "\uffff", "\ue000", "é", "\u0301"])
-text = st.lists(
-    st.one_of(st.characters(blacklist_categories=("Cs",)), special), max_size=12
-).map("".join)
+special = st.sampled_from(
+    [
+        "\u2028",
+        "\u2029",
+        "\x00",
+        "\x1f",
+        "\x7f",
+        '"',
+        "\\",
+        "/",
+        "\U0001f600",
+        "\U00010000",
+        "\uffff",
+        "\ue000",
+        "é",
+        "\u0301",
+    ]
+)
+text = st.lists(st.one_of(st.characters(blacklist_categories=("Cs",)), special), max_size=12).map(
+    "".join
+)
 safe_int = st.integers(min_value=-MAX_SAFE_INTEGER, max_value=MAX_SAFE_INTEGER)
 scalars = st.one_of(st.none(), st.booleans(), safe_int, text)
 json_values = st.recursive(
@@ -63,22 +79,48 @@ def test_tuples_encode_as_arrays() -> None:
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        pytest.param({"a": [1, {"b": 1.5}]}, "$.a[1].b: float 1.5 is not allowed in signed content; "
-                     "use integers (micro-units, basis points, milliseconds)", id="float"),
-        pytest.param({"a": 1.0}, "$.a: float 1.0 is not allowed in signed content; "
-                     "use integers (micro-units, basis points, milliseconds)", id="integral-float"),
-        pytest.param({"a": float("nan")}, "$.a: float nan is not allowed in signed content; "
-                     "use integers (micro-units, basis points, milliseconds)", id="nan"),
-        pytest.param({"a": float("inf")}, "$.a: float inf is not allowed in signed content; "
-                     "use integers (micro-units, basis points, milliseconds)", id="inf"),
-        pytest.param({"x": 2**53}, "$.x: integer 9007199254740992 is outside ±(2^53 − 1)",
-                     id="int-above"),
-        pytest.param({"x": [-(2**53)]}, "$.x[0]: integer -9007199254740992 is outside ±(2^53 − 1)",
-                     id="int-below"),
-        pytest.param({"a": "x\udc00y"}, "$.a: string holds a lone surrogate at index 1",
-                     id="lone-surrogate-value"),
-        pytest.param({"a": {"k\ud800": 1}}, "$.a.k\ud800: key holds a lone surrogate at index 1",
-                     id="lone-surrogate-key"),
+        pytest.param(
+            {"a": [1, {"b": 1.5}]},
+            "$.a[1].b: float 1.5 is not allowed in signed content; "
+            "use integers (micro-units, basis points, milliseconds)",
+            id="float",
+        ),
+        pytest.param(
+            {"a": 1.0},
+            "$.a: float 1.0 is not allowed in signed content; "
+            "use integers (micro-units, basis points, milliseconds)",
+            id="integral-float",
+        ),
+        pytest.param(
+            {"a": float("nan")},
+            "$.a: float nan is not allowed in signed content; "
+            "use integers (micro-units, basis points, milliseconds)",
+            id="nan",
+        ),
+        pytest.param(
+            {"a": float("inf")},
+            "$.a: float inf is not allowed in signed content; "
+            "use integers (micro-units, basis points, milliseconds)",
+            id="inf",
+        ),
+        pytest.param(
+            {"x": 2**53}, "$.x: integer 9007199254740992 is outside ±(2^53 − 1)", id="int-above"
+        ),
+        pytest.param(
+            {"x": [-(2**53)]},
+            "$.x[0]: integer -9007199254740992 is outside ±(2^53 − 1)",
+            id="int-below",
+        ),
+        pytest.param(
+            {"a": "x\udc00y"},
+            "$.a: string holds a lone surrogate at index 1",
+            id="lone-surrogate-value",
+        ),
+        pytest.param(
+            {"a": {"k\ud800": 1}},
+            "$.a.k\ud800: key holds a lone surrogate at index 1",
+            id="lone-surrogate-key",
+        ),
         pytest.param({1: 2}, "$: key 1 is not a string", id="int-key"),
         pytest.param({"a": {(1, 2): 3}}, "$.a: key (1, 2) is not a string", id="tuple-key"),
         pytest.param({"a": {None: 3}}, "$.a: key None is not a string", id="none-key"),
@@ -100,7 +142,9 @@ def test_canonical_uses_the_given_path() -> None:
 
 
 def test_safe_integer_bounds_are_accepted() -> None:
-    assert canonical([MAX_SAFE_INTEGER, -MAX_SAFE_INTEGER]) == b"[9007199254740991,-9007199254740991]"
+    assert (
+        canonical([MAX_SAFE_INTEGER, -MAX_SAFE_INTEGER]) == b"[9007199254740991,-9007199254740991]"
+    )
 
 
 def test_nesting_deeper_than_the_limit_is_refused() -> None:
@@ -121,26 +165,48 @@ def test_bool_is_not_mistaken_for_an_integer() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        pytest.param('{"a":1,"a":2}', "line 3: invalid JSON: duplicate key 'a'", id="duplicate-key"),
-        pytest.param('{"a":{"b":[1, 2.5]}}',
-                     f"line 3: $.a.b[1]: number 2.5 is not an integer; {NO_FLOAT}", id="float"),
-        pytest.param('{"a":1e5}', f"line 3: $.a: number 1e5 is not an integer; {NO_FLOAT}",
-                     id="exponent"),
-        pytest.param('{"a":1.0}', f"line 3: $.a: number 1.0 is not an integer; {NO_FLOAT}",
-                     id="integral-float"),
-        pytest.param('{"a":NaN}', f"line 3: $.a: number NaN is not an integer; {NO_FLOAT}",
-                     id="nan"),
-        pytest.param('{"a":-Infinity}',
-                     f"line 3: $.a: number -Infinity is not an integer; {NO_FLOAT}", id="-inf"),
+        pytest.param(
+            '{"a":1,"a":2}', "line 3: invalid JSON: duplicate key 'a'", id="duplicate-key"
+        ),
+        pytest.param(
+            '{"a":{"b":[1, 2.5]}}',
+            f"line 3: $.a.b[1]: number 2.5 is not an integer; {NO_FLOAT}",
+            id="float",
+        ),
+        pytest.param(
+            '{"a":1e5}', f"line 3: $.a: number 1e5 is not an integer; {NO_FLOAT}", id="exponent"
+        ),
+        pytest.param(
+            '{"a":1.0}',
+            f"line 3: $.a: number 1.0 is not an integer; {NO_FLOAT}",
+            id="integral-float",
+        ),
+        pytest.param(
+            '{"a":NaN}', f"line 3: $.a: number NaN is not an integer; {NO_FLOAT}", id="nan"
+        ),
+        pytest.param(
+            '{"a":-Infinity}',
+            f"line 3: $.a: number -Infinity is not an integer; {NO_FLOAT}",
+            id="-inf",
+        ),
         pytest.param('{"a":', "line 3: invalid JSON: Expecting value at column 6", id="truncated"),
-        pytest.param('{"a": "b', "line 3: invalid JSON: Unterminated string starting at column 7",
-                     id="truncated-string"),
+        pytest.param(
+            '{"a": "b',
+            "line 3: invalid JSON: Unterminated string starting at column 7",
+            id="truncated-string",
+        ),
         pytest.param("", "line 3: invalid JSON: Expecting value at column 1", id="empty"),
         pytest.param("[1] x", "line 3: invalid JSON: extra data after the value", id="extra-data"),
-        pytest.param('{"a": 9007199254740992}',
-                     "line 3: $.a: integer 9007199254740992 is outside ±(2^53 − 1)", id="huge-int"),
-        pytest.param('{"a":"\\ud800"}', "line 3: $.a: string holds a lone surrogate at index 0",
-                     id="lone-surrogate"),
+        pytest.param(
+            '{"a": 9007199254740992}',
+            "line 3: $.a: integer 9007199254740992 is outside ±(2^53 − 1)",
+            id="huge-int",
+        ),
+        pytest.param(
+            '{"a":"\\ud800"}',
+            "line 3: $.a: string holds a lone surrogate at index 0",
+            id="lone-surrogate",
+        ),
         pytest.param(b'{"a":"\xff"}', "line 3: not UTF-8 (byte 6)", id="not-utf8"),
         pytest.param(b'{"a":"\xc3"}', "line 3: not UTF-8 (byte 6)", id="truncated-utf8"),
     ],

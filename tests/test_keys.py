@@ -93,7 +93,9 @@ def test_damaged_key_file_is_refused(keyring: KeyRing) -> None:
     keyring.path("root").write_bytes(b"not a key\n")
     with pytest.raises(KeyFileError) as e:
         keyring.load("root")
-    assert e.value.message == f"key 'root': cannot load {keyring.path('root')}: not a PKCS#8 PEM key"
+    assert (
+        e.value.message == f"key 'root': cannot load {keyring.path('root')}: not a PKCS#8 PEM key"
+    )
 
 
 @pytest.mark.parametrize("name", ["", "-x", "a/b", "../up", "a b", "x.pem", "k" * 65])
@@ -151,7 +153,8 @@ def test_plain_key_still_loads_when_a_passphrase_is_set(
 def _cli(tmp_path: Path, *args: str) -> tuple[int, str, str]:
     runner = CliRunner()
     result = runner.invoke(
-        main, ["--db", str(tmp_path / "l.db"), "--keys", str(tmp_path / "keys"), *args],
+        main,
+        ["--db", str(tmp_path / "l.db"), "--keys", str(tmp_path / "keys"), *args],
         catch_exceptions=False,
     )
     return result.exit_code, result.stdout, result.stderr

@@ -3,6 +3,7 @@ order, chaining, atomic batches, authorization at append, and environment errors
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import subprocess
 import sys
@@ -49,8 +50,10 @@ def note(i: int, **kw: str) -> Draft:
 @pytest.mark.parametrize(
     ("sql", "message"),
     [
-        ("UPDATE events SET actor = 'mallory' WHERE seq = 1",
-         "govledger: events are append-only (UPDATE refused)"),
+        (
+            "UPDATE events SET actor = 'mallory' WHERE seq = 1",
+            "govledger: events are append-only (UPDATE refused)",
+        ),
         ("UPDATE events SET seq = seq + 100", "govledger: events are append-only (UPDATE refused)"),
         ("DELETE FROM events WHERE seq = 2", "govledger: events are append-only (DELETE refused)"),
         ("DELETE FROM events", "govledger: events are append-only (DELETE refused)"),
@@ -61,8 +64,10 @@ def test_triggers_refuse_update_and_delete(ledger: Ledger, sql: str, message: st
     before = [tuple(r) for r in ledger.iter_rows()]
     conn = sqlite3.connect(ledger.path)
     try:
-        with pytest.raises(sqlite3.IntegrityError, match=r"^" + message.replace("(", r"\(")
-                           .replace(")", r"\)") + "$"):
+        with pytest.raises(
+            sqlite3.IntegrityError,
+            match=r"^" + message.replace("(", r"\(").replace(")", r"\)") + "$",
+        ):
             conn.execute(sql)
     finally:
         conn.close()
@@ -91,21 +96,35 @@ def test_seq_is_contiguous_from_1_and_prev_chains(ledger: Ledger, keys: LedgerKe
     events = list(ledger.iter_events())
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     assert events[0].prev == ZERO_HASH
-    for before, after in zip(events, events[1:], strict=False):
+    for before, after in itertools.pairwise(events):
         assert after.prev == before.hash
     assert ledger.head() == (events[-1].seq, events[-1].hash)
 
 
 def test_hash_and_signature_follow_spec(ledger: Ledger, keys: LedgerKeys) -> None:
     populate(ledger, keys, runs=1)
-    public = {keys.root.key_id: keys.root.public_key, keys.recorder.key_id: keys.recorder.public_key}
+    public = {
+        keys.root.key_id: keys.root.public_key,
+        keys.recorder.key_id: keys.recorder.public_key,
+    }
     for row in ledger.iter_rows():
         seq, id_, ts, type_, agent, run, actor, payload, prev, key, hash_, sig = row
-        body = body_bytes(seq=seq, id=id_, ts=ts, type=type_, agent=agent, run=run, actor=actor,
-                          payload=payload, prev=prev, key=key)
+        body = body_bytes(
+            seq=seq,
+            id=id_,
+            ts=ts,
+            type=type_,
+            agent=agent,
+            run=run,
+            actor=actor,
+            payload=payload,
+            prev=prev,
+            key=key,
+        )
         assert hash_ == event_hash(body).hex()
-        verify_event_signature(public_key=public[key], signature=b64decode_canonical(sig),
-                               digest=bytes.fromhex(hash_))
+        verify_event_signature(
+            public_key=public[key], signature=b64decode_canonical(sig), digest=bytes.fromhex(hash_)
+        )
 
 
 def test_ts_is_rfc3339_micro_z_and_non_decreasing(ledger: Ledger, keys: LedgerKeys) -> None:
@@ -122,13 +141,35 @@ def test_ts_never_goes_back_when_the_last_event_is_in_the_future(
     future = "2999-01-01T00:00:00.000000Z"
     size, prev = ledger.head()
     payload = '{"i":0}'
-    body = body_bytes(seq=size + 1, id="future", ts=future, type="x.note", agent=None, run=None,
-                      actor=None, payload=payload, prev=prev, key=keys.recorder.key_id)
+    body = body_bytes(
+        seq=size + 1,
+        id="future",
+        ts=future,
+        type="x.note",
+        agent=None,
+        run=None,
+        actor=None,
+        payload=payload,
+        prev=prev,
+        key=keys.recorder.key_id,
+    )
     digest = event_hash(body)
     ledger.conn.execute(
         "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (size + 1, "future", future, "x.note", None, None, None, payload, prev,
-         keys.recorder.key_id, digest.hex(), sign(keys.recorder, digest)),
+        (
+            size + 1,
+            "future",
+            future,
+            "x.note",
+            None,
+            None,
+            None,
+            payload,
+            prev,
+            keys.recorder.key_id,
+            digest.hex(),
+            sign(keys.recorder, digest),
+        ),
     )
     nodes = merkle.nodes_for_append(size, [digest], ledger.get_node)
     ledger.conn.executemany("INSERT INTO merkle_nodes VALUES (?, ?, ?)", nodes)
@@ -212,8 +253,12 @@ def test_unauthorized_draft_in_the_middle_writes_nothing(ledger: Ledger, keys: L
 def test_duplicate_id_late_in_a_batch_writes_nothing(ledger: Ledger, keys: LedgerKeys) -> None:
     ledger.append(note(0, id="taken"), signer=keys.recorder)
     before = ledger.head()
-    with pytest.raises(DuplicateEventId, match=r"^event 5: id 'taken' is already in the log at seq 3$"):
-        ledger.append_many([note(i) for i in range(4)] + [note(4, id="taken")], signer=keys.recorder)
+    with pytest.raises(
+        DuplicateEventId, match=r"^event 5: id 'taken' is already in the log at seq 3$"
+    ):
+        ledger.append_many(
+            [note(i) for i in range(4)] + [note(4, id="taken")], signer=keys.recorder
+        )
     assert ledger.head() == before
 
 
@@ -258,11 +303,13 @@ def test_governor_cannot_sign_tool_calls(ledger: Ledger, keys: LedgerKeys) -> No
     assert ledger.head() == before
 
 
-def test_agent_key_signs_only_for_its_agent(ledger: Ledger, keys: LedgerKeys,
-                                            keyring: KeyRing) -> None:
+def test_agent_key_signs_only_for_its_agent(
+    ledger: Ledger, keys: LedgerKeys, keyring: KeyRing
+) -> None:
     agent_key = keyring.create("agent-a")
-    ledger.append(Draft("key.registered", root_key_payload(agent_key, "agent", "A")),
-                  signer=keys.root)
+    ledger.append(
+        Draft("key.registered", root_key_payload(agent_key, "agent", "A")), signer=keys.root
+    )
     ok = ledger.append(run_drafts("A", "r1")[3], signer=agent_key)
     assert ok.key == agent_key.key_id
     before = ledger.head()
@@ -271,9 +318,10 @@ def test_agent_key_signs_only_for_its_agent(ledger: Ledger, keys: LedgerKeys,
     assert e.value.message == (
         "event: an agent key bound to 'A' may not sign tool.called for agent 'B' (key agent-a)"
     )
-    with pytest.raises(UnauthorizedWrite, match="may not sign feedback.quality"):
-        ledger.append(Draft("feedback.quality", {"score_bp": 5, "by": "u"}, agent="A"),
-                      signer=agent_key)
+    with pytest.raises(UnauthorizedWrite, match=r"may not sign feedback\.quality"):
+        ledger.append(
+            Draft("feedback.quality", {"score_bp": 5, "by": "u"}, agent="A"), signer=agent_key
+        )
     assert ledger.head() == before
 
 
@@ -304,13 +352,15 @@ def test_revoked_key_is_refused(ledger: Ledger, keys: LedgerKeys) -> None:
 
 def test_key_registered_twice_is_refused(ledger: Ledger, keys: LedgerKeys) -> None:
     with pytest.raises(UnauthorizedWrite) as e:
-        ledger.append(Draft("key.registered", root_key_payload(keys.recorder, "recorder")),
-                      signer=keys.root)
+        ledger.append(
+            Draft("key.registered", root_key_payload(keys.recorder, "recorder")), signer=keys.root
+        )
     assert e.value.message == f"event: key {keys.recorder.key_id} is already registered"
 
 
-def test_key_id_must_match_the_public_key(ledger: Ledger, keys: LedgerKeys,
-                                          keyring: KeyRing) -> None:
+def test_key_id_must_match_the_public_key(
+    ledger: Ledger, keys: LedgerKeys, keyring: KeyRing
+) -> None:
     k = keyring.create("k")
     payload = {**root_key_payload(k, "recorder"), "key_id": "0" * 32}
     with pytest.raises(EventValidationError) as e:
@@ -322,16 +372,21 @@ def test_key_id_must_match_the_public_key(ledger: Ledger, keys: LedgerKeys,
 
 def test_last_governor_cannot_be_revoked(ledger: Ledger, keys: LedgerKeys) -> None:
     with pytest.raises(UnauthorizedWrite) as e:
-        ledger.append(Draft("key.revoked", {"key_id": keys.root.key_id, "reason": "r"}),
-                      signer=keys.root)
+        ledger.append(
+            Draft("key.revoked", {"key_id": keys.root.key_id, "reason": "r"}), signer=keys.root
+        )
     assert e.value.message == (
         "event: key root is the last governor key; register another governor before revoking it"
     )
 
 
 def test_ledger_created_only_once(ledger: Ledger, keys: LedgerKeys) -> None:
-    draft = Draft("ledger.created", {"origin": ORIGIN, "key": root_key_payload(keys.root, "governor")})
-    with pytest.raises(UnauthorizedWrite, match=r"^event: ledger.created can only be the first event$"):
+    draft = Draft(
+        "ledger.created", {"origin": ORIGIN, "key": root_key_payload(keys.root, "governor")}
+    )
+    with pytest.raises(
+        UnauthorizedWrite, match=r"^event: ledger.created can only be the first event$"
+    ):
         ledger.append(draft, signer=keys.root)
 
 
@@ -347,7 +402,8 @@ def test_schema_version_is_recorded(ledger: Ledger) -> None:
 
 def test_newer_schema_version_is_refused(ledger: Ledger) -> None:
     ledger.conn.execute(
-        "UPDATE govledger_meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),)
+        "UPDATE govledger_meta SET value = ? WHERE key = 'schema_version'",
+        (str(SCHEMA_VERSION + 1),),
     )
     with pytest.raises(NotALedger) as e:
         Ledger.open(ledger.path)
@@ -430,8 +486,9 @@ def test_locked_by_another_connection(ledger: Ledger, keys: LedgerKeys) -> None:
     assert ledger.append(note(1), signer=keys.recorder).seq == 3
 
 
-def test_locked_by_another_process(ledger: Ledger, keys: LedgerKeys,
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_locked_by_another_process(
+    ledger: Ledger, keys: LedgerKeys, monkeypatch: pytest.MonkeyPatch
+) -> None:
     script = textwrap.dedent(
         """
         import sqlite3, sys, time
@@ -442,8 +499,12 @@ def test_locked_by_another_process(ledger: Ledger, keys: LedgerKeys,
         c.execute("ROLLBACK")
         """
     )
-    proc = subprocess.Popen([sys.executable, "-c", script, ledger.path], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, ledger.path],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None and proc.stdout.readline() == "locked\n"
         monkeypatch.setenv("GOVLEDGER_BUSY_TIMEOUT_MS", "150")

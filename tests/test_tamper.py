@@ -33,8 +33,20 @@ from ledger.store import Draft, Ledger, root_key_payload
 from ledger.verify import verify_export, verify_ledger
 from tests.conftest import ORIGIN, populate, sign
 
-COLUMNS = ("seq", "id", "ts", "type", "agent", "run", "actor", "payload", "prev", "key", "hash",
-           "sig")
+COLUMNS = (
+    "seq",
+    "id",
+    "ts",
+    "type",
+    "agent",
+    "run",
+    "actor",
+    "payload",
+    "prev",
+    "key",
+    "hash",
+    "sig",
+)
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 
@@ -64,15 +76,24 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
     with Ledger.create(path, origin=ORIGIN, root=root) as lg:
         lg.append(Draft("key.registered", root_key_payload(recorder, "recorder")), signer=root)
         lg.append(Draft("key.registered", root_key_payload(gov2, "governor")), signer=root)
-        lg.append(Draft("key.registered", root_key_payload(agent, "agent", "planner-1")),
-                  signer=root)
+        lg.append(
+            Draft("key.registered", root_key_payload(agent, "agent", "planner-1")), signer=root
+        )
         populate(lg, _Keys(root, recorder), runs=2)
-        lg.append(Draft("tool.called", {"tool": "x", "args_digest": "0" * 64,
-                                        "side_effect": "write"}, agent="planner-1", run="run-1"),
-                  signer=agent)
+        lg.append(
+            Draft(
+                "tool.called",
+                {"tool": "x", "args_digest": "0" * 64, "side_effect": "write"},
+                agent="planner-1",
+                run="run-1",
+            ),
+            signer=agent,
+        )
         lg.append(Draft("x.note", {"text": "free form"}, actor="ops"), signer=gov2)
-        lg.append(Draft("feedback.quality", {"score_bp": 9000, "by": "u1"}, agent="planner-1"),
-                  signer=recorder)
+        lg.append(
+            Draft("feedback.quality", {"score_bp": 9000, "by": "u1"}, agent="planner-1"),
+            signer=recorder,
+        )
         rows = list(lg.iter_rows())
         size = lg.size
         assert verify_ledger(lg).ok
@@ -99,6 +120,7 @@ def copy(template: Template, tmp_path: Path) -> Iterator[Callable[[], Path]]:
 def raw(path: Path) -> sqlite3.Connection:
     """A raw connection to a copy, with the append-only triggers dropped."""
     conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA synchronous = OFF")
     conn.execute("DROP TRIGGER events_no_update")
     conn.execute("DROP TRIGGER events_no_delete")
     return conn
@@ -124,11 +146,17 @@ def kinds_at(report: Any, seq: int) -> list[str]:
     return [p.kind for p in report.problems if p.seq == seq]
 
 
-def rechain(conn: sqlite3.Connection, signers: dict[str, Signer], edits: dict[int, dict[str, Any]],
-            *, from_seq: int) -> None:
+def rechain(
+    conn: sqlite3.Connection,
+    signers: dict[str, Signer],
+    edits: dict[int, dict[str, Any]],
+    *,
+    from_seq: int,
+) -> None:
     """Apply ``edits`` (seq → new column values) and re-hash, re-sign and re-chain every event
     from ``from_seq`` on with the key each names, then rebuild the stored Merkle tree: a forger
     with every private key leaves no hash, chain or tree problem behind."""
+    conn.execute("BEGIN")
     rows = conn.execute("SELECT * FROM events WHERE seq >= ? ORDER BY seq", (from_seq,)).fetchall()
     prev = conn.execute("SELECT hash FROM events WHERE seq = ?", (from_seq - 1,)).fetchone()
     prev_hash = prev[0] if prev else "0" * 64
@@ -140,28 +168,52 @@ def rechain(conn: sqlite3.Connection, signers: dict[str, Signer], edits: dict[in
         row["hash"], row["sig"] = digest.hex(), sign(signers[row["key"]], digest)
         conn.execute(
             "UPDATE events SET id=?, ts=?, type=?, agent=?, run=?, actor=?, payload=?, prev=?, "
-            "key=?, hash=?, sig=? WHERE seq=?", (*(row[c] for c in COLUMNS[1:]), row["seq"]))
+            "key=?, hash=?, sig=? WHERE seq=?",
+            (*(row[c] for c in COLUMNS[1:]), row["seq"]),
+        )
         prev_hash = row["hash"]
     rebuild_tree(conn)
+    conn.execute("COMMIT")
 
 
 def rebuild_tree(conn: sqlite3.Connection) -> None:
     leaves = [bytes.fromhex(h) for (h,) in conn.execute("SELECT hash FROM events ORDER BY seq")]
     conn.execute("DELETE FROM merkle_nodes")
-    conn.executemany("INSERT INTO merkle_nodes VALUES (?, ?, ?)",
-                     merkle.nodes_for_append(0, leaves, lambda level, i: b""))
+    conn.executemany(
+        "INSERT INTO merkle_nodes VALUES (?, ?, ?)",
+        merkle.nodes_for_append(0, leaves, lambda level, i: b""),
+    )
 
 
-def raw_append(conn: sqlite3.Connection, signer: Signer, *, type: str, payload: dict[str, Any],
-               agent: str | None = None, run: str | None = None, id: str = "raw") -> int:
+def raw_append(
+    conn: sqlite3.Connection,
+    signer: Signer,
+    *,
+    type: str,
+    payload: dict[str, Any],
+    agent: str | None = None,
+    run: str | None = None,
+    id: str = "raw",
+) -> int:
     """Insert a properly chained and signed event at the end, bypassing the ledger's checks."""
     seq, prev, ts = conn.execute("SELECT seq, hash, ts FROM events ORDER BY seq DESC").fetchone()
-    row = {"seq": seq + 1, "id": id, "ts": ts, "type": type, "agent": agent, "run": run,
-           "actor": None, "payload": canonical(payload).decode(), "prev": prev,
-           "key": signer.key_id}
+    row = {
+        "seq": seq + 1,
+        "id": id,
+        "ts": ts,
+        "type": type,
+        "agent": agent,
+        "run": run,
+        "actor": None,
+        "payload": canonical(payload).decode(),
+        "prev": prev,
+        "key": signer.key_id,
+    }
     digest = event_hash(body_bytes(**row))
-    conn.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                 (*row.values(), digest.hex(), sign(signer, digest)))
+    conn.execute(
+        "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (*row.values(), digest.hex(), sign(signer, digest)),
+    )
     rebuild_tree(conn)
     return seq + 1
 
@@ -236,7 +288,9 @@ def char_flips(draw: st.DrawFn, template: Template) -> tuple[int, str, str]:
 
 
 @given(data=st.data())
-def test_any_changed_character_is_detected_at_its_seq(template: Template, data: st.DataObject) -> None:
+def test_any_changed_character_is_detected_at_its_seq(
+    template: Template, data: st.DataObject
+) -> None:
     seq, column, value = data.draw(char_flips(template))
     row = dict(zip(COLUMNS, template.rows[seq - 1], strict=True))
     want = expected_kind(row, column, value)
@@ -244,7 +298,10 @@ def test_any_changed_character_is_detected_at_its_seq(template: Template, data: 
         path = Path(d) / "c.db"
         shutil.copyfile(template.path, path)
         conn = raw(path)
-        if column == "id" and conn.execute("SELECT 1 FROM events WHERE id = ?", (value,)).fetchone():
+        if (
+            column == "id"
+            and conn.execute("SELECT 1 FROM events WHERE id = ?", (value,)).fetchone()
+        ):
             conn.close()
             return  # would break UNIQUE(id): not a possible edit
         conn.execute(f"UPDATE events SET {column} = ? WHERE seq = ?", (value, seq))
@@ -256,8 +313,9 @@ def test_any_changed_character_is_detected_at_its_seq(template: Template, data: 
         assert first(verify_export(export_of(path))) == (seq, want)
 
 
-def test_changed_payload_value_is_hash_mismatch_with_the_hashes(template: Template,
-                                                                copy: Callable[[], Path]) -> None:
+def test_changed_payload_value_is_hash_mismatch_with_the_hashes(
+    template: Template, copy: Callable[[], Path]
+) -> None:
     path = copy()
     row = dict(zip(COLUMNS, template.rows[6], strict=True))
     payload = json.loads(row["payload"])
@@ -270,38 +328,50 @@ def test_changed_payload_value_is_hash_mismatch_with_the_hashes(template: Templa
     computed = event_hash(body_bytes(**{**{k: row[k] for k in COLUMNS[:10]}, "payload": text}))
     report = verify_db(path)
     assert [p for p in report.problems] == [
-        Problem(7, "hash_mismatch", f"stored hash {short(row['hash'])}, computed "
-                                    f"{short(computed.hex())}")
+        Problem(
+            7,
+            "hash_mismatch",
+            f"stored hash {short(row['hash'])}, computed {short(computed.hex())}",
+        )
     ]
 
 
-def test_bytes_that_are_not_utf8_are_malformed(template: Template, copy: Callable[[], Path]) -> None:
+def test_bytes_that_are_not_utf8_are_malformed(
+    template: Template, copy: Callable[[], Path]
+) -> None:
     path = copy()
     conn = raw(path)
-    conn.execute("UPDATE events SET actor = CAST(X'ff6f7073' AS TEXT) WHERE seq = ?",
-                 (template.size - 1,))
+    conn.execute(
+        "UPDATE events SET actor = CAST(X'ff6f7073' AS TEXT) WHERE seq = ?", (template.size - 1,)
+    )
     conn.close()
     report = verify_db(path)
-    assert report.problems == [Problem(template.size - 1, "malformed", "actor is not valid UTF-8 text")]
+    assert report.problems == [
+        Problem(template.size - 1, "malformed", "actor is not valid UTF-8 text")
+    ]
 
 
-def test_stored_merkle_node_changed_is_hash_mismatch(template: Template,
-                                                     copy: Callable[[], Path]) -> None:
+def test_stored_merkle_node_changed_is_hash_mismatch(
+    template: Template, copy: Callable[[], Path]
+) -> None:
     path = copy()
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("UPDATE merkle_nodes SET hash = ? WHERE level = 2 AND idx = 1", (bytes(32),))
     conn.close()
     report = verify_db(path)
     assert first(report) == (8, "hash_mismatch")
-    assert report.problems[0].detail.startswith("stored Merkle node (2, 1) is 0000…00, events give ")
+    assert report.problems[0].detail.startswith(
+        "stored Merkle node (2, 1) is 0000…00, events give "
+    )
 
 
 # --- dropped, duplicated, swapped events --------------------------------------------------------
 
 
 @given(seq=st.integers(1, 30))
-def test_dropped_event_is_seq_gap_and_chain_broken_at_the_next_seq(template: Template,
-                                                                   seq: int) -> None:
+def test_dropped_event_is_seq_gap_and_chain_broken_at_the_next_seq(
+    template: Template, seq: int
+) -> None:
     seq = min(seq, template.size - 1)
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "c.db"
@@ -311,18 +381,21 @@ def test_dropped_event_is_seq_gap_and_chain_broken_at_the_next_seq(template: Tem
         conn.close()
         report = verify_db(path)
         assert [(p.seq, p.kind) for p in report.problems[:2]] == [
-            (seq + 1, "seq_gap"), (seq + 1, "chain_broken")
+            (seq + 1, "seq_gap"),
+            (seq + 1, "chain_broken"),
         ]
         assert report.problems[0].detail == f"expected seq {seq}, found {seq + 1}"
         assert all(p.seq > seq for p in report.problems)
         lines = export_of(path)
         assert [(p.seq, p.kind) for p in verify_export(lines).problems[:2]] == [
-            (seq + 1, "seq_gap"), (seq + 1, "chain_broken")
+            (seq + 1, "seq_gap"),
+            (seq + 1, "chain_broken"),
         ]
 
 
-def test_dropped_last_event_needs_a_record_kept_outside(template: Template,
-                                                       copy: Callable[[], Path]) -> None:
+def test_dropped_last_event_needs_a_record_kept_outside(
+    template: Template, copy: Callable[[], Path]
+) -> None:
     # SPEC §1.4: without something kept outside the file, cutting the newest events off is
     # undetectable; verify's remembered state (or a checkpoint) is that something.
     path = copy()
@@ -339,7 +412,9 @@ def test_dropped_last_event_needs_a_record_kept_outside(template: Template,
 
 
 @given(data=st.data())
-def test_swapped_events_are_chain_broken_at_the_first(template: Template, data: st.DataObject) -> None:
+def test_swapped_events_are_chain_broken_at_the_first(
+    template: Template, data: st.DataObject
+) -> None:
     a = data.draw(st.integers(2, template.size - 1))
     b = data.draw(st.integers(a + 1, template.size))
     with tempfile.TemporaryDirectory() as d:
@@ -372,18 +447,24 @@ def test_duplicated_export_line_is_a_seq_gap_at_its_seq(template: Template, seq:
     seq = min(seq, len(lines))
     lines.insert(seq, lines[seq - 1])
     report = verify_export(lines)
-    assert [(p.seq, p.kind) for p in report.problems[:2]] == [(seq, "seq_gap"), (seq, "chain_broken")]
+    assert [(p.seq, p.kind) for p in report.problems[:2]] == [
+        (seq, "seq_gap"),
+        (seq, "chain_broken"),
+    ]
     # A repeated key event also registers its key twice (malformed); nothing else is affected.
     assert {p.seq for p in report.problems} == {seq}
     assert report.problems[0].detail == f"seq {seq} again or out of order after {seq}"
 
 
-def test_replayed_event_in_the_database_breaks_the_chain(template: Template,
-                                                        copy: Callable[[], Path]) -> None:
+def test_replayed_event_in_the_database_breaks_the_chain(
+    template: Template, copy: Callable[[], Path]
+) -> None:
     path = copy()
     conn = raw(path)
-    conn.execute("INSERT INTO events SELECT seq + 1000, id || '-again', ts, type, agent, run, actor, "
-                 "payload, prev, key, hash, sig FROM events WHERE seq = 5")
+    conn.execute(
+        "INSERT INTO events SELECT seq + 1000, id || '-again', ts, type, agent, run, actor, "
+        "payload, prev, key, hash, sig FROM events WHERE seq = 5"
+    )
     conn.execute("UPDATE events SET seq = ? WHERE seq = 1005", (template.size + 1,))
     conn.close()
     report = verify_db(path)
@@ -402,8 +483,12 @@ def _forgeries(template: Template) -> list[tuple[int, str]]:
         row = dict(zip(COLUMNS, r, strict=True))
         for name in ("root", "recorder", "gov2", "agent-a"):
             s = template.names[name]
-            role, bound = {"root": ("governor", None), "gov2": ("governor", None),
-                           "recorder": ("recorder", None), "agent-a": ("agent", "planner-1")}[name]
+            role, bound = {
+                "root": ("governor", None),
+                "gov2": ("governor", None),
+                "recorder": ("recorder", None),
+                "agent-a": ("agent", "planner-1"),
+            }[name]
             if authorize(role=role, key_agent=bound, event_type=row["type"], agent=row["agent"]):
                 out.append((row["seq"], s.name))
     return out
@@ -429,8 +514,9 @@ def test_resigned_by_a_registered_key_of_the_wrong_role_is_unauthorized(
         ]
 
 
-def test_governor_resigning_a_tool_call_says_why(template: Template,
-                                                copy: Callable[[], Path]) -> None:
+def test_governor_resigning_a_tool_call_says_why(
+    template: Template, copy: Callable[[], Path]
+) -> None:
     seq = next(r[0] for r in template.rows if r[3] == "tool.called")
     path = copy()
     conn = raw(path)
@@ -455,43 +541,62 @@ def test_rewritten_history_with_every_key_is_caught_only_by_an_outside_record(
     assert first(report) == (template.size, "checkpoint_mismatch")
 
 
-def test_event_signed_by_an_unregistered_key_is_unknown_key(template: Template,
-                                                           copy: Callable[[], Path],
-                                                           keyring: KeyRing) -> None:
+def test_event_signed_by_an_unregistered_key_is_unknown_key(
+    template: Template, copy: Callable[[], Path], keyring: KeyRing
+) -> None:
     path = copy()
     stranger = keyring.create("stranger")
     conn = raw(path)
     seq = raw_append(conn, stranger, type="x.note", payload={"text": "hi"})
     conn.close()
     assert verify_db(path).problems == [
-        Problem(seq, "unknown_key", f"key {stranger.key_id} is not registered at this point of the log")
+        Problem(
+            seq, "unknown_key", f"key {stranger.key_id} is not registered at this point of the log"
+        )
     ]
 
 
-def test_event_appended_with_a_revoked_key_is_revoked_key(template: Template,
-                                                          copy: Callable[[], Path]) -> None:
+def test_event_appended_with_a_revoked_key_is_revoked_key(
+    template: Template, copy: Callable[[], Path]
+) -> None:
     path = copy()
     agent = template.names["agent-a"]
     with Ledger.open(path) as lg:
-        revoked = lg.append(Draft("key.revoked", {"key_id": agent.key_id, "reason": "leaked"}),
-                            signer=template.names["root"])
+        revoked = lg.append(
+            Draft("key.revoked", {"key_id": agent.key_id, "reason": "leaked"}),
+            signer=template.names["root"],
+        )
         assert verify_ledger(lg).ok
     conn = raw(path)
-    seq = raw_append(conn, agent, type="tool.called", agent="planner-1", run="run-0",
-                     payload={"tool": "t", "args_digest": "1" * 64, "side_effect": "read"})
+    seq = raw_append(
+        conn,
+        agent,
+        type="tool.called",
+        agent="planner-1",
+        run="run-0",
+        payload={"tool": "t", "args_digest": "1" * 64, "side_effect": "read"},
+    )
     conn.close()
-    expected = [Problem(seq, "revoked_key",
-                        f"key agent-a ({agent.key_id}) was revoked at seq {revoked.seq}")]
+    expected = [
+        Problem(
+            seq, "revoked_key", f"key agent-a ({agent.key_id}) was revoked at seq {revoked.seq}"
+        )
+    ]
     assert verify_db(path).problems == expected
     assert verify_export(export_of(path)).problems == expected
 
 
-def test_events_signed_before_a_revocation_stay_valid(template: Template,
-                                                     copy: Callable[[], Path]) -> None:
+def test_events_signed_before_a_revocation_stay_valid(
+    template: Template, copy: Callable[[], Path]
+) -> None:
     path = copy()
     with Ledger.open(path) as lg:
-        lg.append(Draft("key.revoked", {"key_id": template.names["recorder"].key_id,
-                                        "reason": "rotated"}), signer=template.names["gov2"])
+        lg.append(
+            Draft(
+                "key.revoked", {"key_id": template.names["recorder"].key_id, "reason": "rotated"}
+            ),
+            signer=template.names["gov2"],
+        )
         assert verify_ledger(lg).ok
 
 
@@ -504,7 +609,11 @@ def test_export_verifies_and_matches_the_database(template: Template) -> None:
     exp = verify_export(lines)
     assert exp.ok and db.ok
     assert (exp.events, exp.head_seq, exp.head_hash, exp.root) == (
-        db.events, db.head_seq, db.head_hash, db.root)
+        db.events,
+        db.head_seq,
+        db.head_hash,
+        db.root,
+    )
     assert all(line.endswith(b"\n") and line.count(b"\n") == 1 for line in lines)
 
 
@@ -520,19 +629,32 @@ def test_export_line_is_the_canonical_envelope(template: Template) -> None:
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
-        pytest.param(lambda ls: ls[:-1] + [ls[-1][:-1]], ["malformed"], id="no-final-newline"),
-        pytest.param(lambda ls: ls[:3] + [ls[3].replace(b'"v":1', b'"v":2')] + ls[4:],
-                     ["malformed"], id="wrong-v"),
-        pytest.param(lambda ls: ls[:3] + [ls[3].replace(b'{"actor"', b'{ "actor"')] + ls[4:],
-                     ["malformed"], id="not-canonical"),
-        pytest.param(lambda ls: ls[:3] + [ls[3].replace(b',"v":1}', b'}')] + ls[4:],
-                     ["malformed"], id="missing-field"),
-        pytest.param(lambda ls: ls[:3] + [b"{not json\n"] + ls[4:], ["malformed", "chain_broken"],
-                     id="garbage-line"),
+        pytest.param(lambda ls: [*ls[:-1], ls[-1][:-1]], ["malformed"], id="no-final-newline"),
+        pytest.param(
+            lambda ls: [*ls[:3], ls[3].replace(b'"v":1', b'"v":2'), *ls[4:]],
+            ["malformed"],
+            id="wrong-v",
+        ),
+        pytest.param(
+            lambda ls: [*ls[:3], ls[3].replace(b'{"actor"', b'{ "actor"'), *ls[4:]],
+            ["malformed"],
+            id="not-canonical",
+        ),
+        pytest.param(
+            lambda ls: [*ls[:3], ls[3].replace(b',"v":1}', b"}"), *ls[4:]],
+            ["malformed"],
+            id="missing-field",
+        ),
+        pytest.param(
+            lambda ls: [*ls[:3], b"{not json\n", *ls[4:]],
+            ["malformed", "chain_broken"],
+            id="garbage-line",
+        ),
     ],
 )
-def test_export_framing_problems(template: Template, edit: Callable[[list[bytes]], list[bytes]],
-                                 expected: list[str]) -> None:
+def test_export_framing_problems(
+    template: Template, edit: Callable[[list[bytes]], list[bytes]], expected: list[str]
+) -> None:
     lines = edit(export_of(template.path))
     report = verify_export(lines)
     seq = 4 if expected != ["malformed"] or lines[-1].endswith(b"\n") else template.size
@@ -545,8 +667,11 @@ def test_export_garbage_line_names_its_line(template: Template) -> None:
     lines[3] = b'{"a": 1.5}\n'
     report = verify_export(lines)
     assert report.problems[0] == Problem(
-        4, "malformed", "line 4: $.a: number 1.5 is not an integer; signed content holds no floats "
-        "(use micro-units, basis points, milliseconds)")
+        4,
+        "malformed",
+        "line 4: $.a: number 1.5 is not an integer; signed content holds no floats "
+        "(use micro-units, basis points, milliseconds)",
+    )
 
 
 def test_export_sig_with_nonzero_padding_bits_is_malformed(template: Template) -> None:
@@ -566,8 +691,9 @@ def test_export_sig_with_nonzero_padding_bits_is_malformed(template: Template) -
 
 
 def _verify_cli(path: Path, *args: str) -> Any:
-    return CliRunner().invoke(main_cli(), ["--db", str(path), "verify", *args],
-                              catch_exceptions=False)
+    return CliRunner().invoke(
+        main_cli(), ["--db", str(path), "verify", *args], catch_exceptions=False
+    )
 
 
 def main_cli() -> Any:
@@ -601,15 +727,17 @@ def test_verify_json_on_a_tampered_ledger(template: Template, copy: Callable[[],
     out = json.loads(result.stdout)
     assert out["ok"] is False
     assert out["problems"][0] == {
-        "seq": 9, "kind": "chain_broken",
+        "seq": 9,
+        "kind": "chain_broken",
         "detail": f"prev is ffff…ff, expected {short(template.rows[7][10])} (hash of seq 8)",
     }
     assert all(set(p) == {"seq", "kind", "detail"} for p in out["problems"])
     assert [p["seq"] for p in out["problems"]] == sorted(p["seq"] for p in out["problems"])
 
 
-def test_verify_human_output_names_the_first_problem(template: Template,
-                                                     copy: Callable[[], Path]) -> None:
+def test_verify_human_output_names_the_first_problem(
+    template: Template, copy: Callable[[], Path]
+) -> None:
     path = copy()
     conn = raw(path)
     conn.execute("UPDATE events SET prev = ? WHERE seq = 9", ("f" * 64,))
@@ -634,18 +762,22 @@ def test_verify_pinned_with_the_right_root(template: Template, copy: Callable[[]
     assert out["ok"] is True and out["pinned"] is True
 
 
-def test_verify_with_a_wrong_trust_is_untrusted_root(template: Template,
-                                                     copy: Callable[[], Path]) -> None:
+def test_verify_with_a_wrong_trust_is_untrusted_root(
+    template: Template, copy: Callable[[], Path]
+) -> None:
     path = copy()
     other = template.names["gov2"].key_id
     result = _verify_cli(path, "--json", "--no-state", "--trust", other)
     assert result.exit_code == 1
     out = json.loads(result.stdout)
     assert out["pinned"] is True
-    assert out["problems"] == [{
-        "seq": 1, "kind": "untrusted_root",
-        "detail": f"root key {template.names['root'].key_id} is not a trusted key",
-    }]
+    assert out["problems"] == [
+        {
+            "seq": 1,
+            "kind": "untrusted_root",
+            "detail": f"root key {template.names['root'].key_id} is not a trusted key",
+        }
+    ]
 
 
 def test_verify_file_json_on_a_tampered_export(template: Template, tmp_path: Path) -> None:
@@ -653,14 +785,19 @@ def test_verify_file_json_on_a_tampered_export(template: Template, tmp_path: Pat
     del lines[4]
     export = tmp_path / "e.jsonl"
     export.write_bytes(b"".join(lines))
-    result = CliRunner().invoke(main_cli(), ["--db", str(tmp_path / "none.db"), "verify",
-                                             "--file", str(export), "--json"],
-                                catch_exceptions=False)
+    result = CliRunner().invoke(
+        main_cli(),
+        ["--db", str(tmp_path / "none.db"), "verify", "--file", str(export), "--json"],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 1
     out = json.loads(result.stdout)
     assert out["problems"][:2] == [
         {"seq": 6, "kind": "seq_gap", "detail": "expected seq 5, found 6"},
-        {"seq": 6, "kind": "chain_broken",
-         "detail": f"prev is {short(template.rows[4][10])}, expected "
-                   f"{short(template.rows[3][10])} (hash of seq 5)"},
+        {
+            "seq": 6,
+            "kind": "chain_broken",
+            "detail": f"prev is {short(template.rows[4][10])}, expected "
+            f"{short(template.rows[3][10])} (hash of seq 5)",
+        },
     ]

@@ -25,7 +25,8 @@ from ledger.chain import body_bytes
 from ledger.cli import main
 from ledger.consistency import state_path
 from ledger.encoding import canonical
-from ledger.keys import Signer
+from ledger.errors import StoreError
+from ledger.keys import KeyRing, Signer
 from ledger.proofs import sign_current_checkpoint
 from ledger.signing import EVENT_SIGNING_PREFIX, b64encode, event_hash
 from ledger.store import Draft, Ledger
@@ -318,6 +319,25 @@ def test_fork_at_equal_size_is_checkpoint_mismatch(
     assert "(same size)" in report["problems"][0]["detail"]
 
 
+def test_log_replaced_under_a_new_root_key_fails_the_checkpoint(
+    audited: tuple[Path, Path, Path], keyring: KeyRing, tmp_path: Path
+) -> None:
+    """Someone without the root key rebuilds the whole log under the same origin with a key of
+    their own: internally fine, but the kept checkpoint does not verify with its keys."""
+    _, keys_dir, cp = audited
+    mallory = keyring.create("mallory")
+    fake = tmp_path / "fake.db"
+    with Ledger.create(fake, origin=ORIGIN, root=mallory) as lg:
+        lg.append_many([Draft("x.note", {"n": i}) for i in range(24)], signer=mallory)
+    assert verify_json(fake, keys_dir, "--no-state")[0] == 0
+    code, report = verify_json(fake, keys_dir, "--checkpoint", str(cp), "--no-state")
+    assert code == 1
+    assert kinds(report) == [(25, "checkpoint_mismatch")]
+    assert report["problems"][0]["detail"].startswith(
+        "checkpoint does not verify with this log's governor keys: "
+    )
+
+
 # --- remembered state -----------------------------------------------------------------------
 
 
@@ -409,6 +429,37 @@ def test_verify_reports_the_rfc9162_root_of_all_event_hashes(
     assert report["root"] == merkle.root(leaves).hex() == ledger.root_at(25).hex()
 
 
+def test_batched_proofs_from_the_store_equal_the_in_memory_tree(
+    ledger: Ledger, keys: LedgerKeys
+) -> None:
+    """Every root, inclusion and consistency proof of a 37-event log (appended one by one and
+    in batches), read in one query each, equals the plain in-memory computation."""
+    for n in (1, 2, 5, 1, 8, 3, 15):
+        ledger.append_many([Draft("x.note", {"n": i}) for i in range(n)], signer=keys.recorder)
+    leaves = [bytes.fromhex(e.hash) for e in ledger.iter_events()]
+    assert len(leaves) == 37
+    wrong: list[tuple[str, int, int]] = []
+    for size in range(1, 38):
+        tree = leaves[:size]
+        if ledger.root_at(size) != merkle.root(tree):
+            wrong.append(("root", 0, size))
+        for i in range(size):
+            if ledger.inclusion_proof(i, size) != merkle.inclusion_proof(tree, i):
+                wrong.append(("inclusion", i, size))
+        for old in range(1, size + 1):
+            if ledger.consistency_proof(old, size) != merkle.consistency_proof(tree, old):
+                wrong.append(("consistency", old, size))
+    assert wrong == []
+    assert ledger.root_at(0) == merkle.EMPTY_ROOT
+
+
+def test_batched_read_names_a_missing_node(ledger: Ledger, keys: LedgerKeys) -> None:
+    ledger.append_many([Draft("x.note", {"n": i}) for i in range(6)], signer=keys.recorder)
+    with pytest.raises(StoreError) as e:
+        ledger.get_nodes([(0, 7), (1, 0), (3, 0), (2, 2)])
+    assert e.value.message == f"{ledger.path}: Merkle node (2, 2) is missing"
+
+
 @pytest.mark.parametrize(
     ("node", "expected"),
     [
@@ -436,3 +487,20 @@ def test_tampered_merkle_node_is_detected_by_full_verify(
     assert report["problems"][0]["detail"].startswith(
         f"stored Merkle node ({node[0]}, {node[1]}) is 0000"
     )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="verify_ledger step (3) calls Ledger.root_at, which raises StoreError (exit 3) for a "
+    "missing node instead of reporting hash_mismatch (exit 1)",
+)
+def test_deleted_merkle_node_is_an_integrity_failure(
+    audited: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    db, keys_dir, _ = audited
+    copy = copy_db(db, tmp_path / "tree.db")
+    with closing(sqlite3.connect(copy, isolation_level=None)) as conn:
+        assert conn.execute("DELETE FROM merkle_nodes WHERE level = 4 AND idx = 0").rowcount == 1
+    result = cli(copy, keys_dir, "verify", "--json", "--no-state")
+    assert result.exit_code == 1
+    assert kinds(json.loads(result.stdout)) == [(16, "hash_mismatch"), (25, "hash_mismatch")]
