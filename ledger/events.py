@@ -482,6 +482,11 @@ def check_envelope(event_type: str, fields: dict[str, Any], where: str = "event"
         raise EventValidationError(
             f"{where}: id must be a non-empty string of at most {MAX_ID_LENGTH} characters"
         )
+    for name in ("id", "agent", "run", "actor"):
+        v = fields.get(name)
+        # A lone surrogate (e.g. a command-line argument that was not UTF-8) has no UTF-8 form.
+        if v is not None and not v.isascii() and any("\ud800" <= c <= "\udfff" for c in v):
+            raise EventValidationError(f"{where}: {name} is not valid UTF-8 text (lone surrogate)")
 
 
 @dataclass(frozen=True, slots=True)

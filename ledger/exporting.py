@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ledger.chain import envelope_line
+from ledger.errors import InputError
 from ledger.events import Event
 from ledger.store import Ledger
 
@@ -44,6 +45,9 @@ def event_filter(
     params: list[Any] = []
     for column, value in (("run", run), ("agent", agent), ("type", event_type)):
         if value is not None:
+            if not value.isascii() and any("\ud800" <= c <= "\udfff" for c in value):
+                # A command-line argument that was not UTF-8: SQLite cannot take it.
+                raise InputError(f"--{column}: {value!r} is not valid UTF-8 text")
             clauses.append(f"{column} = ?")
             params.append(value)
     if since is not None:

@@ -19,7 +19,7 @@ from typing import Any
 from ledger import merkle, workers
 from ledger.chain import ChainChecker, Problem, body_bytes, check_canonical_payload, short
 from ledger.encoding import canonical, loads
-from ledger.errors import DecodeError, LedgerError
+from ledger.errors import DecodeError, LedgerError, StoreError
 from ledger.events import ENVELOPE_VERSION, ZERO_HASH, check_type, decode_payload
 from ledger.signing import b64decode_canonical, check_event_signature, event_hash
 
@@ -485,24 +485,27 @@ def verify_ledger(
     for row in ledger.iter_rows(from_seq=start):
         v.feed(row)
     report = v.finish()
-    # (3)
-    if start > 1:
-        report.from_seq = start
-        report.root = ledger.root_at(report.head_seq)
-        for n in _wanted(checkpoint, origin, False):
-            if n <= report.head_seq:
-                report.roots[n] = ledger.root_at(n)
-    elif report.head_seq and ledger.root_at(report.head_seq) != report.root:
-        report.add(
-            Problem(
-                report.head_seq,
-                "hash_mismatch",
-                "the stored Merkle tree's root differs from the events' root",
+    # (3) The stored tree must give the events' root; a missing node fails closed (exit 1).
+    try:
+        if start > 1:
+            report.from_seq = start
+            report.root = ledger.root_at(report.head_seq)
+            for n in _wanted(checkpoint, origin, False):
+                if n <= report.head_seq:
+                    report.roots[n] = ledger.root_at(n)
+        elif report.head_seq and ledger.root_at(report.head_seq) != report.root:
+            report.add(
+                Problem(
+                    report.head_seq,
+                    "hash_mismatch",
+                    "the stored Merkle tree's root differs from the events' root",
+                )
             )
-        )
-    # (4)
+    except StoreError as e:
+        report.add(Problem(report.head_seq, "hash_mismatch", f"stored Merkle tree: {e.message}"))
+    # (4) Checkpoint signatures are checked with the governor keys read from the log.
     if checkpoint is not None:
-        check_checkpoint(report, checkpoint, ledger.keys())
+        check_checkpoint(report, checkpoint, _keys_of(v.checker))
     # (5)
     if use_state and start == 1:
         check_remembered(report)

@@ -4,7 +4,10 @@ was wrong and why, exits with its documented code, and leaves the log exactly as
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -344,3 +347,40 @@ def test_tampered_database_is_exit_1(state: tuple[Cli, tuple[int, str], bytes]) 
     out = json.loads(cli("verify", "--no-state", "--json", ok=False).stdout)
     assert out["ok"] is False
     assert [(p["seq"], p["kind"]) for p in out["problems"]] == [(3, "hash_mismatch")]
+
+
+# --- arguments that are not UTF-8 (a shell passing raw bytes) --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (
+            [b"append", b"x.note", b"--signer", b"rec", b"--agent", b"a\xffb"],
+            "error: event 1: agent is not valid UTF-8 text (lone surrogate)",
+        ),
+        (
+            [b"append", b"x.note", b"--signer", b"rec", b"--id", b"\xc3"],
+            "error: event 1: id is not valid UTF-8 text (lone surrogate)",
+        ),
+        ([b"log", b"--run", b"r\xff"], "error: --run: 'r\\udcff' is not valid UTF-8 text"),
+    ],
+    ids=["append-agent", "append-id", "log-run"],
+)
+def test_non_utf8_arguments_are_exit_2_without_traceback(
+    state: tuple[Cli, tuple[int, str], bytes], args: list[bytes], error: str
+) -> None:
+    cli, before, export = state
+    govledger = os.fsencode(os.path.join(os.path.dirname(sys.executable), "govledger"))
+    env = {
+        **os.environ,
+        "GOVLEDGER_DB": str(cli.db),
+        "GOVLEDGER_KEYS": str(cli.keys),
+        "LC_ALL": "C.UTF-8",
+    }
+    result = subprocess.run(
+        [govledger, *args], env=env, capture_output=True, timeout=60, check=False
+    )
+    assert result.returncode == 2
+    assert result.stderr.decode("utf-8", "backslashreplace").splitlines() == [error]
+    unchanged(cli, before, export)

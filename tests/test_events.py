@@ -375,6 +375,18 @@ def test_user_type_payload_must_still_be_an_object() -> None:
             "event: id must be a non-empty string of at most 128 characters",
             id="long-id",
         ),
+        pytest.param(
+            "x.a",
+            {"agent": "a\udcffb"},
+            "event: agent is not valid UTF-8 text (lone surrogate)",
+            id="surrogate-agent",
+        ),
+        pytest.param(
+            "x.a",
+            {"id": "\udc80"},
+            "event: id is not valid UTF-8 text (lone surrogate)",
+            id="surrogate-id",
+        ),
     ],
 )
 def test_envelope_requirements(event_type: str, fields: dict[str, Any], message: str) -> None:

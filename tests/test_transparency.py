@@ -489,11 +489,6 @@ def test_tampered_merkle_node_is_detected_by_full_verify(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="verify_ledger step (3) calls Ledger.root_at, which raises StoreError (exit 3) for a "
-    "missing node instead of reporting hash_mismatch (exit 1)",
-)
 def test_deleted_merkle_node_is_an_integrity_failure(
     audited: tuple[Path, Path, Path], tmp_path: Path
 ) -> None:

@@ -7,16 +7,59 @@ mapped to exit codes in one place (``GovledgerGroup.invoke``): 1 integrity, 2 us
 
 from __future__ import annotations
 
+import importlib
 import sys
-from typing import Any
+from typing import Any, cast
 
 import click
 
 from ledger.errors import LedgerError
 
 
+COMMAND_MODULES: dict[str, str] = {
+    "init": "core",
+    "keys": "keys",
+    "append": "core",
+    "import": "core",
+    "export": "core",
+    "log": "core",
+    "verify": "core",
+    "runs": "runs",
+    "replay": "runs",
+    "metrics": "runs",
+    "tiers": "tiers",
+    "policy": "policy",
+    "corrections": "corrections",
+    "checkpoint": "proofs",
+    "prove": "proofs",
+    "verify-proof": "proofs",
+    "demo": "demo",
+}
+"""Command name → the ``ledger.cli`` module defining it (imported only when that command runs,
+so a command does not pay for importing every other one)."""
+
+
 class GovledgerGroup(click.Group):
-    """The root group: maps ``LedgerError`` to its exit code and a one-line message."""
+    """The root group: loads commands lazily and maps ``LedgerError`` to its exit code and a
+    one-line message."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name in COMMAND_MODULES if self.get_command(ctx, name) is not None]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module_name = COMMAND_MODULES.get(cmd_name)
+        if module_name is None:
+            return None
+        try:
+            module = importlib.import_module(f"ledger.cli.{module_name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"ledger.cli.{module_name}":
+                raise
+            return None
+        for command in module.COMMANDS:
+            if command.name == cmd_name:
+                return cast(click.Command, command)
+        return None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -74,26 +117,3 @@ def main(ctx: click.Context, db: str, keys_dir: str | None) -> None:
     from ledger.cli.context import Context
 
     ctx.obj = Context(db=db, keys_dir=keys_dir)
-
-
-def _register() -> None:
-    from ledger.cli import core, keys
-
-    for module in (core, keys):
-        for command in module.COMMANDS:
-            main.add_command(command)
-    # Optional groups written alongside: each module exposes COMMANDS.
-    import importlib
-
-    for name in ("runs", "tiers", "policy", "proofs", "corrections", "demo"):
-        try:
-            module = importlib.import_module(f"ledger.cli.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"ledger.cli.{name}":
-                raise
-            continue
-        for command in module.COMMANDS:
-            main.add_command(command)
-
-
-_register()

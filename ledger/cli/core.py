@@ -33,10 +33,10 @@ from ledger.verify import VerifyReport, verify_export, verify_ledger
 @json_option
 @pass_ctx
 def init(ctx: Context, origin: str, as_json: bool) -> None:
-    """Create a ledger and its root governor key ``root``.
+    """Create a ledger and its root governor key `root`.
 
-    Writes the key to the key directory (0600) and appends ``ledger.created`` (seq 1) signed by
-    it. Give auditors the printed root key id: they pin it with ``verify --trust``.
+    Writes the key to the key directory (0600) and appends `ledger.created` (seq 1) signed by
+    it. Give auditors the printed root key id: they pin it with `verify --trust`.
     """
     keyring = ctx.keyring
     Ledger.check_new(ctx.db)
@@ -124,9 +124,9 @@ def append(
 def import_(ctx: Context, file: str, signer: str, as_json: bool) -> None:
     """Append events from a JSON Lines file, all or nothing.
 
-    One JSON object per line with ``type`` and ``payload`` (required) and ``agent``, ``run``,
-    ``actor``, ``id`` (optional). Ledger-assigned fields (``v``, ``seq``, ``ts``, ``prev``,
-    ``key``, ``hash``, ``sig``) are refused. Every bad line is reported with its line number
+    One JSON object per line with `type` and `payload` (required) and `agent`, `run`,
+    `actor`, `id` (optional). Ledger-assigned fields (`v`, `seq`, `ts`, `prev`,
+    `key`, `hash`, `sig`) are refused. Every bad line is reported with its line number
     and nothing is written.
     """
     ledger = ctx.ledger()
@@ -169,7 +169,7 @@ def import_(ctx: Context, file: str, signer: str, as_json: bool) -> None:
 )
 @pass_ctx
 def export(ctx: Context, from_seq: int, to_seq: int | None, output: str) -> None:
-    """Export full events as JSON Lines (SPEC §2.1), verifiable with ``verify --file``."""
+    """Export full events as JSON Lines (SPEC §2.1), verifiable with `verify --file`."""
     from ledger.exporting import export_lines
 
     ledger = ctx.ledger()
@@ -215,7 +215,7 @@ def log(
     limit: int | None,
     as_json: bool,
 ) -> None:
-    """List events, oldest first (``--json``: one full event per line)."""
+    """List events, oldest first (`--json`: one full event per line)."""
     from ledger.exporting import event_filter, summarize
 
     ledger = ctx.ledger()
@@ -287,7 +287,7 @@ def verify(
 ) -> None:
     """Verify integrity: framing, hashes, chain, seq, signatures, key authorization.
 
-    Without a pinned root key (``--trust`` / ``--trusted-keys``) this proves only internal
+    Without a pinned root key (`--trust` / `--trusted-keys`) this proves only internal
     consistency, and says so. Exit 1 when any problem is found.
     """
     trusted = set(trust)

@@ -1,4 +1,4 @@
-"""``govledger keys``: key lifecycle, recorded as signed events (SPEC §2.3)."""
+"""`govledger keys`: key lifecycle, recorded as signed events (SPEC §2.3)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def keys() -> None:
 def keys_new(
     ctx: Context, name: str, role: str, agent: str | None, signer: str, as_json: bool
 ) -> None:
-    """Create key NAME (file NAME.pem, mode 0600) and register it as ``key.registered``."""
+    """Create key NAME (file NAME.pem, mode 0600) and register it as `key.registered`."""
     check_key_name(name)
     if (role == "agent") != (agent is not None):
         raise InputError("--agent is required for --role agent, and only for it")
@@ -125,7 +125,7 @@ def keys_revoke(ctx: Context, name: str, reason: str, signer: str, as_json: bool
 @click.argument("name")
 @pass_ctx
 def keys_vkey(ctx: Context, name: str) -> None:
-    """Print the C2SP verifier key of NAME for checkpoints (``<origin>+<id>+<key>``)."""
+    """Print the C2SP verifier key of NAME for checkpoints (`<origin>+<id>+<key>`)."""
     from ledger.checkpoint import format_vkey
 
     ledger = ctx.ledger()

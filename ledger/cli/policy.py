@@ -1,6 +1,6 @@
-"""``govledger policy``: the governance policy in force, and recording a new one (SPEC §5).
+"""`govledger policy`: the governance policy in force, and recording a new one (SPEC §5).
 
-A policy is written in TOML and recorded as a ``policy.set`` event (a JSON object in the log)
+A policy is written in TOML and recorded as a `policy.set` event (a JSON object in the log)
 with the next version and the SHA-256 of its RFC 8785 bytes. Field by field: docs/policy.md.
 """
 
@@ -26,8 +26,8 @@ def policy() -> None:
 @json_option
 @pass_ctx
 def policy_show(ctx: Context, at_seq: int | None, as_of: str | None, as_json: bool) -> None:
-    """The policy in force (now, or at ``--at-seq`` / ``--as-of``): version 0 is the shipped
-    default, in force until the first ``policy set``."""
+    """The policy in force (now, or at `--at-seq` / `--as-of`): version 0 is the shipped
+    default, in force until the first `policy set`."""
     ledger = ctx.ledger()
     at = resolve_at(ledger, at_seq, as_of)
     with read_models(ledger) as db:
@@ -49,7 +49,7 @@ def policy_show(ctx: Context, at_seq: int | None, as_of: str | None, as_json: bo
 @json_option
 @pass_ctx
 def policy_set(ctx: Context, file: str, signer: str, as_json: bool) -> None:
-    """Record the TOML policy FILE as a ``policy.set`` event (next version, with its digest).
+    """Record the TOML policy FILE as a `policy.set` event (next version, with its digest).
 
     It is in force from its seq on: earlier tier changes stay judged by the earlier policy.
     """

@@ -1,7 +1,7 @@
-"""``govledger runs``, ``metrics``, ``replay``: audit runs and agents from the read models.
+"""`govledger runs`, `metrics`, `replay`: audit runs and agents from the read models.
 
 SPEC §3, §5; issue 3. Every command first catches the stored read models up with the log
-(cheap when nothing is new); ``--at-seq N`` / ``--as-of TS`` instead build the state as it stood
+(cheap when nothing is new); `--at-seq N` / `--as-of TS` instead build the state as it stood
 then in a scratch database, leaving the stored read models untouched.
 """
 
@@ -42,7 +42,7 @@ STATES = ("submitted", "approved", "rejected", "running", "completed", "failed",
 
 @contextmanager
 def read_models(ledger: Ledger, at: int | None) -> Iterator[tuple[Database, int]]:
-    """The read models at seq ``at`` (None: now) and that seq: the stored ones, caught up, or a
+    """The read models at seq `at` (None: now) and that seq: the stored ones, caught up, or a
     scratch build for time travel."""
     size, _ = ledger.head()
     if at is None or at >= size:
@@ -76,7 +76,7 @@ def runs() -> None:
 def runs_list(ctx: Context, agent: str | None, status: str | None, since: str | None,
               until: str | None, non_compliant: bool, limit: int | None, at_seq: int | None,
               as_of: str | None, as_json: bool) -> None:  # fmt: skip
-    """List runs in the order they began (``--json``: one run per line)."""
+    """List runs in the order they began (`--json`: one run per line)."""
     ledger = ctx.ledger()
     with read_models(ledger, resolve_at(ledger, at_seq, as_of)) as (db, _):
         views = list_runs(db, agent=agent, status=status, since=_time(since, "--since"),
@@ -157,7 +157,7 @@ def runs_show(ctx: Context, run: str, at_seq: int | None, as_of: str | None,
 
 def check_events(ledger: Ledger, rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
     """Check each event on its own: hash, link to the stored hash of seq − 1, key registered
-    and unrevoked at that point and authorized for the type, signature. (``verify`` checks the
+    and unrevoked at that point and authorized for the type, signature. (`verify` checks the
     whole log; this is the quick check of one run's events.)"""
     keys = {k["key_id"]: k for k in ledger.keys()}
     out: list[dict[str, Any]] = []
@@ -200,7 +200,7 @@ def check_events(ledger: Ledger, rows: list[tuple[Any, ...]]) -> list[dict[str, 
 def metrics(ctx: Context, agent: str | None, at_seq: int | None, as_of: str | None,
             as_json: bool) -> None:  # fmt: skip
     """Agent metrics: runs, compliance and streaks, violations, tokens, cost, failure classes
-    (``--json``: one agent per line)."""
+    (`--json`: one agent per line)."""
     ledger = ctx.ledger()
     with read_models(ledger, resolve_at(ledger, at_seq, as_of)) as (db, at):
         ms = agent_metrics(db, agent)
@@ -241,8 +241,8 @@ def replay(ctx: Context, at_seq: int | None, as_of: str | None, check_only: bool
            as_json: bool) -> None:  # fmt: skip
     """Rebuild the read models from the log.
 
-    Without options, drops and rebuilds the stored read models. ``--at-seq``/``--as-of`` build
-    them as they stood then, in a scratch database, and print a summary. ``--check`` audits the
+    Without options, drops and rebuilds the stored read models. `--at-seq`/`--as-of` build
+    them as they stood then, in a scratch database, and print a summary. `--check` audits the
     stored read models without changing them: a row edited behind govledger's back is reported.
     """
     ledger = ctx.ledger()

@@ -1,7 +1,7 @@
-"""``govledger tiers``: tier state, due changes, recording them, history and explanations.
+"""`govledger tiers`: tier state, due changes, recording them, history and explanations.
 
-SPEC §3 Tiers, §5; issue 4. Tiers are integers in ``--json`` and T0–T4 for people. "Now" is the
-head of the log (or the ``--at-seq`` / ``--as-of`` point), never the wall clock.
+SPEC §3 Tiers, §5; issue 4. Tiers are integers in `--json` and T0–T4 for people. "Now" is the
+head of the log (or the `--at-seq` / `--as-of` point), never the wall clock.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def tiers_compute(ctx: Context, policy_file: str | None, at_seq: int | None, as_
     """The tier changes due now under the policy in force, each with its evidence.
 
     Promotion moves one tier at a time and respects the cooldown; demotion may skip tiers; a
-    critical finding makes a revocation to T0 due. Nothing is recorded: ``tiers apply`` does.
+    critical finding makes a revocation to T0 due. Nothing is recorded: `tiers apply` does.
     """
     document = read_policy_file(policy_file) if policy_file is not None else None
     ledger = ctx.ledger()
@@ -122,7 +122,7 @@ def tiers_apply(ctx: Context, signer: str, approve: tuple[str, ...], as_json: bo
     """Record the changes due now as signed tier.* events carrying their evidence.
 
     Promotions into tiers that need a human decision (the policy's
-    ``human_approval_from_tier``) are listed, and recorded only with ``--approve AGENT``.
+    `human_approval_from_tier`) are listed, and recorded only with `--approve AGENT`.
     Re-running with nothing new due records nothing.
     """
     ledger = ctx.ledger()
@@ -149,7 +149,7 @@ def tiers_apply(ctx: Context, signer: str, approve: tuple[str, ...], as_json: bo
 @pass_ctx
 def tiers_history(ctx: Context, agent: str, as_json: bool) -> None:
     """Each change of AGENT's tier with its evidence, signer and verdict: a recorded change the
-    policy in force at its seq does not justify is an ``unjustified_tier_change``."""
+    policy in force at its seq does not justify is an `unjustified_tier_change`."""
     ledger = ctx.ledger()
     names = {k["key_id"]: k["name"] for k in ledger.keys()}
     with read_models(ledger) as db:
