@@ -74,7 +74,7 @@ def envelope_line(
         f'"key":{_str(key)},"payload":{payload},"prev":{_str(prev)},"run":{_opt(run)},'
         f'"seq":{seq},"sig":{_str(sig)},"ts":{_str(ts)},"type":{_str(type)},'
         f'"v":{ENVELOPE_VERSION}}}\n'
-    ).encode()
+    ).encode("utf-8", "surrogateescape")  # a tampered store's non-UTF-8 bytes, as they are
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ by triggers. The Merkle tree's complete-subtree hashes are written in the same t
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -61,7 +62,8 @@ class _Prepared:
 
 def row_to_event(row: Row) -> Event:
     seq, id_, ts, type_, agent, run, actor, payload, prev, key, hash_, sig = row
-    return Event(seq, id_, ts, type_, agent, run, actor, loads(payload), prev, key, hash_, sig)
+    # Stored payloads were validated at append; verification re-checks them, not reads.
+    return Event(seq, id_, ts, type_, agent, run, actor, json.loads(payload), prev, key, hash_, sig)
 
 
 def prepare(draft: Draft, where: str = "event") -> _Prepared:

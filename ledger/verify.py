@@ -540,6 +540,9 @@ def verify_export(
         else:
             v.feed(item)
     report = v.finish()
+    if trusted and v.checker.root_key_id is None:
+        # An empty file, or one without its ledger.created, cannot show the pinned root.
+        report.add(Problem(1, "untrusted_root", "no root key: the file has no ledger.created"))
     if checkpoint is not None:
         check_checkpoint(report, checkpoint, _keys_of(v.checker))
     report.problems.sort(key=lambda p: p.seq)

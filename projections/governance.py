@@ -22,6 +22,12 @@ FORBIDDEN_ACTION: Final = "forbidden_action"
 LOW_CONFIDENCE_EXECUTE: Final = "low_confidence_execute"
 TIER_TOO_LOW: Final = "tier_too_low"
 UNREGISTERED_AGENT: Final = "unregistered_agent"
+# Reliability signals (issue 6), derived in replay by ``projections.reliability``.
+TOOL_LOOP: Final = "tool_loop"
+COST_CAP_RUN: Final = "cost_cap_run"
+COST_CAP_DAILY: Final = "cost_cap_daily"
+QUALITY_DECLINE: Final = "quality_decline"
+REPEATED_FAILURE: Final = "repeated_failure"
 
 SEVERITY: Final[dict[str, Severity]] = {
     STARTED_WITHOUT_APPROVAL: "critical",
@@ -32,6 +38,11 @@ SEVERITY: Final[dict[str, Severity]] = {
     LOW_CONFIDENCE_EXECUTE: "warning",
     TIER_TOO_LOW: "warning",
     UNREGISTERED_AGENT: "warning",
+    TOOL_LOOP: "warning",
+    COST_CAP_RUN: "warning",
+    COST_CAP_DAILY: "warning",
+    QUALITY_DECLINE: "warning",
+    REPEATED_FAILURE: "warning",
 }
 """Finding kind → severity. Later projections (tiers, corrections) may add their own kinds."""
 

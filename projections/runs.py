@@ -91,11 +91,13 @@ class RunsProjection(Projection[RunsState]):
     """Runs, agents, findings and anomalies (SPEC §3)."""
 
     name = "runs"
-    version = 1
+    version = 2
     tables = (RUNS, AGENTS, FINDINGS, ANOMALIES, GRANTS)
+    depends_on = ("reliability",)
+    """Issue 6: the reliability signals fired for an event become findings of its run."""
 
     def start(self, db: Database, deps: Mapping[str, Any]) -> RunsState:
-        return RunsState(db)
+        return RunsState(db, deps["reliability"])
 
     def prepare(self, state: RunsState, events: Sequence[Event]) -> None:
         # Sorted: rows are then cached, and written, in the same order in every process.
@@ -264,6 +266,11 @@ class RunsProjection(Projection[RunsState]):
                 pass
             case _:
                 assert_never(payload)
+        rel = state.reliability
+        if rel is not None and rel.fired_seq == seq:
+            # Reliability signals (issue 6), found for this event by the reliability projection.
+            for s in rel.fired:
+                c.find(state, event, run, agent, s.kind, s.evidence_seq, s.detail)
         return state
 
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlite_utils import Database
 
 from projections.base import Table
 from projections.model import AGENTS, RUNS, Agent, Run
+
+if TYPE_CHECKING:
+    from projections.reliability import ReliabilityState
 
 GrantMap = dict[str, list[tuple[int, str | None]]]
 """Tool → ``(seq, expires_at)`` of each grant of the run naming it, oldest first."""
@@ -24,10 +27,13 @@ GrantMap = dict[str, list[tuple[int, str | None]]]
 class RunsState:
     """The runs read model being folded: rows touched since the last flush, loaded on demand."""
 
-    __slots__ = ("agents", "anomalies", "db", "findings", "grant_maps", "grants", "runs")
+    __slots__ = ("agents", "anomalies", "db", "findings", "grant_maps", "grants", "reliability",
+                 "runs")  # fmt: skip
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, reliability: ReliabilityState | None = None) -> None:
         self.db = db
+        self.reliability = reliability
+        """The reliability projection's state: its signals for an event become findings."""
         self.runs: dict[str, Run] = {}
         self.agents: dict[str, Agent] = {}
         self.grant_maps: dict[str, GrantMap] = {}

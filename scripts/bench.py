@@ -575,12 +575,13 @@ def print_table(results: list[dict[str, Any]]) -> None:
         "baseline ev/s",
         "baseline RSS MB",
         "ratio",
+        "CPU ratio",
     )
     rows: list[tuple[str, ...]] = []
     gl = {r["scenario"]: r for r in results if r["impl"] == "govledger"}
     for s, r in gl.items():
         if "error" in r:
-            rows.append((s, "—", "FAILED", r["error"][:60], "", "", "", "", "", ""))
+            rows.append((s, "—", "FAILED", r["error"][:60], "", "", "", "", "", "", ""))
             continue
         mine = (
             f"{r['events']:,}",
@@ -591,14 +592,25 @@ def print_table(results: list[dict[str, Any]]) -> None:
         )
         others = [b for b in results if b["scenario"] == s and b["impl"] != "govledger"]
         if not others:
-            rows.append((s, "—", *mine, "", "", ""))
+            rows.append((s, "—", *mine, "", "", "", ""))
         for b in others:
             if "error" in b:
-                rows.append((s, b["impl"], *mine, "FAILED", b["error"][:40], ""))
+                rows.append((s, b["impl"], *mine, "FAILED", b["error"][:40], "", ""))
                 continue
             ratio = r["events_per_s"] / b["events_per_s"] if b["events_per_s"] else 0.0
+            mine_cpu = r.get("cpu_s", 0.0) / max(r["events"], 1)
+            their_cpu = b.get("cpu_s", 0.0) / max(b["events"], 1)
+            cpu_ratio = f"{their_cpu / mine_cpu:.2f}×" if mine_cpu else ""
             rows.append(
-                (s, b["impl"], *mine, f"{b['events_per_s']:,.0f}", _rss(b), f"{ratio:.2f}×")
+                (
+                    s,
+                    b["impl"],
+                    *mine,
+                    f"{b['events_per_s']:,.0f}",
+                    _rss(b),
+                    f"{ratio:.2f}×",
+                    cpu_ratio,
+                )
             )
     widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(cols)]
 
@@ -613,7 +625,9 @@ def print_table(results: list[dict[str, Any]]) -> None:
     for row in rows:
         print(fmt(row))
     print(
-        "\nratio = govledger events/s ÷ baseline events/s (1.00× = as fast as the baseline). "
+        "\nratio = govledger events/s ÷ baseline events/s (1.00× = as fast as the baseline); "
+        "CPU ratio = baseline CPU per event ÷ govledger CPU per event (steadier than wall "
+        "time on a busy machine). "
         "CPU s: user + system of the process and its helpers; (+N): peak RSS of the largest "
         "helper process (govledger's signing workers). single: one transaction and fsync per "
         "event (synchronous=FULL); batchN: N events per transaction; verify: the bare loop "

@@ -544,3 +544,30 @@ def test_e2e_missing_ledger_exit_3_without_traceback(env: dict[str, str]) -> Non
     assert result.stderr.decode() == (
         f"error: no ledger at {env['GOVLEDGER_DB']}: create one with `govledger init --origin NAME`\n"
     )
+
+
+def test_export_to_an_unwritable_place_is_exit_2(ready: Cli, tmp_path: Path) -> None:
+    target = tmp_path / "missing-dir" / "e.jsonl"
+    result = ready("export", "-o", str(target), ok=False)
+    assert (result.exit_code, result.stderr) == (
+        2,
+        f"error: -o: cannot write {target}: No such file or directory\n",
+    )
+
+
+def test_verify_file_pinned_but_empty_is_untrusted_root(ready: Cli, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    result = ready("verify", "--file", str(empty), "--trust", "a" * 32, "--json", ok=False)
+    assert result.exit_code == 1
+    out = json.loads(result.stdout)
+    assert (out["ok"], out["events"], out["pinned"]) == (False, 0, True)
+    assert out["problems"] == [
+        {
+            "seq": 1,
+            "kind": "untrusted_root",
+            "detail": "no root key: the file has no ledger.created",
+        }
+    ]
+    # Unpinned, an empty file is merely empty.
+    assert ready.json("verify", "--file", str(empty))["ok"] is True

@@ -73,7 +73,7 @@ def test_a_plugged_in_projection_reads_the_runs_state_of_the_same_event() -> Non
     catch_up(ev, db, projections=[Counts()], batch=2)
     rows = {r["run"]: (r["n"], r["state"]) for r in db["run_event_counts"].rows}
     assert rows == {"r1": (2, "cancelled"), "r2": (2, "cancelled")}
-    assert set(positions(db)) == {"runs", "counts"}
+    assert set(positions(db)) == {"reliability", "runs", "counts"}  # runs depends on reliability
 
 
 def test_a_projection_is_rebuilt_when_its_dependency_is(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -83,6 +83,8 @@ def test_a_projection_is_rebuilt_when_its_dependency_is(monkeypatch: pytest.Monk
     monkeypatch.setattr(type(RUNS), "version", RUNS.version + 1)
     progress = {p.name: p.rebuilt for p in catch_up(ev, db, projections=[Counts()])}
     assert progress == {
+        # runs reads the reliability signals of each event (issue 6): refolded alongside it
+        "reliability": "rebuilt with runs, which depends on it",
         "runs": f"version changed from {RUNS.version - 1} to {RUNS.version}",
         "counts": "rebuilt with runs, which it depends on",
     }

@@ -349,6 +349,15 @@ def test_bytes_that_are_not_utf8_are_malformed(
     assert report.problems == [
         Problem(template.size - 1, "malformed", "actor is not valid UTF-8 text")
     ]
+    # Export writes the stored bytes as they are; the exported file is then not UTF-8.
+    lines = export_of(path)
+    assert b'"actor":"\xffops"' in lines[-2]
+    exported = verify_export(lines).problems
+    assert exported[0] == Problem(
+        template.size - 1, "malformed", f"line {template.size - 1}: not UTF-8 (byte 10)"
+    )
+    # An unreadable line carries no hash, so the next link cannot be confirmed either.
+    assert [(p.seq, p.kind) for p in exported[1:]] == [(template.size, "chain_broken")]
 
 
 def test_stored_merkle_node_changed_is_hash_mismatch(
@@ -800,4 +809,20 @@ def test_verify_file_json_on_a_tampered_export(template: Template, tmp_path: Pat
             "detail": f"prev is {short(template.rows[4][10])}, expected "
             f"{short(template.rows[3][10])} (hash of seq 5)",
         },
+    ]
+
+
+def test_decreasing_ts_is_malformed_even_when_signed(
+    template: Template, copy: Callable[[], Path]
+) -> None:
+    path = copy()
+    conn = raw(path)
+    rechain(conn, template.signers, {10: {"ts": "2000-01-01T00:00:00.000000Z"}}, from_seq=10)
+    conn.close()
+    assert verify_db(path).problems == [
+        Problem(
+            10,
+            "malformed",
+            f"ts 2000-01-01T00:00:00.000000Z is before the previous event's {template.rows[8][2]}",
+        )
     ]

@@ -15,7 +15,6 @@ import click
 
 from ledger.errors import LedgerError
 
-
 COMMAND_MODULES: dict[str, str] = {
     "init": "core",
     "keys": "keys",
@@ -74,6 +73,10 @@ class GovledgerGroup(click.Group):
             sys.exit(130)
         except BrokenPipeError:
             sys.exit(0)
+        except UnicodeEncodeError as e:
+            # An argument that is not valid UTF-8 reaches us with surrogate escapes.
+            click.echo(f"error: an argument or value is not valid UTF-8 ({e.reason})", err=True)
+            sys.exit(2)
 
 
 @click.group(cls=GovledgerGroup, context_settings={"help_option_names": ["-h", "--help"]})

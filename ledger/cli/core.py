@@ -181,7 +181,11 @@ def export(ctx: Context, from_seq: int, to_seq: int | None, output: str) -> None
         out.flush()
         return
     tmp = Path(output + ".partial")
-    with progress_bar("export", total) as advance, open(tmp, "wb") as f:
+    try:
+        f = open(tmp, "wb")  # noqa: SIM115 - closed by the with below
+    except OSError as e:
+        raise InputError(f"-o: cannot write {output}: {e.strerror}") from e
+    with progress_bar("export", total) as advance, f:
         n = 0
         for line in export_lines(ledger, from_seq=from_seq, to_seq=to_seq):
             f.write(line)

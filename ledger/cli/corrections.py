@@ -1,0 +1,86 @@
+"""`govledger corrections`: emerged correction patterns, and what an agent should be told.
+
+SPEC §3 Correction patterns, §5; issue 6. Only the corrections read model is caught up (or, with
+`--at-seq` / `--as-of`, rebuilt as it stood then in a scratch database): a pattern shows from the
+correction that made it emerge, never earlier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import click
+from sqlite_utils import Database
+
+from ledger.cli.context import (
+    Context,
+    at_options,
+    echo_json,
+    json_option,
+    pass_ctx,
+    print_table,
+    resolve_at,
+)
+from ledger.errors import InputError
+from ledger.store import Ledger
+from projections import CORRECTIONS
+from projections.correction_queries import Pattern, learned_examples, patterns
+from projections.driver import build_at, catch_up
+
+
+@contextmanager
+def _read_model(ledger: Ledger, at: int | None) -> Iterator[Database]:
+    size, _ = ledger.head()
+    if at is None or at >= size:
+        catch_up(ledger, ledger.db, projections=[CORRECTIONS])
+        yield ledger.db
+        return
+    with build_at(ledger, at, projections=[CORRECTIONS]) as db:
+        yield db
+
+
+def _cell(p: Pattern) -> str:
+    return " | ".join(p.examples)
+
+
+@click.command()
+@click.option("--agent", help="Only this agent's patterns.")
+@click.option("--topic", metavar="TOPIC",
+              help="With --agent: print the learned examples to prepend to the agent's next "
+                   "prompt about TOPIC (a topic, a pattern name or free text); nothing when no "
+                   "pattern has emerged for it.")  # fmt: skip
+@at_options
+@json_option
+@pass_ctx
+def corrections(ctx: Context, agent: str | None, topic: str | None, at_seq: int | None,
+                as_of: str | None, as_json: bool) -> None:  # fmt: skip
+    """Emerged correction patterns: user corrections clustered per agent by topic (`--json`:
+    one pattern per line, {"agent", "name", "count", "first_seq", "last_seq", "examples", ...})."""
+    if topic is not None and agent is None:
+        raise InputError("--topic needs --agent")
+    ledger = ctx.ledger()
+    with _read_model(ledger, resolve_at(ledger, at_seq, as_of)) as db:
+        if topic is not None:
+            assert agent is not None
+            examples = learned_examples(db, agent, topic)
+            if as_json:
+                echo_json({"agent": agent, "topic": topic, "examples": examples})
+            else:
+                for e in examples:
+                    click.echo(e)
+            return
+        found = patterns(db, agent)
+    if as_json:
+        for p in found:
+            echo_json(p.as_json())
+        return
+    if not found:
+        click.echo("no correction pattern has emerged" + (f" for agent {agent}" if agent else ""))
+        return
+    print_table(None, ["agent", "pattern", "count", "seqs", "emerged", "examples"],
+                [[p.agent, p.name, p.count, f"{p.first_seq}–{p.last_seq}", p.emerged_seq,
+                  _cell(p)] for p in found])  # fmt: skip
+
+
+COMMANDS = [corrections]
