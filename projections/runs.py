@@ -97,7 +97,7 @@ class RunsProjection(Projection[RunsState]):
     """Issue 6: the reliability signals fired for an event become findings of its run."""
 
     def start(self, db: Database, deps: Mapping[str, Any]) -> RunsState:
-        return RunsState(db, deps["reliability"])
+        return RunsState(db, deps.get("reliability"))
 
     def prepare(self, state: RunsState, events: Sequence[Event]) -> None:
         # Sorted: rows are then cached, and written, in the same order in every process.

@@ -156,4 +156,4 @@ def test_jsonl_output_imports_with_govledger_import(tmp_path: Path) -> None:
     # Ids are deterministic, so importing the same file again records nothing twice.
     again = runner.invoke(govledger, [*base, "import", str(jsonl), "--signer", "rec"])
     assert again.exit_code == 2
-    assert "already in the log at seq 3" in again.stderr
+    assert "seq 3" in again.stderr  # SPEC §2.1: the refusal names the existing seq

@@ -4,17 +4,22 @@ doubled by) the runtime's own guardrail for the same thing."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from sqlite_utils import Database
 
+from ledger.cli import main
+from ledger.store import Draft, Ledger
 from projections import governance as g
 from projections.policy import SEVERITY_BITS, default_document, digest_of
 from projections.queries import agent_metrics, findings, get_run, list_runs
 from projections.reliability import signals
 from projections.testing import DIGEST, START, Events, contract, replay
+from tests.conftest import LedgerKeys
 
 OTHER = "cd" * 32
 
@@ -304,3 +309,39 @@ def test_a_guardrail_with_no_signal_adds_no_finding() -> None:
     assert findings(db) == [] and signals(db) == []
     view = get_run(db, "r1")
     assert view is not None and view.row["compliant"]
+
+
+# --- on a real signed ledger, through the command line ---------------------------------------
+
+
+def test_runs_show_list_and_metrics_report_a_tool_loop(ledger: Ledger, keys: LedgerKeys) -> None:
+    rec, gov = keys.recorder, keys.root
+    ar = {"agent": "a1", "run": "r1"}
+    ledger.append(Draft("agent.registered", contract(), agent="a1"), signer=gov)
+    ledger.append(Draft("run.submitted", {"objective": "o", "user": "u", "risk": "low",
+                                          "auto_approve": False}, **ar), signer=rec)  # fmt: skip
+    ledger.append(Draft("run.approved", {"approver": "gov", "mode": "human",
+                                         "plan_digest": DIGEST}, **ar), signer=gov)  # fmt: skip
+    ledger.append(Draft("capability.granted", {"tools": ["web.search"], "capabilities": [],
+                                               "token_digest": DIGEST}, **ar), signer=gov)  # fmt: skip
+    call_ = {"tool": "web.search", "args_digest": DIGEST, "side_effect": "read"}
+    ledger.append_many([Draft("run.started", {}, **ar)] + [Draft("tool.called", call_, **ar)] * 3
+                       + [Draft("guardrail.triggered", {"kind": "tool_loop", "severity": "warning",
+                                                        "detail": "3 repeats"}, **ar),
+                          Draft("run.completed", {"steps_completed": 3}, **ar)],
+                       signer=rec)  # fmt: skip
+    db = str(ledger.path)
+    run = CliRunner().invoke(main, ["--db", db, "runs", "show", "r1", "--json"])
+    out = json.loads(run.stdout)
+    assert (out["compliant"], [f["kind"] for f in out["findings"]]) == (False, [g.TOOL_LOOP])
+    assert out["findings"][0]["seq"] == 10 and out["findings"][0]["evidence_seq"] == 8
+    assert [(s["triggers"], s["linked_seq"]) for s in out["signals"]] == [([8, 9, 10], 11)]
+    text = CliRunner(env={"COLUMNS": "300"}).invoke(main, ["--db", db, "runs", "show", "r1"])
+    assert (
+        "tool_loop at seq 10: triggered by seqs 8, 9, 10, runtime guardrail at seq 11"
+        in text.stdout
+    )
+    listed = CliRunner().invoke(main, ["--db", db, "runs", "list", "--non-compliant", "--json"])
+    assert [json.loads(line)["run"] for line in listed.stdout.splitlines()] == ["r1"]
+    metrics = CliRunner().invoke(main, ["--db", db, "metrics", "--agent", "a1", "--json"])
+    assert json.loads(metrics.stdout)["violations"] == {g.TOOL_LOOP: 1}

@@ -36,6 +36,7 @@ from projections import registered
 from projections.check import check
 from projections.driver import build_at, catch_up, positions
 from projections.queries import AgentMetrics, RunView, agent_metrics, get_run, list_runs
+from projections.reliability import signals
 
 STATES = ("submitted", "approved", "rejected", "running", "completed", "failed", "cancelled")
 
@@ -113,6 +114,7 @@ def runs_show(ctx: Context, run: str, at_seq: int | None, as_of: str | None,
     ledger = ctx.ledger()
     with read_models(ledger, resolve_at(ledger, at_seq, as_of)) as (db, at):
         view = get_run(db, run)
+        found = signals(db, run=run)  # issue 6: the triggering events of reliability findings
     if view is None:
         raise InputError(
             f"no run {run!r} in the ledger" + (f" at seq {at}" if at_seq or as_of else "")
@@ -126,6 +128,7 @@ def runs_show(ctx: Context, run: str, at_seq: int | None, as_of: str | None,
                             "summary": summarize(e)} for e in timeline]  # fmt: skip
         out["verified"] = not problems
         out["problems"] = problems
+        out["signals"] = [s.as_json() for s in found]
         echo_json(out)
         return
     r = view.row
@@ -144,6 +147,10 @@ def runs_show(ctx: Context, run: str, at_seq: int | None, as_of: str | None,
                      for f in view.findings])  # fmt: skip
     else:
         console.print("findings: none")
+    for s in found:
+        guard = f", runtime guardrail at seq {s.linked_seq}" if s.linked_seq is not None else ""
+        console.print(f"{s.kind} at seq {s.seq}: triggered by seqs "
+                      f"{', '.join(map(str, s.triggers))}{guard}")  # fmt: skip
     for a in view.anomalies:
         console.print(
             f"anomaly: seq {a['seq']} {a['type']}: {a['from']} → {a['to']} is not a legal transition"
