@@ -24,29 +24,16 @@ from ledger.checkpoint import (
 )
 from ledger.consistency import governor_verifiers
 from ledger.encoding import loads
-from ledger.errors import CheckpointError, InputError, ProofError, UnauthorizedWrite
+from ledger.errors import CheckpointError, InputError, ProofError
 from ledger.events import format_ts
 from ledger.keys import Signer
 from ledger.signing import event_hash
 from ledger.store import Ledger
 
 
-def _require_governor(ledger: Ledger, signer: Signer) -> None:
-    for k in ledger.keys():
-        if k["key_id"] == signer.key_id:
-            if k["role"] != "governor":
-                raise UnauthorizedWrite(
-                    f"key {signer.name} is a {k['role']} key; checkpoints are signed by governor keys"
-                )
-            if k["revoked_seq"] is not None:
-                raise UnauthorizedWrite(f"key {signer.name} was revoked at seq {k['revoked_seq']}")
-            return
-    raise UnauthorizedWrite(f"key {signer.name} ({signer.key_id}) is not registered in this ledger")
-
-
 def sign_current_checkpoint(ledger: Ledger, signer: Signer) -> str:
     """Sign a checkpoint of the log as it is now, store it, and return the note."""
-    _require_governor(ledger, signer)
+    ledger.require_governor(signer, "checkpoints")
     size = ledger.size
     root = ledger.root_at(size)
     note = sign_checkpoint(

@@ -29,6 +29,7 @@ from ledger.errors import (
     LedgerMissing,
     NotALedger,
     StoreError,
+    UnauthorizedWrite,
 )
 from ledger.events import ZERO_HASH, Event, check_envelope, decode_payload
 from ledger.keys import Signer
@@ -308,6 +309,19 @@ class Ledger:
         )
         cols = [c[0] for c in cur.description]
         return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+    def require_governor(self, signer: Signer, what: str) -> None:
+        """Refuse (exit 2) unless ``signer`` is a registered, unrevoked governor key."""
+        for k in self.keys():
+            if k["key_id"] == signer.key_id:
+                if k["revoked_seq"] is not None:
+                    raise UnauthorizedWrite(f"key {signer.name} was revoked at seq {k['revoked_seq']}")
+                if k["role"] != "governor":
+                    raise UnauthorizedWrite(
+                        f"key {signer.name} is a {k['role']} key; {what} are signed by governor keys"
+                    )
+                return
+        raise UnauthorizedWrite(f"key {signer.name} ({signer.key_id}) is not registered in this ledger")
 
     def key_by_name(self, name: str) -> dict[str, Any] | None:
         """The newest key registered under ``name`` (unrevoked ones first)."""

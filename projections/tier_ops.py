@@ -57,6 +57,7 @@ def apply_changes(ledger: Ledger, signer: Signer, approve: Collection[str] = ())
     Re-running with nothing new due records nothing. Raises ``UnauthorizedWrite`` (exit 2)
     unless ``signer`` is a governor key.
     """
+    ledger.require_governor(signer, "tier changes")
     with ledger.write():
         catch_up(ledger, ledger.db)
         due = compute_due(ledger.db)

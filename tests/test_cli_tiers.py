@@ -107,7 +107,9 @@ def test_apply_refuses_a_recorder_key(cli: Any, ledger: Ledger, keys: LedgerKeys
         do_run(ledger, keys, "a1", f"r{r}")
     size = ledger.size
     result = cli("tiers", "apply", "--signer", "recorder", code=2)
-    assert result.stderr == "error: event: a recorder key may not sign tier.promoted (key recorder)\n"
+    assert result.stderr == (
+        "error: key recorder is a recorder key; tier changes are signed by governor keys\n"
+    )
     assert ledger.size == size
 
 

@@ -313,19 +313,31 @@ def _summary(db: Database) -> dict[str, Any]:
 
 
 def _check(ledger: Ledger, as_json: bool) -> None:
+    from projections.tier_queries import tier_findings
+
     differences = check(ledger, ledger.db)
+    # Recomputation as verification (issue 4): a recorded tier change that the policy in force
+    # does not justify fails the check too. Read from the now-caught-up, checked tables.
+    unjustified = [] if differences else (catch_up(ledger, ledger.db), tier_findings(ledger.db))[1]
     pos = positions(ledger.db)
     size, _ = ledger.head()
     projs = [{"name": p.name, "stored": p.name in pos,
               "last_seq": pos[p.name].last_seq if p.name in pos else None} for p in registered()]  # fmt: skip
     if as_json:
-        echo_json({"ok": not differences, "events": size, "projections": projs,
-                   "differences": [d.as_json() for d in differences]})  # fmt: skip
+        echo_json({"ok": not differences and not unjustified, "events": size,
+                   "projections": projs, "differences": [d.as_json() for d in differences],
+                   "unjustified_tier_changes": [
+                       {"seq": f.seq, "agent": f.agent, "kind": f.kind, "severity": f.severity,
+                        "evidence_seq": f.evidence_seq, "detail": f.detail} for f in unjustified]})  # fmt: skip
     elif differences:
         click.echo(f"read models differ from the log: {differences[0]}"
                    + (f" (and {len(differences) - 1} more)" if len(differences) > 1 else ""))  # fmt: skip
         for d in differences[1:]:
             click.echo(f"  {d}")
+    elif unjustified:
+        f = unjustified[0]
+        more = f" (and {len(unjustified) - 1} more)" if len(unjustified) > 1 else ""
+        click.echo(f"seq {f.seq}: unjustified_tier_change: agent {f.agent}: {f.detail}{more}")
     else:
         checked = [f"{p['name']} at seq {p['last_seq']}" for p in projs if p["stored"]]
         click.echo(
@@ -333,7 +345,7 @@ def _check(ledger: Ledger, as_json: bool) -> None:
             + (", ".join(checked) or "none stored yet")
             + ")"
         )
-    if differences:
+    if differences or unjustified:
         sys.exit(1)
 
 
