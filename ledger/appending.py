@@ -132,14 +132,14 @@ def append_locked(
     # (2) Ids: unique within the batch and against the log.
     given = [p.draft.id for p in prepared if p.draft.id is not None]
     if given:
-        seen: dict[str, int] = {}
-        for i, p in enumerate(prepared):
+        seen: dict[str, str] = {}
+        for p in prepared:
             if p.draft.id is not None:
                 if p.draft.id in seen:
                     raise DuplicateEventId(
-                        f"event {i + 1}: id {p.draft.id!r} repeats event {seen[p.draft.id]} of this batch"
+                        f"{p.where}: id {p.draft.id!r} repeats {seen[p.draft.id]} of this batch"
                     )
-                seen[p.draft.id] = i + 1
+                seen[p.draft.id] = p.where
         for start in range(0, len(given), 500):
             part = given[start : start + 500]
             marks = ",".join("?" * len(part))
@@ -148,7 +148,7 @@ def append_locked(
             ).fetchone()
             if hit is not None:
                 raise DuplicateEventId(
-                    f"event {seen[hit[0]]}: id {hit[0]!r} is already in the log at seq {hit[1]}"
+                    f"{seen[hit[0]]}: id {hit[0]!r} is already in the log at seq {hit[1]}"
                 )
     # (3) Authorization, key and policy semantics, chaining.
     pipeline = (
@@ -162,7 +162,7 @@ def append_locked(
     for i, p in enumerate(prepared):
         d = p.draft
         seq = size + i + 1
-        where = f"event {i + 1}" if len(prepared) > 1 else "event"
+        where = p.where
         if d.type == "ledger.created":
             if seq != 1:
                 raise UnauthorizedWrite(f"{where}: ledger.created can only be the first event")

@@ -59,6 +59,8 @@ class Draft:
 class _Prepared:
     draft: Draft
     payload_text: str
+    where: str
+    """How messages name this event: ``event``, ``event 3`` or ``line 17``."""
 
 
 def row_to_event(row: Row) -> Event:
@@ -82,7 +84,7 @@ def prepare(draft: Draft, where: str = "event") -> _Prepared:
             f"{where}: payload is {len(raw)} bytes, over the limit of {MAX_PAYLOAD_BYTES} bytes "
             "(store a digest of large content instead)"
         )
-    return _Prepared(draft, text)
+    return _Prepared(draft, text, where)
 
 
 def _locked(e: sqlite3.OperationalError, path: str) -> StoreError:
@@ -315,13 +317,17 @@ class Ledger:
         for k in self.keys():
             if k["key_id"] == signer.key_id:
                 if k["revoked_seq"] is not None:
-                    raise UnauthorizedWrite(f"key {signer.name} was revoked at seq {k['revoked_seq']}")
+                    raise UnauthorizedWrite(
+                        f"key {signer.name} was revoked at seq {k['revoked_seq']}"
+                    )
                 if k["role"] != "governor":
                     raise UnauthorizedWrite(
                         f"key {signer.name} is a {k['role']} key; {what} are signed by governor keys"
                     )
                 return
-        raise UnauthorizedWrite(f"key {signer.name} ({signer.key_id}) is not registered in this ledger")
+        raise UnauthorizedWrite(
+            f"key {signer.name} ({signer.key_id}) is not registered in this ledger"
+        )
 
     def key_by_name(self, name: str) -> dict[str, Any] | None:
         """The newest key registered under ``name`` (unrevoked ones first)."""
@@ -346,10 +352,15 @@ class Ledger:
 
         Every draft is validated before the transaction starts; inside it, ids are checked,
         the signer's key is authorized for each type, then hashes are chained, signatures made
-        (on several threads for large batches: they do not depend on each other) and the rows
-        and Merkle nodes written in one transaction.
+        (in worker processes for large batches: they do not depend on each other) and the rows
+        and Merkle nodes written in one transaction. Messages name the event as ``event`` for
+        a single draft and ``event N`` (1-based) in a batch.
         """
-        prepared = [prepare(d, f"event {i + 1}") for i, d in enumerate(drafts)]
+        drafts = list(drafts)
+        prepared = [
+            prepare(d, "event" if len(drafts) == 1 else f"event {i + 1}")
+            for i, d in enumerate(drafts)
+        ]
         if not prepared:
             return []
         with self.write():

@@ -30,7 +30,7 @@ import json
 import random
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -83,6 +83,13 @@ Tool = tuple[str, str, bool]
 """(tool name, side effect class, reversible)."""
 
 
+def _tools(spec: str) -> tuple[Tool, ...]:
+    """``"fs.read:read shell.exec:execute!"``: name, side effect, ``!`` for irreversible."""
+    return tuple(
+        (n, se.rstrip("!"), not se.endswith("!")) for n, se in (t.split(":") for t in spec.split())
+    )
+
+
 @dataclass(frozen=True)
 class Profile:
     """A kind of agent: its usual tools, its contract and what it tends to get wrong."""
@@ -98,22 +105,40 @@ class Profile:
     threshold_bp: int
     objectives: tuple[str, ...]
     weak_topics: tuple[str, ...]
+    """Correction topics users raise most with this kind of agent."""
+
+
+def _profile(
+    kind: str,
+    tools: str,
+    allowed: str,
+    forbidden: str,
+    rogue: str,
+    threshold_bp: int,
+    objectives: tuple[str, ...],
+    topics: str,
+) -> Profile:
+    forbidden_tool, stray_tool = _tools(rogue)
+    return Profile(
+        kind,
+        _tools(tools),
+        tuple(allowed.split()),
+        tuple(forbidden.split()),
+        forbidden_tool,
+        stray_tool,
+        threshold_bp,
+        objectives,
+        tuple(topics.split()),
+    )
 
 
 PROFILES: tuple[Profile, ...] = (
-    Profile(
+    _profile(
         "planner",
-        (
-            ("kb.search", "read", True),
-            ("memory.read", "read", True),
-            ("web.search", "network", True),
-            ("memory.write", "write", True),
-            ("docs.write", "write", True),
-        ),
-        ("read", "write", "network"),
-        ("payment", "delete", "shell.exec"),
-        ("shell.exec", "execute", False),
-        ("code.run", "execute", False),
+        "kb.search:read memory.read:read web.search:network memory.write:write docs.write:write",
+        "read write network",
+        "payment delete shell.exec",
+        "shell.exec:execute! code.run:execute!",
         7000,
         (
             "draft the Q3 migration plan for the billing service",
@@ -121,21 +146,14 @@ PROFILES: tuple[Profile, ...] = (
             "plan the rollout of feature flag {n}",
             "summarize open risks for release {n}",
         ),
-        ("concise", "timezone"),
+        "concise timezone",
     ),
-    Profile(
+    _profile(
         "researcher",
-        (
-            ("web.search", "network", True),
-            ("web.fetch", "network", True),
-            ("kb.search", "read", True),
-            ("pdf.extract", "read", True),
-            ("memory.write", "write", True),
-        ),
-        ("read", "network", "write"),
-        ("email.send", "payment"),
-        ("email.send", "network", False),
-        ("shell.exec", "execute", False),
+        "web.search:network web.fetch:network kb.search:read pdf.extract:read memory.write:write",
+        "read network write",
+        "email.send payment",
+        "email.send:network! shell.exec:execute!",
         6000,
         (
             "compare vector databases for the support bot",
@@ -143,22 +161,15 @@ PROFILES: tuple[Profile, ...] = (
             "find prior art on signed audit logs",
             "write a literature note on agent evaluation",
         ),
-        ("cite-sources", "metric-units"),
+        "cite-sources metric-units",
     ),
-    Profile(
+    _profile(
         "coder",
-        (
-            ("fs.read", "read", True),
-            ("fs.write", "write", True),
-            ("shell.exec", "execute", False),
-            ("git.commit", "write", True),
-            ("github.create_pr", "network", True),
-            ("tests.run", "execute", True),
-        ),
-        ("read", "write", "execute", "network"),
-        ("payment", "git.push_force"),
-        ("git.push_force", "write", False),
-        ("fs.delete", "delete", False),
+        "fs.read:read fs.write:write shell.exec:execute! git.commit:write "
+        "github.create_pr:network tests.run:execute",
+        "read write execute network",
+        "payment git.push_force",
+        "git.push_force:write! fs.delete:delete!",
         7500,
         (
             "fix flaky test in module {n}",
@@ -166,21 +177,14 @@ PROFILES: tuple[Profile, ...] = (
             "add pagination to the /runs endpoint",
             "refactor the retry helper (issue #{n})",
         ),
-        ("run-tests", "confirm-delete"),
+        "run-tests confirm-delete",
     ),
-    Profile(
+    _profile(
         "support",
-        (
-            ("kb.search", "read", True),
-            ("crm.read", "read", True),
-            ("ticket.update", "write", True),
-            ("email.draft", "write", True),
-            ("email.send", "network", False),
-        ),
-        ("read", "write", "network"),
-        ("payment", "crm.delete"),
-        ("crm.delete", "delete", False),
-        ("payments.refund", "payment", False),
+        "kb.search:read crm.read:read ticket.update:write email.draft:write email.send:network!",
+        "read write network",
+        "payment crm.delete",
+        "crm.delete:delete! payments.refund:payment!",
         8000,
         (
             "answer ticket #{n} about a failed login",
@@ -188,20 +192,14 @@ PROFILES: tuple[Profile, ...] = (
             "reply to the refund request in ticket #{n}",
             "update the FAQ entry on SSO",
         ),
-        ("no-direct-email", "formal-tone", "redact-pii"),
+        "no-direct-email formal-tone redact-pii",
     ),
-    Profile(
+    _profile(
         "billing",
-        (
-            ("billing.lookup", "read", True),
-            ("crm.read", "read", True),
-            ("invoice.create", "write", True),
-            ("payments.refund", "payment", False),
-        ),
-        ("read", "write", "payment"),
-        ("delete", "payments.charge"),
-        ("payments.charge", "payment", False),
-        ("slack.post", "network", True),
+        "billing.lookup:read crm.read:read invoice.create:write payments.refund:payment!",
+        "read write payment",
+        "delete payments.charge",
+        "payments.charge:payment! slack.post:network",
         9000,
         (
             "issue the refund for order {n}",
@@ -209,22 +207,15 @@ PROFILES: tuple[Profile, ...] = (
             "correct the VAT on invoice {n}",
             "prepare the dunning list",
         ),
-        ("currency", "redact-pii"),
+        "currency redact-pii",
     ),
-    Profile(
+    _profile(
         "ops",
-        (
-            ("metrics.query", "read", True),
-            ("logs.search", "read", True),
-            ("k8s.scale", "execute", True),
-            ("k8s.restart", "execute", True),
-            ("slack.post", "network", True),
-            ("pager.ack", "network", True),
-        ),
-        ("read", "execute", "network"),
-        ("delete", "k8s.delete_namespace"),
-        ("k8s.delete_namespace", "delete", False),
-        ("config.write", "write", True),
+        "metrics.query:read logs.search:read k8s.scale:execute k8s.restart:execute "
+        "slack.post:network pager.ack:network",
+        "read execute network",
+        "delete k8s.delete_namespace",
+        "k8s.delete_namespace:delete! config.write:write",
         8500,
         (
             "investigate p95 latency alert on api-{n}",
@@ -232,20 +223,14 @@ PROFILES: tuple[Profile, ...] = (
             "restart the stuck consumer group {n}",
             "write the incident timeline for INC-{n}",
         ),
-        ("timezone", "no-friday-deploys"),
+        "timezone no-friday-deploys",
     ),
-    Profile(
+    _profile(
         "data",
-        (
-            ("db.query", "read", True),
-            ("warehouse.export", "write", True),
-            ("sheets.write", "write", True),
-            ("db.update", "write", False),
-        ),
-        ("read", "write"),
-        ("delete", "db.drop_table"),
-        ("db.drop_table", "delete", False),
-        ("web.fetch", "network", True),
+        "db.query:read warehouse.export:write sheets.write:write db.update:write!",
+        "read write",
+        "delete db.drop_table",
+        "db.drop_table:delete! web.fetch:network",
         7000,
         (
             "build the weekly churn report",
@@ -253,7 +238,7 @@ PROFILES: tuple[Profile, ...] = (
             "export usage by customer to the finance sheet",
             "dedupe the accounts table",
         ),
-        ("metric-units", "redact-pii", "cite-sources"),
+        "metric-units redact-pii cite-sources",
     ),
 )
 
@@ -314,38 +299,13 @@ CORRECTIONS: dict[str, tuple[str, ...]] = {
         "too casual for a customer reply",
         "no emojis in customer-facing text",
     ),
-    "no-friday-deploys": (
-        "don't deploy on Fridays",
-        "no production changes on a Friday afternoon",
-    ),
+    "no-friday-deploys": ("don't deploy on Fridays", "no production changes on a Friday afternoon"),
 }
+"""Correction topics, each with paraphrases as users actually type them."""
 TOPICS = tuple(CORRECTIONS)
 
-USERS = tuple(
-    f"{n}@example.com"
-    for n in (
-        "alice",
-        "bob",
-        "chen",
-        "dana",
-        "emre",
-        "farah",
-        "gus",
-        "hana",
-        "ivan",
-        "jo",
-        "kwame",
-        "lena",
-        "mo",
-        "nadia",
-        "omar",
-        "priya",
-        "quinn",
-        "rosa",
-        "sam",
-        "tariq",
-    )
-)
+_NAMES = "alice bob chen dana emre farah gus hana ivan jo kwame lena mo nadia omar priya quinn"
+USERS = tuple(f"{n}@example.com" for n in _NAMES.split())
 APPROVERS = (
     "lead-ops@example.com",
     "security@example.com",
@@ -353,8 +313,6 @@ APPROVERS = (
     "eng-manager@example.com",
 )
 OWNERS = ("platform-team", "support-team", "data-team", "finance-team", "research-team")
-
-# (provider, model, price in, price out): prices in micro-USD per 100 tokens (= $ per 10M).
 MODELS = (
     ("anthropic", "claude-sonnet-4-5", 300, 1500),
     ("anthropic", "claude-haiku-4-5", 100, 500),
@@ -362,6 +320,7 @@ MODELS = (
     ("openai", "gpt-4.1-mini", 40, 160),
     ("google", "gemini-2.5-pro", 125, 1000),
 )
+"""(provider, model, price in, price out): prices in micro-USD per 100 tokens ($ per 10M)."""
 
 FAILURE_MESSAGES = {
     "llm_timeout": "model call timed out after 60 s",
@@ -392,6 +351,11 @@ RATIONALES = {
     "INSUFFICIENT_INFORMATION": ("missing account id", "the ticket has no reproduction steps"),
     "ERROR": ("planner crashed while scoring options",),
 }
+REJECTIONS = (
+    "plan touches production data",
+    "scope is larger than the request",
+    "missing rollback step",
+)
 CAPABILITIES = {
     "read": "data:read",
     "write": "data:write",
@@ -400,6 +364,19 @@ CAPABILITIES = {
     "delete": "data:delete",
     "payment": "payments:move",
 }
+
+VIOLATIONS = (
+    ("outside_grant", 0.03),  # a tool call outside the run's grant
+    ("forbidden", 0.015),  # a forbidden tool or side effect (often a critical guardrail)
+    ("low_confidence", 0.03),  # EXECUTE below the agent's threshold, no escalation
+    ("unapproved", 0.01),  # started with no approval and no grant
+    ("tool_loop", 0.02),  # the same tool with the same arguments 3–6 times in a row
+    ("expired_grant", 0.005),  # the grant expired before the calls
+    ("tier", 0.015),  # a plan that requires a tier above the agent's
+    ("side_effect", 0.01),  # a side effect outside the agent's allowed ones
+    ("budget", 0.005),  # cancelled by the budget guardrail
+)
+"""Guardrail violations and how often a run carries one (about one run in seven)."""
 
 
 @dataclass
@@ -410,6 +387,7 @@ class Agent:
     owner: str
     version: int = 1
     weight: float = 1.0
+    """How busy this agent is relative to the others (Pareto: a few agents do most runs)."""
     runs: int = 0
 
     def contract(self) -> dict[str, object]:
@@ -430,6 +408,8 @@ def _iso(dt: datetime) -> str:
 
 @dataclass
 class _World:
+    """What every run shares: the one random stream, the agents and the simulated clock."""
+
     rng: random.Random
     seed: int
     agents: list[Agent]
@@ -475,284 +455,300 @@ def _agents(rng: random.Random, n: int) -> list[Agent]:
 
 
 def _run(w: _World, agent: Agent) -> Iterator[Yield]:
-    """Every event of one run, in order; the caller interleaves several runs."""
-    rng = w.rng
-    p = agent.profile
-    w.runs_started += 1
-    agent.runs += 1
-    run = f"run-{w.seed}-{w.runs_started:07d}"
-    a = agent.id
-    user = rng.choice(USERS)
+    """Every event of one run, in order; the caller interleaves several runs.
+
+    (1) submitted, (2) planned, (3) escalated, approved or rejected, granted, (4) started, tool
+    calls with usage and decisions, (5) completed, failed or cancelled, (6) feedback and
+    corrections. A run may stop early at several points, as real ones do.
+    """
+    r = _Run(w, agent)
+    if agent.runs > 1 and w.rng.random() < 0.003:
+        # A contract change: same agent, new version (SPEC §2.4: the tier is kept).
+        agent.version += 1
+        yield (
+            GOVERNOR,
+            Draft("agent.registered", agent.contract(), agent=agent.id, actor=agent.owner),
+        )
+    steps = yield from r.submit()
+    if steps is None or not (yield from r.approve(steps)):
+        return
+    done = yield from r.execute(steps)
+    if done is not None:
+        yield from r.finish(done)
+
+
+class _Run:
+    def __init__(self, w: _World, agent: Agent) -> None:
+        w.runs_started += 1
+        agent.runs += 1
+        self.w, self.rng, self.agent, self.p = w, w.rng, agent, agent.profile
+        self.id = f"run-{w.seed}-{w.runs_started:07d}"
+        self.user = self.rng.choice(USERS)
+        pick, acc = self.rng.random(), 0.0
+        self.violation: str | None = None
+        for name, p in VIOLATIONS:
+            acc += p
+            if pick < acc:
+                self.violation = name
+                break
+        self.escalated = False
+        self.model = self.rng.choice(MODELS)
 
     def rec(
-        type_: str, payload: dict[str, object], *, run_: str | None = run, actor: str | None = None
+        self, type_: str, payload: dict[str, object], *, run: bool = True, actor: str | None = None
     ) -> Yield:
-        return RECORDER, Draft(type_, payload, agent=a, run=run_, actor=actor)
-
-    def gov(type_: str, payload: dict[str, object], actor: str | None = None) -> Yield:
-        return GOVERNOR, Draft(type_, payload, agent=a, run=run, actor=actor)
-
-    # Rare contract change: same agent, new version (SPEC §2.4 keeps the tier).
-    if agent.runs > 1 and rng.random() < 0.003:
-        agent.version += 1
-        yield GOVERNOR, Draft("agent.registered", agent.contract(), agent=a, actor=agent.owner)
-
-    # Which violation, if any, this run carries (about one run in seven).
-    v = rng.random()
-    violation = (
-        "outside_grant"
-        if v < 0.03
-        else "forbidden"
-        if v < 0.045
-        else "low_confidence"
-        if v < 0.075
-        else "unapproved"
-        if v < 0.085
-        else "tool_loop"
-        if v < 0.105
-        else "expired_grant"
-        if v < 0.11
-        else "tier"
-        if v < 0.125
-        else "side_effect"
-        if v < 0.135
-        else "budget"
-        if v < 0.14
-        else None
-    )
-
-    # (1) submission
-    n_steps = rng.choices((1, 2, 3, 4, 5, 6), (2, 4, 5, 4, 2, 1))[0]
-    steps_tools = [rng.choice(p.tools) for _ in range(n_steps)]
-    irreversible = any(not t[2] for t in steps_tools)
-    risk = (
-        "high"
-        if irreversible and rng.random() < 0.5
-        else rng.choices(("low", "medium", "high"), (6, 3, 1))[0]
-    )
-    auto = risk == "low" and rng.random() < 0.8
-    objective = rng.choice(p.objectives).format(n=rng.randint(2, 9999))
-    yield rec(
-        "run.submitted",
-        {"objective": objective, "user": user, "risk": risk, "auto_approve": auto},
-        actor=user,
-    )
-    w.tick()
-    if rng.random() < 0.005:
-        yield rec(
-            "guardrail.triggered",
-            {
-                "kind": "duplicate_submission",
-                "severity": "info",
-                "detail": f"same objective as an open run of {user}",
-            },
+        return RECORDER, Draft(
+            type_, payload, agent=self.agent.id, run=self.id if run else None, actor=actor
         )
-        yield rec("run.cancelled", {"reason": "duplicate submission"}, actor=user)
-        return
-    if rng.random() < 0.01:
-        yield rec("run.cancelled", {"reason": "cancelled by the user before approval"}, actor=user)
-        return
 
-    # (2) plan
-    steps = [
-        {"tool": t, "args_digest": w.digest(run, i, t), "side_effect": se, "reversible": rev}
-        for i, (t, se, rev) in enumerate(steps_tools)
-    ]
-    required = min(agent.tier, {"low": 0, "medium": 1, "high": 2}[risk])
-    if violation == "tier":
-        required = min(4, agent.tier + 1)
-    plan = {"steps": steps, "risk": risk, "required_tier": required}
-    yield rec("run.planned", plan)
-    plan_digest = hashlib.sha256(canonical(plan)).hexdigest()
-    w.tick()
+    def gov(self, type_: str, payload: dict[str, object], actor: str) -> Yield:
+        return GOVERNOR, Draft(type_, payload, agent=self.agent.id, run=self.id, actor=actor)
 
-    # (3) approval: escalation for risky plans, then human, council or auto approval
-    escalated = False
-    if risk != "low" and rng.random() < 0.35:
-        escalated = True
-        yield rec(
+    def decision(self, decision: str, low: int, high: int) -> Yield:
+        return self.rec(
             "decision.recorded",
             {
-                "decision": "ESCALATE",
-                "confidence_bp": rng.randint(3000, 7000),
-                "rationale": rng.choice(RATIONALES["ESCALATE"]),
+                "decision": decision,
+                "confidence_bp": self.rng.randint(low, high),
+                "rationale": self.rng.choice(RATIONALES[decision]),
             },
         )
-    approver = "policy-engine" if auto else rng.choice(APPROVERS)
-    mode = "auto" if auto else ("council" if risk == "high" and rng.random() < 0.3 else "human")
-    if violation != "unapproved":
-        if rng.random() < 0.04:
-            yield gov(
-                "run.rejected",
-                {
-                    "approver": approver,
-                    "mode": mode,
-                    "plan_digest": plan_digest,
-                    "reason": rng.choice(
-                        (
-                            "plan touches production data",
-                            "scope is larger than the request",
-                            "missing rollback step",
-                        )
-                    ),
-                },
-                actor=approver,
-            )
-            if rng.random() < 0.3:
-                yield rec("correction.recorded", _correction(w, agent), run_=run, actor=user)
-            return
-        approval: dict[str, object] = {
-            "approver": approver,
-            "mode": mode,
-            "plan_digest": plan_digest,
-        }
-        if rng.random() < 0.3:
-            approval["expires_at"] = _iso(w.clock + timedelta(hours=rng.choice((1, 4, 24))))
-        yield gov("run.approved", approval, actor=approver)
-        tools = sorted({t for t, _, _ in steps_tools})
-        grant: dict[str, object] = {
-            "tools": tools,
-            "capabilities": sorted({CAPABILITIES.get(se, se) for _, se, _ in steps_tools}),
-            "token_digest": w.digest("token", run),
-        }
-        if violation == "expired_grant":
-            grant["expires_at"] = _iso(EXPIRED + timedelta(minutes=w.runs_started % 5000))
-        elif rng.random() < 0.5:
-            grant["expires_at"] = _iso(w.clock + timedelta(minutes=rng.choice((15, 30, 60))))
-        yield gov("capability.granted", grant, actor=approver)
+
+    def submit(self) -> Generator[Yield, None, list[dict[str, object]] | None]:
+        """(1), (2): submitted and planned; None when cancelled before a plan."""
+        rng, w, p = self.rng, self.w, self.p
+        tools = [
+            rng.choice(p.tools) for _ in range(rng.choices(range(1, 7), (2, 4, 5, 4, 2, 1))[0])
+        ]
+        irreversible = any(not t[2] for t in tools)
+        risk = (
+            "high"
+            if irreversible and rng.random() < 0.5
+            else rng.choices(("low", "medium", "high"), (6, 3, 1))[0]
+        )
+        self.risk, self.auto = risk, risk == "low" and rng.random() < 0.8
+        objective = rng.choice(p.objectives).format(n=rng.randint(2, 9999))
+        yield self.rec(
+            "run.submitted",
+            {"objective": objective, "user": self.user, "risk": risk, "auto_approve": self.auto},
+            actor=self.user,
+        )
         w.tick()
-    if rng.random() < 0.01:
-        yield rec("run.cancelled", {"reason": "superseded by a newer request"}, actor=user)
-        return
-
-    # (4) execution
-    yield rec("run.started", {})
-    model = rng.choice(MODELS)
-    done = 0
-    calls = [(s["tool"], s["side_effect"], s["args_digest"]) for s in steps]
-    if violation in ("outside_grant", "forbidden", "side_effect"):
-        ungranted = [t for t in p.tools if t not in steps_tools]
-        rogue = {
-            "outside_grant": rng.choice(ungranted or [p.stray_tool]),
-            "forbidden": p.forbidden_tool,
-            "side_effect": p.stray_tool,
-        }[violation]
-        calls.insert(
-            rng.randrange(len(calls) + 1), (rogue[0], rogue[1], w.digest(run, "rogue", rogue[0]))
-        )
-    for i, (tool, se, args) in enumerate(calls):
-        if rng.random() < 0.75:
-            yield rec("llm.usage", _usage(rng, model))
-        if rng.random() < 0.15:
-            yield rec(
-                "decision.recorded",
+        if rng.random() < 0.005:
+            yield self.rec(
+                "guardrail.triggered",
                 {
-                    "decision": "EXECUTE",
-                    "confidence_bp": rng.randint(p.threshold_bp, 10000),
-                    "rationale": rng.choice(RATIONALES["EXECUTE"]),
+                    "kind": "duplicate_submission",
+                    "severity": "info",
+                    "detail": f"same objective as an open run of {self.user}",
                 },
             )
-        repeats = rng.randint(3, 6) if violation == "tool_loop" and i == 0 else 1
-        for r in range(repeats):
-            yield rec("tool.called", {"tool": tool, "args_digest": args, "side_effect": se})
-            w.tick()
-            failed = r + 1 < repeats or rng.random() < 0.04
-            completed: dict[str, object] = {
-                "tool": tool,
-                "status": "error" if failed else "ok",
-                "duration_ms": int(rng.lognormvariate(5.5, 1.0)),
+            yield self.rec("run.cancelled", {"reason": "duplicate submission"}, actor=self.user)
+            return None
+        if rng.random() < 0.01:
+            yield self.rec(
+                "run.cancelled",
+                {"reason": "cancelled by the user before approval"},
+                actor=self.user,
+            )
+            return None
+        steps: list[dict[str, object]] = [
+            {
+                "tool": t,
+                "args_digest": w.digest(self.id, i, t),
+                "side_effect": se,
+                "reversible": rev,
             }
-            if failed:
-                completed["failure_class"] = rng.choice(TOOL_FAILURES)
-            else:
-                completed["result_digest"] = w.digest(run, "result", i)
-            yield rec("tool.completed", completed)
-        if repeats > 1:
-            yield rec(
-                "guardrail.triggered",
-                {
-                    "kind": "tool_loop",
-                    "severity": "warning",
-                    "detail": f"{tool} called {repeats} times in a row with the same arguments",
-                },
-            )
-            if rng.random() < 0.6:
-                yield rec(
-                    "run.failed",
-                    {"failure_class": "tool_error", "message": f"stopped after a loop on {tool}"},
-                )
-            else:
-                yield rec("run.cancelled", {"reason": "circuit breaker: tool loop"})
-            return
-        if (tool, se) == p.forbidden_tool[:2] and rng.random() < 0.7:
-            yield rec(
-                "guardrail.triggered",
-                {
-                    "kind": "forbidden_action",
-                    "severity": "critical",
-                    "detail": f"{tool} is forbidden for {a}",
-                },
-            )
-        if violation == "budget" and i == 0:
-            yield rec(
-                "guardrail.triggered",
-                {
-                    "kind": "budget_exceeded",
-                    "severity": "critical",
-                    "detail": "run spent over its 2 USD budget",
-                },
-            )
-            yield rec("run.cancelled", {"reason": "budget exceeded"})
-            return
-        done += 1
-        if rng.random() < 0.012:
-            fc = rng.choice(FAILURE_CLASSES)
-            yield rec("run.failed", {"failure_class": fc, "message": FAILURE_MESSAGES[fc]})
-            return
+            for i, (t, se, rev) in enumerate(tools)
+        ]
+        required = min(self.agent.tier, {"low": 0, "medium": 1, "high": 2}[risk])
+        if self.violation == "tier":
+            required = min(4, self.agent.tier + 1)
+        plan = {"steps": steps, "risk": risk, "required_tier": required}
+        yield self.rec("run.planned", plan)
+        self.plan_digest = hashlib.sha256(canonical(plan)).hexdigest()
+        w.tick()
+        return steps
 
-    # (5) outcome
-    if rng.random() < 0.02:
-        yield rec(
-            "run.cancelled",
-            {"reason": rng.choice(("user stopped the run", "owner paused the agent"))},
-            actor=user,
+    def approve(self, steps: list[dict[str, object]]) -> Generator[Yield, None, bool]:
+        """(3): escalation, approval or rejection, grant; False when the run ends here."""
+        rng, w = self.rng, self.w
+        if self.risk != "low" and rng.random() < 0.35:
+            self.escalated = True
+            yield self.decision("ESCALATE", 3000, 7000)
+        approver = "policy-engine" if self.auto else rng.choice(APPROVERS)
+        mode = (
+            "auto"
+            if self.auto
+            else "council"
+            if self.risk == "high" and rng.random() < 0.3
+            else "human"
         )
-        return
-    yield rec("llm.usage", _usage(rng, model))
-    if violation == "low_confidence" and not escalated:
-        confidence = rng.randint(max(0, p.threshold_bp - 3000), p.threshold_bp - 1)
-        decision = "EXECUTE"
-    else:
-        decision = rng.choices(
-            ("EXECUTE", "SKIP", "INSUFFICIENT_INFORMATION", "ERROR"), (90, 5, 4, 1)
-        )[0]
-        confidence = rng.randint(p.threshold_bp, 10000)
-    yield rec(
-        "decision.recorded",
-        {
-            "decision": decision,
-            "confidence_bp": confidence,
-            "rationale": rng.choice(RATIONALES[decision]),
-        },
-    )
-    if decision == "ERROR" or rng.random() < 0.04:
-        fc = rng.choice(FAILURE_CLASSES)
-        yield rec("run.failed", {"failure_class": fc, "message": FAILURE_MESSAGES[fc]})
-    else:
-        completed_p: dict[str, object] = {"steps_completed": done}
-        if rng.random() < 0.9:
-            completed_p["outputs_digest"] = w.digest(run, "outputs")
-        yield rec("run.completed", completed_p)
-    w.tick()
+        if self.violation != "unapproved":
+            verdict = {"approver": approver, "mode": mode, "plan_digest": self.plan_digest}
+            if rng.random() < 0.04:
+                yield self.gov(
+                    "run.rejected", {**verdict, "reason": rng.choice(REJECTIONS)}, actor=approver
+                )
+                if rng.random() < 0.3:
+                    yield self.rec("correction.recorded", self.correction(), actor=self.user)
+                return False
+            if rng.random() < 0.3:
+                verdict["expires_at"] = _iso(w.clock + timedelta(hours=rng.choice((1, 4, 24))))
+            yield self.gov("run.approved", verdict, actor=approver)
+            grant: dict[str, object] = {
+                "tools": sorted({str(s["tool"]) for s in steps}),
+                "capabilities": sorted(
+                    {CAPABILITIES.get(str(s["side_effect"]), "other") for s in steps}
+                ),
+                "token_digest": w.digest("token", self.id),
+            }
+            if self.violation == "expired_grant":
+                grant["expires_at"] = _iso(EXPIRED + timedelta(minutes=w.runs_started % 5000))
+            elif rng.random() < 0.5:
+                grant["expires_at"] = _iso(w.clock + timedelta(minutes=rng.choice((15, 30, 60))))
+            yield self.gov("capability.granted", grant, actor=approver)
+            w.tick()
+        if rng.random() < 0.01:
+            yield self.rec(
+                "run.cancelled", {"reason": "superseded by a newer request"}, actor=self.user
+            )
+            return False
+        return True
 
-    # (6) feedback and corrections, sometimes a while later
-    if rng.random() < 0.4:
-        score = rng.randint(2000, 10000) if violation is None else rng.randint(0, 7000)
-        yield rec("feedback.quality", {"score_bp": score, "by": user}, actor=user)
-    if rng.random() < (0.25 if violation is not None else 0.08):
-        yield rec("correction.recorded", _correction(w, agent), actor=user)
-    if rng.random() < 0.03:
-        yield rec("llm.usage", _usage(rng, model), run_=None)  # background memory consolidation
+    def execute(self, steps: list[dict[str, object]]) -> Generator[Yield, None, int | None]:
+        """(4): started, then each tool call; the number of steps done, None when it ended."""
+        rng, w, p, v = self.rng, self.w, self.p, self.violation
+        yield self.rec("run.started", {})
+        calls = [(str(s["tool"]), str(s["side_effect"]), str(s["args_digest"])) for s in steps]
+        if v in ("outside_grant", "forbidden", "side_effect"):
+            planned = {c[0] for c in calls}
+            ungranted = [t for t in p.tools if t[0] not in planned] or [p.stray_tool]
+            rogue = {
+                "outside_grant": rng.choice(ungranted),
+                "forbidden": p.forbidden_tool,
+                "side_effect": p.stray_tool,
+            }[v]
+            calls.insert(
+                rng.randrange(len(calls) + 1),
+                (rogue[0], rogue[1], w.digest(self.id, "rogue", rogue[0])),
+            )
+        for i, (tool, se, args) in enumerate(calls):
+            if rng.random() < 0.75:
+                yield self.rec("llm.usage", _usage(rng, self.model))
+            if rng.random() < 0.15:
+                yield self.decision("EXECUTE", p.threshold_bp, 10000)
+            repeats = rng.randint(3, 6) if v == "tool_loop" and i == 0 else 1
+            for n in range(repeats):
+                yield self.rec(
+                    "tool.called", {"tool": tool, "args_digest": args, "side_effect": se}
+                )
+                w.tick()
+                failed = n + 1 < repeats or rng.random() < 0.04
+                done: dict[str, object] = {
+                    "tool": tool,
+                    "status": "error" if failed else "ok",
+                    "duration_ms": int(rng.lognormvariate(5.5, 1.0)),
+                }
+                if failed:
+                    done["failure_class"] = rng.choice(TOOL_FAILURES)
+                else:
+                    done["result_digest"] = w.digest(self.id, "result", i)
+                yield self.rec("tool.completed", done)
+            if repeats > 1:
+                yield self.rec(
+                    "guardrail.triggered",
+                    {
+                        "kind": "tool_loop",
+                        "severity": "warning",
+                        "detail": f"{tool} called {repeats} times in a row with the same arguments",
+                    },
+                )
+                if rng.random() < 0.6:
+                    yield self.rec(
+                        "run.failed",
+                        {
+                            "failure_class": "tool_error",
+                            "message": f"stopped after a loop on {tool}",
+                        },
+                    )
+                else:
+                    yield self.rec("run.cancelled", {"reason": "circuit breaker: tool loop"})
+                return None
+            if (tool, se) == p.forbidden_tool[:2] and rng.random() < 0.7:
+                yield self.rec(
+                    "guardrail.triggered",
+                    {
+                        "kind": "forbidden_action",
+                        "severity": "critical",
+                        "detail": f"{tool} is forbidden for {self.agent.id}",
+                    },
+                )
+            if v == "budget":
+                yield self.rec(
+                    "guardrail.triggered",
+                    {
+                        "kind": "budget_exceeded",
+                        "severity": "critical",
+                        "detail": "run spent over its 2 USD budget",
+                    },
+                )
+                yield self.rec("run.cancelled", {"reason": "budget exceeded"})
+                return None
+            if rng.random() < 0.012:
+                yield self.failed()
+                return None
+        return len(calls)
+
+    def finish(self, done: int) -> Iterator[Yield]:
+        """(5), (6): outcome, then feedback and corrections."""
+        rng, p = self.rng, self.p
+        if rng.random() < 0.02:
+            yield self.rec(
+                "run.cancelled",
+                {"reason": rng.choice(("user stopped the run", "owner paused the agent"))},
+                actor=self.user,
+            )
+            return
+        yield self.rec("llm.usage", _usage(rng, self.model))
+        if self.violation == "low_confidence" and not self.escalated:
+            yield self.decision("EXECUTE", max(0, p.threshold_bp - 3000), p.threshold_bp - 1)
+            decision = "EXECUTE"
+        else:
+            decision = rng.choices(
+                ("EXECUTE", "SKIP", "INSUFFICIENT_INFORMATION", "ERROR"), (90, 5, 4, 1)
+            )[0]
+            yield self.decision(decision, p.threshold_bp, 10000)
+        if decision == "ERROR" or rng.random() < 0.04:
+            yield self.failed()
+        else:
+            completed: dict[str, object] = {"steps_completed": done}
+            if rng.random() < 0.9:
+                completed["outputs_digest"] = self.w.digest(self.id, "outputs")
+            yield self.rec("run.completed", completed)
+        self.w.tick()
+        if rng.random() < 0.4:
+            score = rng.randint(2000, 10000) if self.violation is None else rng.randint(0, 7000)
+            yield self.rec(
+                "feedback.quality", {"score_bp": score, "by": self.user}, actor=self.user
+            )
+        if rng.random() < (0.25 if self.violation is not None else 0.08):
+            yield self.rec("correction.recorded", self.correction(), actor=self.user)
+        if rng.random() < 0.03:  # background memory consolidation, outside any run
+            yield self.rec("llm.usage", _usage(rng, self.model), run=False)
+
+    def failed(self) -> Yield:
+        fc = self.rng.choice(FAILURE_CLASSES)
+        return self.rec("run.failed", {"failure_class": fc, "message": FAILURE_MESSAGES[fc]})
+
+    def correction(self) -> dict[str, object]:
+        rng = self.rng
+        topics = self.p.weak_topics
+        topic = rng.choice(topics) if rng.random() < 0.7 else rng.choice(TOPICS)
+        out: dict[str, object] = {"text": rng.choice(CORRECTIONS[topic]), "by": rng.choice(USERS)}
+        if rng.random() < 0.65:
+            out["topic"] = topic
+        return out
 
 
 def _usage(rng: random.Random, model: tuple[str, str, int, int]) -> dict[str, object]:
@@ -778,15 +774,6 @@ def _usage(rng: random.Random, model: tuple[str, str, int, int]) -> dict[str, ob
         "cost_micro_usd": cost,
         "wallclock_ms": int(300 + tokens_out * rng.uniform(8, 25)),
     }
-
-
-def _correction(w: _World, agent: Agent) -> dict[str, object]:
-    rng = w.rng
-    topic = rng.choice(agent.profile.weak_topics) if rng.random() < 0.7 else rng.choice(TOPICS)
-    out: dict[str, object] = {"text": rng.choice(CORRECTIONS[topic]), "by": rng.choice(USERS)}
-    if rng.random() < 0.65:
-        out["topic"] = topic
-    return out
 
 
 # --- the stream ------------------------------------------------------------------------------

@@ -182,7 +182,7 @@ def test_import_signed_by_the_wrong_role_writes_nothing(
     result = cli("import", "-", "--signer", "rec", input=text, ok=False)
     assert (result.exit_code, result.stderr) == (
         2,
-        "error: event 3: a recorder key may not sign policy.set (key rec)\n",
+        "error: line 3: a recorder key may not sign policy.set (key rec)\n",
     )
     unchanged(cli, before, export)
 
@@ -197,7 +197,7 @@ def test_import_id_already_in_the_log_writes_nothing(
     result = cli("import", "-", "--signer", "rec", input=text, ok=False)
     assert (result.exit_code, result.stderr) == (
         2,
-        "error: event 2: id 'taken' is already in the log at seq 3\n",
+        "error: line 2: id 'taken' is already in the log at seq 3\n",
     )
     unchanged(cli, before, export)
 
@@ -212,11 +212,11 @@ def test_import_id_already_in_the_log_writes_nothing(
         (["x.note", "--payload", '{"a": '], "--payload: invalid JSON: Expecting value at column 6"),
         (
             ["tool.called", "--agent", "a", "--run", "r", "--payload", '{"tool": "t"}'],
-            "event 1: payload.args_digest: missing required field; payload.side_effect: missing "
+            "event: payload.args_digest: missing required field; payload.side_effect: missing "
             "required field",
         ),
-        (["run.started", "--agent", "a"], "event 1: run.started requires run"),
-        (["no.such", "--payload", "{}"], "event 1: type: unknown event type 'no.such'"),
+        (["run.started", "--agent", "a"], "event: run.started requires run"),
+        (["no.such", "--payload", "{}"], "event: type: unknown event type 'no.such'"),
         (
             [
                 "agent.registered",
@@ -357,11 +357,11 @@ def test_tampered_database_is_exit_1(state: tuple[Cli, tuple[int, str], bytes]) 
     [
         (
             [b"append", b"x.note", b"--signer", b"rec", b"--agent", b"a\xffb"],
-            "error: event 1: agent is not valid UTF-8 text (lone surrogate)",
+            "error: event: agent is not valid UTF-8 text (lone surrogate)",
         ),
         (
             [b"append", b"x.note", b"--signer", b"rec", b"--id", b"\xc3"],
-            "error: event 1: id is not valid UTF-8 text (lone surrogate)",
+            "error: event: id is not valid UTF-8 text (lone surrogate)",
         ),
         ([b"log", b"--run", b"r\xff"], "error: --run: 'r\\udcff' is not valid UTF-8 text"),
     ],

@@ -249,7 +249,7 @@ def test_append_retry_with_the_same_id_is_refused(ready: Cli) -> None:
     ready("append", "x.note", "--signer", "rec", "--id", "once")
     result = ready("append", "x.note", "--signer", "rec", "--id", "once", ok=False)
     assert result.exit_code == 2
-    assert result.stderr == "error: event 1: id 'once' is already in the log at seq 3\n"
+    assert result.stderr == "error: event: id 'once' is already in the log at seq 3\n"
 
 
 def test_append_payload_must_be_an_object(ready: Cli) -> None:

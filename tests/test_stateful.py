@@ -134,7 +134,7 @@ class LedgerMachine(RuleBasedStateMachine):
             self.ledger.append_many(batch, signer=self.recorder)
         except DuplicateEventId as e:
             assert e.message == (
-                f"event {len(batch)}: id {self.ids[seq - 1]!r} is already in the log at seq {seq}"
+                f"{"event" if len(batch) == 1 else f"event {len(batch)}"}: id {self.ids[seq - 1]!r} is already in the log at seq {seq}"
             )
         else:
             raise AssertionError("a duplicate id was accepted")
@@ -154,11 +154,9 @@ class LedgerMachine(RuleBasedStateMachine):
         try:
             self.ledger.append_many(batch, signer=self.recorder)
         except bad[1] as e:
-            # Names the draft; a batch of one is "event" for refusals made inside the transaction.
-            where = "event: " if len(batch) == 1 and bad[1] is UnauthorizedWrite else "event "
-            assert e.message.startswith(
-                where if where == "event: " else f"event {len(before) + 1}:"
-            )
+            # Names the draft: "event" alone in a batch of one, else "event N" (1-based).
+            where = "event:" if len(batch) == 1 else f"event {len(before) + 1}:"
+            assert e.message.startswith(where)
         else:
             raise AssertionError(f"{bad[0]} was accepted")
         assert self.ledger.head() == head

@@ -206,7 +206,7 @@ def test_duplicate_id_is_refused_naming_the_existing_seq(ledger: Ledger, keys: L
     before = ledger.head()
     with pytest.raises(DuplicateEventId) as e:
         ledger.append(note(1, id="retry-me"), signer=keys.recorder)
-    assert e.value.message == "event 1: id 'retry-me' is already in the log at seq 3"
+    assert e.value.message == "event: id 'retry-me' is already in the log at seq 3"
     assert e.value.exit_code == 2
     assert ledger.head() == before
 
@@ -269,7 +269,7 @@ def test_oversized_payload_is_refused(ledger: Ledger, keys: LedgerKeys) -> None:
     with pytest.raises(EventValidationError) as e:
         ledger.append(Draft("x.note", big), signer=keys.recorder)
     assert e.value.message == (
-        f"event 1: payload is 80011 bytes, over the limit of {MAX_PAYLOAD_BYTES} bytes "
+        f"event: payload is 80011 bytes, over the limit of {MAX_PAYLOAD_BYTES} bytes "
         "(store a digest of large content instead)"
     )
     assert ledger.head() == before

@@ -89,20 +89,49 @@ def print_table(title: str | None, columns: list[str], rows: list[list[Any]]) ->
     stdout_console().print(table)
 
 
+class ProgressBar:
+    """A progress bar on stderr for long work (verify, replay, import, export).
+
+    Shown only when stderr is a terminal and the work is large; ``start(total)`` may come after
+    the bar is entered (import learns its size after validating the file).
+    """
+
+    MIN_TOTAL = 5000
+
+    def __init__(self, label: str, total: int | None = None, *, enabled: bool = True) -> None:
+        self.label = label
+        self.enabled = enabled and sys.stderr.isatty()
+        self.progress: Progress | None = None
+        self.task: Any = None
+        self.total = total
+
+    def __enter__(self) -> ProgressBar:
+        if self.total is not None:
+            self.start(self.total)
+        return self
+
+    def start(self, total: int) -> None:
+        if not self.enabled or total < self.MIN_TOTAL or self.progress is not None:
+            return
+        self.progress = Progress(
+            TextColumn(self.label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            console=Console(stderr=True), transient=True,
+        )  # fmt: skip
+        self.progress.start()
+        self.task = self.progress.add_task(self.label, total=total)
+
+    def advance(self, n: int) -> None:
+        if self.progress is not None:
+            self.progress.advance(self.task, n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+
 @contextmanager
 def progress_bar(label: str, total: int | None, *, enabled: bool = True) -> Iterator[Any]:
-    """A progress bar on stderr for long work; silent when stderr is not a terminal."""
-    if not enabled or total is None or total < 5000 or not sys.stderr.isatty():
-        yield lambda n: None
-        return
-    progress = Progress(
-        TextColumn(label),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    )
-    with progress:
-        task = progress.add_task(label, total=total)
-        yield lambda n: progress.advance(task, n)
+    """``with progress_bar("verify", n) as advance: advance(k)``."""
+    with ProgressBar(label, total, enabled=enabled) as bar:
+        yield bar.advance

@@ -10,6 +10,7 @@ import click
 
 from ledger.cli.context import (
     Context,
+    ProgressBar,
     echo_json,
     json_option,
     pass_ctx,
@@ -19,7 +20,7 @@ from ledger.cli.context import (
 from ledger.encoding import loads
 from ledger.errors import InputError
 from ledger.events import normalize_time
-from ledger.imports import read_import
+from ledger.imports import import_file
 from ledger.store import Draft, Ledger
 from ledger.verify import VerifyReport, verify_export, verify_ledger
 
@@ -131,28 +132,21 @@ def import_(ctx: Context, file: str, signer: str, as_json: bool) -> None:
     """
     ledger = ctx.ledger()
     key = ctx.signer(signer)
-    stream: BinaryIO
-    try:
-        stream = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115
-    except OSError as e:
-        raise InputError(f"{file}: cannot read: {e.strerror}") from e
-    with stream:
-        drafts = read_import(stream, file)
-    with progress_bar("import", len(drafts), enabled=not as_json) as advance:
-        events = ledger.append_many(drafts, signer=key, progress=advance)
-    first = events[0].seq if events else None
-    last = events[-1].seq if events else None
+    bar = ProgressBar("import", enabled=not as_json)
+    with bar:
+        done = import_file(ledger, file, signer=key, progress=bar.advance, total=bar.start)
+    first, last, count = done.first_seq, done.last_seq, done.count
     if as_json:
         echo_json(
             {
-                "imported": len(events),
+                "imported": count,
                 "first_seq": first,
                 "last_seq": last,
                 "head": {"seq": ledger.head()[0], "hash": ledger.head()[1]},
             }
         )
-    elif events:
-        click.echo(f"imported {len(events)} events: seq {first}–{last}")
+    elif count:
+        click.echo(f"imported {count} events: seq {first}–{last}")
     else:
         click.echo("imported 0 events (empty file)")
 

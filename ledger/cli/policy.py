@@ -34,8 +34,14 @@ def policy_show(ctx: Context, at_seq: int | None, as_of: str | None, as_json: bo
         seq = clock(db)[0] if at is None else min(at, clock(db)[0])
         pol = policy_in_force(db, seq)
     if as_json:
-        echo_json({"version": pol.version, "digest": pol.digest, "seq": pol.seq or None,
-                   "document": pol.document})
+        echo_json(
+            {
+                "version": pol.version,
+                "digest": pol.digest,
+                "seq": pol.seq or None,
+                "document": pol.document,
+            }
+        )
         return
     where = "shipped default" if pol.version == 0 else f"set at seq {pol.seq}"
     click.echo(f"policy version {pol.version} ({where}), in force at seq {seq}")
@@ -58,8 +64,9 @@ def policy_set(ctx: Context, file: str, signer: str, as_json: bool) -> None:
     event = set_policy(ledger, document, ctx.signer(signer))
     p = event.payload
     if as_json:
-        echo_json({"version": p["version"], "digest": p["digest"], "seq": event.seq,
-                   "hash": event.hash})
+        echo_json(
+            {"version": p["version"], "digest": p["digest"], "seq": event.seq, "hash": event.hash}
+        )
         return
     click.echo(f"policy version {p['version']} recorded at seq {event.seq} (digest {p['digest']})")
 

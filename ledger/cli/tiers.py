@@ -83,8 +83,12 @@ def tiers_show(ctx: Context, at_seq: int | None, as_of: str | None, as_json: boo
 
 
 @tiers.command("compute")
-@click.option("--policy", "policy_file", type=click.Path(dir_okay=False),
-              help="Judge under this policy file instead of the one in force (records nothing).")
+@click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(dir_okay=False),
+    help="Judge under this policy file instead of the one in force (records nothing).",
+)
 @at_options
 @json_option
 @pass_ctx
@@ -108,14 +112,22 @@ def tiers_compute(ctx: Context, policy_file: str | None, at_seq: int | None, as_
     if not due:
         click.echo(f"no tier change due at seq {seq}")
         return
-    print_table(f"tier changes due at seq {seq}",
-                ["agent", "change", "tiers", "approval", "reason", "evidence"], _due_rows(due))
+    print_table(
+        f"tier changes due at seq {seq}",
+        ["agent", "change", "tiers", "approval", "reason", "evidence"],
+        _due_rows(due),
+    )
 
 
 @tiers.command("apply")
 @click.option("--signer", required=True, help="Governor key that signs the tier.* events.")
-@click.option("--approve", "approve", multiple=True, metavar="AGENT",
-              help="Record this agent's promotion into a human-decision tier (repeatable).")
+@click.option(
+    "--approve",
+    "approve",
+    multiple=True,
+    metavar="AGENT",
+    help="Record this agent's promotion into a human-decision tier (repeatable).",
+)
 @json_option
 @pass_ctx
 def tiers_apply(ctx: Context, signer: str, approve: tuple[str, ...], as_json: bool) -> None:
@@ -129,18 +141,25 @@ def tiers_apply(ctx: Context, signer: str, approve: tuple[str, ...], as_json: bo
     key = ctx.signer(signer)
     done = apply_changes(ledger, key, set(approve))
     if as_json:
-        echo_json({"recorded": [e.envelope() for e in done.recorded],
-                   "awaiting_approval": [d.as_json() for d in done.awaiting]})
+        echo_json(
+            {
+                "recorded": [e.envelope() for e in done.recorded],
+                "awaiting_approval": [d.as_json() for d in done.awaiting],
+            }
+        )
         return
     for e in done.recorded:
         p = e.payload
-        click.echo(f"seq {e.seq}: {e.type} {e.agent} {_t(p['from'])} → {_t(p['to'])} "
-                   f"({p['reason']})")
+        click.echo(
+            f"seq {e.seq}: {e.type} {e.agent} {_t(p['from'])} → {_t(p['to'])} ({p['reason']})"
+        )
     if not done.recorded:
         click.echo("no tier change recorded")
     for d in done.awaiting:
-        click.echo(f"awaiting a human decision: {d.agent} {_t(d.from_tier)} → {_t(d.to_tier)} "
-                   f"(record it with --approve {d.agent})")
+        click.echo(
+            f"awaiting a human decision: {d.agent} {_t(d.from_tier)} → {_t(d.to_tier)} "
+            f"(record it with --approve {d.agent})"
+        )
 
 
 @tiers.command("history")
@@ -173,8 +192,12 @@ def tiers_history(ctx: Context, agent: str, as_json: bool) -> None:
 
 @tiers.command("explain")
 @click.argument("agent")
-@click.option("--policy", "policy_file", type=click.Path(dir_okay=False),
-              help="Explain under this policy file instead of the one in force.")
+@click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(dir_okay=False),
+    help="Explain under this policy file instead of the one in force.",
+)
 @at_options
 @json_option
 @pass_ctx
@@ -187,23 +210,35 @@ def tiers_explain(ctx: Context, agent: str, policy_file: str | None, at_seq: int
         require_agent(db, agent)
         policy: Policy | None = hypothetical(db, document) if document is not None else None
         (a,) = assess_all(db, policy, agent)
-    out = {**tier_json(a.agent), "seq": a.seq, "next_tier": a.next_tier,
-           "criteria": [c.as_json() for c in a.criteria],
-           "due": None if a.due is None else a.due.as_json()}
+    out = {
+        **tier_json(a.agent),
+        "seq": a.seq,
+        "next_tier": a.next_tier,
+        "criteria": [c.as_json() for c in a.criteria],
+        "due": None if a.due is None else a.due.as_json(),
+    }
     if as_json:
         echo_json(out)
         return
-    click.echo(f"{agent}: {_t(a.agent.tier)} (effective {_t(a.agent.effective_tier)}) since seq "
-               f"{a.agent.since_seq}, as of seq {a.seq}")
+    click.echo(
+        f"{agent}: {_t(a.agent.tier)} (effective {_t(a.agent.effective_tier)}) since seq "
+        f"{a.agent.since_seq}, as of seq {a.seq}"
+    )
     if a.criteria:
         print_table(f"criteria for {_t(a.next_tier)}", ["criterion", "required", "actual", "met"],
                     [[c.name, f"{c.comparison} {c.required}", c.actual, "yes" if c.met else "no"]
                      for c in a.criteria])  # fmt: skip
     elif a.next_tier is None:
         click.echo("already at the highest tier")
-    click.echo("due: " + ("nothing" if a.due is None else
-                          f"{a.due.change} to {_t(a.due.to_tier)} ({a.due.reason})"
-                          + (" — needs --approve" if a.due.needs_approval else "")))
+    click.echo(
+        "due: "
+        + (
+            "nothing"
+            if a.due is None
+            else f"{a.due.change} to {_t(a.due.to_tier)} ({a.due.reason})"
+            + (" — needs --approve" if a.due.needs_approval else "")
+        )
+    )
 
 
 COMMANDS = [tiers]
