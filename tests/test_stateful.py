@@ -134,7 +134,7 @@ class LedgerMachine(RuleBasedStateMachine):
             self.ledger.append_many(batch, signer=self.recorder)
         except DuplicateEventId as e:
             assert e.message == (
-                f"{"event" if len(batch) == 1 else f"event {len(batch)}"}: id {self.ids[seq - 1]!r} is already in the log at seq {seq}"
+                f"{'event' if len(batch) == 1 else f'event {len(batch)}'}: id {self.ids[seq - 1]!r} is already in the log at seq {seq}"
             )
         else:
             raise AssertionError("a duplicate id was accepted")
