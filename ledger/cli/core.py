@@ -14,7 +14,6 @@ from ledger.cli.context import (
     echo_json,
     json_option,
     pass_ctx,
-    print_table,
     progress_bar,
 )
 from ledger.encoding import loads
@@ -224,7 +223,8 @@ def log(
         since=normalize_time(since, "--since") if since else None,
         until=normalize_time(until, "--until") if until else None,
     )
-    rows: list[list[Any]] = []
+    # Streams: one line per event as it is read, whatever the size of the log.
+    fmt = "{:>8}  {:<27}  {:<20}  {:<14}  {:<16}  {}"
     for n, event in enumerate(
         ledger.iter_events(from_seq=from_seq, to_seq=to_seq, where=where, params=params), start=1
     ):
@@ -232,10 +232,11 @@ def log(
             break
         if as_json:
             echo_json(event.envelope())
-        else:
-            rows.append([event.seq, event.ts, event.type, event.agent, event.run, summarize(event)])
-    if not as_json:
-        print_table(None, ["seq", "ts", "type", "agent", "run", "summary"], rows)
+            continue
+        if n == 1:
+            click.echo(fmt.format("seq", "ts", "type", "agent", "run", "summary"))
+        click.echo(fmt.format(event.seq, event.ts, event.type, event.agent or "-",
+                              event.run or "-", summarize(event)))  # fmt: skip
 
 
 @click.command()
