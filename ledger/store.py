@@ -40,6 +40,8 @@ MAX_PAYLOAD_BYTES = 64 * 1024
 DEFAULT_BUSY_TIMEOUT_MS = 10_000
 
 EVENT_COLUMNS = "seq, id, ts, type, agent, run, actor, payload, prev, key, hash, sig"
+MAX_SEQ = 2**63 - 1
+"""The largest seq SQLite can store (a 64-bit signed integer)."""
 Row = tuple[int, str, str, str, str | None, str | None, str | None, str, str, str, str, str]
 
 
@@ -262,14 +264,19 @@ class Ledger:
     ) -> Iterator[Row]:
         """Stream raw event rows in seq order, ``batch`` rows per query (constant memory)."""
         last = from_seq - 1
-        stop = to_seq if to_seq is not None else -1
+        # A plain upper bound (not "no bound or seq <= ?"), so SQLite ends the range scan
+        # there: an unusable bound made the query after a range's last batch scan the rest of
+        # the table, 0.15 s per range on a million events.
+        stop = to_seq if to_seq is not None and to_seq >= 0 else MAX_SEQ
         extra = f" AND ({where})" if where else ""
         sql = (
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? AND (? < 0 OR seq <= ?)"
-            f"{extra} ORDER BY seq LIMIT ?"
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? AND seq <= ?{extra} "
+            "ORDER BY seq LIMIT ?"
         )
         while True:
-            args = (last, stop, stop, *params, batch)
+            if last >= stop:
+                return
+            args = (last, stop, *params, batch)
             try:
                 rows = self.conn.execute(sql, args).fetchall()
             except sqlite3.OperationalError as e:

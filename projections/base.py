@@ -75,6 +75,10 @@ class Projection(ABC, Generic[S]):
     tables: ClassVar[tuple[Table, ...]]
     depends_on: ClassVar[tuple[str, ...]] = ()
     """Names of projections whose state ``start`` receives (registered earlier)."""
+    types: ClassVar[frozenset[str] | None] = None
+    """The event types ``apply`` does something with, or None for every type. The driver
+    calls ``apply`` only for these (``prepare`` still sees the whole batch): a projection that
+    reads a few types costs nothing on the others."""
 
     @abstractmethod
     def start(self, db: Database, deps: Mapping[str, Any]) -> S:

@@ -142,6 +142,7 @@ class CorrectionsProjection(Projection[CorrectionsState]):
     name = "corrections"
     version = 1
     tables = (CLUSTERS, CORRECTIONS, POLICY)
+    types = frozenset({"correction.recorded", "policy.set"})
 
     def start(self, db: Database, deps: Mapping[str, Any]) -> CorrectionsState:
         return CorrectionsState(db)

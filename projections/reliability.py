@@ -16,8 +16,9 @@ guardrail), ``reliability_policy`` (the policy in force, ``PolicyFold``).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import fields
+from operator import attrgetter
 from typing import Any, TypeVar
 
 from sqlite_utils import Database
@@ -65,17 +66,28 @@ _RUN_TYPES = frozenset({"tool.called", "llm.usage", "guardrail.triggered"})
 _AGENT_TYPES = RELEVANT - {"tool.called", "policy.set"}
 
 
+_LISTS: dict[type[Any], tuple[int, ...]] = {
+    cls: tuple(i for i, f in enumerate(fields(cls)) if f.type == "list[int]")
+    for cls in (RunTrack, AgentTrack)
+}
+"""Positions of the ``list[int]`` fields of each track class."""
+_GET: dict[type[Any], Callable[[Any], tuple[Any, ...]]] = {
+    cls: attrgetter(*(f.name for f in fields(cls))) for cls in (RunTrack, AgentTrack)
+}
+
+
 def _to_row(obj: RunTrack | AgentTrack) -> tuple[Any, ...]:
     """Lists of seqs (or scores) are stored as comma-separated integers."""
-    return tuple(",".join(map(str, v)) if isinstance(v, list) else v
-                 for v in (getattr(obj, f) for f in obj.__slots__))  # fmt: skip
+    row = list(_GET[type(obj)](obj))
+    for i in _LISTS[type(obj)]:
+        row[i] = ",".join(map(str, row[i]))
+    return tuple(row)
 
 
 def _from_row(cls: type[T], row: tuple[Any, ...]) -> T:
-    values: list[Any] = [
-        ([int(x) for x in v.split(",")] if v else []) if f.type == "list[int]" else v
-        for f, v in zip(fields(cls), row, strict=True)
-    ]
+    values = list(row)
+    for i in _LISTS[cls]:
+        values[i] = [int(x) for x in values[i].split(",")] if values[i] else []
     return cls(*values)
 
 
@@ -155,19 +167,14 @@ class ReliabilityProjection(Projection[ReliabilityState]):
     name = "reliability"
     version = 1
     tables = (RUN_TRACKS, AGENT_TRACKS, SIGNALS, POLICY)
+    types = RELEVANT
 
     def start(self, db: Database, deps: Mapping[str, Any]) -> ReliabilityState:
         return ReliabilityState(db)
 
     def prepare(self, state: ReliabilityState, events: Sequence[Event]) -> None:
-        runs: set[str] = set()
-        agents: set[str] = set()
-        for e in events:
-            t = e.type
-            if t in _RUN_TYPES and e.run is not None:
-                runs.add(e.run)
-            if t in _AGENT_TYPES and e.agent is not None:
-                agents.add(e.agent)
+        runs = {e.run for e in events if e.run is not None and e.type in _RUN_TYPES}
+        agents = {e.agent for e in events if e.agent is not None and e.type in _AGENT_TYPES}
         state.load(sorted(runs), sorted(agents))
 
     def apply(self, state: ReliabilityState, event: Event, payload: AnyPayload) -> ReliabilityState:

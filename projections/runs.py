@@ -121,20 +121,21 @@ class RunsProjection(Projection[RunsState]):
         state.grants.clear()
 
     def apply(self, state: RunsState, event: Event, payload: AnyPayload) -> RunsState:
-        seq, ts = event.seq, event.ts
-        agent = state.agent(event.agent) if event.agent is not None else None
-        run = state.run(event.run) if event.run is not None else None
-        if agent is not None:
+        seq, ts, agent_id, run_id = event.seq, event.ts, event.agent, event.run
+        agent = run = None
+        if agent_id is not None:
+            agent = state.agents.get(agent_id) or state.agent(agent_id)
             agent.events += 1
             agent.first_seq = agent.first_seq or seq
             agent.last_seq = seq
-        if run is not None:
+        if run_id is not None:
+            run = state.runs.get(run_id) or state.run(run_id)
             run.events += 1
             if not run.first_seq:
                 run.first_seq, run.first_ts = seq, ts
             run.last_seq, run.last_ts = seq, ts
             if run.agent is None:
-                run.agent = event.agent
+                run.agent = agent_id
         if (
             agent is not None
             and agent.registered_seq is None
@@ -155,10 +156,33 @@ class RunsProjection(Projection[RunsState]):
         # Contract checks need a registered agent (SPEC §3: skipped for unregistered ones).
         contract = agent if agent is not None and agent.registered_seq is not None else None
 
+        # Arms in order of how common each event is in a log (a class pattern is an isinstance
+        # test); the classes are disjoint, so the order changes nothing else.
         match payload:
-            case AgentRegistered():
-                assert agent is not None
-                _register(agent, seq, payload)
+            case LlmUsage():
+                for acc in (agent, run):
+                    if acc is not None:
+                        acc.llm_calls += 1
+                        acc.tokens_in += payload.tokens_in
+                        acc.tokens_out += payload.tokens_out
+                        acc.cache_read_tokens += payload.cache_read_tokens
+                        acc.cache_write_tokens += payload.cache_write_tokens
+                        acc.cost_micro_usd += payload.cost_micro_usd
+                if run is not None:
+                    run.llm_wallclock_ms += payload.wallclock_ms
+            case ToolCalled():
+                if run is not None:
+                    run.tool_calls += 1
+                    if run.started_seq is None:
+                        c.check_approval(state, event, run, agent)
+                    c.check_tool(state, event, run, agent, contract, payload)
+            case ToolCompleted():
+                if run is not None:
+                    run.tool_ms += payload.duration_ms
+                    run.tool_errors += payload.status == "error"
+            case DecisionRecorded():
+                if run is not None:
+                    c.decide(state, event, run, agent, contract, payload)
             case RunSubmitted():
                 if run is not None:
                     _transition(state, event, run)
@@ -172,15 +196,15 @@ class RunsProjection(Projection[RunsState]):
                     run.risk = payload.risk
                     if contract is not None:
                         c.check_tier(state, event, run, contract, payload.required_tier)
+            case RunStarted():
+                if run is not None:
+                    _transition(state, event, run)
+                    run.started_seq, run.started_ts = seq, ts
+                    c.check_approval(state, event, run, agent)
             case RunApproved():
                 if run is not None:
                     _transition(state, event, run)
                     _approve(run, seq, payload)
-            case RunRejected():
-                if run is not None:
-                    _transition(state, event, run)
-                    _end(run, seq, ts)
-                    run.rejected_seq = seq
             case CapabilityGranted():
                 if run is not None:
                     gm = state.grant_map(run.run)
@@ -193,51 +217,22 @@ class RunsProjection(Projection[RunsState]):
                         (
                             seq,
                             run.run,
-                            event.agent,
+                            agent_id,
                             canonical(payload.tools).decode(),
                             canonical(payload.capabilities).decode(),
                             expires,
                             payload.token_digest,
                         )
                     )
-            case RunStarted():
-                if run is not None:
-                    _transition(state, event, run)
-                    run.started_seq, run.started_ts = seq, ts
-                    c.check_approval(state, event, run, agent)
-            case ToolCalled():
-                if run is not None:
-                    run.tool_calls += 1
-                    if run.started_seq is None:
-                        c.check_approval(state, event, run, agent)
-                    c.check_tool(state, event, run, agent, contract, payload)
-            case ToolCompleted():
-                if run is not None:
-                    run.tool_ms += payload.duration_ms
-                    run.tool_errors += payload.status == "error"
-            case LlmUsage():
-                for acc in (agent, run):
-                    if acc is not None:
-                        acc.llm_calls += 1
-                        acc.tokens_in += payload.tokens_in
-                        acc.tokens_out += payload.tokens_out
-                        acc.cache_read_tokens += payload.cache_read_tokens
-                        acc.cache_write_tokens += payload.cache_write_tokens
-                        acc.cost_micro_usd += payload.cost_micro_usd
-                if run is not None:
-                    run.llm_wallclock_ms += payload.wallclock_ms
-            case DecisionRecorded():
-                if run is not None:
-                    c.decide(state, event, run, agent, contract, payload)
-            case GuardrailTriggered():
-                if run is not None:
-                    run.guardrails += 1
-                    run.guardrails_critical += payload.severity == "critical"
             case RunCompleted():
                 if run is not None:
                     _transition(state, event, run)
                     _end(run, seq, ts)
                     run.steps_completed = payload.steps_completed
+            case FeedbackQuality():
+                if agent is not None:
+                    agent.feedback_count += 1
+                    agent.feedback_score_bp_sum += payload.score_bp
             case RunFailed():
                 if run is not None:
                     _transition(state, event, run)
@@ -248,19 +243,27 @@ class RunsProjection(Projection[RunsState]):
                     _transition(state, event, run)
                     _end(run, seq, ts)
                     run.end_reason = payload.reason
-            case FeedbackQuality():
-                if agent is not None:
-                    agent.feedback_count += 1
-                    agent.feedback_score_bp_sum += payload.score_bp
+            case GuardrailTriggered():
+                if run is not None:
+                    run.guardrails += 1
+                    run.guardrails_critical += payload.severity == "critical"
+            case RunRejected():
+                if run is not None:
+                    _transition(state, event, run)
+                    _end(run, seq, ts)
+                    run.rejected_seq = seq
+            case AgentRegistered():
+                assert agent is not None
+                _register(agent, seq, payload)
             case TierPromoted() | TierDemoted() | TierRevoked():
                 if agent is not None:
                     agent.tier, agent.tier_since_seq = payload.to, seq
             case (
-                LedgerCreated()
+                CorrectionRecorded()
+                | PolicySet()
+                | LedgerCreated()
                 | KeyRegistered()
                 | KeyRevoked()
-                | PolicySet()
-                | CorrectionRecorded()
                 | UserPayload()
             ):
                 pass

@@ -17,7 +17,7 @@ event it reads the run and agent rows the runs projection just updated, and keep
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, assert_never
 
@@ -151,6 +151,7 @@ class TiersState:
         "seq",
         "tier_runs",
         "ts",
+        "unfinished",
     )  # fmt: skip
 
     def __init__(self, db: Database, runs: RunsState) -> None:
@@ -158,6 +159,8 @@ class TiersState:
         self.runs = runs
         self.agents: dict[str, TierAgent] = {}
         self.tier_runs: dict[str, TierRun] = {}
+        self.unfinished: set[str] = set()
+        """Runs known to have no ``tier_runs`` row (loaded by ``load_runs``)."""
         self.history: list[tuple[Any, ...]] = []
         self.findings: list[tuple[Any, ...]] = []
         self.policies: list[tuple[Any, ...]] = []
@@ -180,9 +183,23 @@ class TiersState:
             self.agents[name] = a
         return a
 
+    def load_runs(self, run_ids: Sequence[str]) -> None:
+        """Load the stored ``tier_runs`` rows of these runs, a chunk per query; a run not found
+        has not finished (yet) and is remembered as such until the cache is flushed."""
+        todo = [r for r in run_ids if r not in self.tier_runs and r not in self.unfinished]
+        for i in range(0, len(todo), 500):
+            chunk = todo[i : i + 500]
+            for row in self.db.execute(
+                "SELECT run, agent, ord, ended_seq, mask FROM tier_runs "
+                f"WHERE run IN ({', '.join('?' for _ in chunk)})",
+                chunk,
+            ):
+                self.tier_runs[row[0]] = TierRun(*row)
+        self.unfinished.update(r for r in todo if r not in self.tier_runs)
+
     def tier_run(self, run: str) -> TierRun | None:
         tr = self.tier_runs.get(run)
-        if tr is None:
+        if tr is None and run not in self.unfinished:
             row = self.db.execute(
                 "SELECT run, agent, ord, ended_seq, mask FROM tier_runs WHERE run = ?", [run]
             ).fetchone()
@@ -227,43 +244,60 @@ class TiersProjection(Projection[TiersState]):
             conn.execute(TIER_CLOCK.insert_sql(replace=True), ("head", state.seq, state.ts))
         for cache in (state.agents, state.tier_runs):
             cache.clear()
+        state.unfinished.clear()
         for rows in (state.history, state.findings, state.policies, state.new_keys):
             rows.clear()
 
+    def prepare(self, state: TiersState, events: Sequence[Event]) -> None:
+        # Sorted: the same queries, and the same cache order, in every process.
+        state.load_runs(sorted({e.run for e in events if e.run is not None}))
+
     def apply(self, state: TiersState, event: Event, payload: AnyPayload) -> TiersState:
+        runs = state.runs
         if event.run is not None:
-            run = state.runs.run(event.run)
+            run = runs.runs.get(event.run) or runs.run(event.run)
             if run.ended_seq is not None and run.agent is not None:
                 _track(state, run)
-        match payload:
-            case LedgerCreated():
-                _key(state, payload.key.key_id, payload.key.role)
-            case KeyRegistered():
-                _key(state, payload.key_id, payload.role)
-            case PolicySet():
-                _policy(state, event, payload)
-            case AgentRegistered():
-                _register(state, event, payload)
-            case TierPromoted() | TierDemoted() | TierRevoked():
-                _change(state, event, payload)
-            case (
-                KeyRevoked() | RunSubmitted() | RunPlanned() | RunApproved() | RunRejected()
-                | CapabilityGranted() | RunStarted() | ToolCalled() | ToolCompleted() | LlmUsage()
-                | DecisionRecorded() | GuardrailTriggered() | RunCompleted() | RunFailed()
-                | RunCancelled() | FeedbackQuality() | CorrectionRecorded() | UserPayload()
-            ):  # fmt: skip
-                pass
-            case _:
-                assert_never(payload)
+        if type(payload) not in _PASSIVE:
+            match payload:
+                case LedgerCreated():
+                    _key(state, payload.key.key_id, payload.key.role)
+                case KeyRegistered():
+                    _key(state, payload.key_id, payload.role)
+                case PolicySet():
+                    _policy(state, event, payload)
+                case AgentRegistered():
+                    _register(state, event, payload)
+                case TierPromoted() | TierDemoted() | TierRevoked():
+                    _change(state, event, payload)
+                case (
+                    KeyRevoked() | RunSubmitted() | RunPlanned() | RunApproved() | RunRejected()
+                    | CapabilityGranted() | RunStarted() | ToolCalled() | ToolCompleted()
+                    | LlmUsage() | DecisionRecorded() | GuardrailTriggered() | RunCompleted()
+                    | RunFailed() | RunCancelled() | FeedbackQuality() | CorrectionRecorded()
+                    | UserPayload()
+                ):  # fmt: skip
+                    pass
+                case _:
+                    assert_never(payload)
         if event.agent is not None:
             # The effective tier drops to 0 at a critical finding (SPEC §3): mirror its seq.
-            ra = state.runs.agents.get(event.agent)
+            ra = runs.agents.get(event.agent)
             if ra is not None and ra.last_critical_seq == event.seq:
                 a = state.agent(event.agent, create=False)
                 if a is not None:
                     a.last_critical_seq = event.seq
         state.seq, state.ts = event.seq, event.ts
         return state
+
+
+_PASSIVE: Final = frozenset({
+    KeyRevoked, RunSubmitted, RunPlanned, RunApproved, RunRejected, CapabilityGranted,
+    RunStarted, ToolCalled, ToolCompleted, LlmUsage, DecisionRecorded, GuardrailTriggered,
+    RunCompleted, RunFailed, RunCancelled, FeedbackQuality, CorrectionRecorded, UserPayload,
+})  # fmt: skip
+"""Payload classes this projection does nothing with: skipped with one set lookup instead of
+the ``match`` walking its class patterns (the last arm of the ``match`` lists them too)."""
 
 
 def _key(state: TiersState, key_id: str, role: str) -> None:

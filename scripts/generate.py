@@ -389,6 +389,9 @@ class Agent:
     weight: float = 1.0
     """How busy this agent is relative to the others (Pareto: a few agents do most runs)."""
     runs: int = 0
+    critical: bool = False
+    """Whether the agent broke a critical rule (SPEC §3: its effective tier is then 0, so the
+    tasks it is given afterwards require T0; no tier events are generated to restore it)."""
 
     def contract(self) -> dict[str, object]:
         p = self.profile
@@ -561,9 +564,10 @@ class _Run:
             }
             for i, (t, se, rev) in enumerate(tools)
         ]
-        required = min(self.agent.tier, {"low": 0, "medium": 1, "high": 2}[risk])
+        tier = 0 if self.agent.critical else self.agent.tier
+        required = min(tier, {"low": 0, "medium": 1, "high": 2}[risk])
         if self.violation == "tier":
-            required = min(4, self.agent.tier + 1)
+            required = min(4, tier + 1)
         plan = {"steps": steps, "risk": risk, "required_tier": required}
         yield self.rec("run.planned", plan)
         self.plan_digest = hashlib.sha256(canonical(plan)).hexdigest()
@@ -619,7 +623,10 @@ class _Run:
     def execute(self, steps: list[dict[str, object]]) -> Generator[Yield, None, int | None]:
         """(4): started, then each tool call; the number of steps done, None when it ended."""
         rng, w, p, v = self.rng, self.w, self.p, self.violation
+        if v == "unapproved":
+            self.agent.critical = True  # started_without_approval is critical
         yield self.rec("run.started", {})
+        rogue_args = ""
         calls = [(str(s["tool"]), str(s["side_effect"]), str(s["args_digest"])) for s in steps]
         if v in ("outside_grant", "forbidden", "side_effect"):
             planned = {c[0] for c in calls}
@@ -629,16 +636,16 @@ class _Run:
                 "forbidden": p.forbidden_tool,
                 "side_effect": p.stray_tool,
             }[v]
-            calls.insert(
-                rng.randrange(len(calls) + 1),
-                (rogue[0], rogue[1], w.digest(self.id, "rogue", rogue[0])),
-            )
+            rogue_args = w.digest(self.id, "rogue", rogue[0])
+            calls.insert(rng.randrange(len(calls) + 1), (rogue[0], rogue[1], rogue_args))
         for i, (tool, se, args) in enumerate(calls):
             if rng.random() < 0.75:
                 yield self.rec("llm.usage", _usage(rng, self.model))
             if rng.random() < 0.15:
                 yield self.decision("EXECUTE", p.threshold_bp, 10000)
             repeats = rng.randint(3, 6) if v == "tool_loop" and i == 0 else 1
+            if args == rogue_args:
+                self.agent.critical = True  # outside the grant: a critical finding
             for n in range(repeats):
                 yield self.rec(
                     "tool.called", {"tool": tool, "args_digest": args, "side_effect": se}

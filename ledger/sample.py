@@ -1,0 +1,2 @@
+"""TEMPORARY shim."""
+from scripts.generate import GOVERNOR, generate_drafts  # noqa: F401
