@@ -10,16 +10,15 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ledger import merkle, workers
-from ledger.chain import body_bytes
+from ledger.chain import json_str as _json_str
 from ledger.encoding import canonical, loads
 from ledger.errors import DuplicateEventId, EventValidationError, UnauthorizedWrite
-from ledger.events import ZERO_HASH, Event, authorize, format_ts
+from ledger.events import ENVELOPE_VERSION, ZERO_HASH, Event, authorize, format_ts
 from ledger.keys import Signer
 from ledger.signing import b64decode_canonical, b64encode, event_hash, key_id, sign_event
 
@@ -29,11 +28,20 @@ if TYPE_CHECKING:
 
 def uuid7() -> str:
     """A UUIDv7 (RFC 9562): 48-bit Unix milliseconds, version 7, random bits."""
-    ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | (rand >> 64 & 0xFFF) << 64
-    value |= 0b10 << 62 | (rand & ((1 << 62) - 1))
-    return str(uuid.UUID(int=value))
+    return uuid7s(1)[0]
+
+
+def uuid7s(n: int) -> list[str]:
+    """``n`` UUIDv7 strings sharing one clock reading and one ``os.urandom`` call."""
+    ms = (time.time_ns() // 1_000_000) & ((1 << 48) - 1)
+    rand = os.urandom(10 * n)
+    out = []
+    for i in range(n):
+        r = int.from_bytes(rand[10 * i : 10 * i + 10], "big")
+        value = ms << 80 | 0x7 << 76 | (r >> 64 & 0xFFF) << 64 | 0b10 << 62 | (r & ((1 << 62) - 1))
+        h = f"{value:032x}"
+        out.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
+    return out
 
 
 class _Keys:
@@ -159,6 +167,19 @@ def append_locked(
     policy_version: int | None = None
     rows: list[list[Any]] = []
     digests: list[bytes] = []
+    fresh_ids = iter(uuid7s(sum(1 for p in prepared if p.draft.id is None)))
+    # Canonical JSON of the envelope's strings, cached per batch (types, agents and runs repeat).
+    encoded: dict[str | None, str] = {None: "null"}
+
+    def enc(value: str | None) -> str:
+        text = encoded.get(value)
+        if text is None:
+            text = encoded[value] = _json_str(value)
+        return text
+
+    head = f'"key":"{kid}","payload":'
+    tail_ts = f'"ts":{enc(ts)},"type":'
+    allowed: dict[tuple[str, str | None], str | None] = {}
     for i, p in enumerate(prepared):
         d = p.draft
         seq = size + i + 1
@@ -180,9 +201,12 @@ def append_locked(
             raise UnauthorizedWrite(
                 f"{where}: key {signer.name} ({kid}) was revoked at seq {state['revoked_seq']}"
             )
-        why = authorize(
-            role=state["role"], key_agent=state["agent"], event_type=d.type, agent=d.agent
-        )
+        rule = (d.type, d.agent)
+        if rule not in allowed:
+            allowed[rule] = authorize(
+                role=state["role"], key_agent=state["agent"], event_type=d.type, agent=d.agent
+            )
+        why = allowed[rule]
         if why is not None:
             raise UnauthorizedWrite(f"{where}: {why} (key {signer.name})")
         if d.type == "key.registered":
@@ -206,19 +230,17 @@ def append_locked(
                 raise EventValidationError(
                     f"{where}: payload.digest: is {d.payload['digest']}, the document's is {digest}"
                 )
-        event_id = d.id if d.id is not None else uuid7()
-        body = body_bytes(
-            seq=seq,
-            id=event_id,
-            ts=ts,
-            type=d.type,
-            agent=d.agent,
-            run=d.run,
-            actor=d.actor,
-            payload=p.payload_text,
-            prev=prev,
-            key=kid,
-        )
+        if d.id is None:
+            event_id = next(fresh_ids)
+            id_json = f'"{event_id}"'  # hex and dashes: nothing to escape
+        else:
+            event_id, id_json = d.id, _json_str(d.id)
+        # C assembled in RFC 8785 key order (as ledger.chain.body_bytes, with cached parts).
+        body = (
+            f'{{"actor":{enc(d.actor)},"agent":{enc(d.agent)},"id":{id_json},'
+            f'{head}{p.payload_text},"prev":"{prev}","run":{enc(d.run)},"seq":{seq},'
+            f'{tail_ts}{enc(d.type)},"v":{ENVELOPE_VERSION}}}'
+        ).encode("utf-8")
         digest_b = event_hash(body)
         digests.append(digest_b)
         rows.append(

@@ -76,6 +76,58 @@ def test_a_plugged_in_projection_reads_the_runs_state_of_the_same_event() -> Non
     assert set(positions(db)) == {"reliability", "runs", "counts"}  # runs depends on reliability
 
 
+SEEN = Table("seen", (("seq", int), ("type", str)), pk=("seq",))
+
+
+class SeenState:
+    def __init__(self, db: Database) -> None:
+        self.db, self.rows = db, []  # type: Database, list[tuple[int, str]]
+
+
+class Cancellations(Projection[SeenState]):
+    """The events it was applied to: only the types it declares."""
+
+    name = "cancellations"
+    version = 1
+    tables = (SEEN,)
+    types = frozenset({"run.cancelled"})
+
+    def start(self, db: Database, deps: Mapping[str, Any]) -> SeenState:
+        return SeenState(db)
+
+    def apply(self, state: SeenState, event: Event, payload: AnyPayload) -> SeenState:
+        state.rows.append((event.seq, event.type))
+        return state
+
+    def flush(self, state: SeenState) -> None:
+        state.db.conn.executemany(SEEN.insert_sql(), state.rows)
+        state.rows.clear()
+
+
+@pytest.mark.parametrize("runs_first", [False, True], ids=["alone", "runs-ahead"])
+def test_the_driver_applies_a_projection_only_to_the_event_types_it_reads(
+    runs_first: bool,
+) -> None:
+    ev = small_log()
+    db = Database(memory=True)
+    if runs_first:  # runs ahead of it: the batch is folded with a seq test per projection
+        catch_up(ev, db, projections=[RUNS])
+    catch_up(ev, db, projections=[RUNS, Cancellations()], batch=2)
+    assert [(r["seq"], r["type"]) for r in db["seen"].rows] == [
+        (3, "run.cancelled"),
+        (5, "run.cancelled"),
+    ]
+    assert positions(db)["cancellations"].last_seq == len(ev.events)
+
+
+def test_iter_rows_stops_at_to_seq(ledger: Ledger, keys: LedgerKeys) -> None:
+    populate(ledger, keys, runs=2)
+    size = ledger.size
+    for to_seq in (1, 3, size - 1, size, size + 5):
+        rows = list(ledger.iter_rows(from_seq=2, to_seq=to_seq, batch=2))
+        assert [r[0] for r in rows] == list(range(2, min(to_seq, size) + 1))
+
+
 def test_a_projection_is_rebuilt_when_its_dependency_is(monkeypatch: pytest.MonkeyPatch) -> None:
     ev = small_log()
     db = Database(memory=True)
