@@ -276,11 +276,34 @@ def _key_from_payload(p: dict[str, Any], seq: int) -> KeyState | None:
     )
 
 
+def _refuse(token: str) -> Any:
+    raise ValueError(f"number {token} is not an integer")
+
+
+_fast_decoder = json.JSONDecoder(parse_float=_refuse, parse_constant=_refuse)
+_sorted_dumps = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+).encode
+# Text the fast path cannot vouch for: a \u escape other than a control character's (a lone
+# surrogate would hide there), a run of 16+ digits (an integer maybe beyond 2^53), or a
+# character outside the BMP (RFC 8785 orders such keys differently from Python).
+_SUSPECT = re.compile(r"\\u(?!00[01][0-9a-f])|[0-9]{16}|[\U00010000-\U0010ffff]")
+
+
 def check_canonical_payload(payload_text: str) -> Any:
     """Parse a stored payload and check it is canonical JSON; return the value.
 
-    Raises ValueError with a reason when it is not.
+    Raises ValueError with a reason when it is not. Fast path: text with nothing suspect
+    whose parse (floats refused) re-encodes to the same text is canonical; anything else takes
+    the full check of ``ledger.encoding.canonical``.
     """
+    if not _SUSPECT.search(payload_text):
+        try:
+            fast = _fast_decoder.decode(payload_text)
+        except ValueError:
+            fast = None
+        if type(fast) is dict and _sorted_dumps(fast) == payload_text:
+            return fast
     value = json.loads(payload_text)
     if not isinstance(value, dict):
         raise ValueError("payload is not a JSON object")

@@ -185,7 +185,7 @@ class Verifier:
         where_seq = seq if isinstance(seq, int) else self.checker.expected_seq
         # (1) framing and canonical form
         try:
-            payload = self._framing(
+            payload, raw_sig = self._framing(
                 seq, id_, ts, type_, agent, run, actor, payload_text, prev, key, hash_, sig
             )
         except ValueError as e:
@@ -245,9 +245,7 @@ class Verifier:
         self.report.head_seq, self.report.head_hash = seq, hash_
         # (6) the signature, against the stored hash (a wrong hash is already reported)
         if signer is not None:
-            self.batch.append(
-                (seq, signer.public_key, b64decode_canonical(sig), bytes.fromhex(hash_))
-            )
+            self.batch.append((seq, signer.public_key, raw_sig, bytes.fromhex(hash_)))
             if len(self.batch) >= BATCH:
                 self._flush()
 
@@ -265,7 +263,7 @@ class Verifier:
         key: Any,
         hash_: Any,
         sig: Any,
-    ) -> Any:
+    ) -> tuple[Any, bytes]:
         if type(seq) is not int or seq < 1:
             raise ValueError(f"seq must be a positive integer, found {seq!r}")
         if not isinstance(id_, str) or not id_ or len(id_) > 128:
@@ -296,7 +294,7 @@ class Verifier:
             decode_payload(type_, payload, "payload")
         except LedgerError as e:
             raise ValueError(e.message) from e
-        return payload
+        return payload, raw_sig
 
     def _flush(self, keep: int = 2 * workers.IN_FLIGHT * workers.WORKERS) -> None:
         # (6) signatures: in worker processes when the log is large, else here.
