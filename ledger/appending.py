@@ -240,7 +240,7 @@ def append_locked(
             f'{{"actor":{enc(d.actor)},"agent":{enc(d.agent)},"id":{id_json},'
             f'{head}{p.payload_text},"prev":"{prev}","run":{enc(d.run)},"seq":{seq},'
             f'{tail_ts}{enc(d.type)},"v":{ENVELOPE_VERSION}}}'
-        ).encode("utf-8")
+        ).encode()
         digest_b = event_hash(body)
         digests.append(digest_b)
         rows.append(

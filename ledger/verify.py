@@ -228,15 +228,15 @@ class Verifier:
         for p in self.checker.problems[before:]:
             self.report.add(p)
         del self.checker.problems[:]
-        if seq == 1 and self.trusted is not None and self.checker.root_key_id is not None:
-            if self.checker.root_key_id not in self.trusted:
-                self.report.add(
-                    Problem(
-                        1,
-                        "untrusted_root",
-                        f"root key {self.checker.root_key_id} is not a trusted key",
-                    )
+        root_id = self.checker.root_key_id
+        if seq == 1 and self.trusted is not None and root_id is not None and root_id not in self.trusted:  # fmt: skip
+            self.report.add(
+                Problem(
+                    1,
+                    "untrusted_root",
+                    f"root key {self.checker.root_key_id} is not a trusted key",
                 )
+            )
         self._current_seq = seq
         self.acc.add(bytes.fromhex(hash_))
         if self.acc.size in self.want_roots:

@@ -15,12 +15,27 @@ from ledger.store import Ledger
 
 
 @click.command()
-@click.option("--events", type=click.IntRange(min=500, max=2_000_000), default=6000,
-              show_default=True, help="How many generated events (in two phases).")
-@click.option("--agents", type=click.IntRange(min=2, max=1000), default=6, show_default=True,
-              help="How many agents.")
-@click.option("--seed", type=int, default=7, show_default=True,
-              help="Seed of the synthetic workload (same seed, same story).")
+@click.option(
+    "--events",
+    type=click.IntRange(min=500, max=2_000_000),
+    default=6000,
+    show_default=True,
+    help="How many generated events (in two phases).",
+)
+@click.option(
+    "--agents",
+    type=click.IntRange(min=2, max=1000),
+    default=6,
+    show_default=True,
+    help="How many agents.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=7,
+    show_default=True,
+    help="Seed of the synthetic workload (same seed, same story).",
+)
 @pass_ctx
 def demo(ctx: Context, events: int, agents: int, seed: int) -> None:
     """Build a sample ledger at --db and show what to look at next.
@@ -36,7 +51,9 @@ def demo(ctx: Context, events: int, agents: int, seed: int) -> None:
     """
     Ledger.check_new(ctx.db)
     origin = f"demo.govledger.local/{secrets.token_hex(3)}"
-    click.echo(f"building a sample ledger at {ctx.db} ({events} events, {agents} agents)…", err=True)
+    click.echo(
+        f"building a sample ledger at {ctx.db} ({events} events, {agents} agents)…", err=True
+    )
     result = build_demo(ctx.db, ctx.keyring, origin=origin, events=events, agents=agents, seed=seed)
     _tour(ctx, result)
 

@@ -1,17 +1,22 @@
 """Building the demo ledger: the library side of `govledger demo` (no click here).
 
 Everything goes through the public library, exactly as a user's code would: the ledger and
-keys, a `policy.set`, the synthetic workload appended in batches, `tiers apply` after each of
-two phases, and a signed checkpoint. The demo policy asks for less than the shipped default
-(no minimum time at a tier, since the whole demo happens within seconds of log time) so that
-promotions, demotions and revocations all show up in a few thousand events.
+keys, a `policy.set`, the synthetic workload of ``ledger.sample`` appended in batches, `tiers
+apply` after each round of it (a governor's periodic job), and a signed checkpoint.
+
+The story needs a cast: the first three agents are a careful one (never breaks a rule, starts
+at T0 and climbs), a sloppy one (warnings but nothing critical, starts at T2 and is demoted) and
+a reckless one (critical violations, starts at T1 and is revoked); the others behave as the
+generator's default agent. The demo policy asks for less than the shipped default (no minimum
+time at a tier, no cooldown, since the whole demo happens within seconds of log time) so that
+all of this shows up in a few thousand events.
 """
 
 from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,16 +24,30 @@ from typing import Any
 from ledger.events import Event
 from ledger.keys import KeyRing, Signer
 from ledger.proofs import sign_current_checkpoint
-from ledger.sample import GOVERNOR, generate_drafts
+from ledger.sample import GOVERNOR, RECORDER, Conduct, generate_drafts
 from ledger.store import Draft, Ledger, root_key_payload
 from projections.correction_queries import patterns
 from projections.policy import default_document
-from projections.queries import list_runs
+from projections.queries import findings, list_runs
 from projections.tier_ops import apply_changes, read_models, set_policy
 from projections.tier_queries import agents as tier_agents
 from projections.tier_queries import tier_json
+from projections.tier_rules import Due
 
 BATCH = 1000
+ROUNDS = 6
+"""Rounds of workload; the governor runs `tiers apply` after each."""
+MIN_EVENTS = 1500
+"""Fewer events than this leave too few runs per agent for the story."""
+
+CAST: tuple[tuple[str, Conduct], ...] = (
+    ("careful", Conduct(warnings=0, critical=0, tier=0, weight=3.0)),
+    ("sloppy", Conduct(warnings=3, critical=0, tier=2, weight=2.0)),
+    ("reckless", Conduct(warnings=1, critical=4, tier=1, weight=1.5)),
+)
+"""The demo's leading agents, in registration order: character and conduct."""
+EXTRA = ("ordinary", Conduct(weight=1.0))
+"""Every agent after the cast."""
 
 
 def demo_policy() -> dict[str, Any]:
@@ -36,28 +55,47 @@ def demo_policy() -> dict[str, Any]:
     doc = copy.deepcopy(default_document())
     doc["cooldown_seconds"] = 0
     doc["human_approval_from_tier"] = 3
-    bars = {"T1": (2, 2, 5000), "T2": (4, 3, 4000), "T3": (8, 4, 3000), "T4": (14, 6, 2000)}
+    bars = {"T1": (3, 3, 3000), "T2": (8, 4, 3000), "T3": (14, 5, 2500), "T4": (22, 6, 2000)}
     for tier, (runs, streak, rate) in bars.items():
         doc["promotion"][tier] = {"min_compliant_runs": runs, "min_streak": streak,
                                   "max_violation_rate_bp": rate, "window_runs": 10,
                                   "min_seconds_at_tier": 0}  # fmt: skip
-    doc["demotion"] = {"window_runs": 6, "max_violations": 1, "by": 1}
+    doc["demotion"] = {"window_runs": 8, "max_violations": 2, "by": 1}
     return doc
+
+
+def cast(n_agents: int) -> list[tuple[str, Conduct]]:
+    """Character and conduct of each of ``n_agents`` agents, in registration order."""
+    return [*CAST, *[EXTRA] * max(0, n_agents - len(CAST))][:n_agents]
 
 
 @dataclass
 class DemoResult:
+    """What the tour shows."""
+
     origin: str
     size: int
     root_key_id: str
+    characters: dict[str, str] = field(default_factory=dict)
+    """Agent → its character in the story (careful, sloppy, reckless, ordinary)."""
     tier_events: list[Event] = field(default_factory=list)
-    awaiting: int = 0
+    approved: list[Event] = field(default_factory=list)
+    """Promotions recorded with a governor's explicit approval (``--approve``)."""
+    awaiting: list[Due] = field(default_factory=list)
+    """Promotions due at the end that await a human decision."""
     runs: int = 0
     non_compliant: int = 0
     patterns: int = 0
     tiers: list[dict[str, Any]] = field(default_factory=list)
     example_run: str | None = None
-    example_agent: str | None = None
+    """The run whose critical finding led to a revocation (else a non-compliant run)."""
+
+    def agent_with(self, change: str) -> str | None:
+        """The first agent with a ``tier.<change>`` event, preferring the cast's."""
+        named = [e.agent for e in self.tier_events if e.type == f"tier.{change}" and e.agent]
+        return next((a for a in named if self.characters.get(a) != EXTRA[0]), None) or next(
+            iter(named), None
+        )
 
 
 def _load_or_create(ring: KeyRing, name: str) -> Signer:
@@ -78,39 +116,66 @@ def _append(ledger: Ledger, stream: Iterable[tuple[str, Draft]], signers: dict[s
         ledger.append_many(pending, signer=signers[role])
 
 
+def _rounds(events: int) -> Iterator[int]:
+    """Events per round: ``ROUNDS`` nearly equal shares of ``events``."""
+    for i in range(ROUNDS):
+        yield events * (i + 1) // ROUNDS - events * i // ROUNDS
+
+
 def build_demo(db: str, ring: KeyRing, *, origin: str, events: int, agents: int,
                seed: int) -> DemoResult:  # fmt: skip
-    """Create the demo ledger at ``db`` and return what the tour shows."""
+    """Create the demo ledger at ``db`` and return what the tour shows.
+
+    (1) keys and ledger, the recorder key registered, the demo policy set; (2) each round of
+    the workload, then the tier changes it made due, a governor approving the first promotion
+    that needs one (later ones are left awaiting); (3) a signed checkpoint, saved next to
+    ``db``; (4) the read models queried for the tour.
+    """
+    if events < MIN_EVENTS:
+        raise ValueError(f"the demo needs at least {MIN_EVENTS} events, not {events}")
+    # (1)
     root = _load_or_create(ring, "root")
     recorder = _load_or_create(ring, "recorder")
     ledger = Ledger.create(db, origin=origin, root=root)
     with ledger:
-        ledger.append(Draft("key.registered", root_key_payload(recorder, "recorder")), signer=root)
+        ledger.append(Draft("key.registered", root_key_payload(recorder, RECORDER)), signer=root)
         set_policy(ledger, demo_policy(), root)
-        signers = {GOVERNOR: root, "recorder": recorder}
-        stream = generate_drafts(events, agents, seed)
+        signers = {GOVERNOR: root, RECORDER: recorder}
+        roles = cast(agents)
+        stream = generate_drafts(events, agents, seed, conduct=[c for _, c in roles])
         result = DemoResult(origin=origin, size=0, root_key_id=root.key_id)
-        # Phase 1, then the tier changes it earned; phase 2, then the changes again.
-        for share in (events * 3 // 5, events - events * 3 // 5):
-            _append(ledger, itertools.islice(stream, share), signers)
-            first = apply_changes(ledger, root)
-            result.tier_events += first.recorded
-            result.awaiting = len(first.awaiting)
-            if first.awaiting:  # a governor says yes to the first one, by name
-                approved = apply_changes(ledger, root, approve={first.awaiting[0].agent})
+        # (2) The first drafts are the registrations, in cast order.
+        for share in _rounds(events):
+            drafts = list(itertools.islice(stream, share))
+            for _, d in drafts:
+                if d.type == "agent.registered" and d.agent not in result.characters:
+                    result.characters[str(d.agent)] = roles[len(result.characters)][0]
+            _append(ledger, drafts, signers)
+            applied = apply_changes(ledger, root)
+            result.tier_events += applied.recorded
+            result.awaiting = applied.awaiting
+            if applied.awaiting and not result.approved:
+                approved = apply_changes(ledger, root, approve={applied.awaiting[0].agent})
                 result.tier_events += approved.recorded
-                result.awaiting = len(approved.awaiting)
+                result.approved = [e for e in approved.recorded if e.type == "tier.promoted"]
+                result.awaiting = approved.awaiting
+        # (3)
         sign_current_checkpoint(ledger, root)
         note = ledger.conn.execute("SELECT note FROM checkpoints ORDER BY size DESC").fetchone()
         Path(db).with_suffix(".checkpoint").write_text(str(note[0]), encoding="utf-8")
         result.size = ledger.size
+        # (4)
         with read_models(ledger) as rm:
             runs = list_runs(rm)
-            bad = [r for r in list_runs(rm, non_compliant=True)]
+            bad = list_runs(rm, non_compliant=True)
             result.runs, result.non_compliant = len(runs), len(bad)
-            result.example_run = bad[0].run if bad else (runs[0].run if runs else None)
             result.patterns = len(patterns(rm))
             result.tiers = [tier_json(a) for a in tier_agents(rm)]
-        changed = [e.agent for e in result.tier_events if e.agent]
-        result.example_agent = changed[0] if changed else None
+            revoked = [e for e in result.tier_events if e.type == "tier.revoked"]
+            crit = revoked[0].payload["evidence"]["critical_seq"] if revoked else None
+            cause = findings(rm, from_seq=crit, to_seq=crit) if crit is not None else []
+            runs_of_cause = [f.run for f in cause if f.run is not None]
+            result.example_run = next(iter(runs_of_cause), None) or next(
+                (r.run for r in bad), None
+            )
     return result
