@@ -239,15 +239,56 @@ def es_recorder(path: str) -> Any:
     return recorder
 
 
+def _es_event_class() -> Any:
+    """A domain event class for the baseline: what an eventsourcing application stores."""
+    from dataclasses import dataclass
+
+    from eventsourcing.domain import DomainEvent
+
+    global Recorded  # module level, so its topic resolves when the replay worker decodes it
+    if "Recorded" not in globals():
+
+        @dataclass(frozen=True)
+        class Recorded(DomainEvent):  # type: ignore[no-redef]
+            type: str
+            agent: str | None
+            run: str | None
+            payload: dict[str, Any]
+
+        Recorded.__qualname__ = "Recorded"
+        globals()["Recorded"] = Recorded
+    return globals()["Recorded"]
+
+
+def _es_mapper() -> Any:
+    """eventsourcing's mapper with the transcodings an Application registers by default."""
+    from eventsourcing.persistence import (
+        DatetimeAsISO,
+        DecimalAsStr,
+        JSONTranscoder,
+        Mapper,
+        UUIDAsHex,
+    )
+
+    transcoder = JSONTranscoder()
+    for transcoding in (UUIDAsHex(), DatetimeAsISO(), DecimalAsStr()):
+        transcoder.register(transcoding)
+    return Mapper(transcoder=transcoder)
+
+
 def es_append(jsonl: str, path: str, n: int, size: int) -> dict[str, Any]:
-    """eventsourcing's SQLite recorder: the same events, unsigned, one aggregate per run."""
-    from eventsourcing.persistence import StoredEvent
+    """eventsourcing's SQLite recorder: the same events, unsigned, one aggregate per run,
+    each a domain event object turned into a stored event by eventsourcing's own mapper (JSON
+    transcoder), as an eventsourcing application saves them."""
+    from datetime import UTC, datetime
 
     recorder = es_recorder(path)
+    mapper = _es_mapper()
+    event_class = _es_event_class()
+    now = datetime.now(UTC)
     with recorder.datastore.transaction(commit=False) as c:
         c.execute("PRAGMA synchronous")
         sync = c.fetchone()[0]
-    dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
     versions: dict[uuid.UUID, int] = {}
     done = 0
     for batch in batches(Path(jsonl), n, size):
@@ -257,8 +298,9 @@ def es_append(jsonl: str, path: str, n: int, size: int) -> dict[str, Any]:
             v = versions.get(oid, 0) + 1
             versions[oid] = v
             stored.append(
-                StoredEvent(
-                    originator_id=oid, originator_version=v, topic=t, state=dumps(p).encode()
+                mapper.to_stored_event(
+                    event_class(originator_id=oid, originator_version=v, timestamp=now,
+                                type=t, agent=ag, run=r, payload=p)  # fmt: skip
                 )
             )
         recorder.insert_events(stored)
@@ -326,17 +368,21 @@ def gl_replay(a: dict[str, Any]) -> dict[str, Any]:
 
 
 def es_replay(a: dict[str, Any]) -> dict[str, Any]:
-    """Read every event back through eventsourcing's notification log, decoding its state."""
+    """Read every event back through eventsourcing's notification log and deserialize it into
+    its domain event object with eventsourcing's mapper: what an eventsourcing projection does
+    before it can look at an event."""
     from eventsourcing.application import LocalNotificationLog
     from eventsourcing.system import NotificationLogReader
 
+    _es_event_class()
+    mapper = _es_mapper()
     recorder = es_recorder(a["es_db"])
     reader = NotificationLogReader(
         LocalNotificationLog(recorder, section_size=1000), section_size=1000
     )
     n = 0
     for notification in reader.read(start=1):
-        json.loads(notification.state)
+        mapper.to_domain_event(notification)
         n += 1
     recorder.datastore.close()
     return {"events": n}
