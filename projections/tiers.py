@@ -277,7 +277,7 @@ class TiersProjection(Projection[TiersState]):
                     | RunFailed() | RunCancelled() | FeedbackQuality() | CorrectionRecorded()
                     | UserPayload()
                 ):  # fmt: skip
-                    pass
+                    pass  # exactly the classes of _PASSIVE: an active class moves out of both
                 case _:
                     assert_never(payload)
         if event.agent is not None:

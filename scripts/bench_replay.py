@@ -8,13 +8,11 @@ Measured in one run, each step in a fresh Python process (so ``ru_maxrss`` is th
 
 1. ``replay``: ``catch_up(ledger, ledger.db, rebuild=True)``, every registered projection
    rebuilt from the log (on a copy of ``--db``: replay writes the read models into the file);
-2. ``eventsourcing``: the same events stored by an ``eventsourcing`` application on SQLite
-   (``Recorded`` domain events, one aggregate per run) and read back through its notification
-   log, each notification mapped to its domain event by the application's mapper: what an
-   eventsourcing projection (``eventsourcing.projection.ApplicationSubscription``) does before
-   it folds anything. For reference, the same states in a bare recorder read with a
-   ``json.loads`` each and no domain event (``scripts.bench.es_replay``: the floor of any
-   eventsourcing read);
+2. ``eventsourcing``: the same events stored by ``eventsourcing``'s SQLite recorder as
+   ``scripts/bench.py`` stores them (``es_append``: domain events, one aggregate per run) and
+   read back through its notification log, each notification mapped to its domain event
+   (``scripts.bench.es_replay``): what an eventsourcing projection does before it folds
+   anything;
 3. ``catch-up``: 1,000 new events appended to the replayed ledger, then ``catch_up``;
 4. ``runs show``: the library path of ``govledger runs show`` for one run (catch-up check,
    primary-key lookup, findings, signals, the run's events, each event's hash, link, key and
@@ -40,15 +38,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
-
-from eventsourcing.application import Application
-from eventsourcing.domain import DomainEvent
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -58,26 +50,6 @@ AGENTS = 20
 SEED = 1
 NEW_EVENTS = 1_000
 ES_BATCH = 1_000
-
-
-@dataclass(frozen=True)
-class Recorded(DomainEvent):
-    """A ledger event as an eventsourcing domain event (originator: the run, else the agent)."""
-
-    type: str
-    agent: str | None
-    run: str | None
-    payload: dict[str, Any]
-
-
-class EsApp(Application[uuid.UUID]):
-    """An eventsourcing application on SQLite whose notification log is read 1,000 at a time."""
-
-    log_section_size = ES_BATCH
-
-
-def es_app(path: str) -> EsApp:
-    return EsApp(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": path})
 
 
 # --- workers: each runs in a fresh process and returns a dict --------------------------------
@@ -107,68 +79,36 @@ def w_replay(a: dict[str, Any]) -> dict[str, Any]:
 
 
 def w_es_store(a: dict[str, Any]) -> dict[str, Any]:
-    """The ledger's first ``n`` events stored by eventsourcing twice, unsigned, one aggregate
-    per run (per agent for run-less events): as ``Recorded`` domain events of an
-    ``Application`` (``app``), and as raw states in a bare recorder as ``scripts/bench.py``
-    stores them (``raw``)."""
-    from eventsourcing.persistence import StoredEvent
+    """The ledger's first ``n`` events stored by eventsourcing as ``scripts/bench.py`` stores
+    them (``es_append``: unsigned domain events, one aggregate per run, through the mapper),
+    from an import file of their type, payload, agent, run and actor."""
+    from scripts.bench import es_append
 
-    from scripts.bench import es_recorder
-
-    app = es_app(a["es_db"])
-    raw = es_recorder(a["es_raw_db"])
-    src = sqlite3.connect(a["db"])
-    versions: dict[uuid.UUID, int] = {}
-    done = 0
     started = time.perf_counter()
+    src = sqlite3.connect(a["db"])
     rows = src.execute(
-        "SELECT ts, type, payload, agent, run FROM events ORDER BY seq LIMIT ?", (a["n"],)
+        "SELECT type, payload, agent, run, actor FROM events ORDER BY seq LIMIT ?", (a["n"],)
     )
-    while batch := rows.fetchmany(ES_BATCH):
-        events, states = [], []
-        for ts, type_, payload, agent, run in batch:
-            oid = uuid.uuid5(uuid.NAMESPACE_URL, run or f"agent:{agent}")
-            versions[oid] = v = versions.get(oid, 0) + 1
-            when = datetime.fromisoformat(ts.replace("Z", "+00:00"))
-            event = Recorded(oid, v, when, type_, agent, run, json.loads(payload))
-            events.append(app.mapper.to_stored_event(event))
-            states.append(StoredEvent(oid, v, type_, payload.encode()))
-        app.recorder.insert_events(events)
-        raw.insert_events(states)
-        done += len(batch)
+    with open(a["jsonl"], "w", encoding="utf-8") as f:
+        for type_, payload, agent, run, actor in rows:
+            line = {"type": type_, "payload": json.loads(payload), "agent": agent, "run": run,
+                    "actor": actor}  # fmt: skip
+            f.write(json.dumps(line, ensure_ascii=False) + "\n")
     src.close()
-    app.close()
-    raw.datastore.close()
-    return {"events": done, "seconds": time.perf_counter() - started}
+    out = es_append(a["jsonl"], a["es_db"], a["n"], ES_BATCH)
+    Path(a["jsonl"]).unlink()
+    return {**out, "seconds": time.perf_counter() - started}
 
 
 def w_es_read(a: dict[str, Any]) -> dict[str, Any]:
-    """Every event read back through the application's notification log and turned into its
-    domain event by the application's mapper: what an eventsourcing projection
+    """Every event read back through eventsourcing's notification log and turned into its
+    domain event by the mapper (``scripts.bench.es_replay``): what an eventsourcing projection
     (``eventsourcing.projection.ApplicationSubscription``) does before it folds anything."""
-    app = es_app(a["es_db"])
-
-    def read() -> int:
-        n, start = 0, 1
-        while notifications := app.notification_log.select(start, ES_BATCH):
-            for notification in notifications:
-                app.mapper.to_domain_event(notification)
-            n += len(notifications)
-            start = notifications[-1].id + 1
-        return n
-
-    out = measure(read)
-    app.close()
-    return {**out, "events": out.pop("result")}
-
-
-def w_es_read_raw(a: dict[str, Any]) -> dict[str, Any]:
-    """The raw states read through the notification log, each one ``json.loads``-ed, nothing
-    more (``scripts.bench.es_replay``): the floor of any eventsourcing read."""
     from scripts.bench import es_replay
 
-    out = measure(lambda: es_replay({"es_db": a["es_raw_db"]}))
-    return {**out, "events": out.pop("result")["events"]}
+    out = measure(lambda: es_replay({"es_db": a["es_db"]}))
+    events = out.pop("result")["events"]
+    return {**out, "events": events}
 
 
 def w_catch_up(a: dict[str, Any]) -> dict[str, Any]:
@@ -246,7 +186,6 @@ WORKERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "replay": w_replay,
     "es_store": w_es_store,
     "es_read": w_es_read,
-    "es_read_raw": w_es_read_raw,
     "catch_up": w_catch_up,
     "show": w_show,
 }
@@ -285,15 +224,16 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         log(f"build: {args.events:,} events into {db}", quiet)
         out["build"] = spawn("build", db=str(db), keys=str(keys), n=args.events)
     work = tmp / "replay.db"
-    es_db, es_raw_db = tmp / "es.db", tmp / "es-raw.db"
+    es_db = tmp / "es.db"
     log(f"copy {db} (replay writes read models into it)", quiet)
     copy(db, work)
     n = sqlite3.connect(work).execute("SELECT count(*) FROM events").fetchone()[0]
     out["events"] = n
     log(f"eventsourcing: storing {n:,} events", quiet)
-    out["es_store"] = spawn("es_store", db=str(work), es_db=str(es_db), es_raw_db=str(es_raw_db),
-                            n=n)  # fmt: skip
-    replays, reads, raws = [], [], []
+    out["es_store"] = spawn(
+        "es_store", db=str(work), es_db=str(es_db), jsonl=str(tmp / "events.jsonl"), n=n
+    )
+    replays, reads = [], []
     for i in range(args.rounds):
         if i:
             copy(db, work)
@@ -303,19 +243,14 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         log(f"round {i + 1}: eventsourcing notification log", quiet)
         reads.append(spawn("es_read", es_db=str(es_db)))
         log(f"  {rate(reads[-1])}", quiet)
-        log(f"round {i + 1}: eventsourcing notification log, raw states", quiet)
-        raws.append(spawn("es_read_raw", es_raw_db=str(es_raw_db)))
-        log(f"  {rate(raws[-1])}", quiet)
     out["replay"] = min(replays, key=lambda r: r["seconds"])
     out["es_read"] = min(reads, key=lambda r: r["seconds"])
-    out["es_read_raw"] = min(raws, key=lambda r: r["seconds"])
     log(f"catch-up of {NEW_EVENTS:,} new events", quiet)
     out["catch_up"] = spawn("catch_up", db=str(work), keys=str(keys))
     log("runs show", quiet)
     out["show"] = spawn("show", db=str(work), repeat=args.show_repeat)
     out["ratio"] = per_s(out["replay"]) / per_s(out["es_read"])
     out["cpu_ratio"] = out["es_read"]["cpu_s"] / out["replay"]["cpu_s"]
-    out["raw_ratio"] = per_s(out["replay"]) / per_s(out["es_read_raw"])
     return out
 
 
@@ -343,12 +278,10 @@ def report(out: dict[str, Any]) -> None:
     c, s = out["catch_up"], out["show"]
     print(f"events                          {out['events']:,}")
     print(f"replay, every read model        {rate(out['replay'])}")
-    print(f"eventsourcing, domain events    {rate(out['es_read'])}")
+    print(f"eventsourcing notification log  {rate(out['es_read'])}")
     print(
         f"ratio (events/s)                {out['ratio']:.2f}×   CPU ratio {out['cpu_ratio']:.2f}×"
     )
-    print(f"eventsourcing, raw states only  {rate(out['es_read_raw'])}   "
-          f"ratio {out['raw_ratio']:.2f}×")  # fmt: skip
     print(f"catch-up of {c['events']:,} new events     {c['seconds'] * 1000:.0f} ms "
           f"(CPU {c['cpu_s'] * 1000:.0f} ms); nothing new: {c['idle_ms']:.1f} ms")  # fmt: skip
     print(f"runs show (library path)        {s['median_ms']:.1f} ms median, {s['max_ms']:.1f} ms "
@@ -356,9 +289,7 @@ def report(out: dict[str, Any]) -> None:
     print("\nratio = govledger replay events/s ÷ eventsourcing events/s (≥ 1.00× meets issue 3): "
           "the baseline reads the notification log and maps each notification to its domain "
           "event, as an eventsourcing projection does; CPU ratio = eventsourcing CPU s ÷ "
-          "govledger CPU s for the same events. Raw states only: the notification log read "
-          "with a json.loads of each state and no domain event (scripts/bench.py's baseline), "
-          "for reference.")  # fmt: skip
+          "govledger CPU s for the same events.")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

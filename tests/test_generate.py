@@ -1,17 +1,22 @@
-"""The synthetic workload generator (``scripts/generate.py``): valid, deterministic, complete."""
+"""The synthetic workload generator (``ledger.sample``, command line ``scripts/generate.py``):
+valid, deterministic, complete."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
+from collections.abc import Iterable
 from itertools import groupby
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+import ledger.sample
 from ledger.cli import main as govledger
 from ledger.events import CATALOG, authorize
+from ledger.sample import Conduct
 from ledger.store import Draft, prepare
 from ledger.verify import verify_ledger
 from scripts.generate import (
@@ -22,6 +27,10 @@ from scripts.generate import (
     generate_drafts,
 )
 from scripts.generate import main as generate_main
+
+# sha256 of the stream of ``generate_drafts(2000, 5, 11, ids=True)``, one JSON line per draft
+# (see ``_digest``): pinned when the generator moved from scripts/ into ``ledger.sample``.
+STREAM_2000_5_11 = "5dcc44565c8c378a6a4b44e43d9c9788118b6af4accf206c483238c8cf91d1f7"
 
 EVENTS, AGENTS, SEED = 2_000, 5, 11
 
@@ -57,6 +66,81 @@ def test_same_seed_gives_same_events(stream: list[tuple[str, Draft]]) -> None:
     assert [_key(i) for i in again] == [_key(i) for i in stream]
     other = list(generate_drafts(EVENTS, AGENTS, SEED + 1))
     assert [_key(i) for i in other] != [_key(i) for i in stream]
+
+
+def _digest(stream: Iterable[tuple[str, Draft]]) -> str:
+    h = hashlib.sha256()
+    for role, d in stream:
+        line = [role, d.type, d.payload, d.agent, d.run, d.actor, d.id]
+        h.update(json.dumps(line, sort_keys=True, separators=(",", ":")).encode() + b"\n")
+    return h.hexdigest()
+
+
+def test_stream_for_a_seed_is_pinned() -> None:
+    # Benchmarks and stored ledgers rely on a seed giving the same events, release after release.
+    assert _digest(generate_drafts(2000, 5, 11, ids=True)) == STREAM_2000_5_11
+    same = ledger.sample.generate_drafts(
+        2000, 5, 11, ids=True, violations=1.0, conduct=[Conduct()] * 5
+    )
+    assert _digest(same) == STREAM_2000_5_11
+
+
+@pytest.mark.parametrize(("n", "agents", "seed"), [(3000, 5, 11), (1500, 12, 3), (400, 1, 0)])
+def test_scripts_and_the_package_yield_the_same_stream(n: int, agents: int, seed: int) -> None:
+    from_scripts = [_key(i) for i in generate_drafts(n, agents, seed, ids=True)]
+    from_package = [_key(i) for i in ledger.sample.generate_drafts(n, agents, seed, ids=True)]
+    assert from_scripts == from_package
+
+
+def _rule_breaks(stream: list[tuple[str, Draft]]) -> Counter[str]:
+    """Rule breaks visible in the stream itself, by agent."""
+    thresholds = {d.agent: d.payload["confidence_threshold_bp"] for _, d in stream
+                  if d.type == "agent.registered"}  # fmt: skip
+    planned = {d.run: {s["tool"] for s in d.payload["steps"]} for _, d in stream
+               if d.type == "run.planned"}  # fmt: skip
+    approved = {d.run for _, d in stream if d.type == "run.approved"}
+    breaks: Counter[str] = Counter()
+    for _, d in stream:
+        if (
+            (d.type == "run.started" and d.run not in approved)
+            or (d.type == "tool.called" and d.payload["tool"] not in planned.get(d.run, ()))
+            or (d.type == "decision.recorded" and d.payload["decision"] == "EXECUTE"
+                and d.payload["confidence_bp"] < thresholds[d.agent])
+            or (d.type == "guardrail.triggered" and d.payload["kind"] == "tool_loop")
+        ):  # fmt: skip
+            breaks[str(d.agent)] += 1
+    return breaks
+
+
+def test_violations_zero_breaks_no_rule() -> None:
+    assert _rule_breaks(list(generate_drafts(6_000, AGENTS, SEED))) != Counter()
+    assert _rule_breaks(list(generate_drafts(6_000, AGENTS, SEED, violations=0))) == Counter()
+
+
+def test_conduct_sets_each_agents_tier_and_rule_breaking() -> None:
+    conduct = [Conduct(warnings=0, critical=0, tier=0), Conduct(warnings=5, critical=5, tier=2),
+               Conduct(), Conduct(tier=1)]  # fmt: skip
+    stream = list(generate_drafts(6_000, 4, SEED, conduct=conduct))
+    tiers = [d.payload["initial_tier"] for _, d in stream[:4]]
+    assert tiers[0] == 0 and tiers[1] == 2 and tiers[3] == 1
+    breaks = _rule_breaks(stream)
+    careful, reckless = (str(stream[i][1].agent) for i in (0, 1))
+    assert breaks[careful] == 0
+    assert breaks[reckless] == max(breaks.values())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"conduct": [Conduct()] * 2}, "conduct has 2 entries for 3 agents"),
+        ({"violations": -1.0}, "violations must be at least 0, not -1.0"),
+    ],
+    ids=["conduct-length", "negative-violations"],
+)
+def test_bad_conduct_is_refused(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError) as e:
+        next(generate_drafts(10, 3, 0, **kwargs))  # type: ignore[arg-type]
+    assert str(e.value) == message
 
 
 def test_stream_has_exactly_the_requested_size() -> None:

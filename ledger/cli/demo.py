@@ -4,27 +4,38 @@ from __future__ import annotations
 
 import os
 import secrets
+import shlex
 from collections import Counter
 from pathlib import Path
 
 import click
 
 from ledger.cli.context import Context, pass_ctx, print_table
-from ledger.cli.demo_build import DemoResult, build_demo
+from ledger.cli.demo_build import CAST, MIN_EVENTS, ROUNDS, DemoResult, build_demo
+from ledger.events import Event
 from ledger.store import Ledger
+
+COMMAND_WIDTH = 50
+"""Width of the commands after ``govledger [--db …]`` up to the aligned comments."""
+CHARACTERS = {
+    "careful": "never breaks a rule, rarely fails",
+    "sloppy": "collects warnings, nothing critical",
+    "reckless": "breaks critical rules",
+    "ordinary": "now and then a slip",
+}
 
 
 @click.command()
 @click.option(
     "--events",
-    type=click.IntRange(min=500, max=2_000_000),
+    type=click.IntRange(min=MIN_EVENTS, max=2_000_000),
     default=6000,
     show_default=True,
-    help="How many generated events (in two phases).",
+    help=f"How many generated events (in {ROUNDS} rounds).",
 )
 @click.option(
     "--agents",
-    type=click.IntRange(min=2, max=1000),
+    type=click.IntRange(min=len(CAST), max=1000),
     default=6,
     show_default=True,
     help="How many agents.",
@@ -42,12 +53,14 @@ def demo(ctx: Context, events: int, agents: int, seed: int) -> None:
 
     \b
     It creates the ledger (origin demo.govledger.local/<random>), a root governor key and a
-    recorder key in the key directory, records a demo policy, then a synthetic workload in two
-    phases: agents registered with contracts, runs planned, approved or rejected, tool calls,
-    usage and costs, decisions, some violations and failures, user corrections. After each
-    phase it records the tier changes due (promotions, demotions, revocations) as signed
-    events, then signs a checkpoint. Nothing here is special to the demo: every step is a
-    command you can run yourself.
+    recorder key in the key directory, records a demo policy (low bars, no time at a tier),
+    then a synthetic workload: agents registered with contracts, runs planned, approved or
+    rejected, tool calls, usage and costs, decisions, violations and failures, user
+    corrections. The first three agents are a careful, a sloppy and a reckless one. After
+    each round of the workload a governor records the tier changes due (promotions,
+    demotions, revocations) as signed events, approving the first promotion that needs a
+    human decision; finally it signs a checkpoint. Nothing here is special to the demo: every
+    step is a command you can run yourself. The ledger must not exist yet.
     """
     Ledger.check_new(ctx.db)
     origin = f"demo.govledger.local/{secrets.token_hex(3)}"
@@ -55,55 +68,125 @@ def demo(ctx: Context, events: int, agents: int, seed: int) -> None:
         f"building a sample ledger at {ctx.db} ({events} events, {agents} agents)…", err=True
     )
     result = build_demo(ctx.db, ctx.keyring, origin=origin, events=events, agents=agents, seed=seed)
-    _tour(ctx, result)
+    _tour(ctx, result, events)
 
 
-def _tour(ctx: Context, r: DemoResult) -> None:
+def _change(e: Event) -> str:
+    p = e.payload
+    what = f"{e.type.removeprefix('tier.')} T{p['from']} → T{p['to']}"
+    ev = p["evidence"]
+    if e.type == "tier.promoted":
+        why = "approved by a governor" if ev.get("human_approval") else "every criterion met"
+        return f"{what}: {why}"
+    if e.type == "tier.demoted":
+        return (
+            f"{what}: {ev['window_violations']} of its last {ev['window_runs']} runs non-compliant"
+        )
+    return f"{what}: critical finding at seq {ev['critical_seq']}"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _story(r: DemoResult, events: int) -> None:
+    cast = ", ".join(
+        f"{agent} is {character} ({CHARACTERS[character]})"
+        for agent, character in r.characters.items()
+        if character != "ordinary"
+    )
+    click.echo(f"The cast: {cast}; the others are ordinary ({CHARACTERS['ordinary']}).")
+    click.echo(
+        f"\nTier changes, recorded by `tiers apply` after each of {ROUNDS} rounds of about "
+        f"{events // ROUNDS} events:"
+    )
+    width = max((len(e.agent or "") for e in r.tier_events), default=0)
+    for e in r.tier_events:
+        click.echo(f"  seq {e.seq:<6} {e.agent or '':<{width}}  {_change(e)}")
+    n = Counter(e.type.removeprefix("tier.") for e in r.tier_events)
+    click.echo(
+        f"  {_plural(n['promoted'], 'promotion')}, {_plural(n['demoted'], 'demotion')}, "
+        f"{_plural(n['revoked'], 'revocation')}"
+    )
+    if r.awaiting:
+        waiting = ", ".join(f"{d.agent} T{d.from_tier} → T{d.to_tier}" for d in r.awaiting)
+        click.echo(f"  awaiting a human decision: {waiting}")
+
+
+def _tour(ctx: Context, r: DemoResult, events: int) -> None:
     # Repeat --db/--keys in the suggested commands only when they were given on the command
     # line (not by default or through GOVLEDGER_DB / GOVLEDGER_KEYS).
-    db = "" if ctx.db in ("govledger.db", os.environ.get("GOVLEDGER_DB")) else f"--db {ctx.db} "
+    q = shlex.quote
+    db = "" if ctx.db in ("govledger.db", os.environ.get("GOVLEDGER_DB")) else f"--db {q(ctx.db)} "
     given_keys = ctx.keys_dir and ctx.keys_dir != os.environ.get("GOVLEDGER_KEYS")
-    keys = f"--keys {ctx.keys_dir} " if given_keys else ""
+    keys = f"--keys {q(ctx.keys_dir or '')} " if given_keys else ""
     g = f"govledger {db}{keys}".rstrip()
-    changes = Counter(e.type for e in r.tier_events)
     click.echo(f"\nledger {ctx.db}: {r.size} events, origin {r.origin}")
     click.echo(f"root key {r.root_key_id} (keys in {ctx.keyring.directory})")
     click.echo(
-        f"tier changes recorded: {changes['tier.promoted']} promotions, "
-        f"{changes['tier.demoted']} demotions, {changes['tier.revoked']} revocations"
-        + (f"; {r.awaiting} promotions await a human decision" if r.awaiting else "")
+        f"runs: {r.runs} ({r.non_compliant} not compliant); "
+        f"correction patterns emerged: {r.patterns}\n"
     )
-    click.echo(f"runs: {r.runs} ({r.non_compliant} not compliant); "
-               f"correction patterns emerged: {r.patterns}\n")  # fmt: skip
-    print_table("Agents now", ["agent", "tier", "effective", "since seq"],
-                [[a["agent"], f"T{a['tier']}", f"T{a['effective_tier']}", a["since_seq"]]
-                 for a in r.tiers])  # fmt: skip
+    _story(r, events)
+    click.echo()
+    print_table(
+        "Agents now",
+        ["agent", "character", "tier", "effective", "since seq", "finished runs"],
+        [
+            [a["agent"], r.characters.get(a["agent"], ""), f"T{a['tier']}",
+             f"T{a['effective_tier']}", a["since_seq"], a["finished_runs"]]
+            for a in r.tiers
+        ],
+    )  # fmt: skip
     checkpoint = Path(ctx.db).with_suffix(".checkpoint")
-    click.echo(f"\nA checkpoint of size {r.size} was saved to {checkpoint}: keep a copy somewhere "
-               "the operator cannot write.")  # fmt: skip
+    click.echo(
+        f"\nA checkpoint of size {r.size} was saved to {checkpoint}: keep a copy somewhere "
+        "the operator cannot write."
+    )
     click.echo("\nWhat to look at next:")
     steps = [
         (f"{g} verify --trust {r.root_key_id}", "check every hash, link, signature and role"),
-        (f"{g} runs list --non-compliant", "runs that broke a rule, and which"),
+        (f"{g} runs list --non-compliant --limit 20", "runs that broke a rule, and which"),
     ]
     if r.example_run:
-        steps.append((f"{g} runs show {r.example_run}", "one run's timeline and findings"))
+        why = "one run's timeline and findings"
+        if r.example_run_cost:
+            why = f"the run that cost {r.example_run_cost} its tier: timeline and findings"
+        steps.append((f"{g} runs show {r.example_run}", why))
     steps += [
+        (f"{g} metrics", "per agent: runs, compliance, streaks, tokens, cost"),
+        (f"{g} policy show", "the demo policy: the bars of each tier"),
         (f"{g} tiers show", "who holds which autonomy tier, and since when"),
     ]
-    if r.example_agent:
-        steps += [
-            (f"{g} tiers history {r.example_agent}", "each tier change and its evidence"),
-            (f"{g} tiers explain {r.example_agent}", "what the next tier still needs"),
-        ]
+    for change in ("demoted", "revoked", "promoted"):
+        agent = r.agent_with(change)
+        if agent:
+            steps.append((f"{g} tiers history {agent}", f"each tier change of {agent}, re-judged"))
+    climber = next((a for a, c in r.characters.items() if c == "careful"), None)
+    if climber:
+        steps.append((f"{g} tiers explain {climber}", "what the next tier still needs"))
     steps += [
         (f"{g} tiers compute", "changes due now (nothing is recorded)"),
         (f"{g} corrections", "what users keep correcting, per agent"),
         (f"{g} replay --check", "recompute every read model and tier decision from the log"),
         (f"{g} prove 42 -o event-42.tlog-proof", "a proof that one event is in the log"),
-        (f"{g} verify --checkpoint {checkpoint}", "detect truncation or rewriting later"),
+        (
+            f'govledger verify-proof event-42.tlog-proof --vkey "$({g} keys vkey root)"',
+            "check it offline, with the log's verifier key",
+        ),
+        (
+            f"{g} verify --trust {r.root_key_id} --checkpoint {q(str(checkpoint))}",
+            "later: detect truncation or rewriting",
+        ),
     ]
-    width = max(len(c) for c, _ in steps)
+    if r.awaiting:
+        d = r.awaiting[0]
+        steps.append(
+            (f"{g} tiers apply --signer root --approve {d.agent}",
+             f"say yes to {d.agent} → T{d.to_tier} (records it)")
+        )  # fmt: skip
+    # Align the comments, except after the odd long command (it would push every one out).
+    width = min(max(len(c) for c, _ in steps), len(g) + COMMAND_WIDTH)
     for command, why in steps:
         click.echo(f"  {command:<{width}}   # {why}")
 
