@@ -216,7 +216,14 @@ class Ledger:
             row = self.conn.execute("SELECT payload FROM events WHERE seq = 1").fetchone()
             if row is None:
                 raise NotALedger(f"{self.path}: ledger has no ledger.created event")
-            self._origin = str(loads(row[0])["origin"])
+            try:
+                payload = json.loads(row[0])
+                origin = payload["origin"] if isinstance(payload, dict) else None
+            except (ValueError, TypeError):
+                origin = None
+            if not isinstance(origin, str):
+                raise NotALedger(f"{self.path}: seq 1 is not a well-formed ledger.created event")
+            self._origin = origin
         return self._origin
 
     def head(self) -> tuple[int, str]:

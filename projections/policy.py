@@ -101,7 +101,14 @@ class PolicyDocument(_Section):
     @property
     def noncompliant_mask(self) -> int:
         """Run-outcome bits that make a finished run non-compliant under this policy."""
-        mask = RUN_NOT_COMPLETED
+        return RUN_NOT_COMPLETED | self.violation_mask
+
+    @property
+    def violation_mask(self) -> int:
+        """Run-outcome bits that make a finished run a violation: a finding of a blocking
+        severity. A run that failed or was cancelled without one is not compliant (it breaks a
+        streak) but is no violation (it counts for neither demotion nor the violation rate)."""
+        mask = 0
         for severity in self.compliance.noncompliant_severities:
             mask |= SEVERITY_BITS[severity]
         return mask

@@ -7,7 +7,7 @@ same log under the same policy gets the same answer. Rules, in order (docs/tiers
 
 1. Revocation: a critical finding after the current tier was set makes the effective tier 0 at
    once; with ``revocation.on_critical`` a ``tier.revoked`` to T0 is due (tier above 0).
-2. Demotion: more than ``demotion.max_violations`` non-compliant runs among the last
+2. Demotion: more than ``demotion.max_violations`` runs with a violation (a warning or critical finding) among the last
    ``demotion.window_runs`` runs that finished at the current tier demote by ``demotion.by``.
 3. Promotion, one tier at a time, when every criterion of the next tier is met and the cooldown
    after the last demotion or revocation has passed.
@@ -133,7 +133,7 @@ class Assessment:
 
 
 def _window(outcomes: Sequence[RunOutcome], n: int, bad: int) -> tuple[int, int]:
-    """(runs, non-compliant runs) among the last ``n`` of ``outcomes``."""
+    """(runs, runs matching ``bad``: violations) among the last ``n`` of ``outcomes``."""
     last = outcomes[-n:]
     return len(last), sum(1 for _, m in last if m & bad)
 
@@ -154,7 +154,8 @@ def assess(
             break
         streak += 1
     at_tier = [o for o in outcomes if o[0] > agent.since_seq]
-    d_runs, d_bad = _window(at_tier, rules.demotion.window_runs, bad)
+    violation = rules.violation_mask
+    d_runs, d_bad = _window(at_tier, rules.demotion.window_runs, violation)
     base = (policy.version, policy.digest)
 
     def result(due: Due | None, criteria: list[Criterion], nxt: int | None) -> Assessment:
@@ -177,14 +178,14 @@ def assess(
                     "max_violations": rules.demotion.max_violations,
                     "seq_from": at_tier[-d_runs][0], "seq_to": seq}
         due = Due(agent.agent, "demoted", agent.tier, to,
-                  f"{d_bad} of the last {d_runs} runs at T{agent.tier} were non-compliant "
+                  f"{d_bad} of the last {d_runs} runs at T{agent.tier} had a violation "
                   f"(at most {rules.demotion.max_violations} allowed)", evidence, *base)
         return result(due, [], nxt)
     # (3) Promotion into the next tier, if the policy has criteria for it.
     crit_next = rules.criteria_for(nxt) if nxt is not None else None
     if nxt is None or crit_next is None:
         return result(None, [], nxt)
-    w_runs, w_bad = _window(outcomes, crit_next.window_runs, bad)
+    w_runs, w_bad = _window(outcomes, crit_next.window_runs, violation)
     rate = w_bad * 10000 // w_runs if w_runs else 0
     at_tier_s = seconds_between(agent.since_ts, ts) if agent.since_ts else 0
     criteria = [
@@ -258,7 +259,7 @@ def judge(
         elif due is None or due.change == "promoted":
             problems.append(
                 f"the demotion rule does not hold: {assessment.demotion_violations} of the last "
-                f"{assessment.demotion_window} runs at T{agent.tier} were non-compliant "
+                f"{assessment.demotion_window} runs at T{agent.tier} had a violation "
                 f"(demote above {policy.rules.demotion.max_violations})"
             )
         elif due.change == "demoted" and to < due.to_tier:

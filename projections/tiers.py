@@ -221,7 +221,7 @@ class TiersProjection(Projection[TiersState]):
     """Tiers, tier history and ``unjustified_tier_change`` findings (SPEC §3, issue 4)."""
 
     name = "tiers"
-    version = 1
+    version = 2
     depends_on = ("runs",)
     tables = (TIERS, TIER_RUNS, TIER_HISTORY, TIER_POLICIES, TIER_KEYS, TIER_CLOCK,
               TIER_FINDINGS)  # fmt: skip

@@ -30,7 +30,7 @@ def test_promotion_is_due_exactly_when_the_last_criterion_is_met() -> None:
     set_policy(ev, policy_doc(T1=T1), 1)
     register(ev)
     run(ev, "a1", "r1")
-    run(ev, "a1", "r2", ok=False)
+    run(ev, "a1", "r2", warning=True)
     run(ev, "a1", "r3")
     last = run(ev, "a1", "r4")  # compliant 3, streak 2, 1 of 4 bad = 2500 bp
     for seq in range(1, len(ev.events) + 1):
@@ -39,7 +39,7 @@ def test_promotion_is_due_exactly_when_the_last_criterion_is_met() -> None:
     due = due_of(ev)
     assert due is not None and (due.change, due.from_tier, due.to_tier) == ("promoted", 0, 1)
     assert due.evidence == {"compliant_runs": 3, "streak": 2, "violation_rate_bp": 2500,
-                            "window_runs": 4, "window_violations": 1, "seconds_at_tier": 16,
+                            "window_runs": 4, "window_violations": 1, "seconds_at_tier": 17,
                             "seq_from": 2, "seq_to": last}
     assert (due.policy_version, len(due.policy_digest)) == (1, 64)
 
@@ -53,7 +53,7 @@ def test_one_unmet_criterion_blocks_promotion(criterion: str, value: int, runs_o
     ev = Events()
     set_policy(ev, policy_doc(T1={**EASY, criterion: value}), 1)
     register(ev)
-    run(ev, "a1", "bad", ok=False)
+    run(ev, "a1", "bad", warning=True)
     for i in range(runs_ok):
         run(ev, "a1", f"r{i}")
     a = assessment(ev)
@@ -120,7 +120,7 @@ def test_demotion_may_skip_tiers_and_counts_runs_at_the_current_tier_only() -> N
     ev = Events()
     set_policy(ev, policy_doc(demotion={"window_runs": 5, "max_violations": 1, "by": 2}), 1)
     register(ev, tier=3)
-    run(ev, "a1", "r1", ok=False)
+    run(ev, "a1", "r1", warning=True)
     assert due_of(ev) is None  # 1 violation: not more than max_violations
     run(ev, "a1", "r2", warning=True)
     due = due_of(ev)
@@ -276,3 +276,15 @@ def test_incremental_folds_agree_with_one_pass() -> None:
         assert list(one.execute(f"SELECT * FROM {table}")) == list(
             step.execute(f"SELECT * FROM {table}")
         ), table
+
+
+def test_a_failed_run_breaks_the_streak_but_is_no_violation() -> None:
+    ev = Events()
+    set_policy(ev, policy_doc(demotion={"window_runs": 5, "max_violations": 0, "by": 1}), 1)
+    register(ev, tier=2)
+    run(ev, "a1", "r1", ok=False)  # failed, no finding: not compliant, not a violation
+    a = assessment(ev)
+    assert a.due is None and a.demotion_violations == 0 and a.streak == 0
+    run(ev, "a1", "r2", warning=True)
+    due = due_of(ev)
+    assert due is not None and (due.change, due.evidence["window_violations"]) == ("demoted", 1)
