@@ -218,7 +218,7 @@ class Ledger:
                 raise NotALedger(f"{self.path}: ledger has no ledger.created event")
             try:
                 payload = json.loads(row[0])
-                origin = payload["origin"] if isinstance(payload, dict) else None
+                origin = payload.get("origin") if isinstance(payload, dict) else None
             except (ValueError, TypeError):
                 origin = None
             if not isinstance(origin, str):
