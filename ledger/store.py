@@ -191,7 +191,9 @@ class Ledger:
                 raise NotALedger(
                     f"{path} exists and is not a govledger ledger; choose another path"
                 ) from e
-            raise AlreadyInitialized(f"{path} already holds a ledger; init refuses to overwrite it")
+            raise AlreadyInitialized(
+                f"{path} already holds a ledger; refusing to overwrite it (choose another --db)"
+            )
 
     def close(self) -> None:
         self.conn.close()

@@ -321,7 +321,7 @@ def test_init_on_an_existing_ledger_is_exit_2(state: tuple[Cli, tuple[int, str],
     result = cli("init", "--origin", "again", ok=False)
     assert (result.exit_code, result.stderr) == (
         2,
-        f"error: {cli.db} already holds a ledger; init refuses to overwrite it\n",
+        f"error: {cli.db} already holds a ledger; refusing to overwrite it (choose another --db)\n",
     )
     unchanged(cli, before, export)
 

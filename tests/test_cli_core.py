@@ -61,7 +61,7 @@ def test_init_on_an_existing_ledger_is_exit_2(ready: Cli) -> None:
     result = ready("init", "--origin", "other", ok=False)
     assert result.exit_code == 2
     assert result.stderr == (
-        f"error: {ready.db} already holds a ledger; init refuses to overwrite it\n"
+        f"error: {ready.db} already holds a ledger; refusing to overwrite it (choose another --db)\n"
     )
 
 

@@ -77,7 +77,9 @@ def echo_json(value: Any) -> None:
 
 
 def stdout_console() -> Console:
-    return Console(soft_wrap=False, highlight=False)
+    # Piped output is not cut to 80 columns: tables keep one line per row for grep and less.
+    width = None if sys.stdout.isatty() else 200
+    return Console(soft_wrap=False, highlight=False, width=width)
 
 
 def print_table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
