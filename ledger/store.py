@@ -20,7 +20,7 @@ import sqlite_utils
 
 from ledger import merkle
 from ledger.appending import append_locked
-from ledger.encoding import canonical, loads
+from ledger.encoding import canonical
 from ledger.errors import (
     AlreadyInitialized,
     DatabaseLocked,

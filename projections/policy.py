@@ -192,9 +192,12 @@ def policy_from_event(payload: PolicySet, seq: int) -> Policy:
     rules = validate(payload.document, f"{where} document")
     digest = digest_of(payload.document)
     if digest != payload.digest:
-        raise PolicyError(f"{where}: digest is {payload.digest[:12]}…, the document's is {digest[:12]}…")
-    return Policy(version=payload.version, digest=digest, document=payload.document, rules=rules,
-                  seq=seq)
+        raise PolicyError(
+            f"{where}: digest is {payload.digest[:12]}…, the document's is {digest[:12]}…"
+        )
+    return Policy(
+        version=payload.version, digest=digest, document=payload.document, rules=rules, seq=seq
+    )
 
 
 def policy_set_payload(document: dict[str, Any], version: int) -> dict[str, Any]:

@@ -63,8 +63,10 @@ def apply_changes(ledger: Ledger, signer: Signer, approve: Collection[str] = ())
         due = compute_due(ledger.db)
         record = [d for d in due if not d.needs_approval or d.agent in approve]
         awaiting = [d for d in due if d.needs_approval and d.agent not in approve]
-        drafts = [Draft(f"tier.{d.change}", d.payload(approved=d.needs_approval), agent=d.agent)
-                  for d in record]
+        drafts = [
+            Draft(f"tier.{d.change}", d.payload(approved=d.needs_approval), agent=d.agent)
+            for d in record
+        ]
         prepared = [prepare(dr, f"tier change for {dr.agent}") for dr in drafts]
         events = append_locked(ledger, prepared, signer, None) if prepared else []
     return Applied(events, awaiting)
@@ -94,8 +96,11 @@ def _last_version(ledger: Ledger) -> int:
 
 def require_agent(db: Database, agent: str) -> None:
     """``InputError`` (exit 2) when ``agent`` has no tier in the read model."""
-    row = db.execute("SELECT 1 FROM tiers WHERE agent = ? AND (registered_seq IS NOT NULL "
-                     "OR changes > 0)", [agent]).fetchone()
+    row = db.execute(
+        "SELECT 1 FROM tiers WHERE agent = ? AND (registered_seq IS NOT NULL OR changes > 0)",
+        [agent],
+    ).fetchone()
     if row is None:
-        raise InputError(f"agent {agent!r} is not registered (no agent.registered or tier.* "
-                         "event names it)")
+        raise InputError(
+            f"agent {agent!r} is not registered (no agent.registered or tier.* event names it)"
+        )

@@ -55,10 +55,17 @@ def agents(db: Database, agent: str | None = None) -> list[TierAgent]:
 
 def tier_json(a: TierAgent) -> dict[str, Any]:
     """SPEC §5 minimal tier ``{"agent", "tier", "effective_tier", "since_seq"}`` and more."""
-    return {"agent": a.agent, "tier": a.tier, "effective_tier": a.effective_tier,
-            "since_seq": a.since_seq, "since_ts": a.since_ts,
-            "registered_seq": a.registered_seq, "last_critical_seq": a.last_critical_seq,
-            "last_demotion_seq": a.last_demotion_seq, "finished_runs": a.finished}
+    return {
+        "agent": a.agent,
+        "tier": a.tier,
+        "effective_tier": a.effective_tier,
+        "since_seq": a.since_seq,
+        "since_ts": a.since_ts,
+        "registered_seq": a.registered_seq,
+        "last_critical_seq": a.last_critical_seq,
+        "last_demotion_seq": a.last_demotion_seq,
+        "finished_runs": a.finished,
+    }
 
 
 def outcomes(db: Database, agent: str | None = None) -> dict[str, list[RunOutcome]]:
@@ -72,8 +79,9 @@ def outcomes(db: Database, agent: str | None = None) -> dict[str, list[RunOutcom
     return out
 
 
-def assess_all(db: Database, policy: Policy | None = None,
-               agent: str | None = None) -> list[Assessment]:
+def assess_all(
+    db: Database, policy: Policy | None = None, agent: str | None = None
+) -> list[Assessment]:
     """Every agent (or one) assessed now, under ``policy`` (default: the one in force)."""
     pol = policy if policy is not None else policy_in_force(db)
     seq, ts = clock(db)
@@ -106,11 +114,21 @@ class HistoryEntry:
     problems: list[str]
 
     def as_json(self) -> dict[str, Any]:
-        return {"seq": self.seq, "agent": self.agent, "change": self.change,
-                "from": self.from_tier, "to": self.to_tier, "ts": self.ts, "key": self.key,
-                "reason": self.reason, "policy_version": self.policy_version,
-                "policy_digest": self.policy_digest, "evidence": self.evidence,
-                "justified": self.justified, "problems": self.problems}
+        return {
+            "seq": self.seq,
+            "agent": self.agent,
+            "change": self.change,
+            "from": self.from_tier,
+            "to": self.to_tier,
+            "ts": self.ts,
+            "key": self.key,
+            "reason": self.reason,
+            "policy_version": self.policy_version,
+            "policy_digest": self.policy_digest,
+            "evidence": self.evidence,
+            "justified": self.justified,
+            "problems": self.problems,
+        }
 
 
 def history(db: Database, agent: str | None = None) -> list[HistoryEntry]:
@@ -123,9 +141,23 @@ def history(db: Database, agent: str | None = None) -> list[HistoryEntry]:
         params,
     ):
         seq, name, change, frm, to, ts, key, reason, version, digest, ev, ok, problems = r
-        out.append(HistoryEntry(seq, name, change, frm, to, ts, key, reason, version, digest,
-                                None if ev is None else json.loads(ev), bool(ok),
-                                json.loads(problems)))
+        out.append(
+            HistoryEntry(
+                seq,
+                name,
+                change,
+                frm,
+                to,
+                ts,
+                key,
+                reason,
+                version,
+                digest,
+                None if ev is None else json.loads(ev),
+                bool(ok),
+                json.loads(problems),
+            )
+        )
     return out
 
 
@@ -133,5 +165,7 @@ def tier_findings(db: Database, agent: str | None = None) -> list[g.Finding]:
     """``unjustified_tier_change`` findings in seq order (one agent, or all)."""
     one, params = ("WHERE agent = ?", [agent]) if agent is not None else ("", [])
     cols = ", ".join(TIER_FINDINGS.column_names)
-    return [g.Finding(*r) for r in
-            db.execute(f"SELECT {cols} FROM tier_findings {one} ORDER BY seq", params)]
+    return [
+        g.Finding(*r)
+        for r in db.execute(f"SELECT {cols} FROM tier_findings {one} ORDER BY seq", params)
+    ]

@@ -76,8 +76,13 @@ class Criterion:
     comparison: Literal[">=", "<="] = ">="
 
     def as_json(self) -> dict[str, Any]:
-        return {"criterion": self.name, "required": self.required, "actual": self.actual,
-                "met": self.met, "comparison": self.comparison}
+        return {
+            "criterion": self.name,
+            "required": self.required,
+            "actual": self.actual,
+            "met": self.met,
+            "comparison": self.comparison,
+        }
 
     def __str__(self) -> str:
         return f"{self.name}: required {self.comparison} {self.required}, actual {self.actual}"
@@ -103,16 +108,28 @@ class Due:
         evidence: dict[str, Any] = dict(self.evidence)
         if self.needs_approval:
             evidence["human_approval"] = approved
-        return {"from": self.from_tier, "to": self.to_tier, "reason": self.reason,
-                "policy_version": self.policy_version, "policy_digest": self.policy_digest,
-                "evidence": evidence}
+        return {
+            "from": self.from_tier,
+            "to": self.to_tier,
+            "reason": self.reason,
+            "policy_version": self.policy_version,
+            "policy_digest": self.policy_digest,
+            "evidence": evidence,
+        }
 
     def as_json(self) -> dict[str, Any]:
         """SPEC §5 minimal due change, plus ``reason`` and ``needs_approval``."""
-        return {"agent": self.agent, "change": self.change, "from": self.from_tier,
-                "to": self.to_tier, "evidence": self.evidence,
-                "policy_version": self.policy_version, "policy_digest": self.policy_digest,
-                "reason": self.reason, "needs_approval": self.needs_approval}
+        return {
+            "agent": self.agent,
+            "change": self.change,
+            "from": self.from_tier,
+            "to": self.to_tier,
+            "evidence": self.evidence,
+            "policy_version": self.policy_version,
+            "policy_digest": self.policy_digest,
+            "reason": self.reason,
+            "needs_approval": self.needs_approval,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,19 +184,36 @@ def assess(
     # (1) Revocation: any critical finding since the tier was set.
     if rules.revocation.on_critical and agent.tier > 0 and agent.effective_tier == 0:
         crit = agent.last_critical_seq or 0
-        due = Due(agent.agent, "revoked", agent.tier, 0,
-                  f"critical finding at seq {crit}", {"critical_seq": crit, "seq_from": crit,
-                                                      "seq_to": seq}, *base)
+        due = Due(
+            agent.agent,
+            "revoked",
+            agent.tier,
+            0,
+            f"critical finding at seq {crit}",
+            {"critical_seq": crit, "seq_from": crit, "seq_to": seq},
+            *base,
+        )
         return result(due, [], nxt)
     # (2) Demotion: too many violations among the runs finished at the current tier.
     if agent.tier > 0 and d_bad > rules.demotion.max_violations:
         to = max(0, agent.tier - rules.demotion.by)
-        evidence = {"window_runs": d_runs, "window_violations": d_bad,
-                    "max_violations": rules.demotion.max_violations,
-                    "seq_from": at_tier[-d_runs][0], "seq_to": seq}
-        due = Due(agent.agent, "demoted", agent.tier, to,
-                  f"{d_bad} of the last {d_runs} runs at T{agent.tier} had a violation "
-                  f"(at most {rules.demotion.max_violations} allowed)", evidence, *base)
+        evidence = {
+            "window_runs": d_runs,
+            "window_violations": d_bad,
+            "max_violations": rules.demotion.max_violations,
+            "seq_from": at_tier[-d_runs][0],
+            "seq_to": seq,
+        }
+        due = Due(
+            agent.agent,
+            "demoted",
+            agent.tier,
+            to,
+            f"{d_bad} of the last {d_runs} runs at T{agent.tier} had a violation "
+            f"(at most {rules.demotion.max_violations} allowed)",
+            evidence,
+            *base,
+        )
         return result(due, [], nxt)
     # (3) Promotion into the next tier, if the policy has criteria for it.
     crit_next = rules.criteria_for(nxt) if nxt is not None else None
@@ -189,29 +223,61 @@ def assess(
     rate = w_bad * 10000 // w_runs if w_runs else 0
     at_tier_s = seconds_between(agent.since_ts, ts) if agent.since_ts else 0
     criteria = [
-        Criterion("min_compliant_runs", crit_next.min_compliant_runs, compliant,
-                  compliant >= crit_next.min_compliant_runs),
+        Criterion(
+            "min_compliant_runs",
+            crit_next.min_compliant_runs,
+            compliant,
+            compliant >= crit_next.min_compliant_runs,
+        ),
         Criterion("min_streak", crit_next.min_streak, streak, streak >= crit_next.min_streak),
         # Exact comparison, no rounding: bad / runs <= max_bp / 10000.
-        Criterion("max_violation_rate_bp", crit_next.max_violation_rate_bp, rate,
-                  w_bad * 10000 <= crit_next.max_violation_rate_bp * w_runs, "<="),
-        Criterion("min_seconds_at_tier", crit_next.min_seconds_at_tier, at_tier_s,
-                  at_tier_s >= crit_next.min_seconds_at_tier),
+        Criterion(
+            "max_violation_rate_bp",
+            crit_next.max_violation_rate_bp,
+            rate,
+            w_bad * 10000 <= crit_next.max_violation_rate_bp * w_runs,
+            "<=",
+        ),
+        Criterion(
+            "min_seconds_at_tier",
+            crit_next.min_seconds_at_tier,
+            at_tier_s,
+            at_tier_s >= crit_next.min_seconds_at_tier,
+        ),
     ]
-    evidence = {"compliant_runs": compliant, "streak": streak, "violation_rate_bp": rate,
-                "window_runs": w_runs, "window_violations": w_bad, "seconds_at_tier": at_tier_s}
+    evidence = {
+        "compliant_runs": compliant,
+        "streak": streak,
+        "violation_rate_bp": rate,
+        "window_runs": w_runs,
+        "window_violations": w_bad,
+        "seconds_at_tier": at_tier_s,
+    }
     if agent.last_demotion_ts is not None:
         since_demotion = seconds_between(agent.last_demotion_ts, ts)
-        criteria.append(Criterion("cooldown_seconds", rules.cooldown_seconds, since_demotion,
-                                  since_demotion >= rules.cooldown_seconds))
+        criteria.append(
+            Criterion(
+                "cooldown_seconds",
+                rules.cooldown_seconds,
+                since_demotion,
+                since_demotion >= rules.cooldown_seconds,
+            )
+        )
         evidence["seconds_since_demotion"] = since_demotion
     evidence["seq_from"] = agent.registered_seq
     evidence["seq_to"] = seq
     if not all(c.met for c in criteria):
         return result(None, criteria, nxt)
-    due = Due(agent.agent, "promoted", agent.tier, nxt,
-              f"every criterion for T{nxt} is met under policy version {policy.version}",
-              evidence, *base, needs_approval=nxt >= rules.human_approval_from_tier)
+    due = Due(
+        agent.agent,
+        "promoted",
+        agent.tier,
+        nxt,
+        f"every criterion for T{nxt} is met under policy version {policy.version}",
+        evidence,
+        *base,
+        needs_approval=nxt >= rules.human_approval_from_tier,
+    )
     return result(due, criteria, nxt)
 
 
@@ -234,10 +300,14 @@ def judge(
     if agent.registered_seq is None:
         return [*problems, f"agent {agent.agent!r} is not registered"]
     if frm != agent.tier:
-        problems.append(f"from T{frm}, but the agent held T{agent.tier} since seq {agent.since_seq}")
+        problems.append(
+            f"from T{frm}, but the agent held T{agent.tier} since seq {agent.since_seq}"
+        )
     if (payload["policy_version"], payload["policy_digest"]) != (policy.version, policy.digest):
-        problems.append(f"cites policy version {payload['policy_version']}, but version "
-                        f"{policy.version} was in force")
+        problems.append(
+            f"cites policy version {payload['policy_version']}, but version "
+            f"{policy.version} was in force"
+        )
     due = assessment.due
     if change == "promoted":
         if to != agent.tier + 1:
@@ -251,8 +321,9 @@ def judge(
             else:
                 problems.append(f"the policy has no promotion into T{to}")
         elif due.needs_approval and payload["evidence"].get("human_approval") is not True:
-            problems.append(f"promotion into T{to} needs an explicit human decision "
-                            "(evidence.human_approval)")
+            problems.append(
+                f"promotion into T{to} needs an explicit human decision (evidence.human_approval)"
+            )
     elif change == "demoted":
         if to >= agent.tier:
             problems.append(f"T{agent.tier} → T{to} is not a demotion")

@@ -100,8 +100,9 @@ TIER_POLICIES = Table(
 )  # fmt: skip
 TIER_KEYS = Table("tier_keys", (("key_id", str), ("role", str)), pk=("key_id",))
 TIER_CLOCK = Table("tier_clock", (("name", str), ("seq", int), ("ts", str)), pk=("name",))
-TIER_FINDINGS = Table("tier_findings", FINDINGS.columns, pk=FINDINGS.pk,
-                      indexes=(("agent", "seq"),))
+TIER_FINDINGS = Table(
+    "tier_findings", FINDINGS.columns, pk=FINDINGS.pk, indexes=(("agent", "seq"),)
+)
 
 
 @dataclass(slots=True)
@@ -166,8 +167,10 @@ class TiersState:
         self.policies: list[tuple[Any, ...]] = []
         self.keys: dict[str, str] = dict(db.execute("SELECT key_id, role FROM tier_keys"))
         self.new_keys: list[tuple[str, str]] = []
-        row = db.execute("SELECT seq, version, digest, document FROM tier_policies "
-                         "WHERE error IS NULL ORDER BY seq DESC LIMIT 1").fetchone()
+        row = db.execute(
+            "SELECT seq, version, digest, document FROM tier_policies "
+            "WHERE error IS NULL ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
         self.policy = load_policy(row)
         clock = db.execute("SELECT seq, ts FROM tier_clock WHERE name = 'head'").fetchone()
         self.seq, self.ts = (0, "") if clock is None else (int(clock[0]), str(clock[1]))
@@ -175,8 +178,9 @@ class TiersState:
     def agent(self, name: str, *, create: bool = True) -> TierAgent | None:
         a = self.agents.get(name)
         if a is None:
-            row = self.db.execute(f"SELECT {', '.join(TIER_FIELDS)} FROM tiers WHERE agent = ?",
-                                  [name]).fetchone()
+            row = self.db.execute(
+                f"SELECT {', '.join(TIER_FIELDS)} FROM tiers WHERE agent = ?", [name]
+            ).fetchone()
             if row is None and not create:
                 return None
             a = TierAgent(*row) if row else TierAgent(name)
@@ -209,8 +213,12 @@ class TiersState:
 
     def outcomes(self, agent: str) -> list[RunOutcome]:
         """The agent's finished runs in the order they finished, cached rows included."""
-        rows = {r: (o, e, m) for r, o, e, m in self.db.execute(
-            "SELECT run, ord, ended_seq, mask FROM tier_runs WHERE agent = ?", [agent])}
+        rows = {
+            r: (o, e, m)
+            for r, o, e, m in self.db.execute(
+                "SELECT run, ord, ended_seq, mask FROM tier_runs WHERE agent = ?", [agent]
+            )
+        }
         for tr in self.tier_runs.values():
             if tr.agent == agent:
                 rows[tr.run] = (tr.ord, tr.ended_seq, tr.mask)
@@ -231,8 +239,10 @@ class TiersProjection(Projection[TiersState]):
 
     def flush(self, state: TiersState) -> None:
         conn = state.db.conn
-        conn.executemany(TIERS.insert_sql(replace=True),
-                         [tuple(getattr(a, f) for f in TIER_FIELDS) for a in state.agents.values()])
+        conn.executemany(
+            TIERS.insert_sql(replace=True),
+            [tuple(getattr(a, f) for f in TIER_FIELDS) for a in state.agents.values()],
+        )
         conn.executemany(TIER_RUNS.insert_sql(replace=True),
                          [(t.run, t.agent, t.ord, t.ended_seq, t.mask)
                           for t in state.tier_runs.values()])  # fmt: skip
@@ -357,9 +367,18 @@ def _change(state: TiersState, event: Event, p: TierPromoted | TierDemoted | Tie
         int(not problems), json.dumps(problems, ensure_ascii=False),
     ))  # fmt: skip
     if problems:
-        state.findings.append((event.seq, UNJUSTIFIED_TIER_CHANGE, UNJUSTIFIED_SEVERITY,
-                               a.since_seq or None, None, a.agent, event.ts,
-                               f"tier.{change} T{p.from_} → T{p.to}: " + "; ".join(problems)))
+        state.findings.append(
+            (
+                event.seq,
+                UNJUSTIFIED_TIER_CHANGE,
+                UNJUSTIFIED_SEVERITY,
+                a.since_seq or None,
+                None,
+                a.agent,
+                event.ts,
+                f"tier.{change} T{p.from_} → T{p.to}: " + "; ".join(problems),
+            )
+        )
     a.tier, a.since_seq, a.since_ts = p.to, event.seq, event.ts
     a.changes += 1
     if change != "promoted":

@@ -299,8 +299,15 @@ def es_append(jsonl: str, path: str, n: int, size: int) -> dict[str, Any]:
             versions[oid] = v
             stored.append(
                 mapper.to_stored_event(
-                    event_class(originator_id=oid, originator_version=v, timestamp=now,
-                                type=t, agent=ag, run=r, payload=p)
+                    event_class(
+                        originator_id=oid,
+                        originator_version=v,
+                        timestamp=now,
+                        type=t,
+                        agent=ag,
+                        run=r,
+                        payload=p,
+                    )
                 )
             )
         recorder.insert_events(stored)

@@ -37,9 +37,15 @@ def do_run(ledger: Ledger, keys: LedgerKeys, agent: str, run: str) -> None:
     drafts = run_drafts(agent, run)
     ledger.append_many(drafts[:2], signer=keys.recorder)
     ledger.append(approval(agent, run), signer=keys.root)
-    ledger.append(Draft("capability.granted", {"tools": ["tool.0", "tool.1"], "capabilities": [],
-                                               "token_digest": digest(run)}, agent=agent, run=run),
-                  signer=keys.root)
+    ledger.append(
+        Draft(
+            "capability.granted",
+            {"tools": ["tool.0", "tool.1"], "capabilities": [], "token_digest": digest(run)},
+            agent=agent,
+            run=run,
+        ),
+        signer=keys.root,
+    )
     ledger.append_many(drafts[2:], signer=keys.recorder)
 
 
@@ -48,8 +54,11 @@ def cli(ledger: Ledger, tmp_path: Path) -> Any:
     runner = CliRunner()
 
     def invoke(*args: str, code: int = 0) -> Any:
-        result = runner.invoke(main, ["--db", ledger.path, "--keys", str(tmp_path / "keys"),
-                                      *args], catch_exceptions=code != 0)
+        result = runner.invoke(
+            main,
+            ["--db", ledger.path, "--keys", str(tmp_path / "keys"), *args],
+            catch_exceptions=code != 0,
+        )
         assert result.exit_code == code, result.output + result.stderr
         return result
 
@@ -77,10 +86,19 @@ def test_show_compute_apply_history_end_to_end(
         do_run(ledger, keys, "a1", f"r{r}")
     (tier,) = lines(cli("tiers", "show", "--json"))
     assert {k: tier[k] for k in ("agent", "tier", "effective_tier", "since_seq")} == {
-        "agent": "a1", "tier": 1, "effective_tier": 1, "since_seq": 3}
+        "agent": "a1",
+        "tier": 1,
+        "effective_tier": 1,
+        "since_seq": 3,
+    }
     (due,) = lines(cli("tiers", "compute", "--json"))
     assert {k: due[k] for k in ("agent", "change", "from", "to", "policy_version")} == {
-        "agent": "a1", "change": "promoted", "from": 1, "to": 2, "policy_version": 1}
+        "agent": "a1",
+        "change": "promoted",
+        "from": 1,
+        "to": 2,
+        "policy_version": 1,
+    }
     assert due["needs_approval"] is True
     assert due["evidence"]["compliant_runs"] == 3
     assert due["evidence"]["seq_to"] == ledger.size
@@ -95,7 +113,9 @@ def test_show_compute_apply_history_end_to_end(
     assert "no tier change recorded" in cli("tiers", "apply", "--signer", "root").stdout
     hist = lines(cli("tiers", "history", "a1", "--json"))
     assert [(h["change"], h["to"], h["signer"], h["justified"]) for h in hist] == [
-        ("registered", 1, "root", True), ("promoted", 2, "root", True)]
+        ("registered", 1, "root", True),
+        ("promoted", 2, "root", True),
+    ]
     explain = json.loads(cli("tiers", "explain", "a1", "--json").stdout)
     assert explain["tier"] == 2 and explain["next_tier"] == 3
     assert {c["criterion"]: c["met"] for c in explain["criteria"]}["min_compliant_runs"] is False
@@ -151,8 +171,9 @@ def test_policy_set_refuses_an_invalid_file(cli: Any, ledger: Ledger, tmp_path: 
 
 def test_history_of_an_unknown_agent_is_exit_2(cli: Any) -> None:
     result = cli("tiers", "history", "nobody", code=2)
-    assert result.stderr == ("error: agent 'nobody' is not registered (no agent.registered or "
-                             "tier.* event names it)\n")
+    assert result.stderr == (
+        "error: agent 'nobody' is not registered (no agent.registered or tier.* event names it)\n"
+    )
 
 
 def test_show_as_of_equals_the_tiers_of_the_truncated_ledger(

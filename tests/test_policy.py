@@ -30,11 +30,18 @@ def test_default_policy_is_version_0_and_documented_fields_validate() -> None:
     ("text", "message"),
     [
         ("cooldown = 1\n[promotion.T1]\n", "policy: cooldown: Extra inputs are not permitted"),
-        ("cooldown_seconds = 1.5\n[promotion.T1]\n",
-         "policy.cooldown_seconds: float 1.5 is not allowed in signed content; use integers"),
-        ("[promotion.T5]\n", "policy: promotion.T5.[key]: Input should be 'T1', 'T2', 'T3' or 'T4'"),
-        ("[promotion.T1]\nmax_violation_rate_bp = 10001\n",
-         "policy: promotion.T1.max_violation_rate_bp: Input should be less than or equal to 10000"),
+        (
+            "cooldown_seconds = 1.5\n[promotion.T1]\n",
+            "policy.cooldown_seconds: float 1.5 is not allowed in signed content; use integers",
+        ),
+        (
+            "[promotion.T5]\n",
+            "policy: promotion.T5.[key]: Input should be 'T1', 'T2', 'T3' or 'T4'",
+        ),
+        (
+            "[promotion.T1]\nmax_violation_rate_bp = 10001\n",
+            "policy: promotion.T1.max_violation_rate_bp: Input should be less than or equal to 10000",
+        ),
         ("human_approval_from_tier = 3\n", "policy: promotion: Field required"),
         ("x = [", "policy: invalid TOML: "),
     ],

@@ -452,7 +452,10 @@ def test_create_refuses_an_existing_ledger(ledger: Ledger, keys: LedgerKeys) -> 
     before = ledger.head()
     with pytest.raises(AlreadyInitialized) as e:
         Ledger.create(ledger.path, origin="other", root=keys.root)
-    assert e.value.message == f"{ledger.path} already holds a ledger; refusing to overwrite it (choose another --db)"
+    assert (
+        e.value.message
+        == f"{ledger.path} already holds a ledger; refusing to overwrite it (choose another --db)"
+    )
     assert e.value.exit_code == 2
     assert ledger.head() == before
 

@@ -21,8 +21,13 @@ from tests.tiers_helpers import (
     set_policy,
 )
 
-T1 = {"min_compliant_runs": 3, "min_streak": 2, "max_violation_rate_bp": 3000,
-      "window_runs": 10, "min_seconds_at_tier": 0}
+T1 = {
+    "min_compliant_runs": 3,
+    "min_streak": 2,
+    "max_violation_rate_bp": 3000,
+    "window_runs": 10,
+    "min_seconds_at_tier": 0,
+}
 
 
 def test_promotion_is_due_exactly_when_the_last_criterion_is_met() -> None:
@@ -38,9 +43,16 @@ def test_promotion_is_due_exactly_when_the_last_criterion_is_met() -> None:
         assert (due is not None) == (seq >= last), seq
     due = due_of(ev)
     assert due is not None and (due.change, due.from_tier, due.to_tier) == ("promoted", 0, 1)
-    assert due.evidence == {"compliant_runs": 3, "streak": 2, "violation_rate_bp": 2500,
-                            "window_runs": 4, "window_violations": 1, "seconds_at_tier": 17,
-                            "seq_from": 2, "seq_to": last}
+    assert due.evidence == {
+        "compliant_runs": 3,
+        "streak": 2,
+        "violation_rate_bp": 2500,
+        "window_runs": 4,
+        "window_violations": 1,
+        "seconds_at_tier": 17,
+        "seq_from": 2,
+        "seq_to": last,
+    }
     assert (due.policy_version, len(due.policy_digest)) == (1, 64)
 
 
@@ -230,8 +242,9 @@ def test_a_change_from_the_wrong_tier_is_unjustified() -> None:
 
 def test_a_change_signed_by_a_non_governor_key_is_unjustified() -> None:
     ev = Events()
-    ev.add("key.registered", key_id="0" * 32, name="rec", public_key="A" * 43 + "=",
-           role="recorder")
+    ev.add(
+        "key.registered", key_id="0" * 32, name="rec", public_key="A" * 43 + "=", role="recorder"
+    )
     set_policy(ev, policy_doc(T1=EASY), 1)
     register(ev)
     run(ev, "a1", "r1")
@@ -246,8 +259,15 @@ def test_an_unjustified_demotion_is_reported() -> None:
     ev = Events()
     register(ev, tier=2)
     run(ev, "a1", "r1")
-    ev.add("tier.demoted", agent="a1", **{"from": 2, "to": 1}, reason="dislike",
-           policy_version=0, policy_digest=due_digest(ev), evidence={"seq_from": 1, "seq_to": 1})
+    ev.add(
+        "tier.demoted",
+        agent="a1",
+        **{"from": 2, "to": 1},
+        reason="dislike",
+        policy_version=0,
+        policy_digest=due_digest(ev),
+        evidence={"seq_from": 1, "seq_to": 1},
+    )
     (f,) = tier_findings(fold(ev))
     assert "the demotion rule does not hold: 0 of the last 1 runs at T2" in f.detail
 

@@ -41,16 +41,35 @@ policies = st.builds(
     lambda streak, runs, rate, human, d_max, d_by: policy_doc(
         cooldown_seconds=0,
         human_approval_from_tier=human,
-        T1={"min_compliant_runs": runs, "min_streak": streak, "max_violation_rate_bp": rate,
-            "window_runs": 5, "min_seconds_at_tier": 0},
-        T2={"min_compliant_runs": runs * 2, "min_streak": streak, "max_violation_rate_bp": rate,
-            "window_runs": 10, "min_seconds_at_tier": 0},
-        T3={"min_compliant_runs": runs * 3, "min_streak": streak + 1,
-            "max_violation_rate_bp": rate, "window_runs": 10, "min_seconds_at_tier": 0},
+        T1={
+            "min_compliant_runs": runs,
+            "min_streak": streak,
+            "max_violation_rate_bp": rate,
+            "window_runs": 5,
+            "min_seconds_at_tier": 0,
+        },
+        T2={
+            "min_compliant_runs": runs * 2,
+            "min_streak": streak,
+            "max_violation_rate_bp": rate,
+            "window_runs": 10,
+            "min_seconds_at_tier": 0,
+        },
+        T3={
+            "min_compliant_runs": runs * 3,
+            "min_streak": streak + 1,
+            "max_violation_rate_bp": rate,
+            "window_runs": 10,
+            "min_seconds_at_tier": 0,
+        },
         demotion={"window_runs": 5, "max_violations": d_max, "by": d_by},
     ),
-    st.integers(0, 3), st.integers(0, 4), st.integers(2000, 10000), st.integers(2, 5),
-    st.integers(0, 3), st.integers(1, 2),
+    st.integers(0, 3),
+    st.integers(0, 4),
+    st.integers(2000, 10000),
+    st.integers(2, 5),
+    st.integers(0, 3),
+    st.integers(1, 2),
 )
 
 
@@ -89,8 +108,13 @@ def test_apply_then_fresh_replay_reproduces_the_recorded_history(
         ledger = build(Path(tmp), doc, seed, n_agents, n_events, chunk)
         recorded = [(e.seq, e.agent, e.type.split(".")[1], e.payload["from"], e.payload["to"])
                     for e in ledger.iter_events() if e.type.startswith("tier.")]  # fmt: skip
-        out = subprocess.run([sys.executable, "-c", REPLAY, ledger.path], check=True,
-                             capture_output=True, text=True, cwd=Path(__file__).parents[1])
+        out = subprocess.run(
+            [sys.executable, "-c", REPLAY, ledger.path],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parents[1],
+        )
         fresh = json.loads(out.stdout)
         changes = [(h["seq"], h["agent"], h["change"], h["from"], h["to"])
                    for h in fresh["history"] if h["change"] != "registered"]  # fmt: skip

@@ -31,8 +31,13 @@ def policy_doc(**overrides: Any) -> dict[str, Any]:
     return doc
 
 
-EASY = {"min_compliant_runs": 0, "min_streak": 0, "max_violation_rate_bp": 10000,
-        "window_runs": 10, "min_seconds_at_tier": 0}
+EASY = {
+    "min_compliant_runs": 0,
+    "min_streak": 0,
+    "max_violation_rate_bp": 10000,
+    "window_runs": 10,
+    "min_seconds_at_tier": 0,
+}
 
 
 def set_policy(ev: Events, doc: dict[str, Any], version: int) -> int:
@@ -43,8 +48,16 @@ def register(ev: Events, agent: str = "a1", tier: int = 0) -> int:
     return ev.add("agent.registered", agent=agent, **contract(tier=tier)).seq
 
 
-def run(ev: Events, agent: str, name: str, *, ok: bool = True, critical: bool = False,
-        warning: bool = False, at: datetime | None = None) -> int:
+def run(
+    ev: Events,
+    agent: str,
+    name: str,
+    *,
+    ok: bool = True,
+    critical: bool = False,
+    warning: bool = False,
+    at: datetime | None = None,
+) -> int:
     """One run of ``agent``: completed (``ok``) or failed; ``critical`` adds a tool call outside
     any grant (a critical finding), ``warning`` a low-confidence EXECUTE. Returns its last seq."""
     a = {"agent": agent, "run": name}
@@ -60,8 +73,9 @@ def run(ev: Events, agent: str, name: str, *, ok: bool = True, critical: bool = 
     return ev.add("run.failed", failure_class="unknown", message="m", **a).seq
 
 
-def record(ev: Events, due: Due, *, approved: bool = True, at: datetime | None = None,
-           **changes: Any) -> int:
+def record(
+    ev: Events, due: Due, *, approved: bool = True, at: datetime | None = None, **changes: Any
+) -> int:
     """Record ``due`` as its ``tier.*`` event (``changes`` overrides payload fields)."""
     payload = {**due.payload(approved=approved), **changes}
     return ev.add(f"tier.{due.change}", agent=due.agent, at=at, **payload).seq
