@@ -162,6 +162,9 @@ def append_locked(
     pipeline = (
         workers.Pipeline() if workers.enabled() and len(prepared) >= workers.MIN_PARALLEL else None
     )
+    # Chunks small enough that every worker gets some of this batch, large enough to pay the
+    # round trip.
+    chunk = max(16, min(workers.CHUNK, len(prepared) // (2 * max(1, workers.WORKERS))))
     keys = _Keys(ledger)
     kid = signer.key_id
     policy_version: int | None = None
@@ -259,8 +262,8 @@ def append_locked(
             ]
         )
         prev = digest_b.hex()
-        if pipeline is not None and len(digests) % workers.CHUNK == 0:
-            pipeline.sign(signer.secret_key, digests[-workers.CHUNK :])
+        if pipeline is not None and len(digests) % chunk == 0:
+            pipeline.sign(signer.secret_key, digests[-chunk:])
     # (4) Signatures: independent of the chain, so large batches were sent to worker processes
     # chunk by chunk while the loop above went on chaining; the rest is signed here.
     secret = signer.secret_key

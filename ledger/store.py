@@ -20,7 +20,7 @@ import sqlite_utils
 
 from ledger import merkle
 from ledger.appending import append_locked
-from ledger.encoding import canonical
+from ledger.encoding import canonical, canonical_of_typed
 from ledger.errors import (
     AlreadyInitialized,
     DatabaseLocked,
@@ -31,7 +31,7 @@ from ledger.errors import (
     StoreError,
     UnauthorizedWrite,
 )
-from ledger.events import ZERO_HASH, Event, check_envelope, decode_payload
+from ledger.events import CATALOG, ZERO_HASH, Event, check_envelope, decode_payload
 from ledger.keys import Signer
 from ledger.schema import SCHEMA_VERSION, migrate, read_schema_version
 
@@ -71,6 +71,16 @@ def row_to_event(row: Row) -> Event:
     return Event(seq, id_, ts, type_, agent, run, actor, json.loads(payload), prev, key, hash_, sig)
 
 
+TYPED_PAYLOADS = frozenset(CATALOG) - {
+    "policy.set",
+    "tier.promoted",
+    "tier.demoted",
+    "tier.revoked",
+}
+"""Catalog types whose strict payload models have no free-form field (``dict[str, Any]``, extra
+fields allowed): validation already guarantees JSON-safe types, so encoding skips its walk."""
+
+
 def prepare(draft: Draft, where: str = "event") -> _Prepared:
     """Validate a draft against the catalog and encode its payload (SPEC §2.2, §2.4)."""
     check_envelope(
@@ -79,7 +89,8 @@ def prepare(draft: Draft, where: str = "event") -> _Prepared:
         where,
     )
     decode_payload(draft.type, draft.payload, where)
-    raw = canonical(draft.payload, f"{where}: payload")
+    encode = canonical_of_typed if draft.type in TYPED_PAYLOADS else canonical
+    raw = encode(draft.payload, f"{where}: payload")
     text = raw.decode("utf-8")
     if len(raw) > MAX_PAYLOAD_BYTES:
         raise EventValidationError(
