@@ -55,6 +55,33 @@ def body_bytes(
     ).encode()
 
 
+class BodyEncoder:
+    """``body_bytes`` with the canonical JSON of repeated strings (types, agents, runs, keys,
+    timestamps of a batch) cached: the verifier's per-event path. The cache is bounded."""
+
+    MAX = 65536
+
+    def __init__(self) -> None:
+        self.cache: dict[str | None, str] = {None: "null"}
+
+    def _enc(self, value: str | None) -> str:
+        text = self.cache.get(value)
+        if text is None:
+            if len(self.cache) > self.MAX:
+                self.cache = {None: "null"}
+            text = self.cache[value] = _str(value)
+        return text
+
+    def body(self, seq: int, id: str, ts: str, type: str, agent: str | None, run: str | None,
+             actor: str | None, payload: str, prev: str, key: str) -> bytes:  # fmt: skip
+        enc = self._enc
+        return (
+            f'{{"actor":{enc(actor)},"agent":{enc(agent)},"id":{_str(id)},"key":{enc(key)},'
+            f'"payload":{payload},"prev":"{prev}","run":{enc(run)},"seq":{seq},'
+            f'"ts":{enc(ts)},"type":{enc(type)},"v":{ENVELOPE_VERSION}}}'
+        ).encode()
+
+
 def envelope_line(
     *,
     seq: int,

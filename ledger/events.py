@@ -449,8 +449,20 @@ def _format_validation(e: ValidationError, where: str) -> str:
     return f"{where}: " + "; ".join(parts) + tail
 
 
+_VALIDATORS: dict[str, Any] = {t: m.__pydantic_validator__ for t, m in CATALOG.items()}
+"""Event type → its model's validator: what ``PAYLOAD_ADAPTER`` runs once its discriminator has
+picked the model, called directly on the hot paths (no ``{"type": ..., **payload}`` copy)."""
+
+
 def decode_payload(event_type: str, payload: Any, where: str = "event") -> AnyPayload:
     """Validate ``payload`` against the schema of ``event_type``; return the typed model."""
+    validator = _VALIDATORS.get(event_type)
+    if validator is not None and type(payload) is dict and "type" not in payload:
+        try:
+            model: AnyPayload = validator.validate_python(payload)
+            return model
+        except ValidationError:
+            pass  # the adapter below gives the same verdict, with the message users see
     check_type(event_type, f"{where}: type")
     if not isinstance(payload, dict):
         raise EventValidationError(f"{where}: payload must be a JSON object")

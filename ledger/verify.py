@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ledger import merkle, workers
-from ledger.chain import ChainChecker, Problem, body_bytes, check_canonical_payload, short
+from ledger.chain import BodyEncoder, ChainChecker, Problem, check_canonical_payload, short
 from ledger.encoding import canonical, loads
 from ledger.errors import DecodeError, LedgerError, StoreError
 from ledger.events import ENVELOPE_VERSION, ZERO_HASH, check_type, decode_payload
@@ -151,6 +151,7 @@ class Verifier:
         parallel: bool = False,
     ) -> None:
         self.report = VerifyReport(pinned=bool(trusted))
+        self.encoder = BodyEncoder()
         self.want_roots = want_roots or set()
         self.trusted = trusted
         self.checker = checker or ChainChecker()
@@ -200,18 +201,8 @@ class Verifier:
                 self.report.head_seq, self.report.head_hash = where_seq, hash_
             return
         # (2)–(5)
-        body = body_bytes(
-            seq=seq,
-            id=id_,
-            ts=ts,
-            type=type_,
-            agent=agent,
-            run=run,
-            actor=actor,
-            payload=payload_text,
-            prev=prev,
-            key=key,
-        )
+        # prev is checked lowercase hex by _framing, so it needs no escaping.
+        body = self.encoder.body(seq, id_, ts, type_, agent, run, actor, payload_text, prev, key)
         digest = event_hash(body)
         before = len(self.checker.problems)
         signer = self.checker.check(
