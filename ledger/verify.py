@@ -11,38 +11,22 @@ complete subtree is compared with the stored Merkle tree.
 from __future__ import annotations
 
 import re
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ledger import merkle, workers
 from ledger.chain import BodyEncoder, ChainChecker, Problem, check_canonical_payload, short
-from ledger.encoding import canonical, loads
+from ledger.encoding import loads
 from ledger.errors import DecodeError, LedgerError, StoreError
-from ledger.events import ENVELOPE_VERSION, ZERO_HASH, check_type, decode_payload
+from ledger.events import ZERO_HASH, check_type, decode_payload
+from ledger.export_read import rows_from_export
 from ledger.signing import b64decode_canonical, check_event_signature, event_hash
+from ledger.tree_check import RootAccumulator, StoredTree
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
-ENVELOPE_KEYS = frozenset(
-    {
-        "v",
-        "seq",
-        "id",
-        "ts",
-        "type",
-        "agent",
-        "run",
-        "actor",
-        "payload",
-        "prev",
-        "key",
-        "hash",
-        "sig",
-    }
-)
 BATCH = workers.CHUNK
 MAX_PROBLEMS = 1000
 
@@ -99,35 +83,6 @@ class VerifyReport:
         return d
 
 
-class _RootAccumulator:
-    """RFC 9162 root of a growing leaf sequence in O(log n) memory; reports completed nodes."""
-
-    def __init__(self, on_node: Callable[[int, int, bytes], None] | None = None) -> None:
-        self.stack: list[tuple[int, bytes]] = []  # (level, hash), levels strictly decreasing
-        self.size = 0
-        self.on_node = on_node
-
-    def add(self, leaf: bytes) -> None:
-        level, h, index = 0, leaf, self.size
-        while self.stack and self.stack[-1][0] == level:
-            left = self.stack.pop()[1]
-            h = merkle.node_hash(left, h)
-            level += 1
-            index >>= 1
-            if self.on_node is not None:
-                self.on_node(level, index, h)
-        self.stack.append((level, h))
-        self.size += 1
-
-    def root(self) -> bytes:
-        if not self.stack:
-            return merkle.EMPTY_ROOT
-        acc = self.stack[-1][1]
-        for _, h in reversed(self.stack[:-1]):
-            acc = merkle.node_hash(h, acc)
-        return acc
-
-
 def _is_utf8(text: str) -> bool:
     """False for text holding lone surrogates (bytes that were not UTF-8 in the store)."""
     try:
@@ -159,7 +114,7 @@ class Verifier:
         self.batch: list[tuple[int, bytes, bytes, bytes]] = []
         self.progress = progress
         self.stored_nodes = stored_nodes
-        self.acc = _RootAccumulator(self._compare_node if stored_nodes else None)
+        self.acc = RootAccumulator(self._compare_node if stored_nodes else None)
         self._tree_problem = False
         self._current_seq = 0
 
@@ -336,79 +291,6 @@ def verify_rows(
     return v.finish()
 
 
-def rows_from_export(lines: Iterable[bytes]) -> Iterator[Row | Problem]:
-    """Rows from an exported JSON Lines file; a line that cannot be framed is a Problem."""
-    expected = 1
-    for n, raw in enumerate(lines, start=1):
-        if not raw.endswith(b"\n"):
-            yield Problem(expected, "malformed", f"line {n}: no final newline (truncated file?)")
-            return
-        try:
-            env = loads(raw[:-1], f"line {n}")
-            if not isinstance(env, dict):
-                raise DecodeError(f"line {n}: not a JSON object")
-            if set(env) != ENVELOPE_KEYS:
-                missing = sorted(ENVELOPE_KEYS - set(env))
-                extra = sorted(set(env) - ENVELOPE_KEYS)
-                raise DecodeError(
-                    f"line {n}: envelope fields: missing {missing}, unexpected {extra}"
-                )
-            if env["v"] != ENVELOPE_VERSION:
-                raise DecodeError(f"line {n}: v is {env['v']!r}, expected {ENVELOPE_VERSION}")
-            if canonical(env) + b"\n" != raw:
-                raise DecodeError(f"line {n}: not in canonical form (RFC 8785)")
-            if not isinstance(env["payload"], dict):
-                raise DecodeError(f"line {n}: payload is not an object")
-        except LedgerError as e:
-            seq = expected
-            yield Problem(seq, "malformed", e.message)
-            expected += 1
-            continue
-        payload_text = canonical(env["payload"]).decode("utf-8")
-        seq = env["seq"]
-        expected = (seq if isinstance(seq, int) else expected) + 1
-        yield (
-            seq,
-            env["id"],
-            env["ts"],
-            env["type"],
-            env["agent"],
-            env["run"],
-            env["actor"],
-            payload_text,
-            env["prev"],
-            env["key"],
-            env["hash"],
-            env["sig"],
-        )
-
-
-class _StoredTree:
-    """Streams the stored Merkle nodes level by level, in index order, for comparison."""
-
-    def __init__(self, conn: Any) -> None:
-        self.conn = conn
-        self.buffers: dict[int, deque[tuple[int, bytes]]] = {}
-        self.next_idx: dict[int, int] = {}
-
-    def get(self, level: int, index: int) -> bytes | None:
-        buf = self.buffers.setdefault(level, deque())
-        while True:
-            while buf and buf[0][0] < index:
-                buf.popleft()
-            if buf:
-                return buf[0][1] if buf[0][0] == index else None
-            start = self.next_idx.get(level, 0)
-            rows = self.conn.execute(
-                "SELECT idx, hash FROM merkle_nodes WHERE level = ? AND idx >= ? ORDER BY idx LIMIT 4096",
-                (level, max(start, index)),
-            ).fetchall()
-            if not rows:
-                return None
-            buf.extend((int(i), bytes(h)) for i, h in rows)
-            self.next_idx[level] = int(rows[-1][0]) + 1
-
-
 def _wanted(checkpoint: str | None, origin: str | None, use_state: bool) -> set[int]:
     from ledger.consistency import checkpoint_roots_wanted, remembered_size
 
@@ -444,7 +326,7 @@ def verify_ledger(
 
     size = ledger.size
     checker = ChainChecker()
-    stored: Callable[[int, int], bytes | None] | None = _StoredTree(ledger.conn).get
+    stored: Callable[[int, int], bytes | None] | None = StoredTree(ledger.conn).get
     start = 1
     # (1)
     if from_seq is not None and from_seq > 1:
