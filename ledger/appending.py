@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ledger import merkle, workers
-from ledger.chain import json_str as _json_str
+from ledger.chain import BodyEncoder
 from ledger.encoding import canonical, loads
 from ledger.errors import DuplicateEventId, EventValidationError, UnauthorizedWrite
-from ledger.events import ENVELOPE_VERSION, ZERO_HASH, Event, authorize, format_ts
+from ledger.events import ZERO_HASH, Event, authorize, format_ts
 from ledger.keys import Signer
 from ledger.signing import b64decode_canonical, b64encode, event_hash, key_id, sign_event
 
@@ -171,17 +171,7 @@ def append_locked(
     rows: list[list[Any]] = []
     digests: list[bytes] = []
     fresh_ids = iter(uuid7s(sum(1 for p in prepared if p.draft.id is None)))
-    # Canonical JSON of the envelope's strings, cached per batch (types, agents and runs repeat).
-    encoded: dict[str | None, str] = {None: "null"}
-
-    def enc(value: str | None) -> str:
-        text = encoded.get(value)
-        if text is None:
-            text = encoded[value] = _json_str(value)
-        return text
-
-    head = f'"key":"{kid}","payload":'
-    tail_ts = f'"ts":{enc(ts)},"type":'
+    encoder = BodyEncoder()  # canonical JSON of repeated strings, cached per batch
     allowed: dict[tuple[str, str | None], str | None] = {}
     for i, p in enumerate(prepared):
         d = p.draft
@@ -233,17 +223,9 @@ def append_locked(
                 raise EventValidationError(
                     f"{where}: payload.digest: is {d.payload['digest']}, the document's is {digest}"
                 )
-        if d.id is None:
-            event_id = next(fresh_ids)
-            id_json = f'"{event_id}"'  # hex and dashes: nothing to escape
-        else:
-            event_id, id_json = d.id, _json_str(d.id)
-        # C assembled in RFC 8785 key order (as ledger.chain.body_bytes, with cached parts).
-        body = (
-            f'{{"actor":{enc(d.actor)},"agent":{enc(d.agent)},"id":{id_json},'
-            f'{head}{p.payload_text},"prev":"{prev}","run":{enc(d.run)},"seq":{seq},'
-            f'{tail_ts}{enc(d.type)},"v":{ENVELOPE_VERSION}}}'
-        ).encode()
+        event_id = next(fresh_ids) if d.id is None else d.id
+        body = encoder.body(seq, event_id, ts, d.type, d.agent, d.run, d.actor, p.payload_text,
+                            prev, kid)  # fmt: skip
         digest_b = event_hash(body)
         digests.append(digest_b)
         rows.append(

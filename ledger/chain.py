@@ -23,8 +23,6 @@ from ledger.events import ENVELOPE_VERSION, ZERO_HASH, authorize
 from ledger.signing import b64decode_canonical, key_id
 
 _str = json.JSONEncoder(ensure_ascii=False).encode
-json_str = _str
-"""The canonical JSON form of one string (RFC 8785 and the standard encoder agree on strings)."""
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
