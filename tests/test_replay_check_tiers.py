@@ -40,3 +40,13 @@ def test_replay_check_fails_on_a_promotion_that_skips_a_tier(ready: Cli) -> None
     assert [(f["seq"], f["agent"], f["kind"]) for f in out["unjustified_tier_changes"]] == [
         (4, "planner-1", "unjustified_tier_change")
     ]
+
+
+def test_metrics_counts_unjustified_tier_changes_per_agent(ready: Cli) -> None:
+    cli = ready
+    cli("append", "agent.registered", "--signer", "root", "--agent", "planner-1",
+        "--payload", json.dumps(agent_registration().payload))  # fmt: skip
+    assert cli.json_lines("metrics")[0]["unjustified_tier_changes"] == 0
+    _promote(cli, frm=1, to=3)
+    (m,) = cli.json_lines("metrics")
+    assert (m["agent"], m["unjustified_tier_changes"]) == ("planner-1", 1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -37,6 +38,7 @@ from projections.check import check
 from projections.driver import build_at, catch_up, positions
 from projections.queries import AgentMetrics, RunView, agent_metrics, get_run, list_runs
 from projections.reliability import signals
+from projections.tier_queries import tier_findings
 
 STATES = ("submitted", "approved", "rejected", "running", "completed", "failed", "cancelled")
 
@@ -211,19 +213,24 @@ def metrics(ctx: Context, agent: str | None, at_seq: int | None, as_of: str | No
     ledger = ctx.ledger()
     with read_models(ledger, resolve_at(ledger, at_seq, as_of)) as (db, at):
         ms = agent_metrics(db, agent)
+        # Tier changes the policy did not justify (issue 4), counted per agent beside the
+        # run violations: the audit view of the tiers read model's findings.
+        unjustified = Counter(f.agent for f in tier_findings(db, agent))
     if agent is not None and not ms:
         raise InputError(
             f"no agent {agent!r} in the ledger" + (f" at seq {at}" if at_seq or as_of else "")
         )
     if as_json:
         for m in ms:
-            echo_json(m.as_json())
+            echo_json({**m.as_json(), "unjustified_tier_changes": unjustified[m.agent]})
         return
     print_table(
         None,
-        ["agent", "tier", "runs", "ok/failed", "compliant", "streak", "violations", "cost µ$"],
+        ["agent", "tier", "runs", "ok/failed", "compliant", "streak", "violations",
+         "unjustified tier changes", "cost µ$"],
         [[m.agent, _tier(m), m.runs, f"{m.completed}/{m.failed}", m.compliant_runs,
-          f"{m.current_streak} (best {m.best_streak})", _violations(m), m.cost_micro_usd]
+          f"{m.current_streak} (best {m.best_streak})", _violations(m),
+          unjustified[m.agent] or "-", m.cost_micro_usd]
          for m in ms],
     )  # fmt: skip
 
