@@ -204,11 +204,13 @@ def catch_up(
     projections: Sequence[Projection[Any]] | None = None,
     rebuild: bool = False,
     batch: int = BATCH,
+    progress: Callable[[int], None] | None = None,
 ) -> list[Progress]:
     """Bring the stored tables of ``projections`` (default: all registered) up to ``to_seq``
     (default: the head of the log), rebuilding those that are stale, or all with ``rebuild``.
 
     Cheap when nothing is new: one read of ``projection_meta``, the head and one hash.
+    ``progress`` is told how many events each committed batch folded (for a progress bar).
     """
     projs = _with_dependencies(projections)
     size, _ = source.head()
@@ -254,6 +256,8 @@ def catch_up(
             for p in projs:
                 if pos[p.name].last_seq < high:
                     _set_position(db, p, high, last_hash)
+        if progress is not None:
+            progress(high - low)
     final = positions(db)
     return [
         Progress(p.name, done[p.name].from_seq, final[p.name].last_seq, done[p.name].rebuilt)

@@ -20,6 +20,7 @@ from sqlite_utils import Database
 from ledger.chain import body_bytes, short
 from ledger.cli.context import (
     Context,
+    ProgressBar,
     at_options,
     echo_json,
     json_option,
@@ -270,7 +271,8 @@ def replay(ctx: Context, at_seq: int | None, as_of: str | None, check_only: bool
         return
     started = time.perf_counter()
     if at is None:
-        progress = catch_up(ledger, ledger.db, rebuild=True)
+        with ProgressBar("replay", ledger.size, enabled=not as_json) as bar:
+            progress = catch_up(ledger, ledger.db, rebuild=True, progress=bar.advance)
         seconds = time.perf_counter() - started
         summary = _summary(ledger.db)
         out = {"rebuilt": True, "seconds": round(seconds, 3),
