@@ -16,12 +16,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ledger import merkle, workers
-from ledger.chain import BodyEncoder, ChainChecker, Problem, check_canonical_payload, short
+from ledger.chain import (
+    BodyEncoder,
+    ChainChecker,
+    Problem,
+    body_bytes,
+    check_canonical_payload,
+    short,
+)
 from ledger.encoding import loads
 from ledger.errors import DecodeError, LedgerError, StoreError
-from ledger.events import ZERO_HASH, check_type, decode_payload
+from ledger.events import ZERO_HASH, authorize, check_type, decode_payload
 from ledger.export_read import rows_from_export
-from ledger.signing import b64decode_canonical, check_event_signature, event_hash
+from ledger.signing import (
+    b64decode_canonical,
+    check_event_signature,
+    event_hash,
+    verify_event_signature,
+)
 from ledger.tree_check import RootAccumulator, StoredTree
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -424,3 +436,44 @@ def _keys_of(checker: ChainChecker) -> list[dict[str, Any]]:
     from ledger.signing import b64encode
 
     return [{"role": k.role, "public_key": b64encode(k.public_key)} for k in checker.keys.values()]
+
+
+def check_events(ledger: Any, rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """Check each of ``rows`` on its own: hash, link to the stored hash of seq − 1, key
+    registered and unrevoked at that point and authorized for the type, signature.
+
+    The quick check behind ``runs show`` (one run's events, read through the ``events_run``
+    index): it takes keys from the key index, where ``verify_ledger`` reads them from the log
+    and checks the whole chain. Returns ``{"seq", "kind", "detail"}`` dicts.
+    """
+    keys = {k["key_id"]: k for k in ledger.keys()}
+    out: list[dict[str, Any]] = []
+    for seq, id_, ts, type_, agent, run, actor, payload, prev, key_id, hash_, sig in rows:
+        computed = event_hash(body_bytes(seq=seq, id=id_, ts=ts, type=type_, agent=agent,
+                                         run=run, actor=actor, payload=payload, prev=prev,
+                                         key=key_id)).hex()  # fmt: skip
+        expected_prev = ledger.hash_at(seq - 1)
+        k = keys.get(key_id)
+        problem: tuple[str, str] | None = None
+        if computed != hash_:
+            problem = ("hash_mismatch", f"stored hash {short(hash_)}, computed {short(computed)}")
+        elif prev != expected_prev:
+            problem = ("chain_broken", f"prev is {short(prev)}, expected {short(expected_prev)}")
+        elif k is None or k["registered_seq"] > seq:
+            problem = ("unknown_key", f"key {key_id} is not registered at this point of the log")
+        elif k["revoked_seq"] is not None and seq > k["revoked_seq"]:
+            problem = ("revoked_key", f"key {k['name']} was revoked at seq {k['revoked_seq']}")
+        elif why := authorize(role=k["role"], key_agent=k["agent"], event_type=type_, agent=agent):
+            problem = ("unauthorized", why)
+        else:
+            try:
+                verify_event_signature(public_key=b64decode_canonical(k["public_key"]),
+                                       signature=b64decode_canonical(sig),
+                                       digest=bytes.fromhex(hash_))  # fmt: skip
+            except LedgerError as e:
+                problem = ("bad_signature", e.message)
+        if problem is not None:
+            out.append(
+                {"seq": seq, "kind": problem[0], "detail": f"seq {seq}: {problem[0]}: {problem[1]}"}
+            )
+    return out

@@ -17,7 +17,6 @@ from typing import Any
 import click
 from sqlite_utils import Database
 
-from ledger.chain import body_bytes, short
 from ledger.cli.context import (
     Context,
     ProgressBar,
@@ -29,11 +28,11 @@ from ledger.cli.context import (
     resolve_at,
     stdout_console,
 )
-from ledger.errors import InputError, LedgerError
-from ledger.events import authorize, normalize_time
+from ledger.errors import InputError
+from ledger.events import normalize_time
 from ledger.exporting import summarize
-from ledger.signing import b64decode_canonical, event_hash, verify_event_signature
 from ledger.store import Ledger, row_to_event
+from ledger.verify import check_events
 from projections import registered
 from projections.check import check
 from projections.driver import build_at, catch_up, positions
@@ -163,43 +162,6 @@ def runs_show(ctx: Context, run: str, at_seq: int | None, as_of: str | None,
                       + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))  # fmt: skip
     else:
         console.print(f"events verify: yes ({len(rows)} events: hash, chain link, key, signature)")
-
-
-def check_events(ledger: Ledger, rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
-    """Check each event on its own: hash, link to the stored hash of seq − 1, key registered
-    and unrevoked at that point and authorized for the type, signature. (`verify` checks the
-    whole log; this is the quick check of one run's events.)"""
-    keys = {k["key_id"]: k for k in ledger.keys()}
-    out: list[dict[str, Any]] = []
-    for seq, id_, ts, type_, agent, run, actor, payload, prev, key_id, hash_, sig in rows:
-        computed = event_hash(body_bytes(seq=seq, id=id_, ts=ts, type=type_, agent=agent,
-                                         run=run, actor=actor, payload=payload, prev=prev,
-                                         key=key_id)).hex()  # fmt: skip
-        expected_prev = ledger.hash_at(seq - 1)
-        k = keys.get(key_id)
-        problem: tuple[str, str] | None = None
-        if computed != hash_:
-            problem = ("hash_mismatch", f"stored hash {short(hash_)}, computed {short(computed)}")
-        elif prev != expected_prev:
-            problem = ("chain_broken", f"prev is {short(prev)}, expected {short(expected_prev)}")
-        elif k is None or k["registered_seq"] > seq:
-            problem = ("unknown_key", f"key {key_id} is not registered at this point of the log")
-        elif k["revoked_seq"] is not None and seq > k["revoked_seq"]:
-            problem = ("revoked_key", f"key {k['name']} was revoked at seq {k['revoked_seq']}")
-        elif why := authorize(role=k["role"], key_agent=k["agent"], event_type=type_, agent=agent):
-            problem = ("unauthorized", why)
-        else:
-            try:
-                verify_event_signature(public_key=b64decode_canonical(k["public_key"]),
-                                       signature=b64decode_canonical(sig),
-                                       digest=bytes.fromhex(hash_))  # fmt: skip
-            except LedgerError as e:
-                problem = ("bad_signature", e.message)
-        if problem is not None:
-            out.append(
-                {"seq": seq, "kind": problem[0], "detail": f"seq {seq}: {problem[0]}: {problem[1]}"}
-            )
-    return out
 
 
 @click.command()
