@@ -45,11 +45,23 @@ def find(
 def check_approval(state: RunsState, event: Event, run: Run, agent: Agent | None) -> None:
     """started_without_approval: a start, or a tool call of a run never started, with no live
     approval before it. Reported once per run."""
-    live = run.approvals > 0 and (run.approval_until is None or event.ts < run.approval_until)
+    rejected_after = (
+        run.rejected_seq is not None
+        and run.approved_seq is not None
+        and run.rejected_seq > run.approved_seq
+    )
+    live = (
+        run.approvals > 0
+        and not rejected_after
+        and (run.approval_until is None or event.ts < run.approval_until)
+    )
     if live or run.unapproved_seq is not None:
         return
     run.unapproved_seq = event.seq
-    if run.approvals > 0:
+    if rejected_after:
+        detail = f"the approval at seq {run.approved_seq} was overruled by a rejection"
+        evidence = run.rejected_seq
+    elif run.approvals > 0:
         detail = f"the approval at seq {run.approved_seq} expired at {run.approval_until}"
         evidence = run.approved_seq
     elif run.rejected_seq is not None:

@@ -289,20 +289,27 @@ def _realign_dependencies(
     scratch alongside it; and a projection whose dependency was rebuilt (a new version may
     change what it reads) is rebuilt with it."""
     by_name = {p.name: p for p in projs}
-    for p in projs:
-        for d in p.depends_on:
-            if pos[d].last_seq < pos[p.name].last_seq:
-                for t in p.tables:
-                    t.create(db)
-                _set_position(db, p, 0, ZERO_HASH)
-                pos[p.name] = Position(p.name, p.version, 0, ZERO_HASH)
-                done[p.name] = Progress(p.name, 0, 0, f"rebuilt with {d}, which it depends on")
-            elif pos[d].last_seq > pos[p.name].last_seq:
-                for t in by_name[d].tables:
-                    t.create(db)
-                _set_position(db, by_name[d], 0, ZERO_HASH)
-                pos[d] = Position(d, by_name[d].version, 0, ZERO_HASH)
-                done[d] = Progress(d, 0, 0, f"rebuilt with {p.name}, which depends on it")
+
+    def reset(q: Projection[Any], why: str) -> None:
+        for t in q.tables:
+            t.create(db)
+        _set_position(db, q, 0, ZERO_HASH)
+        pos[q.name] = Position(q.name, q.version, 0, ZERO_HASH)
+        done[q.name] = Progress(q.name, 0, 0, why)
+
+    # Until every projection and its dependencies stand at the same seq: a reset can put a
+    # dependency behind its own dependencies (tiers → runs → reliability), so repeat.
+    changed = True
+    while changed:
+        changed = False
+        for p in projs:
+            for d in p.depends_on:
+                if pos[d].last_seq < pos[p.name].last_seq:
+                    reset(p, f"rebuilt with {d}, which it depends on")
+                    changed = True
+                elif pos[d].last_seq > pos[p.name].last_seq:
+                    reset(by_name[d], f"rebuilt with {p.name}, which depends on it")
+                    changed = True
 
 
 @contextmanager

@@ -91,7 +91,7 @@ class RunsProjection(Projection[RunsState]):
     """Runs, agents, findings and anomalies (SPEC §3)."""
 
     name = "runs"
-    version = 2
+    version = 4
     tables = (RUNS, AGENTS, FINDINGS, ANOMALIES, GRANTS)
     depends_on = ("reliability",)
     """Issue 6: the reliability signals fired for an event become findings of its run."""
@@ -282,6 +282,10 @@ def _severities(run: Run) -> tuple[str, ...]:
 
 
 def _transition(state: RunsState, event: Event, run: Run) -> None:
+    if event.type == "run.approved" and run.state == "running":
+        # A human approving an escalation mid-run (SPEC §3, low_confidence_execute): a
+        # decision about the running run, not a step back in its lifecycle.
+        return
     allowed, target = TRANSITIONS[event.type]
     if run.state not in allowed:
         run.anomalies += 1
@@ -316,6 +320,8 @@ def _approve(run: Run, seq: int, p: RunApproved) -> None:
 
 
 def _end(run: Run, seq: int, ts: str) -> None:
+    if run.ended_seq is not None:
+        return  # a second terminal event is an anomaly; the run ended at the first one
     run.ended_seq, run.ended_ts = seq, ts
     begin = run.started_ts or run.submitted_ts
     run.duration_ms = _ms_between(begin, ts) if begin is not None else None

@@ -229,7 +229,7 @@ class TiersProjection(Projection[TiersState]):
     """Tiers, tier history and ``unjustified_tier_change`` findings (SPEC §3, issue 4)."""
 
     name = "tiers"
-    version = 2
+    version = 3
     depends_on = ("runs",)
     tables = (TIERS, TIER_RUNS, TIER_HISTORY, TIER_POLICIES, TIER_KEYS, TIER_CLOCK,
               TIER_FINDINGS)  # fmt: skip
