@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger.encoding import canonical
+from ledger.encoding import MAX_DEPTH, canonical
 from ledger.errors import DecodeError, EncodingError
 from ledger.events import ENVELOPE_VERSION, ZERO_HASH, authorize
 from ledger.signing import b64decode_canonical, key_id
@@ -186,7 +186,8 @@ class ChainChecker:
                 )
         # (2)
         if prev != self.prev_hash:
-            what = f"hash of seq {seq - 1}" if seq > 1 else "64 zeros for seq 1"
+            before = self.expected_seq - 1  # the last event seen, whose hash prev must be
+            what = f"hash of seq {before}" if before > 0 else "64 zeros for seq 1"
             self.problem(
                 seq,
                 "chain_broken",
@@ -219,6 +220,10 @@ class ChainChecker:
                 state = _key_from_payload(root, seq)
                 if state is None:
                     self.problem(seq, "malformed", "ledger.created carries a malformed key")
+                elif state.role != "governor":
+                    self.problem(
+                        seq, "unauthorized", f"the root key has role {state.role}, not governor"
+                    )
                 return state
             self.problem(
                 seq, "unknown_key", f"ledger.created is not signed by the key it registers ({key})"
@@ -320,9 +325,17 @@ def check_canonical_payload(payload_text: str) -> Any:
 
     Raises ValueError with a reason when it is not. Fast path: text with nothing suspect
     whose parse (floats refused) re-encodes to the same text is canonical; anything else takes
-    the full check of ``ledger.encoding.canonical``.
+    the full check of ``ledger.encoding.canonical`` (which also bounds the nesting depth).
     """
-    if not _SUSPECT.search(payload_text):
+    try:
+        return _check_canonical_payload(payload_text)
+    except RecursionError as e:
+        raise ValueError("payload is nested too deeply") from e
+
+
+def _check_canonical_payload(payload_text: str) -> Any:
+    shallow = payload_text.count("{") + payload_text.count("[") <= MAX_DEPTH
+    if shallow and not _SUSPECT.search(payload_text):
         try:
             fast = _fast_decoder.decode(payload_text)
         except ValueError:

@@ -148,6 +148,11 @@ def check_remembered(report: Any) -> None:
     if report.origin is None:
         return
     state = remembered(report.origin)
+    if state is not None and state.get("root_key_id") not in (None, report.root_key_id):
+        # Another log under the same origin (a new root key): not this log's history. Pinning
+        # the root key (`--trust`) is what catches a log replaced wholesale.
+        state = None
+        report.state_note = "remembered state was for another root key; replaced"
     if state is not None:
         where = state_path(report.origin)
         _compare(

@@ -10,6 +10,7 @@ complete subtree is compared with the stored Merkle tree.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -24,8 +25,7 @@ from ledger.chain import (
     check_canonical_payload,
     short,
 )
-from ledger.encoding import loads
-from ledger.errors import DecodeError, LedgerError, StoreError
+from ledger.errors import ChainError, DecodeError, LedgerError, StoreError
 from ledger.events import ZERO_HASH, authorize, check_type, decode_payload
 from ledger.export_read import rows_from_export
 from ledger.signing import (
@@ -61,6 +61,8 @@ class VerifyReport:
     origin: str | None = None
     root_key_id: str | None = None
     checkpoint: dict[str, Any] | None = None
+    state_note: str | None = None
+    """What the remembered-state check did when it was not a plain comparison."""
     roots: dict[int, bytes] = field(default_factory=dict)
     """Roots at the sizes asked for with ``want_roots`` (checkpoint and remembered sizes)."""
 
@@ -92,6 +94,8 @@ class VerifyReport:
             d["root_key_id"] = self.root_key_id
         if self.checkpoint is not None:
             d["checkpoint"] = self.checkpoint
+        if self.state_note is not None:
+            d["state"] = self.state_note
         return d
 
 
@@ -347,9 +351,20 @@ def verify_ledger(
         for r in ledger.iter_rows(
             to_seq=from_seq - 1, where="type IN ('ledger.created', 'key.registered', 'key.revoked')"
         ):
-            checker._apply_key_event(seq=r[0], type=r[3], payload=loads(r[7]), key=r[9])
-        anchor = ledger.event_at(from_seq - 1)
-        checker.expected_seq, checker.prev_hash, checker.prev_ts = from_seq, anchor.hash, anchor.ts
+            try:
+                payload = json.loads(r[7])
+            except ValueError:
+                payload = None  # a key event that does not parse registers nothing
+            checker._apply_key_event(seq=r[0], type=r[3], payload=payload, key=r[9])
+        anchor = ledger.conn.execute(
+            "SELECT hash, ts FROM events WHERE seq = ?", (from_seq - 1,)
+        ).fetchone()
+        if anchor is None:
+            raise ChainError(
+                f"--from {from_seq}: seq {from_seq - 1} is missing from the log, nothing to anchor "
+                "on (seq_gap): run a full verify"
+            )
+        checker.expected_seq, checker.prev_hash, checker.prev_ts = from_seq, anchor[0], anchor[1]
         start, stored = from_seq, None
     origin = _origin_or_none(ledger)
     v = Verifier(
@@ -368,10 +383,13 @@ def verify_ledger(
     for row in ledger.iter_rows(from_seq=start):
         v.feed(row)
     report = v.finish()
+    if from_seq is not None:
+        report.from_seq = from_seq
+    if trusted is not None and checker.root_key_id is None:
+        report.add(Problem(1, "untrusted_root", "the log has no ledger.created root key to pin"))
     # (3) The stored tree must give the events' root; a missing node fails closed (exit 1).
     try:
         if start > 1:
-            report.from_seq = start
             report.root = ledger.root_at(report.head_seq)
             for n in _wanted(checkpoint, origin, False):
                 if n <= report.head_seq:

@@ -807,7 +807,7 @@ def test_verify_file_json_on_a_tampered_export(template: Template, tmp_path: Pat
             "seq": 6,
             "kind": "chain_broken",
             "detail": f"prev is {short(template.rows[4][10])}, expected "
-            f"{short(template.rows[3][10])} (hash of seq 5)",
+            f"{short(template.rows[3][10])} (hash of seq 4)",
         },
     ]
 

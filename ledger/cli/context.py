@@ -14,8 +14,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from ledger.encoding import canonical
 from ledger.errors import InputError
-from ledger.events import normalize_time
+from ledger.events import Event, normalize_time
 from ledger.keys import KeyRing, Signer
 from ledger.store import Ledger
 
@@ -70,6 +71,14 @@ def resolve_at(ledger: Ledger, at_seq: int | None, as_of: str | None) -> int | N
     if as_of is not None:
         return ledger.seq_at_time(normalize_time(as_of, "--as-of"))
     return at_seq
+
+
+def echo_event(event: Event) -> None:
+    """One event as SPEC §2.1 prints it: the RFC 8785 form of the full envelope and a newline
+    (byte-identical to its `export` line)."""
+    sys.stdout.flush()
+    sys.stdout.buffer.write(canonical(event.envelope()) + b"\n")
+    sys.stdout.buffer.flush()
 
 
 def echo_json(value: Any) -> None:

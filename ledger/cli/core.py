@@ -11,6 +11,7 @@ import click
 from ledger.cli.context import (
     Context,
     ProgressBar,
+    echo_event,
     echo_json,
     json_option,
     pass_ctx,
@@ -111,7 +112,7 @@ def append(
     key = ctx.signer(signer)
     event = ledger.append(Draft(event_type, value, agent, run, actor, event_id), signer=key)
     if as_json:
-        echo_json(event.envelope())
+        echo_event(event)
     else:
         click.echo(f"seq {event.seq} {event.hash}")
 
@@ -231,7 +232,7 @@ def log(
         if limit is not None and n > limit:
             break
         if as_json:
-            echo_json(event.envelope())
+            echo_event(event)
             continue
         if n == 1:
             click.echo(fmt.format("seq", "ts", "type", "agent", "run", "summary"))
@@ -295,7 +296,13 @@ def verify(
             text = Path(trusted_keys).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
             raise InputError(f"--trusted-keys: cannot read {trusted_keys}") from e
-        trusted |= {ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")}
+        from_file = {
+            ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")
+        }
+        if not from_file:
+            # Asked to pin and given nothing to pin to: fail closed, never silently unpinned.
+            raise InputError(f"--trusted-keys: {trusted_keys} holds no key id")
+        trusted |= from_file
     for k in trusted:
         if len(k) != 32 or any(c not in "0123456789abcdef" for c in k):
             raise InputError(f"--trust: {k!r} is not a key id (32 lowercase hex)")

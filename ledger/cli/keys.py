@@ -127,10 +127,19 @@ def keys_revoke(ctx: Context, name: str, reason: str, signer: str, as_json: bool
 def keys_vkey(ctx: Context, name: str) -> None:
     """Print the C2SP verifier key of NAME for checkpoints (`<origin>+<id>+<key>`)."""
     from ledger.checkpoint import format_vkey
+    from ledger.signing import b64decode_canonical
 
+    # From the public key registered in the log: an auditor needs no private key file.
     ledger = ctx.ledger()
-    key = ctx.signer(name)
-    click.echo(format_vkey(name=ledger.origin, public_key=key.public_key))
+    key = ledger.key_by_name(name)
+    if key is None:
+        raise InputError(f"no key named {name!r} is registered in this ledger")
+    if key["role"] != "governor":
+        raise InputError(
+            f"key {name} is a {key['role']} key; checkpoints are signed by governor keys"
+        )
+    public_key = b64decode_canonical(key["public_key"], f"key {name}")
+    click.echo(format_vkey(name=ledger.origin, public_key=public_key))
 
 
 COMMANDS = [keys]
