@@ -296,6 +296,8 @@ def _key_from_payload(p: dict[str, Any], seq: int) -> KeyState | None:
     ):
         return None
     agent = p.get("agent")
+    if (p["role"] == "agent") != isinstance(agent, str):
+        return None  # an agent key is bound to an agent; other roles are bound to none
     return KeyState(
         key_id=key_id(raw),
         name=str(p.get("name")),

@@ -36,7 +36,9 @@ Row = tuple[Any, ...]
 
 
 def rows_from_export(lines: Iterable[bytes]) -> Iterator[Row | Problem]:
-    """Rows from an exported JSON Lines file; a line that cannot be framed is a Problem."""
+    """Rows from an exported JSON Lines file; a line that cannot be framed is a Problem.
+
+    A line that parses but is not in canonical form gives a Problem and then its row."""
     expected = 1
     for n, raw in enumerate(lines, start=1):
         if not raw.endswith(b"\n"):
@@ -54,10 +56,16 @@ def rows_from_export(lines: Iterable[bytes]) -> Iterator[Row | Problem]:
                 )
             if env["v"] != ENVELOPE_VERSION:
                 raise DecodeError(f"line {n}: v is {env['v']!r}, expected {ENVELOPE_VERSION}")
-            if canonical(env) + b"\n" != raw:
-                raise DecodeError(f"line {n}: not in canonical form (RFC 8785)")
             if not isinstance(env["payload"], dict):
                 raise DecodeError(f"line {n}: payload is not an object")
+            if canonical(env) + b"\n" != raw:
+                # Reported, and its fields still checked and chained (as the database path
+                # does), so one reformatted line does not cascade into chain problems.
+                yield Problem(
+                    env["seq"] if isinstance(env["seq"], int) else expected,
+                    "malformed",
+                    f"line {n}: not in canonical form (RFC 8785)",
+                )
         except LedgerError as e:
             seq = expected
             yield Problem(seq, "malformed", e.message)

@@ -73,3 +73,15 @@ def test_remembered_state_of_another_log_with_the_same_origin_is_no_alarm(
     assert out["ok"] is True and out["state"].startswith("remembered state was for another")
     shutil.rmtree(tmp_path / "other")
     assert json.loads(ready("verify", "--json").stdout)["ok"] is True
+
+
+def test_a_reformatted_export_line_is_malformed_and_nothing_else(ready: Cli) -> None:
+    for i in range(5):
+        ready("append", "x.note", "--signer", "rec", "--payload", json.dumps({"i": i}))
+    lines = ready("export").stdout_bytes.splitlines(keepends=True)
+    lines[3] = lines[3].replace(b'{"actor"', b'{ "actor"', 1)  # same JSON, not canonical
+    report = verify_export(lines)
+    assert [(p.seq, p.kind) for p in report.problems] == [(4, "malformed")]
+    assert (report.events, report.head_seq) == (7, 7)
+    intact = verify_export(ready("export").stdout_bytes.splitlines(keepends=True))
+    assert report.root == intact.root
