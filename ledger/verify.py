@@ -161,6 +161,14 @@ class Verifier:
                 seq, id_, ts, type_, agent, run, actor, payload_text, prev, key, hash_, sig
             )
         except ValueError as e:
+            # A missing event before a malformed one still shows, at this seq (SPEC §5).
+            if isinstance(seq, int) and seq > self.checker.expected_seq:
+                self.report.add(Problem(seq, "seq_gap",
+                                        f"expected seq {self.checker.expected_seq}, found {seq}"))  # fmt: skip
+            if isinstance(prev, str) and HEX64.match(prev) and prev != self.checker.prev_hash:
+                self.report.add(Problem(where_seq, "chain_broken",
+                                        f"prev is {short(prev)}, expected "
+                                        f"{short(self.checker.prev_hash)}"))  # fmt: skip
             self.report.add(Problem(where_seq, "malformed", str(e)))
             self.checker.expected_seq = where_seq + 1
             self.checker.prev_hash = hash_ if isinstance(hash_, str) else ZERO_HASH
