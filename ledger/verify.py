@@ -26,7 +26,13 @@ from ledger.chain import (
     short,
 )
 from ledger.errors import ChainError, DecodeError, LedgerError, StoreError
-from ledger.events import ZERO_HASH, authorize, check_envelope, check_type, decode_payload
+from ledger.events import (
+    MAX_NAME_LENGTH,
+    REQUIRED_ENVELOPE,
+    ZERO_HASH,
+    authorize,
+    decode_payload,
+)
 from ledger.export_read import rows_from_export
 from ledger.signing import (
     b64decode_canonical,
@@ -97,6 +103,11 @@ class VerifyReport:
         if self.state_note is not None:
             d["state"] = self.state_note
         return d
+
+
+def _text_ok(value: Any) -> bool:
+    """The common case of an envelope string, checked fast: null, or short ASCII text."""
+    return value is None or (type(value) is str and value.isascii() and 0 < len(value) <= 128)
 
 
 def _is_utf8(text: str) -> bool:
@@ -208,14 +219,15 @@ class Verifier:
                 )
             )
         self._current_seq = seq
-        self.acc.add(bytes.fromhex(hash_))
+        leaf = bytes.fromhex(hash_)
+        self.acc.add(leaf)
         if self.acc.size in self.want_roots:
             self.report.roots[self.acc.size] = self.acc.root()
         self.report.events += 1
         self.report.head_seq, self.report.head_hash = seq, hash_
         # (6) the signature, against the stored hash (a wrong hash is already reported)
         if signer is not None:
-            self.batch.append((seq, signer.public_key, raw_sig, bytes.fromhex(hash_)))
+            self.batch.append((seq, signer.public_key, raw_sig, leaf))
             if len(self.batch) >= BATCH:
                 self._flush()
 
@@ -240,11 +252,14 @@ class Verifier:
             raise ValueError("id must be a non-empty string of at most 128 characters")
         if not isinstance(ts, str) or not TS.match(ts):
             raise ValueError(f"ts {ts!r} is not RFC 3339 UTC with six fractional digits and Z")
-        for name, v in (("id", id_), ("agent", agent), ("run", run), ("actor", actor)):
-            if v is not None and not isinstance(v, str):
-                raise ValueError(f"{name} must be a string or null")
-            if v is not None and not _is_utf8(v):
-                raise ValueError(f"{name} is not valid UTF-8 text")
+        if not (_text_ok(id_) and _text_ok(agent) and _text_ok(run) and _text_ok(actor)):
+            for name, v in (("id", id_), ("agent", agent), ("run", run), ("actor", actor)):
+                if v is not None and not isinstance(v, str):
+                    raise ValueError(f"{name} must be a string or null")
+                if v is not None and not _is_utf8(v):
+                    raise ValueError(f"{name} is not valid UTF-8 text")
+                if v is not None and not 0 < len(v) <= MAX_NAME_LENGTH:
+                    raise ValueError(f"{name} must be 1–{MAX_NAME_LENGTH} characters")
         for name, v, rx in (("prev", prev, HEX64), ("hash", hash_, HEX64), ("key", key, HEX32)):
             if not isinstance(v, str) or not rx.match(v):
                 raise ValueError(f"{name} is not lowercase hex of the right length")
@@ -263,11 +278,12 @@ class Verifier:
             if isinstance(type_, str) and type_.startswith("x.") and len(type_) > 2:
                 pass  # SPEC §2.4: any x.<name>; writers here are stricter, readers are not
             else:
-                check_type(type_)
-                decode_payload(type_, payload, "payload")
-            check_envelope(type_, {"agent": agent, "run": run, "actor": actor, "id": id_})
+                decode_payload(type_, payload, "payload")  # unknown types included
         except LedgerError as e:
             raise ValueError(e.message) from e
+        for name in REQUIRED_ENVELOPE.get(type_, ()):
+            if (agent if name == "agent" else run) is None:
+                raise ValueError(f"{type_} requires {name}")
         return payload, raw_sig
 
     def _flush(self, keep: int = 2 * workers.IN_FLIGHT * workers.WORKERS) -> None:
