@@ -66,13 +66,9 @@ class _Keys:
         return self.cache[kid]
 
     def active_with_name(self, name: str) -> bool:
-        for k in self.cache.values():
-            if k and k["name"] == name and k["revoked_seq"] is None:
-                return True
-        row = self.conn.execute(
-            "SELECT key_id FROM keys WHERE name = ? AND revoked_seq IS NULL", (name,)
-        ).fetchall()
-        return any(self.get(r[0]) and self.get(r[0])["revoked_seq"] is None for r in row)  # type: ignore[index]
+        rows = self.conn.execute("SELECT key_id FROM keys WHERE name = ?", (name,)).fetchall()
+        ids = {r[0] for r in rows} | {k for k, v in self.cache.items() if v and v["name"] == name}
+        return any((s := self.get(k)) is not None and s["revoked_seq"] is None for k in ids)
 
     def active_governors(self) -> int:
         rows = self.conn.execute("SELECT key_id FROM keys WHERE role = 'governor'").fetchall()

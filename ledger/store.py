@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
+from pydantic_core import from_json
 
 from ledger import merkle
 from ledger.appending import append_locked
@@ -68,7 +69,19 @@ class _Prepared:
 def row_to_event(row: Row) -> Event:
     seq, id_, ts, type_, agent, run, actor, payload, prev, key, hash_, sig = row
     # Stored payloads were validated at append; verification re-checks them, not reads.
-    return Event(seq, id_, ts, type_, agent, run, actor, json.loads(payload), prev, key, hash_, sig)
+    return Event(
+        seq, id_, ts, type_, agent, run, actor, parse_stored(payload), prev, key, hash_, sig
+    )
+
+
+def parse_stored(text: str) -> Any:
+    """A stored payload's JSON text as Python objects. ``pydantic_core.from_json`` gives what
+    ``json.loads`` gives for the store's canonical text, about three times faster; text it
+    refuses (lone surrogates in a tampered file) goes to ``json`` so the error is the usual one."""
+    try:
+        return from_json(text, cache_strings="keys")
+    except ValueError:
+        return json.loads(text)
 
 
 TYPED_PAYLOADS = frozenset(CATALOG) - {

@@ -15,17 +15,15 @@ read models are never touched by them.
 from __future__ import annotations
 
 import gc
-import json
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 from pydantic import ValidationError
-from pydantic_core import from_json
 from sqlite_utils import Database
 
 from ledger.errors import DatabaseLocked, LedgerError, ProjectionError, StoreError
@@ -50,40 +48,6 @@ class EventSource(Protocol):
     def head(self) -> tuple[int, str]: ...
 
     def hash_at(self, seq: int) -> str: ...
-
-
-@runtime_checkable
-class RowSource(Protocol):
-    """A log that can also stream raw rows ``(seq, id, ts, type, agent, run, actor,
-    payload_text, prev, key, hash, sig)``: the driver's fast path."""
-
-    def iter_rows(
-        self, *, from_seq: int = 1, to_seq: int | None = None
-    ) -> Iterator[tuple[Any, ...]]: ...
-
-
-def _parse(text: str) -> Any:
-    """A stored payload's JSON text as Python objects. ``pydantic_core.from_json`` gives what
-    ``json.loads`` gives for the store's canonical text, three times faster; text it refuses
-    (lone surrogates in a tampered file) goes to ``json`` so the error is the usual one."""
-    try:
-        return from_json(text, cache_strings="keys")
-    except ValueError:
-        return json.loads(text)
-
-
-def _events(source: EventSource, from_seq: int, to_seq: int) -> Iterator[Event]:
-    """Events ``from_seq..to_seq``. From raw rows, payloads are parsed as plain JSON: the store
-    wrote them canonical after strict validation (and ``verify`` re-checks them), and the
-    payload model validates what replay uses; the strict parser would double the cost of replay.
-    """
-    if not isinstance(source, RowSource):
-        yield from source.iter_events(from_seq=from_seq, to_seq=to_seq)
-        return
-    for seq, id_, ts, type_, agent, run, actor, payload, prev, key, hash_, sig in source.iter_rows(
-        from_seq=from_seq, to_seq=to_seq
-    ):
-        yield Event(seq, id_, ts, type_, agent, run, actor, _parse(payload), prev, key, hash_, sig)
 
 
 _VALIDATE: dict[str, Callable[[Any], Any]] = {
@@ -340,7 +304,7 @@ def _apply_range(
         states[p.name] = p.start(db, {d: states[d] for d in p.depends_on})
     # The batch is held in memory (at most ``BATCH`` events) so each projection can load the
     # rows it will touch in a few queries (``prepare``) before folding.
-    events = list(_events(source, from_seq, to_seq))
+    events = list(source.iter_events(from_seq=from_seq, to_seq=to_seq))
     payloads = list(map(decode, events))
     behind = [(p, states[p.name], pos[p.name].last_seq) for p in projs]
     for p, state, _ in behind:

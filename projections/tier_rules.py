@@ -247,7 +247,9 @@ def assess(
     ]
     # A critical finding since the tier was set keeps the effective tier at 0 (SPEC §3): no
     # promotion may paper over it, even at T0 or when revocation is off.
-    critical = int(agent.last_critical_seq is not None and agent.last_critical_seq > agent.since_seq)
+    critical = int(
+        agent.last_critical_seq is not None and agent.last_critical_seq > agent.since_seq
+    )
     criteria.append(Criterion("critical_findings_at_tier", 0, critical, critical == 0, "<="))
     evidence = {
         "compliant_runs": compliant,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from ledger.errors import InputError
 from ledger.events import Event
 from ledger.keys import KeyRing, Signer
 from ledger.proofs import sign_current_checkpoint
-from ledger.sample import GOVERNOR, RECORDER, Conduct, generate_drafts
+from ledger.sample import GOVERNOR, RECORDER, Conduct, append_stream, generate_drafts
 from ledger.store import Draft, Ledger, root_key_payload
 from projections.correction_queries import patterns
 from projections.policy import default_document
@@ -105,22 +105,6 @@ def _load_or_create(ring: KeyRing, name: str) -> Signer:
     return ring.load(name) if ring.exists(name) else ring.create(name)
 
 
-def _append(
-    ledger: Ledger, stream: Iterable[tuple[str, Draft]], signers: dict[str, Signer]
-) -> None:
-    """Append (role, draft) pairs, one transaction per run of same-role drafts (≤ BATCH)."""
-    pending: list[Draft] = []
-    role = ""
-    for r, d in stream:
-        if pending and (r != role or len(pending) >= BATCH):
-            ledger.append_many(pending, signer=signers[role])
-            pending = []
-        role = r
-        pending.append(d)
-    if pending:
-        ledger.append_many(pending, signer=signers[role])
-
-
 def _first_awaiting(awaiting: list[Due], characters: dict[str, str]) -> Due:
     """The promotion a governor looks at first: the careful agent's, else the first."""
     return next((d for d in awaiting if characters.get(d.agent) == CAST[0][0]), awaiting[0])
@@ -169,7 +153,7 @@ def build_demo(db: str, ring: KeyRing, *, origin: str, events: int, agents: int,
             for _, d in drafts:
                 if d.type == "agent.registered" and d.agent not in result.characters:
                     result.characters[str(d.agent)] = roles[len(result.characters)][0]
-            _append(ledger, drafts, signers)
+            append_stream(ledger, drafts, signers, BATCH)
             applied = apply_changes(ledger, root, approve=approve)
             result.tier_events += applied.recorded
             result.approved += [e for e in applied.recorded if _approved(e)]

@@ -22,7 +22,13 @@ interleaved stream and a ledger built from it).
 
 from __future__ import annotations
 
-from ledger.sample.build import build_ledger, generate_drafts, import_line, write_jsonl
+from ledger.sample.build import (
+    append_stream,
+    build_ledger,
+    generate_drafts,
+    import_line,
+    write_jsonl,
+)
 from ledger.sample.data import (
     CRITICAL_VIOLATIONS,
     EPOCH,
@@ -47,6 +53,7 @@ __all__ = [
     "RECORDER",
     "VIOLATIONS",
     "Conduct",
+    "append_stream",
     "build_ledger",
     "generate_drafts",
     "import_line",

@@ -79,12 +79,30 @@ def generate_drafts(
         count += 1
 
 
-def _flush(
-    ledger: Ledger, signer: Signer, drafts: list[Draft], progress: Callable[[int], None] | None
+def append_stream(
+    ledger: Ledger,
+    stream: Iterable[tuple[str, Draft]],
+    signers: dict[str, Signer],
+    batch: int = 1000,
+    progress: Callable[[int], None] | None = None,
 ) -> None:
-    ledger.append_many(drafts, signer=signer)
-    if progress is not None:
-        progress(len(drafts))
+    """Append ``(role, draft)`` pairs in order: consecutive drafts of one role go in one
+    ``append_many`` (one transaction), flushed when the role changes or ``batch`` are pending.
+    ``progress`` is told the size of each committed batch."""
+    pending: list[Draft] = []
+    role = ""
+    for r, d in stream:
+        if pending and (r != role or len(pending) >= batch):
+            ledger.append_many(pending, signer=signers[role])
+            if progress is not None:
+                progress(len(pending))
+            pending = []
+        role = r
+        pending.append(d)
+    if pending:
+        ledger.append_many(pending, signer=signers[role])
+        if progress is not None:
+            progress(len(pending))
 
 
 def build_ledger(
@@ -116,16 +134,7 @@ def build_ledger(
     ledger.append(Draft("key.registered", root_key_payload(recorder, RECORDER)), signer=root)
     signers = {GOVERNOR: root, RECORDER: recorder}
     stream = drafts if drafts is not None else generate_drafts(n_events, n_agents, seed)
-    pending: list[Draft] = []
-    role = RECORDER
-    for r, d in stream:
-        if pending and (r != role or len(pending) >= batch):
-            _flush(ledger, signers[role], pending, progress)
-            pending = []
-        role = r
-        pending.append(d)
-    if pending:
-        _flush(ledger, signers[role], pending, progress)
+    append_stream(ledger, stream, signers, batch, progress)
     return ledger
 
 
