@@ -26,13 +26,9 @@ if TYPE_CHECKING:
     from ledger.store import Ledger, _Prepared
 
 
-def uuid7() -> str:
-    """A UUIDv7 (RFC 9562): 48-bit Unix milliseconds, version 7, random bits."""
-    return uuid7s(1)[0]
-
-
 def uuid7s(n: int) -> list[str]:
-    """``n`` UUIDv7 strings sharing one clock reading and one ``os.urandom`` call."""
+    """``n`` UUIDv7 strings (RFC 9562: 48-bit Unix milliseconds, version 7, random bits),
+    sharing one clock reading and one ``os.urandom`` call."""
     ms = (time.time_ns() // 1_000_000) & ((1 << 48) - 1)
     rand = os.urandom(10 * n)
     out = []

@@ -176,23 +176,8 @@ class ChainChecker:
         and authorized for the type, (6) key events update the registry.
         """
         self.count += 1
-        # (1) A missing event shows as seq_gap, and as chain_broken, at the next present seq.
-        if seq != self.expected_seq:
-            if seq > self.expected_seq:
-                self.problem(seq, "seq_gap", f"expected seq {self.expected_seq}, found {seq}")
-            else:
-                self.problem(
-                    seq, "seq_gap", f"seq {seq} again or out of order after {self.expected_seq - 1}"
-                )
-        # (2)
-        if prev != self.prev_hash:
-            before = self.expected_seq - 1  # the last event seen, whose hash prev must be
-            what = f"hash of seq {before}" if before > 0 else "64 zeros for seq 1"
-            self.problem(
-                seq,
-                "chain_broken",
-                f"prev is {short(prev)}, expected {short(self.prev_hash)} ({what})",
-            )
+        # (1), (2)
+        self.check_position(seq=seq, prev=prev)
         # (3)
         if hash != computed_hash:
             self.problem(
@@ -209,6 +194,27 @@ class ChainChecker:
         # (6)
         self._apply_key_event(seq=seq, type=type, payload=payload, key=key)
         return signer
+
+    def check_position(self, *, seq: int, prev: str | None) -> None:
+        """(1) seq continuity and (2) the chain link (``prev`` None: unreadable, not checked).
+
+        A missing event shows as seq_gap, and as chain_broken, at the next present seq.
+        """
+        if seq != self.expected_seq:
+            if seq > self.expected_seq:
+                self.problem(seq, "seq_gap", f"expected seq {self.expected_seq}, found {seq}")
+            else:
+                self.problem(
+                    seq, "seq_gap", f"seq {seq} again or out of order after {self.expected_seq - 1}"
+                )
+        if prev is not None and prev != self.prev_hash:
+            before = self.expected_seq - 1  # the last event seen, whose hash prev must be
+            what = f"hash of seq {before}" if before > 0 else "64 zeros for seq 1"
+            self.problem(
+                seq,
+                "chain_broken",
+                f"prev is {short(prev)}, expected {short(self.prev_hash)} ({what})",
+            )
 
     def _resolve_key(
         self, *, seq: int, type: str, agent: str | None, payload: Any, key: str

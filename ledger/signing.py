@@ -18,9 +18,8 @@ import hashlib
 
 import nacl.bindings
 import nacl.exceptions
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger.errors import DecodeError, SignatureError
 
@@ -69,14 +68,6 @@ def verify_event_signature(*, public_key: bytes, signature: bytes, digest: bytes
     """Raise ``SignatureError`` unless ``signature`` signs the event hash ``digest``."""
     if len(signature) != 64 or not check_event_signature(public_key, signature, digest):
         raise SignatureError("signature does not verify")
-
-
-def verify_signature(*, public_key: bytes, signature: bytes, message: bytes) -> None:
-    """Raise ``SignatureError`` unless ``signature`` is a valid Ed25519 signature of ``message``."""
-    try:
-        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
-    except (InvalidSignature, ValueError) as e:
-        raise SignatureError("signature does not verify") from e
 
 
 def b64encode(data: bytes) -> str:

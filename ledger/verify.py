@@ -163,7 +163,7 @@ class Verifier:
                 )
             )
 
-    def feed(self, row: Row, line: int | None = None) -> None:
+    def feed(self, row: Row) -> None:
         seq, id_, ts, type_, agent, run, actor, payload_text, prev, key, hash_, sig = row
         where_seq = seq if isinstance(seq, int) else self.checker.expected_seq
         # (1) framing and canonical form
@@ -173,13 +173,10 @@ class Verifier:
             )
         except ValueError as e:
             # A missing event before a malformed one still shows, at this seq (SPEC §5).
-            if isinstance(seq, int) and seq > self.checker.expected_seq:
-                self.report.add(Problem(seq, "seq_gap",
-                                        f"expected seq {self.checker.expected_seq}, found {seq}"))  # fmt: skip
-            if isinstance(prev, str) and HEX64.match(prev) and prev != self.checker.prev_hash:
-                self.report.add(Problem(where_seq, "chain_broken",
-                                        f"prev is {short(prev)}, expected "
-                                        f"{short(self.checker.prev_hash)}"))  # fmt: skip
+            if isinstance(seq, int):
+                well_formed = isinstance(prev, str) and HEX64.match(prev) is not None
+                self.checker.check_position(seq=seq, prev=prev if well_formed else None)
+                self._take_checker_problems()
             self.report.add(Problem(where_seq, "malformed", str(e)))
             self.checker.expected_seq = where_seq + 1
             self.checker.prev_hash = hash_ if isinstance(hash_, str) else ZERO_HASH
@@ -194,7 +191,6 @@ class Verifier:
         # prev is checked lowercase hex by _framing, so it needs no escaping.
         body = self.encoder.body(seq, id_, ts, type_, agent, run, actor, payload_text, prev, key)
         digest = event_hash(body)
-        before = len(self.checker.problems)
         signer = self.checker.check(
             seq=seq,
             ts=ts,
@@ -206,9 +202,7 @@ class Verifier:
             hash=hash_,
             computed_hash=digest.hex(),
         )
-        for p in self.checker.problems[before:]:
-            self.report.add(p)
-        del self.checker.problems[:]
+        self._take_checker_problems()
         root_id = self.checker.root_key_id
         if seq == 1 and self.trusted is not None and root_id is not None and root_id not in self.trusted:  # fmt: skip
             self.report.add(
@@ -230,6 +224,11 @@ class Verifier:
             self.batch.append((seq, signer.public_key, raw_sig, leaf))
             if len(self.batch) >= BATCH:
                 self._flush()
+
+    def _take_checker_problems(self) -> None:
+        for p in self.checker.problems:
+            self.report.add(p)
+        del self.checker.problems[:]
 
     def _framing(
         self,
@@ -320,19 +319,6 @@ class Verifier:
 
 
 # --- sources -------------------------------------------------------------------------------
-
-
-def verify_rows(
-    rows: Iterable[Row],
-    *,
-    trusted: set[str] | None = None,
-    progress: Callable[[int], None] | None = None,
-    stored_nodes: Callable[[int, int], bytes | None] | None = None,
-) -> VerifyReport:
-    v = Verifier(trusted=trusted, progress=progress, stored_nodes=stored_nodes)
-    for row in rows:
-        v.feed(row)
-    return v.finish()
 
 
 def _wanted(checkpoint: str | None, origin: str | None, use_state: bool) -> set[int]:
