@@ -123,6 +123,10 @@ class KeyRing:
             os.fsync(f.fileno())
         return Signer(name=name, private_key=private_key, public_key=_public_raw(private_key))
 
+    def load_or_create(self, name: str) -> Signer:
+        """The key ``name``, created first when there is no file for it yet."""
+        return self.load(name) if self.exists(name) else self.create(name)
+
     def load(self, name: str) -> Signer:
         """Load a key, refusing files readable by group or others (exit 3)."""
         path = self.path(name)

@@ -48,7 +48,7 @@ def _drafts(start: int, n: int) -> list[Draft]:
 
 def _keys(db: Path) -> Signer:
     ring = KeyRing(db.parent / (db.name + ".keys"))
-    return ring.load("root") if ring.exists("root") else ring.create("root")
+    return ring.load_or_create("root")
 
 
 def build(db: Path, events: int) -> None:

@@ -45,7 +45,7 @@ def init(ctx: Context, origin: str, as_json: bool) -> None:
         raise InputError(
             "--origin must be a non-empty name without spaces (e.g. example.com/agents)"
         )
-    root = keyring.load("root") if keyring.exists("root") else keyring.create("root")
+    root = keyring.load_or_create("root")
     ledger = Ledger.create(ctx.db, origin=origin, root=root)
     size, head = ledger.head()
     if as_json:

@@ -24,7 +24,7 @@ from typing import Any
 
 from ledger.errors import InputError
 from ledger.events import Event
-from ledger.keys import KeyRing, Signer
+from ledger.keys import KeyRing
 from ledger.proofs import sign_current_checkpoint
 from ledger.sample import GOVERNOR, RECORDER, Conduct, append_stream, generate_drafts
 from ledger.store import Draft, Ledger, root_key_payload
@@ -101,10 +101,6 @@ class DemoResult:
         return next(iter(cast or named), None)
 
 
-def _load_or_create(ring: KeyRing, name: str) -> Signer:
-    return ring.load(name) if ring.exists(name) else ring.create(name)
-
-
 def _first_awaiting(awaiting: list[Due], characters: dict[str, str]) -> Due:
     """The promotion a governor looks at first: the careful agent's, else the first."""
     return next((d for d in awaiting if characters.get(d.agent) == CAST[0][0]), awaiting[0])
@@ -133,8 +129,8 @@ def build_demo(db: str, ring: KeyRing, *, origin: str, events: int, agents: int,
     if events < MIN_EVENTS:
         raise InputError(f"the demo needs at least {MIN_EVENTS} events, not {events}")
     # (1)
-    root = _load_or_create(ring, "root")
-    recorder = _load_or_create(ring, "recorder")
+    root = ring.load_or_create("root")
+    recorder = ring.load_or_create("recorder")
     # NORMAL: a sample ledger need not survive a power cut, and FULL would sync each of the
     # thousand-odd transactions (the roles alternate at every approval and grant).
     ledger = Ledger.create(db, origin=origin, root=root, synchronous="NORMAL")

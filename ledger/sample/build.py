@@ -128,8 +128,8 @@ def build_ledger(
     events (``ledger.created``, ``key.registered``).
     """
     ring = KeyRing(keys_dir)
-    root = ring.load("root") if ring.exists("root") else ring.create("root")
-    recorder = ring.load("recorder") if ring.exists("recorder") else ring.create("recorder")
+    root = ring.load_or_create("root")
+    recorder = ring.load_or_create("recorder")
     ledger = Ledger.create(path, origin=origin, root=root, synchronous=synchronous)
     ledger.append(Draft("key.registered", root_key_payload(recorder, RECORDER)), signer=root)
     signers = {GOVERNOR: root, RECORDER: recorder}
