@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,6 @@ from ledger.checkpoint import (
     parse_unverified_checkpoint,
 )
 from ledger.errors import CheckpointError, InputError
-from ledger.signing import b64decode_canonical
 
 
 def _compare(report: Any, *, origin: str, size: int, root: bytes, what: str) -> None:
@@ -67,18 +67,14 @@ def _compare(report: Any, *, origin: str, size: int, root: bytes, what: str) -> 
         )
 
 
-def governor_verifiers(origin: str, keys: list[dict[str, Any]]) -> list[NoteVerifier]:
-    """C2SP note verifiers (name = origin) for every governor key registered in the log."""
-    out = []
-    for k in keys:
-        if k["role"] == "governor":
-            pub = b64decode_canonical(k["public_key"])
-            out.append(
-                NoteVerifier(
-                    name=origin, key_id=compute_key_id(name=origin, public_key=pub), public_key=pub
-                )
-            )
-    return out
+def governor_verifiers(origin: str, public_keys: Iterable[bytes]) -> list[NoteVerifier]:
+    """C2SP note verifiers (key name = origin) for the given governor public keys."""
+    return [
+        NoteVerifier(
+            name=origin, key_id=compute_key_id(name=origin, public_key=pub), public_key=pub
+        )
+        for pub in public_keys
+    ]
 
 
 def checkpoint_roots_wanted(note: str) -> int:
@@ -86,7 +82,7 @@ def checkpoint_roots_wanted(note: str) -> int:
     return parse_unverified_checkpoint(note, "checkpoint").size
 
 
-def check_checkpoint(report: Any, note: str, keys: list[dict[str, Any]]) -> None:
+def check_checkpoint(report: Any, note: str, governor_keys: Iterable[bytes]) -> None:
     """Add a problem to ``report`` when the log is not consistent with the checkpoint ``note``.
 
     (1) the note must be signed by a governor key of this log (fails closed), (2) origin,
@@ -94,7 +90,7 @@ def check_checkpoint(report: Any, note: str, keys: list[dict[str, Any]]) -> None
     """
     try:
         origin = report.origin or ""
-        cp = parse_checkpoint(open_note(note, governor_verifiers(origin, keys)))
+        cp = parse_checkpoint(open_note(note, governor_verifiers(origin, governor_keys)))
     except CheckpointError as e:
         report.add(
             Problem(

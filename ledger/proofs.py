@@ -27,7 +27,7 @@ from ledger.encoding import loads
 from ledger.errors import CheckpointError, InputError, ProofError
 from ledger.events import format_ts
 from ledger.keys import Signer
-from ledger.signing import event_hash
+from ledger.signing import b64decode_canonical, event_hash
 from ledger.store import Ledger
 
 
@@ -57,7 +57,10 @@ def latest_checkpoint(ledger: Ledger, min_size: int) -> str | None:
 
 def open_ledger_checkpoint(ledger: Ledger, note: str) -> Checkpoint:
     """Verify ``note`` against this ledger's governor keys and its origin."""
-    return parse_checkpoint(open_note(note, governor_verifiers(ledger.origin, ledger.keys())))
+    governors = [
+        b64decode_canonical(k["public_key"]) for k in ledger.keys() if k["role"] == "governor"
+    ]
+    return parse_checkpoint(open_note(note, governor_verifiers(ledger.origin, governors)))
 
 
 def event_body(ledger: Ledger, seq: int) -> bytes:

@@ -420,7 +420,7 @@ def verify_ledger(
         report.add(Problem(report.head_seq, "hash_mismatch", f"stored Merkle tree: {e.message}"))
     # (4) Checkpoint signatures are checked with the governor keys read from the log.
     if checkpoint is not None:
-        check_checkpoint(report, checkpoint, _keys_of(v.checker))
+        check_checkpoint(report, checkpoint, _governor_keys(v.checker))
     # (5)
     if use_state and start == 1:
         check_remembered(report)
@@ -471,15 +471,14 @@ def verify_export(
         # An empty file, or one without its ledger.created, cannot show the pinned root.
         report.add(Problem(1, "untrusted_root", "no root key: the file has no ledger.created"))
     if checkpoint is not None:
-        check_checkpoint(report, checkpoint, _keys_of(v.checker))
+        check_checkpoint(report, checkpoint, _governor_keys(v.checker))
     report.problems.sort(key=lambda p: p.seq)
     return report
 
 
-def _keys_of(checker: ChainChecker) -> list[dict[str, Any]]:
-    from ledger.signing import b64encode
-
-    return [{"role": k.role, "public_key": b64encode(k.public_key)} for k in checker.keys.values()]
+def _governor_keys(checker: ChainChecker) -> list[bytes]:
+    """The governor public keys registered in the log read so far."""
+    return [k.public_key for k in checker.keys.values() if k.role == "governor"]
 
 
 def check_events(ledger: Any, rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
