@@ -10,8 +10,6 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -38,22 +36,10 @@ from projections.check import check
 from projections.driver import build_at, catch_up, positions
 from projections.queries import AgentMetrics, RunView, agent_metrics, get_run, list_runs
 from projections.reliability import signals
+from projections.tier_ops import read_models
 from projections.tier_queries import tier_findings
 
 STATES = ("submitted", "approved", "rejected", "running", "completed", "failed", "cancelled")
-
-
-@contextmanager
-def read_models(ledger: Ledger, at: int | None) -> Iterator[tuple[Database, int]]:
-    """The read models at seq `at` (None: now) and that seq: the stored ones, caught up, or a
-    scratch build for time travel."""
-    size, _ = ledger.head()
-    if at is None or at >= size:
-        catch_up(ledger, ledger.db)
-        yield ledger.db, size
-        return
-    with build_at(ledger, at) as db:
-        yield db, at
 
 
 def _time(value: str | None, option: str) -> str | None:
@@ -81,7 +67,7 @@ def runs_list(ctx: Context, agent: str | None, status: str | None, since: str | 
               as_of: str | None, as_json: bool) -> None:  # fmt: skip
     """List runs in the order they began (`--json`: one run per line)."""
     ledger = ctx.ledger()
-    with read_models(ledger, resolve_at(ledger, at_seq, as_of)) as (db, _):
+    with read_models(ledger, resolve_at(ledger, at_seq, as_of)) as db:
         views = list_runs(db, agent=agent, status=status, since=_time(since, "--since"),
                           until=_time(until, "--until"), non_compliant=non_compliant,
                           limit=limit)  # fmt: skip
@@ -114,7 +100,8 @@ def runs_show(ctx: Context, run: str, at_seq: int | None, as_of: str | None,
     """One run: state, totals, timeline (seq, time, type, summary), findings, and whether its
     events verify (hash, chain link, key and signature of each)."""
     ledger = ctx.ledger()
-    with read_models(ledger, resolve_at(ledger, at_seq, as_of)) as (db, at):
+    at = resolve_at(ledger, at_seq, as_of)
+    with read_models(ledger, at) as db:
         view = get_run(db, run)
         found = signals(db, run=run)  # issue 6: the triggering events of reliability findings
     if view is None:
@@ -174,7 +161,8 @@ def metrics(ctx: Context, agent: str | None, at_seq: int | None, as_of: str | No
     """Agent metrics: runs, compliance and streaks, violations, tokens, cost, failure classes
     (`--json`: one agent per line)."""
     ledger = ctx.ledger()
-    with read_models(ledger, resolve_at(ledger, at_seq, as_of)) as (db, at):
+    at = resolve_at(ledger, at_seq, as_of)
+    with read_models(ledger, at) as db:
         ms = agent_metrics(db, agent)
         # Tier changes the policy did not justify (issue 4), counted per agent beside the
         # run violations: the audit view of the tiers read model's findings.
