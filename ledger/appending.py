@@ -11,14 +11,14 @@ import hashlib
 import os
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ledger import merkle, workers
 from ledger.chain import BodyEncoder
 from ledger.encoding import canonical, loads
 from ledger.errors import DuplicateEventId, EventValidationError, UnauthorizedWrite
-from ledger.events import ZERO_HASH, Event, authorize, format_ts
+from ledger.events import ZERO_HASH, Event, authorize
 from ledger.keys import Signer
 from ledger.signing import b64decode_canonical, b64encode, event_hash, key_id, sign_event
 
@@ -40,12 +40,54 @@ def uuid7s(n: int) -> list[str]:
     return out
 
 
+KeyState = dict[str, Any]
+"""A row of the key index: key_id, name, role, agent, revoked_seq."""
+
+
+@dataclass(frozen=True)
+class Tip:
+    """The end of the log as of the last commit this connection saw: the head (size, hash,
+    ts), the Merkle frontier and the key states read so far. The store keeps it between
+    appends and drops it when another connection has committed (``PRAGMA data_version``), so
+    an append reads nothing back from the log (SPEC §2.1 still holds: the write lock is
+    taken before the tip is trusted)."""
+
+    size: int
+    prev: str
+    ts: str
+    frontier: merkle.Frontier
+    keys: dict[str, KeyState | None]
+
+
+def read_tip(ledger: Ledger) -> Tip:
+    """The tip from the file: the last event and the frontier's nodes (two queries)."""
+    row = ledger.conn.execute(
+        "SELECT seq, hash, ts FROM events ORDER BY seq DESC LIMIT 1"
+    ).fetchone()
+    size, prev, ts = (0, ZERO_HASH, "") if row is None else (row[0], row[1], row[2])
+    frontier = ledger.get_nodes(merkle.range_nodes(0, size))
+    return Tip(size, prev, ts, frontier, {})
+
+
+_clock: list[Any] = [-1, ""]
+
+
+def now_ts() -> str:
+    """The wall clock as SPEC §2.1's ts (RFC 3339 UTC, six fractional digits, ``Z``); the
+    date and time part is formatted once per second."""
+    us = time.time_ns() // 1000
+    second, micro = divmod(us, 1_000_000)
+    if second != _clock[0]:
+        _clock[0], _clock[1] = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+    return f"{_clock[1]}.{micro:06d}Z"
+
+
 class _Keys:
     """The key index as seen inside this transaction, with the batch's own changes."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, known: dict[str, KeyState | None]) -> None:
         self.conn = ledger.conn
-        self.cache: dict[str, dict[str, Any] | None] = {}
+        self.cache: dict[str, KeyState | None] = dict(known)
         self.new: list[tuple[Any, ...]] = []
         self.revoked: list[tuple[int, str]] = []
 
@@ -114,7 +156,8 @@ class _Keys:
                 f"{where}: key {state['name']} is the last governor key; "
                 "register another governor before revoking it"
             )
-        state["revoked_seq"] = seq
+        # A new dict: the old one may belong to the tip of the last commit.
+        self.cache[kid] = {**state, "revoked_seq": seq}
         self.revoked.append((seq, kid))
 
 
@@ -126,9 +169,9 @@ def append_locked(
 ) -> list[Event]:
     conn = ledger.conn
     # (1) Head and time: ts never goes back along seq (SPEC §2.1).
-    row = conn.execute("SELECT seq, hash, ts FROM events ORDER BY seq DESC LIMIT 1").fetchone()
-    size, prev, prev_ts = (0, ZERO_HASH, "") if row is None else (row[0], row[1], row[2])
-    ts = max(format_ts(datetime.now(UTC)), prev_ts)
+    tip = ledger.tip() or read_tip(ledger)
+    size, prev = tip.size, tip.prev
+    ts = max(now_ts(), tip.ts)
     # (2) Ids: unique within the batch and against the log.
     given = [p.draft.id for p in prepared if p.draft.id is not None]
     if given:
@@ -157,7 +200,7 @@ def append_locked(
     # Chunks small enough that every worker gets some of this batch, large enough to pay the
     # round trip.
     chunk = max(16, min(workers.CHUNK, len(prepared) // (2 * max(1, workers.WORKERS))))
-    keys = _Keys(ledger)
+    keys = _Keys(ledger, tip.keys)
     kid = signer.key_id
     policy_version: int | None = None
     rows: list[list[Any]] = []
@@ -238,7 +281,18 @@ def append_locked(
         prev = digest_b.hex()
         if pipeline is not None and len(digests) % chunk == 0:
             pipeline.sign(signer.secret_key, digests[-chunk:])
-    # (4) Signatures: independent of the chain, so large batches were sent to worker processes
+    # (4) Merkle complete-subtree nodes created by these leaves and the key index, written
+    # while the workers still sign the last chunks.
+    nodes, frontier = merkle.extend(size, digests, tip.frontier)
+    conn.executemany("INSERT INTO merkle_nodes (level, idx, hash) VALUES (?, ?, ?)", nodes)
+    if keys.new:
+        conn.executemany(
+            "INSERT INTO keys (key_id, name, public_key, role, agent, registered_seq) VALUES (?, ?, ?, ?, ?, ?)",
+            keys.new,
+        )
+    if keys.revoked:
+        conn.executemany("UPDATE keys SET revoked_seq = ? WHERE key_id = ?", keys.revoked)
+    # (5) Signatures: independent of the chain, so large batches were sent to worker processes
     # chunk by chunk while the loop above went on chaining; the rest is signed here.
     secret = signer.secret_key
     sigs: list[bytes] = []
@@ -253,17 +307,7 @@ def append_locked(
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         rows,
     )
-    # (5) Merkle complete-subtree nodes created by these leaves, same transaction.
-    nodes = merkle.nodes_for_append(size, digests, ledger.get_node)
-    conn.executemany("INSERT INTO merkle_nodes (level, idx, hash) VALUES (?, ?, ?)", nodes)
-    # (6) The key index.
-    if keys.new:
-        conn.executemany(
-            "INSERT INTO keys (key_id, name, public_key, role, agent, registered_seq) VALUES (?, ?, ?, ?, ?, ?)",
-            keys.new,
-        )
-    if keys.revoked:
-        conn.executemany("UPDATE keys SET revoked_seq = ? WHERE key_id = ?", keys.revoked)
+    ledger.stage_tip(Tip(size + len(rows), prev, ts, frontier, keys.cache))
     if progress is not None:
         progress(len(rows))
     return [

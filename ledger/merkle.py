@@ -165,28 +165,36 @@ def nodes_for_append(
 
     ``new_leaf_hashes`` go to positions size, size + 1, ... Returns ``(level, index, hash)``
     in creation order, for the store to insert in the same transaction as the leaves.
-    ``get_node`` is asked only for nodes of the tree before the append, at most once each and
-    at most log2(size) + 1 of them (the nodes of ``range_nodes(0, size)``; a store may prefetch
-    those in one query).
+    ``get_node`` is asked once for each node of ``range_nodes(0, size)`` (at most
+    log2(size) + 1 of them; a store may prefetch those in one query).
     """
     _check_size(size)
-    known: dict[NodeId, bytes] = {}
+    frontier = {n: get_node(*n) for n in range_nodes(0, size)}
+    return extend(size, new_leaf_hashes, frontier)[0]
 
-    def lookup(level: int, index: int) -> bytes:
-        if (level, index) not in known:
-            known[level, index] = get_node(level, index)
-        return known[level, index]
 
+Frontier = dict[NodeId, bytes]
+"""The hashes of ``range_nodes(0, size)``: all a writer needs to extend a tree of ``size``."""
+
+
+def extend(
+    size: int, new_leaf_hashes: Sequence[bytes], frontier: Frontier
+) -> tuple[list[tuple[int, int, bytes]], Frontier]:
+    """Append leaves to the tree of ``size`` whose frontier is ``frontier``: the nodes that
+    become complete (as ``nodes_for_append``) and the frontier of the grown tree, so a writer
+    that keeps the frontier never reads a node back."""
+    known = dict(frontier)
     out: list[tuple[int, int, bytes]] = []
     for position, h in enumerate(new_leaf_hashes, start=size):
         level, index = 0, position
         known[0, index] = h
         while index & 1:  # a right child completes its parent
-            h = node_hash(lookup(level, index - 1), h)
+            h = node_hash(known[level, index - 1], h)
             level, index = level + 1, index >> 1
             known[level, index] = h
             out.append((level, index, h))
-    return out
+    grown = size + len(new_leaf_hashes)
+    return out, {n: known[n] for n in range_nodes(0, grown)}
 
 
 def root_at(size: int, get_node: GetNode) -> bytes:

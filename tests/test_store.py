@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from ledger import merkle
+from ledger.appending import append_locked
 from ledger.chain import body_bytes
 from ledger.errors import (
     AlreadyInitialized,
@@ -27,7 +28,7 @@ from ledger.events import TS_RE, ZERO_HASH
 from ledger.keys import KeyRing
 from ledger.schema import SCHEMA_VERSION
 from ledger.signing import b64decode_canonical, event_hash, verify_event_signature
-from ledger.store import MAX_PAYLOAD_BYTES, Draft, Ledger, root_key_payload
+from ledger.store import MAX_PAYLOAD_BYTES, Draft, Ledger, prepare, root_key_payload
 from ledger.verify import verify_ledger
 from tests.conftest import (
     ORIGIN,
@@ -518,3 +519,34 @@ def test_locked_by_another_process(
     finally:
         proc.communicate("done\n", timeout=10)
     assert ledger.size == 2
+
+
+def test_two_connections_taking_turns_keep_one_chain(ledger: Ledger, keys: LedgerKeys) -> None:
+    # Each connection keeps the log's tip between its appends; a commit by the other one must
+    # make it read the tip again, or the chain would fork.
+    other = Ledger.open(ledger.path)
+    try:
+        for i in range(6):
+            writer = ledger if i % 2 == 0 else other
+            writer.append(Draft("x.note", {"i": i}), signer=keys.recorder)
+            writer.append_many(
+                [Draft("x.note", {"i": i, "j": j}) for j in range(3)], signer=keys.recorder
+            )
+    finally:
+        other.close()
+    assert verify_ledger(ledger).ok
+
+
+def test_a_failed_append_leaves_the_kept_tip_unchanged(ledger: Ledger, keys: LedgerKeys) -> None:
+    ledger.append(Draft("x.note", {"i": 1}), signer=keys.recorder)
+    # Events appended inside a transaction that is then rolled back: the next append must
+    # chain from the committed head, not from the abandoned events.
+    with pytest.raises(RuntimeError), ledger.write():
+        append_locked(ledger, [prepare(Draft("x.note", {"i": 2}))], keys.recorder, None)
+        raise RuntimeError("abandon the transaction")
+    bad = [Draft("x.note", {"i": 3}), Draft("key.revoked", {"key_id": "f" * 32, "reason": "test"})]
+    with pytest.raises(UnauthorizedWrite):
+        ledger.append_many(bad, signer=keys.recorder)
+    ledger.append(Draft("x.note", {"i": 4}), signer=keys.recorder)
+    assert ledger.size == 4
+    assert verify_ledger(ledger).ok
