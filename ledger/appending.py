@@ -26,18 +26,19 @@ if TYPE_CHECKING:
     from ledger.store import Ledger, _Prepared
 
 
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+
+
 def uuid7s(n: int) -> list[str]:
-    """``n`` UUIDv7 strings (RFC 9562: 48-bit Unix milliseconds, version 7, random bits),
-    sharing one clock reading and one ``os.urandom`` call."""
-    ms = (time.time_ns() // 1_000_000) & ((1 << 48) - 1)
-    rand = os.urandom(10 * n)
-    out = []
-    for i in range(n):
-        r = int.from_bytes(rand[10 * i : 10 * i + 10], "big")
-        value = ms << 80 | 0x7 << 76 | (r >> 64 & 0xFFF) << 64 | 0b10 << 62 | (r & ((1 << 62) - 1))
-        h = f"{value:032x}"
-        out.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
-    return out
+    """``n`` UUIDv7 strings (RFC 9562: 48-bit Unix milliseconds, version 7, variant 10, 74
+    random bits), sharing one clock reading and one ``os.urandom`` call."""
+    ms = f"{(time.time_ns() // 1_000_000) & ((1 << 48) - 1):012x}"
+    head = f"{ms[:8]}-{ms[8:]}-7"
+    rand = os.urandom(10 * n).hex()
+    return [
+        f"{head}{r[:3]}-{_VARIANT[r[3]]}{r[4:7]}-{r[7:19]}"
+        for r in (rand[20 * i : 20 * i + 19] for i in range(n))
+    ]
 
 
 KeyState = dict[str, Any]

@@ -114,6 +114,7 @@ __all__ = [
     "check_envelope",
     "check_type",
     "decode_payload",
+    "envelope_is_plain",
     "format_ts",
     "normalize_time",
     "parse_time",
@@ -243,6 +244,27 @@ def decode_payload(event_type: str, payload: Any, where: str = "event") -> AnyPa
         return PAYLOAD_ADAPTER.validate_python({"type": event_type, **payload})
     except ValidationError as e:
         raise EventValidationError(_format_validation(e, where)) from e
+
+
+_NEEDS_AGENT = frozenset(t for t, need in REQUIRED_ENVELOPE.items() if "agent" in need)
+_NEEDS_RUN = frozenset(t for t, need in REQUIRED_ENVELOPE.items() if "run" in need)
+
+
+def _plain_name(value: Any) -> bool:
+    return value is None or (type(value) is str and 0 < len(value) <= 128 and value.isascii())
+
+
+def envelope_is_plain(event_type: str, agent: Any, run: Any, actor: Any, event_id: Any) -> bool:
+    """True when ``check_envelope`` would pass, decided fast for the common case (short ASCII
+    names, required fields present). False means only: ask ``check_envelope`` for the verdict."""
+    return (
+        _plain_name(agent)
+        and _plain_name(run)
+        and _plain_name(actor)
+        and _plain_name(event_id)
+        and (agent is not None or event_type not in _NEEDS_AGENT)
+        and (run is not None or event_type not in _NEEDS_RUN)
+    )
 
 
 def check_envelope(event_type: str, fields: dict[str, Any], where: str = "event") -> None:

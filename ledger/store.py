@@ -39,6 +39,7 @@ from ledger.events import (
     Event,
     check_envelope,
     decode_payload,
+    envelope_is_plain,
 )
 from ledger.keys import Signer
 from ledger.schema import SCHEMA_VERSION, migrate, read_schema_version
@@ -65,7 +66,7 @@ class Draft:
     id: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Prepared:
     draft: Draft
     payload_text: str
@@ -135,11 +136,12 @@ fields allowed): validation already guarantees JSON-safe types, so encoding skip
 
 def prepare(draft: Draft, where: str = "event") -> _Prepared:
     """Validate a draft against the catalog and encode its payload (SPEC §2.2, §2.4)."""
-    check_envelope(
-        draft.type,
-        {"agent": draft.agent, "run": draft.run, "actor": draft.actor, "id": draft.id},
-        where,
-    )
+    if not envelope_is_plain(draft.type, draft.agent, draft.run, draft.actor, draft.id):
+        check_envelope(
+            draft.type,
+            {"agent": draft.agent, "run": draft.run, "actor": draft.actor, "id": draft.id},
+            where,
+        )
     decode_payload(draft.type, draft.payload, where)
     encode = canonical_of_typed if draft.type in TYPED_PAYLOADS else canonical
     raw = encode(draft.payload, f"{where}: payload")

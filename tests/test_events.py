@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ledger.errors import EventValidationError, UnknownEventType
 from ledger.events import (
@@ -16,6 +18,7 @@ from ledger.events import (
     check_envelope,
     check_type,
     decode_payload,
+    envelope_is_plain,
     format_ts,
     normalize_time,
     parse_time,
@@ -590,3 +593,26 @@ def test_bad_times_are_refused(value: str, message: str) -> None:
     with pytest.raises(EventValidationError) as e:
         normalize_time(value, "--since")
     assert e.value.message == message
+
+
+_names = st.one_of(
+    st.none(),
+    st.text(max_size=3),
+    st.text(alphabet="ab", min_size=126, max_size=300),
+    st.sampled_from(["\ud800", "agent-1", "é", ""]),
+    st.integers(),
+)
+
+
+@given(
+    event_type=st.sampled_from([*REQUIRED_ENVELOPE, "x.note", "policy.set"]),
+    agent=_names,
+    run=_names,
+    actor=_names,
+    event_id=_names,
+)
+def test_the_plain_envelope_fast_path_never_passes_what_check_envelope_refuses(
+    event_type: str, agent: Any, run: Any, actor: Any, event_id: Any
+) -> None:
+    if envelope_is_plain(event_type, agent, run, actor, event_id):
+        check_envelope(event_type, {"agent": agent, "run": run, "actor": actor, "id": event_id})

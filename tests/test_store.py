@@ -550,3 +550,17 @@ def test_a_failed_append_leaves_the_kept_tip_unchanged(ledger: Ledger, keys: Led
     ledger.append(Draft("x.note", {"i": 4}), signer=keys.recorder)
     assert ledger.size == 4
     assert verify_ledger(ledger).ok
+
+
+def test_generated_ids_are_uuidv7(ledger: Ledger, keys: LedgerKeys) -> None:
+    import uuid
+
+    events = ledger.append_many(
+        [Draft("x.note", {"i": i}) for i in range(300)], signer=keys.recorder
+    )
+    ids = [uuid.UUID(e.id) for e in events]
+    assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in ids)
+    assert [str(u) for u in ids] == [e.id for e in events]
+    assert len(set(ids)) == 300
+    # One clock reading per batch: the 48-bit millisecond prefix is shared.
+    assert len({u.int >> 80 for u in ids}) == 1
