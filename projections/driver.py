@@ -76,6 +76,26 @@ def decode(event: Event) -> AnyPayload:
         ) from e
 
 
+def decode_all(events: Sequence[Event]) -> list[AnyPayload]:
+    """``decode`` of each event, with its common case inlined (a catalog type, a dict payload
+    without a ``type`` key: its model's validator) and the rest, failures included, left to
+    ``decode``: one function call and one ``try`` less per event of a replay."""
+    validators = _VALIDATE
+    out: list[AnyPayload] = []
+    append = out.append
+    for event in events:
+        payload = event.payload
+        validate = validators.get(event.type)
+        if validate is not None and type(payload) is dict and "type" not in payload:
+            try:
+                append(validate(payload))
+                continue
+            except (ValidationError, LedgerError, TypeError):
+                pass
+        append(decode(event))
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class Position:
     """Where a projection's stored tables stand."""
@@ -305,7 +325,7 @@ def _apply_range(
     # The batch is held in memory (at most ``BATCH`` events) so each projection can load the
     # rows it will touch in a few queries (``prepare``) before folding.
     events = list(source.iter_events(from_seq=from_seq, to_seq=to_seq))
-    payloads = list(map(decode, events))
+    payloads = decode_all(events)
     behind = [(p, states[p.name], pos[p.name].last_seq) for p in projs]
     for p, state, _ in behind:
         p.prepare(state, events)

@@ -15,8 +15,9 @@ from typing import Any, assert_never
 
 from sqlite_utils import Database
 
-from ledger.encoding import canonical
+from ledger.encoding import canonical_of_typed
 from ledger.events import (
+    TS_RE,
     AgentRegistered,
     AnyPayload,
     CapabilityGranted,
@@ -79,7 +80,18 @@ TERMINAL = frozenset({"completed", "failed", "cancelled", "rejected"})
 
 
 def _norm(value: str | None) -> str | None:
-    return None if value is None else normalize_time(value)
+    """``normalize_time`` of an optional expiry. A time already in the ledger's ``ts`` form
+    (the usual case) is its own normal form once it is known to be a real instant, so the
+    parse and re-format are skipped; anything else, errors included, is ``normalize_time``'s."""
+    if value is None:
+        return None
+    if value[:1] != "0" and TS_RE.fullmatch(value):  # a year of four digits, as ``%Y`` writes
+        try:
+            datetime.fromisoformat(value[:-1])
+            return value
+        except ValueError:
+            pass  # e.g. February 30th: normalize_time gives the error
+    return normalize_time(value)
 
 
 def _ms_between(start: str, end: str) -> int:
@@ -218,8 +230,8 @@ class RunsProjection(Projection[RunsState]):
                             seq,
                             run.run,
                             agent_id,
-                            canonical(payload.tools).decode(),
-                            canonical(payload.capabilities).decode(),
+                            canonical_of_typed(payload.tools).decode(),
+                            canonical_of_typed(payload.capabilities).decode(),
                             expires,
                             payload.token_digest,
                         )
@@ -302,8 +314,10 @@ def _register(agent: Agent, seq: int, p: AgentRegistered) -> None:
     agent.registered_seq = seq
     agent.registrations += 1
     agent.owner, agent.version, agent.initial_tier = p.owner, p.version, p.initial_tier
-    agent.allowed_side_effects = canonical(sorted(set(p.allowed_side_effects))).decode()
-    agent.forbidden_actions = canonical(sorted(set(p.forbidden_actions))).decode()
+    # Validated lists of strings: ``canonical_of_typed`` gives ``canonical``'s bytes (and its
+    # error for a lone surrogate) without walking each string first.
+    agent.allowed_side_effects = canonical_of_typed(sorted(set(p.allowed_side_effects))).decode()
+    agent.forbidden_actions = canonical_of_typed(sorted(set(p.forbidden_actions))).decode()
     agent.confidence_threshold_bp = p.confidence_threshold_bp
 
 
