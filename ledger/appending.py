@@ -201,6 +201,8 @@ def append_locked(
     # Chunks small enough that every worker gets some of this batch, large enough to pay the
     # round trip.
     chunk = max(16, min(workers.CHUNK, len(prepared) // (2 * max(1, workers.WORKERS))))
+    # The last chunk is signed here, while the workers finish theirs, instead of waiting.
+    last_sent = len(prepared) - chunk
     keys = _Keys(ledger, tip.keys)
     kid = signer.key_id
     policy_version: int | None = None
@@ -280,7 +282,7 @@ def append_locked(
             ]
         )
         prev = digest_b.hex()
-        if pipeline is not None and len(digests) % chunk == 0:
+        if pipeline is not None and len(digests) % chunk == 0 and len(digests) <= last_sent:
             pipeline.sign(signer.secret_key, digests[-chunk:])
     # (4) Merkle complete-subtree nodes created by these leaves and the key index, written
     # while the workers still sign the last chunks.

@@ -387,7 +387,7 @@ def verify_ledger(
         stored_nodes=stored,
         progress=progress,
         want_roots=_wanted(checkpoint, origin, use_state and start == 1),
-        parallel=size - start + 1 >= workers.MIN_PARALLEL,
+        parallel=size - start + 1 >= workers.MIN_PARALLEL_VERIFY,
     )
     if start > 1 and trusted is not None and checker.root_key_id not in trusted:
         v.report.add(

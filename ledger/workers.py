@@ -26,8 +26,11 @@ from typing import Any
 
 from ledger.signing import check_event_signature, sign_event
 
-MIN_PARALLEL = int(os.environ.get("GOVLEDGER_PARALLEL_MIN", "512"))
-"""Batches smaller than this are handled in-process."""
+MIN_PARALLEL = int(os.environ.get("GOVLEDGER_PARALLEL_MIN", "64"))
+"""Append batches smaller than this are signed in-process (at 100 events, signing in the
+workers while the batch is chained already pays)."""
+MIN_PARALLEL_VERIFY = max(MIN_PARALLEL, 512)
+"""Logs shorter than this are verified in-process: the workers' start-up would not pay."""
 WORKERS = max(0, min(int(os.environ.get("GOVLEDGER_WORKERS", str(os.cpu_count() or 1))), 8))
 """Worker processes (env ``GOVLEDGER_WORKERS``; below 2 CPUs nothing runs in parallel)."""
 CHUNK = 256

@@ -564,3 +564,5 @@ def test_generated_ids_are_uuidv7(ledger: Ledger, keys: LedgerKeys) -> None:
     assert len(set(ids)) == 300
     # One clock reading per batch: the 48-bit millisecond prefix is shared.
     assert len({u.int >> 80 for u in ids}) == 1
+    # 300 events: signed by the worker processes, but for the last chunk signed here.
+    assert verify_ledger(ledger).ok
