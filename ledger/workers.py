@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import select
 import struct
 import subprocess
 import sys
@@ -37,6 +38,8 @@ CHUNK = 256
 """Items per request. With at most two requests in flight per worker, every answer fits in a
 pipe buffer, so neither side can block the other."""
 IN_FLIGHT = 2
+VERIFY_IN_FLIGHT = 4
+"""Verify answers are one byte per signature, so more requests can wait on a worker."""
 
 
 @dataclass
@@ -102,8 +105,9 @@ class _Job:
 class Pipeline:
     """Requests spread over the workers; ``results()`` returns them in submission order.
 
-    At most ``IN_FLIGHT`` requests wait on one worker: before a third is sent, the oldest
-    answer of that worker is read and kept.
+    A request goes to the worker with the fewest unanswered; at most ``IN_FLIGHT`` signing
+    requests (``VERIFY_IN_FLIGHT`` verify requests) wait on one worker: before one more is
+    sent, the oldest answer of that worker is read and kept.
     """
 
     def __init__(self) -> None:
@@ -134,9 +138,13 @@ class Pipeline:
 
     def _submit(self, job: _Job, frame: bytes) -> None:
         if not self.broken:
-            w = self.workers[self.turn % len(self.workers)]
-            self.turn += 1
-            while len(w.waiting) >= IN_FLIGHT:
+            # Answers already written are collected first, then the request goes to the worker
+            # with the fewest waiting: none sits idle while another has a queue.
+            self._collect_answered()
+        if not self.broken:
+            w = min(self.workers, key=lambda x: len(x.waiting))
+            limit = IN_FLIGHT if job.op == "S" else VERIFY_IN_FLIGHT
+            while len(w.waiting) >= limit:
                 oldest = w.waiting.popleft()
                 oldest.result = self._receive(oldest, w)
             try:
@@ -147,6 +155,19 @@ class Pipeline:
             except OSError:
                 self._break()
         self.jobs.append(job)
+
+    def _collect_answered(self) -> None:
+        """Read the answers the workers have already written, without waiting for others."""
+        try:
+            streams = [w.proc.stdout for w in self.workers if w.waiting and w.proc.stdout]
+            ready = select.select(streams, [], [], 0)[0] if streams else []
+        except (OSError, ValueError):
+            self._break()
+            return
+        for w in self.workers:
+            if w.proc.stdout in ready and w.waiting:
+                oldest = w.waiting.popleft()
+                oldest.result = self._receive(oldest, w)
 
     def _finish(self, job: _Job) -> list[Any]:
         w = job.worker
