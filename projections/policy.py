@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import tomllib
 from dataclasses import dataclass
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -181,8 +182,10 @@ def make_policy(document: dict[str, Any], *, version: int, seq: int = 0) -> Poli
     )
 
 
+@cache
 def default_policy() -> Policy:
-    """The shipped default, version 0."""
+    """The shipped default, version 0. Read, parsed and validated once per process: every
+    batch of a replay starts three projections on it (a frozen ``Policy``, never mutated)."""
     return make_policy(default_document(), version=0)
 
 

@@ -178,39 +178,9 @@ class ReliabilityProjection(Projection[ReliabilityState]):
         state.load(sorted(runs), sorted(agents))
 
     def apply(self, state: ReliabilityState, event: Event, payload: AnyPayload) -> ReliabilityState:
-        if event.type not in RELEVANT:
-            return state  # the fast path: most events are of no interest here
-        rules = state.policy.rules.reliability
-        run, agent = event.run, event.agent
-        match payload:
-            case ToolCalled():
-                if run is not None:
-                    _fire(state, event, r.tool_called(state.run(run), event, payload, rules))
-            case LlmUsage():
-                if run is not None:
-                    _fire(state, event, r.run_usage(state.run(run), event, payload, rules))
-                if agent is not None:
-                    _fire(state, event, r.day_usage(state.agent(agent), event, payload, rules))
-            case FeedbackQuality():
-                if agent is not None:
-                    _fire(state, event, r.feedback(state.agent(agent), event, payload, rules))
-            case RunFailed():
-                if agent is not None:
-                    _fire(state, event, r.failed(state.agent(agent), event, payload, rules))
-            case RunCompleted():
-                if agent is not None:
-                    r.completed(state.agent(agent))
-            case GuardrailTriggered():
-                if payload.kind in r.LINKS:
-                    rt = state.run(run) if run is not None else None
-                    at = state.agent(agent) if agent is not None else None
-                    linked = r.guardrail(rt, at, payload, event.seq)
-                    if linked is not None:
-                        state.links.append((event.seq, *linked))
-            case PolicySet():
-                state.policy.observe(payload, event.seq)
-            case _:
-                pass  # not in RELEVANT
+        fold = _FOLDS.get(type(payload))
+        if fold is not None:  # None for most events: not in RELEVANT
+            fold(state, event, payload)
         return state
 
     def flush(self, state: ReliabilityState) -> None:
@@ -230,6 +200,66 @@ class ReliabilityProjection(Projection[ReliabilityState]):
         state.agents.clear()
         state.signals.clear()
         state.links.clear()
+
+
+# What each relevant event does, ``(state, event, payload)``; the rules are ``reliability_rules``.
+
+
+def _tool_called(state: ReliabilityState, event: Event, p: ToolCalled) -> None:
+    if event.run is not None:
+        rules = state.policy.rules.reliability
+        _fire(state, event, r.tool_called(state.run(event.run), event, p, rules))
+
+
+def _llm_usage(state: ReliabilityState, event: Event, p: LlmUsage) -> None:
+    rules = state.policy.rules.reliability
+    if event.run is not None:
+        _fire(state, event, r.run_usage(state.run(event.run), event, p, rules))
+    if event.agent is not None:
+        _fire(state, event, r.day_usage(state.agent(event.agent), event, p, rules))
+
+
+def _feedback(state: ReliabilityState, event: Event, p: FeedbackQuality) -> None:
+    if event.agent is not None:
+        rules = state.policy.rules.reliability
+        _fire(state, event, r.feedback(state.agent(event.agent), event, p, rules))
+
+
+def _failed(state: ReliabilityState, event: Event, p: RunFailed) -> None:
+    if event.agent is not None:
+        rules = state.policy.rules.reliability
+        _fire(state, event, r.failed(state.agent(event.agent), event, p, rules))
+
+
+def _completed(state: ReliabilityState, event: Event, p: RunCompleted) -> None:
+    if event.agent is not None:
+        r.completed(state.agent(event.agent))
+
+
+def _guardrail(state: ReliabilityState, event: Event, p: GuardrailTriggered) -> None:
+    if p.kind in r.LINKS:
+        run, agent = event.run, event.agent
+        rt = state.run(run) if run is not None else None
+        at = state.agent(agent) if agent is not None else None
+        linked = r.guardrail(rt, at, p, event.seq)
+        if linked is not None:
+            state.links.append((event.seq, *linked))
+
+
+def _policy(state: ReliabilityState, event: Event, p: PolicySet) -> None:
+    state.policy.observe(p, event.seq)
+
+
+_FOLDS: dict[type[Any], Callable[..., None]] = {
+    ToolCalled: _tool_called,
+    LlmUsage: _llm_usage,
+    FeedbackQuality: _feedback,
+    RunFailed: _failed,
+    RunCompleted: _completed,
+    GuardrailTriggered: _guardrail,
+    PolicySet: _policy,
+}
+"""Payload class → its fold: the classes of the ``RELEVANT`` types, one dict lookup per event."""
 
 
 def signals(

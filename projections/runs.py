@@ -9,9 +9,11 @@ Tables: ``runs``, ``agents``, ``findings``, ``anomalies``, ``grants`` (see ``mod
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, assert_never
+from functools import lru_cache
+from typing import Any, Final
 
 from sqlite_utils import Database
 
@@ -79,19 +81,38 @@ __all__ = ["TERMINAL", "TRANSITIONS", "GrantMap", "RunsProjection", "RunsState"]
 TERMINAL = frozenset({"completed", "failed", "cancelled", "rejected"})
 
 
+_WHOLE_SECONDS_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+"""A UTC time without fractional seconds, the usual ``expires_at`` of a grant or approval."""
+
+
 def _norm(value: str | None) -> str | None:
     """``normalize_time`` of an optional expiry. A time already in the ledger's ``ts`` form
-    (the usual case) is its own normal form once it is known to be a real instant, so the
-    parse and re-format are skipped; anything else, errors included, is ``normalize_time``'s."""
+    (the usual case), or that form without its fraction, is a string away from its normal form
+    once it is known to be a real instant, so the parse and re-format are skipped; anything
+    else, errors included, is ``normalize_time``'s."""
     if value is None:
         return None
-    if value[:1] != "0" and TS_RE.fullmatch(value):  # a year of four digits, as ``%Y`` writes
+    if value[:1] != "0":  # a year of four digits, as ``%Y`` writes
+        if TS_RE.fullmatch(value):
+            candidate = value
+        elif _WHOLE_SECONDS_RE.fullmatch(value):
+            candidate = value[:-1] + ".000000Z"
+        else:
+            return normalize_time(value)
         try:
-            datetime.fromisoformat(value[:-1])
-            return value
+            datetime.fromisoformat(candidate[:-1])
+            return candidate
         except ValueError:
             pass  # e.g. February 30th: normalize_time gives the error
     return normalize_time(value)
+
+
+@lru_cache(maxsize=4096)
+def _json_strings(values: tuple[str, ...]) -> str:
+    """Canonical JSON of a validated list of strings. Grants name the same few tool and
+    capability lists over and over, so each distinct list is encoded once (an error, a lone
+    surrogate, is not cached and is raised again for each event holding it)."""
+    return canonical_of_typed(list(values)).decode()
 
 
 def _ms_between(start: str, end: str) -> int:
@@ -119,7 +140,7 @@ class RunsProjection(Projection[RunsState]):
     def flush(self, state: RunsState) -> None:
         conn = state.db.conn
         for run in state.runs.values():
-            run.compliant = int(g.compliant(run.state, _severities(run)))
+            run.compliant = _compliant(run)
         conn.executemany(RUNS.insert_sql(replace=True), map(run_row, state.runs.values()))
         conn.executemany(AGENTS.insert_sql(replace=True), map(agent_row, state.agents.values()))
         conn.executemany(FINDINGS.insert_sql(), state.findings)
@@ -133,154 +154,36 @@ class RunsProjection(Projection[RunsState]):
         state.grants.clear()
 
     def apply(self, state: RunsState, event: Event, payload: AnyPayload) -> RunsState:
-        seq, ts, agent_id, run_id = event.seq, event.ts, event.agent, event.run
-        agent = run = None
+        seq = event.seq
+        agent_id = event.agent
+        run_id = event.run
+        agent = run = contract = None
         if agent_id is not None:
             agent = state.agents.get(agent_id) or state.agent(agent_id)
             agent.events += 1
-            agent.first_seq = agent.first_seq or seq
+            if not agent.first_seq:
+                agent.first_seq = seq
             agent.last_seq = seq
         if run_id is not None:
             run = state.runs.get(run_id) or state.run(run_id)
             run.events += 1
+            ts = event.ts
             if not run.first_seq:
-                run.first_seq, run.first_ts = seq, ts
-            run.last_seq, run.last_ts = seq, ts
+                run.first_seq = seq
+                run.first_ts = ts
+            run.last_seq = seq
+            run.last_ts = ts
             if run.agent is None:
                 run.agent = agent_id
-        if (
-            agent is not None
-            and agent.registered_seq is None
-            and not isinstance(payload, AgentRegistered)
-        ):
-            holder = run if run is not None else agent
-            if holder.unregistered_seq is None:
-                holder.unregistered_seq = seq
-                c.find(
-                    state,
-                    event,
-                    run,
-                    agent,
-                    g.UNREGISTERED_AGENT,
-                    None,
-                    f"agent {agent.agent!r} is not registered",
-                )
-        # Contract checks need a registered agent (SPEC §3: skipped for unregistered ones).
-        contract = agent if agent is not None and agent.registered_seq is not None else None
-
-        # Arms in order of how common each event is in a log (a class pattern is an isinstance
-        # test); the classes are disjoint, so the order changes nothing else.
-        match payload:
-            case LlmUsage():
-                for acc in (agent, run):
-                    if acc is not None:
-                        acc.llm_calls += 1
-                        acc.tokens_in += payload.tokens_in
-                        acc.tokens_out += payload.tokens_out
-                        acc.cache_read_tokens += payload.cache_read_tokens
-                        acc.cache_write_tokens += payload.cache_write_tokens
-                        acc.cost_micro_usd += payload.cost_micro_usd
-                if run is not None:
-                    run.llm_wallclock_ms += payload.wallclock_ms
-            case ToolCalled():
-                if run is not None:
-                    run.tool_calls += 1
-                    if run.started_seq is None:
-                        c.check_approval(state, event, run, agent)
-                    c.check_tool(state, event, run, agent, contract, payload)
-            case ToolCompleted():
-                if run is not None:
-                    run.tool_ms += payload.duration_ms
-                    run.tool_errors += payload.status == "error"
-            case DecisionRecorded():
-                if run is not None:
-                    c.decide(state, event, run, agent, contract, payload)
-            case RunSubmitted():
-                if run is not None:
-                    _transition(state, event, run)
-                    run.submitted_seq, run.submitted_ts = seq, ts
-                    run.objective, run.user = payload.objective, payload.user
-                    run.risk, run.auto_approve = payload.risk, int(payload.auto_approve)
-            case RunPlanned():
-                if run is not None:
-                    run.planned_seq, run.planned_steps = seq, len(payload.steps)
-                    run.required_tier = payload.required_tier
-                    run.risk = payload.risk
-                    if contract is not None:
-                        c.check_tier(state, event, run, contract, payload.required_tier)
-            case RunStarted():
-                if run is not None:
-                    _transition(state, event, run)
-                    run.started_seq, run.started_ts = seq, ts
-                    c.check_approval(state, event, run, agent)
-            case RunApproved():
-                if run is not None:
-                    _transition(state, event, run)
-                    _approve(run, seq, payload)
-            case CapabilityGranted():
-                if run is not None:
-                    gm = state.grant_map(run.run)
-                    expires = _norm(payload.expires_at)
-                    for tool in payload.tools:
-                        gm.setdefault(tool, []).append((seq, expires))
-                    run.grants += 1
-                    run.granted_seq = seq
-                    state.grants.append(
-                        (
-                            seq,
-                            run.run,
-                            agent_id,
-                            canonical_of_typed(payload.tools).decode(),
-                            canonical_of_typed(payload.capabilities).decode(),
-                            expires,
-                            payload.token_digest,
-                        )
-                    )
-            case RunCompleted():
-                if run is not None:
-                    _transition(state, event, run)
-                    _end(run, seq, ts)
-                    run.steps_completed = payload.steps_completed
-            case FeedbackQuality():
-                if agent is not None:
-                    agent.feedback_count += 1
-                    agent.feedback_score_bp_sum += payload.score_bp
-            case RunFailed():
-                if run is not None:
-                    _transition(state, event, run)
-                    _end(run, seq, ts)
-                    run.failure_class, run.end_reason = payload.failure_class, payload.message
-            case RunCancelled():
-                if run is not None:
-                    _transition(state, event, run)
-                    _end(run, seq, ts)
-                    run.end_reason = payload.reason
-            case GuardrailTriggered():
-                if run is not None:
-                    run.guardrails += 1
-                    run.guardrails_critical += payload.severity == "critical"
-            case RunRejected():
-                if run is not None:
-                    _transition(state, event, run)
-                    _end(run, seq, ts)
-                    run.rejected_seq = seq
-            case AgentRegistered():
-                assert agent is not None
-                _register(agent, seq, payload)
-            case TierPromoted() | TierDemoted() | TierRevoked():
-                if agent is not None:
-                    agent.tier, agent.tier_since_seq = payload.to, seq
-            case (
-                CorrectionRecorded()
-                | PolicySet()
-                | LedgerCreated()
-                | KeyRegistered()
-                | KeyRevoked()
-                | UserPayload()
-            ):
-                pass
-            case _:
-                assert_never(payload)
+        if agent is not None:
+            if agent.registered_seq is not None:
+                # Contract checks need a registered agent (SPEC §3: skipped otherwise).
+                contract = agent
+            elif type(payload) is not AgentRegistered:
+                _unregistered(state, event, run, agent)
+        fold = _FOLDS.get(type(payload))
+        if fold is not None:
+            fold(state, event, payload, run, agent, contract)
         rel = state.reliability
         if rel is not None and rel.fired_seq == seq:
             # Reliability signals (issue 6), found for this event by the reliability projection.
@@ -289,8 +192,200 @@ class RunsProjection(Projection[RunsState]):
         return state
 
 
-def _severities(run: Run) -> tuple[str, ...]:
-    return ("critical",) * run.findings_critical + ("warning",) * run.findings_warning
+def _unregistered(state: RunsState, event: Event, run: Run | None, agent: Agent) -> None:
+    """One ``unregistered_agent`` finding per run (per agent for run-less events)."""
+    holder = run if run is not None else agent
+    if holder.unregistered_seq is None:
+        holder.unregistered_seq = event.seq
+        c.find(state, event, run, agent, g.UNREGISTERED_AGENT, None,
+               f"agent {agent.agent!r} is not registered")  # fmt: skip
+
+
+# What each event type does to the run and agent it names, beyond the counts every event
+# updates. Each takes ``(state, event, payload, run, agent, contract)``: ``run`` and ``agent``
+# are None when the event names none, ``contract`` is the agent if it is registered.
+
+
+def _llm_usage(state: RunsState, event: Event, p: LlmUsage, run: Run | None,
+               agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
+    if agent is not None:
+        _add_usage(agent, p)
+    if run is not None:
+        _add_usage(run, p)
+        run.llm_wallclock_ms += p.wallclock_ms
+
+
+def _add_usage(acc: Run | Agent, p: LlmUsage) -> None:
+    acc.llm_calls += 1
+    acc.tokens_in += p.tokens_in
+    acc.tokens_out += p.tokens_out
+    acc.cache_read_tokens += p.cache_read_tokens
+    acc.cache_write_tokens += p.cache_write_tokens
+    acc.cost_micro_usd += p.cost_micro_usd
+
+
+def _tool_called(state: RunsState, event: Event, p: ToolCalled, run: Run | None,
+                 agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
+    if run is not None:
+        run.tool_calls += 1
+        if run.started_seq is None:
+            c.check_approval(state, event, run, agent)
+        c.check_tool(state, event, run, agent, contract, p)
+
+
+def _tool_completed(state: RunsState, event: Event, p: ToolCompleted, run: Run | None,
+                    agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
+    if run is not None:
+        run.tool_ms += p.duration_ms
+        run.tool_errors += p.status == "error"
+
+
+def _decision(state: RunsState, event: Event, p: DecisionRecorded, run: Run | None,
+              agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
+    if run is not None:
+        c.decide(state, event, run, agent, contract, p)
+
+
+def _submitted(state: RunsState, event: Event, p: RunSubmitted, run: Run | None,
+               agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
+    if run is not None:
+        _transition(state, event, run)
+        run.submitted_seq, run.submitted_ts = event.seq, event.ts
+        run.objective, run.user = p.objective, p.user
+        run.risk, run.auto_approve = p.risk, int(p.auto_approve)
+
+
+def _planned(state: RunsState, event: Event, p: RunPlanned, run: Run | None,
+             agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
+    if run is not None:
+        run.planned_seq, run.planned_steps = event.seq, len(p.steps)
+        run.required_tier = p.required_tier
+        run.risk = p.risk
+        if contract is not None:
+            c.check_tier(state, event, run, contract, p.required_tier)
+
+
+def _started(state: RunsState, event: Event, p: RunStarted, run: Run | None,
+             agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
+    if run is not None:
+        _transition(state, event, run)
+        run.started_seq, run.started_ts = event.seq, event.ts
+        c.check_approval(state, event, run, agent)
+
+
+def _approved(state: RunsState, event: Event, p: RunApproved, run: Run | None,
+              agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
+    if run is not None:
+        _transition(state, event, run)
+        _approve(run, event.seq, p)
+
+
+def _granted(state: RunsState, event: Event, p: CapabilityGranted, run: Run | None,
+             agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
+    if run is None:
+        return
+    seq = event.seq
+    gm = state.grant_map(run.run)
+    expires = _norm(p.expires_at)
+    for tool in p.tools:
+        gm.setdefault(tool, []).append((seq, expires))
+    run.grants += 1
+    run.granted_seq = seq
+    state.grants.append((seq, run.run, event.agent, _json_strings(tuple(p.tools)),
+                         _json_strings(tuple(p.capabilities)), expires, p.token_digest))  # fmt: skip
+
+
+def _completed(state: RunsState, event: Event, p: RunCompleted, run: Run | None,
+               agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
+    if run is not None:
+        _transition(state, event, run)
+        _end(run, event.seq, event.ts)
+        run.steps_completed = p.steps_completed
+
+
+def _feedback(state: RunsState, event: Event, p: FeedbackQuality, run: Run | None,
+              agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
+    if agent is not None:
+        agent.feedback_count += 1
+        agent.feedback_score_bp_sum += p.score_bp
+
+
+def _failed(state: RunsState, event: Event, p: RunFailed, run: Run | None,
+            agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
+    if run is not None:
+        _transition(state, event, run)
+        _end(run, event.seq, event.ts)
+        run.failure_class, run.end_reason = p.failure_class, p.message
+
+
+def _cancelled(state: RunsState, event: Event, p: RunCancelled, run: Run | None,
+               agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
+    if run is not None:
+        _transition(state, event, run)
+        _end(run, event.seq, event.ts)
+        run.end_reason = p.reason
+
+
+def _guardrail(state: RunsState, event: Event, p: GuardrailTriggered, run: Run | None,
+               agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
+    if run is not None:
+        run.guardrails += 1
+        run.guardrails_critical += p.severity == "critical"
+
+
+def _rejected(state: RunsState, event: Event, p: RunRejected, run: Run | None,
+              agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
+    if run is not None:
+        _transition(state, event, run)
+        _end(run, event.seq, event.ts)
+        run.rejected_seq = event.seq
+
+
+def _registered(state: RunsState, event: Event, p: AgentRegistered, run: Run | None,
+                agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
+    assert agent is not None
+    _register(agent, event.seq, p)
+
+
+def _tier(state: RunsState, event: Event, p: TierPromoted | TierDemoted | TierRevoked,
+          run: Run | None, agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
+    if agent is not None:
+        agent.tier, agent.tier_since_seq = p.to, event.seq
+
+
+_FOLDS: dict[type[Any], Callable[..., None]] = {
+    LlmUsage: _llm_usage,
+    ToolCalled: _tool_called,
+    ToolCompleted: _tool_completed,
+    DecisionRecorded: _decision,
+    RunSubmitted: _submitted,
+    RunPlanned: _planned,
+    RunStarted: _started,
+    RunApproved: _approved,
+    CapabilityGranted: _granted,
+    RunCompleted: _completed,
+    FeedbackQuality: _feedback,
+    RunFailed: _failed,
+    RunCancelled: _cancelled,
+    GuardrailTriggered: _guardrail,
+    RunRejected: _rejected,
+    AgentRegistered: _registered,
+    TierPromoted: _tier,
+    TierDemoted: _tier,
+    TierRevoked: _tier,
+}
+"""Payload class → its fold: one dict lookup per event instead of a ``match`` testing the
+classes one by one. Classes not here (``policy.set``, keys, corrections, ``x.*`` events) only
+count towards their run and agent; ``test_runs_folds_cover_the_catalog`` keeps this exhaustive."""
+IGNORED: Final = frozenset({CorrectionRecorded, PolicySet, LedgerCreated, KeyRegistered,
+                            KeyRevoked, UserPayload})  # fmt: skip
+"""Payload classes with no fold of their own (listed for the exhaustiveness test)."""
+
+
+def _compliant(run: Run) -> int:
+    """``governance.compliant`` of the run's findings, from its counts: its findings of a
+    blocking severity are exactly its critical and warning ones."""
+    return int(run.state == "completed" and not (run.findings_critical or run.findings_warning))
 
 
 def _transition(state: RunsState, event: Event, run: Run) -> None:

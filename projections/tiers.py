@@ -17,9 +17,9 @@ event it reads the run and agent rows the runs projection just updated, and keep
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, assert_never
+from typing import Any, Final
 
 from sqlite_utils import Database
 
@@ -264,50 +264,34 @@ class TiersProjection(Projection[TiersState]):
 
     def apply(self, state: TiersState, event: Event, payload: AnyPayload) -> TiersState:
         runs = state.runs
-        if event.run is not None:
-            run = runs.runs.get(event.run) or runs.run(event.run)
+        seq = event.seq
+        run_id = event.run
+        if run_id is not None:
+            run = runs.runs.get(run_id) or runs.run(run_id)
             if run.ended_seq is not None and run.agent is not None:
                 _track(state, run)
-        if type(payload) not in _PASSIVE:
-            match payload:
-                case LedgerCreated():
-                    _key(state, payload.key.key_id, payload.key.role)
-                case KeyRegistered():
-                    _key(state, payload.key_id, payload.role)
-                case PolicySet():
-                    _policy(state, event, payload)
-                case AgentRegistered():
-                    _register(state, event, payload)
-                case TierPromoted() | TierDemoted() | TierRevoked():
-                    _change(state, event, payload)
-                case (
-                    KeyRevoked() | RunSubmitted() | RunPlanned() | RunApproved() | RunRejected()
-                    | CapabilityGranted() | RunStarted() | ToolCalled() | ToolCompleted()
-                    | LlmUsage() | DecisionRecorded() | GuardrailTriggered() | RunCompleted()
-                    | RunFailed() | RunCancelled() | FeedbackQuality() | CorrectionRecorded()
-                    | UserPayload()
-                ):  # fmt: skip
-                    pass  # exactly the classes of _PASSIVE: an active class moves out of both
-                case _:
-                    assert_never(payload)
-        if event.agent is not None:
+        fold = _FOLDS.get(type(payload))
+        if fold is not None:
+            fold(state, event, payload)
+        agent_id = event.agent
+        if agent_id is not None:
             # The effective tier drops to 0 at a critical finding (SPEC §3): mirror its seq.
-            ra = runs.agents.get(event.agent)
-            if ra is not None and ra.last_critical_seq == event.seq:
-                a = state.agent(event.agent, create=False)
+            ra = runs.agents.get(agent_id)
+            if ra is not None and ra.last_critical_seq == seq:
+                a = state.agent(agent_id, create=False)
                 if a is not None:
-                    a.last_critical_seq = event.seq
-        state.seq, state.ts = event.seq, event.ts
+                    a.last_critical_seq = seq
+        state.seq = seq
+        state.ts = event.ts
         return state
 
 
-_PASSIVE: Final = frozenset({
-    KeyRevoked, RunSubmitted, RunPlanned, RunApproved, RunRejected, CapabilityGranted,
-    RunStarted, ToolCalled, ToolCompleted, LlmUsage, DecisionRecorded, GuardrailTriggered,
-    RunCompleted, RunFailed, RunCancelled, FeedbackQuality, CorrectionRecorded, UserPayload,
-})  # fmt: skip
-"""Payload classes this projection does nothing with: skipped with one set lookup instead of
-the ``match`` walking its class patterns (the last arm of the ``match`` lists them too)."""
+def _ledger_created(state: TiersState, event: Event, p: LedgerCreated) -> None:
+    _key(state, p.key.key_id, p.key.role)
+
+
+def _key_registered(state: TiersState, event: Event, p: KeyRegistered) -> None:
+    _key(state, p.key_id, p.role)
 
 
 def _key(state: TiersState, key_id: str, role: str) -> None:
@@ -383,3 +367,22 @@ def _change(state: TiersState, event: Event, p: TierPromoted | TierDemoted | Tie
     a.changes += 1
     if change != "promoted":
         a.last_demotion_seq, a.last_demotion_ts = event.seq, event.ts
+
+
+_FOLDS: Final[dict[type[Any], Callable[..., None]]] = {
+    LedgerCreated: _ledger_created,
+    KeyRegistered: _key_registered,
+    PolicySet: _policy,
+    AgentRegistered: _register,
+    TierPromoted: _change,
+    TierDemoted: _change,
+    TierRevoked: _change,
+}
+"""Payload class → what it does to the tiers read model, ``(state, event, payload)``: one dict
+lookup per event; every other event only tracks its run and its agent's critical findings."""
+IGNORED: Final = frozenset({
+    KeyRevoked, RunSubmitted, RunPlanned, RunApproved, RunRejected, CapabilityGranted,
+    RunStarted, ToolCalled, ToolCompleted, LlmUsage, DecisionRecorded, GuardrailTriggered,
+    RunCompleted, RunFailed, RunCancelled, FeedbackQuality, CorrectionRecorded, UserPayload,
+})  # fmt: skip
+"""Payload classes with no fold here (listed for the exhaustiveness test)."""
