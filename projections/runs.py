@@ -295,11 +295,16 @@ def _granted(state: RunsState, event: Event, p: CapabilityGranted, run: Run | No
                          _json_strings(tuple(p.capabilities)), expires, p.token_digest))  # fmt: skip
 
 
+def _close(state: RunsState, event: Event, run: Run) -> None:
+    """A terminal event: the transition, then the run's end."""
+    _transition(state, event, run)
+    _end(run, event.seq, event.ts)
+
+
 def _completed(state: RunsState, event: Event, p: RunCompleted, run: Run | None,
                agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
     if run is not None:
-        _transition(state, event, run)
-        _end(run, event.seq, event.ts)
+        _close(state, event, run)
         run.steps_completed = p.steps_completed
 
 
@@ -313,16 +318,14 @@ def _feedback(state: RunsState, event: Event, p: FeedbackQuality, run: Run | Non
 def _failed(state: RunsState, event: Event, p: RunFailed, run: Run | None,
             agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
     if run is not None:
-        _transition(state, event, run)
-        _end(run, event.seq, event.ts)
+        _close(state, event, run)
         run.failure_class, run.end_reason = p.failure_class, p.message
 
 
 def _cancelled(state: RunsState, event: Event, p: RunCancelled, run: Run | None,
                agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
     if run is not None:
-        _transition(state, event, run)
-        _end(run, event.seq, event.ts)
+        _close(state, event, run)
         run.end_reason = p.reason
 
 
@@ -336,8 +339,7 @@ def _guardrail(state: RunsState, event: Event, p: GuardrailTriggered, run: Run |
 def _rejected(state: RunsState, event: Event, p: RunRejected, run: Run | None,
               agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
     if run is not None:
-        _transition(state, event, run)
-        _end(run, event.seq, event.ts)
+        _close(state, event, run)
         run.rejected_seq = event.seq
 
 
