@@ -6,7 +6,7 @@
 
 ``run`` times ``prove_inclusion`` and ``sign_current_checkpoint`` in process on a large ledger
 (target < 50 ms each). ``tree`` appends the same batches of 1000 events to two fresh ledgers,
-one as shipped and one with the Merkle step (``nodes_for_append`` + the ``merkle_nodes``
+one as shipped and one with the Merkle step (``merkle.extend`` + the ``merkle_nodes``
 insert) patched out, and prints the overhead of keeping the tree (target <= 15 %). Timings are
 printed, never asserted.
 """
@@ -109,24 +109,24 @@ def run(db: Path, repeat: int) -> None:
 
 @contextmanager
 def _merkle_step(*, enabled: bool, spent: list[float]) -> Iterator[None]:
-    """Time ``nodes_for_append`` (the tree's hashing) or, when not ``enabled``, patch it out
-    so the append writes no ``merkle_nodes`` rows either (benchmark baseline only)."""
-    saved = merkle.nodes_for_append
+    """Time ``merkle.extend`` (the tree's hashing at append) or, when not ``enabled``, patch
+    it out so the append writes no ``merkle_nodes`` rows either (benchmark baseline only)."""
+    saved = merkle.extend
 
-    def timed(size: int, leaves: Any, get_node: Any) -> list[tuple[int, int, bytes]]:
+    def timed(size: int, leaves: Any, frontier: Any) -> Any:
         t0 = time.perf_counter()
-        out = saved(size, leaves, get_node)
+        out = saved(size, leaves, frontier)
         spent.append(time.perf_counter() - t0)
         return out
 
-    def none(size: int, leaves: Any, get_node: Any) -> list[tuple[int, int, bytes]]:
-        return []
+    def none(size: int, leaves: Any, frontier: Any) -> Any:
+        return [], {}
 
-    setattr(merkle, "nodes_for_append", timed if enabled else none)  # noqa: B010
+    setattr(merkle, "extend", timed if enabled else none)  # noqa: B010
     try:
         yield
     finally:
-        setattr(merkle, "nodes_for_append", saved)  # noqa: B010
+        setattr(merkle, "extend", saved)  # noqa: B010
 
 
 class _TimedConnection(sqlite3.Connection):
@@ -198,7 +198,7 @@ def tree(batches: int, rounds: int, prefill: int) -> None:
             f"  overhead      {(a / b - 1) * 100:6.1f} %  (target <= 15 %; noisy on a busy machine)"
         )
         print("  direct cost inside the appends with the tree (mean per run):")
-        print(f"    nodes_for_append     {h * 1000:8.1f} ms  ({h / a * 100:5.1f} % of the append)")
+        print(f"    merkle.extend        {h * 1000:8.1f} ms  ({h / a * 100:5.1f} % of the append)")
         print(
             f"    merkle_nodes insert  {ins * 1000:8.1f} ms  ({ins / a * 100:5.1f} % of the append)"
         )
