@@ -113,7 +113,6 @@ class Pipeline:
     def __init__(self) -> None:
         self.workers = _start()
         self.jobs: deque[_Job] = deque()
-        self.turn = 0
         self.broken = False
 
     def sign(self, secret_key: bytes, digests: Sequence[bytes]) -> None:
@@ -145,8 +144,7 @@ class Pipeline:
             w = min(self.workers, key=lambda x: len(x.waiting))
             limit = IN_FLIGHT if job.op == "S" else VERIFY_IN_FLIGHT
             while len(w.waiting) >= limit:
-                oldest = w.waiting.popleft()
-                oldest.result = self._receive(oldest, w)
+                self._receive_oldest(w)
             try:
                 assert w.proc.stdin is not None
                 w.proc.stdin.write(frame)
@@ -166,24 +164,28 @@ class Pipeline:
             return
         for w in self.workers:
             if w.proc.stdout in ready and w.waiting:
-                oldest = w.waiting.popleft()
-                oldest.result = self._receive(oldest, w)
+                self._receive_oldest(w)
 
     def _finish(self, job: _Job) -> list[Any]:
         w = job.worker
         if w is not None and not self.broken:
-            while w.waiting:
-                oldest = w.waiting.popleft()
-                oldest.result = self._receive(oldest, w)
-                if oldest is job:
-                    break
+            while w.waiting and self._receive_oldest(w) is not job:
+                pass
         return job.result if job.result is not None else _local(job)
+
+    def _receive_oldest(self, w: _Worker) -> _Job:
+        """Read the answer to ``w``'s oldest request into it (or do it here if ``w`` failed)."""
+        job = w.waiting.popleft()
+        job.result = self._receive(job, w)
+        return job
 
     def _receive(self, job: _Job, w: _Worker) -> list[Any]:
         n = len(job.payload[1]) if job.op == "S" else len(job.payload)
         try:
+            if self.broken:  # its pipes are closed: the rest of its queue is done here
+                raise OSError("the workers were stopped")
             raw = _read(w, 64 * n if job.op == "S" else n)
-        except OSError:
+        except (OSError, ValueError):
             self._break()
             return _local(job)
         if job.op == "S":
