@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from ledger import merkle, workers
@@ -70,17 +71,16 @@ def read_tip(ledger: Ledger) -> Tip:
     return Tip(size, prev, ts, frontier, {})
 
 
-_clock: list[Any] = [-1, ""]
+@lru_cache(maxsize=1)
+def _second(second: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
 
 
 def now_ts() -> str:
     """The wall clock as SPEC §2.1's ts (RFC 3339 UTC, six fractional digits, ``Z``); the
     date and time part is formatted once per second."""
-    us = time.time_ns() // 1000
-    second, micro = divmod(us, 1_000_000)
-    if second != _clock[0]:
-        _clock[0], _clock[1] = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-    return f"{_clock[1]}.{micro:06d}Z"
+    second, micro = divmod(time.time_ns() // 1000, 1_000_000)
+    return f"{_second(second)}.{micro:06d}Z"
 
 
 class _Keys:
