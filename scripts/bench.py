@@ -197,6 +197,15 @@ CREATE INDEX events_ts ON events (ts);
 """
 
 
+def bare_digest(dumps: Callable[[Any], str], seq: int, eid: str, ts: str, t: str,
+                ag: str | None, r: str | None, ac: str | None, p: Any, prev: str,
+                kid: str) -> bytes:  # fmt: skip
+    """The bare loops' event hash: SHA-256 of 0x00 and the sorted-key JSON of the body."""
+    body = {"v": 1, "seq": seq, "id": eid, "ts": ts, "type": t, "agent": ag, "run": r,
+            "actor": ac, "payload": p, "prev": prev, "key": kid}  # fmt: skip
+    return hashlib.sha256(b"\x00" + dumps(body).encode()).digest()
+
+
 def bare_append(a: dict[str, Any], size: int) -> dict[str, Any]:
     """Same work as an append, no framework: canonicalize, hash, sign, insert (FULL)."""
     lib, keygen, sign, _ = ed25519()
@@ -215,20 +224,7 @@ def bare_append(a: dict[str, Any], size: int) -> dict[str, Any]:
         for t, p, ag, r, ac in batch:
             seq += 1
             eid = str(uuid.uuid4())
-            body = {
-                "v": 1,
-                "seq": seq,
-                "id": eid,
-                "ts": ts,
-                "type": t,
-                "agent": ag,
-                "run": r,
-                "actor": ac,
-                "payload": p,
-                "prev": prev,
-                "key": kid,
-            }
-            h = hashlib.sha256(b"\x00" + dumps(body).encode()).digest()
+            h = bare_digest(dumps, seq, eid, ts, t, ag, r, ac, p, prev, kid)
             sig = base64.b64encode(sign(key, PREFIX + h)).decode()
             rows.append((seq, eid, ts, t, ag, r, ac, dumps(p), prev, kid, h.hex(), sig))
             prev = h.hex()
@@ -350,20 +346,7 @@ def bare_verify(a: dict[str, Any]) -> dict[str, Any]:
         if t in ("ledger.created", "key.registered"):
             k = p["key"] if t == "ledger.created" else p
             keys[k["key_id"]] = base64.b64decode(k["public_key"])
-        body = {
-            "v": 1,
-            "seq": seq,
-            "id": eid,
-            "ts": ts,
-            "type": t,
-            "agent": ag,
-            "run": r,
-            "actor": ac,
-            "payload": p,
-            "prev": prv,
-            "key": kid,
-        }
-        digest = hashlib.sha256(b"\x00" + dumps(body).encode()).digest()
+        digest = bare_digest(dumps, seq, eid, ts, t, ag, r, ac, p, prv, kid)
         if digest.hex() != h or prv != prev:
             raise SystemExit(f"bare verify: seq {seq} does not chain")
         verify(keys[kid], base64.b64decode(sig), PREFIX + digest)
