@@ -360,6 +360,26 @@ def parse_time(value: str, where: str = "time") -> datetime:
     return dt.astimezone(UTC)
 
 
+_WHOLE_SECONDS_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+
+
 def normalize_time(value: str, where: str = "time") -> str:
-    """Any accepted time as the ledger's ``ts`` form, so times compare as strings."""
+    """Any accepted time as the ledger's ``ts`` form, so times compare as strings.
+
+    A time already in that form, or in it without the fraction (replay normalizes every
+    grant's expiry), is a string away from its normal form once it is known to be a real
+    instant, so the parse and re-format are skipped; anything else, errors included, takes
+    the full parse."""
+    if value[:1] != "0":  # a year of four digits, as ``%Y`` writes
+        candidate = None
+        if TS_RE.fullmatch(value):
+            candidate = value
+        elif _WHOLE_SECONDS_RE.fullmatch(value):
+            candidate = value[:-1] + ".000000Z"
+        if candidate is not None:
+            try:
+                datetime.fromisoformat(candidate[:-1])
+                return candidate
+            except ValueError:
+                pass  # e.g. February 30th: the full parse gives the error
     return format_ts(parse_time(value, where))

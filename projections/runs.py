@@ -9,7 +9,6 @@ Tables: ``runs``, ``agents``, ``findings``, ``anomalies``, ``grants`` (see ``mod
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -19,7 +18,6 @@ from sqlite_utils import Database
 
 from ledger.encoding import canonical_of_typed
 from ledger.events import (
-    TS_RE,
     AgentRegistered,
     AnyPayload,
     CapabilityGranted,
@@ -81,30 +79,8 @@ __all__ = ["TERMINAL", "TRANSITIONS", "GrantMap", "RunsProjection", "RunsState"]
 TERMINAL = frozenset({"completed", "failed", "cancelled", "rejected"})
 
 
-_WHOLE_SECONDS_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
-"""A UTC time without fractional seconds, the usual ``expires_at`` of a grant or approval."""
-
-
 def _norm(value: str | None) -> str | None:
-    """``normalize_time`` of an optional expiry. A time already in the ledger's ``ts`` form
-    (the usual case), or that form without its fraction, is a string away from its normal form
-    once it is known to be a real instant, so the parse and re-format are skipped; anything
-    else, errors included, is ``normalize_time``'s."""
-    if value is None:
-        return None
-    if value[:1] != "0":  # a year of four digits, as ``%Y`` writes
-        if TS_RE.fullmatch(value):
-            candidate = value
-        elif _WHOLE_SECONDS_RE.fullmatch(value):
-            candidate = value[:-1] + ".000000Z"
-        else:
-            return normalize_time(value)
-        try:
-            datetime.fromisoformat(candidate[:-1])
-            return candidate
-        except ValueError:
-            pass  # e.g. February 30th: normalize_time gives the error
-    return normalize_time(value)
+    return None if value is None else normalize_time(value)
 
 
 @lru_cache(maxsize=4096)
