@@ -21,7 +21,7 @@ state of a projection registered before it (``depends_on``) for the same event.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -121,3 +121,16 @@ def get(name: str) -> Projection[Any]:
         return _REGISTRY[name]
     except KeyError:
         raise LookupError(f"no projection named {name!r}") from None
+
+
+def conditions(
+    filters: Iterable[tuple[str, str, Any]],
+) -> tuple[list[str], list[Any]]:
+    """SQL conditions and their parameters for the ``(column, operator, value)`` filters
+    whose value is not None (always at least ``1``, so the list joins with AND)."""
+    where, params = ["1"], []
+    for col, op, value in filters:
+        if value is not None:
+            where.append(f"{col} {op} ?")
+            params.append(value)
+    return where, params

@@ -18,6 +18,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from projections import governance as g
+from projections.base import conditions
 from projections.model import AGENT_FIELDS, FINDINGS, RUN_FIELDS
 
 _FINDING_COLS = ", ".join(FINDINGS.column_names)
@@ -66,16 +67,14 @@ def findings(
     kinds: Collection[str] | None = None,
 ) -> list[g.Finding]:
     """Findings in seq order, filtered; each carries its ``seq``, ``ts`` and ``evidence_seq``."""
-    where, params = ["1"], []
-    for col, op, value in (
-        ("agent", "=", agent),
-        ("run", "=", run),
-        ("seq", ">=", from_seq),
-        ("seq", "<=", to_seq),
-    ):
-        if value is not None:
-            where.append(f"{col} {op} ?")
-            params.append(value)
+    where, params = conditions(
+        (
+            ("agent", "=", agent),
+            ("run", "=", run),
+            ("seq", ">=", from_seq),
+            ("seq", "<=", to_seq),
+        )
+    )
     if kinds is not None:
         where.append(f"kind IN ({', '.join('?' for _ in kinds)})")
         params.extend(kinds)
@@ -129,16 +128,14 @@ def list_runs(
     runs that are not compliant and are either over or already hold a warning or critical
     finding (a run still in progress with a clean record is not reported).
     """
-    where, params = ["1"], []
-    for col, op, value in (
-        ("agent", "=", agent),
-        ("state", "=", status),
-        ("first_ts", ">=", since),
-        ("first_ts", "<=", until),
-    ):
-        if value is not None:
-            where.append(f"{col} {op} ?")
-            params.append(value)
+    where, params = conditions(
+        (
+            ("agent", "=", agent),
+            ("state", "=", status),
+            ("first_ts", ">=", since),
+            ("first_ts", "<=", until),
+        )
+    )
     if non_compliant:
         where.append(
             "compliant = 0 AND (ended_seq IS NOT NULL OR findings_critical + findings_warning > 0)"

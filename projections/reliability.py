@@ -35,7 +35,7 @@ from ledger.events import (
     ToolCalled,
 )
 from projections import reliability_rules as r
-from projections.base import Projection, Table
+from projections.base import Projection, Table, conditions
 from projections.policy_fold import PolicyFold, policy_table
 from projections.reliability_rules import AgentTrack, RunTrack, Signal
 
@@ -267,11 +267,7 @@ def signals(
 ) -> list[Signal]:
     """Reliability signals in seq order, filtered; each names all its triggering seqs and the
     runtime guardrail linked to it."""
-    where, params = ["1"], []
-    for col, value in (("run", run), ("agent", agent), ("kind", kind)):
-        if value is not None:
-            where.append(f"{col} = ?")
-            params.append(value)
+    where, params = conditions((("run", "=", run), ("agent", "=", agent), ("kind", "=", kind)))
     if not db[SIGNALS.name].exists():
         return []
     rows = db.execute(
