@@ -285,7 +285,7 @@ class Verifier:
                 raise ValueError(f"{type_} requires {name}")
         return payload, raw_sig
 
-    def _flush(self, keep: int = 2 * workers.IN_FLIGHT * workers.WORKERS) -> None:
+    def _flush(self, keep: int = workers.VERIFY_IN_FLIGHT * workers.WORKERS) -> None:
         # (6) signatures: in worker processes when the log is large, else here.
         if self.batch:
             if self.pipeline is not None:
