@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ledger import merkle, workers
 from ledger.chain import BodyEncoder
+from ledger.drafts import Prepared
 from ledger.encoding import canonical, loads
 from ledger.errors import DuplicateEventId, EventValidationError, UnauthorizedWrite
 from ledger.events import ZERO_HASH, Event, authorize
@@ -24,7 +25,7 @@ from ledger.keys import Signer
 from ledger.signing import b64decode_canonical, b64encode, event_hash, key_id, sign_event
 
 if TYPE_CHECKING:
-    from ledger.store import Ledger, _Prepared
+    from ledger.store import Ledger
 
 
 _VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
@@ -164,7 +165,7 @@ class _Keys:
 
 def append_locked(
     ledger: Ledger,
-    prepared: list[_Prepared],
+    prepared: list[Prepared],
     signer: Signer,
     progress: Callable[[int], None] | None,
 ) -> list[Event]:
@@ -173,28 +174,7 @@ def append_locked(
     tip = ledger.tip() or read_tip(ledger)
     size, prev = tip.size, tip.prev
     ts = max(now_ts(), tip.ts)
-    # (2) Ids: unique within the batch and against the log.
-    given = [p.draft.id for p in prepared if p.draft.id is not None]
-    if given:
-        seen: dict[str, str] = {}
-        for p in prepared:
-            if p.draft.id is not None:
-                if p.draft.id in seen:
-                    raise DuplicateEventId(
-                        f"{p.where}: id {p.draft.id!r} repeats {seen[p.draft.id]} of this batch"
-                    )
-                seen[p.draft.id] = p.where
-        for start in range(0, len(given), 500):
-            part = given[start : start + 500]
-            marks = ",".join("?" * len(part))
-            hit = conn.execute(
-                f"SELECT id, seq FROM events WHERE id IN ({marks}) ORDER BY seq LIMIT 1", part
-            ).fetchone()
-            if hit is not None:
-                raise DuplicateEventId(
-                    f"{seen[hit[0]]}: id {hit[0]!r} is already in the log at seq {hit[1]}"
-                )
-    # (3) Authorization, key and policy semantics, chaining.
+    # (2) Validation, authorization, key and policy semantics, chaining.
     pipeline = (
         workers.Pipeline() if workers.enabled() and len(prepared) >= workers.MIN_PARALLEL else None
     )
@@ -212,7 +192,7 @@ def append_locked(
     encoder = BodyEncoder()  # canonical JSON of repeated strings, cached per batch
     allowed: dict[tuple[str, str | None], str | None] = {}
     for i, p in enumerate(prepared):
-        d = p.draft
+        d, text = p.encoded()  # validated here if not yet: see ``Ledger.append_many``
         seq = size + i + 1
         where = p.where
         if d.type == "ledger.created":
@@ -262,7 +242,7 @@ def append_locked(
                     f"{where}: payload.digest: is {d.payload['digest']}, the document's is {digest}"
                 )
         event_id = next(fresh_ids) if d.id is None else d.id
-        body = encoder.body(seq, event_id, ts, d.type, d.agent, d.run, d.actor, p.payload_text,
+        body = encoder.body(seq, event_id, ts, d.type, d.agent, d.run, d.actor, text,
                             prev, kid)  # fmt: skip
         digest_b = event_hash(body)
         digests.append(digest_b)
@@ -275,7 +255,7 @@ def append_locked(
                 d.agent,
                 d.run,
                 d.actor,
-                p.payload_text,
+                text,
                 prev,
                 kid,
                 digest_b.hex(),
@@ -284,6 +264,28 @@ def append_locked(
         prev = digest_b.hex()
         if pipeline is not None and len(digests) % chunk == 0 and len(digests) <= last_sent:
             pipeline.sign(signer.secret_key, digests[-chunk:])
+    # (3) Ids: unique within the batch and against the log (checked once every draft is
+    # known to be valid).
+    given = [p.draft.id for p in prepared if p.draft.id is not None]
+    if given:
+        seen: dict[str, str] = {}
+        for p in prepared:
+            if p.draft.id is not None:
+                if p.draft.id in seen:
+                    raise DuplicateEventId(
+                        f"{p.where}: id {p.draft.id!r} repeats {seen[p.draft.id]} of this batch"
+                    )
+                seen[p.draft.id] = p.where
+        for start in range(0, len(given), 500):
+            part = given[start : start + 500]
+            marks = ",".join("?" * len(part))
+            hit = conn.execute(
+                f"SELECT id, seq FROM events WHERE id IN ({marks}) ORDER BY seq LIMIT 1", part
+            ).fetchone()
+            if hit is not None:
+                raise DuplicateEventId(
+                    f"{seen[hit[0]]}: id {hit[0]!r} is already in the log at seq {hit[1]}"
+                )
     # (4) Merkle complete-subtree nodes created by these leaves and the key index, written
     # while the workers still sign the last chunks.
     nodes, frontier = merkle.extend(size, digests, tip.frontier)
@@ -296,20 +298,26 @@ def append_locked(
     if keys.revoked:
         conn.executemany("UPDATE keys SET revoked_seq = ? WHERE key_id = ?", keys.revoked)
     # (5) Signatures: independent of the chain, so large batches were sent to worker processes
-    # chunk by chunk while the loop above went on chaining; the rest is signed here.
+    # chunk by chunk while the loop above went on chaining. Rows are inserted a chunk at a
+    # time as their signatures come back, so SQLite's work overlaps the workers' signing; the
+    # last chunk is signed here.
     secret = signer.secret_key
-    sigs: list[bytes] = []
-    if pipeline is not None:
-        for signed in pipeline.results():
-            sigs.extend(signed)
-    sigs.extend(sign_event(secret, d) for d in digests[len(sigs) :])
-    for r, sig in zip(rows, sigs, strict=True):
-        r.append(b64encode(sig))
-    conn.executemany(
+    insert = (
         "INSERT INTO events (seq, id, ts, type, agent, run, actor, payload, prev, key, hash, sig) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        rows,
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
+    done = 0
+    if pipeline is not None:
+        for signed in pipeline.each():
+            signed_rows = rows[done : done + len(signed)]
+            for r, sig in zip(signed_rows, signed, strict=True):
+                r.append(b64encode(sig))
+            conn.executemany(insert, signed_rows)
+            done += len(signed)
+    rest = rows[done:]
+    for r, event_digest in zip(rest, digests[done:], strict=True):
+        r.append(b64encode(sign_event(secret, event_digest)))
+    conn.executemany(insert, rest)
     ledger.stage_tip(Tip(size + len(rows), prev, ts, frontier, keys.cache))
     if progress is not None:
         progress(len(rows))

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from typing import IO
 
 from ledger.appending import append_locked
+from ledger.drafts import Draft, Prepared, prepare
 from ledger.encoding import loads
 from ledger.errors import EventValidationError, InputError, LedgerError
 from ledger.keys import Signer
-from ledger.store import Draft, Ledger, _Prepared, prepare
+from ledger.store import Ledger
 
 DRAFT_FIELDS = frozenset({"type", "payload", "agent", "run", "actor", "id"})
 LEDGER_FIELDS = ("v", "seq", "ts", "prev", "key", "hash", "sig")
@@ -30,6 +31,13 @@ CHUNK = 1000
 
 def parse_line(raw: bytes, n: int) -> Draft:
     """One import line as a validated ``Draft``; errors name ``line n``."""
+    draft = _draft(raw, n)
+    prepare(draft, f"line {n}")
+    return draft
+
+
+def _draft(raw: bytes, n: int) -> Draft:
+    """One import line as a ``Draft``, its fields not yet validated against the catalog."""
     where = f"line {n}"
     if len(raw) > MAX_LINE_BYTES:
         raise EventValidationError(f"{where}: line is {len(raw)} bytes, over {MAX_LINE_BYTES}")
@@ -50,7 +58,7 @@ def parse_line(raw: bytes, n: int) -> Draft:
         raise EventValidationError(f"{where}: missing field 'payload'")
     if not isinstance(obj["type"], str):
         raise EventValidationError(f"{where}: type must be a string")
-    draft = Draft(
+    return Draft(
         type=obj["type"],
         payload=obj["payload"],
         agent=obj.get("agent"),
@@ -58,8 +66,6 @@ def parse_line(raw: bytes, n: int) -> Draft:
         actor=obj.get("actor"),
         id=obj.get("id"),
     )
-    prepare(draft, where)
-    return draft
 
 
 def check_import(lines: Iterable[bytes], name: str = "input") -> int:
@@ -101,11 +107,12 @@ def read_import(lines: Iterable[bytes], name: str = "input") -> list[Draft]:
     return [d.draft for d in _prepared(buffered)]
 
 
-def _prepared(lines: Iterable[bytes]) -> Iterator[_Prepared]:
+def _prepared(lines: Iterable[bytes]) -> Iterator[Prepared]:
+    """Pass 2: the drafts of a checked file, validated again by ``append_locked`` as it
+    chains them (the file may have changed since pass 1)."""
     for n, raw in enumerate(lines, start=1):
         if raw.strip():
-            draft = parse_line(raw.rstrip(b"\n").rstrip(b"\r"), n)
-            yield prepare(draft, f"line {n}")
+            yield Prepared(_draft(raw.rstrip(b"\n").rstrip(b"\r"), n), None, f"line {n}")
 
 
 @dataclass(frozen=True)
@@ -139,7 +146,7 @@ def import_file(
         last: int | None = None
         if count == 0:
             return Imported(0, None, None)
-        chunk: list[_Prepared] = []
+        chunk: list[Prepared] = []
         with ledger.write():
             for p in _prepared(f):
                 chunk.append(p)

@@ -12,7 +12,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -21,57 +21,36 @@ from pydantic_core import from_json
 
 from ledger import merkle
 from ledger.appending import Tip, append_locked
-from ledger.encoding import canonical, canonical_of_typed
+from ledger.drafts import MAX_PAYLOAD_BYTES, TYPED_PAYLOADS, Draft, Prepared, prepare
 from ledger.errors import (
     AlreadyInitialized,
     DatabaseLocked,
-    EventValidationError,
     InputError,
     LedgerMissing,
     NotALedger,
     StoreError,
     UnauthorizedWrite,
 )
-from ledger.events import (
-    CATALOG,
-    ENVELOPE_VERSION,
-    ZERO_HASH,
-    Event,
-    check_envelope,
-    decode_payload,
-    envelope_is_plain,
-)
+from ledger.events import ENVELOPE_VERSION, ZERO_HASH, Event
 from ledger.keys import Signer
 from ledger.schema import SCHEMA_VERSION, migrate, read_schema_version
 
-MAX_PAYLOAD_BYTES = 64 * 1024
-"""Largest canonical payload accepted (64 KiB): store digests of big artifacts, not the data."""
 DEFAULT_BUSY_TIMEOUT_MS = 10_000
 
 EVENT_COLUMNS = "seq, id, ts, type, agent, run, actor, payload, prev, key, hash, sig"
+__all__ = [
+    "MAX_PAYLOAD_BYTES",
+    "TYPED_PAYLOADS",
+    "Draft",
+    "Ledger",
+    "Prepared",
+    "prepare",
+    "root_key_payload",
+    "row_to_event",
+]
 MAX_SEQ = 2**63 - 1
 """The largest seq SQLite can store (a 64-bit signed integer)."""
 Row = tuple[int, str, str, str, str | None, str | None, str | None, str, str, str, str, str]
-
-
-@dataclass(frozen=True)
-class Draft:
-    """An event to append: what the writer chooses. The ledger adds the rest."""
-
-    type: str
-    payload: dict[str, Any] = field(default_factory=dict)
-    agent: str | None = None
-    run: str | None = None
-    actor: str | None = None
-    id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class _Prepared:
-    draft: Draft
-    payload_text: str
-    where: str
-    """How messages name this event: ``event``, ``event 3`` or ``line 17``."""
 
 
 def _event_builder() -> Callable[[Row, Any], Event]:
@@ -122,36 +101,6 @@ def parse_stored(text: str) -> Any:
         return from_json(text, cache_strings="keys")
     except ValueError:
         return json.loads(text)
-
-
-TYPED_PAYLOADS = frozenset(CATALOG) - {
-    "policy.set",
-    "tier.promoted",
-    "tier.demoted",
-    "tier.revoked",
-}
-"""Catalog types whose strict payload models have no free-form field (``dict[str, Any]``, extra
-fields allowed): validation already guarantees JSON-safe types, so encoding skips its walk."""
-
-
-def prepare(draft: Draft, where: str = "event") -> _Prepared:
-    """Validate a draft against the catalog and encode its payload (SPEC §2.2, §2.4)."""
-    if not envelope_is_plain(draft.type, draft.agent, draft.run, draft.actor, draft.id):
-        check_envelope(
-            draft.type,
-            {"agent": draft.agent, "run": draft.run, "actor": draft.actor, "id": draft.id},
-            where,
-        )
-    decode_payload(draft.type, draft.payload, where)
-    encode = canonical_of_typed if draft.type in TYPED_PAYLOADS else canonical
-    raw = encode(draft.payload, f"{where}: payload")
-    text = raw.decode("utf-8")
-    if len(raw) > MAX_PAYLOAD_BYTES:
-        raise EventValidationError(
-            f"{where}: payload is {len(raw)} bytes, over the limit of {MAX_PAYLOAD_BYTES} bytes "
-            "(store a digest of large content instead)"
-        )
-    return _Prepared(draft, text, where)
 
 
 def _locked(e: sqlite3.OperationalError, path: str) -> StoreError:
@@ -462,19 +411,18 @@ class Ledger:
         a single draft and ``event N`` (1-based) in a batch.
         """
         drafts = list(drafts)
-        prepared = [
-            prepare(d, "event" if len(drafts) == 1 else f"event {i + 1}")
-            for i, d in enumerate(drafts)
-        ]
-        if not prepared:
+        if not drafts:
             return []
+        if len(drafts) == 1:
+            # Validated before the write lock is taken: a single append's lock is held only
+            # for chaining, signing and writing.
+            pending = [prepare(drafts[0])]
+        else:
+            # Validated inside the transaction by the chaining loop, event by event, while the
+            # workers sign the events before them; one bad draft rolls the batch back.
+            pending = [Prepared(d, None, f"event {i + 1}") for i, d in enumerate(drafts)]
         with self.write():
-            return self._append_locked(prepared, signer, progress)
-
-    def _append_locked(
-        self, prepared: list[_Prepared], signer: Signer, progress: Callable[[int], None] | None
-    ) -> list[Event]:
-        return append_locked(self, prepared, signer, progress)
+            return append_locked(self, pending, signer, progress)
 
     # --- Merkle tree (RFC 9162) -------------------------------------------------------------
 

@@ -21,7 +21,7 @@ import struct
 import subprocess
 import sys
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,6 +134,15 @@ class Pipeline:
             out.append(job.result if job.result is not None else self._finish(job))
             job.payload = None
         return out
+
+    def each(self) -> Iterator[list[Any]]:
+        """Every result in submission order, each as soon as it is in (``results`` waits for
+        all of them)."""
+        while self.jobs:
+            job = self.jobs.popleft()
+            result = job.result if job.result is not None else self._finish(job)
+            job.payload = None
+            yield result
 
     def _submit(self, job: _Job, frame: bytes) -> None:
         if not self.broken:

@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger import workers
-from ledger.errors import SignatureError
+from ledger.errors import InputError, SignatureError
 from ledger.signing import (
     EVENT_SIGNING_PREFIX,
     check_event_signature,
@@ -17,6 +17,9 @@ from ledger.signing import (
     sodium_secret_key,
     verify_event_signature,
 )
+from ledger.store import Draft, Ledger
+from ledger.verify import verify_ledger
+from tests.conftest import LedgerKeys
 
 
 def _digests(n: int) -> list[bytes]:
@@ -86,3 +89,37 @@ def test_a_killed_worker_falls_back_to_in_process_checks(two_workers: None) -> N
     for i in range(256, len(items), workers.CHUNK):
         p.check(items[i : i + workers.CHUNK])
     assert [seq for part in p.results() for seq in part] == [1235]
+
+
+def test_an_abandoned_pipeline_leaves_the_next_answers_in_order(two_workers: None) -> None:
+    """A batch that fails mid-way leaves requests on the workers nobody will collect; the next
+    pipeline reads past their answers, never taking one of them for its own."""
+    secret = sodium_secret_key(Ed25519PrivateKey.generate())
+    digests = _digests(700)
+    abandoned = workers.Pipeline()
+    for i in range(0, 512, 128):
+        abandoned.sign(secret, digests[i : i + 128])
+    nxt = workers.Pipeline()
+    for i in range(512, 700, 47):
+        nxt.sign(secret, digests[i : i + 47])
+    assert [s for part in nxt.each() for s in part] == [
+        sign_event(secret, d) for d in digests[512:700]
+    ]
+
+
+def test_a_bad_draft_late_in_a_worker_signed_batch_writes_nothing(
+    two_workers: None, ledger: Ledger, keys: LedgerKeys
+) -> None:
+    """Drafts of a batch are validated as they are chained, after the first chunks went to
+    the workers: a bad one still rolls back the whole batch, and the next batch is signed
+    right (not with the answers to the abandoned requests)."""
+    good = [Draft("x.note", {"i": i}) for i in range(300)]
+    bad = [*good[:250], Draft("x.note", {"i": 1.5}), *good[251:]]
+    with pytest.raises(InputError, match=r"event 251: payload\.i: float"):
+        ledger.append_many(bad, signer=keys.recorder)
+    assert ledger.size == 2
+    events = ledger.append_many(good, signer=keys.recorder)
+    assert [e.seq for e in events] == list(range(3, 303))
+    report = verify_ledger(ledger)
+    assert report.ok, report.problems[:1]
+    assert report.events == 302
