@@ -173,6 +173,18 @@ def nodes_for_append(
     return extend(size, new_leaf_hashes, frontier)[0]
 
 
+def stored_key(level: int, index: int) -> tuple[int, int]:
+    """The store's key of node ``(level, index)``: ``(closes, level)``, where ``closes`` is
+    the tree size at which the node's subtree is complete. Nodes are created in this key's
+    order, so a store keyed by it appends them at the end of its index."""
+    return (index + 1) << level, level
+
+
+def stored_rows(nodes: Sequence[tuple[int, int, bytes]]) -> list[tuple[int, int, bytes]]:
+    """``(level, index, hash)`` nodes as ``merkle_nodes`` rows ``(closes, level, hash)``."""
+    return [((index + 1) << level, level, h) for level, index, h in nodes]
+
+
 Frontier = dict[NodeId, bytes]
 """The hashes of ``range_nodes(0, size)``: all a writer needs to extend a tree of ``size``."""
 

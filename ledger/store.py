@@ -433,7 +433,8 @@ class Ledger:
             ).fetchone()
         else:
             row = self.conn.execute(
-                "SELECT hash FROM merkle_nodes WHERE level = ? AND idx = ?", (level, index)
+                "SELECT hash FROM merkle_nodes WHERE closes = ? AND level = ?",
+                merkle.stored_key(level, index),
             ).fetchone()
         if row is None:
             raise StoreError(f"{self.path}: Merkle node ({level}, {index}) is missing")
@@ -453,13 +454,14 @@ class Ledger:
             )
             params += [i + 1 for i in leaves]
         if inner:
-            # A CROSS JOIN from the wanted ids, so each is a primary-key lookup: SQLite plans
-            # ``(level, idx) IN (VALUES ...)`` as a scan of the whole table.
+            # A CROSS JOIN from the wanted keys, so each is a primary-key lookup: SQLite plans
+            # ``(closes, level) IN (VALUES ...)`` as a scan of the whole table.
             parts.append(
-                f"SELECT m.level, m.idx, m.hash FROM (VALUES {','.join(['(?, ?)'] * len(inner))}) "
-                "AS w CROSS JOIN merkle_nodes AS m ON m.level = w.column1 AND m.idx = w.column2"
+                "SELECT m.level, (m.closes >> m.level) - 1, m.hash "
+                f"FROM (VALUES {','.join(['(?, ?)'] * len(inner))}) AS w "
+                "CROSS JOIN merkle_nodes AS m ON m.closes = w.column1 AND m.level = w.column2"
             )
-            params += [x for n in inner for x in n]
+            params += [x for n in inner for x in merkle.stored_key(*n)]
         if not parts:
             return {}
         out: dict[merkle.NodeId, bytes] = {}

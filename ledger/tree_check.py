@@ -1,8 +1,8 @@
 """Checking the stored RFC 9162 tree while events stream by (used by ``ledger.verify``).
 
 ``RootAccumulator`` computes the root of a growing leaf sequence in O(log n) memory and reports
-every complete subtree as it closes; ``StoredTree`` reads the stored ``merkle_nodes`` level by
-level, in index order, so each closed subtree is compared with its stored node in one pass.
+every complete subtree as it closes; ``StoredTree`` reads the stored ``merkle_nodes`` in the order
+they close, so each closed subtree is compared with its stored node in one pass.
 """
 
 from __future__ import annotations
@@ -44,26 +44,29 @@ class RootAccumulator:
 
 
 class StoredTree:
-    """Streams the stored Merkle nodes level by level, in index order, for comparison."""
+    """Streams the stored Merkle nodes in key order ``(closes, level)``, which is the order in
+    which ``RootAccumulator`` reports them, so each closed subtree is compared with its stored
+    node in one pass over the table."""
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
-        self.buffers: dict[int, deque[tuple[int, bytes]]] = {}
-        self.next_idx: dict[int, int] = {}
+        self.buffer: deque[tuple[tuple[int, int], bytes]] = deque()
 
     def get(self, level: int, index: int) -> bytes | None:
-        buf = self.buffers.setdefault(level, deque())
+        """The stored hash of node ``(level, index)``, or None when it is missing; calls come
+        in the order the nodes close."""
+        key = merkle.stored_key(level, index)
+        buf = self.buffer
         while True:
-            while buf and buf[0][0] < index:
+            while buf and buf[0][0] < key:
                 buf.popleft()
             if buf:
-                return buf[0][1] if buf[0][0] == index else None
-            start = self.next_idx.get(level, 0)
+                return buf[0][1] if buf[0][0] == key else None
             rows = self.conn.execute(
-                "SELECT idx, hash FROM merkle_nodes WHERE level = ? AND idx >= ? ORDER BY idx LIMIT 4096",
-                (level, max(start, index)),
+                "SELECT closes, level, hash FROM merkle_nodes WHERE (closes, level) >= (?, ?) "
+                "ORDER BY closes, level LIMIT 4096",
+                key,
             ).fetchall()
             if not rows:
                 return None
-            buf.extend((int(i), bytes(h)) for i, h in rows)
-            self.next_idx[level] = int(rows[-1][0]) + 1
+            buf.extend(((int(c), int(lv)), bytes(h)) for c, lv, h in rows)

@@ -173,7 +173,9 @@ def test_ts_never_goes_back_when_the_last_event_is_in_the_future(
         ),
     )
     nodes = merkle.nodes_for_append(size, [digest], ledger.get_node)
-    ledger.conn.executemany("INSERT INTO merkle_nodes VALUES (?, ?, ?)", nodes)
+    ledger.conn.executemany(
+        "INSERT INTO merkle_nodes (closes, level, hash) VALUES (?, ?, ?)", merkle.stored_rows(nodes)
+    )
     event = ledger.append(note(1), signer=keys.recorder)
     assert event.ts == future
     assert verify_ledger(ledger).ok
@@ -413,6 +415,42 @@ def test_newer_schema_version_is_refused(ledger: Ledger) -> None:
         f"({SCHEMA_VERSION})"
     )
     assert e.value.exit_code == 3
+
+
+def test_a_version_1_ledger_is_migrated_on_open(ledger: Ledger, keys: LedgerKeys) -> None:
+    """Version 1 keyed ``merkle_nodes`` by ``(level, idx)``; opening such a file rewrites the
+    table keyed by ``(closes, level)`` with the same nodes, and proofs do not change."""
+    ledger.append_many([note(i) for i in range(37)], signer=keys.recorder)
+    size = ledger.size
+    proofs = [ledger.inclusion_proof(i, size) for i in range(size)]
+    consistency = [ledger.consistency_proof(m, size) for m in range(1, size)]
+    conn = ledger.conn
+    conn.executescript(
+        """
+        BEGIN;
+        CREATE TABLE v1 (level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL,
+                         PRIMARY KEY (level, idx)) WITHOUT ROWID;
+        INSERT INTO v1 SELECT level, (closes >> level) - 1, hash FROM merkle_nodes;
+        DROP TABLE merkle_nodes;
+        ALTER TABLE v1 RENAME TO merkle_nodes;
+        UPDATE govledger_meta SET value = '1' WHERE key = 'schema_version';
+        COMMIT;
+        """
+    )
+    nodes = conn.execute("SELECT COUNT(*) FROM merkle_nodes").fetchone()[0]
+    assert nodes == size - bin(size).count("1")  # every complete subtree of level >= 1
+    ledger.close()
+    with Ledger.open(ledger.path) as reopened:
+        row = reopened.conn.execute(
+            "SELECT value FROM govledger_meta WHERE key = 'schema_version'"
+        ).fetchone()
+        assert row[0] == str(SCHEMA_VERSION) == "2"
+        assert reopened.conn.execute("SELECT COUNT(*) FROM merkle_nodes").fetchone()[0] == nodes
+        assert [reopened.inclusion_proof(i, size) for i in range(size)] == proofs
+        assert [reopened.consistency_proof(m, size) for m in range(1, size)] == consistency
+        assert verify_ledger(reopened).ok
+        reopened.append(note(99), signer=keys.recorder)
+        assert verify_ledger(reopened).ok
 
 
 def test_reopen_sees_the_same_log(ledger: Ledger, keys: LedgerKeys) -> None:

@@ -180,8 +180,8 @@ def rebuild_tree(conn: sqlite3.Connection) -> None:
     leaves = [bytes.fromhex(h) for (h,) in conn.execute("SELECT hash FROM events ORDER BY seq")]
     conn.execute("DELETE FROM merkle_nodes")
     conn.executemany(
-        "INSERT INTO merkle_nodes VALUES (?, ?, ?)",
-        merkle.nodes_for_append(0, leaves, lambda level, i: b""),
+        "INSERT INTO merkle_nodes (closes, level, hash) VALUES (?, ?, ?)",
+        merkle.stored_rows(merkle.nodes_for_append(0, leaves, lambda level, i: b"")),
     )
 
 
@@ -368,7 +368,8 @@ def test_stored_merkle_node_changed_is_hash_mismatch(
 ) -> None:
     path = copy()
     conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("UPDATE merkle_nodes SET hash = ? WHERE level = 2 AND idx = 1", (bytes(32),))
+    # Node (2, 1): leaves 4..7, complete at size 8.
+    conn.execute("UPDATE merkle_nodes SET hash = ? WHERE closes = 8 AND level = 2", (bytes(32),))
     conn.close()
     report = verify_db(path)
     assert first(report) == (8, "hash_mismatch")

@@ -73,7 +73,7 @@ def truncate(db: Path, keep: int) -> None:
     with closing(sqlite3.connect(db, isolation_level=None)) as conn:
         conn.execute("DROP TRIGGER events_no_delete")
         conn.execute("DELETE FROM events WHERE seq > ?", (keep,))
-        conn.execute("DELETE FROM merkle_nodes WHERE ((idx + 1) << level) > ?", (keep,))
+        conn.execute("DELETE FROM merkle_nodes WHERE closes > ?", (keep,))
 
 
 def _no_node(level: int, index: int) -> bytes:
@@ -119,8 +119,8 @@ def rewrite(db: Path, seq: int, payload: dict[str, Any], signers: list[Signer]) 
         leaves = [bytes.fromhex(h) for (h,) in conn.execute("SELECT hash FROM events ORDER BY seq")]
         conn.execute("DELETE FROM merkle_nodes")
         conn.executemany(
-            "INSERT INTO merkle_nodes (level, idx, hash) VALUES (?, ?, ?)",
-            merkle.nodes_for_append(0, leaves, _no_node),
+            "INSERT INTO merkle_nodes (closes, level, hash) VALUES (?, ?, ?)",
+            merkle.stored_rows(merkle.nodes_for_append(0, leaves, _no_node)),
         )
         conn.execute("COMMIT")
 
@@ -478,7 +478,8 @@ def test_tampered_merkle_node_is_detected_by_full_verify(
     copy = copy_db(db, tmp_path / "tree.db")
     with closing(sqlite3.connect(copy, isolation_level=None)) as conn:
         changed = conn.execute(
-            "UPDATE merkle_nodes SET hash = ? WHERE level = ? AND idx = ?", (bytes(32), *node)
+            "UPDATE merkle_nodes SET hash = ? WHERE closes = ? AND level = ?",
+            (bytes(32), *merkle.stored_key(*node)),
         ).rowcount
     assert changed == 1
     code, report = verify_json(copy, keys_dir, "--no-state")
@@ -495,7 +496,8 @@ def test_deleted_merkle_node_is_an_integrity_failure(
     db, keys_dir, _ = audited
     copy = copy_db(db, tmp_path / "tree.db")
     with closing(sqlite3.connect(copy, isolation_level=None)) as conn:
-        assert conn.execute("DELETE FROM merkle_nodes WHERE level = 4 AND idx = 0").rowcount == 1
+        deleted = conn.execute("DELETE FROM merkle_nodes WHERE closes = 16 AND level = 4")
+        assert deleted.rowcount == 1  # node (4, 0)
     result = cli(copy, keys_dir, "verify", "--json", "--no-state")
     assert result.exit_code == 1
     assert kinds(json.loads(result.stdout)) == [(16, "hash_mismatch"), (25, "hash_mismatch")]
