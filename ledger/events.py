@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
@@ -290,6 +290,36 @@ def check_envelope(event_type: str, fields: dict[str, Any], where: str = "event"
         # A lone surrogate (e.g. a command-line argument that was not UTF-8) has no UTF-8 form.
         if v is not None and not v.isascii() and any("\ud800" <= c <= "\udfff" for c in v):
             raise EventValidationError(f"{where}: {name} is not valid UTF-8 text (lone surrogate)")
+
+
+class EventView(Protocol):
+    """What projections read of an event: ``Event`` is one, and so is the replay's lighter
+    ``ledger.store.EventRow`` (the stored row as it is, its payload parsed only when asked)."""
+
+    @property
+    def seq(self) -> int: ...
+    @property
+    def id(self) -> str: ...
+    @property
+    def ts(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def agent(self) -> str | None: ...
+    @property
+    def run(self) -> str | None: ...
+    @property
+    def actor(self) -> str | None: ...
+    @property
+    def payload(self) -> dict[str, Any]: ...
+    @property
+    def prev(self) -> str: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def hash(self) -> str: ...
+    @property
+    def sig(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from sqlite_utils import Database
 
-from ledger.events import AnyPayload, Event
+from ledger.events import AnyPayload, EventView
 
 S = TypeVar("S")
 
@@ -84,12 +84,12 @@ class Projection(ABC, Generic[S]):
     def start(self, db: Database, deps: Mapping[str, Any]) -> S:
         """A state over the tables in ``db`` (already created, possibly holding earlier rows)."""
 
-    def prepare(self, state: S, events: Sequence[Event]) -> None:
+    def prepare(self, state: S, events: Sequence[EventView]) -> None:
         """Called with each batch of events before they are applied: a chance to load the rows
         they will touch in a few queries instead of one per event. Default: nothing."""
 
     @abstractmethod
-    def apply(self, state: S, event: Event, payload: AnyPayload) -> S:
+    def apply(self, state: S, event: EventView, payload: AnyPayload) -> S:
         """Fold one event into the state; must depend on nothing but the state and the event."""
 
     @abstractmethod

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 
-from ledger.events import DecisionRecorded, Event, ToolCalled
+from ledger.events import DecisionRecorded, EventView, ToolCalled
 from projections import governance as g
 from projections.model import Agent, Run
 from projections.runs_state import RunsState
@@ -23,7 +23,7 @@ def _word_set(json_list: str) -> frozenset[str]:
 
 def find(
     state: RunsState,
-    event: Event,
+    event: EventView,
     run: Run | None,
     agent: Agent | None,
     kind: str,
@@ -42,7 +42,7 @@ def find(
         agent.last_critical_seq = event.seq
 
 
-def check_approval(state: RunsState, event: Event, run: Run, agent: Agent | None) -> None:
+def check_approval(state: RunsState, event: EventView, run: Run, agent: Agent | None) -> None:
     """started_without_approval: a start, or a tool call of a run never started, with no live
     approval before it. Reported once per run."""
     rejected_after = (
@@ -73,7 +73,7 @@ def check_approval(state: RunsState, event: Event, run: Run, agent: Agent | None
 
 def check_tool(
     state: RunsState,
-    event: Event,
+    event: EventView,
     run: Run,
     agent: Agent | None,
     contract: Agent | None,
@@ -129,7 +129,7 @@ def check_tool(
 
 def decide(
     state: RunsState,
-    event: Event,
+    event: EventView,
     run: Run,
     agent: Agent | None,
     contract: Agent | None,
@@ -160,7 +160,7 @@ def decide(
             )
 
 
-def check_tier(state: RunsState, event: Event, run: Run, agent: Agent, required: int) -> None:
+def check_tier(state: RunsState, event: EventView, run: Run, agent: Agent, required: int) -> None:
     effective = g.effective_tier(agent.tier, agent.tier_since_seq, agent.last_critical_seq)
     if required > effective:
         zeroed = effective != agent.tier

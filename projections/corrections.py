@@ -27,7 +27,7 @@ from typing import Any, Final
 
 from sqlite_utils import Database
 
-from ledger.events import AnyPayload, CorrectionRecorded, Event, PolicySet
+from ledger.events import AnyPayload, CorrectionRecorded, EventView, PolicySet
 from projections.base import Projection, Table
 from projections.correction_text import keywords, similarity_bp
 from projections.policy_fold import PolicyFold, policy_table
@@ -147,11 +147,13 @@ class CorrectionsProjection(Projection[CorrectionsState]):
     def start(self, db: Database, deps: Mapping[str, Any]) -> CorrectionsState:
         return CorrectionsState(db)
 
-    def prepare(self, state: CorrectionsState, events: Sequence[Event]) -> None:
+    def prepare(self, state: CorrectionsState, events: Sequence[EventView]) -> None:
         agents = {e.agent for e in events if e.type == "correction.recorded" and e.agent}
         state.load(sorted(agents))
 
-    def apply(self, state: CorrectionsState, event: Event, payload: AnyPayload) -> CorrectionsState:
+    def apply(
+        self, state: CorrectionsState, event: EventView, payload: AnyPayload
+    ) -> CorrectionsState:
         t = event.type
         if t == "correction.recorded" and event.agent is not None:
             assert isinstance(payload, CorrectionRecorded)
@@ -172,7 +174,7 @@ class CorrectionsProjection(Projection[CorrectionsState]):
         state.members.clear()
 
 
-def _record(state: CorrectionsState, event: Event, agent: str, p: CorrectionRecorded) -> None:
+def _record(state: CorrectionsState, event: EventView, agent: str, p: CorrectionRecorded) -> None:
     rules = state.policy.rules.corrections
     clusters = state.of(agent)
     kw = keywords(p.text)

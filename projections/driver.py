@@ -27,7 +27,15 @@ from pydantic import ValidationError
 from sqlite_utils import Database
 
 from ledger.errors import DatabaseLocked, LedgerError, ProjectionError, StoreError
-from ledger.events import CATALOG, PAYLOAD_ADAPTER, ZERO_HASH, AnyPayload, Event, UserPayload
+from ledger.events import (
+    CATALOG,
+    PAYLOAD_ADAPTER,
+    ZERO_HASH,
+    AnyPayload,
+    EventView,
+    UserPayload,
+)
+from ledger.store import EventRow
 from projections.base import META_TABLE, Projection, Table, registered
 
 BATCH = 20_000
@@ -43,7 +51,9 @@ META = Table(
 class EventSource(Protocol):
     """What the driver needs from a log (``ledger.store.Ledger`` is one)."""
 
-    def iter_events(self, *, from_seq: int = 1, to_seq: int | None = None) -> Iterator[Event]: ...
+    def replay_events(
+        self, *, from_seq: int = 1, to_seq: int | None = None
+    ) -> Iterator[EventRow]: ...
 
     def head(self) -> tuple[int, str]: ...
 
@@ -56,8 +66,14 @@ _VALIDATE: dict[str, Callable[[Any], Any]] = {
 """Event type → its payload model's validator: what ``PAYLOAD_ADAPTER`` calls once the
 discriminator has picked the model, without building ``{"type": ..., **payload}`` per event."""
 
+_VALIDATE_JSON: dict[str, Callable[[str], Any]] = {
+    t: cls.__pydantic_validator__.validate_json for t, cls in CATALOG.items()
+}
+"""The same validators reading the stored JSON text: parsed and validated in one pass, without
+building the payload as a dict first."""
 
-def decode(event: Event) -> AnyPayload:
+
+def decode(event: EventView) -> AnyPayload:
     """The typed payload of a stored event (``ProjectionError`` when it does not validate: the
     log holds an event it should not; ``govledger verify`` says more)."""
     payload = event.payload
@@ -76,19 +92,19 @@ def decode(event: Event) -> AnyPayload:
         ) from e
 
 
-def decode_all(events: Sequence[Event]) -> list[AnyPayload]:
-    """``decode`` of each event, with its common case inlined (a catalog type, a dict payload
-    without a ``type`` key: its model's validator) and the rest, failures included, left to
-    ``decode``: one function call and one ``try`` less per event of a replay."""
-    validators = _VALIDATE
+def decode_all(events: Sequence[EventRow]) -> list[AnyPayload]:
+    """``decode`` of each event, with its common case inlined: a catalog type, whose model
+    validates the stored payload text directly (pydantic parses and validates in one pass; the
+    payload is never built as a dict). The rest, and every failure, is left to ``decode``, so
+    the result and any error are what ``decode`` gives."""
+    validators = _VALIDATE_JSON
     out: list[AnyPayload] = []
     append = out.append
     for event in events:
-        payload = event.payload
         validate = validators.get(event.type)
-        if validate is not None and type(payload) is dict and "type" not in payload:
+        if validate is not None:
             try:
-                append(validate(payload))
+                append(validate(event.payload_text))
                 continue
             except (ValidationError, LedgerError, TypeError):
                 pass
@@ -324,7 +340,7 @@ def _apply_range(
         states[p.name] = p.start(db, {d: states[d] for d in p.depends_on})
     # The batch is held in memory (at most ``BATCH`` events) so each projection can load the
     # rows it will touch in a few queries (``prepare``) before folding.
-    events = list(source.iter_events(from_seq=from_seq, to_seq=to_seq))
+    events = list(source.replay_events(from_seq=from_seq, to_seq=to_seq))
     payloads = decode_all(events)
     behind = [(p, states[p.name], pos[p.name].last_seq) for p in projs]
     for p, state, _ in behind:

@@ -25,7 +25,7 @@ from sqlite_utils import Database
 
 from ledger.events import (
     AnyPayload,
-    Event,
+    EventView,
     FeedbackQuality,
     GuardrailTriggered,
     LlmUsage,
@@ -149,7 +149,7 @@ def _select(db: Database, table: Table, ids: list[str]) -> Iterator[tuple[Any, .
         )
 
 
-def _fire(state: ReliabilityState, event: Event, fire: r.Fire | None) -> None:
+def _fire(state: ReliabilityState, event: EventView, fire: r.Fire | None) -> None:
     if fire is None:
         return
     kind, triggers, guard, detail = fire
@@ -172,12 +172,14 @@ class ReliabilityProjection(Projection[ReliabilityState]):
     def start(self, db: Database, deps: Mapping[str, Any]) -> ReliabilityState:
         return ReliabilityState(db)
 
-    def prepare(self, state: ReliabilityState, events: Sequence[Event]) -> None:
+    def prepare(self, state: ReliabilityState, events: Sequence[EventView]) -> None:
         runs = {e.run for e in events if e.run is not None and e.type in _RUN_TYPES}
         agents = {e.agent for e in events if e.agent is not None and e.type in _AGENT_TYPES}
         state.load(sorted(runs), sorted(agents))
 
-    def apply(self, state: ReliabilityState, event: Event, payload: AnyPayload) -> ReliabilityState:
+    def apply(
+        self, state: ReliabilityState, event: EventView, payload: AnyPayload
+    ) -> ReliabilityState:
         fold = _FOLDS.get(type(payload))
         if fold is not None:  # None for most events: not in RELEVANT
             fold(state, event, payload)
@@ -205,13 +207,13 @@ class ReliabilityProjection(Projection[ReliabilityState]):
 # What each relevant event does, ``(state, event, payload)``; the rules are ``reliability_rules``.
 
 
-def _tool_called(state: ReliabilityState, event: Event, p: ToolCalled) -> None:
+def _tool_called(state: ReliabilityState, event: EventView, p: ToolCalled) -> None:
     if event.run is not None:
         rules = state.policy.rules.reliability
         _fire(state, event, r.tool_called(state.run(event.run), event, p, rules))
 
 
-def _llm_usage(state: ReliabilityState, event: Event, p: LlmUsage) -> None:
+def _llm_usage(state: ReliabilityState, event: EventView, p: LlmUsage) -> None:
     rules = state.policy.rules.reliability
     if event.run is not None:
         _fire(state, event, r.run_usage(state.run(event.run), event, p, rules))
@@ -219,24 +221,24 @@ def _llm_usage(state: ReliabilityState, event: Event, p: LlmUsage) -> None:
         _fire(state, event, r.day_usage(state.agent(event.agent), event, p, rules))
 
 
-def _feedback(state: ReliabilityState, event: Event, p: FeedbackQuality) -> None:
+def _feedback(state: ReliabilityState, event: EventView, p: FeedbackQuality) -> None:
     if event.agent is not None:
         rules = state.policy.rules.reliability
         _fire(state, event, r.feedback(state.agent(event.agent), event, p, rules))
 
 
-def _failed(state: ReliabilityState, event: Event, p: RunFailed) -> None:
+def _failed(state: ReliabilityState, event: EventView, p: RunFailed) -> None:
     if event.agent is not None:
         rules = state.policy.rules.reliability
         _fire(state, event, r.failed(state.agent(event.agent), event, p, rules))
 
 
-def _completed(state: ReliabilityState, event: Event, p: RunCompleted) -> None:
+def _completed(state: ReliabilityState, event: EventView, p: RunCompleted) -> None:
     if event.agent is not None:
         r.completed(state.agent(event.agent))
 
 
-def _guardrail(state: ReliabilityState, event: Event, p: GuardrailTriggered) -> None:
+def _guardrail(state: ReliabilityState, event: EventView, p: GuardrailTriggered) -> None:
     if p.kind in r.LINKS:
         run, agent = event.run, event.agent
         rt = state.run(run) if run is not None else None
@@ -246,7 +248,7 @@ def _guardrail(state: ReliabilityState, event: Event, p: GuardrailTriggered) -> 
             state.links.append((event.seq, *linked))
 
 
-def _policy(state: ReliabilityState, event: Event, p: PolicySet) -> None:
+def _policy(state: ReliabilityState, event: EventView, p: PolicySet) -> None:
     state.policy.observe(p, event.seq)
 
 

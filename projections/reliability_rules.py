@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from ledger.events import (
-    Event,
+    EventView,
     FeedbackQuality,
     GuardrailTriggered,
     LlmUsage,
@@ -106,7 +106,7 @@ Fire = tuple[str, list[int], int | None, str]
 """What a rule reports: ``(kind, triggers, linked guardrail seq, detail)``."""
 
 
-def tool_called(rt: RunTrack, event: Event, p: ToolCalled, rules: Reliability) -> Fire | None:
+def tool_called(rt: RunTrack, event: EventView, p: ToolCalled, rules: Reliability) -> Fire | None:
     """tool_loop: the same tool with the same args digest ``tool_loop_repeats`` times in a row
     among the run's tool calls."""
     key = f"{p.tool}\x00{p.args_digest}"
@@ -125,7 +125,7 @@ def tool_called(rt: RunTrack, event: Event, p: ToolCalled, rules: Reliability) -
             f"{p.args_digest[:12]}… in run {rt.run!r} (seqs {seq_list(seqs)}){_linked(rt.loop_guard)}")  # fmt: skip
 
 
-def run_usage(rt: RunTrack, event: Event, p: LlmUsage, rules: Reliability) -> Fire | None:
+def run_usage(rt: RunTrack, event: EventView, p: LlmUsage, rules: Reliability) -> Fire | None:
     """cost_cap_run: the run's ``llm.usage`` costs reach ``run_cost_cap_micro_usd`` (0: no cap)."""
     rt.cost += p.cost_micro_usd
     if rt.cost_fired is not None:
@@ -140,7 +140,7 @@ def run_usage(rt: RunTrack, event: Event, p: LlmUsage, rules: Reliability) -> Fi
             f"{seq_list(seqs)}), reaching the run cap of {cap} µUSD{_linked(rt.cost_guard)}")  # fmt: skip
 
 
-def day_usage(at: AgentTrack, event: Event, p: LlmUsage, rules: Reliability) -> Fire | None:
+def day_usage(at: AgentTrack, event: EventView, p: LlmUsage, rules: Reliability) -> Fire | None:
     """cost_cap_daily: the agent's ``llm.usage`` costs of one UTC day (of the event ``ts``)
     reach ``agent_daily_cost_cap_micro_usd`` (0: no cap)."""
     day = event.ts[:10]
@@ -160,7 +160,9 @@ def day_usage(at: AgentTrack, event: Event, p: LlmUsage, rules: Reliability) -> 
             f"{_linked(at.day_guard)}")  # fmt: skip
 
 
-def feedback(at: AgentTrack, event: Event, p: FeedbackQuality, rules: Reliability) -> Fire | None:
+def feedback(
+    at: AgentTrack, event: EventView, p: FeedbackQuality, rules: Reliability
+) -> Fire | None:
     """quality_decline: the agent's last ``quality_window_runs`` scores never rise and the last
     is at least ``quality_drop_bp`` (and at least 1 bp) below the first. A rise is a recovery:
     the streak starts again from that score."""
@@ -184,7 +186,7 @@ def feedback(at: AgentTrack, event: Event, p: FeedbackQuality, rules: Reliabilit
             f"{rules.quality_drop_bp} bp){_linked(at.q_guard)}")  # fmt: skip
 
 
-def failed(at: AgentTrack, event: Event, p: RunFailed, rules: Reliability) -> Fire | None:
+def failed(at: AgentTrack, event: EventView, p: RunFailed, rules: Reliability) -> Fire | None:
     """repeated_failure: ``failure_repeat`` ``run.failed`` of the agent in a row with the same
     failure class (a ``run.completed`` of the agent, or another class, ends the streak)."""
     if p.failure_class != at.fail_class:

@@ -23,7 +23,7 @@ from ledger.events import (
     CapabilityGranted,
     CorrectionRecorded,
     DecisionRecorded,
-    Event,
+    EventView,
     FeedbackQuality,
     GuardrailTriggered,
     KeyRegistered,
@@ -108,7 +108,7 @@ class RunsProjection(Projection[RunsState]):
     def start(self, db: Database, deps: Mapping[str, Any]) -> RunsState:
         return RunsState(db, deps.get("reliability"))
 
-    def prepare(self, state: RunsState, events: Sequence[Event]) -> None:
+    def prepare(self, state: RunsState, events: Sequence[EventView]) -> None:
         # Sorted: rows are then cached, and written, in the same order in every process.
         state.load(sorted({e.run for e in events if e.run is not None}),
                    sorted({e.agent for e in events if e.agent is not None}))  # fmt: skip
@@ -129,7 +129,7 @@ class RunsProjection(Projection[RunsState]):
         state.anomalies.clear()
         state.grants.clear()
 
-    def apply(self, state: RunsState, event: Event, payload: AnyPayload) -> RunsState:
+    def apply(self, state: RunsState, event: EventView, payload: AnyPayload) -> RunsState:
         seq = event.seq
         agent_id = event.agent
         run_id = event.run
@@ -168,7 +168,7 @@ class RunsProjection(Projection[RunsState]):
         return state
 
 
-def _unregistered(state: RunsState, event: Event, run: Run | None, agent: Agent) -> None:
+def _unregistered(state: RunsState, event: EventView, run: Run | None, agent: Agent) -> None:
     """One ``unregistered_agent`` finding per run (per agent for run-less events)."""
     holder = run if run is not None else agent
     if holder.unregistered_seq is None:
@@ -182,7 +182,7 @@ def _unregistered(state: RunsState, event: Event, run: Run | None, agent: Agent)
 # are None when the event names none, ``contract`` is the agent if it is registered.
 
 
-def _llm_usage(state: RunsState, event: Event, p: LlmUsage, run: Run | None,
+def _llm_usage(state: RunsState, event: EventView, p: LlmUsage, run: Run | None,
                agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
     if agent is not None:
         _add_usage(agent, p)
@@ -200,7 +200,7 @@ def _add_usage(acc: Run | Agent, p: LlmUsage) -> None:
     acc.cost_micro_usd += p.cost_micro_usd
 
 
-def _tool_called(state: RunsState, event: Event, p: ToolCalled, run: Run | None,
+def _tool_called(state: RunsState, event: EventView, p: ToolCalled, run: Run | None,
                  agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
     if run is not None:
         run.tool_calls += 1
@@ -209,20 +209,20 @@ def _tool_called(state: RunsState, event: Event, p: ToolCalled, run: Run | None,
         c.check_tool(state, event, run, agent, contract, p)
 
 
-def _tool_completed(state: RunsState, event: Event, p: ToolCompleted, run: Run | None,
+def _tool_completed(state: RunsState, event: EventView, p: ToolCompleted, run: Run | None,
                     agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
     if run is not None:
         run.tool_ms += p.duration_ms
         run.tool_errors += p.status == "error"
 
 
-def _decision(state: RunsState, event: Event, p: DecisionRecorded, run: Run | None,
+def _decision(state: RunsState, event: EventView, p: DecisionRecorded, run: Run | None,
               agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
     if run is not None:
         c.decide(state, event, run, agent, contract, p)
 
 
-def _submitted(state: RunsState, event: Event, p: RunSubmitted, run: Run | None,
+def _submitted(state: RunsState, event: EventView, p: RunSubmitted, run: Run | None,
                agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
     if run is not None:
         _transition(state, event, run)
@@ -231,7 +231,7 @@ def _submitted(state: RunsState, event: Event, p: RunSubmitted, run: Run | None,
         run.risk, run.auto_approve = p.risk, int(p.auto_approve)
 
 
-def _planned(state: RunsState, event: Event, p: RunPlanned, run: Run | None,
+def _planned(state: RunsState, event: EventView, p: RunPlanned, run: Run | None,
              agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
     if run is not None:
         run.planned_seq, run.planned_steps = event.seq, len(p.steps)
@@ -241,7 +241,7 @@ def _planned(state: RunsState, event: Event, p: RunPlanned, run: Run | None,
             c.check_tier(state, event, run, contract, p.required_tier)
 
 
-def _started(state: RunsState, event: Event, p: RunStarted, run: Run | None,
+def _started(state: RunsState, event: EventView, p: RunStarted, run: Run | None,
              agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
     if run is not None:
         _transition(state, event, run)
@@ -249,14 +249,14 @@ def _started(state: RunsState, event: Event, p: RunStarted, run: Run | None,
         c.check_approval(state, event, run, agent)
 
 
-def _approved(state: RunsState, event: Event, p: RunApproved, run: Run | None,
+def _approved(state: RunsState, event: EventView, p: RunApproved, run: Run | None,
               agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
     if run is not None:
         _transition(state, event, run)
         _approve(run, event.seq, p)
 
 
-def _granted(state: RunsState, event: Event, p: CapabilityGranted, run: Run | None,
+def _granted(state: RunsState, event: EventView, p: CapabilityGranted, run: Run | None,
              agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
     if run is None:
         return
@@ -271,61 +271,61 @@ def _granted(state: RunsState, event: Event, p: CapabilityGranted, run: Run | No
                          _json_strings(tuple(p.capabilities)), expires, p.token_digest))  # fmt: skip
 
 
-def _close(state: RunsState, event: Event, run: Run) -> None:
+def _close(state: RunsState, event: EventView, run: Run) -> None:
     """A terminal event: the transition, then the run's end."""
     _transition(state, event, run)
     _end(run, event.seq, event.ts)
 
 
-def _completed(state: RunsState, event: Event, p: RunCompleted, run: Run | None,
+def _completed(state: RunsState, event: EventView, p: RunCompleted, run: Run | None,
                agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
     if run is not None:
         _close(state, event, run)
         run.steps_completed = p.steps_completed
 
 
-def _feedback(state: RunsState, event: Event, p: FeedbackQuality, run: Run | None,
+def _feedback(state: RunsState, event: EventView, p: FeedbackQuality, run: Run | None,
               agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
     if agent is not None:
         agent.feedback_count += 1
         agent.feedback_score_bp_sum += p.score_bp
 
 
-def _failed(state: RunsState, event: Event, p: RunFailed, run: Run | None,
+def _failed(state: RunsState, event: EventView, p: RunFailed, run: Run | None,
             agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
     if run is not None:
         _close(state, event, run)
         run.failure_class, run.end_reason = p.failure_class, p.message
 
 
-def _cancelled(state: RunsState, event: Event, p: RunCancelled, run: Run | None,
+def _cancelled(state: RunsState, event: EventView, p: RunCancelled, run: Run | None,
                agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
     if run is not None:
         _close(state, event, run)
         run.end_reason = p.reason
 
 
-def _guardrail(state: RunsState, event: Event, p: GuardrailTriggered, run: Run | None,
+def _guardrail(state: RunsState, event: EventView, p: GuardrailTriggered, run: Run | None,
                agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
     if run is not None:
         run.guardrails += 1
         run.guardrails_critical += p.severity == "critical"
 
 
-def _rejected(state: RunsState, event: Event, p: RunRejected, run: Run | None,
+def _rejected(state: RunsState, event: EventView, p: RunRejected, run: Run | None,
               agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
     if run is not None:
         _close(state, event, run)
         run.rejected_seq = event.seq
 
 
-def _registered(state: RunsState, event: Event, p: AgentRegistered, run: Run | None,
+def _registered(state: RunsState, event: EventView, p: AgentRegistered, run: Run | None,
                 agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
     assert agent is not None
     _register(agent, event.seq, p)
 
 
-def _tier(state: RunsState, event: Event, p: TierPromoted | TierDemoted | TierRevoked,
+def _tier(state: RunsState, event: EventView, p: TierPromoted | TierDemoted | TierRevoked,
           run: Run | None, agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
     if agent is not None:
         agent.tier, agent.tier_since_seq = p.to, event.seq
@@ -366,7 +366,7 @@ def _compliant(run: Run) -> int:
     return int(run.state == "completed" and not (run.findings_critical or run.findings_warning))
 
 
-def _transition(state: RunsState, event: Event, run: Run) -> None:
+def _transition(state: RunsState, event: EventView, run: Run) -> None:
     if event.type == "run.approved" and run.state == "running":
         # A human approving an escalation mid-run (SPEC §3, low_confidence_execute): a
         # decision about the running run, not a step back in its lifecycle.

@@ -13,6 +13,7 @@ write the offending sequence of a governance check in a few lines and fold it in
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +22,7 @@ from sqlite_utils import Database
 
 from ledger.encoding import canonical
 from ledger.events import ZERO_HASH, Event, decode_payload, format_ts
+from ledger.store import EventRow
 from projections.driver import catch_up
 
 DIGEST = "ab" * 32
@@ -71,9 +73,14 @@ class Events:
         self._t += self._step
         return event
 
-    def iter_events(self, *, from_seq: int = 1, to_seq: int | None = None) -> Iterator[Event]:
+    def replay_events(self, *, from_seq: int = 1, to_seq: int | None = None) -> Iterator[EventRow]:
+        """The events as the store's replay path gives them (``EventRow``, payload as JSON
+        text; a test's deliberately bad payload is written as it is, not refused)."""
         stop = len(self.events) if to_seq is None else min(to_seq, len(self.events))
-        return iter(self.events[from_seq - 1 : stop])
+        for e in self.events[from_seq - 1 : stop]:
+            text = json.dumps(e.payload, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+            yield EventRow(e.seq, e.id, e.ts, e.type, e.agent, e.run, e.actor, text, e.prev,
+                           e.key, e.hash, e.sig)  # fmt: skip
 
     def head(self) -> tuple[int, str]:
         return (len(self.events), self.events[-1].hash if self.events else ZERO_HASH)

@@ -31,7 +31,7 @@ from ledger.events import (
     CapabilityGranted,
     CorrectionRecorded,
     DecisionRecorded,
-    Event,
+    EventView,
     FeedbackQuality,
     GuardrailTriggered,
     KeyRegistered,
@@ -258,11 +258,11 @@ class TiersProjection(Projection[TiersState]):
         for rows in (state.history, state.findings, state.policies, state.new_keys):
             rows.clear()
 
-    def prepare(self, state: TiersState, events: Sequence[Event]) -> None:
+    def prepare(self, state: TiersState, events: Sequence[EventView]) -> None:
         # Sorted: the same queries, and the same cache order, in every process.
         state.load_runs(sorted({e.run for e in events if e.run is not None}))
 
-    def apply(self, state: TiersState, event: Event, payload: AnyPayload) -> TiersState:
+    def apply(self, state: TiersState, event: EventView, payload: AnyPayload) -> TiersState:
         runs = state.runs
         seq = event.seq
         run_id = event.run
@@ -286,11 +286,11 @@ class TiersProjection(Projection[TiersState]):
         return state
 
 
-def _ledger_created(state: TiersState, event: Event, p: LedgerCreated) -> None:
+def _ledger_created(state: TiersState, event: EventView, p: LedgerCreated) -> None:
     _key(state, p.key.key_id, p.key.role)
 
 
-def _key_registered(state: TiersState, event: Event, p: KeyRegistered) -> None:
+def _key_registered(state: TiersState, event: EventView, p: KeyRegistered) -> None:
     _key(state, p.key_id, p.role)
 
 
@@ -313,7 +313,7 @@ def _track(state: TiersState, run: Run) -> None:
         tr.mask = mask
 
 
-def _policy(state: TiersState, event: Event, p: PolicySet) -> None:
+def _policy(state: TiersState, event: EventView, p: PolicySet) -> None:
     document = canonical(p.document).decode()
     try:
         state.policy = policy_from_event(p, event.seq)
@@ -324,7 +324,7 @@ def _policy(state: TiersState, event: Event, p: PolicySet) -> None:
     state.policies.append((event.seq, p.version, event.ts, p.digest, document, None))
 
 
-def _register(state: TiersState, event: Event, p: AgentRegistered) -> None:
+def _register(state: TiersState, event: EventView, p: AgentRegistered) -> None:
     assert event.agent is not None
     a = state.agent(event.agent)
     assert a is not None
@@ -337,7 +337,9 @@ def _register(state: TiersState, event: Event, p: AgentRegistered) -> None:
                           "[]"))  # fmt: skip
 
 
-def _change(state: TiersState, event: Event, p: TierPromoted | TierDemoted | TierRevoked) -> None:
+def _change(
+    state: TiersState, event: EventView, p: TierPromoted | TierDemoted | TierRevoked
+) -> None:
     assert event.agent is not None
     a = state.agent(event.agent)
     assert a is not None
