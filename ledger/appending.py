@@ -10,16 +10,16 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from ledger import merkle, workers
 from ledger.chain import BodyEncoder
-from ledger.drafts import Prepared
+from ledger.drafts import Draft, Prepared
 from ledger.encoding import canonical, loads
-from ledger.errors import DuplicateEventId, EventValidationError, UnauthorizedWrite
+from ledger.errors import DuplicateEventId, EventValidationError, LedgerError, UnauthorizedWrite
 from ledger.events import ZERO_HASH, Event, authorize
 from ledger.keys import Signer
 from ledger.signing import b64decode_canonical, b64encode, event_hash, key_id, sign_event
@@ -163,6 +163,44 @@ class _Keys:
         self.revoked.append((seq, kid))
 
 
+def _fields(p: Prepared) -> tuple[Any, ...]:
+    """A draft as ``ledger.sodium_worker`` takes it to validate."""
+    d = p.draft
+    return (d.type, d.payload, d.agent, d.run, d.actor, d.id, p.where)
+
+
+def _validated(
+    prepared: list[Prepared], pipeline: workers.Pipeline | None, chunk: int
+) -> Iterator[tuple[str, Draft, str]]:
+    """Each draft with its canonical payload text, in order, validating those not validated
+    yet (``Ledger.append_many``): with workers, every chunk after the first is sent to them
+    at once and the first is validated here meanwhile, and so is any chunk whose answer is not
+    in when its turn comes; a draft's error is raised when its turn comes, so the first bad
+    draft of the batch is the one reported."""
+    jobs = {}
+    if pipeline is not None:
+        for start in range(chunk, len(prepared), chunk):
+            part = prepared[start : start + chunk]
+            if any(p.payload_text is None for p in part):
+                jobs[start] = pipeline.prepare([_fields(p) for p in part])
+    for start in range(0, len(prepared), chunk):
+        part = prepared[start : start + chunk]
+        job = jobs.pop(start, None)
+        # A chunk the workers have not answered yet is validated here rather than waited for.
+        answers = None if job is None or pipeline is None else pipeline.ready(job)
+        if answers is None:
+            answers = [None] * len(part)
+        for p, answer in zip(part, answers, strict=True):
+            if p.payload_text is not None:
+                yield p.where, p.draft, p.payload_text
+            elif type(answer) is str:
+                yield p.where, p.draft, answer
+            elif isinstance(answer, LedgerError):
+                raise answer
+            else:
+                yield (p.where, *p.encoded())
+
+
 def append_locked(
     ledger: Ledger,
     prepared: list[Prepared],
@@ -181,8 +219,6 @@ def append_locked(
     # Chunks small enough that every worker gets some of this batch, large enough to pay the
     # round trip.
     chunk = max(16, min(workers.CHUNK, len(prepared) // (2 * max(1, workers.WORKERS))))
-    # The last chunk is signed here, while the workers finish theirs, instead of waiting.
-    last_sent = len(prepared) - chunk
     keys = _Keys(ledger, tip.keys)
     kid = signer.key_id
     policy_version: int | None = None
@@ -191,10 +227,8 @@ def append_locked(
     fresh_ids = iter(uuid7s(sum(1 for p in prepared if p.draft.id is None)))
     encoder = BodyEncoder()  # canonical JSON of repeated strings, cached per batch
     allowed: dict[tuple[str, str | None], str | None] = {}
-    for i, p in enumerate(prepared):
-        d, text = p.encoded()  # validated here if not yet: see ``Ledger.append_many``
+    for i, (where, d, text) in enumerate(_validated(prepared, pipeline, chunk)):
         seq = size + i + 1
-        where = p.where
         if d.type == "ledger.created":
             if seq != 1:
                 raise UnauthorizedWrite(f"{where}: ledger.created can only be the first event")
@@ -262,8 +296,8 @@ def append_locked(
             ]
         )
         prev = digest_b.hex()
-        if pipeline is not None and len(digests) % chunk == 0 and len(digests) <= last_sent:
-            pipeline.sign(signer.secret_key, digests[-chunk:])
+        if pipeline is not None and (len(digests) % chunk == 0 or len(digests) == len(prepared)):
+            pipeline.sign(signer.secret_key, digests[-(len(digests) % chunk or chunk) :])
     # (3) Ids: unique within the batch and against the log (checked once every draft is
     # known to be valid).
     given = [p.draft.id for p in prepared if p.draft.id is not None]
@@ -302,8 +336,9 @@ def append_locked(
         conn.executemany("UPDATE keys SET revoked_seq = ? WHERE key_id = ?", keys.revoked)
     # (5) Signatures: independent of the chain, so large batches were sent to worker processes
     # chunk by chunk while the loop above went on chaining. Rows are inserted a chunk at a
-    # time as their signatures come back, so SQLite's work overlaps the workers' signing; the
-    # last chunk is signed here.
+    # time as their signatures come back, so SQLite's work overlaps the workers' signing (the
+    # workers have the time: the main process is the slower side). Without workers, or what a
+    # failed worker left, is signed here.
     secret = signer.secret_key
     insert = (
         "INSERT INTO events (seq, id, ts, type, agent, run, actor, payload, prev, key, hash, sig) "

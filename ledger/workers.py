@@ -1,21 +1,26 @@
-"""Ed25519 batches on the machine's other cores, for the append and verify hot paths.
+"""Ed25519 batches and draft validation on the machine's other cores, for the append and
+verify hot paths.
 
 Signatures do not depend on each other (only hashes are chained), so large batches are signed
 or verified in worker processes (``ledger.sodium_worker``) while the main process
-canonicalizes, chains and writes. Processes, not threads: with threads every signature call
+canonicalizes, chains and writes. A large append also has its drafts validated and their
+payloads canonicalized there, chunk by chunk ahead of the chaining loop; a chunk whose answer
+is not in when the loop reaches it is validated in-process instead of waited for. Processes, not threads: with threads every signature call
 has to win the GIL back from the main thread, and those hand-offs cost more than the
 signatures. Workers are plain ``python -m ledger.sodium_worker`` children talking over pipes
 (no fork of the caller, no re-import of its ``__main__``), started on first use and ended at
 exit. Secret keys travel only over the pipe to these children; nothing is written or logged.
 
-Small batches stay in-process. A worker that fails is replaced by in-process work: signing
-and verification never depend on a worker being alive (verification fails closed).
+Small batches stay in-process. A worker that fails is replaced by in-process work: signing,
+validation and verification never depend on a worker being alive (verification fails
+closed).
 """
 
 from __future__ import annotations
 
 import atexit
 import os
+import pickle
 import select
 import struct
 import subprocess
@@ -125,6 +130,28 @@ class Pipeline:
         body = b"".join(pub + sig + digest for _, pub, sig, digest in recs)
         self._submit(_Job("V", recs, None), b"V" + struct.pack(">I", len(recs)) + body)
 
+    def prepare(self, drafts: Sequence[tuple[Any, ...]]) -> _Job:
+        """Validate drafts ``(type, payload, agent, run, actor, id, where)`` in a worker;
+        ``wait`` gives, per draft, its canonical payload text, the ``LedgerError`` it raised,
+        or None (validate it here). Not part of ``results``/``each``."""
+        items = list(drafts)
+        body = pickle.dumps(items, protocol=pickle.HIGHEST_PROTOCOL)
+        job = _Job("P", items, None)
+        self._submit(job, b"P" + struct.pack(">I", len(body)) + body, track=False)
+        return job
+
+    def ready(self, job: _Job) -> list[Any] | None:
+        """The result of one request if its answer is in (read without waiting), else None."""
+        if job.result is None and not self.broken:
+            self._collect_answered()
+        return job.result
+
+    def wait(self, job: _Job) -> list[Any]:
+        """The result of one request (others answered before it are kept for later)."""
+        result = job.result if job.result is not None else self._finish(job)
+        job.payload = None
+        return result
+
     def results(self, keep: int = 0) -> list[list[Any]]:
         """Results in submission order (signature lists, or lists of failing seqs), leaving
         the newest ``keep`` requests pending so the workers stay busy."""
@@ -144,14 +171,14 @@ class Pipeline:
             job.payload = None
             yield result
 
-    def _submit(self, job: _Job, frame: bytes) -> None:
+    def _submit(self, job: _Job, frame: bytes, *, track: bool = True) -> None:
         if not self.broken:
             # Answers already written are collected first, then the request goes to the worker
             # with the fewest waiting: none sits idle while another has a queue.
             self._collect_answered()
         if not self.broken:
             w = min(self.workers, key=lambda x: len(x.waiting))
-            limit = IN_FLIGHT if job.op == "S" else VERIFY_IN_FLIGHT
+            limit = VERIFY_IN_FLIGHT if job.op == "V" else IN_FLIGHT
             while len(w.waiting) >= limit:
                 self._receive_oldest(w)
             try:
@@ -161,7 +188,8 @@ class Pipeline:
                 w.waiting.append(job)
             except OSError:
                 self._break()
-        self.jobs.append(job)
+        if track:
+            self.jobs.append(job)
 
     def _collect_answered(self) -> None:
         """Read the answers the workers have already written, without waiting for others."""
@@ -193,8 +221,13 @@ class Pipeline:
         try:
             if self.broken:  # its pipes are closed: the rest of its queue is done here
                 raise OSError("the workers were stopped")
+            if job.op == "P":
+                result: list[Any] = pickle.loads(_read(w, struct.unpack(">I", _read(w, 4))[0]))
+                if len(result) != n:
+                    raise ValueError("a worker answered for another number of drafts")
+                return result
             raw = _read(w, 64 * n if job.op == "S" else n)
-        except (OSError, ValueError):
+        except (OSError, ValueError, pickle.UnpicklingError, EOFError):
             self._break()
             return _local(job)
         if job.op == "S":
@@ -211,4 +244,6 @@ def _local(job: _Job) -> list[Any]:
     if job.op == "S":
         secret_key, digests = job.payload
         return [sign_event(secret_key, d) for d in digests]
+    if job.op == "P":
+        return [None] * len(job.payload)  # validated by the caller
     return [seq for seq, pub, sig, d in job.payload if not check_event_signature(pub, sig, d)]

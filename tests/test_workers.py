@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger import workers
-from ledger.errors import InputError, SignatureError
+from ledger.errors import InputError, LedgerError, SignatureError
 from ledger.signing import (
     EVENT_SIGNING_PREFIX,
     check_event_signature,
@@ -17,7 +17,7 @@ from ledger.signing import (
     sodium_secret_key,
     verify_event_signature,
 )
-from ledger.store import Draft, Ledger
+from ledger.store import Draft, Ledger, prepare
 from ledger.verify import verify_ledger
 from tests.conftest import LedgerKeys
 
@@ -113,13 +113,45 @@ def test_a_bad_draft_late_in_a_worker_signed_batch_writes_nothing(
     """Drafts of a batch are validated as they are chained, after the first chunks went to
     the workers: a bad one still rolls back the whole batch, and the next batch is signed
     right (not with the answers to the abandoned requests)."""
-    good = [Draft("x.note", {"i": i}) for i in range(300)]
-    bad = [*good[:250], Draft("x.note", {"i": 1.5}), *good[251:]]
+    good = [Draft("x.note", {"i": i}) for i in range(203)]  # chunks of 50 and a last of 3
+    bad = [*good, *(Draft("x.note", {"i": i}) for i in range(203, 300))]
+    bad[250] = Draft("x.note", {"i": 1.5})
     with pytest.raises(InputError, match=r"event 251: payload\.i: float"):
         ledger.append_many(bad, signer=keys.recorder)
     assert ledger.size == 2
     events = ledger.append_many(good, signer=keys.recorder)
-    assert [e.seq for e in events] == list(range(3, 303))
+    assert [e.seq for e in events] == list(range(3, 206))
     report = verify_ledger(ledger)
     assert report.ok, report.problems[:1]
-    assert report.events == 302
+    assert report.events == 205
+
+
+def test_workers_validate_drafts_as_the_caller_would(two_workers: None) -> None:
+    """``P`` requests: a worker gives each draft's canonical payload text, or the very error
+    ``prepare`` raises here (same class, same message)."""
+    drafts = [
+        Draft("x.note", {"b": "é", "a": [1, 2]}, agent="a1"),
+        Draft("run.started", {}, agent="a1", run="r1"),
+        Draft("x.note", {"i": 1.5}),
+        Draft("nope", {}),
+        Draft("llm.usage", {"provider": "p"}, agent="a1", run="r1"),
+    ]
+    items = [(d.type, d.payload, d.agent, d.run, d.actor, d.id, f"event {i + 1}")
+             for i, d in enumerate(drafts)]  # fmt: skip
+    p = workers.Pipeline()
+    answers = p.wait(p.prepare(items))
+    assert len(answers) == len(drafts)
+    for i, (d, answer) in enumerate(zip(drafts, answers, strict=True)):
+        try:
+            expected: object = prepare(d, f"event {i + 1}").payload_text
+        except LedgerError as e:
+            assert type(answer) is type(e)
+            assert answer.message == e.message
+        else:
+            assert answer == expected
+    assert answers[0] == '{"a":[1,2],"b":"é"}'
+    assert [type(a).__name__ for a in answers[2:]] == [
+        "EncodingError",
+        "UnknownEventType",
+        "EventValidationError",
+    ]
