@@ -293,8 +293,9 @@ def check_envelope(event_type: str, fields: dict[str, Any], where: str = "event"
 
 
 class EventView(Protocol):
-    """What projections read of an event: ``Event`` is one, and so is the replay's lighter
-    ``ledger.store.EventRow`` (the stored row as it is, its payload parsed only when asked)."""
+    """What projections read of an event (all of it but ``prev`` and ``sig``): ``Event`` is
+    one, and so is the replay's lighter ``ledger.store.EventRow`` (the stored row as it is,
+    its payload parsed only when asked)."""
 
     @property
     def seq(self) -> int: ...
@@ -313,13 +314,9 @@ class EventView(Protocol):
     @property
     def payload(self) -> dict[str, Any]: ...
     @property
-    def prev(self) -> str: ...
-    @property
     def key(self) -> str: ...
     @property
     def hash(self) -> str: ...
-    @property
-    def sig(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)

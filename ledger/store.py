@@ -39,6 +39,8 @@ from ledger.schema import SCHEMA_VERSION, migrate, read_schema_version
 DEFAULT_BUSY_TIMEOUT_MS = 10_000
 
 EVENT_COLUMNS = "seq, id, ts, type, agent, run, actor, payload, prev, key, hash, sig"
+REPLAY_COLUMNS = "seq, id, ts, type, agent, run, actor, payload, key, hash"
+"""The columns of ``EventRow``, in its order."""
 __all__ = [
     "MAX_PAYLOAD_BYTES",
     "TYPED_PAYLOADS",
@@ -92,8 +94,9 @@ _build_event = _event_builder()
 class EventRow(NamedTuple):
     """An event as replay reads it: the stored row itself, its payload parsed only when
     ``payload`` is asked for (projections decode ``payload_text`` straight to the typed model,
-    see ``projections.driver.decode_all``). Built from a row by ``tuple.__new__``, a fifth of
-    the cost of an ``Event``; an ``EventView`` like ``Event``."""
+    see ``projections.driver.decode_all``), without ``prev`` and ``sig``, which no read model
+    uses (verification reads them). Built from a row by ``tuple.__new__``, a fifth of the cost
+    of an ``Event``; an ``EventView`` like ``Event``."""
 
     seq: int
     id: str
@@ -103,10 +106,8 @@ class EventRow(NamedTuple):
     run: str | None
     actor: str | None
     payload_text: str
-    prev: str
     key: str
     hash: str
-    sig: str
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -336,19 +337,22 @@ class Ledger:
             yield from rows
 
     def _row_batches(
-        self, from_seq: int, to_seq: int | None, where: str, params: Sequence[Any], batch: int
-    ) -> Iterator[list[Row]]:
-        """The rows of ``iter_rows``, one list per query."""
+        self,
+        from_seq: int,
+        to_seq: int | None,
+        where: str,
+        params: Sequence[Any],
+        batch: int,
+        columns: str = EVENT_COLUMNS,
+    ) -> Iterator[list[Any]]:
+        """The rows of ``iter_rows`` (of ``columns``, ``seq`` first), one list per query."""
         last = from_seq - 1
         # A plain upper bound (not "no bound or seq <= ?"), so SQLite ends the range scan
         # there: an unusable bound made the query after a range's last batch scan the rest of
         # the table, 0.15 s per range on a million events.
         stop = to_seq if to_seq is not None and to_seq >= 0 else MAX_SEQ
         extra = f" AND ({where})" if where else ""
-        sql = (
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? AND seq <= ?{extra} "
-            "ORDER BY seq LIMIT ?"
-        )
+        sql = f"SELECT {columns} FROM events WHERE seq > ? AND seq <= ?{extra} ORDER BY seq LIMIT ?"
         while True:
             if last >= stop:
                 return
@@ -374,7 +378,7 @@ class Ledger:
 
     def replay_events(self, *, from_seq: int = 1, to_seq: int | None = None) -> Iterator[EventRow]:
         """Stream events in seq order as ``EventRow``: the replay driver's read path."""
-        for rows in self._row_batches(from_seq, to_seq, "", (), 2000):
+        for rows in self._row_batches(from_seq, to_seq, "", (), 2000, REPLAY_COLUMNS):
             yield from map(_event_row, rows)
 
     def iter_events(

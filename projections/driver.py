@@ -165,23 +165,45 @@ def stale_reason(
 
 @contextmanager
 def _transaction(db: Database) -> Iterator[None]:
+    """One transaction of read-model writes (a savepoint inside the caller's, if it has one).
+
+    A transaction of its own is committed without waiting for the disk (``synchronous =
+    NORMAL`` for its commit only): read models are derived data, and a commit lost to a power
+    failure only leaves the tables and their ``projection_meta`` row at an earlier batch, from
+    which the next reading command catches up. WAL keeps commits in order, so an event append
+    committed later (``FULL``) makes everything before it durable too. Inside the caller's
+    transaction (``tiers apply`` records events in it) nothing changes."""
     conn = db.conn
     nested = conn.in_transaction
+    relaxed = None if nested else _relax_sync(conn)
     try:
-        conn.execute("SAVEPOINT projections" if nested else "BEGIN IMMEDIATE")
-        yield
-    except sqlite3.OperationalError as e:
-        _rollback(conn, nested)
-        if "locked" in str(e) or "busy" in str(e):
-            raise DatabaseLocked(f"read models: database is locked ({e})") from e
-        raise StoreError(f"read models: cannot update the stored tables ({e})") from e
-    except BaseException:
-        _rollback(conn, nested)
-        raise
-    if nested:
-        conn.execute("RELEASE projections")
-    else:
-        conn.commit()
+        try:
+            conn.execute("SAVEPOINT projections" if nested else "BEGIN IMMEDIATE")
+            yield
+        except sqlite3.OperationalError as e:
+            _rollback(conn, nested)
+            if "locked" in str(e) or "busy" in str(e):
+                raise DatabaseLocked(f"read models: database is locked ({e})") from e
+            raise StoreError(f"read models: cannot update the stored tables ({e})") from e
+        except BaseException:
+            _rollback(conn, nested)
+            raise
+        if nested:
+            conn.execute("RELEASE projections")
+        else:
+            conn.commit()
+    finally:
+        if relaxed is not None:
+            conn.execute(f"PRAGMA synchronous = {relaxed}")
+
+
+def _relax_sync(conn: sqlite3.Connection) -> int | None:
+    """Set ``synchronous = NORMAL`` when it is stricter; return the level to restore."""
+    level = int(conn.execute("PRAGMA synchronous").fetchone()[0])
+    if level <= 1:
+        return None
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return level
 
 
 def _rollback(conn: sqlite3.Connection, nested: bool) -> None:

@@ -79,8 +79,7 @@ class Events:
         stop = len(self.events) if to_seq is None else min(to_seq, len(self.events))
         for e in self.events[from_seq - 1 : stop]:
             text = json.dumps(e.payload, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-            yield EventRow(e.seq, e.id, e.ts, e.type, e.agent, e.run, e.actor, text, e.prev,
-                           e.key, e.hash, e.sig)  # fmt: skip
+            yield EventRow(e.seq, e.id, e.ts, e.type, e.agent, e.run, e.actor, text, e.key, e.hash)
 
     def head(self) -> tuple[int, str]:
         return (len(self.events), self.events[-1].hash if self.events else ZERO_HASH)

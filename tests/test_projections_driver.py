@@ -171,3 +171,39 @@ def test_real_store_full_incremental_and_time_travel_agree(
     assert before_end is not None and before_end.row["state"] == "running"
     assert incremental is not None and incremental.row["state"] == "completed"
     assert positions(ledger.db)["runs"].last_seq == size
+
+
+def test_catch_up_commits_read_models_relaxed_and_leaves_appends_durable(
+    ledger: Ledger, keys: LedgerKeys
+) -> None:
+    """Read-model commits of their own skip the fsync (derived data): ``synchronous`` is
+    NORMAL from before BEGIN to after COMMIT, then back at FULL for the appends; inside a
+    caller's transaction (as ``tiers apply`` runs it) it is not touched."""
+    populate(ledger, keys, runs=2)
+    statements: list[str] = []
+    ledger.conn.set_trace_callback(statements.append)
+    catch_up(ledger, ledger.db)
+    ledger.conn.set_trace_callback(None)
+    sync = [
+        s
+        for s in statements
+        if s.startswith("PRAGMA synchronous =") or s in ("BEGIN IMMEDIATE", "COMMIT")
+    ]
+    assert sync[:4] == [
+        "PRAGMA synchronous = NORMAL",
+        "BEGIN IMMEDIATE",
+        "COMMIT",
+        "PRAGMA synchronous = 2",
+    ]
+    assert sync == sync[:4] * (len(sync) // 4)
+    assert ledger.conn.execute("PRAGMA synchronous").fetchone()[0] == 2
+    populate(ledger, keys, runs=1)
+    statements.clear()
+    ledger.conn.set_trace_callback(statements.append)
+    with ledger.write():
+        catch_up(ledger, ledger.db)
+    ledger.conn.set_trace_callback(None)
+    assert not [s for s in statements if s.startswith("PRAGMA synchronous =")]
+    ledger.conn.execute("PRAGMA synchronous = OFF")
+    catch_up(ledger, ledger.db, rebuild=True)
+    assert ledger.conn.execute("PRAGMA synchronous").fetchone()[0] == 0  # never raised
