@@ -318,14 +318,21 @@ def _refuse(token: str) -> Any:
     raise ValueError(f"number {token} is not an integer")
 
 
-_fast_decoder = json.JSONDecoder(parse_float=_refuse, parse_constant=_refuse)
+def _small_int(token: str) -> int:
+    if len(token) > 15:
+        raise ValueError(f"integer {token} may be beyond 2^53")
+    return int(token)
+
+
+_fast_decoder = json.JSONDecoder(parse_float=_refuse, parse_constant=_refuse, parse_int=_small_int)
 _sorted_dumps = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
 ).encode
-# Text the fast path cannot vouch for: a \u escape other than a control character's (a lone
-# surrogate would hide there), a run of 16+ digits (an integer maybe beyond 2^53), or a
-# character outside the BMP (RFC 8785 orders such keys differently from Python).
-_SUSPECT = re.compile(r"\\u(?!00[01][0-9a-f])|[0-9]{16}|[\U00010000-\U0010ffff]")
+# What the fast path cannot vouch for, sent to the full check: a \u escape other than a control
+# character's (a lone surrogate would hide there), a character outside the BMP (RFC 8785
+# orders such keys differently from Python), and an integer of 16 or more characters (maybe
+# beyond 2^53: the fast parser refuses it).
+_ESCAPE = re.compile(r"\\u(?!00[01][0-9a-f])")
 
 
 def check_canonical_payload(payload_text: str) -> Any:
@@ -343,7 +350,11 @@ def check_canonical_payload(payload_text: str) -> Any:
 
 def _check_canonical_payload(payload_text: str) -> Any:
     shallow = payload_text.count("{") + payload_text.count("[") <= MAX_DEPTH
-    if shallow and not _SUSPECT.search(payload_text):
+    if (
+        shallow
+        and ("\\u" not in payload_text or _ESCAPE.search(payload_text) is None)
+        and (payload_text.isascii() or max(payload_text) <= "\uffff")
+    ):
         try:
             fast = _fast_decoder.decode(payload_text)
         except ValueError:

@@ -10,6 +10,7 @@ import rfc8785
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ledger.chain import check_canonical_payload
 from ledger.encoding import MAX_SAFE_INTEGER, canonical, check, loads
 from ledger.errors import DecodeError, EncodingError
 
@@ -234,3 +235,30 @@ def test_duplicate_key_inside_a_nested_object_is_refused() -> None:
 @given(json_values)
 def test_loads_inverts_json_dumps(value: object) -> None:
     assert loads(json.dumps(value)) == value
+
+
+@pytest.mark.parametrize(
+    ("text", "accepted"),
+    [
+        ('{"x":9007199254740991}', True),  # 16 characters, within 2^53: the full check's call
+        ('{"x":-9007199254740991}', True),
+        ('{"x":9007199254740992}', False),
+        ('{"d":"12345678901234567890"}', True),  # digits in a string are not a number
+        ('{"a":"\\u001f"}', True),
+        ('{"a":"\\u00e9"}', False),  # escaped where RFC 8785 writes the character
+        ('{"a":"\\ud800"}', False),
+        ('{"\U0001f600":1,"\uff61":2}', True),  # UTF-16 order: U+1F600 (d83d) before U+FF61
+        ('{"\uff61":2,"\U0001f600":1}', False),  # code point order is not RFC 8785's
+        ('{"x":1.0}', False),
+        ('{"b":1,"a":2}', False),
+    ],
+)
+def test_stored_payload_check_accepts_exactly_canonical_text(text: str, accepted: bool) -> None:
+    """``check_canonical_payload`` (verify's per-event check) says canonical exactly when the
+    text is RFC 8785's form of its value, whichever of its paths decides."""
+    if accepted:
+        value = check_canonical_payload(text)
+        assert rfc8785.dumps(value).decode("utf-8") == text
+    else:
+        with pytest.raises(ValueError):
+            check_canonical_payload(text)
