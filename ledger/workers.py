@@ -135,8 +135,12 @@ class Pipeline:
         ``wait`` gives, per draft, its canonical payload text, the ``LedgerError`` it raised,
         or None (validate it here). Not part of ``results``/``each``."""
         items = list(drafts)
-        body = pickle.dumps(items, protocol=pickle.HIGHEST_PROTOCOL)
         job = _Job("P", items, None)
+        try:
+            body = pickle.dumps(items, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # a value pickle cannot carry, e.g. a function
+            job.result = [None] * len(items)  # the caller validates them, and says what is wrong
+            return job
         self._submit(job, b"P" + struct.pack(">I", len(body)) + body, track=False)
         return job
 

@@ -155,3 +155,17 @@ def test_workers_validate_drafts_as_the_caller_would(two_workers: None) -> None:
         "UnknownEventType",
         "EventValidationError",
     ]
+
+
+def test_a_payload_pickle_cannot_carry_is_reported_as_in_process(
+    two_workers: None, ledger: Ledger, keys: LedgerKeys
+) -> None:
+    """Drafts go to the workers pickled; a value pickle refuses (a function) is no JSON either,
+    and the batch fails with the in-process message, writing nothing."""
+    drafts = [Draft("x.note", {"i": i}) for i in range(100)]
+    drafts[70] = Draft("x.note", {"f": lambda: 0})
+    with pytest.raises(
+        InputError, match=r"event 71: payload\.f: value of type function is not JSON"
+    ):
+        ledger.append_many(drafts, signer=keys.recorder)
+    assert ledger.size == 2
