@@ -88,6 +88,17 @@ def shutdown() -> None:
                 w.proc.stdout.close()
 
 
+def _write(w: _Worker, frame: bytes) -> None:
+    """All of ``frame`` to the worker (a raw pipe write may take only part of it)."""
+    assert w.proc.stdin is not None
+    view = memoryview(frame)
+    while view:
+        written = w.proc.stdin.write(view)
+        if not written:
+            raise OSError("worker closed its pipe")
+        view = view[written:]
+
+
 def _read(w: _Worker, n: int) -> bytes:
     assert w.proc.stdout is not None
     buf = b""
@@ -186,8 +197,7 @@ class Pipeline:
             while len(w.waiting) >= limit:
                 self._receive_oldest(w)
             try:
-                assert w.proc.stdin is not None
-                w.proc.stdin.write(frame)
+                _write(w, frame)
                 job.worker = w
                 w.waiting.append(job)
             except OSError:

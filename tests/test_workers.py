@@ -169,3 +169,16 @@ def test_a_payload_pickle_cannot_carry_is_reported_as_in_process(
     ):
         ledger.append_many(drafts, signer=keys.recorder)
     assert ledger.size == 2
+
+
+def test_a_batch_of_large_payloads_goes_through_the_workers(
+    two_workers: None, ledger: Ledger, keys: LedgerKeys
+) -> None:
+    """Requests and answers of several MB each (100 payloads near the 64 KiB limit): far more
+    than a pipe holds, in both directions at once, and neither side blocks the other."""
+    drafts = [Draft("x.note", {"blob": f"{i:05d}" + "x" * 60_000}) for i in range(100)]
+    events = ledger.append_many(drafts, signer=keys.recorder)
+    assert [e.payload["blob"][:5] for e in events] == [f"{i:05d}" for i in range(100)]
+    report = verify_ledger(ledger)
+    assert report.ok, report.problems[:1]
+    assert report.events == 102
