@@ -84,7 +84,10 @@ def check(value: Any, path: str = "$") -> None:
     _walk(value, path, 0)
 
 
-_SUSPECT_TEXT = re.compile(r"[0-9]{16}")
+_SUSPECT_TEXT = re.compile(r"[:,\[]-?[0-9]{16}")
+"""A number of 16 or more digits in the encoder's output: numbers follow ``:``, ``,`` or
+``[`` there (no spaces), so digits inside strings (hex digests) rarely match, and searching
+for the delimiter first is twice as fast as for the digits."""
 
 
 def canonical_of_typed(value: Any, path: str = "$") -> bytes:
@@ -92,7 +95,7 @@ def canonical_of_typed(value: Any, path: str = "$") -> bytes:
 
     Such a value holds only fixed ASCII keys, strings, booleans, null, lists and integers, so
     the walk of ``canonical`` can be skipped: what it would catch is checked on the output (a
-    run of 16+ digits may be an integer beyond 2^53; a lone surrogate fails to encode), and
+    number of 16+ digits may be beyond 2^53; a lone surrogate fails to encode), and
     anything suspect goes through ``canonical`` for the exact verdict and message.
     """
     text = _dumps(value)

@@ -51,3 +51,18 @@ def test_a_huge_integer_in_a_typed_payload_is_refused_at_prepare() -> None:
     payload = {"tool": "t", "status": "ok", "duration_ms": 2**60}
     with pytest.raises((EncodingError, EventValidationError), match="duration_ms"):
         prepare(Draft("tool.completed", payload, agent="a", run="r"))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"l": [MAX_SAFE_INTEGER + 1]},
+        {"l": [1, -(MAX_SAFE_INTEGER + 1)]},
+        {"a": {"b": -(MAX_SAFE_INTEGER + 1)}},
+        {"l": [[10**20]]},
+    ],
+)
+def test_typed_fast_path_finds_big_integers_wherever_they_stand(value: object) -> None:
+    """Numbers follow ``:``, ``,`` or ``[`` in the encoder's output; each place is caught."""
+    with pytest.raises(EncodingError, match="is outside"):
+        canonical_of_typed(value)
