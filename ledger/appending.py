@@ -20,7 +20,7 @@ from ledger.chain import BodyEncoder
 from ledger.drafts import Draft, Prepared
 from ledger.encoding import canonical, loads
 from ledger.errors import DuplicateEventId, EventValidationError, LedgerError, UnauthorizedWrite
-from ledger.events import ZERO_HASH, Event, authorize
+from ledger.events import ZERO_HASH, Event, authorize, build_event
 from ledger.keys import Signer
 from ledger.signing import b64decode_canonical, b64encode, event_hash, key_id, sign_event
 
@@ -359,7 +359,4 @@ def append_locked(
     ledger.stage_tip(Tip(size + len(rows), prev, ts, frontier, keys.cache))
     if progress is not None:
         progress(len(rows))
-    return [
-        Event(r[0], r[1], r[2], r[3], r[4], r[5], r[6], p.draft.payload, r[8], r[9], r[10], r[11])
-        for r, p in zip(rows, prepared, strict=True)
-    ]
+    return [build_event(r, p.draft.payload) for r, p in zip(rows, prepared, strict=True)]

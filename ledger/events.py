@@ -9,7 +9,8 @@ is one stored event.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -366,6 +367,41 @@ class Event:
     def decoded(self) -> AnyPayload:
         """The payload as its typed model (validated)."""
         return decode_payload(self.type, self.payload, f"seq {self.seq}")
+
+
+def _event_builder() -> Callable[[Sequence[Any], Any], Event]:
+    """``Event(*row)`` with ``payload`` in place of the row's payload text (a stored row, or
+    the write path's row of a new event), about three times faster: a frozen dataclass's ``__init__`` sets each field with ``object.__setattr__`` by
+    name, which is most of the cost of reading events (replay builds one per event). This sets
+    the slots through their descriptors; the result is an ordinary, equal ``Event``. A field
+    added to ``Event`` breaks the unpacking below at import, not silently."""
+    (s_seq, s_id, s_ts, s_type, s_agent, s_run, s_actor, s_payload, s_prev, s_key, s_hash,
+     s_sig, s_v) = (Event.__dict__[f.name].__set__ for f in fields(Event))  # fmt: skip
+    new = object.__new__
+    version = ENVELOPE_VERSION
+
+    def build(row: Sequence[Any], payload: Any) -> Event:
+        e: Event = new(Event)
+        s_seq(e, row[0])
+        s_id(e, row[1])
+        s_ts(e, row[2])
+        s_type(e, row[3])
+        s_agent(e, row[4])
+        s_run(e, row[5])
+        s_actor(e, row[6])
+        s_payload(e, payload)
+        s_prev(e, row[8])
+        s_key(e, row[9])
+        s_hash(e, row[10])
+        s_sig(e, row[11])
+        s_v(e, version)
+        return e
+
+    return build
+
+
+build_event = _event_builder()
+"""``build_event(row, payload)``: the ``Event`` of a row of the twelve stored columns."""
 
 
 def format_ts(dt: datetime) -> str:

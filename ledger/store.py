@@ -12,7 +12,6 @@ import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import fields
 from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -32,7 +31,7 @@ from ledger.errors import (
     StoreError,
     UnauthorizedWrite,
 )
-from ledger.events import ENVELOPE_VERSION, ZERO_HASH, Event
+from ledger.events import ZERO_HASH, Event, build_event
 from ledger.keys import Signer
 from ledger.schema import SCHEMA_VERSION, migrate, read_schema_version
 
@@ -55,40 +54,6 @@ __all__ = [
 MAX_SEQ = 2**63 - 1
 """The largest seq SQLite can store (a 64-bit signed integer)."""
 Row = tuple[int, str, str, str, str | None, str | None, str | None, str, str, str, str, str]
-
-
-def _event_builder() -> Callable[[Row, Any], Event]:
-    """``Event(*row)`` with ``payload`` in place of the row's payload text, about three times
-    faster: a frozen dataclass's ``__init__`` sets each field with ``object.__setattr__`` by
-    name, which is most of the cost of reading events (replay builds one per event). This sets
-    the slots through their descriptors; the result is an ordinary, equal ``Event``. A field
-    added to ``Event`` breaks the unpacking below at import, not silently."""
-    (s_seq, s_id, s_ts, s_type, s_agent, s_run, s_actor, s_payload, s_prev, s_key, s_hash,
-     s_sig, s_v) = (Event.__dict__[f.name].__set__ for f in fields(Event))  # fmt: skip
-    new = object.__new__
-    version = ENVELOPE_VERSION
-
-    def build(row: Row, payload: Any) -> Event:
-        e: Event = new(Event)
-        s_seq(e, row[0])
-        s_id(e, row[1])
-        s_ts(e, row[2])
-        s_type(e, row[3])
-        s_agent(e, row[4])
-        s_run(e, row[5])
-        s_actor(e, row[6])
-        s_payload(e, payload)
-        s_prev(e, row[8])
-        s_key(e, row[9])
-        s_hash(e, row[10])
-        s_sig(e, row[11])
-        s_v(e, version)
-        return e
-
-    return build
-
-
-_build_event = _event_builder()
 
 
 class EventRow(NamedTuple):
@@ -122,7 +87,7 @@ _event_row = partial(tuple.__new__, EventRow)
 def row_to_event(row: Row) -> Event:
     """The ``Event`` of a stored row, payload parsed. Stored payloads were validated at append;
     verification re-checks them, not reads."""
-    return _build_event(row, parse_stored(row[7]))
+    return build_event(row, parse_stored(row[7]))
 
 
 def parse_stored(text: str) -> Any:

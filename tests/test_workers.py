@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger import workers
 from ledger.errors import InputError, LedgerError, SignatureError
+from ledger.events import Event
 from ledger.signing import (
     EVENT_SIGNING_PREFIX,
     check_event_signature,
@@ -121,6 +122,8 @@ def test_a_bad_draft_late_in_a_worker_signed_batch_writes_nothing(
     assert ledger.size == 2
     events = ledger.append_many(good, signer=keys.recorder)
     assert [e.seq for e in events] == list(range(3, 206))
+    assert events == list(ledger.iter_events(from_seq=3))  # what append_many returns is stored
+    assert all(type(e) is Event for e in events)
     report = verify_ledger(ledger)
     assert report.ok, report.problems[:1]
     assert report.events == 205
