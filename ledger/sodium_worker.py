@@ -109,7 +109,8 @@ def serve(inp: int, out: int) -> None:
             except BlockingIOError:
                 pass
         if closed:
-            break
+            # The parent closes stdin only when it stops: nobody reads what is left unsent.
+            return
         # (2) Wait until there is more to read, or room to write what is unsent.
         readable, writable, _ = select.select([inp], [out] if unsent else [], [])
         if writable:
@@ -123,10 +124,6 @@ def serve(inp: int, out: int) -> None:
                 received += chunk
             else:
                 closed = True
-    # stdin closed: what is left is written out before exiting.
-    os.set_blocking(out, True)
-    while unsent:
-        del unsent[: os.write(out, unsent)]
 
 
 if __name__ == "__main__":

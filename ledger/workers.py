@@ -83,6 +83,7 @@ def shutdown() -> None:
             w.proc.wait(timeout=5)
         except (OSError, subprocess.TimeoutExpired):
             w.proc.kill()
+            w.proc.wait()
         finally:
             if w.proc.stdout is not None:
                 w.proc.stdout.close()
