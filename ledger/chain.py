@@ -22,7 +22,18 @@ from ledger.errors import DecodeError, EncodingError
 from ledger.events import ENVELOPE_VERSION, ZERO_HASH, authorize
 from ledger.signing import b64decode_canonical, key_id
 
-_str = json.JSONEncoder(ensure_ascii=False).encode
+_json_str = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def _str(value: Any) -> str:
+    """The canonical JSON of a string: quoted as it is when nothing in it needs escaping
+    (printable text without ``"`` or ``\\``, the usual id, name or time), else the encoder's
+    (which also takes the odd non-string a tampered store may hold)."""
+    if type(value) is str and value.isprintable() and '"' not in value and "\\" not in value:
+        return f'"{value}"'
+    return _json_str(value)
+
+
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")

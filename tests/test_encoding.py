@@ -7,9 +7,10 @@ import json
 
 import pytest
 import rfc8785
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
+from ledger.chain import _str as chain_str
 from ledger.chain import check_canonical_payload
 from ledger.encoding import MAX_SAFE_INTEGER, canonical, check, loads
 from ledger.errors import DecodeError, EncodingError
@@ -262,3 +263,20 @@ def test_stored_payload_check_accepts_exactly_canonical_text(text: str, accepted
     else:
         with pytest.raises(ValueError):
             check_canonical_payload(text)
+
+
+@given(st.text())
+@example("\x7f")
+@example('say "hi"')
+@example("back\\slash")
+@example("nul\x00 tab\t")
+@example("line\u2028sep é 😀")
+@example("\ud800")
+def test_envelope_strings_are_quoted_as_rfc8785_quotes_them(value: str) -> None:
+    """The chain's string fast path (quote as is when nothing needs escaping) agrees with the
+    reference encoder for any text, control characters, quotes and surrogates included."""
+    try:
+        expected = rfc8785.dumps(value).decode("utf-8")
+    except (rfc8785.CanonicalizationError, UnicodeEncodeError):
+        expected = json.dumps(value, ensure_ascii=False)  # lone surrogates: as the store keeps them
+    assert chain_str(value) == expected == json.dumps(value, ensure_ascii=False)
