@@ -173,12 +173,13 @@ def _validated(
     prepared: list[Prepared], pipeline: workers.Pipeline | None, chunk: int
 ) -> Iterator[tuple[str, Draft, str]]:
     """Each draft with its canonical payload text, in order, validating those not validated
-    yet (``Ledger.append_many``): with workers, every chunk after the first is sent to them
-    at once and the first is validated here meanwhile, and so is any chunk whose answer is not
-    in when its turn comes; a draft's error is raised when its turn comes, so the first bad
+    yet (``Ledger.append_many``): with workers (once this process has appended enough through
+    them, ``workers.validating``), every chunk after the first is sent to them at once and the
+    first is validated here meanwhile, and so is any chunk whose answer is not in when its turn
+    comes; a draft's error is raised when its turn comes, so the first bad
     draft of the batch is the one reported."""
     jobs = {}
-    if pipeline is not None:
+    if pipeline is not None and workers.validating(len(prepared)):
         for start in range(chunk, len(prepared), chunk):
             part = prepared[start : start + chunk]
             if any(p.payload_text is None for p in part):

@@ -8,6 +8,7 @@ stdout, in order, until stdin closes. Frames (big-endian lengths):
     signatures
   - ``V`` verify: ``n`` records of public key (32) ‖ signature (64) ‖ digest (32) → ``n`` bytes,
     1 = valid
+  - ``W`` warm (``n`` = 0, no answer): start loading the event catalog in the background
   - ``P`` prepare: ``n`` bytes of a pickled list of drafts as tuples ``(type, payload, agent,
     run, actor, id, where)`` → 4-byte length and a pickled list with, for each draft, its
     canonical payload text, the ``LedgerError`` that ``ledger.drafts.prepare`` raised for it,
@@ -16,7 +17,8 @@ stdout, in order, until stdin closes. Frames (big-endian lengths):
 - The signed message is ``b"govledger/event/v1\\n" ‖ digest`` (SPEC §2.1).
 
 Signing and verifying import nothing but the standard library and PyNaCl, so a worker starts
-in a few tens of ms; the event catalog is imported on the first ``P`` request.
+in a few tens of ms; the event catalog is imported on ``W`` (in the background) or on the
+first ``P`` request.
 
 Answers are written without blocking: a ``P`` answer can be larger than a pipe holds, and a
 worker blocked on writing it would stop reading the next request while its parent is blocked
@@ -26,11 +28,13 @@ parent takes them.
 
 from __future__ import annotations
 
+import importlib
 import os
 import pickle
 import select
 import struct
 import sys
+import threading
 from typing import Any
 
 import nacl.bindings
@@ -58,6 +62,12 @@ def _verify(data: bytes, n: int) -> bytes:
     return bytes(flags)
 
 
+def _warm() -> None:
+    """Load the event catalog in a background thread, so the first ``P`` request finds it
+    loaded; signing and verifying go on meanwhile (they release the GIL in libsodium)."""
+    threading.Thread(target=importlib.import_module, args=("ledger.drafts",), daemon=True).start()
+
+
 def _prepare(data: bytes) -> bytes:
     from ledger.drafts import Draft, prepare
     from ledger.errors import LedgerError
@@ -76,7 +86,7 @@ def _prepare(data: bytes) -> bytes:
 
 def _request_size(op: bytes, n: int) -> int | None:
     """Bytes of the request's payload, or None for an unknown op."""
-    return {b"S": 64 + 32 * n, b"V": 128 * n, b"P": n}.get(op)
+    return {b"S": 64 + 32 * n, b"V": 128 * n, b"P": n, b"W": 0}.get(op)
 
 
 def serve(inp: int, out: int) -> None:
@@ -96,6 +106,9 @@ def serve(inp: int, out: int) -> None:
                 break
             data = bytes(received[5 : 5 + size])
             del received[: 5 + size]
+            if op == b"W":
+                _warm()
+                continue
             if op == b"S":
                 unsent += _sign(data, n)
             elif op == b"V":

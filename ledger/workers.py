@@ -55,9 +55,32 @@ class _Worker:
 
 _workers: list[_Worker] = []
 
+WARM_AT = 2_000
+"""Events appended in worker-signed batches after which the workers are asked to load the
+event catalog (in the background: ~0.2 s of imports a short command would only wait for)."""
+VALIDATE_AT = WARM_AT + 5_000
+"""... and after which drafts are sent to them to validate (by then the catalog is loaded)."""
+_batched = 0
+
 
 def enabled() -> bool:
     return WORKERS >= 2
+
+
+def validating(n: int) -> bool:
+    """Count ``n`` more events appended through workers; True when drafts should be sent to
+    them to validate. Until ``WARM_AT`` events, workers only sign (a short import or append
+    does not pay for loading the catalog in them); at ``WARM_AT`` they start loading it in a
+    background thread (``W``); from ``VALIDATE_AT`` on they validate."""
+    global _batched
+    before, _batched = _batched, _batched + n
+    if before < WARM_AT <= _batched:
+        for w in _start():
+            try:
+                _write(w, b"W" + struct.pack(">I", 0))
+            except OSError:
+                pass  # a dead worker is found, and replaced by in-process work, on next use
+    return before >= VALIDATE_AT
 
 
 def _start() -> list[_Worker]:

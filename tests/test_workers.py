@@ -49,7 +49,10 @@ def test_verify_event_signature_rejects_wrong_digest_and_short_signature() -> No
 
 @pytest.fixture
 def two_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two workers that validate drafts from the first batch on (no warm-up period)."""
     monkeypatch.setattr(workers, "WORKERS", 2)
+    monkeypatch.setattr(workers, "WARM_AT", 0)
+    monkeypatch.setattr(workers, "VALIDATE_AT", 0)
     yield
     workers.shutdown()
 
@@ -185,3 +188,41 @@ def test_a_batch_of_large_payloads_goes_through_the_workers(
     report = verify_ledger(ledger)
     assert report.ok, report.problems[:1]
     assert report.events == 102
+
+
+def test_workers_start_validating_only_after_a_warm_up(
+    monkeypatch: pytest.MonkeyPatch, ledger: Ledger, keys: LedgerKeys
+) -> None:
+    """A process that appends little never makes its workers load the catalog; one that
+    appends more sends them ``W`` (load it in the background, no answer) and later ``P``
+    requests, and every batch before, between and after is signed right."""
+    monkeypatch.setattr(workers, "WORKERS", 2)
+    monkeypatch.setattr(workers, "WARM_AT", 150)
+    monkeypatch.setattr(workers, "VALIDATE_AT", 350)
+    monkeypatch.setattr(workers, "_batched", 0)
+    sent: list[bytes] = []
+    real_write = workers._write
+
+    def spy(w: object, frame: bytes) -> None:
+        sent.append(frame[:1])
+        real_write(w, frame)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(workers, "_write", spy)
+    try:
+        for batch in range(6):
+            ledger.append_many(
+                [Draft("x.note", {"b": batch, "i": i}) for i in range(100)], signer=keys.recorder
+            )
+            ops = set(sent)
+            sent.clear()
+            # batches 0-1: signing only; batch 1 crosses WARM_AT (the W goes out after it is
+            # counted, before its signing); batches 2-3 sign; from batch 4 (400 >= 350) they
+            # validate too.
+            assert ops == (
+                {b"S", b"W"} if batch == 1 else {b"S", b"P"} if batch >= 4 else {b"S"}
+            ), batch
+        report = verify_ledger(ledger)
+        assert report.ok, report.problems[:1]
+        assert report.events == 602
+    finally:
+        workers.shutdown()
