@@ -25,10 +25,11 @@ import select
 import struct
 import subprocess
 import sys
+import threading
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from ledger.signing import check_event_signature, sign_event
 
@@ -54,6 +55,22 @@ class _Worker:
 
 
 _workers: list[_Worker] = []
+_lock = threading.RLock()
+"""The workers' pipes are the process's, shared by its threads (a verify in one thread, an
+append in another): writing a request and queueing its job, and reading an answer and taking
+its job off the queue, happen under this lock, so each answer reaches the job it belongs to."""
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _locked(f: _F) -> _F:
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with _lock:
+            return f(*args, **kwargs)
+
+    run.__name__, run.__doc__ = f.__name__, f.__doc__
+    return run  # type: ignore[return-value]
+
 
 WARM_AT = 2_000
 """Events appended in worker-signed batches after which the workers are asked to load the
@@ -67,6 +84,7 @@ def enabled() -> bool:
     return WORKERS >= 2
 
 
+@_locked
 def validating(n: int) -> bool:
     """Count ``n`` more events appended through workers; True when drafts should be sent to
     them to validate. Until ``WARM_AT`` events, workers only sign (a short import or append
@@ -83,6 +101,7 @@ def validating(n: int) -> bool:
     return before >= VALIDATE_AT
 
 
+@_locked
 def _start() -> list[_Worker]:
     if not _workers:
         for _ in range(WORKERS):
@@ -97,6 +116,7 @@ def _start() -> list[_Worker]:
     return _workers
 
 
+@_locked
 def shutdown() -> None:
     while _workers:
         w = _workers.pop()
@@ -210,6 +230,7 @@ class Pipeline:
             job.payload = None
             yield result
 
+    @_locked
     def _submit(self, job: _Job, frame: bytes, *, track: bool = True) -> None:
         if not self.broken:
             # Answers already written are collected first, then the request goes to the worker
@@ -229,6 +250,7 @@ class Pipeline:
         if track:
             self.jobs.append(job)
 
+    @_locked
     def _collect_answered(self) -> None:
         """Read the answers the workers have already written, without waiting for others."""
         try:
@@ -241,6 +263,7 @@ class Pipeline:
             if w.proc.stdout in ready and w.waiting:
                 self._receive_oldest(w)
 
+    @_locked
     def _finish(self, job: _Job) -> list[Any]:
         w = job.worker
         if w is not None and not self.broken:
@@ -248,6 +271,7 @@ class Pipeline:
                 pass
         return job.result if job.result is not None else _local(job)
 
+    @_locked
     def _receive_oldest(self, w: _Worker) -> _Job:
         """Read the answer to ``w``'s oldest request into it (or do it here if ``w`` failed)."""
         job = w.waiting.popleft()

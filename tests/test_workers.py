@@ -4,6 +4,9 @@ with in-process work, including when a worker dies (verification fails closed)."
 from __future__ import annotations
 
 import hashlib
+import signal
+import threading
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -226,3 +229,48 @@ def test_workers_start_validating_only_after_a_warm_up(
         assert report.events == 602
     finally:
         workers.shutdown()
+
+
+def test_threads_sharing_the_workers_get_their_own_answers(
+    two_workers: None, ledger: Ledger, keys: LedgerKeys, tmp_path: Path
+) -> None:
+    """The worker processes are shared by the threads of a process: one thread verifying a
+    ledger over and over while another appends batches through its own connection each gets
+    the answers to its own requests (every signature written verifies; no false alarm)."""
+    ledger.append_many([Draft("x.note", {"i": i}) for i in range(800)], signer=keys.recorder)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def too_long(signum: int, frame: object) -> None:
+        stop.set()
+        raise TimeoutError("threads sharing the workers hung (answers crossed?)")
+
+    previous = signal.signal(signal.SIGALRM, too_long)
+    signal.alarm(120)  # without the workers' lock this test hangs: fail instead
+
+    def verify_loop() -> None:
+        try:
+            with Ledger.open(ledger.path) as reader:
+                while not stop.is_set():
+                    report = verify_ledger(reader)
+                    assert report.ok, report.problems[:1]
+        except BaseException as e:
+            errors.append(e)
+
+    t = threading.Thread(target=verify_loop)
+    t.start()
+    try:
+        with Ledger.open(ledger.path) as writer:
+            for b in range(15):
+                writer.append_many(
+                    [Draft("x.note", {"b": b, "i": i}) for i in range(100)], signer=keys.recorder
+                )
+    finally:
+        stop.set()
+        t.join(timeout=120)
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert not errors, errors[0]
+    report = verify_ledger(ledger)
+    assert report.ok, report.problems[:1]
+    assert report.events == 2 + 800 + 1500
