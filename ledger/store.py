@@ -409,11 +409,13 @@ class Ledger:
     ) -> list[Event]:
         """Append a batch atomically: all events or none (SPEC §1.6).
 
-        Every draft is validated before the transaction starts; inside it, ids are checked,
-        the signer's key is authorized for each type, then hashes are chained, signatures made
-        (in worker processes for large batches: they do not depend on each other) and the rows
-        and Merkle nodes written in one transaction. Messages name the event as ``event`` for
-        a single draft and ``event N`` (1-based) in a batch.
+        Inside one write transaction each draft is validated (a single draft before it
+        starts; large batches partly in worker processes), the signer's key is authorized for
+        its type and its hash chained; then ids are checked against the batch and the log,
+        signatures made (in worker processes for large batches: they do not depend on each
+        other) and the rows and Merkle nodes written. The first bad draft is reported and
+        nothing is written. Messages name the event as ``event`` for a single draft and
+        ``event N`` (1-based) in a batch.
         """
         drafts = list(drafts)
         if not drafts:
