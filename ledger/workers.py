@@ -116,6 +116,25 @@ def _start() -> list[_Worker]:
     return _workers
 
 
+def _forget_parent_workers() -> None:
+    """In a forked child: the workers, their pipes and the lock's state are the parent's. The
+    child closes its copies of the pipes (the parent's workers still see end of input when the
+    parent stops) and starts workers of its own when it needs them."""
+    global _lock
+    _lock = threading.RLock()
+    for w in _workers:
+        for stream in (w.proc.stdin, w.proc.stdout):
+            try:
+                if stream is not None:
+                    stream.close()
+            except OSError:
+                pass
+    _workers.clear()
+
+
+os.register_at_fork(after_in_child=_forget_parent_workers)
+
+
 @_locked
 def shutdown() -> None:
     while _workers:

@@ -4,6 +4,7 @@ with in-process work, including when a worker dies (verification fails closed)."
 from __future__ import annotations
 
 import hashlib
+import os
 import signal
 import threading
 from pathlib import Path
@@ -274,3 +275,31 @@ def test_threads_sharing_the_workers_get_their_own_answers(
     report = verify_ledger(ledger)
     assert report.ok, report.problems[:1]
     assert report.events == 2 + 800 + 1500
+
+
+def test_a_forked_child_starts_workers_of_its_own(two_workers: None) -> None:
+    """A child forked after the workers started (a pre-forking server, a multiprocessing pool)
+    never writes to its parent's workers: it starts its own, and both get right answers."""
+    secret = sodium_secret_key(Ed25519PrivateKey.generate())
+    digests = _digests(300)
+    expected = [sign_event(secret, d) for d in digests]
+    p = workers.Pipeline()
+    p.sign(secret, digests[:150])
+    parents = [w.proc.pid for w in workers._workers]
+    pid = os.fork()
+    if pid == 0:  # the child: exit status 0 only if it signed right with workers of its own
+        ok = False
+        try:
+            q = workers.Pipeline()
+            q.sign(secret, digests[150:])
+            mine = [w.proc.pid for w in workers._workers]
+            ok = [s for part in q.results() for s in part] == expected[150:] and not (
+                set(mine) & set(parents)
+            )
+            workers.shutdown()
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    p.sign(secret, digests[150:])
+    assert [s for part in p.results() for s in part] == expected
