@@ -188,17 +188,14 @@ def _validated(
         part = prepared[start : start + chunk]
         job = jobs.pop(start, None)
         # A chunk the workers have not answered yet is validated here rather than waited for.
-        answers = None if job is None or pipeline is None else pipeline.ready(job)
-        if answers is None:
-            answers = [None] * len(part)
-        for p, answer in zip(part, answers, strict=True):
-            if p.payload_text is not None:
-                yield p.where, p.draft, p.payload_text
-            elif type(answer) is str:
+        answers = pipeline.ready(job) if job is not None and pipeline is not None else None
+        for i, p in enumerate(part):
+            answer = None if answers is None else answers[i]
+            if type(answer) is str:
                 yield p.where, p.draft, answer
             elif isinstance(answer, LedgerError):
                 raise answer
-            else:
+            else:  # validated already, or to validate here
                 yield (p.where, *p.encoded())
 
 

@@ -19,6 +19,7 @@ closed).
 from __future__ import annotations
 
 import atexit
+import functools
 import os
 import pickle
 import select
@@ -41,8 +42,8 @@ MIN_PARALLEL_VERIFY = max(MIN_PARALLEL, 512)
 WORKERS = max(0, min(int(os.environ.get("GOVLEDGER_WORKERS", str(os.cpu_count() or 1))), 8))
 """Worker processes (env ``GOVLEDGER_WORKERS``; below 2 CPUs nothing runs in parallel)."""
 CHUNK = 256
-"""Items per request. With at most two requests in flight per worker, every answer fits in a
-pipe buffer, so neither side can block the other."""
+"""Items per request (at most). Workers write their answers without blocking
+(``ledger.sodium_worker``), so no request or answer size can deadlock the two sides."""
 IN_FLIGHT = 2
 VERIFY_IN_FLIGHT = 4
 """Verify answers are one byte per signature, so more requests can wait on a worker."""
@@ -64,11 +65,11 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def _locked(f: _F) -> _F:
+    @functools.wraps(f)
     def run(*args: Any, **kwargs: Any) -> Any:
-        with _lock:
+        with _lock:  # the module's lock at call time (a forked child gets a new one)
             return f(*args, **kwargs)
 
-    run.__name__, run.__doc__ = f.__name__, f.__doc__
     return run  # type: ignore[return-value]
 
 
@@ -112,7 +113,6 @@ def _start() -> list[_Worker]:
                 bufsize=0,
             )
             _workers.append(_Worker(proc))
-        atexit.register(shutdown)
     return _workers
 
 
@@ -149,6 +149,9 @@ def shutdown() -> None:
         finally:
             if w.proc.stdout is not None:
                 w.proc.stdout.close()
+
+
+atexit.register(shutdown)
 
 
 def _write(w: _Worker, frame: bytes) -> None:
@@ -235,19 +238,14 @@ class Pipeline:
         the newest ``keep`` requests pending so the workers stay busy."""
         out = []
         while len(self.jobs) > keep:
-            job = self.jobs.popleft()
-            out.append(job.result if job.result is not None else self._finish(job))
-            job.payload = None
+            out.append(self.wait(self.jobs.popleft()))
         return out
 
     def each(self) -> Iterator[list[Any]]:
         """Every result in submission order, each as soon as it is in (``results`` waits for
         all of them)."""
         while self.jobs:
-            job = self.jobs.popleft()
-            result = job.result if job.result is not None else self._finish(job)
-            job.payload = None
-            yield result
+            yield self.wait(self.jobs.popleft())
 
     @_locked
     def _submit(self, job: _Job, frame: bytes, *, track: bool = True) -> None:
