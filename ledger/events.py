@@ -371,10 +371,11 @@ class Event:
 
 def _event_builder() -> Callable[[Sequence[Any], Any], Event]:
     """``Event(*row)`` with ``payload`` in place of the row's payload text (a stored row, or
-    the write path's row of a new event), about three times faster: a frozen dataclass's ``__init__`` sets each field with ``object.__setattr__`` by
-    name, which is most of the cost of reading events (replay builds one per event). This sets
-    the slots through their descriptors; the result is an ordinary, equal ``Event``. A field
-    added to ``Event`` breaks the unpacking below at import, not silently."""
+    the write path's row of a new event), about three times faster: a frozen dataclass's
+    ``__init__`` sets each field with ``object.__setattr__`` by name, which is most of the cost
+    of building one. This sets the slots through their descriptors; the result is an ordinary,
+    equal ``Event``. A field added to ``Event`` breaks the unpacking below at import, not
+    silently."""
     (s_seq, s_id, s_ts, s_type, s_agent, s_run, s_actor, s_payload, s_prev, s_key, s_hash,
      s_sig, s_v) = (Event.__dict__[f.name].__set__ for f in fields(Event))  # fmt: skip
     new = object.__new__

@@ -7,30 +7,16 @@ that cannot be framed is returned as a ``malformed`` problem at the seq it shoul
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import fields
 from typing import Any
 
 from ledger.chain import Problem
 from ledger.encoding import canonical, loads
 from ledger.errors import DecodeError, LedgerError
-from ledger.events import ENVELOPE_VERSION
+from ledger.events import ENVELOPE_VERSION, Event
 
-ENVELOPE_KEYS = frozenset(
-    {
-        "v",
-        "seq",
-        "id",
-        "ts",
-        "type",
-        "agent",
-        "run",
-        "actor",
-        "payload",
-        "prev",
-        "key",
-        "hash",
-        "sig",
-    }
-)
+ENVELOPE_KEYS = frozenset(f.name for f in fields(Event))
+"""The fields of a full envelope (SPEC §2.1): those of ``Event``."""
 
 Row = tuple[Any, ...]
 

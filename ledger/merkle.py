@@ -182,7 +182,7 @@ def stored_key(level: int, index: int) -> tuple[int, int]:
 
 def stored_rows(nodes: Sequence[tuple[int, int, bytes]]) -> list[tuple[int, int, bytes]]:
     """``(level, index, hash)`` nodes as ``merkle_nodes`` rows ``(closes, level, hash)``."""
-    return [((index + 1) << level, level, h) for level, index, h in nodes]
+    return [(*stored_key(level, index), h) for level, index, h in nodes]
 
 
 Frontier = dict[NodeId, bytes]
