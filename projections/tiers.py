@@ -346,10 +346,11 @@ def _change(
     change: Change = p.type.split(".")[1]  # type: ignore[assignment]
     # (6) Recomputation as verification: the state as of seq - 1, at the event's own ts.
     assessment = assess(a, state.outcomes(a.agent), state.policy, seq=event.seq - 1, ts=event.ts)
-    problems = judge(change, event.payload, assessment, state.policy, state.keys.get(event.key))
+    payload = event.payload  # parsed at each access of a replay row: once here
+    problems = judge(change, payload, assessment, state.policy, state.keys.get(event.key))
     state.history.append((
         event.seq, a.agent, change, p.from_, p.to, event.ts, event.key, p.reason,
-        p.policy_version, p.policy_digest, canonical(event.payload["evidence"]).decode(),
+        p.policy_version, p.policy_digest, canonical(payload["evidence"]).decode(),
         int(not problems), json.dumps(problems, ensure_ascii=False),
     ))  # fmt: skip
     if problems:
