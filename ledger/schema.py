@@ -4,8 +4,9 @@
 of the key events for fast authorization at append time (verification never trusts it: it reads
 the keys from the log). ``merkle_nodes`` holds complete-subtree hashes (level ≥ 1) of the RFC 9162
 tree over event hashes, keyed by ``(closes, level)`` (``closes``: the tree size at which the
-subtree is complete, ``(idx + 1) << level``), written in the same transaction as the events. ``checkpoints`` keeps the
-checkpoints the ledger signed. Read models live in their own tables (``projections``).
+subtree is complete, ``(idx + 1) << level``), written in the same transaction as the events.
+``checkpoints`` keeps the checkpoints the ledger signed. Read models live in their own tables
+(``projections``).
 """
 
 from __future__ import annotations
