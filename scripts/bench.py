@@ -3,6 +3,7 @@
     python scripts/bench.py                         # 100k events, single appends at 5k
     python scripts/bench.py --events 1000000 --scenarios batch1000,verify
     python scripts/bench.py --json > bench.json
+    python scripts/bench.py --rounds 3              # each scenario 3 times, sides alternating
 
 Every measurement runs in a fresh Python process, so the peak RSS (``ru_maxrss``) is that of
 one scenario and one implementation. Baselines are measured in the same run, on the same input
@@ -22,6 +23,10 @@ one scenario and one implementation. Baselines are measured in the same run, on 
   for replay, the notification log read with the library's default section size (10, what its
   ``Follower`` pulls). This is the configuration whose figures the issues quote (~19k/s at
   100 per save, ~2.9k/s at 1 per save, ~46k/s read).
+
+Wall-clock speed on a shared virtual machine drifts by tens of percent within minutes, so
+``--rounds N`` runs every scenario N times, govledger and its baselines alternating who goes
+first, and reports medians and the median of the per-round ratios with their range.
 
 Scenarios: ``single`` (durable single appends: one transaction and one fsync per event, so it
 is fsync-bound and uses ``--single`` events), ``batch100``, ``batch1000`` (``append_many``),
@@ -46,6 +51,7 @@ import pstats
 import resource
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -577,6 +583,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="cProfile the govledger runs (top 25 by own time on stderr)",
     )
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run every scenario N times, govledger and its baselines alternating in each "
+        "round; the table gives medians and the range of the per-round ratios (1)",
+    )
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ap.add_argument("--table", type=Path, help="print the table of a saved --json output")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
@@ -591,6 +604,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(scenarios) - set(SCENARIOS))
     if unknown:
         ap.error(f"unknown scenario {unknown[0]!r}; choose from {', '.join(SCENARIOS)}")
+    if args.rounds < 1:
+        ap.error("--rounds must be at least 1")
     tmp = Path(tempfile.mkdtemp(prefix="govledger-bench-", dir=args.tmp or default_tmp()))
     quiet = args.json
     results: list[dict[str, Any]] = []
@@ -607,6 +622,7 @@ def main(argv: list[str] | None = None) -> int:
                 {
                     "events": args.events,
                     "single": args.single,
+                    "rounds": args.rounds,
                     "cpus": os.cpu_count(),
                     "python": sys.version.split()[0],
                     "sqlite": sqlite3.sqlite_version,
@@ -645,9 +661,12 @@ def run_all(
         )
         r["scenario"], r["impl"] = "build (setup)", "govledger"
         results.append(r)
-    for s in scenarios:
+    for round_, s in ((i, s) for i in range(args.rounds) for s in scenarios):
         n = args.single if s == "single" else args.events
-        for impl in ("govledger", *BASELINES[s]):
+        impls = ("govledger", *BASELINES[s])
+        # Alternate who goes first, so a machine that speeds up or slows down during a run
+        # does not favour one side in every round.
+        for impl in impls if round_ % 2 == 0 else impls[::-1]:
             job = {
                 **base,
                 "scenario": s,
@@ -666,8 +685,10 @@ def run_all(
                     spawn(
                         {**base, "scenario": "setup", "impl": "es", "es_db": job["es_db"], "n": n}
                     )
-            log(f"{s}: {impl} ({n:,} events)", quiet)
+            which = f" round {round_ + 1}/{args.rounds}" if args.rounds > 1 else ""
+            log(f"{s}: {impl} ({n:,} events){which}", quiet)
             r = spawn(job)
+            r["round"] = round_
             log(
                 f"  {r['events']:,} events in {r['seconds']:.2f} s: "
                 f"{r['events_per_s']:,.0f}/s, peak RSS {r['peak_rss_mb']:.0f} MB",
@@ -684,7 +705,18 @@ def _rss(r: dict[str, Any]) -> str:
     return f"{r['peak_rss_mb']:.0f}" + (f" (+{kids:.0f})" if kids >= 1 else "")
 
 
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else 0.0
+
+
+def _per_event_cpu(r: dict[str, Any]) -> float:
+    return float(r.get("cpu_s", 0.0)) / max(int(r["events"]), 1)
+
+
 def print_table(results: list[dict[str, Any]]) -> None:
+    """One row per scenario and baseline. With several rounds: medians over the rounds, and
+    the ratio as the median of the per-round ratios (govledger and the baseline of the same
+    round) with their range."""
     cols = (
         "scenario",
         "baseline",
@@ -699,38 +731,55 @@ def print_table(results: list[dict[str, Any]]) -> None:
         "CPU ratio",
     )
     rows: list[tuple[str, ...]] = []
-    gl = {r["scenario"]: r for r in results if r["impl"] == "govledger"}
-    for s, r in gl.items():
-        if "error" in r:
-            rows.append((s, "—", "FAILED", r["error"][:60], "", "", "", "", "", "", ""))
+    rounds = len({r.get("round", 0) for r in results}) or 1
+    scenarios = list(dict.fromkeys(r["scenario"] for r in results if r["impl"] == "govledger"))
+    for s in scenarios:
+        mine_all = [r for r in results if r["scenario"] == s and r["impl"] == "govledger"]
+        failed = [r for r in mine_all if "error" in r]
+        if failed:
+            rows.append((s, "—", "FAILED", failed[0]["error"][:60], "", "", "", "", "", "", ""))
             continue
         mine = (
-            f"{r['events']:,}",
-            f"{r['seconds']:.2f}",
-            f"{r['events_per_s']:,.0f}",
-            f"{r.get('cpu_s', 0.0):.1f}",
-            _rss(r),
+            f"{mine_all[0]['events']:,}",
+            f"{_median([r['seconds'] for r in mine_all]):.2f}",
+            f"{_median([r['events_per_s'] for r in mine_all]):,.0f}",
+            f"{_median([r.get('cpu_s', 0.0) for r in mine_all]):.1f}",
+            _rss(max(mine_all, key=lambda r: r["peak_rss_mb"])),
         )
-        others = [b for b in results if b["scenario"] == s and b["impl"] != "govledger"]
+        others = list(
+            dict.fromkeys(
+                b["impl"] for b in results if b["scenario"] == s and b["impl"] != "govledger"
+            )
+        )
         if not others:
             rows.append((s, "—", *mine, "", "", "", ""))
-        for b in others:
-            if "error" in b:
-                rows.append((s, b["impl"], *mine, "FAILED", b["error"][:40], "", ""))
+        for impl in others:
+            theirs = [b for b in results if b["scenario"] == s and b["impl"] == impl]
+            bad = [b for b in theirs if "error" in b]
+            if bad:
+                rows.append((s, impl, *mine, "FAILED", bad[0]["error"][:40], "", ""))
                 continue
-            ratio = r["events_per_s"] / b["events_per_s"] if b["events_per_s"] else 0.0
-            mine_cpu = r.get("cpu_s", 0.0) / max(r["events"], 1)
-            their_cpu = b.get("cpu_s", 0.0) / max(b["events"], 1)
-            cpu_ratio = f"{their_cpu / mine_cpu:.2f}×" if mine_cpu else ""
+            by_round = {b.get("round", 0): b for b in theirs}
+            ratios, cpu_ratios = [], []
+            for r in mine_all:
+                b = by_round.get(r.get("round", 0))
+                if b is None or not b["events_per_s"]:
+                    continue
+                ratios.append(r["events_per_s"] / b["events_per_s"])
+                if _per_event_cpu(r):
+                    cpu_ratios.append(_per_event_cpu(b) / _per_event_cpu(r))
+            ratio = f"{_median(ratios):.2f}×"
+            if len(ratios) > 1:
+                ratio += f" ({min(ratios):.2f}–{max(ratios):.2f})"
             rows.append(
                 (
                     s,
-                    b["impl"],
+                    impl,
                     *mine,
-                    f"{b['events_per_s']:,.0f}",
-                    _rss(b),
-                    f"{ratio:.2f}×",
-                    cpu_ratio,
+                    f"{_median([b['events_per_s'] for b in theirs]):,.0f}",
+                    _rss(max(theirs, key=lambda b: b["peak_rss_mb"])),
+                    ratio,
+                    f"{_median(cpu_ratios):.2f}×" if cpu_ratios else "",
                 )
             )
     widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(cols)]
@@ -745,6 +794,11 @@ def print_table(results: list[dict[str, Any]]) -> None:
     print("-" * len(fmt(cols)))
     for row in rows:
         print(fmt(row))
+    if rounds > 1:
+        print(
+            f"\n{rounds} rounds: seconds, events/s and CPU are medians over the rounds, peak RSS "
+            "the largest; ratio = median of the per-round ratios (range in brackets)."
+        )
     print(
         "\nratio = govledger events/s ÷ baseline events/s (1.00× = as fast as the baseline); "
         "CPU ratio = baseline CPU per event ÷ govledger CPU per event (steadier than wall "
