@@ -10,14 +10,16 @@ strings, integers, booleans and null, RFC 8785 output is exactly what the standa
 exception: RFC 8785 sorts keys by UTF-16 code units, Python by code points, and the two orders
 differ only when a key holds a character outside the Basic Multilingual Plane. Such values go to
 the reference ``rfc8785`` package. A hypothesis property test pins the two byte-identical.
+``canonical_of_typed()`` (payloads already validated by a strict catalog model) writes with
+``orjson`` under the same kind of guard, also pinned byte-identical by property tests.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
+import orjson
 import rfc8785
 
 from ledger.errors import DecodeError, EncodingError
@@ -84,27 +86,38 @@ def check(value: Any, path: str = "$") -> None:
     _walk(value, path, 0)
 
 
-_SUSPECT_TEXT = re.compile(r"[:,\[]-?[0-9]{16}")
-"""A number of 16 or more digits in the encoder's output: numbers follow ``:``, ``,`` or
-``[`` there (no spaces), so digits inside strings (hex digests) rarely match, and searching
-for the delimiter first is twice as fast as for the digits."""
+ORJSON_OPTIONS = (
+    orjson.OPT_SORT_KEYS
+    | orjson.OPT_STRICT_INTEGER
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+)
+"""``orjson`` as RFC 8785 writes a value of plain JSON types with keys inside the Basic
+Multilingual Plane: keys sorted (code point order, which is UTF-16 order there), integers
+beyond ±(2^53 − 1) refused, datetimes and dataclasses refused instead of converted (the
+caller's fallback decides); subclasses of str and int (enums) are written as their values, as
+the standard library writes them. Its string escapes are RFC 8785's (tested with
+hypothesis)."""
 
 
 def canonical_of_typed(value: Any, path: str = "$") -> bytes:
     """RFC 8785 bytes of a value already validated by a strict model without free-form fields.
 
     Such a value holds only fixed ASCII keys, strings, booleans, null, lists and integers, so
-    the walk of ``canonical`` can be skipped: what it would catch is checked on the output (a
-    number of 16+ digits may be beyond 2^53; a lone surrogate fails to encode), and
-    anything suspect goes through ``canonical`` for the exact verdict and message.
+    the walk of ``canonical`` can be skipped and ``orjson`` writes the bytes (ten times faster
+    than the standard library): what the walk would catch, ``orjson`` refuses (an integer
+    beyond 2^53, a lone surrogate, a non-JSON type), and then ``canonical`` gives the exact
+    verdict and message.
     """
-    text = _dumps(value)
-    if _SUSPECT_TEXT.search(text):
-        return canonical(value, path)
     try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError:
+        out = orjson.dumps(value, option=ORJSON_OPTIONS)
+    except TypeError:  # orjson.JSONEncodeError included
         return canonical(value, path)
+    # A character outside the BMP (lead byte F0–F4) is where key orders could part: such a
+    # value, which a typed payload only holds in its strings, takes the reference path.
+    if out.isascii() or max(out) < 0xF0:
+        return out
+    return canonical(value, path)
 
 
 def canonical(value: Any, path: str = "$") -> bytes:

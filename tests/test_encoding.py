@@ -265,6 +265,28 @@ def test_stored_payload_check_accepts_exactly_canonical_text(text: str, accepted
             check_canonical_payload(text)
 
 
+@given(st.dictionaries(text, json_values, max_size=6))
+def test_stored_payload_check_accepts_rfc8785_text_and_refuses_other_spellings(
+    value: dict[str, object],
+) -> None:
+    """Verify's fast check against the reference: RFC 8785's text of any value is accepted
+    and parses back to the value; the same value spelled otherwise is refused."""
+    canonical_text = rfc8785.dumps(value).decode("utf-8")
+    assert check_canonical_payload(canonical_text) == value
+    for other in (
+        json.dumps(value, ensure_ascii=False),  # spaces after separators
+        json.dumps(value, ensure_ascii=True, separators=(",", ":"), sort_keys=True),
+    ):
+        if other != canonical_text:
+            with pytest.raises(ValueError):
+                check_canonical_payload(other)
+
+
+def test_stored_payload_check_refuses_a_raw_lone_surrogate() -> None:
+    with pytest.raises(ValueError):
+        check_canonical_payload('{"a":"x\ud800"}')
+
+
 @given(st.text())
 @example("\x7f")
 @example('say "hi"')

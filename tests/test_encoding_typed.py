@@ -3,6 +3,8 @@ refuses what the walk refuses, naming the field."""
 
 from __future__ import annotations
 
+import enum
+
 import pytest
 import rfc8785
 from hypothesis import given
@@ -63,6 +65,49 @@ def test_a_huge_integer_in_a_typed_payload_is_refused_at_prepare() -> None:
     ],
 )
 def test_typed_fast_path_finds_big_integers_wherever_they_stand(value: object) -> None:
-    """Numbers follow ``:``, ``,`` or ``[`` in the encoder's output; each place is caught."""
+    """orjson refuses an integer beyond 2^53 at any depth; the full walk names it."""
     with pytest.raises(EncodingError, match="is outside"):
         canonical_of_typed(value)
+
+
+class _Text(str):
+    pass
+
+
+class _Level(enum.IntEnum):
+    HIGH = 3
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"s": "\U0001f600 after \ue000 and \uffff"},  # values outside the BMP
+        {"\U0001f600": 1, "\uff61": 2},  # keys outside the BMP: UTF-16 order, not code points
+        {"s": '\x00\x08\t\n\x0b\x0c\r\x1f\x7f\u2028\u2029/"\\'},
+        {"s": _Text("a subclass of str")},
+        {"n": _Level.HIGH, "t": True, "f": False},
+        {"t": ("a", "tuple")},
+        ["a", 1, None, [True]],
+        {},
+    ],
+)
+def test_typed_fast_path_matches_rfc8785_at_its_edges(value: object) -> None:
+    """Where orjson could differ from RFC 8785 (key order outside the BMP, escapes,
+    subclasses, enums, tuples), the bytes are still the reference's."""
+    assert canonical_of_typed(value) == rfc8785.dumps(value)
+
+
+def test_typed_fast_path_refuses_what_json_cannot_hold_naming_the_field() -> None:
+    """orjson would write a datetime or a UUID-like dataclass; here they go to the full walk,
+    which refuses them with the field's path."""
+    import dataclasses
+    import datetime
+
+    @dataclasses.dataclass
+    class Point:
+        x: int
+
+    with pytest.raises(EncodingError, match=r"^\$\.when: value of type datetime is not JSON"):
+        canonical_of_typed({"when": datetime.datetime(2026, 1, 1)})
+    with pytest.raises(EncodingError, match=r"^\$\.p: value of type Point is not JSON"):
+        canonical_of_typed({"p": Point(1)})
