@@ -10,16 +10,16 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from ledger import merkle, workers
 from ledger.chain import BodyEncoder
-from ledger.drafts import Draft, Prepared
+from ledger.drafts import Prepared
 from ledger.encoding import canonical, loads
-from ledger.errors import DuplicateEventId, EventValidationError, LedgerError, UnauthorizedWrite
+from ledger.errors import DuplicateEventId, EventValidationError, UnauthorizedWrite
 from ledger.events import ZERO_HASH, Event, authorize, build_event
 from ledger.keys import Signer
 from ledger.signing import b64decode_canonical, b64encode, event_hash, key_id, sign_event
@@ -163,42 +163,6 @@ class _Keys:
         self.revoked.append((seq, kid))
 
 
-def _fields(p: Prepared) -> tuple[Any, ...]:
-    """A draft as ``ledger.sodium_worker`` takes it to validate."""
-    d = p.draft
-    return (d.type, d.payload, d.agent, d.run, d.actor, d.id, p.where)
-
-
-def _validated(
-    prepared: list[Prepared], pipeline: workers.Pipeline | None, chunk: int
-) -> Iterator[tuple[str, Draft, str]]:
-    """Each draft with its canonical payload text, in order, validating those not validated
-    yet (``Ledger.append_many``): with workers (once this process has appended enough through
-    them, ``workers.validating``), every chunk after the first is sent to them at once and the
-    first is validated here meanwhile, and so is any chunk whose answer is not in when its turn
-    comes; a draft's error is raised when its turn comes, so the first bad
-    draft of the batch is the one reported."""
-    jobs = {}
-    if pipeline is not None and workers.validating(len(prepared)):
-        for start in range(chunk, len(prepared), chunk):
-            part = prepared[start : start + chunk]
-            if any(p.payload_text is None for p in part):
-                jobs[start] = pipeline.prepare([_fields(p) for p in part])
-    for start in range(0, len(prepared), chunk):
-        part = prepared[start : start + chunk]
-        job = jobs.pop(start, None)
-        # A chunk the workers have not answered yet is validated here rather than waited for.
-        answers = pipeline.ready(job) if job is not None and pipeline is not None else None
-        for i, p in enumerate(part):
-            answer = None if answers is None else answers[i]
-            if type(answer) is str:
-                yield p.where, p.draft, answer
-            elif isinstance(answer, LedgerError):
-                raise answer
-            else:  # validated already, or to validate here
-                yield (p.where, *p.encoded())
-
-
 def append_locked(
     ledger: Ledger,
     prepared: list[Prepared],
@@ -225,7 +189,11 @@ def append_locked(
     fresh_ids = iter(uuid7s(sum(1 for p in prepared if p.draft.id is None)))
     encoder = BodyEncoder()  # canonical JSON of repeated strings, cached per batch
     allowed: dict[tuple[str, str | None], str | None] = {}
-    for i, (where, d, text) in enumerate(_validated(prepared, pipeline, chunk)):
+    for i, p in enumerate(prepared):
+        # Validated here, as it is chained (unless validated before the lock): the workers
+        # meanwhile sign the chunks before it, and a bad draft rolls the batch back.
+        where = p.where
+        d, text = p.encoded()
         seq = size + i + 1
         if d.type == "ledger.created":
             if seq != 1:

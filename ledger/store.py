@@ -410,7 +410,7 @@ class Ledger:
         """Append a batch atomically: all events or none (SPEC §1.6).
 
         Inside one write transaction each draft is validated (a single draft before it
-        starts; large batches partly in worker processes), the signer's key is authorized for
+        starts), the signer's key is authorized for
         its type and its hash chained; then ids are checked against the batch and the log,
         signatures made (in worker processes for large batches: they do not depend on each
         other) and the rows and Merkle nodes written. The first bad draft is reported and

@@ -1,19 +1,16 @@
-"""Ed25519 batches and draft validation on the machine's other cores, for the append and
-verify hot paths.
+"""Ed25519 batches on the machine's other cores, for the append and verify hot paths.
 
 Signatures do not depend on each other (only hashes are chained), so large batches are signed
-or verified in worker processes (``ledger.sodium_worker``) while the main process
-canonicalizes, chains and writes. A large append also has its drafts validated and their
-payloads canonicalized there, chunk by chunk ahead of the chaining loop; a chunk whose answer
-is not in when the loop reaches it is validated in-process instead of waited for. Processes, not threads: with threads every signature call
+or verified in worker processes (``ledger.sodium_worker``) while the main process validates,
+canonicalizes, chains and writes. Processes, not threads: with threads every signature call
 has to win the GIL back from the main thread, and those hand-offs cost more than the
 signatures. Workers are plain ``python -m ledger.sodium_worker`` children talking over pipes
 (no fork of the caller, no re-import of its ``__main__``), started on first use and ended at
 exit. Secret keys travel only over the pipe to these children; nothing is written or logged.
+Drafts and payloads never leave the process: only digests, signatures and public keys do.
 
-Small batches stay in-process. A worker that fails is replaced by in-process work: signing,
-validation and verification never depend on a worker being alive (verification fails
-closed).
+Small batches stay in-process. A worker that fails is replaced by in-process work: signing
+and verification never depend on a worker being alive (verification fails closed).
 """
 
 from __future__ import annotations
@@ -21,7 +18,6 @@ from __future__ import annotations
 import atexit
 import functools
 import os
-import pickle
 import select
 import struct
 import subprocess
@@ -73,33 +69,8 @@ def _locked(f: _F) -> _F:
     return run  # type: ignore[return-value]
 
 
-WARM_AT = 2_000
-"""Events appended in worker-signed batches after which the workers are asked to load the
-event catalog (in the background: ~0.2 s of imports a short command would only wait for)."""
-VALIDATE_AT = WARM_AT + 5_000
-"""... and after which drafts are sent to them to validate (by then the catalog is loaded)."""
-_batched = 0
-
-
 def enabled() -> bool:
     return WORKERS >= 2
-
-
-@_locked
-def validating(n: int) -> bool:
-    """Count ``n`` more events appended through workers; True when drafts should be sent to
-    them to validate. Until ``WARM_AT`` events, workers only sign (a short import or append
-    does not pay for loading the catalog in them); at ``WARM_AT`` they start loading it in a
-    background thread (``W``); from ``VALIDATE_AT`` on they validate."""
-    global _batched
-    before, _batched = _batched, _batched + n
-    if before < WARM_AT <= _batched:
-        for w in _start():
-            try:
-                _write(w, b"W" + struct.pack(">I", 0))
-            except OSError:
-                pass  # a dead worker is found, and replaced by in-process work, on next use
-    return before >= VALIDATE_AT
 
 
 @_locked
@@ -207,26 +178,6 @@ class Pipeline:
         body = b"".join(pub + sig + digest for _, pub, sig, digest in recs)
         self._submit(_Job("V", recs, None), b"V" + struct.pack(">I", len(recs)) + body)
 
-    def prepare(self, drafts: Sequence[tuple[Any, ...]]) -> _Job:
-        """Validate drafts ``(type, payload, agent, run, actor, id, where)`` in a worker;
-        ``wait`` gives, per draft, its canonical payload text, the ``LedgerError`` it raised,
-        or None (validate it here). Not part of ``results``/``each``."""
-        items = list(drafts)
-        job = _Job("P", items, None)
-        try:
-            body = pickle.dumps(items, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception:  # a value pickle cannot carry, e.g. a function
-            job.result = [None] * len(items)  # the caller validates them, and says what is wrong
-            return job
-        self._submit(job, b"P" + struct.pack(">I", len(body)) + body, track=False)
-        return job
-
-    def ready(self, job: _Job) -> list[Any] | None:
-        """The result of one request if its answer is in (read without waiting), else None."""
-        if job.result is None and not self.broken:
-            self._collect_answered()
-        return job.result
-
     def wait(self, job: _Job) -> list[Any]:
         """The result of one request (others answered before it are kept for later)."""
         result = job.result if job.result is not None else self._finish(job)
@@ -248,7 +199,7 @@ class Pipeline:
             yield self.wait(self.jobs.popleft())
 
     @_locked
-    def _submit(self, job: _Job, frame: bytes, *, track: bool = True) -> None:
+    def _submit(self, job: _Job, frame: bytes) -> None:
         if not self.broken:
             # Answers already written are collected first, then the request goes to the worker
             # with the fewest waiting: none sits idle while another has a queue.
@@ -264,8 +215,7 @@ class Pipeline:
                 w.waiting.append(job)
             except OSError:
                 self._break()
-        if track:
-            self.jobs.append(job)
+        self.jobs.append(job)
 
     @_locked
     def _collect_answered(self) -> None:
@@ -300,13 +250,8 @@ class Pipeline:
         try:
             if self.broken:  # its pipes are closed: the rest of its queue is done here
                 raise OSError("the workers were stopped")
-            if job.op == "P":
-                result: list[Any] = pickle.loads(_read(w, struct.unpack(">I", _read(w, 4))[0]))
-                if len(result) != n:
-                    raise ValueError("a worker answered for another number of drafts")
-                return result
             raw = _read(w, 64 * n if job.op == "S" else n)
-        except (OSError, ValueError, pickle.UnpicklingError, EOFError):
+        except OSError:
             self._break()
             return _local(job)
         if job.op == "S":
@@ -323,6 +268,4 @@ def _local(job: _Job) -> list[Any]:
     if job.op == "S":
         secret_key, digests = job.payload
         return [sign_event(secret_key, d) for d in digests]
-    if job.op == "P":
-        return [None] * len(job.payload)  # validated by the caller
     return [seq for seq, pub, sig, d in job.payload if not check_event_signature(pub, sig, d)]
