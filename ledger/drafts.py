@@ -55,13 +55,18 @@ class Prepared:
         (``EventValidationError`` naming ``where`` otherwise)."""
         text = self.payload_text
         if text is None:
-            text = prepare(self.draft, self.where).payload_text
-            assert text is not None  # prepare always encodes
+            text = validated_payload_text(self.draft, self.where)
         return self.draft, text
 
 
 def prepare(draft: Draft, where: str = "event") -> Prepared:
     """Validate a draft against the catalog and encode its payload (SPEC §2.2, §2.4)."""
+    return Prepared(draft, validated_payload_text(draft, where), where)
+
+
+def validated_payload_text(draft: Draft, where: str = "event") -> str:
+    """The canonical text of the draft's payload, once the draft is validated (``prepare``
+    without the wrapper; ``EventValidationError`` and kin naming ``where`` otherwise)."""
     if not envelope_is_plain(draft.type, draft.agent, draft.run, draft.actor, draft.id):
         check_envelope(
             draft.type,
@@ -76,4 +81,4 @@ def prepare(draft: Draft, where: str = "event") -> Prepared:
             f"{where}: payload is {len(raw)} bytes, over the limit of {MAX_PAYLOAD_BYTES} bytes "
             "(store a digest of large content instead)"
         )
-    return Prepared(draft, raw.decode("utf-8"), where)
+    return raw.decode("utf-8")

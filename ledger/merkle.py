@@ -9,8 +9,9 @@ Three layers, all on bytes (no SQL here, so an offline verifier can reuse them):
    return ``None`` or raise ``ProofError`` naming what was expected and what was found.
 3. The stored tree. A node ``(level, index)`` is the hash of the complete subtree over leaves
    ``[index * 2**level, (index + 1) * 2**level)``; level 0 nodes are the leaf hashes. A store
-   keeps every complete node of level >= 1 (``nodes_for_append`` says which ones an append
-   creates), so the root at any size and any proof need only O(log n) node reads:
+   keeps every complete node of level >= ``STORED_LEVEL`` (``nodes_for_append`` says which
+   ones an append creates) and recomputes a lower one from its leaves (at most 8), so the root
+   at any size and any proof need only O(log n) reads:
 
    - one call per node: ``root_at``, ``inclusion_proof_at``, ``consistency_proof_at`` with a
      ``get_node(level, index) -> bytes`` callback;
@@ -173,6 +174,26 @@ def nodes_for_append(
     return extend(size, new_leaf_hashes, frontier)[0]
 
 
+STORED_LEVEL = 4
+"""The lowest level a store keeps: a node below it covers at most 8 leaves and is recomputed
+from their hashes when read (``subtree_hash``). A batch of 100 appends writes ~6 node rows
+instead of ~100."""
+
+
+def leaves_under(level: int, index: int) -> range:
+    """The leaf indexes of node ``(level, index)``."""
+    return range(index << level, (index + 1) << level)
+
+
+def subtree_hash(leaf_hashes: Sequence[bytes]) -> bytes:
+    """The hash of a complete subtree from its leaf hashes (a power of two of them, in
+    order)."""
+    row = list(leaf_hashes)
+    while len(row) > 1:
+        row = [node_hash(row[i], row[i + 1]) for i in range(0, len(row), 2)]
+    return row[0]
+
+
 def stored_key(level: int, index: int) -> tuple[int, int]:
     """The store's key of node ``(level, index)``: ``(closes, level)``, where ``closes`` is
     the tree size at which the node's subtree is complete. Nodes are created in this key's
@@ -181,8 +202,9 @@ def stored_key(level: int, index: int) -> tuple[int, int]:
 
 
 def stored_rows(nodes: Sequence[tuple[int, int, bytes]]) -> list[tuple[int, int, bytes]]:
-    """``(level, index, hash)`` nodes as ``merkle_nodes`` rows ``(closes, level, hash)``."""
-    return [(*stored_key(level, index), h) for level, index, h in nodes]
+    """The ``(level, index, hash)`` nodes a store keeps (level >= ``STORED_LEVEL``), as
+    ``merkle_nodes`` rows ``(closes, level, hash)``."""
+    return [(*stored_key(level, index), h) for level, index, h in nodes if level >= STORED_LEVEL]
 
 
 Frontier = dict[NodeId, bytes]

