@@ -85,11 +85,16 @@ class BodyEncoder:
 
     def body(self, seq: int, id: str, ts: str, type: str, agent: str | None, run: str | None,
              actor: str | None, payload: str, prev: str, key: str) -> bytes:  # fmt: skip
-        enc = self._enc
+        cache = self.cache
+        try:  # the common case: every repeated string seen before in this batch
+            a, g, k, r, t, y = cache[actor], cache[agent], cache[key], cache[run], cache[ts], cache[type]  # fmt: skip
+        except (KeyError, TypeError):  # TypeError: an unhashable value from a tampered store
+            enc = self._enc
+            a, g, k, r, t, y = enc(actor), enc(agent), enc(key), enc(run), enc(ts), enc(type)
         return (
-            f'{{"actor":{enc(actor)},"agent":{enc(agent)},"id":{_str(id)},"key":{enc(key)},'
-            f'"payload":{payload},"prev":"{prev}","run":{enc(run)},"seq":{seq},'
-            f'"ts":{enc(ts)},"type":{enc(type)},"v":{ENVELOPE_VERSION}}}'
+            f'{{"actor":{a},"agent":{g},"id":{_str(id)},"key":{k},'
+            f'"payload":{payload},"prev":"{prev}","run":{r},"seq":{seq},'
+            f'"ts":{t},"type":{y},"v":{ENVELOPE_VERSION}}}'
         ).encode()
 
 
