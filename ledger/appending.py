@@ -246,22 +246,11 @@ def append_locked(
                             prev, kid)  # fmt: skip
         digest_b = event_hash(body)
         digests.append(digest_b)
+        digest_hex = digest_b.hex()
         rows.append(
-            [
-                seq,
-                event_id,
-                ts,
-                d.type,
-                d.agent,
-                d.run,
-                d.actor,
-                text,
-                prev,
-                kid,
-                digest_b.hex(),
-            ]
+            [seq, event_id, ts, d.type, d.agent, d.run, d.actor, text, prev, kid, digest_hex]
         )
-        prev = digest_b.hex()
+        prev = digest_hex
         if pipeline is not None and (len(digests) % chunk == 0 or len(digests) == len(prepared)):
             pipeline.sign(signer.secret_key, digests[-(len(digests) % chunk or chunk) :])
     # (3) Ids: unique within the batch and against the log (checked once every draft is
