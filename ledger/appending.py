@@ -278,10 +278,9 @@ def append_locked(
     # (4) Merkle complete-subtree nodes created by these leaves and the key index, written
     # while the workers still sign the last chunks.
     nodes, frontier = merkle.extend(size, digests, tip.frontier)
-    conn.executemany(
-        "INSERT INTO merkle_nodes (closes, level, hash) VALUES (?, ?, ?)",
-        merkle.stored_rows(nodes),
-    )
+    stored = merkle.stored_rows(nodes)
+    if stored:  # most single appends complete no stored node (level >= 4)
+        conn.executemany("INSERT INTO merkle_nodes (closes, level, hash) VALUES (?, ?, ?)", stored)
     if keys.new:
         conn.executemany(
             "INSERT INTO keys (key_id, name, public_key, role, agent, registered_seq) VALUES (?, ?, ?, ?, ?, ?)",
