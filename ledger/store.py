@@ -410,10 +410,10 @@ class Ledger:
         """Append a batch atomically: all events or none (SPEC §1.6).
 
         Inside one write transaction each draft is validated (a single draft before it
-        starts), the signer's key is authorized for
-        its type and its hash chained; then ids are checked against the batch and the log,
-        signatures made (in worker processes for large batches: they do not depend on each
-        other) and the rows and Merkle nodes written. The first bad draft is reported and
+        starts), the signer's key is authorized for its type and its hash chained; then ids
+        are checked against the batch and the log, signatures made (in worker processes for
+        large batches: they do not depend on each other) and the rows and Merkle nodes
+        written. The first bad draft is reported and
         nothing is written. Messages name the event as ``event`` for a single draft and
         ``event N`` (1-based) in a batch.
         """
