@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from ledger.encoding import MAX_DEPTH, canonical
+from ledger.encoding import MAX_DEPTH, ORJSON_OPTIONS, canonical
 from ledger.errors import DecodeError, EncodingError
 from ledger.events import ENVELOPE_VERSION, ZERO_HASH, authorize
 from ledger.signing import b64decode_canonical, key_id
@@ -343,7 +343,6 @@ def _small_int(token: str) -> int:
 
 
 _fast_decoder = json.JSONDecoder(parse_float=_refuse, parse_constant=_refuse, parse_int=_small_int)
-_SORTED = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
 # What the fast path cannot vouch for, sent to the full check: a \u escape other than a control
 # character's (a lone surrogate would hide there), a character outside the BMP (RFC 8785
 # orders such keys differently from Python), and an integer of 16 or more characters (maybe
@@ -376,7 +375,8 @@ def _check_canonical_payload(payload_text: str) -> Any:
             # Re-encoded by orjson: keys in code point order, which is RFC 8785's UTF-16 order
             # for text inside the BMP; a lone surrogate makes it raise (JSONEncodeError).
             same = (
-                type(fast) is dict and orjson.dumps(fast, option=_SORTED) == payload_text.encode()
+                type(fast) is dict
+                and orjson.dumps(fast, option=ORJSON_OPTIONS) == payload_text.encode()
             )
         except (ValueError, TypeError):
             fast, same = None, False
