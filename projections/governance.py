@@ -80,9 +80,10 @@ class Finding:
         }
 
 
-def compliant(state: str, severities: list[str] | tuple[str, ...]) -> bool:
-    """A run is compliant when it completed with no warning or critical finding (SPEC §3)."""
-    return state == "completed" and not any(s in BLOCKING for s in severities)
+def compliant(state: str, critical: int, warning: int) -> bool:
+    """A run is compliant when it completed with no warning or critical finding (SPEC §3):
+    ``critical`` and ``warning`` count its findings of the ``BLOCKING`` severities."""
+    return state == "completed" and not (critical or warning)
 
 
 def grant_verdict(grants: list[tuple[int, str | None]], ts: str) -> tuple[str | None, int | None]:

@@ -116,7 +116,7 @@ class RunsProjection(Projection[RunsState]):
     def flush(self, state: RunsState) -> None:
         conn = state.db.conn
         for run in state.runs.values():
-            run.compliant = _compliant(run)
+            run.compliant = int(g.compliant(run.state, run.findings_critical, run.findings_warning))
         conn.executemany(RUNS.insert_sql(replace=True), map(run_row, state.runs.values()))
         conn.executemany(AGENTS.insert_sql(replace=True), map(agent_row, state.agents.values()))
         conn.executemany(FINDINGS.insert_sql(), state.findings)
@@ -358,12 +358,6 @@ count towards their run and agent; ``test_runs_folds_cover_the_catalog`` keeps t
 IGNORED: Final = frozenset({CorrectionRecorded, PolicySet, LedgerCreated, KeyRegistered,
                             KeyRevoked, UserPayload})  # fmt: skip
 """Payload classes with no fold of their own (listed for the exhaustiveness test)."""
-
-
-def _compliant(run: Run) -> int:
-    """``governance.compliant`` of the run's findings, from its counts: its findings of a
-    blocking severity are exactly its critical and warning ones."""
-    return int(run.state == "completed" and not (run.findings_critical or run.findings_warning))
 
 
 def _transition(state: RunsState, event: EventView, run: Run) -> None:
