@@ -413,9 +413,8 @@ class Ledger:
         starts), the signer's key is authorized for its type and its hash chained; then ids
         are checked against the batch and the log, signatures made (in worker processes for
         large batches: they do not depend on each other) and the rows and Merkle nodes
-        written. The first bad draft is reported and
-        nothing is written. Messages name the event as ``event`` for a single draft and
-        ``event N`` (1-based) in a batch.
+        written. The first bad draft is reported and nothing is written. Messages name the event
+        as ``event`` for a single draft and ``event N`` (1-based) in a batch.
         """
         drafts = list(drafts)
         if not drafts:
@@ -434,20 +433,8 @@ class Ledger:
     # --- Merkle tree (RFC 9162) -------------------------------------------------------------
 
     def get_node(self, level: int, index: int) -> bytes:
-        if 0 < level < merkle.STORED_LEVEL:
-            return self.get_nodes([(level, index)])[level, index]
-        if level == 0:
-            row = self.conn.execute(
-                "SELECT hash FROM events WHERE seq = ?", (index + 1,)
-            ).fetchone()
-        else:
-            row = self.conn.execute(
-                "SELECT hash FROM merkle_nodes WHERE closes = ? AND level = ?",
-                merkle.stored_key(level, index),
-            ).fetchone()
-        if row is None:
-            raise StoreError(f"{self.path}: Merkle node ({level}, {index}) is missing")
-        return self._node_hash(row[0], level, index)
+        """One node, as ``get_nodes`` reads it (``StoreError`` when missing or malformed)."""
+        return self.get_nodes([(level, index)])[level, index]
 
     def _node_hash(self, value: Any, level: int, index: int) -> bytes:
         """A stored hash (hex text in ``events``, bytes in ``merkle_nodes``) as 32 bytes;
