@@ -53,6 +53,14 @@ def _request_size(op: bytes, n: int) -> int | None:
     return {b"S": 64 + 32 * n, b"V": 128 * n}.get(op)
 
 
+def _send(out: int, unsent: bytearray) -> None:
+    """Write what the pipe takes of ``unsent`` now, without blocking; keep the rest."""
+    try:
+        del unsent[: os.write(out, unsent)]
+    except BlockingIOError:
+        pass
+
+
 def serve(inp: int, out: int) -> None:
     """Answer the requests read from descriptor ``inp`` on descriptor ``out``."""
     os.set_blocking(out, False)
@@ -73,20 +81,14 @@ def serve(inp: int, out: int) -> None:
             unsent += _sign(data, n) if op == b"S" else _verify(data, n)
             # Out now, as far as the pipe takes it: the parent may be waiting for this answer
             # while the next request is computed.
-            try:
-                del unsent[: os.write(out, unsent)]
-            except BlockingIOError:
-                pass
+            _send(out, unsent)
         if closed:
             # The parent closes stdin only when it stops: nobody reads what is left unsent.
             return
         # (2) Wait until there is more to read, or room to write what is unsent.
         readable, writable, _ = select.select([inp], [out] if unsent else [], [])
         if writable:
-            try:
-                del unsent[: os.write(out, unsent)]
-            except BlockingIOError:
-                pass
+            _send(out, unsent)
         if readable:
             chunk = os.read(inp, 1 << 20)
             if chunk:
