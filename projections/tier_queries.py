@@ -16,7 +16,7 @@ from sqlite_utils import Database
 from projections import governance as g
 from projections.policy import Policy, make_policy
 from projections.tier_rules import Assessment, Due, RunOutcome, TierAgent, assess
-from projections.tiers import TIER_FIELDS, TIER_FINDINGS, load_policy
+from projections.tiers import TIER_FIELDS, TIER_FINDINGS, UNJUSTIFIED_TIER_CHANGE, load_policy
 
 
 def clock(db: Database) -> tuple[int, str]:
@@ -54,7 +54,9 @@ def agents(db: Database, agent: str | None = None) -> list[TierAgent]:
 
 
 def tier_json(a: TierAgent) -> dict[str, Any]:
-    """SPEC §5 minimal tier ``{"agent", "tier", "effective_tier", "since_seq"}`` and more."""
+    """SPEC §5 minimal tier ``{"agent", "tier", "effective_tier", "since_seq"}`` and more:
+    ``unjustified_seq`` flags a recorded tier the policy did not justify (its finding's seq),
+    and ``justified_tier`` is the tier the effective tier goes by."""
     return {
         "agent": a.agent,
         "tier": a.tier,
@@ -65,6 +67,8 @@ def tier_json(a: TierAgent) -> dict[str, Any]:
         "last_critical_seq": a.last_critical_seq,
         "last_demotion_seq": a.last_demotion_seq,
         "finished_runs": a.finished,
+        "unjustified_seq": a.unjustified_seq,
+        "justified_tier": a.standing().tier,
     }
 
 
@@ -112,6 +116,8 @@ class HistoryEntry:
     evidence: dict[str, Any] | None
     justified: bool
     problems: list[str]
+    finding: g.Finding | None = None
+    """The ``unjustified_tier_change`` finding of an unjustified change."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -128,19 +134,24 @@ class HistoryEntry:
             "evidence": self.evidence,
             "justified": self.justified,
             "problems": self.problems,
+            "finding": None if self.finding is None else self.finding.as_json(),
         }
 
 
 def history(db: Database, agent: str | None = None) -> list[HistoryEntry]:
-    """Tier history in seq order (one agent, or all)."""
-    one, params = ("WHERE agent = ?", [agent]) if agent is not None else ("", [])
+    """Tier history in seq order (one agent, or all), each unjustified change with its finding."""
+    one, params = ("WHERE h.agent = ?", [agent]) if agent is not None else ("", [])
+    fcols = ", ".join(f"f.{c}" for c in TIER_FINDINGS.column_names)
     out = []
     for r in db.execute(
-        "SELECT seq, agent, change, from_tier, to_tier, ts, key, reason, policy_version, "
-        f"policy_digest, evidence, justified, problems FROM tier_history {one} ORDER BY seq",
-        params,
+        "SELECT h.seq, h.agent, h.change, h.from_tier, h.to_tier, h.ts, h.key, h.reason, "
+        "h.policy_version, h.policy_digest, h.evidence, h.justified, h.problems, "
+        f"{fcols} FROM tier_history h LEFT JOIN tier_findings f ON f.seq = h.seq "
+        f"AND f.kind = ? {one} ORDER BY h.seq",
+        [UNJUSTIFIED_TIER_CHANGE, *params],
     ):
-        seq, name, change, frm, to, ts, key, reason, version, digest, ev, ok, problems = r
+        seq, name, change, frm, to, ts, key, reason, version, digest, ev, ok, problems = r[:13]
+        finding = None if r[13] is None else g.Finding(*r[13:])
         out.append(
             HistoryEntry(
                 seq,
@@ -156,6 +167,7 @@ def history(db: Database, agent: str | None = None) -> list[HistoryEntry]:
                 None if ev is None else json.loads(ev),
                 bool(ok),
                 json.loads(problems),
+                finding,
             )
         )
     return out

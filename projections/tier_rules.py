@@ -16,7 +16,7 @@ same log under the same policy gets the same answer. Rules, in order (docs/tiers
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -37,7 +37,7 @@ class TierAgent:
     """Seq of the event that set the tier (registration or ``tier.*``)."""
     since_ts: str = ""
     last_demotion_seq: int | None = None
-    """Latest ``tier.demoted`` or ``tier.revoked``: the cooldown runs from its ts."""
+    """Latest justified ``tier.demoted`` or ``tier.revoked``: the cooldown runs from its ts."""
     last_demotion_ts: str | None = None
     last_critical_seq: int | None = None
     """Latest critical finding of the agent (from the runs projection)."""
@@ -45,13 +45,30 @@ class TierAgent:
     """Runs of the agent that finished (ended) so far."""
     changes: int = 0
     """``tier.*`` events recorded for the agent."""
+    unjustified_seq: int | None = None
+    """The ``tier.*`` event that set ``tier`` when the policy did not justify it, else None."""
+    justified_tier: int = 0
+    """With ``unjustified_seq``: the tier registration and justified changes alone had set, which
+    the rules and the effective tier go by (kept equal to ``tier`` otherwise)."""
+    justified_since_seq: int = 0
+    justified_since_ts: str = ""
 
     @property
     def effective_tier(self) -> int:
-        """0 after a critical finding since the tier was set (SPEC §3), else the tier."""
-        if self.last_critical_seq is not None and self.last_critical_seq > self.since_seq:
+        """The tier the agent may act at (SPEC §3): the justified tier, ignoring an unjustified
+        change, and 0 after a critical finding since that tier was set."""
+        s = self.standing()
+        if s.last_critical_seq is not None and s.last_critical_seq > s.since_seq:
             return 0
-        return self.tier
+        return s.tier
+
+    def standing(self) -> TierAgent:
+        """The record the rules judge: the recorded tier, or, after an unjustified change, the
+        justified tier it replaced (the agent is neither raised nor lowered by it)."""
+        if self.unjustified_seq is None:
+            return self
+        return replace(self, tier=self.justified_tier, since_seq=self.justified_since_seq,
+                       since_ts=self.justified_since_ts, unjustified_seq=None)  # fmt: skip
 
 
 RunOutcome = tuple[int, int]
@@ -160,8 +177,10 @@ def assess(
 ) -> Assessment:
     """Apply the rules to ``agent`` as of event ``seq`` (at time ``ts``) under ``policy``.
 
-    ``outcomes`` are the agent's finished runs up to ``seq``, in the order they finished.
+    ``outcomes`` are the agent's finished runs up to ``seq``, in the order they finished. The
+    rules go by ``agent.standing()``: an unjustified change neither raises nor lowers the agent.
     """
+    recorded, agent = agent, agent.standing()
     rules: PolicyDocument = policy.rules
     bad = rules.noncompliant_mask
     compliant = sum(1 for _, m in outcomes if not m & bad)
@@ -176,7 +195,7 @@ def assess(
     base = (policy.version, policy.digest)
 
     def result(due: Due | None, criteria: list[Criterion], nxt: int | None) -> Assessment:
-        return Assessment(agent, seq, ts, compliant, streak, d_runs, d_bad, criteria, nxt, due)
+        return Assessment(recorded, seq, ts, compliant, streak, d_runs, d_bad, criteria, nxt, due)
 
     nxt = agent.tier + 1 if agent.tier < MAX_TIER else None
     if agent.registered_seq is None:
@@ -299,12 +318,15 @@ def judge(
     ``assessment`` is the agent's assessment as of the event before it, at the event's own
     ``ts`` (issue 4 §6: recomputation as verification).
     """
-    agent, problems = assessment.agent, []
+    recorded, problems = assessment.agent, []
+    agent = recorded.standing()
     frm, to = payload["from"], payload["to"]
     if signer_role is not None and signer_role != "governor":
         problems.append(f"signed by a {signer_role} key, not a governor")
     if agent.registered_seq is None:
         return [*problems, f"agent {agent.agent!r} is not registered"]
+    if recorded.unjustified_seq is not None and (frm, to) == (recorded.tier, agent.tier):
+        return problems  # undoes the unjustified change: back to the tier the policy justifies
     if frm != agent.tier:
         problems.append(
             f"from T{frm}, but the agent held T{agent.tier} since seq {agent.since_seq}"

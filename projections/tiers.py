@@ -12,6 +12,9 @@ event it reads the run and agent rows the runs projection just updated, and keep
 - ``tier_findings``: ``unjustified_tier_change`` findings. Each ``tier.promoted`` /
   ``tier.demoted`` / ``tier.revoked`` is re-judged as it is folded, against the state as of the
   event before it and the policy in force then, at the event's own ts (``tier_rules.judge``).
+  An unjustified change is recorded as the agent's tier but flagged (``unjustified_seq``): the
+  effective tier and the rules keep going by the justified tier (``TierAgent.standing``), and
+  the finding, a breach by whoever signed it, never counts against the agent's compliance.
 """
 
 from __future__ import annotations
@@ -68,13 +71,14 @@ from projections.runs import RunsState
 from projections.tier_rules import Change, RunOutcome, TierAgent, assess, judge
 
 UNJUSTIFIED_TIER_CHANGE: Final = "unjustified_tier_change"
-UNJUSTIFIED_SEVERITY: Final = "warning"
+UNJUSTIFIED_SEVERITY: Final = "critical"
 
 TIERS = Table(
     "tiers",
     (("agent", str), ("registered_seq", int), ("tier", int), ("since_seq", int),
      ("since_ts", str), ("last_demotion_seq", int), ("last_demotion_ts", str),
-     ("last_critical_seq", int), ("finished", int), ("changes", int)),
+     ("last_critical_seq", int), ("finished", int), ("changes", int), ("unjustified_seq", int),
+     ("justified_tier", int), ("justified_since_seq", int), ("justified_since_ts", str)),
     pk=("agent",),
 )  # fmt: skip
 TIER_FIELDS = TIERS.column_names
@@ -229,7 +233,7 @@ class TiersProjection(Projection[TiersState]):
     """Tiers, tier history and ``unjustified_tier_change`` findings (SPEC §3, issue 4)."""
 
     name = "tiers"
-    version = 3
+    version = 4
     depends_on = ("runs",)
     tables = (TIERS, TIER_RUNS, TIER_HISTORY, TIER_POLICIES, TIER_KEYS, TIER_CLOCK,
               TIER_FINDINGS)  # fmt: skip
@@ -332,6 +336,7 @@ def _register(state: TiersState, event: EventView, p: AgentRegistered) -> None:
         return  # registering again keeps the tier (SPEC §2.4)
     a.registered_seq = event.seq
     a.tier, a.since_seq, a.since_ts = p.initial_tier, event.seq, event.ts
+    a.justified_tier, a.justified_since_seq, a.justified_since_ts = a.tier, a.since_seq, a.since_ts
     state.history.append((event.seq, a.agent, "registered", None, p.initial_tier, event.ts,
                           event.key, f"registered at T{p.initial_tier}", None, None, None, 1,
                           "[]"))  # fmt: skip
@@ -359,7 +364,7 @@ def _change(
                 event.seq,
                 UNJUSTIFIED_TIER_CHANGE,
                 UNJUSTIFIED_SEVERITY,
-                a.since_seq or None,
+                evidence_seq(payload["evidence"], event.seq),
                 None,
                 a.agent,
                 event.ts,
@@ -368,8 +373,22 @@ def _change(
         )
     a.tier, a.since_seq, a.since_ts = p.to, event.seq, event.ts
     a.changes += 1
+    if problems:
+        a.unjustified_seq = event.seq
+        return
+    a.unjustified_seq = None
+    a.justified_tier, a.justified_since_seq, a.justified_since_ts = p.to, event.seq, event.ts
     if change != "promoted":
         a.last_demotion_seq, a.last_demotion_ts = event.seq, event.ts
+
+
+def evidence_seq(evidence: Any, seq: int) -> int:
+    """The last event a tier change's evidence covers: the ``seq_to`` it cites when that is an
+    earlier seq, else the event before it (the state the change was re-judged against)."""
+    cited = evidence.get("seq_to") if isinstance(evidence, dict) else None
+    if isinstance(cited, int) and not isinstance(cited, bool) and 0 < cited < seq:
+        return cited
+    return seq - 1
 
 
 _FOLDS: Final[dict[type[Any], Callable[..., None]]] = {

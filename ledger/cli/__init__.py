@@ -29,6 +29,7 @@ COMMAND_MODULES: dict[str, str] = {
     "tiers": "tiers",
     "policy": "policy",
     "corrections": "corrections",
+    "findings": "findings",
     "checkpoint": "proofs",
     "prove": "proofs",
     "verify-proof": "proofs",

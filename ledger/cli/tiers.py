@@ -30,7 +30,7 @@ from projections.tier_queries import (
     hypothetical,
     tier_json,
 )
-from projections.tier_rules import Due
+from projections.tier_rules import Due, TierAgent
 
 
 def _t(tier: int | None) -> str:
@@ -69,7 +69,10 @@ def tiers() -> None:
 @pass_ctx
 def tiers_show(ctx: Context, at_seq: int | None, as_of: str | None, as_json: bool) -> None:
     """The tier each agent holds, since which seq, and its effective tier (0 after a critical
-    finding, until a governor records the change)."""
+    finding, until a governor records the change).
+
+    A recorded tier the policy did not justify is flagged (an `unjustified_tier_change`
+    finding, see `govledger findings`); the effective tier ignores that change."""
     ledger = ctx.ledger()
     with read_models(ledger, resolve_at(ledger, at_seq, as_of)) as db:
         rows = agents(db)
@@ -77,9 +80,15 @@ def tiers_show(ctx: Context, at_seq: int | None, as_of: str | None, as_json: boo
         for a in rows:
             echo_json(tier_json(a))
         return
-    print_table("tiers", ["agent", "tier", "effective", "since seq", "since"],
-                [[a.agent, _t(a.tier), _t(a.effective_tier), a.since_seq, a.since_ts]
-                 for a in rows])  # fmt: skip
+    print_table("tiers", ["agent", "tier", "effective", "since seq", "since", "flag"],
+                [[a.agent, _t(a.tier), _t(a.effective_tier), a.since_seq, a.since_ts,
+                  _flag(a)] for a in rows])  # fmt: skip
+
+
+def _flag(a: TierAgent) -> str:
+    if a.unjustified_seq is None:
+        return ""
+    return f"UNJUSTIFIED (seq {a.unjustified_seq}; justified {_t(a.standing().tier)})"
 
 
 @tiers.command("compute")
@@ -168,7 +177,8 @@ def tiers_apply(ctx: Context, signer: str, approve: tuple[str, ...], as_json: bo
 @pass_ctx
 def tiers_history(ctx: Context, agent: str, as_json: bool) -> None:
     """Each change of AGENT's tier with its evidence, signer and verdict: a recorded change the
-    policy in force at its seq does not justify is an `unjustified_tier_change`."""
+    policy in force at its seq does not justify is an `unjustified_tier_change` finding
+    (critical; `--json` gives it as `finding` beside the entry)."""
     ledger = ctx.ledger()
     names = {k["key_id"]: k["name"] for k in ledger.keys()}
     with read_models(ledger) as db:
@@ -187,7 +197,8 @@ def tiers_history(ctx: Context, agent: str, as_json: bool) -> None:
                  for h in entries])  # fmt: skip
     bad = [h for h in entries if not h.justified]
     if bad:
-        click.echo(f"{len(bad)} unjustified_tier_change finding(s)", err=True)
+        click.echo(f"{len(bad)} unjustified_tier_change finding(s), severity critical "
+                   f"(govledger findings --agent {agent})", err=True)  # fmt: skip
 
 
 @tiers.command("explain")

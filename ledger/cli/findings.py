@@ -1,0 +1,113 @@
+"""`govledger findings`: every finding of the log, from every read model, in seq order.
+
+SPEC §3 Findings, §5. Run checks, reliability signals, guardrails and tier checks alike, each
+`{kind, severity, seq, evidence_seq, agent, run, detail, source}`. `--json` streams JSON Lines
+from a database cursor, so memory stays constant for any size of log.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import click
+
+from ledger.cli.context import (
+    Context,
+    at_options,
+    echo_json,
+    json_option,
+    pass_ctx,
+    print_table,
+    resolve_at,
+)
+from ledger.errors import InputError
+from ledger.events import normalize_time
+from projections.finding_queries import SEVERITIES, iter_findings, kinds
+from projections.tier_ops import read_models
+
+
+def _time(value: str | None, option: str) -> str | None:
+    return None if value is None else normalize_time(value, option)
+
+
+@click.command("findings")
+@click.option("--kind", "kind", multiple=True, metavar="K",
+              help="Only findings of this kind (repeatable: any of them).")  # fmt: skip
+@click.option("--severity", metavar="S", help="Only findings of this severity (info, warning, critical).")
+@click.option("--agent", help="Only this agent's findings.")
+@click.option("--run", help="Only this run's findings.")
+@click.option("--since", metavar="TS", help="Findings at or after this time (RFC 3339).")
+@click.option("--until", metavar="TS", help="Findings at or before this time (RFC 3339).")
+@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="At most N findings.")
+@at_options
+@json_option
+@pass_ctx
+def findings(ctx: Context, kind: tuple[str, ...], severity: str | None, agent: str | None,
+             run: str | None, since: str | None, until: str | None, limit: int | None,
+             at_seq: int | None, as_of: str | None, as_json: bool) -> None:  # fmt: skip
+    """Every finding of the log in seq order: run checks, reliability signals, guardrails and
+    tier checks (`unjustified_tier_change`), with the read model each comes from.
+
+    \b
+    govledger findings                          all of them, and a count by kind and severity
+    govledger findings --severity critical      only the critical ones
+    govledger findings --kind tool_outside_grant --agent a1
+    govledger findings --json                   one JSON object per line
+
+    The table ends with the count by kind and severity of every finding that matched; with
+    `--limit N` it shows the first N and says how many more there are.
+    """
+    if severity is not None and severity not in SEVERITIES:
+        raise InputError(
+            f"--severity: unknown severity {severity!r}; valid: {', '.join(SEVERITIES)}"
+        )
+    since_ts, until_ts = _time(since, "--since"), _time(until, "--until")
+    ledger = ctx.ledger()
+    with read_models(ledger, resolve_at(ledger, at_seq, as_of)) as db:
+        valid = kinds(db)
+        unknown = [k for k in kind if k not in valid]
+        if unknown:
+            raise InputError(f"--kind: unknown kind {unknown[0]!r}; valid: {', '.join(valid)}")
+        found = iter_findings(db, kinds=kind, severity=severity, agent=agent, run=run,
+                              since=since_ts, until=until_ts)  # fmt: skip
+        shown = 0
+        counts: Counter[tuple[str, str]] = Counter()
+        rows: list[list[object]] = []
+        for sf in found:
+            if as_json:
+                echo_json(sf.as_json())
+                shown += 1
+                if limit is not None and shown >= limit:
+                    break
+                continue
+            f = sf.finding
+            counts[f.kind, f.severity] += 1
+            if limit is None or len(rows) < limit:
+                rows.append([f.seq, f.ts[:19] + "Z", f.kind, f.severity, f.evidence_seq, f.agent, f.run,
+                             sf.source, f.detail])  # fmt: skip
+        total = shown if as_json else sum(counts.values())
+    if total == 0:
+        click.echo("no finding matches" if _filtered(kind, severity, agent, run, since, until)
+                   else "no findings in the log", err=True)  # fmt: skip
+        return
+    if as_json:
+        return
+    print_table(None, ["seq", "ts", "kind", "severity", "evidence", "agent", "run", "source",
+                       "detail"], rows)  # fmt: skip
+    print_table(
+        f"{total} finding(s) by kind and severity",
+        ["kind", "severity", "count"],
+        [[k, s, n] for (k, s), n in sorted(counts.items())],
+    )
+    if len(rows) < total:
+        click.echo(
+            f"{total - len(rows)} more finding(s) not shown (first {len(rows)} by seq); "
+            "raise --limit, drop it, or use --json to see them"
+        )
+
+
+def _filtered(*values: object) -> bool:
+    return any(v for v in values)
+
+
+COMMANDS = [findings]
