@@ -41,7 +41,7 @@ class SourcedFinding:
         return {**self.finding.as_json(), "source": self.source}
 
 
-def kinds(db: Database) -> list[str]:
+def valid_kinds(db: Database) -> list[str]:
     """Every kind a finding may have here: the known ones and any stored, sorted."""
     out = set(KNOWN_KINDS)
     for table, _ in SOURCES:

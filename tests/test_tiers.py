@@ -108,7 +108,12 @@ def test_a_recorded_skip_of_a_tier_is_unjustified() -> None:
     assert due is not None
     seq = record(ev, due, to=2)
     (f,) = tier_findings(fold(ev))
-    assert (f.seq, f.kind, f.severity, f.agent) == (seq, "unjustified_tier_change", "critical", "a1")
+    assert (f.seq, f.kind, f.severity, f.agent) == (
+        seq,
+        "unjustified_tier_change",
+        "critical",
+        "a1",
+    )
     assert "T0 → T2 is not one tier up" in f.detail
 
 

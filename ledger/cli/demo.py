@@ -154,7 +154,7 @@ def _tour(ctx: Context, r: DemoResult, events: int) -> None:
             why = f"the run that cost {r.example_run_cost} its tier: timeline and findings"
         steps.append((f"{g} runs show {r.example_run}", why))
     steps += [
-        (f"{g} findings --severity critical --limit 20", "every critical finding, from every check"),
+        (f"{g} findings --severity critical --limit 20", "critical findings of every check"),
         (f"{g} metrics", "per agent: runs, compliance, streaks, tokens, cost"),
         (f"{g} policy show", "the demo policy: the bars of each tier"),
         (f"{g} tiers show", "who holds which autonomy tier, and since when"),

@@ -22,7 +22,7 @@ from ledger.cli.context import (
 )
 from ledger.errors import InputError
 from ledger.events import normalize_time
-from projections.finding_queries import SEVERITIES, iter_findings, kinds
+from projections.finding_queries import SEVERITIES, iter_findings, valid_kinds
 from projections.tier_ops import read_models
 
 
@@ -33,7 +33,9 @@ def _time(value: str | None, option: str) -> str | None:
 @click.command("findings")
 @click.option("--kind", "kind", multiple=True, metavar="K",
               help="Only findings of this kind (repeatable: any of them).")  # fmt: skip
-@click.option("--severity", metavar="S", help="Only findings of this severity (info, warning, critical).")
+@click.option(
+    "--severity", metavar="S", help="Only findings of this severity (info, warning, critical)."
+)
 @click.option("--agent", help="Only this agent's findings.")
 @click.option("--run", help="Only this run's findings.")
 @click.option("--since", metavar="TS", help="Findings at or after this time (RFC 3339).")
@@ -64,7 +66,7 @@ def findings(ctx: Context, kind: tuple[str, ...], severity: str | None, agent: s
     since_ts, until_ts = _time(since, "--since"), _time(until, "--until")
     ledger = ctx.ledger()
     with read_models(ledger, resolve_at(ledger, at_seq, as_of)) as db:
-        valid = kinds(db)
+        valid = valid_kinds(db)
         unknown = [k for k in kind if k not in valid]
         if unknown:
             raise InputError(f"--kind: unknown kind {unknown[0]!r}; valid: {', '.join(valid)}")

@@ -235,6 +235,11 @@ def tiers_explain(ctx: Context, agent: str, policy_file: str | None, at_seq: int
         f"{agent}: {_t(a.agent.tier)} (effective {_t(a.agent.effective_tier)}) since seq "
         f"{a.agent.since_seq}, as of seq {a.seq}"
     )
+    if a.agent.unjustified_seq is not None:
+        click.echo(
+            f"the change at seq {a.agent.unjustified_seq} is unjustified: the rules go by "
+            f"{_t(a.agent.standing().tier)}"
+        )
     if a.criteria:
         print_table(f"criteria for {_t(a.next_tier)}", ["criterion", "required", "actual", "met"],
                     [[c.name, f"{c.comparison} {c.required}", c.actual, "yes" if c.met else "no"]
