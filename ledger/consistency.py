@@ -139,8 +139,13 @@ def remembered_size(origin: str | None) -> int | None:
     return int(state["size"]) if state else None
 
 
-def check_remembered(report: Any) -> None:
-    """Compare with the state of the last verify of this origin; remember this one if ok."""
+def check_remembered(report: Any, *, anchor: int | None = None) -> None:
+    """Compare with the state of the last verify of this origin; remember this one if ok.
+
+    ``anchor`` is the seq a ``verify --from`` anchors on: the roots it has are recomputed from
+    there on, so a state of a smaller size is not checked, and nothing is remembered (the
+    events before the anchor were not read).
+    """
     if report.origin is None:
         return
     state = remembered(report.origin)
@@ -148,7 +153,14 @@ def check_remembered(report: Any) -> None:
         # Another log under the same origin (a new root key): not this log's history. Pinning
         # the root key (`--trust`) is what catches a log replaced wholesale.
         state = None
-        report.state_note = "remembered state was for another root key; replaced"
+        done = "replaced" if anchor is None else "not checked"
+        report.state_note = f"remembered state was for another root key; {done}"
+    if state is not None and anchor is not None and int(state["size"]) < anchor:
+        report.state_note = (
+            f"remembered state of size {state['size']} is before the anchor at seq {anchor}: "
+            "not checked"
+        )
+        return
     if state is not None:
         where = state_path(report.origin)
         _compare(
@@ -158,6 +170,8 @@ def check_remembered(report: Any) -> None:
             root=bytes.fromhex(state["root"]),
             what=f"the last verify ({where})",
         )
+    if anchor is not None:
+        return
     if report.ok and (state is None or report.head_seq >= int(state["size"])):
         path = state_path(report.origin)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

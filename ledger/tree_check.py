@@ -8,7 +8,7 @@ they close, so each closed subtree is compared with its stored node in one pass.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ledger import merkle
@@ -21,6 +21,25 @@ class RootAccumulator:
         self.stack: list[tuple[int, bytes]] = []  # (level, hash), levels strictly decreasing
         self.size = 0
         self.on_node = on_node
+
+    @classmethod
+    def resume(
+        cls,
+        size: int,
+        frontier: Sequence[bytes],
+        on_node: Callable[[int, int, bytes], None] | None = None,
+    ) -> RootAccumulator:
+        """Continue the tree of ``size`` leaves whose ``merkle.range_nodes(0, size)`` have the
+        hashes ``frontier`` (largest first): all the accumulator keeps of the leaves before."""
+        nodes = merkle.range_nodes(0, size)
+        if len(frontier) != len(nodes):
+            raise ValueError(
+                f"a tree of size {size} has {len(nodes)} frontier nodes, not {len(frontier)}"
+            )
+        acc = cls(on_node)
+        acc.stack = [(level, h) for (level, _), h in zip(nodes, frontier, strict=True)]
+        acc.size = size
+        return acc
 
     def add(self, leaf: bytes) -> None:
         level, h, index = 0, leaf, self.size

@@ -6,6 +6,11 @@ at that point, unrevoked and authorized for the type, (6) signature. Signatures 
 worker threads (Ed25519 releases the GIL), batch by batch, while the main thread parses and
 chains the next batch. The RFC 9162 root is accumulated as the events stream by, and every
 complete subtree is compared with the stored Merkle tree.
+
+``verify --from K`` trusts only what an earlier full verify established: the stored subtrees
+left of K and the stored hashes of the few events after them up to K − 1, the last of which the
+chain continues from (``Anchor``). Every root it reports, for the head, a checkpoint or the
+remembered state, is recomputed from that anchor and the events it reads.
 """
 
 from __future__ import annotations
@@ -105,6 +110,26 @@ class VerifyReport:
         return d
 
 
+@dataclass(frozen=True)
+class Anchor:
+    """What ``verify --from K`` starts from without checking it (SPEC §5 ``verify``).
+
+    The stored tree over the first ``base`` leaves, ``base`` the largest multiple of
+    2 ** ``merkle.STORED_LEVEL`` below K − 1 (its frontier: O(log K) stored subtree roots), and
+    the stored hashes of seq ``base`` + 1 .. K − 1 (at most 16). Reading those as leaves ties
+    the hash of K − 1, which the chain continues from, to the stored tree: a stored node that
+    closes among them is compared with them like any node right of K.
+    """
+
+    base: int
+    frontier: list[bytes]
+    """The hashes of ``merkle.range_nodes(0, base)``, largest first."""
+    leaves: list[tuple[int, bytes]]
+    """``(seq, stored hash)`` of seq ``base`` + 1 .. K − 1."""
+    ts: str
+    """The ts of seq K − 1 (the next event's may not be earlier)."""
+
+
 def _text_ok(value: Any) -> bool:
     """The common case of an envelope string, checked fast: null, or short ASCII text."""
     return value is None or (type(value) is str and value.isascii() and 0 < len(value) <= 128)
@@ -144,6 +169,16 @@ class Verifier:
         self.acc = RootAccumulator(self._compare_node if stored_nodes else None)
         self._tree_problem = False
         self._current_seq = 0
+
+    def resume(self, anchor: Anchor) -> None:
+        """Continue the tree from ``anchor`` (``verify --from``): its frontier, then its leaves,
+        whose completed nodes are compared with the stored tree as the events' are."""
+        self.acc = RootAccumulator.resume(anchor.base, anchor.frontier, self.acc.on_node)
+        for seq, leaf in anchor.leaves:
+            self._current_seq = seq
+            self.acc.add(leaf)
+        if self.acc.size in self.want_roots:
+            self.report.roots[self.acc.size] = self.acc.root()
 
     def _compare_node(self, level: int, index: int, h: bytes) -> None:
         if level < merkle.STORED_LEVEL:
@@ -358,12 +393,14 @@ def verify_ledger(
 
     size = ledger.size
     checker = ChainChecker()
-    stored: Callable[[int, int], bytes | None] | None = StoredTree(ledger.conn).get
     start = 1
-    # (1)
+    anchor: Anchor | None = None
+    # (1) Keys registered before from_seq are read from the log; the tree and the chain start
+    #     from the anchor, the only things taken on trust.
     if from_seq is not None and from_seq > 1:
         if from_seq > size:
             raise InputError(f"--from {from_seq}: the log has {size} events")
+        _refuse_checkpoint_before(from_seq, checkpoint)
         for r in ledger.iter_rows(
             to_seq=from_seq - 1, where="type IN ('ledger.created', 'key.registered', 'key.revoked')"
         ):
@@ -372,25 +409,21 @@ def verify_ledger(
             except ValueError:
                 payload = None  # a key event that does not parse registers nothing
             checker._apply_key_event(seq=r[0], type=r[3], payload=payload, key=r[9])
-        anchor = ledger.conn.execute(
-            "SELECT hash, ts FROM events WHERE seq = ?", (from_seq - 1,)
-        ).fetchone()
-        if anchor is None:
-            raise ChainError(
-                f"--from {from_seq}: seq {from_seq - 1} is missing from the log, nothing to anchor "
-                "on (seq_gap): run a full verify"
-            )
-        checker.expected_seq, checker.prev_hash, checker.prev_ts = from_seq, anchor[0], anchor[1]
-        start, stored = from_seq, None
+        anchor = _read_anchor(ledger, from_seq)
+        checker.expected_seq, checker.prev_ts = from_seq, anchor.ts
+        checker.prev_hash = anchor.leaves[-1][1].hex()
+        start = from_seq
     origin = _origin_or_none(ledger)
     v = Verifier(
         trusted=trusted,
         checker=checker,
-        stored_nodes=stored,
+        stored_nodes=StoredTree(ledger.conn).get,
         progress=progress,
-        want_roots=_wanted(checkpoint, origin, use_state and start == 1),
+        want_roots=_wanted(checkpoint, origin, use_state),
         parallel=size - start + 1 >= workers.MIN_PARALLEL_VERIFY,
     )
+    if anchor is not None:
+        v.resume(anchor)
     if start > 1 and trusted is not None and checker.root_key_id not in trusted:
         v.report.add(
             Problem(1, "untrusted_root", f"root key {checker.root_key_id} is not a trusted key")
@@ -405,12 +438,7 @@ def verify_ledger(
         report.add(Problem(1, "untrusted_root", "the log has no ledger.created root key to pin"))
     # (3) The stored tree must give the events' root; a missing node fails closed (exit 1).
     try:
-        if start > 1:
-            report.root = ledger.root_at(report.head_seq)
-            for n in _wanted(checkpoint, origin, False):
-                if n <= report.head_seq:
-                    report.roots[n] = ledger.root_at(n)
-        elif report.head_seq and ledger.root_at(report.head_seq) != report.root:
+        if report.head_seq and ledger.root_at(report.head_seq) != report.root:
             report.add(
                 Problem(
                     report.head_seq,
@@ -424,10 +452,66 @@ def verify_ledger(
     if checkpoint is not None:
         check_checkpoint(report, checkpoint, _governor_keys(v.checker))
     # (5)
-    if use_state and start == 1:
-        check_remembered(report)
+    if use_state:
+        check_remembered(report, anchor=None if start == 1 else start - 1)
     report.problems.sort(key=lambda p: p.seq)
     return report
+
+
+def _refuse_checkpoint_before(from_seq: int, checkpoint: str | None) -> None:
+    """``--from K`` recomputes roots from seq K − 1 on only: an older checkpoint is refused
+    (exit 2) rather than checked against stored nodes nothing verified."""
+    from ledger.consistency import checkpoint_roots_wanted
+    from ledger.errors import InputError
+
+    if checkpoint is None:
+        return
+    try:
+        n = checkpoint_roots_wanted(checkpoint)
+    except LedgerError:
+        return  # reported as checkpoint_mismatch by check_checkpoint
+    if n < from_seq - 1:
+        raise InputError(
+            f"--from {from_seq}: the checkpoint has size {n}, before the anchor at seq "
+            f"{from_seq - 1}: its root is not recomputed from the events read; "
+            f"use --from {n + 1} or lower, or a full verify"
+        )
+
+
+def _read_anchor(ledger: Any, from_seq: int) -> Anchor:
+    """The ``Anchor`` of ``verify --from from_seq`` (from_seq >= 2); ``ChainError`` (exit 1)
+    when the log cannot give it: run a full verify."""
+    last = from_seq - 1
+    step = 1 << merkle.STORED_LEVEL
+    base = (last - 1) // step * step
+    try:
+        nodes = ledger.get_nodes(merkle.range_nodes(0, base))
+    except StoreError as e:
+        raise ChainError(
+            f"--from {from_seq}: the stored tree left of seq {from_seq} is unreadable "
+            f"({e.message}), nothing to anchor on: run a full verify"
+        ) from e
+    rows = dict(
+        ledger.conn.execute(
+            "SELECT seq, hash FROM events WHERE seq > ? AND seq <= ?", (base, last)
+        ).fetchall()
+    )
+    leaves: list[tuple[int, bytes]] = []
+    for seq in range(base + 1, last + 1):
+        h = rows.get(seq)
+        if h is None:
+            raise ChainError(
+                f"--from {from_seq}: seq {seq} is missing from the log, nothing to anchor on "
+                "(seq_gap): run a full verify"
+            )
+        if not isinstance(h, str) or not HEX64.match(h):
+            raise ChainError(
+                f"--from {from_seq}: the stored hash of seq {seq} is not lowercase hex of the "
+                "right length, nothing to anchor on: run a full verify"
+            )
+        leaves.append((seq, bytes.fromhex(h)))
+    (ts,) = ledger.conn.execute("SELECT ts FROM events WHERE seq = ?", (last,)).fetchone()
+    return Anchor(base, [nodes[n] for n in merkle.range_nodes(0, base)], leaves, ts)
 
 
 def _origin_or_none(ledger: Any) -> str | None:

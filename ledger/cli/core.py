@@ -246,7 +246,8 @@ def log(
     "from_seq",
     type=click.IntRange(min=1),
     default=None,
-    help="Check events from SEQ on, anchored on the stored hash of SEQ − 1.",
+    help="Check events from SEQ on, anchored on the stored hash of SEQ − 1 and the stored "
+    "Merkle tree left of SEQ.",
 )
 @click.option(
     "--trust", multiple=True, metavar="KEY_ID", help="Pin the expected root key id (repeatable)."
