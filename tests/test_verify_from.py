@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from ledger import merkle
-from ledger.consistency import state_path
-from ledger.tree_check import RootAccumulator
+from ledger.tlog import merkle
+from ledger.tlog.consistency import state_path
+from ledger.tlog.stored_tree import RootAccumulator
 from tests.conftest import ORIGIN, Cli
 
 REWRITE = 20
