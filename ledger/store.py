@@ -34,6 +34,7 @@ from ledger.errors import (
 from ledger.events import ZERO_HASH, Event, build_event
 from ledger.keys import Signer
 from ledger.schema import SCHEMA_VERSION, migrate, read_schema_version
+from ledger.settings import env_choice, env_int
 
 DEFAULT_BUSY_TIMEOUT_MS = 10_000
 
@@ -135,8 +136,8 @@ class Ledger:
     ) -> sqlite3.Connection:
         timeout_ms = busy_timeout_ms
         if timeout_ms is None:
-            timeout_ms = int(os.environ.get("GOVLEDGER_BUSY_TIMEOUT_MS", DEFAULT_BUSY_TIMEOUT_MS))
-        sync = (synchronous or os.environ.get("GOVLEDGER_SYNCHRONOUS") or "FULL").upper()
+            timeout_ms = env_int("GOVLEDGER_BUSY_TIMEOUT_MS", DEFAULT_BUSY_TIMEOUT_MS)
+        sync = synchronous.upper() if synchronous else env_choice("GOVLEDGER_SYNCHRONOUS", "FULL")
         if sync not in ("FULL", "NORMAL", "EXTRA"):
             raise InputError(f"GOVLEDGER_SYNCHRONOUS must be FULL, NORMAL or EXTRA, not {sync!r}")
         try:
