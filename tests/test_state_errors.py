@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,8 +29,8 @@ def genesis(cli: Cli) -> str:
         return lg.hash_at(1)
 
 
-def saved_state() -> dict[str, object]:
-    data: dict[str, object] = json.loads(state_path(ORIGIN).read_text(encoding="utf-8"))
+def saved_state() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(state_path(ORIGIN).read_text(encoding="utf-8"))
     return data
 
 
@@ -98,7 +99,7 @@ def test_a_state_directory_that_is_a_file_is_exit_3(
 
 def test_a_new_root_key_under_a_known_origin_fails_verify(ready: Cli, other: Cli) -> None:
     ready("verify")
-    seen = saved_state()["logs"][0]  # type: ignore[index]
+    seen = saved_state()["logs"][0]
     other("init", "--origin", ORIGIN)  # a new log, same origin, another root key
     result = other("verify", ok=False)
     new = root_key(other)
@@ -123,7 +124,7 @@ def test_a_new_root_key_pinned_with_trust_is_remembered_alongside(ready: Cli, ot
         "remembered alongside the 1 other log(s) of that origin verified here"
     )
     logs = saved_state()["logs"]
-    assert [(e["genesis"], e["size"]) for e in logs] == [(genesis(ready), 2), (genesis(other), 1)]  # type: ignore[union-attr]
+    assert [(e["genesis"], e["size"]) for e in logs] == [(genesis(ready), 2), (genesis(other), 1)]
     # From now on each log is checked against its own remembered state, without flags.
     assert other.json("verify")["ok"] is True
     assert ready.json("verify")["ok"] is True
@@ -134,7 +135,7 @@ def test_another_log_with_the_same_origin_and_root_key_is_another_log_not_trunca
 ) -> None:
     ready("append", "x.note", "--signer", "rec", "--payload", "{}")
     ready("verify")
-    seen = saved_state()["logs"][0]  # type: ignore[index]
+    seen = saved_state()["logs"][0]
     other.keys = ready.keys  # the same key directory: the same root key
     other("init", "--origin", ORIGIN)
     result = other("verify", "--trust", root_key(ready), ok=False)
@@ -189,7 +190,7 @@ def test_a_first_format_state_file_is_read_and_rewritten_with_the_genesis(ready:
     assert ready.json("verify")["ok"] is True
     saved = saved_state()
     assert saved["format"] == 2 and saved["origin"] == ORIGIN
-    [entry] = saved["logs"]  # type: ignore[misc]
+    [entry] = saved["logs"]
     assert (entry["genesis"], entry["size"], entry["root_key_id"]) == (
         genesis(ready),
         size + 1,
