@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from ledger.consistency import state_path
-from ledger.store import Ledger
+from ledger.store.sqlite import Ledger
+from ledger.tlog.consistency import state_path
 from tests.conftest import ORIGIN, Cli, LedgerKeys, populate
 
 GOVLEDGER = str(Path(sys.executable).parent / "govledger")

@@ -8,7 +8,6 @@ from typing import Any, BinaryIO
 
 import click
 
-from ledger.checkpoint import bad_key_name_char, parse_unverified_checkpoint
 from ledger.cli.context import (
     Context,
     ProgressBar,
@@ -18,12 +17,13 @@ from ledger.cli.context import (
     pass_ctx,
     progress_bar,
 )
-from ledger.encoding import loads
 from ledger.errors import CheckpointError, InputError, StateError, VerificationError
-from ledger.events import normalize_time
-from ledger.imports import import_file
-from ledger.store import Draft, Ledger
-from ledger.verify import VerifyReport, verify_export, verify_ledger
+from ledger.event.canonical import loads
+from ledger.event.envelope import normalize_time
+from ledger.exchange.import_lines import import_file
+from ledger.store.sqlite import Draft, Ledger
+from ledger.tlog.notes import bad_key_name_char, parse_unverified_checkpoint
+from ledger.verify.verifier import VerifyReport, verify_export, verify_ledger
 
 
 @click.command()
@@ -78,7 +78,7 @@ def _check_origin(origin: str) -> None:
 def _warn_known_origin(origin: str, root_key_id: str) -> None:
     """Warn when this machine has verified another log of this origin: `verify` will report
     the new log as a different one (remembered state is kept per log of an origin)."""
-    from ledger.consistency import known_logs, state_path
+    from ledger.tlog.consistency import known_logs, state_path
 
     try:
         seen = known_logs(origin)
@@ -202,7 +202,7 @@ def import_(ctx: Context, file: str, signer: str, as_json: bool) -> None:
 @pass_ctx
 def export(ctx: Context, from_seq: int, to_seq: int | None, output: str) -> None:
     """Export full events as JSON Lines (SPEC §2.1), verifiable with `verify --file`."""
-    from ledger.exporting import export_lines
+    from ledger.exchange.export import export_lines
 
     ledger = ctx.ledger()
     total = (to_seq or ledger.size) - from_seq + 1
@@ -252,7 +252,7 @@ def log(
     as_json: bool,
 ) -> None:
     """List events, oldest first (`--json`: one full event per line)."""
-    from ledger.exporting import event_filter, summarize
+    from ledger.exchange.export import event_filter, summarize
 
     ledger = ctx.ledger()
     where, params = event_filter(
