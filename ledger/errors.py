@@ -87,6 +87,10 @@ class DatabaseLocked(StoreError):
     """Another writer held the database lock longer than the busy timeout."""
 
 
+class StateError(EnvironmentProblem):
+    """The remembered state of earlier verifies (``GOVLEDGER_STATE``) cannot be read or written."""
+
+
 class KeyFileError(EnvironmentProblem):
     """A private key file is missing, unreadable, has loose permissions or a wrong passphrase."""
 

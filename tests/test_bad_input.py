@@ -341,8 +341,8 @@ def test_tampered_database_is_exit_1(state: tuple[Cli, tuple[int, str], bytes]) 
         stored = lg.hash_at(3)
     result = cli("verify", "--no-state", ok=False)
     assert result.exit_code == 1
-    assert result.stdout.startswith(
-        f"seq 3: hash_mismatch: stored hash {stored[:4]}…{stored[-2:]}, computed "
+    assert result.stderr.startswith(
+        f"error: seq 3: hash_mismatch: stored hash {stored[:4]}…{stored[-2:]}, computed "
     )
     out = json.loads(cli("verify", "--no-state", "--json", ok=False).stdout)
     assert out["ok"] is False

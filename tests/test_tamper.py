@@ -760,11 +760,11 @@ def test_verify_human_output_names_the_first_problem(
     conn.close()
     result = _verify_cli(path, "--no-state")
     assert result.exit_code == 1
-    lines = result.stdout.splitlines()
-    assert len(lines) == 1
-    assert re.fullmatch(r"seq \d+: [a-z_]+: .+", lines[0])
+    lines = result.stderr.splitlines()
+    assert (len(lines), result.stdout) == (1, "")
+    assert re.fullmatch(r"error: seq \d+: [a-z_]+: .+", lines[0])
     assert lines[0].startswith(
-        f"seq 9: chain_broken: prev is ffff…ff, expected {short(template.rows[7][10])} "
+        f"error: seq 9: chain_broken: prev is ffff…ff, expected {short(template.rows[7][10])} "
         "(hash of seq 8) (and "
     )
 

@@ -197,7 +197,10 @@ def test_truncated_log_fails_through_the_installed_command(
         check=False,
     )
     assert done.returncode == 1
-    assert done.stdout == "seq 14: truncated: log has 13 events, checkpoint has 14\n"
+    assert (done.stdout, done.stderr) == (
+        "",
+        "error: seq 14: truncated: log has 13 events, checkpoint has 14\n",
+    )
 
 
 def test_truncation_after_the_checkpoint_is_invisible_to_it(
@@ -358,7 +361,8 @@ def test_verify_remembers_size_and_root_per_origin(
     path = state_path(ORIGIN)
     assert path.parent == state
     saved = json.loads(path.read_text(encoding="utf-8"))
-    assert (saved["origin"], saved["size"], saved["root"]) == (ORIGIN, 25, report["root"])
+    [log] = saved["logs"]  # one log of this origin, known by the hash of its seq 1
+    assert (saved["origin"], log["size"], log["root"]) == (ORIGIN, 25, report["root"])
 
 
 def test_remembered_state_detects_truncation_without_checkpoint(
@@ -376,7 +380,7 @@ def test_remembered_state_detects_truncation_without_checkpoint(
     assert kinds(verify_json(copy, keys_dir)[1]) == [(21, "truncated")]
     code, report = verify_json(copy, keys_dir, "--no-state")
     assert (code, report["problems"]) == (0, [])
-    assert json.loads(state_path(ORIGIN).read_text(encoding="utf-8"))["size"] == 25
+    assert json.loads(state_path(ORIGIN).read_text(encoding="utf-8"))["logs"][0]["size"] == 25
 
 
 def test_remembered_state_detects_rewrite(
@@ -399,7 +403,7 @@ def test_remembered_state_follows_growth(
     assert verify_json(db, keys_dir)[0] == 0
     ledger.append(Draft("x.note", {"n": 1}), signer=keys.recorder)
     assert verify_json(db, keys_dir)[0] == 0
-    assert json.loads(state_path(ORIGIN).read_text(encoding="utf-8"))["size"] == 26
+    assert json.loads(state_path(ORIGIN).read_text(encoding="utf-8"))["logs"][0]["size"] == 26
 
 
 def test_remembered_state_is_per_origin(

@@ -61,16 +61,21 @@ def test_verify_from_one_says_so(ready: Cli) -> None:
     assert ready.json("verify", "--from", "1")["from"] == 1
 
 
-def test_remembered_state_of_another_log_with_the_same_origin_is_no_alarm(
+def test_another_log_under_a_remembered_origin_fails_until_its_new_root_is_pinned(
     ready: Cli, tmp_path: Path
 ) -> None:
     ready("append", "x.note", "--signer", "rec", "--payload", "{}")
-    assert ready.json("verify")["ok"] is True  # remembers size 3 for ORIGIN
+    assert ready.json("verify")["ok"] is True  # remembers this log (3 events) of ORIGIN
     other = Cli(tmp_path / "other")
     (tmp_path / "other").mkdir()
     other("init", "--origin", ORIGIN)  # a new log: same origin, new root key, 1 event
-    out = other.json("verify")
-    assert out["ok"] is True and out["state"].startswith("remembered state was for another")
+    result = other("verify", "--json", ok=False)
+    assert result.exit_code == 1
+    assert [(p["seq"], p["kind"]) for p in json.loads(result.stdout)["problems"]] == [
+        (1, "untrusted_root")
+    ]
+    new_root = other.ring().load("root").key_id
+    assert other.json("verify", "--trust", new_root)["ok"] is True
     shutil.rmtree(tmp_path / "other")
     assert json.loads(ready("verify", "--json").stdout)["ok"] is True
 

@@ -8,8 +8,9 @@ mapped to exit codes in one place (``GovledgerGroup.invoke``): 1 integrity, 2 us
 from __future__ import annotations
 
 import importlib
+import os
 import sys
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 import click
 
@@ -61,23 +62,46 @@ class GovledgerGroup(click.Group):
                 return cast(click.Command, command)
         return None
 
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        # Environment variables are checked before any command module is imported (some read
+        # theirs at import) and before anything is read or written.
+        from ledger.settings import check_environment
+
+        try:
+            check_environment()
+        except LedgerError as e:
+            _fail(e)
+        return super().main(*args, **kwargs)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except LedgerError as e:
-            click.echo(f"error: {e.message}", err=True)
-            sys.exit(e.exit_code)
+            _fail(e)
         except KeyboardInterrupt:
             click.echo(
                 "error: interrupted; nothing half-written (each write is one transaction)", err=True
             )
             sys.exit(130)
         except BrokenPipeError:
+            # The reader went away (`| head`): not a failure. Later writes, and the
+            # interpreter's last flush of stdout, go to /dev/null instead of failing again.
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+            except (OSError, ValueError):
+                pass  # stdout is not a file (a test runner's buffer): nothing to redirect
             sys.exit(0)
         except UnicodeEncodeError as e:
             # An argument that is not valid UTF-8 reaches us with surrogate escapes.
             click.echo(f"error: an argument or value is not valid UTF-8 ({e.reason})", err=True)
             sys.exit(2)
+
+
+def _fail(e: LedgerError) -> NoReturn:
+    """The one place a library error becomes a message and an exit code."""
+    click.echo(f"error: {e.message}", err=True)
+    sys.exit(e.exit_code)
 
 
 @click.group(cls=GovledgerGroup, context_settings={"help_option_names": ["-h", "--help"]})

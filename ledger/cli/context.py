@@ -85,10 +85,17 @@ def echo_json(value: Any) -> None:
     click.echo(json.dumps(value, ensure_ascii=False, sort_keys=False))
 
 
+class _StdoutConsole(Console):
+    def on_broken_pipe(self) -> None:
+        # rich exits with status 1 here; the CLI's one handler of a closed pipe exits 0.
+        self.quiet = True
+        raise BrokenPipeError
+
+
 def stdout_console() -> Console:
     # Piped output is not cut to 80 columns: tables keep one line per row for grep and less.
     width = None if sys.stdout.isatty() else 200
-    return Console(soft_wrap=False, highlight=False, width=width)
+    return _StdoutConsole(soft_wrap=False, highlight=False, width=width)
 
 
 def print_table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:

@@ -17,11 +17,12 @@ from ledger.cli.context import (
     pass_ctx,
     progress_bar,
 )
-from ledger.errors import InputError
+from ledger.errors import CheckpointError, InputError, StateError, VerificationError
 from ledger.event.canonical import loads
 from ledger.event.envelope import normalize_time
 from ledger.exchange.import_lines import import_file
 from ledger.store.sqlite import Draft, Ledger
+from ledger.tlog.notes import bad_key_name_char, parse_unverified_checkpoint
 from ledger.verify.verifier import VerifyReport, verify_export, verify_ledger
 
 
@@ -41,13 +42,11 @@ def init(ctx: Context, origin: str, as_json: bool) -> None:
     """
     keyring = ctx.keyring
     Ledger.check_new(ctx.db)
-    if not origin.strip() or len(origin) > 256 or any(c.isspace() for c in origin):
-        raise InputError(
-            "--origin must be a non-empty name without spaces (e.g. example.com/agents)"
-        )
+    _check_origin(origin)
     root = keyring.load_or_create("root")
     ledger = Ledger.create(ctx.db, origin=origin, root=root)
     size, head = ledger.head()
+    _warn_known_origin(origin, root.key_id)
     if as_json:
         echo_json(
             {"db": ctx.db, "origin": origin, "root_key_id": root.key_id, "seq": size, "hash": head}
@@ -56,6 +55,45 @@ def init(ctx: Context, origin: str, as_json: bool) -> None:
     click.echo(f"created ledger {ctx.db} (origin {origin})")
     click.echo(f"root key: {keyring.path('root')} (key id {root.key_id})")
     click.echo(f"auditors pin it with: govledger verify --trust {root.key_id}")
+
+
+def _check_origin(origin: str) -> None:
+    """The origin is the key name of the log's checkpoints: a signed-note key name (no Unicode
+    space, no '+', no control character), 1–256 characters."""
+    bad = bad_key_name_char(origin)
+    if not origin:
+        found = "is empty"
+    elif len(origin) > 256:
+        found = f"is {len(origin)} characters long"
+    elif bad is not None:
+        found = f"has U+{ord(origin[bad]):04X} at offset {bad}"
+    else:
+        return
+    raise InputError(
+        f"--origin {found}; want 1–256 characters without spaces, '+' or control characters "
+        "(it names the log's checkpoint key), e.g. example.com/agents"
+    )
+
+
+def _warn_known_origin(origin: str, root_key_id: str) -> None:
+    """Warn when this machine has verified another log of this origin: `verify` will report
+    the new log as a different one (remembered state is kept per log of an origin)."""
+    from ledger.tlog.consistency import known_logs, state_path
+
+    try:
+        seen = known_logs(origin)
+    except StateError:
+        return  # `verify` reports the unreadable state file; creating a log does not need it
+    if not seen:
+        return
+    way_out = "give it its own origin, or verify it with --no-state"
+    if all(log.root_key_id != root_key_id for log in seen):
+        way_out = f"pin its root with `verify --trust {root_key_id}`, " + way_out
+    click.echo(
+        f"warning: this machine has verified another log of origin {origin!r} "
+        f"({state_path(origin)}): `verify` reports this new log as a different log; {way_out}",
+        err=True,
+    )
 
 
 def _payload_arg(value: str) -> Any:
@@ -313,6 +351,13 @@ def verify(
             checkpoint = Path(checkpoint_file).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
             raise InputError(f"--checkpoint: cannot read {checkpoint_file}") from e
+        try:
+            parse_unverified_checkpoint(checkpoint, "checkpoint note")
+        except CheckpointError as e:
+            # Not a checkpoint at all is bad input; one that does not verify is a mismatch.
+            raise InputError(
+                f"--checkpoint: {checkpoint_file} is not a checkpoint ({e.message})"
+            ) from e
     report: VerifyReport
     if export_file:
         if from_seq is not None:
@@ -337,20 +382,17 @@ def verify(
             )
     if as_json:
         echo_json(report.as_dict())
-    else:
-        _print_report(report)
-    if not report.ok:
-        sys.exit(1)
-
-
-def _print_report(report: VerifyReport) -> None:
+    elif report.ok:
+        _print_ok(report)
     if not report.ok:
         first = report.problems[0]
         more = report.problem_count - 1
-        click.echo(
+        raise VerificationError(
             f"{first}" + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
         )
-        return
+
+
+def _print_ok(report: VerifyReport) -> None:
     scope = (
         f"seq {report.from_seq}–{report.head_seq}" if report.from_seq else f"{report.events} events"
     )
@@ -358,6 +400,8 @@ def _print_report(report: VerifyReport) -> None:
     click.echo(f"root {report.root.hex()}")
     if report.checkpoint:
         click.echo(f"consistent with checkpoint of size {report.checkpoint['size']}")
+    if report.state_note:
+        click.echo(f"remembered state: {report.state_note}")
     if not report.pinned:
         click.echo(
             "not pinned: this proves internal consistency only; pin the root key with "

@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from ledger.cli.context import Context, echo_json, json_option, pass_ctx
-from ledger.errors import InputError
+from ledger.errors import CheckpointError, InputError
+from ledger.tlog.notes import parse_vkey
 from ledger.tlog.proofs import (
     prove_inclusion,
     sign_current_checkpoint,
@@ -113,6 +114,11 @@ def verify_proof(file: str, vkey: str, as_json: bool) -> None:
     Exit 1 when anything fails.
     """
     # Bytes, not text: a proof that is not UTF-8 is a bad proof (exit 1), not a usage error.
+    try:
+        parse_vkey(vkey)
+    except CheckpointError as e:
+        # A verifier key that is not one is a usage error; a proof that fails it is exit 1.
+        raise InputError(f"--vkey: {e.message}") from e
     data = sys.stdin.buffer.read() if file == "-" else _read_bytes(file, "proof")
     proven = verify_event_proof(data, vkey=vkey)
     body = proven.body

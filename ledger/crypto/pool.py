@@ -29,13 +29,14 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ledger.crypto.signing import check_event_signature, sign_event
+from ledger.settings import env_int
 
-MIN_PARALLEL = int(os.environ.get("GOVLEDGER_PARALLEL_MIN", "64"))
+MIN_PARALLEL = env_int("GOVLEDGER_PARALLEL_MIN", 64)
 """Append batches smaller than this are signed in-process (at 100 events, signing in the
 workers while the batch is chained already pays)."""
 MIN_PARALLEL_VERIFY = max(MIN_PARALLEL, 512)
 """Logs shorter than this are verified in-process: the workers' start-up would not pay."""
-WORKERS = max(0, min(int(os.environ.get("GOVLEDGER_WORKERS", str(os.cpu_count() or 1))), 8))
+WORKERS = min(env_int("GOVLEDGER_WORKERS", os.cpu_count() or 1), 8)
 """Worker processes (env ``GOVLEDGER_WORKERS``; below 2 CPUs nothing runs in parallel)."""
 CHUNK = 256
 """Items per request (at most). Workers write their answers without blocking

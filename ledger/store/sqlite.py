@@ -31,6 +31,7 @@ from ledger.errors import (
 )
 from ledger.event.drafts import MAX_PAYLOAD_BYTES, TYPED_PAYLOADS, Draft, Prepared, prepare
 from ledger.event.envelope import ZERO_HASH, Event, build_event
+from ledger.settings import env_choice, env_int
 from ledger.store.sqlite_append import Tip, append_locked
 from ledger.store.sqlite_schema import SCHEMA_VERSION, migrate, read_schema_version
 from ledger.tlog import merkle
@@ -135,8 +136,8 @@ class Ledger:
     ) -> sqlite3.Connection:
         timeout_ms = busy_timeout_ms
         if timeout_ms is None:
-            timeout_ms = int(os.environ.get("GOVLEDGER_BUSY_TIMEOUT_MS", DEFAULT_BUSY_TIMEOUT_MS))
-        sync = (synchronous or os.environ.get("GOVLEDGER_SYNCHRONOUS") or "FULL").upper()
+            timeout_ms = env_int("GOVLEDGER_BUSY_TIMEOUT_MS", DEFAULT_BUSY_TIMEOUT_MS)
+        sync = synchronous.upper() if synchronous else env_choice("GOVLEDGER_SYNCHRONOUS", "FULL")
         if sync not in ("FULL", "NORMAL", "EXTRA"):
             raise InputError(f"GOVLEDGER_SYNCHRONOUS must be FULL, NORMAL or EXTRA, not {sync!r}")
         try:

@@ -74,10 +74,22 @@ def _b64e(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
+def bad_key_name_char(name: str) -> int | None:
+    """The offset of the first character a signed-note key name may not hold, or None.
+
+    Key names hold no Unicode space and no '+'; a note holds no control character and only
+    valid UTF-8 (so no lone surrogate).
+    """
+    for i, c in enumerate(name):
+        if c.isspace() or c == "+" or c < " " or "\ud800" <= c <= "\udfff":
+            return i
+    return None
+
+
 def _check_name(name: str, where: str) -> None:
     if not name:
         raise CheckpointError(f"{where}: key name is empty")
-    if any(c.isspace() or c == "+" or c < " " for c in name):
+    if bad_key_name_char(name) is not None:
         raise CheckpointError(f"{where}: key name {_short(name)} contains a space, '+' or control")
 
 

@@ -73,6 +73,8 @@ class VerifyReport:
     origin: str | None = None
     root_key_id: str | None = None
     checkpoint: dict[str, Any] | None = None
+    genesis: str | None = None
+    """The hash of seq 1: with the origin, what tells this log from another (remembered state)."""
     state_note: str | None = None
     """What the remembered-state check did when it was not a plain comparison."""
     roots: dict[int, bytes] = field(default_factory=dict)
@@ -257,6 +259,8 @@ class Verifier:
             self.report.roots[self.acc.size] = self.acc.root()
         self.report.events += 1
         self.report.head_seq, self.report.head_hash = seq, hash_
+        if seq == 1:
+            self.report.genesis = hash_
         # (6) the signature, against the stored hash (a wrong hash is already reported)
         if signer is not None:
             self.batch.append((seq, signer.public_key, raw_sig, leaf))
@@ -360,7 +364,7 @@ class Verifier:
 
 
 def _wanted(checkpoint: str | None, origin: str | None, use_state: bool) -> set[int]:
-    from ledger.tlog.consistency import checkpoint_roots_wanted, remembered_size
+    from ledger.tlog.consistency import checkpoint_roots_wanted, remembered_sizes
 
     sizes = set()
     if checkpoint is not None:
@@ -369,9 +373,7 @@ def _wanted(checkpoint: str | None, origin: str | None, use_state: bool) -> set[
         except LedgerError:
             pass  # reported as checkpoint_mismatch by check_checkpoint
     if use_state:
-        n = remembered_size(origin)
-        if n is not None:
-            sizes.add(n)
+        sizes |= remembered_sizes(origin)
     return sizes
 
 
@@ -554,9 +556,20 @@ def verify_export(
     if unframed is not None:
         count_unframed()
     report = v.finish()
-    if trusted and v.checker.root_key_id is None:
-        # An empty file, or one without its ledger.created, cannot show the pinned root.
-        report.add(Problem(1, "untrusted_root", "no root key: the file has no ledger.created"))
+    if v.checker.root_key_id is None:
+        # An empty file, or one without its ledger.created, cannot show the pinned root; nor,
+        # pinned or not, is it a log that can be verified (whose keys come from seq 1 on).
+        if trusted:
+            report.add(Problem(1, "untrusted_root", "no root key: the file has no ledger.created"))
+        elif report.ok:
+            report.add(
+                Problem(
+                    1,
+                    "malformed",
+                    f"the file has no ledger.created at seq 1 ({report.events} events): "
+                    "not a log that can be verified",
+                )
+            )
     if checkpoint is not None:
         check_checkpoint(report, checkpoint, _governor_keys(v.checker))
     report.problems.sort(key=lambda p: p.seq)
