@@ -21,6 +21,7 @@ from ledger.drafts import Prepared
 from ledger.encoding import canonical, loads
 from ledger.errors import DuplicateEventId, EventValidationError, UnauthorizedWrite
 from ledger.events import ZERO_HASH, Event, authorize, build_event
+from ledger.framing import ROW_COLUMNS, ROW_FIELDS
 from ledger.keys import Signer
 from ledger.signing import b64decode_canonical, b64encode, event_hash, key_id, sign_event
 
@@ -294,10 +295,7 @@ def append_locked(
     # workers have the time: the main process is the slower side). Without workers, or what a
     # failed worker left, is signed here.
     secret = signer.secret_key
-    insert = (
-        "INSERT INTO events (seq, id, ts, type, agent, run, actor, payload, prev, key, hash, sig) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    )
+    insert = f"INSERT INTO events ({ROW_COLUMNS}) VALUES ({', '.join('?' * len(ROW_FIELDS))})"
     done = 0
     if pipeline is not None:
         for signed in pipeline.each():

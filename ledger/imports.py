@@ -18,11 +18,13 @@ from ledger.appending import append_locked
 from ledger.drafts import Draft, Prepared, prepare
 from ledger.encoding import loads
 from ledger.errors import EventValidationError, InputError, LedgerError
+from ledger.framing import ENVELOPE_FIELDS
 from ledger.keys import Signer
 from ledger.store import Ledger
 
 DRAFT_FIELDS = frozenset({"type", "payload", "agent", "run", "actor", "id"})
-LEDGER_FIELDS = ("v", "seq", "ts", "prev", "key", "hash", "sig")
+LEDGER_FIELDS = tuple(f for f in ENVELOPE_FIELDS if f not in DRAFT_FIELDS)
+"""The envelope fields the ledger assigns (v, seq, ts, prev, key, hash, sig)."""
 MAX_LINE_BYTES = 1024 * 1024
 MAX_REPORTED = 20
 CHUNK = 1000

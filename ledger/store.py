@@ -32,12 +32,13 @@ from ledger.errors import (
     UnauthorizedWrite,
 )
 from ledger.events import ZERO_HASH, Event, build_event
+from ledger.framing import ROW_COLUMNS
 from ledger.keys import Signer
 from ledger.schema import SCHEMA_VERSION, migrate, read_schema_version
 
 DEFAULT_BUSY_TIMEOUT_MS = 10_000
 
-EVENT_COLUMNS = "seq, id, ts, type, agent, run, actor, payload, prev, key, hash, sig"
+EVENT_COLUMNS = ROW_COLUMNS
 REPLAY_COLUMNS = "seq, id, ts, type, agent, run, actor, payload, key, hash"
 """The columns of ``EventRow``, in its order."""
 __all__ = [
