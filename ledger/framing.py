@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
 ENVELOPE_VERSION = 1
@@ -66,25 +67,22 @@ USER_TYPE_RE = re.compile(r"x\.[a-z0-9][a-z0-9_-]*(?:\.[a-z0-9][a-z0-9_-]*)*", r
 SIG_BYTES = 64
 """``sig``: canonical padded base64 of an Ed25519 signature (``signing.b64decode_canonical``)."""
 
-_real_dates: dict[str, bool] = {}
-
 
 def is_ts(value: Any) -> bool:
     """True when ``value`` is a ``ts`` the ledger writes: the pattern, on a calendar date."""
     if type(value) is not str or TS_RE.fullmatch(value) is None:
         return False
-    day = value[:10]
-    real = _real_dates.get(day)
-    if real is None:
-        try:
-            date.fromisoformat(day)
-            real = True
-        except ValueError:
-            real = False
-        if len(_real_dates) > 4096:
-            _real_dates.clear()
-        _real_dates[day] = real
-    return real
+    # Every month has days 1–28; only the 29th to 31st need the calendar.
+    return value[8:10] < "29" or _real_date(value[:10])
+
+
+@lru_cache(maxsize=1024)
+def _real_date(day: str) -> bool:
+    try:
+        date.fromisoformat(day)
+    except ValueError:
+        return False
+    return True
 
 
 def is_hex64(value: Any) -> bool:

@@ -21,12 +21,14 @@ from ledger.errors import ChainError, DecodeError, LedgerError, StoreError
 from ledger.events import CATALOG, REQUIRED_ENVELOPE, check_type, decode_payload
 from ledger.export_read import rows_from_export
 from ledger.framing import (
+    HEX32_RE,
+    HEX64_RE,
     SIG_BYTES,
     TEXT_FIELDS,
     ZERO_HASH,
-    is_hex32,
     is_hex64,
     is_ts,
+    is_user_type,
     plain_text,
     text_problem,
 )
@@ -237,8 +239,8 @@ class Verifier:
             raise ValueError(text_problem("id", ""))
         if not is_ts(ts):
             raise ValueError(f"ts {ts!r} is not RFC 3339 UTC with six fractional digits and Z")
-        for name, v, ok in (("prev", prev, is_hex64), ("hash", hash_, is_hex64), ("key", key, is_hex32)):  # fmt: skip
-            if not ok(v):
+        for name, v, rx in (("prev", prev, HEX64_RE), ("hash", hash_, HEX64_RE), ("key", key, HEX32_RE)):  # fmt: skip
+            if type(v) is not str or rx.fullmatch(v) is None:
                 raise ValueError(f"{name} {v!r} is not lowercase hex of the right length")
         if not isinstance(sig, str):
             raise ValueError("sig is not a string")
@@ -254,8 +256,8 @@ class Verifier:
         try:
             if type(type_) is str and type_ in CATALOG:
                 decode_payload(type_, payload, "payload")
-            else:
-                check_type(type_)  # x.<name> as the writer takes it (any object), or unknown
+            elif not is_user_type(type_):  # x.<name> as the writer takes it: any object
+                check_type(type_)  # raises: not a user type the writer takes, or unknown
         except LedgerError as e:
             raise ValueError(e.message) from e
         for name in REQUIRED_ENVELOPE.get(type_, ()):
