@@ -1,8 +1,8 @@
 """The envelope's framing rules (SPEC §2.1): its fields, in order, and what each may hold.
 
-One rule set, used the same way by the writer (``ledger.events.check_type`` and
+One rule set, used the same way by the writer (``ledger.event.envelope.check_type`` and
 ``check_envelope``), by ``verify`` on a ledger and on an exported file, and by ``runs show``
-(which verifies through ``ledger.verify``). A string the writer refuses is ``malformed`` for
+(which verifies through ``ledger.verify.verifier``). A string the writer refuses is ``malformed`` for
 every verifier. Patterns are whole-string matches over ASCII (``fullmatch``, explicit
 ``[0-9]``): no trailing newline slips past a ``$``, no non-ASCII digit past a ``\\d``.
 

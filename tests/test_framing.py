@@ -23,12 +23,12 @@ from click.testing import CliRunner, Result
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from ledger import merkle
-from ledger.chain import body_bytes
 from ledger.cli import main
-from ledger.encoding import canonical, loads
-from ledger.events import Event
-from ledger.exporting import export_lines
+from ledger.crypto.keyfiles import KeyRing, Signer
+from ledger.crypto.signing import event_hash
+from ledger.event.canonical import canonical, loads
+from ledger.event.envelope import Event
+from ledger.exchange.export import export_lines
 from ledger.framing import (
     ENVELOPE_FIELDS,
     MAX_ID_LENGTH,
@@ -36,10 +36,10 @@ from ledger.framing import (
     ROW_COLUMNS,
     ROW_FIELDS,
 )
-from ledger.keys import KeyRing, Signer
-from ledger.signing import event_hash
-from ledger.store import EVENT_COLUMNS, Draft, Ledger, root_key_payload
-from ledger.verify import verify_export, verify_ledger
+from ledger.store.sqlite import EVENT_COLUMNS, Draft, Ledger, root_key_payload
+from ledger.tlog import merkle
+from ledger.verify.chain import body_bytes
+from ledger.verify.verifier import verify_export, verify_ledger
 from tests.conftest import ORIGIN, populate, sign
 
 
