@@ -131,7 +131,7 @@ def test_hash_and_signature_follow_spec(ledger: Ledger, keys: LedgerKeys) -> Non
 def test_ts_is_rfc3339_micro_z_and_non_decreasing(ledger: Ledger, keys: LedgerKeys) -> None:
     populate(ledger, keys, runs=2)
     stamps = [e.ts for e in ledger.iter_events()]
-    assert all(TS_RE.match(t) for t in stamps)
+    assert all(TS_RE.fullmatch(t) for t in stamps)
     assert stamps == sorted(stamps)
 
 

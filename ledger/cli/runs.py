@@ -98,7 +98,8 @@ def _findings_cell(v: RunView) -> str:
 def runs_show(ctx: Context, run: str, at_seq: int | None, as_of: str | None,
               as_json: bool) -> None:  # fmt: skip
     """One run: state, totals, timeline (seq, time, type, summary), findings, and whether its
-    events verify (hash, chain link, key and signature of each)."""
+    events verify (each checked as `verify` checks it: framing, payload, hash, chain link, ts
+    order, key as registered at that point of the log, signature)."""
     ledger = ctx.ledger()
     at = resolve_at(ledger, at_seq, as_of)
     with read_models(ledger, at) as db:
@@ -148,7 +149,8 @@ def runs_show(ctx: Context, run: str, at_seq: int | None, as_of: str | None,
         console.print(f"events verify: NO: {problems[0]['detail']}"
                       + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))  # fmt: skip
     else:
-        console.print(f"events verify: yes ({len(rows)} events: hash, chain link, key, signature)")
+        console.print(f"events verify: yes ({len(rows)} events: framing, payload, hash, "
+                      "chain link, ts order, key, signature)")  # fmt: skip
 
 
 @click.command()

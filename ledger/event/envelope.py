@@ -19,7 +19,6 @@ from pydantic import ValidationError
 from ledger.errors import EventValidationError, UnknownEventType
 from ledger.event.catalog import (
     CATALOG,
-    MAX_NAME_LENGTH,
     PAYLOAD_ADAPTER,
     AgentRegistered,
     AnyPayload,
@@ -60,6 +59,18 @@ from ledger.event.catalog import (
     ToolCalled,
     ToolCompleted,
     UserPayload,
+)
+from ledger.framing import (
+    ENVELOPE_VERSION,
+    MAX_ID_LENGTH,
+    MAX_NAME_LENGTH,
+    TEXT_FIELDS,
+    TS_RE,
+    USER_TYPE_RE,
+    ZERO_HASH,
+    is_user_type,
+    plain_text,
+    text_problem,
 )
 
 __all__ = [
@@ -120,12 +131,6 @@ __all__ = [
     "normalize_time",
     "parse_time",
 ]
-
-ENVELOPE_VERSION = 1
-ZERO_HASH = "0" * 64
-MAX_ID_LENGTH = 128
-TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
-USER_TYPE_RE = re.compile(r"^x\.[a-z0-9][a-z0-9_\-]*(\.[a-z0-9][a-z0-9_\-]*)*$")
 
 # Which envelope fields each type requires to be non-null (SPEC §2.4, "envelope" column).
 _AR = ("agent", "run")
@@ -194,7 +199,7 @@ def check_type(event_type: Any, where: str = "type") -> str:
     """Return ``event_type`` if it is in the catalog or of the form ``x.<name>``."""
     if not isinstance(event_type, str):
         raise EventValidationError(f"{where}: must be a string, got {type(event_type).__name__}")
-    if event_type in CATALOG or USER_TYPE_RE.match(event_type):
+    if event_type in CATALOG or is_user_type(event_type):
         return event_type
     if event_type.startswith("x."):
         raise UnknownEventType(
@@ -251,46 +256,29 @@ _NEEDS_AGENT = frozenset(t for t, need in REQUIRED_ENVELOPE.items() if "agent" i
 _NEEDS_RUN = frozenset(t for t, need in REQUIRED_ENVELOPE.items() if "run" in need)
 
 
-def _plain_name(value: Any) -> bool:
-    return value is None or (type(value) is str and 0 < len(value) <= 128 and value.isascii())
-
-
 def envelope_is_plain(event_type: str, agent: Any, run: Any, actor: Any, event_id: Any) -> bool:
     """True when ``check_envelope`` would pass, decided fast for the common case (short ASCII
     names, required fields present). False means only: ask ``check_envelope`` for the verdict."""
     return (
-        _plain_name(agent)
-        and _plain_name(run)
-        and _plain_name(actor)
-        and _plain_name(event_id)
+        plain_text(agent)
+        and plain_text(run)
+        and plain_text(actor)
+        and plain_text(event_id)
         and (agent is not None or event_type not in _NEEDS_AGENT)
         and (run is not None or event_type not in _NEEDS_RUN)
     )
 
 
 def check_envelope(event_type: str, fields: dict[str, Any], where: str = "event") -> None:
-    """Check the envelope fields ``agent``, ``run``, ``actor`` and ``id`` for ``event_type``."""
-    for name in ("agent", "run", "actor"):
-        v = fields.get(name)
-        if v is not None and (not isinstance(v, str) or not v or len(v) > MAX_NAME_LENGTH):
-            raise EventValidationError(
-                f"{where}: {name} must be null or a string of 1–{MAX_NAME_LENGTH} characters"
-            )
+    """Check the envelope fields ``agent``, ``run``, ``actor`` and ``id`` for ``event_type``
+    (``ledger.framing.text_problem``, the rule ``verify`` applies too)."""
+    for name in TEXT_FIELDS:
+        problem = text_problem(name, fields.get(name))
+        if problem is not None:
+            raise EventValidationError(f"{where}: {problem}")
     for name in REQUIRED_ENVELOPE.get(event_type, ()):
         if fields.get(name) is None:
             raise EventValidationError(f"{where}: {event_type} requires {name}")
-    event_id = fields.get("id")
-    if event_id is not None and (
-        not isinstance(event_id, str) or not event_id or len(event_id) > MAX_ID_LENGTH
-    ):
-        raise EventValidationError(
-            f"{where}: id must be a non-empty string of at most {MAX_ID_LENGTH} characters"
-        )
-    for name in ("id", "agent", "run", "actor"):
-        v = fields.get(name)
-        # A lone surrogate (e.g. a command-line argument that was not UTF-8) has no UTF-8 form.
-        if v is not None and not v.isascii() and any("\ud800" <= c <= "\udfff" for c in v):
-            raise EventValidationError(f"{where}: {name} is not valid UTF-8 text (lone surrogate)")
 
 
 class EventView(Protocol):

@@ -18,11 +18,13 @@ from ledger.crypto.keyfiles import Signer
 from ledger.errors import EventValidationError, InputError, LedgerError
 from ledger.event.canonical import loads
 from ledger.event.drafts import Draft, Prepared, prepare
+from ledger.framing import ENVELOPE_FIELDS
 from ledger.store.sqlite import Ledger
 from ledger.store.sqlite_append import append_locked
 
 DRAFT_FIELDS = frozenset({"type", "payload", "agent", "run", "actor", "id"})
-LEDGER_FIELDS = ("v", "seq", "ts", "prev", "key", "hash", "sig")
+LEDGER_FIELDS = tuple(f for f in ENVELOPE_FIELDS if f not in DRAFT_FIELDS)
+"""The envelope fields the ledger assigns (v, seq, ts, prev, key, hash, sig)."""
 MAX_LINE_BYTES = 1024 * 1024
 MAX_REPORTED = 20
 CHUNK = 1000

@@ -31,6 +31,7 @@ from ledger.errors import (
 )
 from ledger.event.drafts import MAX_PAYLOAD_BYTES, TYPED_PAYLOADS, Draft, Prepared, prepare
 from ledger.event.envelope import ZERO_HASH, Event, build_event
+from ledger.framing import ROW_COLUMNS
 from ledger.settings import env_choice, env_int
 from ledger.store.sqlite_append import Tip, append_locked
 from ledger.store.sqlite_schema import SCHEMA_VERSION, migrate, read_schema_version
@@ -38,7 +39,7 @@ from ledger.tlog import merkle
 
 DEFAULT_BUSY_TIMEOUT_MS = 10_000
 
-EVENT_COLUMNS = "seq, id, ts, type, agent, run, actor, payload, prev, key, hash, sig"
+EVENT_COLUMNS = ROW_COLUMNS
 REPLAY_COLUMNS = "seq, id, ts, type, agent, run, actor, payload, key, hash"
 """The columns of ``EventRow``, in its order."""
 __all__ = [

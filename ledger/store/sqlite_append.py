@@ -22,6 +22,7 @@ from ledger.errors import DuplicateEventId, EventValidationError, UnauthorizedWr
 from ledger.event.canonical import canonical, loads
 from ledger.event.drafts import Prepared
 from ledger.event.envelope import ZERO_HASH, Event, authorize, build_event
+from ledger.framing import ROW_COLUMNS, ROW_FIELDS
 from ledger.tlog import merkle
 from ledger.verify.chain import BodyEncoder
 
@@ -295,10 +296,7 @@ def append_locked(
     # workers have the time: the main process is the slower side). Without workers, or what a
     # failed worker left, is signed here.
     secret = signer.secret_key
-    insert = (
-        "INSERT INTO events (seq, id, ts, type, agent, run, actor, payload, prev, key, hash, sig) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    )
+    insert = f"INSERT INTO events ({ROW_COLUMNS}) VALUES ({', '.join('?' * len(ROW_FIELDS))})"
     done = 0
     if pipeline is not None:
         for signed in pipeline.each():

@@ -22,7 +22,8 @@ import orjson
 from ledger.crypto.signing import b64decode_canonical, key_id
 from ledger.errors import DecodeError, EncodingError
 from ledger.event.canonical import MAX_DEPTH, ORJSON_OPTIONS, canonical
-from ledger.event.envelope import ENVELOPE_VERSION, ZERO_HASH, authorize
+from ledger.event.envelope import authorize
+from ledger.framing import ENVELOPE_VERSION, ZERO_HASH
 
 _json_str = json.JSONEncoder(ensure_ascii=False).encode
 
@@ -34,11 +35,6 @@ def _str(value: Any) -> str:
     if type(value) is str and value.isprintable() and '"' not in value and "\\" not in value:
         return f'"{value}"'
     return _json_str(value)
-
-
-HEX64 = re.compile(r"^[0-9a-f]{64}$")
-HEX32 = re.compile(r"^[0-9a-f]{32}$")
-TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 
 
 def _opt(value: str | None) -> str:

@@ -7,16 +7,15 @@ that cannot be framed is returned as a ``malformed`` problem at the seq it shoul
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import fields
 from typing import Any
 
 from ledger.errors import DecodeError, LedgerError
 from ledger.event.canonical import canonical, loads
-from ledger.event.envelope import ENVELOPE_VERSION, Event
+from ledger.framing import ENVELOPE_FIELDS, ENVELOPE_VERSION, ROW_FIELDS
 from ledger.verify.chain import Problem
 
-ENVELOPE_KEYS = frozenset(f.name for f in fields(Event))
-"""The fields of a full envelope (SPEC §2.1): those of ``Event``."""
+ENVELOPE_KEYS = frozenset(ENVELOPE_FIELDS)
+"""The fields of a full envelope (SPEC §2.1)."""
 
 Row = tuple[Any, ...]
 
@@ -40,37 +39,26 @@ def rows_from_export(lines: Iterable[bytes]) -> Iterator[Row | Problem]:
                 raise DecodeError(
                     f"line {n}: envelope fields: missing {missing}, unexpected {extra}"
                 )
-            if env["v"] != ENVELOPE_VERSION:
-                raise DecodeError(f"line {n}: v is {env['v']!r}, expected {ENVELOPE_VERSION}")
             if not isinstance(env["payload"], dict):
                 raise DecodeError(f"line {n}: payload is not an object")
-            if canonical(env) + b"\n" != raw:
-                # Reported, and its fields still checked and chained (as the database path
-                # does), so one reformatted line does not cascade into chain problems.
+            # A wrong v or a line not in canonical form is reported, and the event's fields
+            # still checked and chained (as the database path does), so one such line does not
+            # cascade into chain problems.
+            at = env["seq"] if type(env["seq"]) is int and env["seq"] >= 1 else expected
+            if type(env["v"]) is not int or env["v"] != ENVELOPE_VERSION:
+                # ``type``, not ``==``: JSON true equals 1 in Python.
+                found = canonical(env["v"]).decode()
                 yield Problem(
-                    env["seq"] if isinstance(env["seq"], int) else expected,
-                    "malformed",
-                    f"line {n}: not in canonical form (RFC 8785)",
+                    at, "malformed", f"line {n}: v is {found}, expected {ENVELOPE_VERSION}"
                 )
+            elif canonical(env) + b"\n" != raw:
+                yield Problem(at, "malformed", f"line {n}: not in canonical form (RFC 8785)")
         except LedgerError as e:
             seq = expected
             yield Problem(seq, "malformed", e.message)
             expected += 1
             continue
-        payload_text = canonical(env["payload"]).decode("utf-8")
         seq = env["seq"]
-        expected = (seq if isinstance(seq, int) else expected) + 1
-        yield (
-            seq,
-            env["id"],
-            env["ts"],
-            env["type"],
-            env["agent"],
-            env["run"],
-            env["actor"],
-            payload_text,
-            env["prev"],
-            env["key"],
-            env["hash"],
-            env["sig"],
-        )
+        expected = (seq if type(seq) is int and seq >= 1 else expected) + 1
+        env["payload"] = canonical(env["payload"]).decode("utf-8")
+        yield tuple(env[name] for name in ROW_FIELDS)

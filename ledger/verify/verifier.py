@@ -16,7 +16,6 @@ remembered state, is recomputed from that anchor and the events it reads.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,15 +25,25 @@ from ledger.crypto.signing import (
     b64decode_canonical,
     check_event_signature,
     event_hash,
-    verify_event_signature,
 )
 from ledger.errors import ChainError, DecodeError, LedgerError, StoreError
 from ledger.event.envelope import (
-    MAX_NAME_LENGTH,
+    CATALOG,
     REQUIRED_ENVELOPE,
-    ZERO_HASH,
-    authorize,
+    check_type,
     decode_payload,
+)
+from ledger.framing import (
+    HEX32_RE,
+    HEX64_RE,
+    SIG_BYTES,
+    TEXT_FIELDS,
+    ZERO_HASH,
+    is_hex64,
+    is_ts,
+    is_user_type,
+    plain_text,
+    text_problem,
 )
 from ledger.tlog import merkle
 from ledger.tlog.stored_tree import RootAccumulator, StoredTree
@@ -42,16 +51,14 @@ from ledger.verify.chain import (
     BodyEncoder,
     ChainChecker,
     Problem,
-    body_bytes,
     check_canonical_payload,
     short,
 )
 from ledger.verify.export_file import rows_from_export
 
-HEX64 = re.compile(r"^[0-9a-f]{64}$")
-HEX32 = re.compile(r"^[0-9a-f]{32}$")
-TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 BATCH = workers.CHUNK
+KEY_EVENT_TYPES = "('ledger.created', 'key.registered', 'key.revoked')"
+"""The event types that change the key registry, as an SQL list."""
 MAX_PROBLEMS = 1000
 
 Row = tuple[Any, ...]
@@ -205,7 +212,9 @@ class Verifier:
 
     def feed(self, row: Row) -> None:
         seq, id_, ts, type_, agent, run, actor, payload_text, prev, key, hash_, sig = row
-        where_seq = seq if isinstance(seq, int) else self.checker.expected_seq
+        # A seq that is no seq (SPEC §2.1) is reported where the event stands in the stream.
+        has_seq = type(seq) is int and seq >= 1
+        where_seq = seq if has_seq else self.checker.expected_seq
         # (1) framing and canonical form
         try:
             payload, raw_sig = self._framing(
@@ -213,15 +222,14 @@ class Verifier:
             )
         except ValueError as e:
             # A missing event before a malformed one still shows, at this seq (SPEC §5).
-            if isinstance(seq, int):
-                well_formed = isinstance(prev, str) and HEX64.match(prev) is not None
-                self.checker.check_position(seq=seq, prev=prev if well_formed else None)
+            if has_seq:
+                self.checker.check_position(seq=seq, prev=prev if is_hex64(prev) else None)
                 self._take_checker_problems()
             self.report.add(Problem(where_seq, "malformed", str(e)))
             self.checker.expected_seq = where_seq + 1
             self.checker.prev_hash = hash_ if isinstance(hash_, str) else ZERO_HASH
             self.report.events += 1
-            if isinstance(hash_, str) and HEX64.match(hash_):
+            if is_hex64(hash_):
                 # Still a leaf of the tree: keep the root and the stored-tree check aligned.
                 self._current_seq = where_seq
                 self.acc.add(bytes.fromhex(hash_))
@@ -287,39 +295,38 @@ class Verifier:
         hash_: Any,
         sig: Any,
     ) -> tuple[Any, bytes]:
+        """The framing rules of ``ledger.framing`` (those the writer applies), the canonical
+        payload and its schema; ValueError naming the field otherwise."""
         if type(seq) is not int or seq < 1:
             raise ValueError(f"seq must be a positive integer, found {seq!r}")
-        if not isinstance(id_, str) or not id_ or len(id_) > 128:
-            raise ValueError("id must be a non-empty string of at most 128 characters")
-        if not isinstance(ts, str) or not TS.match(ts):
+        if not (plain_text(id_) and plain_text(agent) and plain_text(run) and plain_text(actor)):
+            for name, v in zip(TEXT_FIELDS, (id_, agent, run, actor), strict=True):
+                problem = text_problem(name, v)
+                if problem is not None:
+                    raise ValueError(problem)
+        if id_ is None:
+            raise ValueError(text_problem("id", ""))
+        if not is_ts(ts):
             raise ValueError(f"ts {ts!r} is not RFC 3339 UTC with six fractional digits and Z")
-        if not (_text_ok(id_) and _text_ok(agent) and _text_ok(run) and _text_ok(actor)):
-            for name, v in (("id", id_), ("agent", agent), ("run", run), ("actor", actor)):
-                if v is not None and not isinstance(v, str):
-                    raise ValueError(f"{name} must be a string or null")
-                if v is not None and not _is_utf8(v):
-                    raise ValueError(f"{name} is not valid UTF-8 text")
-                if v is not None and not 0 < len(v) <= MAX_NAME_LENGTH:
-                    raise ValueError(f"{name} must be 1–{MAX_NAME_LENGTH} characters")
-        for name, v, rx in (("prev", prev, HEX64), ("hash", hash_, HEX64), ("key", key, HEX32)):
-            if not isinstance(v, str) or not rx.match(v):
-                raise ValueError(f"{name} is not lowercase hex of the right length")
+        for name, v, rx in (("prev", prev, HEX64_RE), ("hash", hash_, HEX64_RE), ("key", key, HEX32_RE)):  # fmt: skip
+            if type(v) is not str or rx.fullmatch(v) is None:
+                raise ValueError(f"{name} {v!r} is not lowercase hex of the right length")
         if not isinstance(sig, str):
             raise ValueError("sig is not a string")
         try:
             raw_sig = b64decode_canonical(sig, "sig")
         except DecodeError as e:
             raise ValueError(e.message) from e
-        if len(raw_sig) != 64:
-            raise ValueError(f"sig is {len(raw_sig)} bytes, want 64")
+        if len(raw_sig) != SIG_BYTES:
+            raise ValueError(f"sig is {len(raw_sig)} bytes, want {SIG_BYTES}")
         if not isinstance(payload_text, str):
             raise ValueError("payload is not JSON text")
-        payload = check_canonical_payload(payload_text)
+        payload = check_canonical_payload(payload_text)  # a JSON object, canonical
         try:
-            if isinstance(type_, str) and type_.startswith("x.") and len(type_) > 2:
-                pass  # SPEC §2.4: any x.<name>; writers here are stricter, readers are not
-            else:
-                decode_payload(type_, payload, "payload")  # unknown types included
+            if type(type_) is str and type_ in CATALOG:
+                decode_payload(type_, payload, "payload")
+            elif not is_user_type(type_):  # x.<name> as the writer takes it: any object
+                check_type(type_)  # raises: not a user type the writer takes, or unknown
         except LedgerError as e:
             raise ValueError(e.message) from e
         for name in REQUIRED_ENVELOPE.get(type_, ()):
@@ -404,14 +411,8 @@ def verify_ledger(
         if from_seq > size:
             raise InputError(f"--from {from_seq}: the log has {size} events")
         _refuse_checkpoint_before(from_seq, checkpoint)
-        for r in ledger.iter_rows(
-            to_seq=from_seq - 1, where="type IN ('ledger.created', 'key.registered', 'key.revoked')"
-        ):
-            try:
-                payload = json.loads(r[7])
-            except ValueError:
-                payload = None  # a key event that does not parse registers nothing
-            checker._apply_key_event(seq=r[0], type=r[3], payload=payload, key=r[9])
+        for r in ledger.iter_rows(to_seq=from_seq - 1, where=f"type IN {KEY_EVENT_TYPES}"):
+            _apply_key_row(checker, r)
         anchor = _read_anchor(ledger, from_seq)
         checker.expected_seq, checker.prev_ts = from_seq, anchor.ts
         checker.prev_hash = anchor.leaves[-1][1].hex()
@@ -507,7 +508,7 @@ def _read_anchor(ledger: Any, from_seq: int) -> Anchor:
                 f"--from {from_seq}: seq {seq} is missing from the log, nothing to anchor on "
                 "(seq_gap): run a full verify"
             )
-        if not isinstance(h, str) or not HEX64.match(h):
+        if not isinstance(h, str) or not is_hex64(h):
             raise ChainError(
                 f"--from {from_seq}: the stored hash of seq {seq} is not lowercase hex of the "
                 "right length, nothing to anchor on: run a full verify"
@@ -515,6 +516,15 @@ def _read_anchor(ledger: Any, from_seq: int) -> Anchor:
         leaves.append((seq, bytes.fromhex(h)))
     (ts,) = ledger.conn.execute("SELECT ts FROM events WHERE seq = ?", (last,)).fetchone()
     return Anchor(base, [nodes[n] for n in merkle.range_nodes(0, base)], leaves, ts)
+
+
+def _apply_key_row(checker: ChainChecker, row: Row) -> None:
+    """Register or revoke the key of a key event read before the events being checked."""
+    try:
+        payload = json.loads(row[7])
+    except ValueError:
+        payload = None  # a key event that does not parse registers nothing
+    checker._apply_key_event(seq=row[0], type=row[3], payload=payload, key=row[9])
 
 
 def _origin_or_none(ledger: Any) -> str | None:
@@ -581,51 +591,51 @@ def _governor_keys(checker: ChainChecker) -> list[bytes]:
     return [k.public_key for k in checker.keys.values() if k.role == "governor"]
 
 
-def check_events(ledger: Any, rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
-    """Check each of ``rows`` on its own: hash, link to the stored hash of seq − 1, key
-    registered and unrevoked at that point and authorized for the type, signature.
+def verify_events(ledger: Any, rows: list[Row]) -> VerifyReport:
+    """Verify some events of a ledger (``rows``, in seq order: one run's, say) with the steps of
+    a full ``verify``, each event as that verify would see it at its place in the log.
 
-    The quick check behind ``runs show`` (one run's events, read through the ``events_run``
-    index): it takes keys from the key index, where ``verify_ledger`` reads them from the log
-    and checks the whole chain. Returns ``{"seq", "kind", "detail"}`` dicts.
+    (1) the key registry as of each event, read from the log's key events before it (as
+    ``verify --from`` does; the key index is not trusted), (2) each event anchored on the last
+    stored event before it (its hash for the chain link, its ts for the order; a missing
+    predecessor shows as ``seq_gap``), (3) the same per-event check as ``verify``: framing,
+    canonical payload, hash, chain link, ts order, key registered, unrevoked and authorized,
+    signature. The stored Merkle tree is not compared (``verify`` does that for the whole log).
     """
-    keys = {k["key_id"]: k for k in ledger.keys()}
-    # The stored hash of each event's predecessor, in one query (a run's events are few).
-    before = sorted({r[0] - 1 for r in rows if r[0] > 1})
-    hashes: dict[int, str] = {0: ZERO_HASH}
-    if before:
-        marks = ",".join("?" * len(before))
-        hashes.update(
-            ledger.conn.execute(f"SELECT seq, hash FROM events WHERE seq IN ({marks})", before)
-        )
-    out: list[dict[str, Any]] = []
-    for seq, id_, ts, type_, agent, run, actor, payload, prev, key_id, hash_, sig in rows:
-        computed = event_hash(body_bytes(seq=seq, id=id_, ts=ts, type=type_, agent=agent,
-                                         run=run, actor=actor, payload=payload, prev=prev,
-                                         key=key_id)).hex()  # fmt: skip
-        # A predecessor missing from the log: ``hash_at`` says so, as before.
-        expected_prev = hashes[seq - 1] if seq - 1 in hashes else ledger.hash_at(seq - 1)
-        k = keys.get(key_id)
-        problem: tuple[str, str] | None = None
-        if computed != hash_:
-            problem = ("hash_mismatch", f"stored hash {short(hash_)}, computed {short(computed)}")
-        elif prev != expected_prev:
-            problem = ("chain_broken", f"prev is {short(prev)}, expected {short(expected_prev)}")
-        elif k is None or k["registered_seq"] > seq:
-            problem = ("unknown_key", f"key {key_id} is not registered at this point of the log")
-        elif k["revoked_seq"] is not None and seq > k["revoked_seq"]:
-            problem = ("revoked_key", f"key {k['name']} was revoked at seq {k['revoked_seq']}")
-        elif why := authorize(role=k["role"], key_agent=k["agent"], event_type=type_, agent=agent):
-            problem = ("unauthorized", why)
+    checker = ChainChecker()
+    v = Verifier(trusted=None, checker=checker)
+    if not rows:
+        return v.finish()
+    seqs = {r[0] for r in rows}
+    last = max(s for s in seqs if type(s) is int)
+    # (1)
+    key_rows = iter(ledger.iter_rows(to_seq=last, where=f"type IN {KEY_EVENT_TYPES}"))
+    pending = next(key_rows, None)
+    for row in rows:
+        seq = row[0]
+        while pending is not None and pending[0] < seq:
+            if pending[0] not in seqs:  # an event of ``rows`` is applied by the check itself
+                _apply_key_row(checker, pending)
+            pending = next(key_rows, None)
+        del checker.problems[:]  # problems of events outside ``rows`` are not theirs
+        # (2)
+        before = ledger.conn.execute(
+            "SELECT seq, hash, ts FROM events WHERE seq < ? ORDER BY seq DESC LIMIT 1", (seq,)
+        ).fetchone()
+        if before is None:
+            checker.expected_seq, checker.prev_hash, checker.prev_ts = 1, ZERO_HASH, ""
         else:
-            try:
-                verify_event_signature(public_key=b64decode_canonical(k["public_key"]),
-                                       signature=b64decode_canonical(sig),
-                                       digest=bytes.fromhex(hash_))  # fmt: skip
-            except LedgerError as e:
-                problem = ("bad_signature", e.message)
-        if problem is not None:
-            out.append(
-                {"seq": seq, "kind": problem[0], "detail": f"seq {seq}: {problem[0]}: {problem[1]}"}
+            checker.expected_seq, checker.prev_hash, checker.prev_ts = (
+                before[0] + 1,
+                before[1],
+                before[2],
             )
-    return out
+        # (3)
+        v.feed(row)
+    return v.finish()
+
+
+def check_events(ledger: Any, rows: list[Row]) -> list[dict[str, Any]]:
+    """``verify_events`` as ``runs show`` reports it: ``{"seq", "kind", "detail"}`` dicts, the
+    detail naming the seq and kind as verify's first line does."""
+    return [{**p.as_dict(), "detail": str(p)} for p in verify_events(ledger, rows).problems]
