@@ -28,14 +28,14 @@ from ledger.crypto.keyfiles import KeyRing, Signer
 from ledger.crypto.signing import event_hash
 from ledger.event.canonical import canonical, loads
 from ledger.event.envelope import Event
-from ledger.exchange.export import export_lines
-from ledger.framing import (
+from ledger.event.framing import (
     ENVELOPE_FIELDS,
     MAX_ID_LENGTH,
     MAX_NAME_LENGTH,
     ROW_COLUMNS,
     ROW_FIELDS,
 )
+from ledger.exchange.export import export_lines
 from ledger.store.sqlite import EVENT_COLUMNS, Draft, Ledger, root_key_payload
 from ledger.tlog import merkle
 from ledger.verify.chain import body_bytes

@@ -26,8 +26,8 @@ from ledger.crypto.signing import event_hash
 from ledger.errors import LedgerError
 from ledger.event.canonical import canonical, loads
 from ledger.event.envelope import authorize, check_type, decode_payload
+from ledger.event.framing import is_hex32, is_hex64, is_ts
 from ledger.exchange.export import export_lines
-from ledger.framing import is_hex32, is_hex64, is_ts
 from ledger.store.sqlite import Draft, Ledger, root_key_payload
 from ledger.tlog import merkle
 from ledger.verify.chain import Problem, body_bytes, envelope_line, short

@@ -60,7 +60,7 @@ from ledger.event.catalog import (
     ToolCompleted,
     UserPayload,
 )
-from ledger.framing import (
+from ledger.event.framing import (
     ENVELOPE_VERSION,
     MAX_ID_LENGTH,
     MAX_NAME_LENGTH,
@@ -271,7 +271,7 @@ def envelope_is_plain(event_type: str, agent: Any, run: Any, actor: Any, event_i
 
 def check_envelope(event_type: str, fields: dict[str, Any], where: str = "event") -> None:
     """Check the envelope fields ``agent``, ``run``, ``actor`` and ``id`` for ``event_type``
-    (``ledger.framing.text_problem``, the rule ``verify`` applies too)."""
+    (``ledger.event.framing.text_problem``, the rule ``verify`` applies too)."""
     for name in TEXT_FIELDS:
         problem = text_problem(name, fields.get(name))
         if problem is not None:

@@ -18,7 +18,7 @@ from ledger.crypto.keyfiles import Signer
 from ledger.errors import EventValidationError, InputError, LedgerError
 from ledger.event.canonical import loads
 from ledger.event.drafts import Draft, Prepared, prepare
-from ledger.framing import ENVELOPE_FIELDS
+from ledger.event.framing import ENVELOPE_FIELDS
 from ledger.store.sqlite import Ledger
 from ledger.store.sqlite_append import append_locked
 

@@ -31,7 +31,7 @@ from ledger.errors import (
 )
 from ledger.event.drafts import MAX_PAYLOAD_BYTES, TYPED_PAYLOADS, Draft, Prepared, prepare
 from ledger.event.envelope import ZERO_HASH, Event, build_event
-from ledger.framing import ROW_COLUMNS
+from ledger.event.framing import ROW_COLUMNS
 from ledger.settings import env_choice, env_int
 from ledger.store.sqlite_append import Tip, append_locked
 from ledger.store.sqlite_schema import SCHEMA_VERSION, migrate, read_schema_version

@@ -22,7 +22,7 @@ from ledger.errors import DuplicateEventId, EventValidationError, UnauthorizedWr
 from ledger.event.canonical import canonical, loads
 from ledger.event.drafts import Prepared
 from ledger.event.envelope import ZERO_HASH, Event, authorize, build_event
-from ledger.framing import ROW_COLUMNS, ROW_FIELDS
+from ledger.event.framing import ROW_COLUMNS, ROW_FIELDS
 from ledger.tlog import merkle
 from ledger.verify.chain import BodyEncoder
 

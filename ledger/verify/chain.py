@@ -23,7 +23,7 @@ from ledger.crypto.signing import b64decode_canonical, key_id
 from ledger.errors import DecodeError, EncodingError
 from ledger.event.canonical import MAX_DEPTH, ORJSON_OPTIONS, canonical
 from ledger.event.envelope import authorize
-from ledger.framing import ENVELOPE_VERSION, ZERO_HASH
+from ledger.event.framing import ENVELOPE_VERSION, ZERO_HASH
 
 _json_str = json.JSONEncoder(ensure_ascii=False).encode
 

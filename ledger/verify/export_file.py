@@ -11,7 +11,7 @@ from typing import Any
 
 from ledger.errors import DecodeError, LedgerError
 from ledger.event.canonical import canonical, loads
-from ledger.framing import ENVELOPE_FIELDS, ENVELOPE_VERSION, ROW_FIELDS
+from ledger.event.framing import ENVELOPE_FIELDS, ENVELOPE_VERSION, ROW_FIELDS
 from ledger.verify.chain import Problem
 
 ENVELOPE_KEYS = frozenset(ENVELOPE_FIELDS)

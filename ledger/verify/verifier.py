@@ -33,7 +33,7 @@ from ledger.event.envelope import (
     check_type,
     decode_payload,
 )
-from ledger.framing import (
+from ledger.event.framing import (
     HEX32_RE,
     HEX64_RE,
     SIG_BYTES,
@@ -295,7 +295,7 @@ class Verifier:
         hash_: Any,
         sig: Any,
     ) -> tuple[Any, bytes]:
-        """The framing rules of ``ledger.framing`` (those the writer applies), the canonical
+        """The framing rules of ``ledger.event.framing`` (those the writer applies), the canonical
         payload and its schema; ValueError naming the field otherwise."""
         if type(seq) is not int or seq < 1:
             raise ValueError(f"seq must be a positive integer, found {seq!r}")
