@@ -253,3 +253,20 @@ def test_a_bad_batch_with_dead_workers_is_a_library_error_and_writes_nothing(
         ledger.append_many(drafts, signer=keys.recorder)
     assert ledger.size == 2
     assert verify_ledger(ledger).ok
+
+
+@pytest.mark.parametrize(("env", "size"), [("0", 0), ("2", 2), ("99", 8)])
+def test_the_shared_pool_has_govledger_workers_processes(
+    env: str, size: int, monkeypatch: pytest.MonkeyPatch, ledger: Ledger, keys: LedgerKeys
+) -> None:
+    """``GOVLEDGER_WORKERS`` sizes the shared pool (0: everything in-process, at most 8)."""
+    monkeypatch.setenv("GOVLEDGER_WORKERS", env)
+    monkeypatch.setattr(workers, "_default", None)
+    pool = workers.pool()
+    try:
+        assert pool.size == size
+        ledger.append_many(_notes(100, "env"), signer=keys.recorder)
+        assert len(pool.worker_pids()) == size
+        assert verify_ledger(ledger).ok
+    finally:
+        pool.close()
