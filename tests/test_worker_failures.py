@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from ledger import workers
+from ledger.crypto import pool as workers
 from ledger.errors import LedgerError
-from ledger.store import Draft, Ledger
-from ledger.verify import verify_ledger
+from ledger.store.sqlite import Draft, Ledger
+from ledger.verify.verifier import verify_ledger
 from tests.conftest import LedgerKeys
 
 JUNK_WORKER = """
@@ -30,7 +30,7 @@ while True:
 
 LYING_WORKER = """
 import os, struct, sys
-from ledger.sodium_worker import answer
+from ledger.crypto.pool_worker import answer
 buf = b""
 while True:
     data = os.read(0, 1 << 16)
@@ -160,7 +160,7 @@ def test_a_batch_outlives_the_workers_of_another_batch_dying(
     batch still gets its own right answers, and the next batch runs on fresh workers."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from ledger.signing import sign_event, sodium_secret_key
+    from ledger.crypto.signing import sign_event, sodium_secret_key
 
     pool = workers.WorkerPool(2)
     use_pool.append(pool)
