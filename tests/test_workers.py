@@ -1,4 +1,4 @@
-"""Ed25519 hot paths: libsodium signatures equal cryptography's, and worker pipelines agree
+"""Ed25519 hot paths: libsodium signatures equal cryptography's, and the worker pool agrees
 with in-process work, including when a worker dies (verification fails closed)."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ import hashlib
 import os
 import signal
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -52,68 +53,72 @@ def test_verify_event_signature_rejects_wrong_digest_and_short_signature() -> No
 
 
 @pytest.fixture
-def two_workers(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(workers, "WORKERS", 2)
-    yield
-    workers.shutdown()
+def two_workers(monkeypatch: pytest.MonkeyPatch) -> Iterator[workers.WorkerPool]:
+    """The shared pool, with two workers (appends and verifies use it)."""
+    pool = workers.WorkerPool(2)
+    monkeypatch.setattr(workers, "_default", pool)
+    yield pool
+    pool.close()
 
 
-def test_pipeline_signs_and_checks_like_in_process(two_workers: None) -> None:
+def _sign_all(pool: workers.WorkerPool, secret: bytes, digests: list[bytes]) -> list[bytes]:
+    signing = pool.signing(secret, len(digests))
+    for d in digests:
+        signing.add(d)
+    return [s for part in signing.signatures() for s in part]
+
+
+def test_pool_signs_and_checks_like_in_process(two_workers: workers.WorkerPool) -> None:
     key = Ed25519PrivateKey.generate()
     secret = sodium_secret_key(key)
     pub = key.public_key().public_bytes_raw()
     digests = _digests(2000)
-    p = workers.Pipeline()
-    for i in range(0, len(digests), workers.CHUNK):
-        p.sign(secret, digests[i : i + workers.CHUNK])
-    sigs = [s for part in p.results() for s in part]
+    sigs = _sign_all(two_workers, secret, digests)
     assert sigs == [sign_event(secret, d) for d in digests]
     # Corrupt three signatures: exactly their seqs come back.
     items = [(i + 1, pub, s, d) for i, (s, d) in enumerate(zip(sigs, digests, strict=True))]
     for bad in (5, 700, 1999):
         seq, k, s, d = items[bad - 1]
         items[bad - 1] = (seq, k, bytes([s[0] ^ 1]) + s[1:], d)
-    q = workers.Pipeline()
-    for i in range(0, len(items), workers.CHUNK):
-        q.check(items[i : i + workers.CHUNK])
-    assert sorted(seq for part in q.results() for seq in part) == [5, 700, 1999]
+    q = two_workers.verifying(len(items))
+    for i in range(0, len(items), 256):
+        q.add(items[i : i + 256])
+    assert sorted(q.failed(finish=True)) == [5, 700, 1999]
 
 
-def test_a_killed_worker_falls_back_to_in_process_checks(two_workers: None) -> None:
+def test_a_killed_worker_falls_back_to_in_process_checks(two_workers: workers.WorkerPool) -> None:
     key = Ed25519PrivateKey.generate()
     secret = sodium_secret_key(key)
     pub = key.public_key().public_bytes_raw()
     digests = _digests(1500)
     items = [(i + 1, pub, sign_event(secret, d), d) for i, d in enumerate(digests)]
     items[1234] = (1235, pub, b"\x00" * 64, digests[1234])
-    p = workers.Pipeline()
-    p.check(items[:256])
-    for w in p.workers:
-        w.proc.kill()
-        w.proc.wait()
-    for i in range(256, len(items), workers.CHUNK):
-        p.check(items[i : i + workers.CHUNK])
-    assert [seq for part in p.results() for seq in part] == [1235]
+    p = two_workers.verifying(len(items))
+    p.add(items[:256])
+    for pid in two_workers.worker_pids():
+        os.kill(pid, signal.SIGKILL)
+    for i in range(256, len(items), 256):
+        p.add(items[i : i + 256])
+    assert p.failed(finish=True) == [1235]
 
 
-def test_an_abandoned_pipeline_leaves_the_next_answers_in_order(two_workers: None) -> None:
+def test_an_abandoned_batch_leaves_the_next_answers_in_order(
+    two_workers: workers.WorkerPool,
+) -> None:
     """A batch that fails mid-way leaves requests on the workers nobody will collect; the next
-    pipeline reads past their answers, never taking one of them for its own."""
+    batch reads past their answers, never taking one of them for its own."""
     secret = sodium_secret_key(Ed25519PrivateKey.generate())
     digests = _digests(700)
-    abandoned = workers.Pipeline()
-    for i in range(0, 512, 128):
-        abandoned.sign(secret, digests[i : i + 128])
-    nxt = workers.Pipeline()
-    for i in range(512, 700, 47):
-        nxt.sign(secret, digests[i : i + 47])
-    assert [s for part in nxt.each() for s in part] == [
+    abandoned = two_workers.signing(secret, 512)
+    for d in digests[:512]:
+        abandoned.add(d)
+    assert _sign_all(two_workers, secret, digests[512:]) == [
         sign_event(secret, d) for d in digests[512:700]
     ]
 
 
 def test_a_bad_draft_late_in_a_worker_signed_batch_writes_nothing(
-    two_workers: None, ledger: Ledger, keys: LedgerKeys
+    two_workers: workers.WorkerPool, ledger: Ledger, keys: LedgerKeys
 ) -> None:
     """Drafts of a batch are validated as they are chained, after the first chunks went to
     the workers: a bad one still rolls back the whole batch, and the next batch is signed
@@ -134,7 +139,7 @@ def test_a_bad_draft_late_in_a_worker_signed_batch_writes_nothing(
 
 
 def test_a_value_that_is_no_json_late_in_a_worker_signed_batch_writes_nothing(
-    two_workers: None, ledger: Ledger, keys: LedgerKeys
+    two_workers: workers.WorkerPool, ledger: Ledger, keys: LedgerKeys
 ) -> None:
     """A function in a payload, reached after the workers got the first chunks to sign: the
     batch fails naming the event and field, and nothing is written."""
@@ -148,7 +153,7 @@ def test_a_value_that_is_no_json_late_in_a_worker_signed_batch_writes_nothing(
 
 
 def test_a_batch_of_large_payloads_goes_through_the_workers(
-    two_workers: None, ledger: Ledger, keys: LedgerKeys
+    two_workers: workers.WorkerPool, ledger: Ledger, keys: LedgerKeys
 ) -> None:
     """100 payloads near the 64 KiB limit in one worker-signed batch: stored whole, and the
     log verifies."""
@@ -165,15 +170,16 @@ def test_only_digests_and_signatures_cross_to_the_workers(
 ) -> None:
     """Batches send the workers signing requests and nothing else: drafts and payloads stay
     in the process (a payload's text never reaches a pipe), and every batch verifies."""
-    monkeypatch.setattr(workers, "WORKERS", 2)
+    pool = workers.WorkerPool(2)
+    monkeypatch.setattr(workers, "_default", pool)
     sent: list[bytes] = []
-    real_write = workers._write
+    real_write = workers.WorkerPool._write
 
-    def spy(w: object, frame: bytes) -> None:
+    def spy(self: workers.WorkerPool, w: object, frame: bytes) -> None:
         sent.append(frame)
-        real_write(w, frame)  # type: ignore[arg-type]
+        real_write(self, w, frame)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(workers, "_write", spy)
+    monkeypatch.setattr(workers.WorkerPool, "_write", spy)
     try:
         for batch in range(3):
             ledger.append_many(
@@ -186,11 +192,11 @@ def test_only_digests_and_signatures_cross_to_the_workers(
         assert report.ok, report.problems[:1]
         assert report.events == 302
     finally:
-        workers.shutdown()
+        pool.close()
 
 
 def test_threads_sharing_the_workers_get_their_own_answers(
-    two_workers: None, ledger: Ledger, keys: LedgerKeys, tmp_path: Path
+    two_workers: workers.WorkerPool, ledger: Ledger, keys: LedgerKeys, tmp_path: Path
 ) -> None:
     """The worker processes are shared by the threads of a process: one thread verifying a
     ledger over and over while another appends batches through its own connection each gets
@@ -234,29 +240,28 @@ def test_threads_sharing_the_workers_get_their_own_answers(
     assert report.events == 2 + 800 + 1500
 
 
-def test_a_forked_child_starts_workers_of_its_own(two_workers: None) -> None:
+def test_a_forked_child_starts_workers_of_its_own(two_workers: workers.WorkerPool) -> None:
     """A child forked after the workers started (a pre-forking server, a multiprocessing pool)
     never writes to its parent's workers: it starts its own, and both get right answers."""
     secret = sodium_secret_key(Ed25519PrivateKey.generate())
     digests = _digests(300)
     expected = [sign_event(secret, d) for d in digests]
-    p = workers.Pipeline()
-    p.sign(secret, digests[:150])
-    parents = [w.proc.pid for w in workers._workers]
+    p = two_workers.signing(secret, 300)
+    for d in digests[:150]:
+        p.add(d)
+    parents = two_workers.worker_pids()
     pid = os.fork()
     if pid == 0:  # the child: exit status 0 only if it signed right with workers of its own
         ok = False
         try:
-            q = workers.Pipeline()
-            q.sign(secret, digests[150:])
-            mine = [w.proc.pid for w in workers._workers]
-            ok = [s for part in q.results() for s in part] == expected[150:] and not (
-                set(mine) & set(parents)
-            )
-            workers.shutdown()
+            signed = _sign_all(two_workers, secret, digests[150:])
+            mine = two_workers.worker_pids()
+            ok = signed == expected[150:] and bool(mine) and not (set(mine) & set(parents))
+            two_workers.close()
         finally:
             os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
-    p.sign(secret, digests[150:])
-    assert [s for part in p.results() for s in part] == expected
+    for d in digests[150:]:
+        p.add(d)
+    assert [s for part in p.signatures() for s in part] == expected

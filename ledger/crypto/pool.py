@@ -9,264 +9,435 @@ signatures. Workers are plain ``python -m ledger.crypto.pool_worker`` children t
 exit. Secret keys travel only over the pipe to these children; nothing is written or logged.
 Drafts and payloads never leave the process: only digests, signatures and public keys do.
 
-Small batches stay in-process. A worker that fails is replaced by in-process work: signing
-and verification never depend on a worker being alive (verification fails closed).
+Everything about the processes lives in one :class:`WorkerPool`; callers see two streams:
+
+- ``pool.signing(secret_key, total)``: ``add`` each digest, then ``signatures()`` yields
+  the signatures in order, a list at a time;
+- ``pool.verifying(total)``: ``add`` lists of ``(tag, public key, signature, digest)``, and
+  ``failed()`` returns the tags whose signature does not verify.
+
+Both decide on their own whether the batch is large enough for the workers. :func:`pool`
+returns the process's shared pool (``GOVLEDGER_WORKERS`` processes).
+
+A worker failure stays with that worker: one that dies, hangs past the pool's timeout or
+answers something that is not its answer to the request is killed and dropped, the requests
+it held are done in-process by the batches they belong to, and the other workers and
+batches go on. Answers are checked: each is framed with the request's id and a BLAKE2b of
+its body; a sampled signature of every signed answer is verified here; a verify answer
+must hold only 0/1 verdicts, must reject a deliberately broken record added to the request,
+and every "invalid" verdict is confirmed here. An answer that fails a check is redone
+in-process, so neither an unsigned event nor an unverified signature ever passes.
 """
 
 from __future__ import annotations
 
 import atexit
-import functools
+import itertools
 import os
+import random
 import select
 import struct
 import subprocess
 import sys
 import threading
+import time
+import weakref
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
+from ledger.crypto.pool_worker import answer
 from ledger.crypto.signing import check_event_signature, sign_event
 from ledger.settings import env_int
 
-MIN_PARALLEL = env_int("GOVLEDGER_PARALLEL_MIN", 64)
+MIN_SIGN = env_int("GOVLEDGER_PARALLEL_MIN", 64)
 """Append batches smaller than this are signed in-process (at 100 events, signing in the
 workers while the batch is chained already pays)."""
-MIN_PARALLEL_VERIFY = max(MIN_PARALLEL, 512)
+MIN_VERIFY = max(MIN_SIGN, 512)
 """Logs shorter than this are verified in-process: the workers' start-up would not pay."""
-WORKERS = min(env_int("GOVLEDGER_WORKERS", os.cpu_count() or 1), 8)
-"""Worker processes (env ``GOVLEDGER_WORKERS``; below 2 CPUs nothing runs in parallel)."""
 CHUNK = 256
 """Items per request (at most). Workers write their answers without blocking
 (``ledger.crypto.pool_worker``), so no request or answer size can deadlock the two sides."""
-IN_FLIGHT = 2
+SIGN_IN_FLIGHT = 2
 VERIFY_IN_FLIGHT = 4
 """Verify answers are one byte per signature, so more requests can wait on a worker."""
+TIMEOUT = 30.0
+"""Seconds a worker may take to take a request or to answer before it counts as hung."""
+
+Item = tuple[Any, bytes, bytes, bytes]
+"""A signature to check: (tag, public key, signature, digest)."""
 
 
-@dataclass
+def _size_from_env() -> int:
+    """Worker processes (env ``GOVLEDGER_WORKERS``, default one per CPU, at most 8)."""
+    return max(0, min(env_int("GOVLEDGER_WORKERS", os.cpu_count() or 1), 8))
+
+
+class _WorkerFailed(Exception):
+    """A worker died, hung or answered something that is not its answer."""
+
+
+@dataclass(eq=False)
 class _Worker:
     proc: subprocess.Popen[bytes]
     waiting: deque[_Job] = field(default_factory=deque)
 
 
-_workers: list[_Worker] = []
-_lock = threading.RLock()
-"""The workers' pipes are the process's, shared by its threads (a verify in one thread, an
-append in another): writing a request and queueing its job, and reading an answer and taking
-its job off the queue, happen under this lock, so each answer reaches the job it belongs to."""
-
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-
-def _locked(f: _F) -> _F:
-    @functools.wraps(f)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        with _lock:  # the module's lock at call time (a forked child gets a new one)
-            return f(*args, **kwargs)
-
-    return run  # type: ignore[return-value]
-
-
-def enabled() -> bool:
-    return WORKERS >= 2
-
-
-@_locked
-def _start() -> list[_Worker]:
-    if not _workers:
-        for _ in range(WORKERS):
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "ledger.crypto.pool_worker"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                bufsize=0,
-            )
-            _workers.append(_Worker(proc))
-    return _workers
-
-
-def _forget_parent_workers() -> None:
-    """In a forked child: the workers, their pipes and the lock's state are the parent's. The
-    child closes its copies of the pipes (the parent's workers still see end of input when the
-    parent stops) and starts workers of its own when it needs them."""
-    global _lock
-    _lock = threading.RLock()
-    for w in _workers:
-        for stream in (w.proc.stdin, w.proc.stdout):
-            try:
-                if stream is not None:
-                    stream.close()
-            except OSError:
-                pass
-    _workers.clear()
-
-
-os.register_at_fork(after_in_child=_forget_parent_workers)
-
-
-@_locked
-def shutdown() -> None:
-    while _workers:
-        w = _workers.pop()
-        try:
-            if w.proc.stdin is not None:
-                w.proc.stdin.close()
-            w.proc.wait(timeout=5)
-        except (OSError, subprocess.TimeoutExpired):
-            w.proc.kill()
-            w.proc.wait()
-        finally:
-            if w.proc.stdout is not None:
-                w.proc.stdout.close()
-
-
-atexit.register(shutdown)
-
-
-def _write(w: _Worker, frame: bytes) -> None:
-    """All of ``frame`` to the worker (a raw pipe write may take only part of it)."""
-    assert w.proc.stdin is not None
-    view = memoryview(frame)
-    while view:
-        written = w.proc.stdin.write(view)
-        if not written:
-            raise OSError("worker closed its pipe")
-        view = view[written:]
-
-
-def _read(w: _Worker, n: int) -> bytes:
-    assert w.proc.stdout is not None
-    buf = b""
-    while len(buf) < n:
-        chunk = w.proc.stdout.read(n - len(buf))
-        if not chunk:
-            raise OSError("worker closed its pipe")
-        buf += chunk
-    return buf
-
-
-@dataclass
+@dataclass(eq=False)
 class _Job:
-    op: str
+    op: bytes
     payload: Any
-    worker: _Worker | None
-    result: list[Any] | None = None
+    request_id: bytes
+    answer_size: int
+    worker: _Worker | None = None
+    """The worker holding the request; None once it is to be done in-process."""
+    result: bytes | None = None
+    answered_by: _Worker | None = None
 
 
-class Pipeline:
-    """Requests spread over the workers; ``results()`` returns them in submission order.
+class WorkerPool:
+    """Worker processes signing and verifying Ed25519 batches for every thread of a process.
 
-    A request goes to the worker with the fewest unanswered; at most ``IN_FLIGHT`` signing
-    requests (``VERIFY_IN_FLIGHT`` verify requests) wait on one worker: before one more is
-    sent, the oldest answer of that worker is read and kept.
+    ``size`` below 2 keeps everything in-process. ``command`` starts one worker (default
+    ``python -m ledger.crypto.pool_worker``); ``timeout`` is how long one may take to accept a
+    request or to answer before it is killed and its requests done in-process.
     """
 
-    def __init__(self) -> None:
-        self.workers = _start()
-        self.jobs: deque[_Job] = deque()
-        self.broken = False
+    def __init__(
+        self, size: int, *, command: Sequence[str] | None = None, timeout: float = TIMEOUT
+    ) -> None:
+        self.size = size
+        self.command = list(command or [sys.executable, "-m", "ledger.crypto.pool_worker"])
+        self.timeout = timeout
+        self._workers: list[_Worker] = []
+        self._ids = itertools.count(1)
+        self._lock = threading.RLock()
+        """The workers' pipes are shared by the process's threads: writing a request and
+        queueing its job, and reading an answer and taking its job off the queue, happen
+        under this lock, so each answer reaches the job it belongs to."""
+        _pools.add(self)
 
-    def sign(self, secret_key: bytes, digests: Sequence[bytes]) -> None:
-        items = list(digests)
-        frame = b"S" + struct.pack(">I", len(items)) + secret_key + b"".join(items)
-        self._submit(_Job("S", (secret_key, items), None), frame)
+    @property
+    def enabled(self) -> bool:
+        return self.size >= 2
 
-    def check(self, items: Sequence[tuple[int, bytes, bytes, bytes]]) -> None:
-        recs = list(items)
-        body = b"".join(pub + sig + digest for _, pub, sig, digest in recs)
-        self._submit(_Job("V", recs, None), b"V" + struct.pack(">I", len(recs)) + body)
+    def signing(self, secret_key: bytes, total: int) -> Signing:
+        """A signing stream for a batch of ``total`` digests."""
+        return Signing(self if self.enabled and total >= MIN_SIGN else None, secret_key, total)
 
-    def wait(self, job: _Job) -> list[Any]:
-        """The result of one request (others answered before it are kept for later)."""
-        result = job.result if job.result is not None else self._finish(job)
-        job.payload = None
-        return result
+    def verifying(self, total: int | None) -> Verifying:
+        """A verifying stream for about ``total`` signatures (None: not known, maybe many)."""
+        large = total is None or total >= MIN_VERIFY
+        return Verifying(self if self.enabled and large else None)
 
-    def results(self, keep: int = 0) -> list[list[Any]]:
-        """Results in submission order (signature lists, or lists of failing seqs), leaving
-        the newest ``keep`` requests pending so the workers stay busy."""
-        out = []
-        while len(self.jobs) > keep:
-            out.append(self.wait(self.jobs.popleft()))
-        return out
+    def worker_pids(self) -> list[int]:
+        with self._lock:
+            return [w.proc.pid for w in self._workers]
 
-    def each(self) -> Iterator[list[Any]]:
-        """Every result in submission order, each as soon as it is in (``results`` waits for
-        all of them)."""
-        while self.jobs:
-            yield self.wait(self.jobs.popleft())
+    def close(self) -> None:
+        """End the workers (requests they still hold are done in-process by their batches)."""
+        with self._lock:
+            while self._workers:
+                w = self._workers.pop()
+                self._release_jobs(w)
+                try:
+                    if w.proc.stdin is not None:
+                        w.proc.stdin.close()
+                    w.proc.wait(timeout=5)
+                except (OSError, subprocess.TimeoutExpired):
+                    w.proc.kill()
+                    w.proc.wait()
+                finally:
+                    if w.proc.stdout is not None:
+                        w.proc.stdout.close()
 
-    @_locked
-    def _submit(self, job: _Job, frame: bytes) -> None:
-        if not self.broken:
+    # --- inside the pool -----------------------------------------------------------------
+
+    def _start(self) -> bool:
+        """Top the pool up to ``size`` workers (replacing dropped ones); False if none runs."""
+        with self._lock:
+            while len(self._workers) < self.size:
+                try:
+                    proc = subprocess.Popen(
+                        self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0
+                    )
+                except OSError:
+                    break
+                assert proc.stdin is not None
+                os.set_blocking(proc.stdin.fileno(), False)
+                self._workers.append(_Worker(proc))
+            return bool(self._workers)
+
+    def _forget(self) -> None:
+        """In a forked child: the workers, their pipes and the lock's state are the parent's.
+        The child closes its copies of the pipes (the parent's workers still see end of input
+        when the parent stops) and starts workers of its own when it needs them."""
+        self._lock = threading.RLock()
+        for w in self._workers:
+            self._release_jobs(w)
+            for stream in (w.proc.stdin, w.proc.stdout):
+                try:
+                    if stream is not None:
+                        stream.close()
+                except OSError:
+                    pass
+        self._workers.clear()
+
+    @staticmethod
+    def _release_jobs(w: _Worker) -> None:
+        for job in w.waiting:
+            job.worker = None
+        w.waiting.clear()
+
+    def _drop(self, w: _Worker) -> None:
+        """Kill a failed worker; the requests it held are done in-process by their owners."""
+        with self._lock:
+            if w in self._workers:
+                self._workers.remove(w)
+            self._release_jobs(w)
+            try:
+                w.proc.kill()
+                w.proc.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+            for stream in (w.proc.stdin, w.proc.stdout):
+                try:
+                    if stream is not None:
+                        stream.close()
+                except OSError:
+                    pass
+
+    def _submit(self, op: bytes, payload: Any, body: bytes, n: int, answer_size: int) -> _Job:
+        job = _Job(op, payload, next(self._ids).to_bytes(8, "big")[-4:], answer_size)
+        frame = op + struct.pack(">I", n) + job.request_id + body
+        limit = VERIFY_IN_FLIGHT if op == b"V" else SIGN_IN_FLIGHT
+        with self._lock:
             # Answers already written are collected first, then the request goes to the worker
             # with the fewest waiting: none sits idle while another has a queue.
             self._collect_answered()
-        if not self.broken:
-            w = min(self.workers, key=lambda x: len(x.waiting))
-            limit = VERIFY_IN_FLIGHT if job.op == "V" else IN_FLIGHT
-            while len(w.waiting) >= limit:
-                self._receive_oldest(w)
-            try:
-                _write(w, frame)
+            while self._workers:
+                w = min(self._workers, key=lambda x: len(x.waiting))
+                while w.waiting and len(w.waiting) >= limit:
+                    self._receive_oldest(w)
+                if w not in self._workers:
+                    continue
+                try:
+                    self._write(w, frame)
+                except (OSError, ValueError, _WorkerFailed):
+                    self._drop(w)
+                    continue
                 job.worker = w
                 w.waiting.append(job)
-            except OSError:
-                self._break()
-        self.jobs.append(job)
-
-    @_locked
-    def _collect_answered(self) -> None:
-        """Read the answers the workers have already written, without waiting for others."""
-        try:
-            streams = [w.proc.stdout for w in self.workers if w.waiting and w.proc.stdout]
-            ready = select.select(streams, [], [], 0)[0] if streams else []
-        except (OSError, ValueError):
-            self._break()
-            return
-        for w in self.workers:
-            if w.proc.stdout in ready and w.waiting:
-                self._receive_oldest(w)
-
-    @_locked
-    def _finish(self, job: _Job) -> list[Any]:
-        w = job.worker
-        if w is not None and not self.broken:
-            while w.waiting and self._receive_oldest(w) is not job:
-                pass
-        return job.result if job.result is not None else _local(job)
-
-    @_locked
-    def _receive_oldest(self, w: _Worker) -> _Job:
-        """Read the answer to ``w``'s oldest request into it (or do it here if ``w`` failed)."""
-        job = w.waiting.popleft()
-        job.result = self._receive(job, w)
+                break
         return job
 
-    def _receive(self, job: _Job, w: _Worker) -> list[Any]:
-        n = len(job.payload[1]) if job.op == "S" else len(job.payload)
+    def _await(self, job: _Job) -> bytes | None:
+        """The worker's checked-frame answer to ``job``, or None: do it in-process."""
+        with self._lock:
+            while job.result is None and job.worker is not None:
+                self._receive_oldest(job.worker)
+        return job.result
+
+    def _reject(self, job: _Job) -> None:
+        """An answer that failed the caller's checks: its worker is no longer trusted."""
+        if job.answered_by is not None:
+            self._drop(job.answered_by)
+        job.result = None
+
+    def _collect_answered(self) -> None:
+        """Read the answers the workers have already written, without waiting for others."""
+        for w in list(self._workers):
+            if not w.waiting or w not in self._workers:
+                continue
+            try:
+                assert w.proc.stdout is not None
+                ready = select.select([w.proc.stdout.fileno()], [], [], 0)[0]
+            except (OSError, ValueError):
+                self._drop(w)
+                continue
+            if ready:
+                self._receive_oldest(w)
+
+    def _receive_oldest(self, w: _Worker) -> None:
+        """Read the answer to ``w``'s oldest request into it, or drop ``w`` if it failed."""
+        job = w.waiting[0]
         try:
-            if self.broken:  # its pipes are closed: the rest of its queue is done here
-                raise OSError("the workers were stopped")
-            raw = _read(w, 64 * n if job.op == "S" else n)
-        except OSError:
-            self._break()
-            return _local(job)
-        if job.op == "S":
-            return [raw[64 * i : 64 * (i + 1)] for i in range(n)]
-        return [r[0] for r, ok in zip(job.payload, raw, strict=True) if not ok]
+            framed = self._read(w, 4 + job.answer_size + 16)
+        except (OSError, ValueError, _WorkerFailed):
+            self._drop(w)
+            return
+        body = framed[4:-16]
+        if answer(job.request_id, body) != framed:
+            self._drop(w)  # not its answer to this request: nothing it says is taken
+            return
+        w.waiting.popleft()
+        job.worker, job.result, job.answered_by = None, body, w
 
-    def _break(self) -> None:
-        self.broken = True
-        shutdown()
+    def _write(self, w: _Worker, frame: bytes) -> None:
+        """All of ``frame`` to the worker, within the timeout."""
+        assert w.proc.stdin is not None
+        fd = w.proc.stdin.fileno()
+        view = memoryview(frame)
+        deadline = time.monotonic() + self.timeout
+        while view:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([], [fd], [], left)[1]:
+                raise _WorkerFailed("the worker takes no requests")
+            try:
+                view = view[os.write(fd, view) :]
+            except BlockingIOError:
+                pass
+
+    def _read(self, w: _Worker, n: int) -> bytes:
+        """``n`` bytes from the worker, within the timeout."""
+        assert w.proc.stdout is not None
+        fd = w.proc.stdout.fileno()
+        buf = bytearray()
+        deadline = time.monotonic() + self.timeout
+        while len(buf) < n:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise _WorkerFailed("the worker does not answer")
+            chunk = os.read(fd, n - len(buf))
+            if not chunk:
+                raise _WorkerFailed("the worker closed its pipe")
+            buf += chunk
+        return bytes(buf)
 
 
-def _local(job: _Job) -> list[Any]:
-    """The same work in-process: used when a worker fails, never skipped."""
-    if job.op == "S":
-        secret_key, digests = job.payload
-        return [sign_event(secret_key, d) for d in digests]
-    return [seq for seq, pub, sig, d in job.payload if not check_event_signature(pub, sig, d)]
+class Signing:
+    """Digests of one batch in, their signatures out in the same order."""
+
+    def __init__(self, pool: WorkerPool | None, secret_key: bytes, total: int) -> None:
+        self._pool = pool if pool is not None and pool._start() else None
+        size = pool.size if pool is not None else 1
+        # Chunks small enough that every worker gets some of this batch, large enough to pay
+        # the round trip.
+        self._chunk = max(16, min(CHUNK, total // (2 * max(1, size))))
+        self._secret = secret_key
+        self._total = total
+        self._added = 0
+        self._pending: list[bytes] = []
+        self._jobs: deque[_Job] = deque()
+
+    def add(self, digest: bytes) -> None:
+        self._pending.append(digest)
+        self._added += 1
+        if self._pool is not None and (
+            len(self._pending) >= self._chunk or self._added == self._total
+        ):
+            self._send()
+
+    def _send(self) -> None:
+        assert self._pool is not None
+        digests, self._pending = self._pending, []
+        body = self._secret + b"".join(digests)
+        self._jobs.append(self._pool._submit(b"S", digests, body, len(digests), 64 * len(digests)))
+
+    def signatures(self) -> Iterator[list[bytes]]:
+        """The signatures of every digest added, in order, a list at a time as they come."""
+        if self._pool is not None and self._pending:
+            self._send()
+        while self._jobs:
+            yield self._result(self._jobs.popleft())
+        if self._pending:
+            digests, self._pending = self._pending, []
+            yield [sign_event(self._secret, d) for d in digests]
+
+    def _result(self, job: _Job) -> list[bytes]:
+        assert self._pool is not None
+        digests: list[bytes] = job.payload
+        raw = self._pool._await(job)
+        if raw is not None:
+            sigs = [raw[64 * i : 64 * (i + 1)] for i in range(len(digests))]
+            # One signature of each answer is checked here (all of them would cost more than
+            # signing them here): a worker signing garbage or with another key is caught.
+            i = random.randrange(len(digests))
+            if check_event_signature(self._secret[32:], sigs[i], digests[i]):
+                return sigs
+            self._pool._reject(job)
+        return [sign_event(self._secret, d) for d in digests]
+
+
+class Verifying:
+    """Signatures in, the tags of those that do not verify out."""
+
+    def __init__(self, pool: WorkerPool | None) -> None:
+        self._pool = pool if pool is not None and pool._start() else None
+        self._jobs: deque[_Job] = deque()
+        self._failed: list[Any] = []
+
+    def add(self, items: Sequence[Item]) -> None:
+        recs = list(items)
+        if not recs:
+            return
+        if self._pool is None:
+            self._failed += _failing(recs)
+            return
+        # A copy of the first record with a broken signature goes last: a worker that calls
+        # it valid is not checking.
+        _, first_pub, first_sig, first_digest = recs[0]
+        canary = first_pub + bytes([first_sig[0] ^ 1]) + first_sig[1:] + first_digest
+        body = b"".join(pub + sig + digest for _, pub, sig, digest in recs) + canary
+        self._jobs.append(self._pool._submit(b"V", recs, body, len(recs) + 1, len(recs) + 1))
+
+    def failed(self, *, finish: bool = False) -> list[Any]:
+        """Tags of the signatures found bad so far (each reported once). Without ``finish``
+        the newest requests may stay with the workers, so they stay busy."""
+        keep = 0 if finish or self._pool is None else VERIFY_IN_FLIGHT * self._pool.size
+        while len(self._jobs) > keep:
+            self._failed += self._result(self._jobs.popleft())
+        out, self._failed = self._failed, []
+        return out
+
+    def _result(self, job: _Job) -> list[Any]:
+        assert self._pool is not None
+        recs: list[Item] = job.payload
+        raw = self._pool._await(job)
+        if raw is not None and raw[-1] == 0 and not raw.translate(None, b"\x00\x01"):
+            bad = [r for r, ok in zip(recs, raw, strict=False) if not ok]
+            # "Invalid" is confirmed here: a worker rejecting good signatures is not trusted
+            # with the rest of its answer either.
+            confirmed = _failing(bad)
+            if len(confirmed) == len(bad):
+                return confirmed
+        if raw is not None:
+            self._pool._reject(job)
+        return _failing(recs)
+
+
+def _failing(recs: Sequence[Item]) -> list[Any]:
+    return [tag for tag, pub, sig, d in recs if not check_event_signature(pub, sig, d)]
+
+
+_pools: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
+_default: WorkerPool | None = None
+_default_lock = threading.Lock()
+
+
+def pool() -> WorkerPool:
+    """The process's shared pool (``GOVLEDGER_WORKERS`` workers, started on first use)."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = WorkerPool(_size_from_env())
+    return _default
+
+
+def shutdown() -> None:
+    """End every pool's workers (at exit; they start again on next use)."""
+    for p in list(_pools):
+        p.close()
+
+
+def _forget_parent_workers() -> None:
+    global _default_lock
+    _default_lock = threading.Lock()
+    for p in list(_pools):
+        p._forget()
+
+
+os.register_at_fork(after_in_child=_forget_parent_workers)
+atexit.register(shutdown)

@@ -3,11 +3,14 @@
 Run as ``python -m ledger.crypto.pool_worker``; it reads requests on stdin and writes answers on
 stdout, in order, until stdin closes. Frames (big-endian lengths):
 
-- request: ``op`` (1 byte), ``n`` (4 bytes), payload
+- request: ``op`` (1 byte), ``n`` (4 bytes), request id (4 bytes), payload
   - ``S`` sign: 64-byte libsodium secret key, then ``n`` 32-byte digests → ``n`` 64-byte
     signatures
   - ``V`` verify: ``n`` records of public key (32) ‖ signature (64) ‖ digest (32) → ``n`` bytes,
     1 = valid
+- answer: the request id (4 bytes), the body, then a 16-byte BLAKE2b of id ‖ body. The parent
+  checks both, so an answer that is not this worker's answer to that request (junk, a torn
+  write, a desynchronized stream) is never taken for one.
 - The signed message is ``b"govledger/event/v1\\n" ‖ digest`` (SPEC §2.1).
 
 A worker imports nothing but the standard library and PyNaCl, so it starts in a few tens of
@@ -18,6 +21,7 @@ read as they arrive, and answers go out as the parent takes them.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import select
 import struct
@@ -48,6 +52,11 @@ def _verify(data: bytes, n: int) -> bytes:
     return bytes(flags)
 
 
+def answer(request_id: bytes, body: bytes) -> bytes:
+    """The framed answer to one request (also used by the parent to check what it reads)."""
+    return request_id + body + hashlib.blake2b(request_id + body, digest_size=16).digest()
+
+
 def _request_size(op: bytes, n: int) -> int | None:
     """Bytes of the request's payload, or None for an unknown op."""
     return {b"S": 64 + 32 * n, b"V": 128 * n}.get(op)
@@ -69,16 +78,16 @@ def serve(inp: int, out: int) -> None:
     closed = False
     while True:
         # (1) Every complete request already read is answered.
-        while len(received) >= 5:
+        while len(received) >= 9:
             op, n = bytes(received[:1]), struct.unpack(">I", received[1:5])[0]
             size = _request_size(op, n)
             if size is None:
                 return
-            if len(received) < 5 + size:
+            if len(received) < 9 + size:
                 break
-            data = bytes(received[5 : 5 + size])
-            del received[: 5 + size]
-            unsent += _sign(data, n) if op == b"S" else _verify(data, n)
+            request_id, data = bytes(received[5:9]), bytes(received[9 : 9 + size])
+            del received[: 9 + size]
+            unsent += answer(request_id, _sign(data, n) if op == b"S" else _verify(data, n))
             # Out now, as far as the pipe takes it: the parent may be waiting for this answer
             # while the next request is computed.
             _send(out, unsent)

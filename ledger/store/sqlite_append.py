@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ledger.crypto import pool as workers
 from ledger.crypto.keyfiles import Signer
-from ledger.crypto.signing import b64decode_canonical, b64encode, event_hash, key_id, sign_event
+from ledger.crypto.signing import b64decode_canonical, b64encode, event_hash, key_id
 from ledger.errors import DuplicateEventId, EventValidationError, UnauthorizedWrite
 from ledger.event.canonical import canonical, loads
 from ledger.event.drafts import Prepared
@@ -177,12 +177,7 @@ def append_locked(
     size, prev = tip.size, tip.prev
     ts = max(now_ts(), tip.ts)
     # (2) Validation, authorization, key and policy semantics, chaining.
-    pipeline = (
-        workers.Pipeline() if workers.enabled() and len(prepared) >= workers.MIN_PARALLEL else None
-    )
-    # Chunks small enough that every worker gets some of this batch, large enough to pay the
-    # round trip.
-    chunk = max(16, min(workers.CHUNK, len(prepared) // (2 * max(1, workers.WORKERS))))
+    signing = workers.pool().signing(signer.secret_key, len(prepared))
     keys = _Keys(ledger, tip.keys)
     kid = signer.key_id
     policy_version: int | None = None
@@ -253,8 +248,7 @@ def append_locked(
             [seq, event_id, ts, d.type, d.agent, d.run, d.actor, text, prev, kid, digest_hex]
         )
         prev = digest_hex
-        if pipeline is not None and (len(digests) % chunk == 0 or len(digests) == len(prepared)):
-            pipeline.sign(signer.secret_key, digests[-(len(digests) % chunk or chunk) :])
+        signing.add(digest_b)
     # (3) Ids: unique within the batch and against the log (checked once every draft is
     # known to be valid).
     given = [p.draft.id for p in prepared if p.draft.id is not None]
@@ -293,22 +287,16 @@ def append_locked(
     # (5) Signatures: independent of the chain, so large batches were sent to worker processes
     # chunk by chunk while the loop above went on chaining. Rows are inserted a chunk at a
     # time as their signatures come back, so SQLite's work overlaps the workers' signing (the
-    # workers have the time: the main process is the slower side). Without workers, or what a
-    # failed worker left, is signed here.
-    secret = signer.secret_key
+    # workers have the time: the main process is the slower side). Small batches, and what a
+    # failed worker left, are signed here.
     insert = f"INSERT INTO events ({ROW_COLUMNS}) VALUES ({', '.join('?' * len(ROW_FIELDS))})"
     done = 0
-    if pipeline is not None:
-        for signed in pipeline.each():
-            signed_rows = rows[done : done + len(signed)]
-            for r, sig in zip(signed_rows, signed, strict=True):
-                r.append(b64encode(sig))
-            conn.executemany(insert, signed_rows)
-            done += len(signed)
-    rest = rows[done:]
-    for r, event_digest in zip(rest, digests[done:], strict=True):
-        r.append(b64encode(sign_event(secret, event_digest)))
-    conn.executemany(insert, rest)
+    for signed in signing.signatures():
+        signed_rows = rows[done : done + len(signed)]
+        for r, sig in zip(signed_rows, signed, strict=True):
+            r.append(b64encode(sig))
+        conn.executemany(insert, signed_rows)
+        done += len(signed)
     ledger.stage_tip(Tip(size + len(rows), prev, ts, frontier, keys.cache))
     if progress is not None:
         progress(len(rows))

@@ -23,7 +23,6 @@ from typing import Any
 from ledger.crypto import pool as workers
 from ledger.crypto.signing import (
     b64decode_canonical,
-    check_event_signature,
     event_hash,
 )
 from ledger.errors import ChainError, DecodeError, LedgerError, StoreError
@@ -56,7 +55,8 @@ from ledger.verify.chain import (
 )
 from ledger.verify.export_file import rows_from_export
 
-BATCH = workers.CHUNK
+BATCH = 256
+"""Signatures checked per batch (one request to a worker)."""
 KEY_EVENT_TYPES = "('ledger.created', 'key.registered', 'key.revoked')"
 """The event types that change the key registry, as an SQL list."""
 MAX_PROBLEMS = 1000
@@ -165,14 +165,16 @@ class Verifier:
         stored_nodes: Callable[[int, int], bytes | None] | None = None,
         progress: Callable[[int], None] | None = None,
         want_roots: set[int] | None = None,
-        parallel: bool = False,
+        parallel: int | None = 0,
     ) -> None:
         self.report = VerifyReport(pinned=bool(trusted))
         self.encoder = BodyEncoder()
         self.want_roots = want_roots or set()
         self.trusted = trusted
         self.checker = checker or ChainChecker()
-        self.pipeline = workers.Pipeline() if parallel and workers.enabled() else None
+        # Signatures: on the worker pool when ``parallel``, the events expected (None: not
+        # known), makes it pay.
+        self.signatures = workers.pool().verifying(parallel)
         self.batch: list[tuple[int, bytes, bytes, bytes]] = []
         self.progress = progress
         self.stored_nodes = stored_nodes
@@ -334,21 +336,14 @@ class Verifier:
                 raise ValueError(f"{type_} requires {name}")
         return payload, raw_sig
 
-    def _flush(self, keep: int = workers.VERIFY_IN_FLIGHT * workers.WORKERS) -> None:
+    def _flush(self, finish: bool = False) -> None:
         # (6) signatures: in worker processes when the log is large, else here.
         if self.batch:
-            if self.pipeline is not None:
-                self.pipeline.check(self.batch)
-            else:
-                self._bad_signatures(
-                    [s for s, pub, sig, d in self.batch if not check_event_signature(pub, sig, d)]
-                )
+            self.signatures.add(self.batch)
             if self.progress is not None:
                 self.progress(len(self.batch))
             self.batch = []
-        if self.pipeline is not None:
-            for bad in self.pipeline.results(keep=keep):
-                self._bad_signatures(bad)
+        self._bad_signatures(self.signatures.failed(finish=finish))
 
     def _bad_signatures(self, seqs: list[int]) -> None:
         for seq in seqs:
@@ -359,7 +354,7 @@ class Verifier:
             )
 
     def finish(self) -> VerifyReport:
-        self._flush(keep=0)
+        self._flush(finish=True)
         self.report.root = self.acc.root()
         self.report.origin = self.checker.origin
         self.report.root_key_id = self.checker.root_key_id
@@ -424,7 +419,7 @@ def verify_ledger(
         stored_nodes=StoredTree(ledger.conn).get,
         progress=progress,
         want_roots=_wanted(checkpoint, origin, use_state),
-        parallel=size - start + 1 >= workers.MIN_PARALLEL_VERIFY,
+        parallel=size - start + 1,
     )
     if anchor is not None:
         v.resume(anchor)
@@ -545,7 +540,11 @@ def verify_export(
     """Verify an exported JSON Lines file (it must start at seq 1)."""
     from ledger.tlog.consistency import check_checkpoint
 
-    v = Verifier(trusted=trusted, want_roots=_wanted(checkpoint, None, False), parallel=parallel)
+    v = Verifier(
+        trusted=trusted,
+        want_roots=_wanted(checkpoint, None, False),
+        parallel=None if parallel else 0,
+    )
     unframed: Problem | None = None  # a problem whose line may still come as a row
 
     def count_unframed() -> None:
