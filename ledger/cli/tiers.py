@@ -28,9 +28,10 @@ from projections.tier_queries import (
     compute_due,
     history,
     hypothetical,
+    policy_in_force,
     tier_json,
 )
-from projections.tier_rules import Due
+from projections.tier_rules import Due, autonomy
 
 
 def _t(tier: int | None) -> str:
@@ -203,19 +204,23 @@ def tiers_history(ctx: Context, agent: str, as_json: bool) -> None:
 @pass_ctx
 def tiers_explain(ctx: Context, agent: str, policy_file: str | None, at_seq: int | None,
                   as_of: str | None, as_json: bool) -> None:  # fmt: skip
-    """For each criterion of AGENT's next tier: required, actual, met or not."""
+    """For each criterion of AGENT's next tier: required, actual, met or not; and what AGENT
+    may start on its own at its effective tier (policy [approval] and [grants])."""
     document = read_policy_file(policy_file) if policy_file is not None else None
     ledger = ctx.ledger()
     with read_models(ledger, resolve_at(ledger, at_seq, as_of)) as db:
         require_agent(db, agent)
         policy: Policy | None = hypothetical(db, document) if document is not None else None
         (a,) = assess_all(db, policy, agent)
+        rules = (policy or policy_in_force(db)).rules
+    on_its_own = autonomy(rules, a.agent.effective_tier)
     out = {
         **tier_json(a.agent),
         "seq": a.seq,
         "next_tier": a.next_tier,
         "criteria": [c.as_json() for c in a.criteria],
         "due": None if a.due is None else a.due.as_json(),
+        "on_its_own": on_its_own.as_json(),
     }
     if as_json:
         echo_json(out)
@@ -224,6 +229,7 @@ def tiers_explain(ctx: Context, agent: str, policy_file: str | None, at_seq: int
         f"{agent}: {_t(a.agent.tier)} (effective {_t(a.agent.effective_tier)}) since seq "
         f"{a.agent.since_seq}, as of seq {a.seq}"
     )
+    click.echo(f"on its own {on_its_own}")
     if a.criteria:
         print_table(f"criteria for {_t(a.next_tier)}", ["criterion", "required", "actual", "met"],
                     [[c.name, f"{c.comparison} {c.required}", c.actual, "yes" if c.met else "no"]
