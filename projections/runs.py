@@ -398,7 +398,10 @@ def _transition(state: RunsState, event: EventView, run: Run) -> None:
         # decision about the running run, not a step back in its lifecycle.
         return
     allowed, target = TRANSITIONS[event.type]
-    if run.state not in allowed:
+    if run.state not in allowed and not (
+        # Approved by its tier at submission (policy [approval]): it may start from there.
+        run.tier_approved and event.type == "run.started" and run.state == "submitted"
+    ):
         run.anomalies += 1
         state.anomalies.append(
             (event.seq, run.run, event.agent, event.type, run.state, target, event.ts)
