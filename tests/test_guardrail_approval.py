@@ -5,6 +5,7 @@ signed ledger."""
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -170,6 +171,11 @@ def test_the_same_run_is_a_finding_at_t1_compliant_at_t2_and_a_finding_after_a_c
     r2 = a_run(ledger, keys, "climber", "r2", **shape)
     shown = cli.json("runs", "show", "r2")
     assert (shown["findings"], shown["anomalies"], shown["compliant"]) == ([], [], True)
+    text = cli("runs", "show", "r2").stdout
+    assert {
+        "approval": "approved by its tier: T2 at submission auto-approves its risk",
+        "grants": "no grant: held to the agent's contract (T2 at its start",
+    }[rule] in " ".join(text.split())
     # (3) A critical finding drops the effective tier to 0: a finding again.
     gseq = guardrail(ledger, keys, "climber", "critical")
     r3 = a_run(ledger, keys, "climber", "r3", **shape)
@@ -243,3 +249,60 @@ def test_a_policy_can_auto_approve_medium_risk_from_t3(
         "on its own at T3: low, medium-risk runs submitted with auto_approve need no governor's "
         "approval; every tool call needs a grant" in text
     )
+
+
+def test_a_rejection_overrules_an_approval_by_tier(
+    ledger: Ledger, keys: LedgerKeys, cli: Cli
+) -> None:
+    register(ledger, keys, "a1", 2)
+    ar = {"agent": "a1", "run": "r1"}
+    ledger.append(Draft("run.submitted", {"objective": "o", "user": "u", "risk": "low",
+                                          "auto_approve": True}, **ar), signer=keys.recorder)  # fmt: skip
+    rejected = ledger.append(Draft("run.rejected", {"approver": "gov", "mode": "human",
+                                                    "plan_digest": DIGEST, "reason": "no"}, **ar),
+                             signer=keys.root)  # fmt: skip
+    start = ledger.append(Draft("run.started", {}, **ar), signer=keys.recorder)
+    assert [(k, q, e) for k, _, q, e in kinds(cli, "r1")] == [
+        (g.STARTED_WITHOUT_APPROVAL, start.seq, rejected.seq)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        (
+            {"approval": {"auto_from_tier": {"low": 6}}},
+            "approval.auto_from_tier.low: Input should be less than or equal to 5",
+        ),
+        ({"approval": {"auto_from_tier": {"urgent": 2}}}, "approval.auto_from_tier.urgent"),
+        (
+            {"grants": {"contract_suffices_from_tier": -1}},
+            "grants.contract_suffices_from_tier: Input should be greater than or equal to 0",
+        ),
+    ],
+    ids=["tier-above-5", "unknown-risk", "negative-tier"],
+)
+def test_a_bad_approval_or_grants_section_is_refused(
+    section: dict[str, Any], message: str, ready: Cli
+) -> None:
+    doc = copy.deepcopy(default_document())
+    doc.update(section)
+    path = ready.tmp / "p.toml"
+    path.write_text(_toml(doc), encoding="utf-8")
+    result = ready("policy", "set", str(path), "--signer", "root", ok=False)
+    assert result.exit_code == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def _toml(doc: dict[str, Any], prefix: str = "") -> str:
+    """A TOML rendering of a policy document (integers, lists of strings, tables)."""
+    lines, tables = [], []
+    for key, value in doc.items():
+        if isinstance(value, dict):
+            tables.append((f"{prefix}{key}", value))
+        else:
+            lines.append(f"{key} = {json.dumps(value)}")
+    out = "\n".join(lines) + "\n"
+    for name, table in tables:
+        out += f"\n[{name}]\n" + _toml(table, f"{name}.")
+    return out
