@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from ledger.store import Draft, Ledger
-from projections import governance as g
-from projections.policy import default_document, policy_set_payload
+from ledger.app.governance import apply_changes
+from ledger.store.sqlite import Draft, Ledger
+from projections.findings import kinds as g
+from projections.policy.document import default_document, policy_set_payload
 from projections.testing import DIGEST, contract
-from projections.tier_ops import apply_changes
 from tests.conftest import Cli, LedgerKeys
 
 EASY = {"min_compliant_runs": 0, "min_streak": 0, "max_violation_rate_bp": 10000,

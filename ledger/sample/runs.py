@@ -14,7 +14,7 @@ from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from ledger.encoding import canonical
+from ledger.event.canonical import canonical
 from ledger.sample.data import (
     APPROVERS,
     AUTO_FROM_TIER,
@@ -39,7 +39,7 @@ from ledger.sample.data import (
     Conduct,
     Profile,
 )
-from ledger.store import Draft
+from ledger.store.sqlite import Draft
 
 
 @dataclass
