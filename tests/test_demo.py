@@ -99,6 +99,17 @@ def test_demo_tier_changes_are_justified_on_replay(demo: Demo) -> None:
     assert [h for h in changes if not h.justified] == []
 
 
+def test_demo_runs_mix_governor_approvals_approvals_by_tier_and_violations(demo: Demo) -> None:
+    with Ledger.open(demo.db) as ledger, read_models(ledger) as rm:
+        by = dict(rm.execute(
+            "SELECT CASE WHEN approvals > 0 THEN 'governor' WHEN tier_approved THEN 'tier' "
+            "ELSE 'none' END, count(*) FROM runs WHERE started_seq IS NOT NULL GROUP BY 1"
+        ).fetchall())  # fmt: skip
+        kinds = {k for (k,) in rm.execute("SELECT DISTINCT kind FROM findings")}
+    assert by["governor"] > by["tier"] > by.get("none", 0) > 0
+    assert {"started_without_approval", "tool_outside_grant", "guardrail_triggered"} <= kinds
+
+
 def test_demo_refuses_an_existing_ledger_and_writes_nothing(tmp_path: Path) -> None:
     first = run_demo(tmp_path, "--events", "2000", "--agents", "3")
     before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}

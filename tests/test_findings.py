@@ -121,7 +121,8 @@ def test_started_before_the_approval_expires_is_compliant() -> None:
 def test_tool_called_in_a_run_never_approved_nor_started() -> None:
     ev = Events()
     ar = {"agent": "a1", "run": "r1"}
-    reg = ev.add("agent.registered", agent="a1", **contract()).seq
+    # At T1 a low-risk run submitted with auto_approve still needs a governor's approval.
+    reg = ev.add("agent.registered", agent="a1", **contract(tier=1)).seq
     sub = ev.add("run.submitted", **ar, objective="o", user="u", risk="low", auto_approve=True)
     ev.add("capability.granted", **ar, tools=["t"], capabilities=[], token_digest=DIGEST)
     t1 = ev.add("tool.called", **ar, tool="t", args_digest=DIGEST, side_effect="read").seq
@@ -138,7 +139,7 @@ def test_tool_outside_grant() -> None:
 
 def test_tool_without_any_grant_has_no_evidence_seq() -> None:
     ev = Events()
-    s = build_run(ev, grant=False)
+    s = build_run(ev, grant=False, registration=contract(tier=1))  # below contract_suffices
     assert found(ev) == {("tool_outside_grant", "critical", s.tool, None)}
 
 

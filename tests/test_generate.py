@@ -29,8 +29,9 @@ from scripts.generate import (
 from scripts.generate import main as generate_main
 
 # sha256 of the stream of ``generate_drafts(2000, 5, 11, ids=True)``, one JSON line per draft
-# (see ``_digest``): pinned when the generator moved from scripts/ into ``ledger.sample``.
-STREAM_2000_5_11 = "5dcc44565c8c378a6a4b44e43d9c9788118b6af4accf206c483238c8cf91d1f7"
+# (see ``_digest``): pinned again when low-risk runs of agents at T2 and above started on their
+# own (the approval rule) and the budget guardrail became a warning.
+STREAM_2000_5_11 = "0dd175528d9791ae30de1c9c20dd41d2fad83ba3353a6d6095ccbae69ac700dd"
 
 EVENTS, AGENTS, SEED = 2_000, 5, 11
 
@@ -99,6 +100,12 @@ def _rule_breaks(stream: list[tuple[str, Draft]]) -> Counter[str]:
     planned = {d.run: {s["tool"] for s in d.payload["steps"]} for _, d in stream
                if d.type == "run.planned"}  # fmt: skip
     approved = {d.run for _, d in stream if d.type == "run.approved"}
+    # Approved by the agent's tier (the approval rule): a low-risk run submitted with
+    # auto_approve by an agent registered at T2 or above (exact while no critical rule breaks).
+    tiers = {d.agent: d.payload["initial_tier"] for _, d in stream
+             if d.type == "agent.registered"}  # fmt: skip
+    approved |= {d.run for _, d in stream if d.type == "run.submitted"
+                 and d.payload["auto_approve"] and tiers[d.agent] >= 2}  # fmt: skip
     breaks: Counter[str] = Counter()
     for _, d in stream:
         if (

@@ -250,7 +250,7 @@ def test_a_completed_run_or_another_class_ends_the_failure_streak(between: str) 
     assert len(kinds_at(replay(ev), g.REPEATED_FAILURE)) == expected
 
 
-# --- guardrails: linked, not doubled ---------------------------------------------------------
+# --- guardrails: linked to the signal, and a finding of their own ---------------------------------------------------------
 
 
 def guard(ev: Events, kind: str, run: str | None = "r1", agent: str = "a1") -> int:
@@ -258,13 +258,17 @@ def guard(ev: Events, kind: str, run: str | None = "r1", agent: str = "a1") -> i
                   detail="runtime").seq  # fmt: skip
 
 
-def test_a_runtime_tool_loop_guardrail_after_the_signal_is_linked_not_doubled() -> None:
+def test_a_runtime_tool_loop_guardrail_after_the_signal_is_linked_to_it() -> None:
     ev = Events()
     begin(ev, "r1", register=True)
     seqs = [call(ev, "r1") for _ in range(3)]
     gseq = guard(ev, "tool_loop")
     db = replay(ev)
-    assert len(findings(db, run="r1")) == 1
+    # What replay derived and what the runtime said: one finding each.
+    assert [(f.kind, f.seq) for f in findings(db, run="r1")] == [
+        (g.TOOL_LOOP, seqs[2]),
+        (g.GUARDRAIL_TRIGGERED, gseq),
+    ]
     (s,) = signals(db)
     assert (s.seq, s.linked_seq) == (seqs[2], gseq)
     assert signals(replay(ev.prefix(gseq - 1)))[0].linked_seq is None
@@ -282,7 +286,8 @@ def test_a_runtime_guardrail_before_the_signal_is_linked_when_it_fires() -> None
     db = replay(ev)
     (s,) = signals(db)
     assert (s.seq, s.linked_seq) == (third, gseq)
-    assert f"guardrail.triggered at seq {gseq} is linked" in findings(db)[0].detail
+    (loop,) = [f for f in findings(db) if f.kind == g.TOOL_LOOP]
+    assert f"guardrail.triggered at seq {gseq} is linked" in loop.detail
 
 
 def test_budget_and_circuit_break_guardrails_link_to_cost_and_failure_signals() -> None:
@@ -299,16 +304,19 @@ def test_budget_and_circuit_break_guardrails_link_to_cost_and_failure_signals() 
     assert links == {g.COST_CAP_RUN: (cost, budget), g.REPEATED_FAILURE: (third, breaker)}
 
 
-def test_a_guardrail_with_no_signal_adds_no_finding() -> None:
+def test_a_guardrail_with_no_signal_is_still_a_finding_of_its_own() -> None:
     ev = Events()
     begin(ev, "r1", register=True)
     call(ev, "r1")
-    guard(ev, "tool_loop")
+    gseq = guard(ev, "tool_loop")
     ev.add("run.completed", agent="a1", run="r1", steps_completed=1)
     db = replay(ev)
-    assert findings(db) == [] and signals(db) == []
+    assert signals(db) == []
+    assert [(f.kind, f.severity, f.seq) for f in findings(db)] == [
+        (g.GUARDRAIL_TRIGGERED, "warning", gseq)
+    ]
     view = get_run(db, "r1")
-    assert view is not None and view.row["compliant"]
+    assert view is not None and not view.row["compliant"]
 
 
 # --- on a real signed ledger, through the command line ---------------------------------------
@@ -333,7 +341,10 @@ def test_runs_show_list_and_metrics_report_a_tool_loop(ledger: Ledger, keys: Led
     db = str(ledger.path)
     run = CliRunner().invoke(main, ["--db", db, "runs", "show", "r1", "--json"])
     out = json.loads(run.stdout)
-    assert (out["compliant"], [f["kind"] for f in out["findings"]]) == (False, [g.TOOL_LOOP])
+    assert (out["compliant"], [f["kind"] for f in out["findings"]]) == (
+        False,
+        [g.TOOL_LOOP, g.GUARDRAIL_TRIGGERED],
+    )
     assert out["findings"][0]["seq"] == 10 and out["findings"][0]["evidence_seq"] == 8
     assert [(s["triggers"], s["linked_seq"]) for s in out["signals"]] == [([8, 9, 10], 11)]
     text = CliRunner(env={"COLUMNS": "300"}).invoke(main, ["--db", db, "runs", "show", "r1"])
@@ -344,4 +355,4 @@ def test_runs_show_list_and_metrics_report_a_tool_loop(ledger: Ledger, keys: Led
     listed = CliRunner().invoke(main, ["--db", db, "runs", "list", "--non-compliant", "--json"])
     assert [json.loads(line)["run"] for line in listed.stdout.splitlines()] == ["r1"]
     metrics = CliRunner().invoke(main, ["--db", db, "metrics", "--agent", "a1", "--json"])
-    assert json.loads(metrics.stdout)["violations"] == {g.TOOL_LOOP: 1}
+    assert json.loads(metrics.stdout)["violations"] == {g.TOOL_LOOP: 1, g.GUARDRAIL_TRIGGERED: 1}

@@ -58,14 +58,15 @@ def run(
     warning: bool = False,
     at: datetime | None = None,
 ) -> int:
-    """One run of ``agent``: completed (``ok``) or failed; ``critical`` adds a tool call outside
-    any grant (a critical finding), ``warning`` a low-confidence EXECUTE. Returns its last seq."""
+    """One run of ``agent``: completed (``ok``) or failed; ``critical`` adds a tool call with a
+    forbidden side effect (a critical finding at any tier; the run has no grant, so below T2 it
+    is also outside the grants), ``warning`` a low-confidence EXECUTE. Returns its last seq."""
     a = {"agent": agent, "run": name}
     ev.add("run.submitted", objective="o", user="u", risk="low", auto_approve=True, at=at, **a)
     ev.add("run.approved", approver="x", mode="auto", plan_digest=DIGEST, **a)
     ev.add("run.started", **a)
     if critical:
-        ev.add("tool.called", tool="t", args_digest=DIGEST, side_effect="read", **a)
+        ev.add("tool.called", tool="t", args_digest=DIGEST, side_effect="payment", **a)
     if warning:
         ev.add("decision.recorded", decision="EXECUTE", confidence_bp=10, rationale="r", **a)
     if ok:

@@ -129,6 +129,12 @@ def runs_show(ctx: Context, run: str, at_seq: int | None, as_of: str | None,
                   f"duration {r['duration_ms'] if r['duration_ms'] is not None else '-'} ms  "
                   f"tools {r['tool_calls']} ({r['tool_errors']} errors)  "
                   f"tokens {r['tokens_in']}/{r['tokens_out']}  cost {r['cost_micro_usd']} µ$")  # fmt: skip
+    if r["tier_approved"]:
+        console.print(f"approved by its tier: T{r['submitted_tier']} at submission "
+                      f"auto-approves its risk (policy [approval])")  # fmt: skip
+    if r["contract_suffices"] and not r["grants"]:
+        console.print(f"no grant: held to the agent's contract (T{r['started_tier']} at its start, "
+                      f"policy [grants])")  # fmt: skip
     print_table("timeline", ["seq", "ts", "type", "summary"],
                 [[e.seq, e.ts, e.type, summarize(e)] for e in timeline])  # fmt: skip
     if view.findings:

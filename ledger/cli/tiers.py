@@ -28,9 +28,10 @@ from projections.tiers.queries import (
     compute_due,
     history,
     hypothetical,
+    policy_in_force,
     tier_json,
 )
-from projections.tiers.rules import Due, TierAgent
+from projections.tiers.rules import Due, TierAgent, autonomy
 
 
 def _t(tier: int | None) -> str:
@@ -214,19 +215,23 @@ def tiers_history(ctx: Context, agent: str, as_json: bool) -> None:
 @pass_ctx
 def tiers_explain(ctx: Context, agent: str, policy_file: str | None, at_seq: int | None,
                   as_of: str | None, as_json: bool) -> None:  # fmt: skip
-    """For each criterion of AGENT's next tier: required, actual, met or not."""
+    """For each criterion of AGENT's next tier: required, actual, met or not; and what AGENT
+    may start on its own at its effective tier (policy [approval] and [grants])."""
     document = read_policy_file(policy_file) if policy_file is not None else None
     ledger = ctx.ledger()
     with read_models(ledger, resolve_at(ledger, at_seq, as_of)) as db:
         require_agent(db, agent)
         policy: Policy | None = hypothetical(db, document) if document is not None else None
         (a,) = assess_all(db, policy, agent)
+        rules = (policy or policy_in_force(db)).rules
+    on_its_own = autonomy(rules, a.agent.effective_tier)
     out = {
         **tier_json(a.agent),
         "seq": a.seq,
         "next_tier": a.next_tier,
         "criteria": [c.as_json() for c in a.criteria],
         "due": None if a.due is None else a.due.as_json(),
+        "on_its_own": on_its_own.as_json(),
     }
     if as_json:
         echo_json(out)
@@ -240,6 +245,7 @@ def tiers_explain(ctx: Context, agent: str, policy_file: str | None, at_seq: int
             f"the change at seq {a.agent.unjustified_seq} is unjustified: the rules go by "
             f"{_t(a.agent.standing().tier)}"
         )
+    click.echo(f"on its own {on_its_own}")
     if a.criteria:
         print_table(f"criteria for {_t(a.next_tier)}", ["criterion", "required", "actual", "met"],
                     [[c.name, f"{c.comparison} {c.required}", c.actual, "yes" if c.met else "no"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -24,6 +24,7 @@ def generate_drafts(
     open_runs: int | None = None,
     violations: float = 1.0,
     conduct: Sequence[Conduct] | None = None,
+    tiers: Mapping[str, int] | None = None,
 ) -> Iterator[tuple[str, Draft]]:
     """Yield exactly ``n_events`` ``(role, draft)`` pairs in log order (fewer never).
 
@@ -36,6 +37,12 @@ def generate_drafts(
     ``violations`` scales how often runs break rules (0: never, 1: about one run in seven);
     ``conduct`` gives each agent its own (one per agent, in registration order), also scaled
     by ``violations``. With neither, the stream for a seed is the same as it always was.
+
+    A low-risk run submitted with ``auto_approve`` by an agent whose effective tier reaches the
+    default policy's ``[approval]`` bar starts with no ``run.approved`` (SPEC §3 approval rule).
+    The effective tier is 0 after the agent broke a critical rule, else ``tiers[agent]`` as read
+    at the submission (a caller that records tier changes keeps the mapping current), else the
+    agent's initial tier.
     """
     if n_agents < 1:
         raise ValueError("n_agents must be at least 1")
@@ -45,7 +52,9 @@ def generate_drafts(
         raise ValueError(f"conduct has {len(conduct)} entries for {n_agents} agents")
     rng = random.Random(seed)
     agents = make_agents(rng, [c.scaled(violations) for c in conduct or [Conduct()] * n_agents])
-    world = World(rng, seed, agents, weights=[a.weight for a in agents])
+    world = World(
+        rng, seed, agents, weights=[a.weight for a in agents], tiers={} if tiers is None else tiers
+    )
     target = open_runs or min(2 * n_agents, 64)
     count = 0
 

@@ -332,6 +332,10 @@ CAPABILITIES = {
     "payment": "payments:move",
 }
 
+AUTO_FROM_TIER = {"low": 2, "medium": 3, "high": 5}
+"""The default policy's ``[approval] auto_from_tier``: the effective tier from which a run
+submitted with ``auto_approve`` starts with no governor's ``run.approved``."""
+
 VIOLATIONS = (
     ("outside_grant", 0.03),  # a tool call outside the run's grant
     ("forbidden", 0.015),  # a forbidden tool or side effect (often a critical guardrail)

@@ -139,7 +139,10 @@ def build_demo(db: str, ring: KeyRing, *, origin: str, events: int, agents: int,
         set_policy(ledger, demo_policy(), root)
         signers = {GOVERNOR: root, RECORDER: recorder}
         roles = cast(agents)
-        stream = generate_drafts(events, agents, seed, conduct=[c for _, c in roles])
+        # The agents' effective tiers, as the read models have them after each round: the
+        # workload starts low-risk runs without a governor once an agent's tier allows it.
+        tiers: dict[str, int] = {}
+        stream = generate_drafts(events, agents, seed, conduct=[c for _, c in roles], tiers=tiers)
         result = DemoResult(origin=origin, size=0, root_key_id=root.key_id)
         # (2) The first drafts are the registrations, in cast order. A governor looks at the
         # promotions awaiting a decision after one round and approves the first in the next.
@@ -154,6 +157,8 @@ def build_demo(db: str, ring: KeyRing, *, origin: str, events: int, agents: int,
             result.tier_events += applied.recorded
             result.approved += [e for e in applied.recorded if _approved(e)]
             result.awaiting = applied.awaiting
+            with read_models(ledger) as rm:
+                tiers.update((a.agent, a.effective_tier) for a in tier_agents(rm))
             approve = set()
             if applied.awaiting and not result.approved:
                 approve = {_first_awaiting(applied.awaiting, result.characters).agent}

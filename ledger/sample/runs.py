@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from ledger.event.canonical import canonical
 from ledger.sample.data import (
     APPROVERS,
+    AUTO_FROM_TIER,
     CAPABILITIES,
     CORRECTIONS,
     CRITICAL_VIOLATIONS,
@@ -85,6 +86,12 @@ class World:
     clock: datetime = EPOCH
     runs_started: int = 0
     weights: list[float] = field(default_factory=list)
+    tiers: Mapping[str, int] = field(default_factory=dict)
+    """The agents' effective tiers as the ledger has them (``generate_drafts``)."""
+
+    def effective_tier(self, agent: Agent) -> int:
+        """0 once the agent broke a critical rule, else its tier as known (SPEC §3)."""
+        return 0 if agent.critical else self.tiers.get(agent.id, agent.tier)
 
     def tick(self) -> datetime:
         self.clock += timedelta(milliseconds=self.rng.randint(5, 900))
@@ -204,6 +211,10 @@ class _Run:
             else rng.choices(("low", "medium", "high"), (6, 3, 1))[0]
         )
         self.risk, self.auto = risk, risk == "low" and rng.random() < 0.8
+        # Approved by its tier (SPEC §3 approval rule): no governor's run.approved needed.
+        self.by_tier = self.auto and w.effective_tier(self.agent) >= AUTO_FROM_TIER[risk]
+        if self.by_tier and self.violation == "unapproved":
+            self.violation = None  # a start the tier approves breaks no rule
         objective = rng.choice(p.objectives).format(n=rng.randint(2, 9999))
         yield self.rec(
             "run.submitted",
@@ -255,6 +266,10 @@ class _Run:
             self.escalated = True
             yield self.decision("ESCALATE", 3000, 7000)
         approver = "policy-engine" if self.auto else rng.choice(APPROVERS)
+        if self.by_tier:
+            yield self.gov("capability.granted", self.grant(steps), actor=approver)
+            w.tick()
+            return True
         mode = (
             "auto"
             if self.auto
@@ -278,18 +293,7 @@ class _Run:
             if rng.random() < 0.3:
                 verdict["expires_at"] = _iso(w.clock + timedelta(hours=rng.choice((1, 4, 24))))
             yield self.gov("run.approved", verdict, actor=approver)
-            grant: dict[str, object] = {
-                "tools": sorted({str(s["tool"]) for s in steps}),
-                "capabilities": sorted(
-                    {CAPABILITIES.get(str(s["side_effect"]), "other") for s in steps}
-                ),
-                "token_digest": w.digest("token", self.id),
-            }
-            if self.violation == "expired_grant":
-                grant["expires_at"] = _iso(EXPIRED + timedelta(minutes=w.runs_started % 5000))
-            elif rng.random() < 0.5:
-                grant["expires_at"] = _iso(w.clock + timedelta(minutes=rng.choice((15, 30, 60))))
-            yield self.gov("capability.granted", grant, actor=approver)
+            yield self.gov("capability.granted", self.grant(steps), actor=approver)
             w.tick()
         if rng.random() < 0.01 * self.mishaps:
             yield self.rec(
@@ -297,6 +301,22 @@ class _Run:
             )
             return False
         return True
+
+    def grant(self, steps: list[dict[str, object]]) -> dict[str, object]:
+        """The run's ``capability.granted``: the plan's tools (an expired one for that violation)."""
+        rng, w = self.rng, self.w
+        grant: dict[str, object] = {
+            "tools": sorted({str(s["tool"]) for s in steps}),
+            "capabilities": sorted(
+                {CAPABILITIES.get(str(s["side_effect"]), "other") for s in steps}
+            ),
+            "token_digest": w.digest("token", self.id),
+        }
+        if self.violation == "expired_grant":
+            grant["expires_at"] = _iso(EXPIRED + timedelta(minutes=w.runs_started % 5000))
+        elif rng.random() < 0.5:
+            grant["expires_at"] = _iso(w.clock + timedelta(minutes=rng.choice((15, 30, 60))))
+        return grant
 
     def execute(self, steps: list[dict[str, object]]) -> Generator[Yield, None, int | None]:
         """(4): started, then each tool call; the number of steps done, None when it ended."""
@@ -374,7 +394,7 @@ class _Run:
                     "guardrail.triggered",
                     {
                         "kind": "budget_exceeded",
-                        "severity": "critical",
+                        "severity": "warning",
                         "detail": "run spent over its 2 USD budget",
                     },
                 )

@@ -22,6 +22,9 @@ FORBIDDEN_ACTION: Final = "forbidden_action"
 LOW_CONFIDENCE_EXECUTE: Final = "low_confidence_execute"
 TIER_TOO_LOW: Final = "tier_too_low"
 UNREGISTERED_AGENT: Final = "unregistered_agent"
+GUARDRAIL_TRIGGERED: Final = "guardrail_triggered"
+"""A runtime ``guardrail.triggered`` of severity warning or critical: its severity is the
+event's own, so the kind is not in ``SEVERITY``."""
 # Reliability signals (issue 6), derived in replay by ``projections.reliability.fold``.
 TOOL_LOOP: Final = "tool_loop"
 COST_CAP_RUN: Final = "cost_cap_run"
@@ -101,10 +104,3 @@ def grant_verdict(grants: list[tuple[int, str | None]], ts: str) -> tuple[str | 
         if expires is None or ts < expires:
             return None, seq
     return GRANT_EXPIRED, grants[-1][0]
-
-
-def effective_tier(tier: int, tier_since_seq: int, last_critical_seq: int | None) -> int:
-    """The tier an agent may act at: 0 after a critical finding since its tier was set (SPEC §3)."""
-    if last_critical_seq is not None and last_critical_seq > tier_since_seq:
-        return 0
-    return tier

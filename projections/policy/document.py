@@ -81,6 +81,35 @@ class Reliability(_Section):
     failure_repeat: Annotated[int, Field(ge=2)] = 3
 
 
+Risk = Literal["low", "medium", "high"]
+TierOrNever = Annotated[int, Field(ge=0, le=5)]
+"""A tier 0–4, or 5 for never (no agent holds T5)."""
+NEVER = 5
+
+
+class Approval(_Section):
+    auto_from_tier: dict[Risk, TierOrNever] = {"low": 2, "medium": 3, "high": 5}
+    """Effective tier at submission from which a run submitted with ``auto_approve: true``
+    needs no governor's ``run.approved``, per risk (a missing risk or 5: never)."""
+
+    def needed(self, risk: str | None) -> int:
+        """The effective tier that auto-approves a run of ``risk`` (``NEVER``: none does)."""
+        need = self.auto_from_tier.get(risk) if risk in self.auto_from_tier else None
+        return NEVER if need is None else int(need)
+
+    def auto_approves(self, tier: int, risk: str | None) -> bool:
+        """Whether an agent at effective ``tier`` may start a run of ``risk`` on its own."""
+        need = self.needed(risk)
+        return need < NEVER and tier >= need
+
+
+class Grants(_Section):
+    contract_suffices_from_tier: TierOrNever = 2
+    """Effective tier at a run's start from which a run with no ``capability.granted`` is
+    held to the agent's registered contract alone (below it, each of its tool calls is
+    ``tool_outside_grant``; 5: never)."""
+
+
 class PolicyDocument(_Section):
     """The policy, validated. Unknown fields are refused, so a typo never silently weakens it."""
 
@@ -93,6 +122,8 @@ class PolicyDocument(_Section):
     revocation: Revocation = Revocation()
     corrections: Corrections = Corrections()
     reliability: Reliability = Reliability()
+    approval: Approval = Approval()
+    grants: Grants = Grants()
 
     def criteria_for(self, tier: int) -> TierCriteria | None:
         """Criteria to be promoted into ``tier`` (None: no promotion into it)."""

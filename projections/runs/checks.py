@@ -14,6 +14,7 @@ from ledger.event.envelope import DecisionRecorded, EventView, ToolCalled
 from projections.findings import kinds as g
 from projections.runs.state import RunsState
 from projections.runs.tables import Agent, Run
+from projections.tiers.rules import effective_tier
 
 
 @lru_cache(maxsize=4096)
@@ -29,8 +30,12 @@ def find(
     kind: str,
     evidence: int | None,
     detail: str,
+    severity: g.Severity | None = None,
 ) -> None:
-    severity = g.SEVERITY[kind]
+    """Record a finding of ``kind`` (its severity from ``governance.SEVERITY`` unless given)
+    on ``run`` and ``agent``; a critical one zeroes the agent's effective tier from here on."""
+    if severity is None:
+        severity = g.SEVERITY[kind]
     state.findings.append(
         (event.seq, kind, severity, evidence, event.run, event.agent, event.ts, detail)
     )
@@ -44,7 +49,9 @@ def find(
 
 def check_approval(state: RunsState, event: EventView, run: Run, agent: Agent | None) -> None:
     """started_without_approval: a start, or a tool call of a run never started, with no live
-    approval before it. Reported once per run."""
+    approval before it: a governor's ``run.approved``, or the approval rule's (policy
+    ``[approval]``: submitted with ``auto_approve`` at an effective tier that auto-approves
+    its risk; a rejection overrules it). Reported once per run."""
     rejected_after = (
         run.rejected_seq is not None
         and run.approved_seq is not None
@@ -55,6 +62,8 @@ def check_approval(state: RunsState, event: EventView, run: Run, agent: Agent | 
         and not rejected_after
         and (run.approval_until is None or event.ts < run.approval_until)
     )
+    if run.tier_approved and run.rejected_seq is None:
+        live = True
     if live or run.unapproved_seq is not None:
         return
     run.unapproved_seq = event.seq
@@ -68,6 +77,8 @@ def check_approval(state: RunsState, event: EventView, run: Run, agent: Agent | 
         detail, evidence = f"the run was rejected at seq {run.rejected_seq}", run.rejected_seq
     else:
         detail, evidence = "no run.approved before it", run.submitted_seq
+        if run.auto_approve and run.auto_from_tier is not None:
+            detail += _auto_refused(run)
     find(state, event, run, agent, g.STARTED_WITHOUT_APPROVAL, evidence, detail)
 
 
@@ -79,7 +90,12 @@ def check_tool(
     contract: Agent | None,
     p: ToolCalled,
 ) -> None:
-    kind, evidence = g.grant_verdict(state.grant_map(run.run).get(p.tool, []), event.ts)
+    if run.grants == 0 and run.contract_suffices:
+        # The grants rule (policy [grants]): started at a tier where a run with no grant is
+        # held to the agent's contract alone (checked below).
+        kind, evidence = None, None
+    else:
+        kind, evidence = g.grant_verdict(state.grant_map(run.run).get(p.tool, []), event.ts)
     if kind == g.TOOL_OUTSIDE_GRANT:
         find(
             state,
@@ -88,7 +104,8 @@ def check_tool(
             agent,
             kind,
             run.granted_seq,
-            f"tool {p.tool!r} is in no capability.granted of run {run.run!r}",
+            f"tool {p.tool!r} is in no capability.granted of run {run.run!r}"
+            + (_no_grant(run) if run.grants == 0 else ""),
         )
     elif kind == g.GRANT_EXPIRED:
         find(
@@ -127,6 +144,34 @@ def check_tool(
         )
 
 
+def _auto_refused(run: Run) -> str:
+    """Why a run submitted with ``auto_approve`` still needed a governor's approval."""
+    need, held = run.auto_from_tier, run.submitted_tier or 0
+    if need is None or need > 4:
+        return "; the policy in force at its submission never auto-approves a run of its risk"
+    if held >= need:
+        return "; the agent was not registered at its submission"
+    return (
+        f"; auto-approval of a run of its risk needs T{need}, the agent held T{held} at its "
+        f"submission (seq {run.submitted_seq})"
+    )
+
+
+def _no_grant(run: Run) -> str:
+    """Why a run with no grant was not held to the agent's contract alone."""
+    need, held = run.contract_from_tier, run.started_tier or 0
+    if run.started_seq is None or need is None:
+        return " (it has none, and was never started)"
+    if need > 4:
+        return " (it has none, and the policy in force at its start holds every run to grants)"
+    if held >= need:
+        return " (it has none, and the agent was not registered at its start)"
+    return (
+        f" (it has none; the contract alone suffices from T{need}, the agent held T{held} "
+        f"at its start, seq {run.started_seq})"
+    )
+
+
 def decide(
     state: RunsState,
     event: EventView,
@@ -161,7 +206,7 @@ def decide(
 
 
 def check_tier(state: RunsState, event: EventView, run: Run, agent: Agent, required: int) -> None:
-    effective = g.effective_tier(agent.tier, agent.tier_since_seq, agent.last_critical_seq)
+    effective = effective_tier(agent.tier, agent.tier_since_seq, agent.last_critical_seq)
     if required > effective:
         zeroed = effective != agent.tier
         evidence = agent.last_critical_seq if zeroed else agent.tier_since_seq

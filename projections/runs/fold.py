@@ -50,7 +50,7 @@ from ledger.event.envelope import (
 from projections.findings import kinds as g
 from projections.projection import Projection
 from projections.runs import checks as c
-from projections.runs.state import GrantMap, RunsState
+from projections.runs.state import POLICY, GrantMap, RunsState
 from projections.runs.tables import (
     AGENTS,
     ANOMALIES,
@@ -62,6 +62,7 @@ from projections.runs.tables import (
     agent_row,
     run_row,
 )
+from projections.tiers.rules import effective_tier
 
 # SPEC §3 state machine: event type → (states it may leave, state it enters). ``new`` is a run
 # no lifecycle event has touched yet. A repeated approval of an approved run is not an anomaly.
@@ -100,8 +101,8 @@ class RunsProjection(Projection[RunsState]):
     """Runs, agents, findings and anomalies (SPEC §3)."""
 
     name = "runs"
-    version = 4
-    tables = (RUNS, AGENTS, FINDINGS, ANOMALIES, GRANTS)
+    version = 5
+    tables = (RUNS, AGENTS, FINDINGS, ANOMALIES, GRANTS, POLICY)
     depends_on = ("reliability",)
     """Issue 6: the reliability signals fired for an event become findings of its run."""
 
@@ -122,6 +123,7 @@ class RunsProjection(Projection[RunsState]):
         conn.executemany(FINDINGS.insert_sql(), state.findings)
         conn.executemany(ANOMALIES.insert_sql(), state.anomalies)
         conn.executemany(GRANTS.insert_sql(), state.grants)
+        state.policy.flush()
         state.runs.clear()
         state.agents.clear()
         state.grant_maps.clear()
@@ -229,6 +231,16 @@ def _submitted(state: RunsState, event: EventView, p: RunSubmitted, run: Run | N
         run.submitted_seq, run.submitted_ts = event.seq, event.ts
         run.objective, run.user = p.objective, p.user
         run.risk, run.auto_approve = p.risk, int(p.auto_approve)
+        # The approval rule (policy [approval]): decided once, from the effective tier at
+        # submission and the policy in force then.
+        if agent is not None:
+            run.submitted_tier = _effective(agent)
+        if p.auto_approve:
+            approval = state.policy.rules.approval
+            run.auto_from_tier = approval.needed(p.risk)
+            run.tier_approved = int(
+                contract is not None and approval.auto_approves(run.submitted_tier or 0, p.risk)
+            )
 
 
 def _planned(state: RunsState, event: EventView, p: RunPlanned, run: Run | None,
@@ -246,6 +258,13 @@ def _started(state: RunsState, event: EventView, p: RunStarted, run: Run | None,
     if run is not None:
         _transition(state, event, run)
         run.started_seq, run.started_ts = event.seq, event.ts
+        # The grants rule (policy [grants]): from the effective tier at the start.
+        if agent is not None:
+            run.started_tier = _effective(agent)
+        run.contract_from_tier = state.policy.rules.grants.contract_suffices_from_tier
+        run.contract_suffices = int(
+            contract is not None and (run.started_tier or 0) >= run.contract_from_tier
+        )
         c.check_approval(state, event, run, agent)
 
 
@@ -310,6 +329,18 @@ def _guardrail(state: RunsState, event: EventView, p: GuardrailTriggered, run: R
     if run is not None:
         run.guardrails += 1
         run.guardrails_critical += p.severity == "critical"
+    if p.severity != "info":
+        # A guardrail the runtime raised is a finding of its severity, on its run, else on
+        # the agent (SPEC §3): a critical one zeroes the effective tier like any other.
+        where = f"run {run.run!r}" if run is not None else f"agent {event.agent!r}"
+        c.find(state, event, run, agent, g.GUARDRAIL_TRIGGERED, event.seq,
+               f"the runtime raised a {p.severity} {p.kind!r} guardrail on {where}: {p.detail}",
+               severity=p.severity)  # fmt: skip
+
+
+def _policy(state: RunsState, event: EventView, p: PolicySet, run: Run | None,
+            agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
+    state.policy.observe(p, event.seq)
 
 
 def _rejected(state: RunsState, event: EventView, p: RunRejected, run: Run | None,
@@ -351,12 +382,13 @@ _FOLDS: dict[type[Any], Callable[..., None]] = {
     TierPromoted: _tier,
     TierDemoted: _tier,
     TierRevoked: _tier,
+    PolicySet: _policy,
 }
 """Payload class → its fold: one dict lookup per event instead of a ``match`` testing the
-classes one by one. Classes not here (``policy.set``, keys, corrections, ``x.*`` events) only
+classes one by one. Classes not here (keys, corrections, ``x.*`` events) only
 count towards their run and agent; ``test_runs_folds_cover_the_catalog`` keeps this exhaustive."""
-IGNORED: Final = frozenset({CorrectionRecorded, PolicySet, LedgerCreated, KeyRegistered,
-                            KeyRevoked, UserPayload})  # fmt: skip
+IGNORED: Final = frozenset({CorrectionRecorded, LedgerCreated, KeyRegistered, KeyRevoked,
+                            UserPayload})  # fmt: skip
 """Payload classes with no fold of their own (listed for the exhaustiveness test)."""
 
 
@@ -366,7 +398,10 @@ def _transition(state: RunsState, event: EventView, run: Run) -> None:
         # decision about the running run, not a step back in its lifecycle.
         return
     allowed, target = TRANSITIONS[event.type]
-    if run.state not in allowed:
+    if run.state not in allowed and not (
+        # Approved by its tier at submission (policy [approval]): it may start from there.
+        run.tier_approved and event.type == "run.started" and run.state == "submitted"
+    ):
         run.anomalies += 1
         state.anomalies.append(
             (event.seq, run.run, event.agent, event.type, run.state, target, event.ts)
@@ -386,6 +421,11 @@ def _register(agent: Agent, seq: int, p: AgentRegistered) -> None:
     agent.allowed_side_effects = canonical_of_typed(sorted(set(p.allowed_side_effects))).decode()
     agent.forbidden_actions = canonical_of_typed(sorted(set(p.forbidden_actions))).decode()
     agent.confidence_threshold_bp = p.confidence_threshold_bp
+
+
+def _effective(agent: Agent) -> int:
+    """The agent's effective tier as of the events folded so far."""
+    return effective_tier(agent.tier, agent.tier_since_seq, agent.last_critical_seq)
 
 
 def _approve(run: Run, seq: int, p: RunApproved) -> None:

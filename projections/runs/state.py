@@ -14,11 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 from sqlite_utils import Database
 
+from projections.policy.in_force import PolicyFold, policy_table
 from projections.projection import Table
 from projections.runs.tables import AGENTS, RUNS, Agent, Run
 
 if TYPE_CHECKING:
     from projections.reliability.fold import ReliabilityState
+
+POLICY = policy_table("runs_policy")
+"""The policy in force as of the last event folded: the approval and grants rules need it."""
 
 GrantMap = dict[str, list[tuple[int, str | None]]]
 """Tool → ``(seq, expires_at)`` of each grant of the run naming it, oldest first."""
@@ -27,13 +31,15 @@ GrantMap = dict[str, list[tuple[int, str | None]]]
 class RunsState:
     """The runs read model being folded: rows touched since the last flush, loaded on demand."""
 
-    __slots__ = ("agents", "anomalies", "db", "findings", "grant_maps", "grants", "reliability",
-                 "runs")  # fmt: skip
+    __slots__ = ("agents", "anomalies", "db", "findings", "grant_maps", "grants", "policy",
+                 "reliability", "runs")  # fmt: skip
 
     def __init__(self, db: Database, reliability: ReliabilityState | None = None) -> None:
         self.db = db
         self.reliability = reliability
         """The reliability projection's state: its signals for an event become findings."""
+        self.policy = PolicyFold(db, POLICY)
+        """The policy in force (its ``[approval]`` and ``[grants]`` rules)."""
         self.runs: dict[str, Run] = {}
         self.agents: dict[str, Agent] = {}
         self.grant_maps: dict[str, GrantMap] = {}

@@ -87,6 +87,19 @@ class Run:
     """First event of this run for an agent not registered at that point (one finding per run)."""
     unapproved_seq: int | None = None
     """The start (or tool call) found without a live approval (one finding per run)."""
+    submitted_tier: int | None = None
+    """The agent's effective tier at the submission (the approval rule, policy ``[approval]``)."""
+    auto_from_tier: int | None = None
+    """For a run submitted with ``auto_approve``: the effective tier from which the policy in
+    force at the submission approves a run of its risk (5: never)."""
+    tier_approved: int = 0
+    """1 when the approval rule lets the run start with no governor's ``run.approved``."""
+    started_tier: int | None = None
+    """The agent's effective tier at ``run.started`` (the grants rule, policy ``[grants]``)."""
+    contract_from_tier: int | None = None
+    """The policy's ``contract_suffices_from_tier`` in force at ``run.started``."""
+    contract_suffices: int = 0
+    """1 when, while the run has no grant, its tool calls are held to the contract alone."""
 
 
 @dataclass(slots=True)

@@ -26,6 +26,15 @@ Change = Literal["promoted", "demoted", "revoked"]
 MAX_TIER = 4
 
 
+def effective_tier(tier: int, since_seq: int, last_critical_seq: int | None) -> int:
+    """The tier an agent may act at (SPEC §3): 0 once it has a critical finding after the event
+    that set its tier, else its tier. The one rule the runs checks (approval, grants,
+    ``tier_too_low``), the tiers read model and every reader apply."""
+    if last_critical_seq is not None and last_critical_seq > since_seq:
+        return 0
+    return tier
+
+
 @dataclass(slots=True)
 class TierAgent:
     """One agent's tier record: a row of the ``tiers`` table."""
@@ -58,9 +67,7 @@ class TierAgent:
         """The tier the agent may act at (SPEC §3): the justified tier, ignoring an unjustified
         change, and 0 after a critical finding since that tier was set."""
         s = self.standing()
-        if s.last_critical_seq is not None and s.last_critical_seq > s.since_seq:
-            return 0
-        return s.tier
+        return effective_tier(s.tier, s.since_seq, s.last_critical_seq)
 
     def standing(self) -> TierAgent:
         """The record the rules judge: the recorded tier, or, after an unjustified change, the
@@ -69,6 +76,46 @@ class TierAgent:
             return self
         return replace(self, tier=self.justified_tier, since_seq=self.justified_since_seq,
                        since_ts=self.justified_since_ts, unjustified_seq=None)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Autonomy:
+    """What an agent at an effective tier may start on its own under a policy: the approval
+    rule (``[approval]``) and the grants rule (``[grants]``) of SPEC §3."""
+
+    tier: int
+    auto_approved_risks: tuple[str, ...]
+    """Risks of the runs it may submit with ``auto_approve`` and start with no governor's
+    ``run.approved``."""
+    without_grant: bool
+    """Whether a run it starts with no ``capability.granted`` is held to its contract alone."""
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "tier": self.tier,
+            "auto_approved_risks": list(self.auto_approved_risks),
+            "without_grant": self.without_grant,
+        }
+
+    def __str__(self) -> str:
+        risks = ", ".join(self.auto_approved_risks)
+        approval = (
+            f"{risks}-risk runs submitted with auto_approve need no governor's approval"
+            if risks
+            else "every run needs a governor's approval"
+        )
+        grants = (
+            "a run with no grant is held to its contract alone"
+            if self.without_grant
+            else "every tool call needs a grant"
+        )
+        return f"at T{self.tier}: {approval}; {grants}"
+
+
+def autonomy(rules: PolicyDocument, tier: int) -> Autonomy:
+    """What an agent at effective ``tier`` may start on its own under ``rules``."""
+    risks = tuple(r for r in ("low", "medium", "high") if rules.approval.auto_approves(tier, r))
+    return Autonomy(tier, risks, tier >= rules.grants.contract_suffices_from_tier)
 
 
 RunOutcome = tuple[int, int]
