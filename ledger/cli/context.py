@@ -44,6 +44,19 @@ class Context:
 
 pass_ctx = click.make_pass_decorator(Context)
 
+PAGE = 50
+"""Rows a listing's table shows when no ``--limit`` is given (``--json`` lists them all)."""
+
+
+def echo_more(noun: str, shown: int, total: int, order: str) -> None:
+    """The closing line of a listing's table: how many more match and how to see them."""
+    if total > shown:
+        click.echo(
+            f"{total - shown} more {noun} not shown (first {shown} {order}); "
+            "raise --limit, or use --json to see them all"
+        )
+
+
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Machine output: JSON on stdout."
 )
