@@ -7,18 +7,20 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from ledger.encoding import canonical
 from ledger.errors import InputError
 from ledger.events import Event, normalize_time
 from ledger.keys import KeyRing, Signer
 from ledger.store import Ledger
+
+if TYPE_CHECKING:
+    # rich is imported where output is drawn: a command printing JSON does not load it.
+    from rich.console import Console
+    from rich.progress import Progress
 
 
 @dataclass
@@ -99,12 +101,16 @@ def echo_json(value: Any) -> None:
 
 
 def stdout_console() -> Console:
+    from rich.console import Console
+
     # Piped output is not cut to 80 columns: tables keep one line per row for grep and less.
     width = None if sys.stdout.isatty() else 200
     return Console(soft_wrap=False, highlight=False, width=width)
 
 
 def print_table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
+    from rich.table import Table
+
     table = Table(title=title, show_lines=False, header_style="bold")
     for c in columns:
         table.add_column(c, overflow="fold")
@@ -137,6 +143,15 @@ class ProgressBar:
     def start(self, total: int) -> None:
         if not self.enabled or total < self.MIN_TOTAL or self.progress is not None:
             return
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
         self.progress = Progress(
             TextColumn(self.label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
             console=Console(stderr=True), transient=True,
