@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from ledger.cli import main
-from ledger.store import Draft, Ledger
-from projections.policy import default_policy
+from ledger.store.sqlite import Draft, Ledger
+from projections.policy.document import default_policy
 from tests.conftest import LedgerKeys, agent_registration
 from tests.test_cli_runs import compliant_run, forbidden_run
 

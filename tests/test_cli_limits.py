@@ -18,10 +18,10 @@ from click.testing import CliRunner, Result
 
 from ledger.cli import COMMAND_HELP, COMMAND_MODULES, main
 from ledger.cli.context import PAGE
-from ledger.store import Draft, Ledger
+from ledger.store.sqlite import Draft, Ledger
 from projections.driver import catch_up
-from projections.finding_queries import finding_counts, iter_findings
-from projections.queries import count_runs, list_runs
+from projections.findings.queries import finding_counts, iter_findings
+from projections.runs.queries import count_runs, list_runs
 from tests.conftest import LedgerKeys, agent_registration, digest
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from ledger.errors import PolicyError
-from projections.policy import default_document, digest_of
+from projections.policy.document import default_document, digest_of
 from projections.policy_toml import dump_toml
 from tests.conftest import Cli
 

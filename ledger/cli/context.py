@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ledger.encoding import canonical
+from ledger.crypto.keyfiles import KeyRing, Signer
 from ledger.errors import InputError
-from ledger.events import Event, normalize_time
-from ledger.keys import KeyRing, Signer
-from ledger.store import Ledger
+from ledger.event.canonical import canonical
+from ledger.event.envelope import Event, normalize_time
+from ledger.store.sqlite import Ledger
 
 if TYPE_CHECKING:
     # rich is imported where output is drawn: a command printing JSON does not load it.

@@ -19,12 +19,12 @@ from ledger.cli.context import (
     pass_ctx,
     progress_bar,
 )
-from ledger.encoding import loads
 from ledger.errors import InputError
-from ledger.events import normalize_time
-from ledger.imports import import_file
-from ledger.store import Draft, Ledger
-from ledger.verify import VerifyReport, verify_export, verify_ledger
+from ledger.event.canonical import loads
+from ledger.event.envelope import normalize_time
+from ledger.exchange.import_lines import import_file
+from ledger.store.sqlite import Draft, Ledger
+from ledger.verify.verifier import VerifyReport, verify_export, verify_ledger
 
 
 @click.command()
@@ -166,7 +166,7 @@ def import_(ctx: Context, file: str, signer: str, as_json: bool) -> None:
 @pass_ctx
 def export(ctx: Context, from_seq: int, to_seq: int | None, output: str) -> None:
     """Export full events as JSON Lines (docs/formats.md), verifiable with `verify --file`."""
-    from ledger.exporting import export_lines
+    from ledger.exchange.export import export_lines
 
     ledger = ctx.ledger()
     total = (to_seq or ledger.size) - from_seq + 1
@@ -221,7 +221,7 @@ def log(
     The table shows one page (the first N events, default 50) and says how many more match;
     `--json` streams every matching event (or the first `--limit N`).
     """
-    from ledger.exporting import count_events, event_filter, summarize
+    from ledger.exchange.export import count_events, event_filter, summarize
 
     ledger = ctx.ledger()
     where, params = event_filter(

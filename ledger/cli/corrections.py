@@ -25,9 +25,9 @@ from ledger.cli.context import (
     resolve_at,
 )
 from ledger.errors import InputError
-from ledger.store import Ledger
+from ledger.store.sqlite import Ledger
 from projections import CORRECTIONS
-from projections.correction_queries import Pattern, count_patterns, iter_patterns, learned_examples
+from projections.corrections.queries import Pattern, count_patterns, iter_patterns, learned_examples
 from projections.driver import build_at, catch_up
 
 

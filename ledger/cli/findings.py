@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from ledger.app.governance import read_models
 from ledger.cli.context import (
     PAGE,
     Context,
@@ -23,9 +24,8 @@ from ledger.cli.context import (
     resolve_at,
 )
 from ledger.errors import InputError
-from ledger.events import normalize_time
-from projections.finding_queries import SEVERITIES, finding_counts, iter_findings, valid_kinds
-from projections.tier_ops import read_models
+from ledger.event.envelope import normalize_time
+from projections.findings.queries import SEVERITIES, finding_counts, iter_findings, valid_kinds
 
 
 def _time(value: str | None, option: str) -> str | None:

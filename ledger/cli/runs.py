@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ledger.app.governance import read_models
 from ledger.cli.context import (
     PAGE,
     Context,
@@ -28,12 +29,11 @@ from ledger.cli.context import (
     stdout_console,
 )
 from ledger.errors import InputError
-from ledger.events import normalize_time
-from projections.tier_ops import read_models
+from ledger.event.envelope import normalize_time
 
 if TYPE_CHECKING:
-    from ledger.store import Ledger
-    from projections.queries import AgentMetrics, RunView
+    from ledger.store.sqlite import Ledger
+    from projections.runs.queries import AgentMetrics, RunView
 
 # Each command imports the library parts it uses when it runs, so `runs show` does not pay
 # for replay's or metrics' modules.
@@ -70,7 +70,7 @@ def runs_list(ctx: Context, agent: str | None, status: str | None, since: str | 
     The table shows one page (the first N runs, default 50) and says how many more match;
     `--json` streams every matching run (or the first `--limit N`) at constant memory.
     """
-    from projections.queries import count_runs, iter_runs
+    from projections.runs.queries import count_runs, iter_runs
 
     ledger = ctx.ledger()
     filters: dict[str, Any] = {"agent": agent, "status": status, "since": _time(since, "--since"),
@@ -108,11 +108,11 @@ def runs_show(ctx: Context, run: str, at_seq: int | None, as_of: str | None,
               as_json: bool) -> None:  # fmt: skip
     """One run: state, totals, timeline (seq, time, type, summary), findings, and whether its
     events verify (hash, chain link, key and signature of each)."""
-    from ledger.exporting import summarize
-    from ledger.store import row_to_event
-    from ledger.verify import check_events
-    from projections.queries import get_run
-    from projections.reliability import signals
+    from ledger.exchange.export import summarize
+    from ledger.store.sqlite import row_to_event
+    from ledger.verify.verifier import check_events
+    from projections.reliability.fold import signals
+    from projections.runs.queries import get_run
 
     ledger = ctx.ledger()
     at = resolve_at(ledger, at_seq, as_of)
@@ -175,8 +175,8 @@ def metrics(ctx: Context, agent: str | None, at_seq: int | None, as_of: str | No
             as_json: bool) -> None:  # fmt: skip
     """Agent metrics: runs, compliance and streaks, violations, tokens, cost, failure classes
     (`--json`: one agent per line)."""
-    from projections.queries import agent_metrics
-    from projections.tier_queries import tier_findings
+    from projections.runs.queries import agent_metrics
+    from projections.tiers.queries import tier_findings
 
     ledger = ctx.ledger()
     at = resolve_at(ledger, at_seq, as_of)
@@ -229,7 +229,7 @@ def replay(ctx: Context, at_seq: int | None, as_of: str | None, check_only: bool
     stored read models without changing them: a row edited behind govledger's back is reported.
     """
     from projections.driver import build_at, catch_up, positions
-    from projections.queries import summary as model_summary
+    from projections.runs.queries import summary as model_summary
 
     ledger = ctx.ledger()
     at = resolve_at(ledger, at_seq, as_of)
@@ -276,9 +276,9 @@ def _counts(d: dict[str, int]) -> str:
 
 def _check(ledger: Ledger, as_json: bool) -> None:
     from projections import registered
-    from projections.check import check
     from projections.driver import catch_up, positions
-    from projections.tier_queries import tier_findings
+    from projections.replay_check import check
+    from projections.tiers.queries import tier_findings
 
     differences = check(ledger, ledger.db)
     # Recomputation as verification (issue 4): a recorded tier change that the policy in force
