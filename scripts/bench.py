@@ -544,11 +544,7 @@ def spawn(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def default_tmp() -> Path:
-    for cand in (Path("/work/tmp-bench"), Path("/var/tmp")):
-        with contextlib.suppress(OSError):
-            cand.mkdir(parents=True, exist_ok=True)
-            if os.access(cand, os.W_OK):
-                return cand
+    """The system's temporary directory (``tempfile.gettempdir()``: ``TMPDIR`` when set)."""
     return Path(tempfile.gettempdir())
 
 
@@ -575,7 +571,7 @@ def main(argv: list[str] | None = None) -> int:
         "--tmp",
         type=Path,
         default=None,
-        help="directory for the files (default /work/tmp-bench or /var/tmp)",
+        help="directory for the files (default: the system temporary directory, TMPDIR)",
     )
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     ap.add_argument(

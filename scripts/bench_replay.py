@@ -1,7 +1,7 @@
 """Benchmark: full replay of every read model against eventsourcing's notification log (issue 3).
 
     python scripts/bench_replay.py                              # 200k events, built in --tmp
-    python scripts/bench_replay.py --events 1000000 --db /var/tmp/l.db --keys /var/tmp/keys
+    python scripts/bench_replay.py --events 1000000 --db l.db --keys l.keys
     python scripts/bench_replay.py --json
 
 Measured in one run, each step in a fresh Python process (so ``ru_maxrss`` is that step's peak):
@@ -312,7 +312,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keys", type=Path, help="its key directory (default: DB.keys)")
     ap.add_argument("--rounds", type=int, default=1, help="alternate replay/baseline N times")
     ap.add_argument("--show-repeat", type=int, default=20, help="runs show calls timed (20)")
-    ap.add_argument("--tmp", type=Path, help="scratch directory (default: /var/tmp)")
+    ap.add_argument(
+        "--tmp",
+        type=Path,
+        help="scratch directory (default: the system temporary directory, TMPDIR)",
+    )
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -320,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         job = json.loads(args.worker)
         print(json.dumps(WORKERS[job.pop("step")](job)))
         return 0
-    tmp = Path(tempfile.mkdtemp(prefix="govledger-bench-replay-", dir=args.tmp or "/var/tmp"))
+    tmp = Path(tempfile.mkdtemp(prefix="govledger-bench-replay-", dir=args.tmp))
     try:
         out = run(args, tmp)
     finally:

@@ -202,8 +202,8 @@ def test_findings_limit_shows_the_first_and_says_how_many_more(
     assert f"│ {seq} " not in result.stdout
     assert "2 finding(s) by kind and severity" in result.stdout
     assert result.stdout.endswith(
-        "1 more finding(s) not shown (first 1 by seq); raise --limit, drop it, or use --json "
-        "to see them\n"
+        "1 more finding(s) not shown (first 1 by seq); raise --limit, or use --json to see them "
+        "all\n"
     )
     assert [f["kind"] for f in lines(cli(db, "findings", "--limit", "1", "--json"))] == [
         "forbidden_action"

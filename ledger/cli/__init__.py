@@ -1,4 +1,4 @@
-"""The ``govledger`` command line: a thin shell over the library (SPEC §5).
+"""The ``govledger`` command line: a thin shell over the library (docs/formats.md, README).
 
 Every command opens the ledger, calls one library function and prints. Library errors are
 mapped to exit codes in one place (``GovledgerGroup.invoke``): 1 integrity, 2 usage or input,
@@ -39,13 +39,52 @@ COMMAND_MODULES: dict[str, str] = {
 """Command name → the ``ledger.cli`` module defining it (imported only when that command runs,
 so a command does not pay for importing every other one)."""
 
+COMMAND_HELP: dict[str, str] = {
+    "init": "Create a ledger and its root governor key `root`.",
+    "keys": "Create, list, revoke keys and print checkpoint verifier keys.",
+    "append": "Append one signed event; prints its seq and hash.",
+    "import": "Append events from a JSON Lines file, all or nothing.",
+    "export": "Export full events as JSON Lines (docs/formats.md), verifiable with `verify --file`.",
+    "log": "List events, oldest first (`--json`: one full event per line).",
+    "verify": "Verify integrity: framing, hashes, chain, seq, signatures, key authorization.",
+    "runs": "Audit runs: state, timeline, findings (read models rebuilt by replay).",
+    "replay": "Rebuild the read models from the log.",
+    "metrics": "Agent metrics: runs, compliance and streaks, violations, tokens, cost, failure "
+    "classes (`--json`: one agent per line).",
+    "tiers": "Autonomy tiers T0–T4: state, due changes, recording them, history, explanations.",
+    "policy": "The governance policy: tier criteria, demotion, revocation, cooldown "
+    "(docs/policy.md).",
+    "corrections": "Emerged correction patterns: user corrections clustered per agent by topic "
+    '(`--json`: one pattern per line, {"agent", "name", "count", "first_seq", "last_seq", '
+    '"examples", ...}).',
+    "findings": "Every finding of the log in seq order: run checks, reliability signals, "
+    "guardrails and tier checks (`unjustified_tier_change`), with the read model each comes "
+    "from.",
+    "checkpoint": "Sign a C2SP checkpoint of the log as it is now, and print it.",
+    "prove": "Inclusion proof of event SEQ (a C2SP tlog-proof), or a consistency proof.",
+    "verify-proof": "Verify an inclusion proof offline: no database needed.",
+    "demo": "Build a sample ledger at --db and show what to look at next.",
+}
+"""Command name → its one-line help, as its own docstring has it (a test keeps them equal), so
+``govledger --help`` lists the commands without importing their modules and the library."""
+
 
 class GovledgerGroup(click.Group):
     """The root group: loads commands lazily and maps ``LedgerError`` to its exit code and a
     one-line message."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return [name for name in COMMAND_MODULES if self.get_command(ctx, name) is not None]
+        return list(COMMAND_MODULES)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list of ``--help`` from ``COMMAND_HELP``: no command module is imported."""
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(n) for n in names)
+        rows = [
+            (n, click.Command(n, help=COMMAND_HELP[n]).get_short_help_str(limit)) for n in names
+        ]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         module_name = COMMAND_MODULES.get(cmd_name)

@@ -7,18 +7,20 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from ledger.crypto.keyfiles import KeyRing, Signer
 from ledger.errors import InputError
 from ledger.event.canonical import canonical
 from ledger.event.envelope import Event, normalize_time
 from ledger.store.sqlite import Ledger
+
+if TYPE_CHECKING:
+    # rich is imported where output is drawn: a command printing JSON does not load it.
+    from rich.console import Console
+    from rich.progress import Progress
 
 
 @dataclass
@@ -43,6 +45,19 @@ class Context:
 
 
 pass_ctx = click.make_pass_decorator(Context)
+
+PAGE = 50
+"""Rows a listing's table shows when no ``--limit`` is given (``--json`` lists them all)."""
+
+
+def echo_more(noun: str, shown: int, total: int, order: str) -> None:
+    """The closing line of a listing's table: how many more match and how to see them."""
+    if total > shown:
+        click.echo(
+            f"{total - shown} more {noun} not shown (first {shown} {order}); "
+            "raise --limit, or use --json to see them all"
+        )
+
 
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Machine output: JSON on stdout."
@@ -85,20 +100,23 @@ def echo_json(value: Any) -> None:
     click.echo(json.dumps(value, ensure_ascii=False, sort_keys=False))
 
 
-class _StdoutConsole(Console):
-    def on_broken_pipe(self) -> None:
-        # rich exits with status 1 here; the CLI's one handler of a closed pipe exits 0.
-        self.quiet = True
-        raise BrokenPipeError
-
-
 def stdout_console() -> Console:
+    from rich.console import Console
+
+    class _StdoutConsole(Console):
+        def on_broken_pipe(self) -> None:
+            # rich exits with status 1 here; the CLI's one handler of a closed pipe exits 0.
+            self.quiet = True
+            raise BrokenPipeError
+
     # Piped output is not cut to 80 columns: tables keep one line per row for grep and less.
     width = None if sys.stdout.isatty() else 200
     return _StdoutConsole(soft_wrap=False, highlight=False, width=width)
 
 
 def print_table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
+    from rich.table import Table
+
     table = Table(title=title, show_lines=False, header_style="bold")
     for c in columns:
         table.add_column(c, overflow="fold")
@@ -131,6 +149,15 @@ class ProgressBar:
     def start(self, total: int) -> None:
         if not self.enabled or total < self.MIN_TOTAL or self.progress is not None:
             return
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
         self.progress = Progress(
             TextColumn(self.label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
             console=Console(stderr=True), transient=True,

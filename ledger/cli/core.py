@@ -1,4 +1,4 @@
-"""Core commands: init, append, import, export, log, verify (SPEC §5)."""
+"""Core commands: init, append, import, export, log, verify (README, docs/formats.md)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ from typing import Any, BinaryIO
 import click
 
 from ledger.cli.context import (
+    PAGE,
     Context,
     ProgressBar,
     echo_event,
     echo_json,
+    echo_more,
     json_option,
     pass_ctx,
     progress_bar,
@@ -201,7 +203,7 @@ def import_(ctx: Context, file: str, signer: str, as_json: bool) -> None:
 )
 @pass_ctx
 def export(ctx: Context, from_seq: int, to_seq: int | None, output: str) -> None:
-    """Export full events as JSON Lines (SPEC §2.1), verifiable with `verify --file`."""
+    """Export full events as JSON Lines (docs/formats.md), verifiable with `verify --file`."""
     from ledger.exchange.export import export_lines
 
     ledger = ctx.ledger()
@@ -236,7 +238,8 @@ def export(ctx: Context, from_seq: int, to_seq: int | None, output: str) -> None
 @click.option("--until", metavar="TS", help="Events at or before this time.")
 @click.option("--from", "from_seq", type=click.IntRange(min=1), default=1, help="First seq.")
 @click.option("--to", "to_seq", type=click.IntRange(min=1), default=None, help="Last seq.")
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N events.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N",
+              help=f"At most N events, the first by seq [table default: {PAGE}; --json: all].")  # fmt: skip
 @json_option
 @pass_ctx
 def log(
@@ -251,8 +254,12 @@ def log(
     limit: int | None,
     as_json: bool,
 ) -> None:
-    """List events, oldest first (`--json`: one full event per line)."""
-    from ledger.exchange.export import event_filter, summarize
+    """List events, oldest first (`--json`: one full event per line).
+
+    The table shows one page (the first N events, default 50) and says how many more match;
+    `--json` streams every matching event (or the first `--limit N`).
+    """
+    from ledger.exchange.export import count_events, event_filter, summarize
 
     ledger = ctx.ledger()
     where, params = event_filter(
@@ -264,10 +271,12 @@ def log(
     )
     # Streams: one line per event as it is read, whatever the size of the log.
     fmt = "{:>8}  {:<27}  {:<20}  {:<14}  {:<16}  {}"
+    page = limit if as_json or limit is not None else PAGE
+    n = 0
     for n, event in enumerate(
         ledger.iter_events(from_seq=from_seq, to_seq=to_seq, where=where, params=params), start=1
     ):
-        if limit is not None and n > limit:
+        if page is not None and n > page:
             break
         if as_json:
             echo_event(event)
@@ -276,6 +285,9 @@ def log(
             click.echo(fmt.format("seq", "ts", "type", "agent", "run", "summary"))
         click.echo(fmt.format(event.seq, event.ts, event.type, event.agent or "-",
                               event.run or "-", summarize(event)))  # fmt: skip
+    if not as_json and page is not None and n > page:
+        total = count_events(ledger, from_seq=from_seq, to_seq=to_seq, where=where, params=params)
+        echo_more("event(s)", page, total, "by seq")
 
 
 @click.command()

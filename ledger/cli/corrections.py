@@ -1,6 +1,6 @@
 """`govledger corrections`: emerged correction patterns, and what an agent should be told.
 
-SPEC §3 Correction patterns, §5; issue 6. Only the corrections read model is caught up (or, with
+docs/corrections.md. Only the corrections read model is caught up (or, with
 `--at-seq` / `--as-of`, rebuilt as it stood then in a scratch database): a pattern shows from the
 correction that made it emerge, never earlier.
 """
@@ -14,9 +14,11 @@ import click
 from sqlite_utils import Database
 
 from ledger.cli.context import (
+    PAGE,
     Context,
     at_options,
     echo_json,
+    echo_more,
     json_option,
     pass_ctx,
     print_table,
@@ -25,7 +27,12 @@ from ledger.cli.context import (
 from ledger.errors import InputError
 from ledger.store.sqlite import Ledger
 from projections import CORRECTIONS
-from projections.corrections.queries import Pattern, learned_examples, patterns
+from projections.corrections.queries import (
+    Pattern,
+    count_patterns,
+    iter_patterns,
+    learned_examples,
+)
 from projections.driver import build_at, catch_up
 
 
@@ -50,13 +57,20 @@ def _cell(p: Pattern) -> str:
               help="With --agent: print the learned examples to prepend to the agent's next "
                    "prompt about TOPIC (a topic, a pattern name or free text); nothing when no "
                    "pattern has emerged for it.")  # fmt: skip
+@click.option("--limit", type=click.IntRange(min=1), metavar="N",
+              help=f"At most N patterns, by agent then emergence [table default: {PAGE}; "
+                   "--json: all].")  # fmt: skip
 @at_options
 @json_option
 @pass_ctx
-def corrections(ctx: Context, agent: str | None, topic: str | None, at_seq: int | None,
-                as_of: str | None, as_json: bool) -> None:  # fmt: skip
+def corrections(ctx: Context, agent: str | None, topic: str | None, limit: int | None,
+                at_seq: int | None, as_of: str | None, as_json: bool) -> None:  # fmt: skip
     """Emerged correction patterns: user corrections clustered per agent by topic (`--json`:
-    one pattern per line, {"agent", "name", "count", "first_seq", "last_seq", "examples", ...})."""
+    one pattern per line, {"agent", "name", "count", "first_seq", "last_seq", "examples", ...}).
+
+    The table shows one page (the first N patterns by agent then emergence, default 50) and
+    says how many more there are; `--json` streams every pattern (or the first `--limit N`).
+    """
     if topic is not None and agent is None:
         raise InputError("--topic needs --agent")
     ledger = ctx.ledger()
@@ -70,17 +84,19 @@ def corrections(ctx: Context, agent: str | None, topic: str | None, at_seq: int 
                 for e in examples:
                     click.echo(e)
             return
-        found = patterns(db, agent)
-    if as_json:
-        for p in found:
-            echo_json(p.as_json())
-        return
+        if as_json:
+            for p in iter_patterns(db, agent, limit=limit):
+                echo_json(p.as_json())
+            return
+        found = list(iter_patterns(db, agent, limit=limit or PAGE))
+        total = count_patterns(db, agent) if len(found) == (limit or PAGE) else len(found)
     if not found:
         click.echo("no correction pattern has emerged" + (f" for agent {agent}" if agent else ""))
         return
     print_table(None, ["agent", "pattern", "count", "seqs", "emerged", "examples"],
                 [[p.agent, p.name, p.count, f"{p.first_seq}–{p.last_seq}", p.emerged_seq,
                   _cell(p)] for p in found])  # fmt: skip
+    echo_more("pattern(s)", len(found), total, "by agent then emergence")
 
 
 COMMANDS = [corrections]

@@ -1,21 +1,23 @@
 """`govledger findings`: every finding of the log, from every read model, in seq order.
 
-SPEC §3 Findings, §5. Run checks, reliability signals, guardrails and tier checks alike, each
+docs/projections.md. Run checks, reliability signals, guardrails and tier checks alike, each
 `{kind, severity, seq, evidence_seq, agent, run, detail, source}`. `--json` streams JSON Lines
 from a database cursor, so memory stays constant for any size of log.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from typing import Any
 
 import click
 
 from ledger.app.governance import read_models
 from ledger.cli.context import (
+    PAGE,
     Context,
     at_options,
     echo_json,
+    echo_more,
     json_option,
     pass_ctx,
     print_table,
@@ -23,7 +25,7 @@ from ledger.cli.context import (
 )
 from ledger.errors import InputError
 from ledger.event.envelope import normalize_time
-from projections.findings.queries import SEVERITIES, iter_findings, valid_kinds
+from projections.findings.queries import SEVERITIES, finding_counts, iter_findings, valid_kinds
 
 
 def _time(value: str | None, option: str) -> str | None:
@@ -40,7 +42,8 @@ def _time(value: str | None, option: str) -> str | None:
 @click.option("--run", help="Only this run's findings.")
 @click.option("--since", metavar="TS", help="Findings at or after this time (RFC 3339).")
 @click.option("--until", metavar="TS", help="Findings at or before this time (RFC 3339).")
-@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="At most N findings.")
+@click.option("--limit", type=click.IntRange(min=1), metavar="N",
+              help=f"At most N findings, the first by seq [table default: {PAGE}; --json: all].")  # fmt: skip
 @at_options
 @json_option
 @pass_ctx
@@ -56,8 +59,9 @@ def findings(ctx: Context, kind: tuple[str, ...], severity: str | None, agent: s
     govledger findings --kind tool_outside_grant --agent a1
     govledger findings --json                   one JSON object per line
 
-    The table ends with the count by kind and severity of every finding that matched; with
-    `--limit N` it shows the first N and says how many more there are.
+    The table shows one page (the first N by seq, default 50), then the count by kind and
+    severity of every finding that matched, and says how many more there are. `--json`
+    streams every matching finding (or the first `--limit N`) at constant memory.
     """
     if severity is not None and severity not in SEVERITIES:
         raise InputError(
@@ -70,29 +74,24 @@ def findings(ctx: Context, kind: tuple[str, ...], severity: str | None, agent: s
         unknown = [k for k in kind if k not in valid]
         if unknown:
             raise InputError(f"--kind: unknown kind {unknown[0]!r}; valid: {', '.join(valid)}")
-        found = iter_findings(db, kinds=kind, severity=severity, agent=agent, run=run,
-                              since=since_ts, until=until_ts)  # fmt: skip
-        shown = 0
-        counts: Counter[tuple[str, str]] = Counter()
-        rows: list[list[object]] = []
-        for sf in found:
-            if as_json:
+        filters: dict[str, Any] = {"kinds": kind, "severity": severity, "agent": agent,
+                                   "run": run, "since": since_ts, "until": until_ts}  # fmt: skip
+        if as_json:
+            shown = 0
+            for sf in iter_findings(db, **filters, limit=limit):
                 echo_json(sf.as_json())
                 shown += 1
-                if limit is not None and shown >= limit:
-                    break
-                continue
-            f = sf.finding
-            counts[f.kind, f.severity] += 1
-            if limit is None or len(rows) < limit:
-                rows.append([f.seq, f.ts[:19] + "Z", f.kind, f.severity, f.evidence_seq, f.agent, f.run,
-                             sf.source, f.detail])  # fmt: skip
-        total = shown if as_json else sum(counts.values())
+            if shown == 0:
+                _none(kind, severity, agent, run, since, until)
+            return
+        rows = [[f.seq, f.ts[:19] + "Z", f.kind, f.severity, f.evidence_seq, f.agent, f.run,
+                 sf.source, f.detail]
+                for sf in iter_findings(db, **filters, limit=limit or PAGE)
+                for f in [sf.finding]]  # fmt: skip
+        counts = finding_counts(db, **filters)
+    total = sum(counts.values())
     if total == 0:
-        click.echo("no finding matches" if _filtered(kind, severity, agent, run, since, until)
-                   else "no findings in the log", err=True)  # fmt: skip
-        return
-    if as_json:
+        _none(kind, severity, agent, run, since, until)
         return
     print_table(None, ["seq", "ts", "kind", "severity", "evidence", "agent", "run", "source",
                        "detail"], rows)  # fmt: skip
@@ -101,11 +100,11 @@ def findings(ctx: Context, kind: tuple[str, ...], severity: str | None, agent: s
         ["kind", "severity", "count"],
         [[k, s, n] for (k, s), n in sorted(counts.items())],
     )
-    if len(rows) < total:
-        click.echo(
-            f"{total - len(rows)} more finding(s) not shown (first {len(rows)} by seq); "
-            "raise --limit, drop it, or use --json to see them"
-        )
+    echo_more("finding(s)", len(rows), total, "by seq")
+
+
+def _none(*filters: object) -> None:
+    click.echo("no finding matches" if _filtered(*filters) else "no findings in the log", err=True)
 
 
 def _filtered(*values: object) -> bool:

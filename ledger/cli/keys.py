@@ -15,7 +15,7 @@ def keys() -> None:
     """Create, list, revoke keys and print checkpoint verifier keys.
 
     \b
-    Roles (SPEC §2.5):
+    Roles (README, "Keys"):
       governor  ledger, keys, policy, agents, approvals, grants, tier changes
       recorder  run lifecycle, tool calls, usage, decisions, guardrails, feedback
       agent     like recorder, but only for the one agent it is bound to (--agent)

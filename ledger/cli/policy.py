@@ -1,4 +1,4 @@
-"""`govledger policy`: the governance policy in force, and recording a new one (SPEC §5).
+"""`govledger policy`: the governance policy in force, and recording a new one (docs/policy.md).
 
 A policy is written in TOML and recorded as a `policy.set` event (a JSON object in the log)
 with the next version and the SHA-256 of its RFC 8785 bytes. Field by field: docs/policy.md.
@@ -6,13 +6,12 @@ with the next version and the SHA-256 of its RFC 8785 bytes. Field by field: doc
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from ledger.app.governance import read_models, set_policy
 from ledger.cli.context import Context, at_options, echo_json, json_option, pass_ctx, resolve_at
 from projections.policy.document import read_policy_file
+from projections.policy_toml import dump_toml
 from projections.tiers.queries import clock, policy_in_force
 
 
@@ -26,8 +25,15 @@ def policy() -> None:
 @json_option
 @pass_ctx
 def policy_show(ctx: Context, at_seq: int | None, as_of: str | None, as_json: bool) -> None:
-    """The policy in force (now, or at `--at-seq` / `--as-of`): version 0 is the shipped
-    default, in force until the first `policy set`."""
+    """The policy in force (now, or at `--at-seq` / `--as-of`) as TOML, the format `policy set`
+    reads, headed by comments giving its version, digest and the seq it took force. Version 0
+    is the shipped default, in force until the first `policy set`.
+
+    \b
+    govledger policy show > p.toml      edit p.toml, then:
+    govledger policy set p.toml --signer root
+    govledger policy show --json        {"version", "digest", "seq", "document"}
+    """
     ledger = ctx.ledger()
     at = resolve_at(ledger, at_seq, as_of)
     with read_models(ledger) as db:
@@ -43,10 +49,11 @@ def policy_show(ctx: Context, at_seq: int | None, as_of: str | None, as_json: bo
             }
         )
         return
-    where = "shipped default" if pol.version == 0 else f"set at seq {pol.seq}"
-    click.echo(f"policy version {pol.version} ({where}), in force at seq {seq}")
-    click.echo(f"digest {pol.digest}")
-    click.echo(json.dumps(pol.document, indent=2, ensure_ascii=False))
+    where = "shipped default" if pol.version == 0 else f"took force at seq {pol.seq}"
+    click.echo(f"# govledger policy version {pol.version} ({where}), in force at seq {seq}")
+    click.echo(f"# digest {pol.digest}")
+    click.echo("# fields: docs/policy.md\n")
+    click.echo(dump_toml(pol.document), nl=False)
 
 
 @policy.command("set")

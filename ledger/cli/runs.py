@@ -1,6 +1,6 @@
 """`govledger runs`, `metrics`, `replay`: audit runs and agents from the read models.
 
-SPEC §3, §5; issue 3. Every command first catches the stored read models up with the log
+Every command first catches the stored read models up with the log
 (cheap when nothing is new); `--at-seq N` / `--as-of TS` instead build the state as it stood
 then in a scratch database, leaving the stored read models untouched.
 """
@@ -10,17 +10,18 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from sqlite_utils import Database
 
 from ledger.app.governance import read_models
 from ledger.cli.context import (
+    PAGE,
     Context,
     ProgressBar,
     at_options,
     echo_json,
+    echo_more,
     json_option,
     pass_ctx,
     print_table,
@@ -29,15 +30,13 @@ from ledger.cli.context import (
 )
 from ledger.errors import InputError
 from ledger.event.envelope import normalize_time
-from ledger.exchange.export import summarize
-from ledger.store.sqlite import Ledger, row_to_event
-from ledger.verify.verifier import check_events
-from projections import registered
-from projections.driver import build_at, catch_up, positions
-from projections.reliability.fold import signals
-from projections.replay_check import check
-from projections.runs.queries import AgentMetrics, RunView, agent_metrics, get_run, list_runs
-from projections.tiers.queries import tier_findings
+
+if TYPE_CHECKING:
+    from ledger.store.sqlite import Ledger
+    from projections.runs.queries import AgentMetrics, RunView
+
+# Each command imports the library parts it uses when it runs, so `runs show` does not pay
+# for replay's or metrics' modules.
 
 STATES = ("submitted", "approved", "rejected", "running", "completed", "failed", "cancelled")
 
@@ -58,29 +57,39 @@ def runs() -> None:
 @click.option("--until", metavar="TS", help="Runs that began at or before this time (RFC 3339).")
 @click.option("--non-compliant", is_flag=True,
               help="Only runs that ended non-compliant or already hold a warning or critical finding.")  # fmt: skip
-@click.option("--limit", type=click.IntRange(min=1), help="At most N runs.")
+@click.option("--limit", type=click.IntRange(min=1), metavar="N",
+              help=f"At most N runs, the first to begin [table default: {PAGE}; --json: all].")  # fmt: skip
 @at_options
 @json_option
 @pass_ctx
 def runs_list(ctx: Context, agent: str | None, status: str | None, since: str | None,
               until: str | None, non_compliant: bool, limit: int | None, at_seq: int | None,
               as_of: str | None, as_json: bool) -> None:  # fmt: skip
-    """List runs in the order they began (`--json`: one run per line)."""
+    """List runs in the order they began, oldest first (`--json`: one run per line).
+
+    The table shows one page (the first N runs, default 50) and says how many more match;
+    `--json` streams every matching run (or the first `--limit N`) at constant memory.
+    """
+    from projections.runs.queries import count_runs, iter_runs
+
     ledger = ctx.ledger()
+    filters: dict[str, Any] = {"agent": agent, "status": status, "since": _time(since, "--since"),
+                               "until": _time(until, "--until"), "non_compliant": non_compliant}  # fmt: skip
     with read_models(ledger, resolve_at(ledger, at_seq, as_of)) as db:
-        views = list_runs(db, agent=agent, status=status, since=_time(since, "--since"),
-                          until=_time(until, "--until"), non_compliant=non_compliant,
-                          limit=limit)  # fmt: skip
-    if as_json:
-        for v in views:
-            echo_json(v.as_json())
-        return
+        if as_json:
+            for v in iter_runs(db, **filters, limit=limit):
+                echo_json(v.as_json())
+            return
+        page = limit or PAGE
+        views = list(iter_runs(db, **filters, limit=page))
+        total = count_runs(db, **filters) if len(views) == page else len(views)
     print_table(
         None,
         ["run", "agent", "state", "compliant", "findings", "began"],
         [[v.run, v.row["agent"], v.row["state"], "yes" if v.row["compliant"] else "no",
           _findings_cell(v), v.row["first_ts"][:19] + "Z"] for v in views],
     )  # fmt: skip
+    echo_more("run(s)", len(views), total, "by start, oldest first")
 
 
 def _findings_cell(v: RunView) -> str:
@@ -100,6 +109,12 @@ def runs_show(ctx: Context, run: str, at_seq: int | None, as_of: str | None,
     """One run: state, totals, timeline (seq, time, type, summary), findings, and whether its
     events verify (each checked as `verify` checks it: framing, payload, hash, chain link, ts
     order, key as registered at that point of the log, signature)."""
+    from ledger.exchange.export import summarize
+    from ledger.store.sqlite import row_to_event
+    from ledger.verify.verifier import check_events
+    from projections.reliability.fold import signals
+    from projections.runs.queries import get_run
+
     ledger = ctx.ledger()
     at = resolve_at(ledger, at_seq, as_of)
     with read_models(ledger, at) as db:
@@ -168,6 +183,9 @@ def metrics(ctx: Context, agent: str | None, at_seq: int | None, as_of: str | No
             as_json: bool) -> None:  # fmt: skip
     """Agent metrics: runs, compliance and streaks, violations, tokens, cost, failure classes
     (`--json`: one agent per line)."""
+    from projections.runs.queries import agent_metrics
+    from projections.tiers.queries import tier_findings
+
     ledger = ctx.ledger()
     at = resolve_at(ledger, at_seq, as_of)
     with read_models(ledger, at) as db:
@@ -218,6 +236,9 @@ def replay(ctx: Context, at_seq: int | None, as_of: str | None, check_only: bool
     them as they stood then, in a scratch database, and print a summary. `--check` audits the
     stored read models without changing them: a row edited behind govledger's back is reported.
     """
+    from projections.driver import build_at, catch_up, positions
+    from projections.runs.queries import summary as model_summary
+
     ledger = ctx.ledger()
     at = resolve_at(ledger, at_seq, as_of)
     if check_only:
@@ -232,12 +253,12 @@ def replay(ctx: Context, at_seq: int | None, as_of: str | None, check_only: bool
         with ProgressBar("replay", ledger.size, enabled=not as_json) as bar:
             progress = catch_up(ledger, ledger.db, rebuild=True, progress=bar.advance)
         seconds = time.perf_counter() - started
-        summary = _summary(ledger.db)
+        summary = model_summary(ledger.db)
         out = {"rebuilt": True, "seconds": round(seconds, 3),
                "projections": [{"name": p.name, "last_seq": p.to_seq} for p in progress], **summary}  # fmt: skip
     else:
         with build_at(ledger, at) as db:
-            summary = _summary(db)
+            summary = model_summary(db)
             pos = positions(db)
         out = {"rebuilt": False, "at_seq": at,
                "projections": [{"name": n, "last_seq": p.last_seq} for n, p in pos.items()],
@@ -261,25 +282,10 @@ def _counts(d: dict[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in d.items()) or "none"
 
 
-def _summary(db: Database) -> dict[str, Any]:
-    runs_by_state = dict(
-        db.execute("SELECT state, count(*) FROM runs GROUP BY state ORDER BY state").fetchall()
-    )
-    findings = dict(
-        db.execute(
-            "SELECT severity, count(*) FROM findings GROUP BY severity ORDER BY severity"
-        ).fetchall()
-    )
-    return {
-        "runs": runs_by_state,
-        "runs_total": sum(runs_by_state.values()),
-        "agents": db.execute("SELECT count(*) FROM agents").fetchone()[0],
-        "findings": findings,
-        "findings_total": sum(findings.values()),
-    }
-
-
 def _check(ledger: Ledger, as_json: bool) -> None:
+    from projections import registered
+    from projections.driver import catch_up, positions
+    from projections.replay_check import check
     from projections.tiers.queries import tier_findings
 
     differences = check(ledger, ledger.db)

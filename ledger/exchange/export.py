@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ledger.errors import InputError
@@ -57,6 +57,24 @@ def event_filter(
         clauses.append("ts <= ?")
         params.append(until)
     return " AND ".join(clauses), params
+
+
+def count_events(
+    ledger: Ledger,
+    *,
+    from_seq: int = 1,
+    to_seq: int | None = None,
+    where: str = "",
+    params: Sequence[Any] = (),
+) -> int:
+    """How many events ``ledger.iter_events`` yields with the same range and filter."""
+    extra = f" AND ({where})" if where else ""
+    stop = to_seq if to_seq is not None else ledger.size
+    row = ledger.conn.execute(
+        f"SELECT count(*) FROM events WHERE seq >= ? AND seq <= ?{extra}",
+        (from_seq, stop, *params),
+    ).fetchone()
+    return int(row[0])
 
 
 _SUMMARY_FIELDS = (

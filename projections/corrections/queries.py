@@ -8,6 +8,7 @@ threshold teaches nothing yet.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,21 +48,24 @@ def _policy(db: Database) -> PolicyFold:
     return PolicyFold(db, POLICY)
 
 
-def patterns(db: Database, agent: str | None = None) -> list[Pattern]:
-    """Emerged patterns of every agent (or one), by agent then emergence. ``examples``: the
-    cluster's first ``max_examples`` corrections (policy in force at the read model's position),
-    oldest first, so they are as stable as the name."""
+def iter_patterns(
+    db: Database, agent: str | None = None, *, limit: int | None = None
+) -> Iterator[Pattern]:
+    """Emerged patterns of every agent (or one), by agent then emergence, at most ``limit``,
+    read from a cursor (streams). ``examples``: the cluster's first ``max_examples``
+    corrections (policy in force at the read model's position), oldest first, so they are as
+    stable as the name."""
     if not db[CLUSTERS.name].exists():
-        return []
+        return
     max_examples = _policy(db).rules.corrections.max_examples
     one, params = ("AND agent = ?", [agent]) if agent is not None else ("", [])
-    rows = db.execute(
+    cur = db.execute(
         f"SELECT {', '.join(CLUSTERS.column_names)} FROM {CLUSTERS.name} "
-        f"WHERE emerged_seq IS NOT NULL {one} ORDER BY agent, emerged_seq",
+        f"WHERE emerged_seq IS NOT NULL {one} ORDER BY agent, emerged_seq"
+        + ("" if limit is None else f" LIMIT {int(limit)}"),
         params,
-    ).fetchall()
-    out: list[Pattern] = []
-    for row in rows:
+    )
+    for row in cur:
         c = Cluster.from_row(row)
         assert c.emerged_seq is not None and c.name is not None
         examples = db.execute(
@@ -69,10 +73,25 @@ def patterns(db: Database, agent: str | None = None) -> list[Pattern]:
             "ORDER BY seq LIMIT ?",
             [c.agent, c.cluster, max_examples],
         ).fetchall()
-        out.append(Pattern(c.agent, c.name, c.count, c.first_seq, c.last_seq, c.emerged_seq,
-                           c.topic, c.top_keywords(), [t for _, t in examples],
-                           [s for s, _ in examples], c.exemplars))  # fmt: skip
-    return out
+        yield Pattern(c.agent, c.name, c.count, c.first_seq, c.last_seq, c.emerged_seq,
+                      c.topic, c.top_keywords(), [t for _, t in examples],
+                      [s for s, _ in examples], c.exemplars)  # fmt: skip
+
+
+def patterns(db: Database, agent: str | None = None) -> list[Pattern]:
+    """``iter_patterns`` as a list."""
+    return list(iter_patterns(db, agent))
+
+
+def count_patterns(db: Database, agent: str | None = None) -> int:
+    """How many patterns ``iter_patterns`` yields with no limit."""
+    if not db[CLUSTERS.name].exists():
+        return 0
+    one, params = ("AND agent = ?", [agent]) if agent is not None else ("", [])
+    row = db.execute(
+        f"SELECT count(*) FROM {CLUSTERS.name} WHERE emerged_seq IS NOT NULL {one}", params
+    ).fetchone()
+    return int(row[0])
 
 
 def pattern_for(db: Database, agent: str, topic: str) -> Pattern | None:

@@ -50,18 +50,19 @@ def valid_kinds(db: Database) -> list[str]:
     return sorted(out)
 
 
-def iter_findings(
+def _union(
     db: Database,
+    columns: str,
     *,
-    kinds: Collection[str] = (),
-    severity: str | None = None,
-    agent: str | None = None,
-    run: str | None = None,
-    since: str | None = None,
-    until: str | None = None,
-) -> Iterator[SourcedFinding]:
-    """Findings in seq order (then kind), filtered: ``kinds`` (any of them; empty: all),
-    ``since``/``until`` on the offending event's ts (inclusive, ledger ``ts`` form). Streams."""
+    kinds: Collection[str],
+    severity: str | None,
+    agent: str | None,
+    run: str | None,
+    since: str | None,
+    until: str | None,
+) -> tuple[str, list[object]] | None:
+    """One ``UNION ALL`` of every findings table, filtered, selecting ``columns`` and the
+    source; None when no findings table exists yet."""
     where, params = conditions(
         (
             ("severity", "=", severity),
@@ -74,7 +75,6 @@ def iter_findings(
     if kinds:
         where.append(f"kind IN ({', '.join('?' for _ in kinds)})")
         params.extend(kinds)
-    cols = ", ".join(FINDINGS.column_names)
     signals = db[SIGNALS_TABLE].exists()
     parts: list[str] = []
     args: list[object] = []
@@ -85,9 +85,53 @@ def iter_findings(
         if source == "runs" and signals:
             label = (f"CASE WHEN EXISTS (SELECT 1 FROM {SIGNALS_TABLE} s WHERE s.seq = f.seq "
                      f"AND s.kind = f.kind) THEN 'reliability' ELSE 'runs' END")  # fmt: skip
-        parts.append(f"SELECT {cols}, {label} FROM {table} f WHERE {' AND '.join(where)}")
+        parts.append(f"SELECT {columns}, {label} FROM {table} f WHERE {' AND '.join(where)}")
         args.extend(params)
-    if not parts:
+    return (" UNION ALL ".join(parts), args) if parts else None
+
+
+def iter_findings(
+    db: Database,
+    *,
+    kinds: Collection[str] = (),
+    severity: str | None = None,
+    agent: str | None = None,
+    run: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    limit: int | None = None,
+) -> Iterator[SourcedFinding]:
+    """Findings in seq order (then kind), filtered: ``kinds`` (any of them; empty: all),
+    ``since``/``until`` on the offending event's ts (inclusive, ledger ``ts`` form), at most
+    ``limit``. Streams."""
+    union = _union(db, ", ".join(FINDINGS.column_names), kinds=kinds, severity=severity,
+                   agent=agent, run=run, since=since, until=until)  # fmt: skip
+    if union is None:
         return
-    for row in db.execute(" UNION ALL ".join(parts) + " ORDER BY seq, kind", args):
+    sql, args = union
+    sql += " ORDER BY seq, kind" + ("" if limit is None else f" LIMIT {int(limit)}")
+    for row in db.execute(sql, args):
         yield SourcedFinding(g.Finding(*row[:-1]), row[-1])
+
+
+def finding_counts(
+    db: Database,
+    *,
+    kinds: Collection[str] = (),
+    severity: str | None = None,
+    agent: str | None = None,
+    run: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+) -> dict[tuple[str, str], int]:
+    """``(kind, severity) → count`` of the findings ``iter_findings`` yields with the same
+    filters and no limit, counted by SQL (no finding is read into Python)."""
+    union = _union(db, "kind, severity", kinds=kinds, severity=severity, agent=agent, run=run,
+                   since=since, until=until)  # fmt: skip
+    if union is None:
+        return {}
+    sql, args = union
+    rows = db.execute(
+        f"SELECT kind, severity, count(*) FROM ({sql}) GROUP BY kind, severity ORDER BY 1, 2", args
+    )
+    return {(k, sev): n for k, sev, n in rows}

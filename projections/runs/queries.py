@@ -11,7 +11,7 @@ the streaks.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,7 @@ from projections.runs.tables import AGENT_FIELDS, FINDINGS, RUN_FIELDS
 from projections.tiers.rules import effective_tier
 
 _FINDING_COLS = ", ".join(FINDINGS.column_names)
+_BATCH = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,22 +114,13 @@ def get_run(db: Database, run: str) -> RunView | None:
     return _views(db, [dict(zip(RUN_FIELDS, row, strict=True))])[0]
 
 
-def list_runs(
-    db: Database,
-    *,
-    agent: str | None = None,
-    status: str | None = None,
-    since: str | None = None,
-    until: str | None = None,
-    non_compliant: bool = False,
-    limit: int | None = None,
-) -> list[RunView]:
-    """Runs in the order they began, filtered.
-
-    ``since``/``until`` (inclusive) apply to the run's first event. ``non_compliant`` keeps the
-    runs that are not compliant and are either over or already hold a warning or critical
-    finding (a run still in progress with a clean record is not reported).
-    """
+def _run_filter(
+    agent: str | None,
+    status: str | None,
+    since: str | None,
+    until: str | None,
+    non_compliant: bool,
+) -> tuple[str, list[Any]]:
     where, params = conditions(
         (
             ("agent", "=", agent),
@@ -141,11 +133,81 @@ def list_runs(
         where.append(
             "compliant = 0 AND (ended_seq IS NOT NULL OR findings_critical + findings_warning > 0)"
         )
-    sql = f"SELECT {', '.join(RUN_FIELDS)} FROM runs WHERE {' AND '.join(where)} ORDER BY first_seq"
+    return " AND ".join(where), params
+
+
+def iter_runs(
+    db: Database,
+    *,
+    agent: str | None = None,
+    status: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    non_compliant: bool = False,
+    limit: int | None = None,
+) -> Iterator[RunView]:
+    """Runs in the order they began, filtered, read from a cursor 500 at a time: a caller
+    iterating holds one batch whatever the number of runs.
+
+    ``since``/``until`` (inclusive) apply to the run's first event. ``non_compliant`` keeps the
+    runs that are not compliant and are either over or already hold a warning or critical
+    finding (a run still in progress with a clean record is not reported).
+    """
+    where, params = _run_filter(agent, status, since, until, non_compliant)
+    sql = f"SELECT {', '.join(RUN_FIELDS)} FROM runs WHERE {where} ORDER BY first_seq"
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
-    rows = [dict(zip(RUN_FIELDS, r, strict=True)) for r in db.execute(sql, params)]
-    return _views(db, rows)
+    cur = db.execute(sql, params)
+    while batch := cur.fetchmany(_BATCH):
+        yield from _views(db, [dict(zip(RUN_FIELDS, r, strict=True)) for r in batch])
+
+
+def count_runs(
+    db: Database,
+    *,
+    agent: str | None = None,
+    status: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    non_compliant: bool = False,
+) -> int:
+    """How many runs ``iter_runs`` yields with the same filters and no limit."""
+    where, params = _run_filter(agent, status, since, until, non_compliant)
+    return int(db.execute(f"SELECT count(*) FROM runs WHERE {where}", params).fetchone()[0])
+
+
+def list_runs(
+    db: Database,
+    *,
+    agent: str | None = None,
+    status: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    non_compliant: bool = False,
+    limit: int | None = None,
+) -> list[RunView]:
+    """``iter_runs`` as a list (for small results: it holds every run)."""
+    return list(iter_runs(db, agent=agent, status=status, since=since, until=until,
+                          non_compliant=non_compliant, limit=limit))  # fmt: skip
+
+
+def summary(db: Database) -> dict[str, Any]:
+    """Counts of the runs read model: runs by state, agents, findings by severity."""
+    runs_by_state = dict(
+        db.execute("SELECT state, count(*) FROM runs GROUP BY state ORDER BY state").fetchall()
+    )
+    by_severity = dict(
+        db.execute(
+            "SELECT severity, count(*) FROM findings GROUP BY severity ORDER BY severity"
+        ).fetchall()
+    )
+    return {
+        "runs": runs_by_state,
+        "runs_total": sum(runs_by_state.values()),
+        "agents": db.execute("SELECT count(*) FROM agents").fetchone()[0],
+        "findings": by_severity,
+        "findings_total": sum(by_severity.values()),
+    }
 
 
 @dataclass(slots=True)
