@@ -648,7 +648,10 @@ class _WriteTx:
         session = ledger._session()
         self.session = session
         lock = ledger._write_lock
-        if not lock.acquire(timeout=ledger._busy_timeout_ms / 1000):
+        # A free lock is taken without the timeout's clock readings (the single-thread case).
+        if not lock.acquire(blocking=False) and not lock.acquire(
+            timeout=ledger._busy_timeout_ms / 1000
+        ):
             raise _database_locked(ledger.path)
         conn = session.conn
         try:

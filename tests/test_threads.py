@@ -142,7 +142,9 @@ def test_threads_appending_batches_through_one_ledger_keep_each_batch_whole(
     setup: tuple[Path, Signer],
 ) -> None:
     path, rec = setup
-    writers, batches, size = 4, 10, 50
+    # Batches of 100 are signed by the worker processes (from 64 events), which the threads
+    # share.
+    writers, batches, size = 4, 5, 100
     with Ledger.open(path, synchronous="NORMAL") as lg:
 
         def writer(w: int) -> Callable[[], None]:
