@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from ledger.appending import append_locked
-from ledger.drafts import prepare
+from ledger.crypto.keyfiles import KeyRing, Signer
 from ledger.errors import DatabaseLocked, LedgerError, NotALedger, StoreError
-from ledger.keys import KeyRing, Signer
-from ledger.store import Draft, Ledger, root_key_payload
-from ledger.verify import verify_ledger
+from ledger.event.drafts import prepare
+from ledger.store.sqlite import Draft, Ledger, root_key_payload
+from ledger.store.sqlite_append import append_locked
+from ledger.verify.verifier import verify_ledger
 from tests.conftest import ORIGIN
 
 WRITERS = 8
