@@ -4,6 +4,12 @@ SPEC §1 (guarantees 1, 2, 3, 6), §2. Appends compute ``seq``, ``prev``, ``ts``
 ``sig`` inside one ``BEGIN IMMEDIATE`` transaction, so any number of threads and processes can
 append to one file without a gap, duplicate or fork. UPDATE and DELETE on ``events`` are refused
 by triggers. The Merkle tree's complete-subtree hashes are written in the same transaction.
+
+A ``Ledger`` may be shared by threads: each thread uses a connection of its own (a transaction
+belongs to a connection, so one thread's reads never see, and its errors never roll back,
+another's open transaction), and its writes take a lock of the object first, so its threads
+queue in turn instead of polling SQLite's lock. Every ``sqlite3`` error leaves as a
+``StoreError`` (``translate``).
 """
 
 from __future__ import annotations
@@ -11,10 +17,11 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from functools import partial
+from functools import partial, wraps
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Concatenate, NamedTuple, ParamSpec, TypeVar
 
 import sqlite_utils
 from pydantic_core import from_json
@@ -102,32 +109,135 @@ def parse_stored(text: str) -> Any:
         return json.loads(text)
 
 
-def _locked(e: sqlite3.OperationalError, path: str) -> StoreError:
+def translate(e: sqlite3.Error, path: str) -> StoreError:
+    """The ledger error of a ``sqlite3`` error met on the file at ``path`` (all exit 3)."""
     msg = str(e)
     if "locked" in msg or "busy" in msg:
-        return DatabaseLocked(
-            f"{path}: database is locked by another writer (waited past the busy timeout)"
-        )
-    if "not a database" in msg or "malformed" in msg:
+        return _database_locked(path)
+    if any(s in msg for s in ("not a database", "malformed", "no such table", "no such column")):
         return NotALedger(f"{path}: not a govledger database ({msg})")
+    if "closed database" in msg:
+        return StoreError(f"{path}: the ledger is closed")
     return StoreError(f"{path}: {msg}")
+
+
+def _database_locked(path: str) -> DatabaseLocked:
+    return DatabaseLocked(
+        f"{path}: database is locked by another writer (waited past the busy timeout)"
+    )
+
+
+def _busy_timeout(ms: int | None) -> int:
+    """The busy timeout in milliseconds: ``ms``, else ``GOVLEDGER_BUSY_TIMEOUT_MS``, else 10 s."""
+    if ms is not None:
+        return ms
+    return env_int("GOVLEDGER_BUSY_TIMEOUT_MS", DEFAULT_BUSY_TIMEOUT_MS)
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _translated(
+    method: Callable[Concatenate[Ledger, _P], _R],
+) -> Callable[Concatenate[Ledger, _P], _R]:
+    """``method`` with its ``sqlite3`` errors translated (``translate``)."""
+
+    @wraps(method)
+    def wrapper(self: Ledger, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as e:
+            raise translate(e, self.path) from e
+
+    return wrapper
+
+
+class _Session:
+    """One thread's use of a ledger: its connection, and the tip of the log as of this
+    connection's last commit (see ``appending.Tip``) with what tells that nothing was written
+    since (``PRAGMA data_version``, which moves when another connection commits, and this
+    connection's change count), and the tip staged by its open transaction."""
+
+    __slots__ = ("_db", "conn", "staged", "thread", "tip", "tip_version")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self._db: sqlite_utils.Database | None = None
+        self.thread = threading.current_thread()
+        self.tip: Tip | None = None
+        self.tip_version: tuple[int, int] | None = None
+        self.staged: Tip | None = None
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        if self._db is None:
+            self._db = sqlite_utils.Database(self.conn)
+        return self._db
 
 
 class Ledger:
     """One ledger: a SQLite file holding the event log, key index, Merkle nodes and read models."""
 
-    def __init__(self, path: str, conn: sqlite3.Connection) -> None:
+    def __init__(
+        self,
+        path: str,
+        conn: sqlite3.Connection,
+        *,
+        synchronous: str | None = None,
+        busy_timeout_ms: int | None = None,
+    ) -> None:
+        """A ledger at ``path`` whose connection for this thread is ``conn``; other threads
+        connect with the same ``synchronous`` and busy timeout (``_connect``)."""
         self.path = path
-        self.conn = conn
-        self.db = sqlite_utils.Database(conn)
+        self._synchronous = synchronous
+        self._busy_timeout_ms = _busy_timeout(busy_timeout_ms)
         self._origin: str | None = None
-        # The tip of the log as of this connection's last commit (see ``appending.Tip``), what
-        # tells that nothing was written since (``PRAGMA data_version``, which moves when
-        # another connection commits, and this connection's change count), and the tip staged
-        # by the open transaction.
-        self._tip: Tip | None = None
-        self._tip_version: tuple[int, int] | None = None
-        self._staged: Tip | None = None
+        self._local = threading.local()
+        self._sessions: list[_Session] = []
+        self._sessions_lock = threading.Lock()
+        self._closed = False
+        # Reentrant, so a nested ``write()`` fails on SQLite's own error instead of waiting.
+        self._write_lock = threading.RLock()
+        self._adopt(conn)
+
+    def _adopt(self, conn: sqlite3.Connection) -> _Session:
+        session = _Session(conn)
+        with self._sessions_lock:
+            if self._closed:
+                conn.close()
+                raise StoreError(f"{self.path}: the ledger is closed")
+            # The connections of threads that have ended are closed here: nothing else would.
+            live = [s for s in self._sessions if s.thread.is_alive()]
+            for s in self._sessions:
+                if not s.thread.is_alive():
+                    s.conn.close()
+            self._sessions = [*live, session]
+            self._local.session = session
+        return session
+
+    def _session(self) -> _Session:
+        """This thread's session, connecting on its first use."""
+        try:
+            session: _Session = self._local.session
+            return session
+        except AttributeError:
+            if self._closed:
+                raise StoreError(f"{self.path}: the ledger is closed") from None
+            conn = self._connect(
+                self.path, synchronous=self._synchronous, busy_timeout_ms=self._busy_timeout_ms
+            )
+            return self._adopt(conn)
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """This thread's connection to the file."""
+        return self._session().conn
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """This thread's connection as a ``sqlite_utils.Database`` (read models)."""
+        return self._session().db
 
     # --- opening --------------------------------------------------------------------------
 
@@ -135,23 +245,24 @@ class Ledger:
     def _connect(
         path: str, *, synchronous: str | None, busy_timeout_ms: int | None
     ) -> sqlite3.Connection:
-        timeout_ms = busy_timeout_ms
-        if timeout_ms is None:
-            timeout_ms = env_int("GOVLEDGER_BUSY_TIMEOUT_MS", DEFAULT_BUSY_TIMEOUT_MS)
+        timeout_ms = _busy_timeout(busy_timeout_ms)
         sync = synchronous.upper() if synchronous else env_choice("GOVLEDGER_SYNCHRONOUS", "FULL")
         if sync not in ("FULL", "NORMAL", "EXTRA"):
             raise InputError(f"GOVLEDGER_SYNCHRONOUS must be FULL, NORMAL or EXTRA, not {sync!r}")
         try:
+            # Shared by threads only to be closed by ``close``: each thread uses its own.
             conn = sqlite3.connect(
                 path, isolation_level=None, check_same_thread=False, timeout=timeout_ms / 1000
             )
+        except sqlite3.Error as e:
+            raise translate(e, path) from e
+        try:
             conn.execute(f"PRAGMA busy_timeout = {int(timeout_ms)}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {sync}")
-        except sqlite3.OperationalError as e:
-            raise _locked(e, path) from e
-        except sqlite3.DatabaseError as e:
-            raise NotALedger(f"{path}: not a govledger database ({e})") from e
+        except sqlite3.Error as e:
+            conn.close()
+            raise translate(e, path) from e
         return conn
 
     @classmethod
@@ -165,9 +276,9 @@ class Ledger:
         conn = cls._connect(p, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
         try:
             version = read_schema_version(conn)
-        except sqlite3.DatabaseError as e:
+        except sqlite3.Error as e:
             conn.close()
-            raise NotALedger(f"{p}: not a govledger database ({e})") from e
+            raise translate(e, p) from e
         if version is None:
             conn.close()
             raise NotALedger(f"{p}: not a govledger ledger (no govledger schema)")
@@ -176,7 +287,7 @@ class Ledger:
             raise NotALedger(
                 f"{p}: schema version {version} is newer than this govledger ({SCHEMA_VERSION})"
             )
-        ledger = cls(p, conn)
+        ledger = cls(p, conn, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
         if version < SCHEMA_VERSION:
             with ledger.write():
                 migrate(conn, version)
@@ -190,7 +301,7 @@ class Ledger:
         p = str(path)
         cls.check_new(p)
         conn = cls._connect(p, synchronous=synchronous, busy_timeout_ms=None)
-        ledger = cls(p, conn)
+        ledger = cls(p, conn, synchronous=synchronous)
         with ledger.write():
             if read_schema_version(conn) is not None:
                 raise AlreadyInitialized(f"{p} already holds a ledger")
@@ -216,7 +327,13 @@ class Ledger:
             )
 
     def close(self) -> None:
-        self.conn.close()
+        """Close the connections of every thread; later use raises ``StoreError``."""
+        with self._sessions_lock:
+            self._closed = True
+            sessions, self._sessions = self._sessions, []
+            self._local = threading.local()
+        for s in sessions:
+            s.conn.close()
 
     def __enter__(self) -> Ledger:
         return self
@@ -232,15 +349,16 @@ class Ledger:
 
     def tip(self) -> Tip | None:
         """Inside a write transaction: the tip to append after, when known without reading."""
-        return self._staged
+        return self._session().staged
 
     def stage_tip(self, tip: Tip) -> None:
         """The tip after an append in the open transaction; kept only if it commits."""
-        self._staged = tip
+        self._session().staged = tip
 
     # --- reading --------------------------------------------------------------------------
 
     @property
+    @_translated
     def origin(self) -> str:
         if self._origin is None:
             row = self.conn.execute("SELECT payload FROM events WHERE seq = 1").fetchone()
@@ -256,6 +374,7 @@ class Ledger:
             self._origin = origin
         return self._origin
 
+    @_translated
     def head(self) -> tuple[int, str]:
         """(size, hash of the last event); (0, 64 zeros) for an empty log."""
         row = self.conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
@@ -265,6 +384,7 @@ class Ledger:
     def size(self) -> int:
         return self.head()[0]
 
+    @_translated
     def hash_at(self, seq: int) -> str:
         if seq == 0:
             return ZERO_HASH
@@ -273,6 +393,7 @@ class Ledger:
             raise InputError(f"seq {seq} is not in the log (size {self.size})")
         return str(row[0])
 
+    @_translated
     def event_at(self, seq: int) -> Event:
         row = self.conn.execute(
             f"SELECT {EVENT_COLUMNS} FROM events WHERE seq = ?", (seq,)
@@ -281,11 +402,13 @@ class Ledger:
             raise InputError(f"seq {seq} is not in the log (size {self.size})")
         return row_to_event(row)
 
+    @_translated
     def seq_at_time(self, ts: str) -> int:
         """The last seq whose ts is at or before ``ts`` (0 when none)."""
         row = self.conn.execute("SELECT MAX(seq) FROM events WHERE ts <= ?", (ts,)).fetchone()
         return int(row[0] or 0)
 
+    @_translated
     def find_id(self, event_id: str) -> int | None:
         row = self.conn.execute("SELECT seq FROM events WHERE id = ?", (event_id,)).fetchone()
         return None if row is None else int(row[0])
@@ -323,25 +446,29 @@ class Ledger:
         while True:
             if last >= stop:
                 return
-            args = (last, stop, *params, batch)
-            try:
-                rows = self.conn.execute(sql, args).fetchall()
-            except sqlite3.OperationalError as e:
-                if "decode" not in str(e):
-                    raise
-                # Text that is not UTF-8 (a tampered file): read it with lone surrogates, so
-                # verify reports the event as malformed instead of failing to read the log.
-                self.conn.text_factory = lambda b: b.decode("utf-8", "surrogateescape")
-                try:
-                    rows = self.conn.execute(sql, args).fetchall()
-                finally:
-                    self.conn.text_factory = str
+            rows = self._fetch(sql, (last, stop, *params, batch))
             if not rows:
                 return
             yield rows
             last = rows[-1][0]
             if len(rows) < batch:
                 return
+
+    @_translated
+    def _fetch(self, sql: str, args: Sequence[Any]) -> list[Any]:
+        conn = self.conn
+        try:
+            return conn.execute(sql, args).fetchall()
+        except sqlite3.OperationalError as e:
+            if "decode" not in str(e):
+                raise
+        # Text that is not UTF-8 (a tampered file): read it with lone surrogates, so verify
+        # reports the event as malformed instead of failing to read the log.
+        conn.text_factory = lambda b: b.decode("utf-8", "surrogateescape")
+        try:
+            return conn.execute(sql, args).fetchall()
+        finally:
+            conn.text_factory = str
 
     def replay_events(self, *, from_seq: int = 1, to_seq: int | None = None) -> Iterator[EventRow]:
         """Stream events in seq order as ``EventRow``: the replay driver's read path."""
@@ -364,6 +491,7 @@ class Ledger:
 
     # --- keys -----------------------------------------------------------------------------
 
+    @_translated
     def keys(self) -> list[dict[str, Any]]:
         """Every key registered in the log, oldest first, from the key index."""
         cur = self.conn.execute(
@@ -449,6 +577,7 @@ class Ledger:
             raise StoreError(f"{self.path}: Merkle node ({level}, {index}) is malformed")
         return h
 
+    @_translated
     def get_nodes(self, ids: Sequence[merkle.NodeId]) -> dict[merkle.NodeId, bytes]:
         """Every node of ``ids`` in ONE query: level 0 from ``events.hash`` (seq = index + 1),
         levels below ``merkle.STORED_LEVEL`` from the leaves under them, the others from
@@ -508,40 +637,72 @@ class Ledger:
 
 
 class _WriteTx:
+    """One write transaction of this thread's connection. The object's write lock is taken
+    first (waiting at most the busy timeout, as SQLite does for other processes), then
+    ``BEGIN IMMEDIATE``; only a transaction begun here is committed or rolled back here."""
+
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
         self.data_version = -1
 
     def __enter__(self) -> None:
         ledger = self.ledger
+        session = ledger._session()
+        self.session = session
+        lock = ledger._write_lock
+        # A free lock is taken without the timeout's clock readings (the single-thread case).
+        if not lock.acquire(blocking=False) and not lock.acquire(
+            timeout=ledger._busy_timeout_ms / 1000
+        ):
+            raise _database_locked(ledger.path)
+        conn = session.conn
         try:
-            ledger.conn.execute("BEGIN IMMEDIATE")
-            self.data_version = ledger.conn.execute("PRAGMA data_version").fetchone()[0]
-        except sqlite3.OperationalError as e:
-            if ledger.conn.in_transaction:
-                ledger.conn.execute("ROLLBACK")
-            raise _locked(e, ledger.path) from e
-        if (self.data_version, ledger.conn.total_changes) != ledger._tip_version:
-            ledger._tip = None
-        ledger._staged = ledger._tip
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as e:
+            # Not begun here (locked, or this thread's transaction is already open): nothing
+            # of ours to roll back.
+            lock.release()
+            raise translate(e, ledger.path) from e
+        try:
+            self.data_version = conn.execute("PRAGMA data_version").fetchone()[0]
+        except sqlite3.Error as e:
+            _rollback(conn)
+            lock.release()
+            raise translate(e, ledger.path) from e
+        if (self.data_version, conn.total_changes) != session.tip_version:
+            session.tip = None
+        session.staged = session.tip
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        ledger = self.ledger
-        conn = ledger.conn
-        staged, ledger._staged, ledger._tip = ledger._staged, None, None
-        if exc_type is None:
-            try:
-                conn.execute("COMMIT")
+        session = self.session
+        conn = session.conn
+        staged, session.staged, session.tip = session.staged, None, None
+        try:
+            if exc_type is None:
+                try:
+                    conn.execute("COMMIT")
+                except sqlite3.Error as e:
+                    _rollback(conn)
+                    raise translate(e, self.ledger.path) from e
                 # data_version as read under the write lock: our own commit does not move it.
-                ledger._tip, ledger._tip_version = staged, (self.data_version, conn.total_changes)
+                session.tip, session.tip_version = staged, (self.data_version, conn.total_changes)
                 return
-            except sqlite3.OperationalError as e:
-                conn.execute("ROLLBACK")
-                raise _locked(e, ledger.path) from e
-        if conn.in_transaction:
+            _rollback(conn)
+            if isinstance(exc, sqlite3.Error):
+                raise translate(exc, self.ledger.path) from exc
+        finally:
+            self.ledger._write_lock.release()
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back this connection's open transaction, if any. A failed rollback is not
+    reported: the error that led here is the one to report, and SQLite has then rolled the
+    transaction back itself or the connection is unusable."""
+    if conn.in_transaction:
+        try:
             conn.execute("ROLLBACK")
-        if isinstance(exc, sqlite3.OperationalError):
-            raise _locked(exc, self.ledger.path) from exc
+        except sqlite3.Error:
+            pass
 
 
 def root_key_payload(signer: Signer, role: str, agent: str | None = None) -> dict[str, Any]:
