@@ -100,7 +100,7 @@ def parse_stored(text: str) -> Any:
         return json.loads(text)
 
 
-def _locked(e: sqlite3.OperationalError, path: str) -> StoreError:
+def _locked(e: sqlite3.DatabaseError, path: str) -> StoreError:
     msg = str(e)
     if "locked" in msg or "busy" in msg:
         return DatabaseLocked(
@@ -109,6 +109,13 @@ def _locked(e: sqlite3.OperationalError, path: str) -> StoreError:
     if "not a database" in msg or "malformed" in msg:
         return NotALedger(f"{path}: not a govledger database ({msg})")
     return StoreError(f"{path}: {msg}")
+
+
+def _unreadable(e: sqlite3.DatabaseError, path: str, what: str) -> StoreError:
+    """A read that SQLite refused: text that is not UTF-8 in ``what``, or a corrupt file."""
+    if "decode" in str(e):
+        return NotALedger(f"{path}: {what} holds text that is not UTF-8 (a tampered file?)")
+    return _locked(e, path)
 
 
 class Ledger:
@@ -150,6 +157,8 @@ class Ledger:
             raise _locked(e, path) from e
         except sqlite3.DatabaseError as e:
             raise NotALedger(f"{path}: not a govledger database ({e})") from e
+        except UnicodeDecodeError as e:  # SQLite's message quotes a schema that is not UTF-8
+            raise NotALedger(f"{path}: not a govledger database (its schema is not UTF-8)") from e
         return conn
 
     @classmethod
@@ -241,7 +250,10 @@ class Ledger:
     @property
     def origin(self) -> str:
         if self._origin is None:
-            row = self.conn.execute("SELECT payload FROM events WHERE seq = 1").fetchone()
+            try:
+                row = self.conn.execute("SELECT payload FROM events WHERE seq = 1").fetchone()
+            except sqlite3.DatabaseError as e:
+                raise _unreadable(e, self.path, "seq 1") from e
             if row is None:
                 raise NotALedger(f"{self.path}: ledger has no ledger.created event")
             try:
@@ -256,7 +268,12 @@ class Ledger:
 
     def head(self) -> tuple[int, str]:
         """(size, hash of the last event); (0, 64 zeros) for an empty log."""
-        row = self.conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        try:
+            row = self.conn.execute(
+                "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+        except sqlite3.DatabaseError as e:
+            raise _unreadable(e, self.path, "the last event") from e
         return (0, ZERO_HASH) if row is None else (int(row[0]), str(row[1]))
 
     @property
@@ -326,14 +343,18 @@ class Ledger:
                 rows = self.conn.execute(sql, args).fetchall()
             except sqlite3.OperationalError as e:
                 if "decode" not in str(e):
-                    raise
+                    raise _locked(e, self.path) from e
                 # Text that is not UTF-8 (a tampered file): read it with lone surrogates, so
                 # verify reports the event as malformed instead of failing to read the log.
                 self.conn.text_factory = lambda b: b.decode("utf-8", "surrogateescape")
                 try:
                     rows = self.conn.execute(sql, args).fetchall()
+                except sqlite3.DatabaseError as e2:
+                    raise _locked(e2, self.path) from e2
                 finally:
                     self.conn.text_factory = str
+            except sqlite3.DatabaseError as e:  # a corrupt file (not an OperationalError)
+                raise _locked(e, self.path) from e
             if not rows:
                 return
             yield rows

@@ -69,4 +69,10 @@ class StoredTree:
             ).fetchall()
             if not rows:
                 return None
-            buf.extend(((int(c), int(lv)), bytes(h)) for c, lv, h in rows)
+            buf.extend(((int(c), int(lv)), _stored_bytes(h)) for c, lv, h in rows)
+
+
+def _stored_bytes(value: Any) -> bytes:
+    """A stored node hash as bytes; a tampered store's text or number keeps its text's bytes,
+    so it compares unequal and is reported, never read as a hash."""
+    return bytes(value) if isinstance(value, bytes) else str(value).encode("utf-8", "replace")

@@ -1,0 +1,103 @@
+"""Inputs found by the hostile-input campaign (``scripts/fuzz.py``), kept as small cases.
+
+Each test builds its case from a real ledger and real keys and states the oracle the campaign
+checks: a refusal is a ``LedgerError`` (never another exception), and a changed input is never
+``ok``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from ledger.errors import LedgerError, NotALedger, StoreError
+from ledger.store import Draft, Ledger
+from ledger.verify import verify_ledger
+from tests.conftest import LedgerKeys
+
+
+def _grow(ledger: Ledger, keys: LedgerKeys, n: int) -> None:
+    ledger.append_many([Draft("x.note", {"i": i}) for i in range(n)], signer=keys.recorder)
+
+
+def _tamper(path: Path, *sql: tuple[str, tuple[object, ...]]) -> None:
+    """Run statements on the file as an attacker with write access would: triggers dropped."""
+    con = sqlite3.connect(path)
+    con.execute("DROP TRIGGER IF EXISTS events_no_update")
+    con.execute("DROP TRIGGER IF EXISTS events_no_delete")
+    for statement, params in sql:
+        con.execute(statement, params)
+    con.commit()
+    con.close()
+
+
+@pytest.mark.parametrize("value", ["not a hash", 7], ids=["text", "integer"])
+def test_verify_reports_a_stored_merkle_node_that_is_not_bytes(
+    ledger: Ledger, keys: LedgerKeys, tmp_path: Path, value: object
+) -> None:
+    _grow(ledger, keys, 20)
+    _tamper(
+        tmp_path / "l.db",
+        ("UPDATE merkle_nodes SET hash = ? WHERE closes = 16 AND level = 4", (value,)),
+    )
+    report = verify_ledger(ledger)
+    assert not report.ok
+    assert [(p.seq, p.kind) for p in report.problems[:1]] == [(16, "hash_mismatch")]
+
+
+def test_verify_reports_a_ledger_created_payload_that_is_not_utf8(
+    ledger: Ledger, keys: LedgerKeys, tmp_path: Path
+) -> None:
+    _grow(ledger, keys, 3)
+    _tamper(
+        tmp_path / "l.db",
+        ("UPDATE events SET payload = CAST(? AS TEXT) WHERE seq = 1", (b'{"origin":"\xff"}',)),
+    )
+    with Ledger.open(tmp_path / "l.db") as fresh:
+        report = verify_ledger(fresh, use_state=True)
+    assert not report.ok
+    assert report.problems[0].seq == 1
+    assert report.problems[0].kind == "malformed"
+
+
+def _corrupt_events_page(path: Path) -> None:
+    """Overwrite the page header of the events table's root page (a corrupt file)."""
+    con = sqlite3.connect(path)
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    (root,) = con.execute("SELECT rootpage FROM sqlite_master WHERE name = 'events'").fetchone()
+    (page_size,) = con.execute("PRAGMA page_size").fetchone()
+    con.close()
+    with open(path, "r+b") as f:
+        f.seek((root - 1) * page_size)
+        f.write(b"\x00" * 12)
+
+
+def test_verify_of_a_corrupt_database_file_is_a_store_error(
+    ledger: Ledger, keys: LedgerKeys, tmp_path: Path
+) -> None:
+    _grow(ledger, keys, 300)
+    ledger.close()
+    _corrupt_events_page(tmp_path / "l.db")
+    with pytest.raises(LedgerError) as raised, Ledger.open(tmp_path / "l.db") as fresh:
+        verify_ledger(fresh)
+    assert isinstance(raised.value, StoreError)
+    assert "malformed" in raised.value.message
+
+
+def test_opening_a_file_whose_schema_is_not_utf8_is_not_a_ledger(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    ledger.close()
+    con = sqlite3.connect(tmp_path / "l.db")
+    con.execute("PRAGMA writable_schema = ON")
+    con.execute(
+        "UPDATE sqlite_master SET name = CAST(? AS TEXT), sql = CAST(? AS TEXT) "
+        "WHERE name = 'events_ts'",
+        (b"events_\xb5", b"CREATE INDEX events_\xb5 ON events (ts) garbage"),
+    )
+    con.commit()
+    con.close()
+    with pytest.raises(NotALedger, match="not a govledger database"):
+        Ledger.open(tmp_path / "l.db")
