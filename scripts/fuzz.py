@@ -62,7 +62,7 @@ from ledger.errors import InputError, LedgerError
 from ledger.imports import import_file
 from ledger.keys import KeyRing
 from ledger.proofs import verify_event_proof
-from ledger.sample import RECORDER, build_ledger, generate_drafts, import_line
+from ledger.sample import GOVERNOR, RECORDER, build_ledger, generate_drafts, import_line
 from ledger.store import Ledger
 from ledger.verify import verify_export, verify_ledger
 
@@ -81,7 +81,8 @@ class Fixture:
     proof: bytes
     vkey: str
     root_key_id: str
-    drafts: bytes
+    drafts: dict[str, bytes]
+    """JSON Lines import files by signing role: ``recorder`` and ``governor`` (``root``)."""
     events: list[tuple[Any, ...]]
     nodes: list[tuple[Any, ...]]
 
@@ -132,11 +133,13 @@ def build_fixture(base: Path, seed: int) -> Fixture:
     events = list(ledger.conn.execute("SELECT * FROM events ORDER BY seq"))
     nodes = list(ledger.conn.execute("SELECT * FROM merkle_nodes ORDER BY closes, level"))
     ledger.close()
-    drafts = b"".join(
-        import_line(d).encode("utf-8") + b"\n"
-        for role, d in generate_drafts(60, 3, seed)
-        if role == RECORDER
-    )
+    generated = list(generate_drafts(120, 3, seed))
+    drafts = {
+        want: b"".join(
+            import_line(d).encode("utf-8") + b"\n" for role, d in generated if role == want
+        )
+        for want in (RECORDER, GOVERNOR)
+    }
     return Fixture(
         dir=base,
         db=db,
@@ -442,7 +445,7 @@ class Campaign:
     save: Path | None
     stats: dict[str, Stats] = field(default_factory=dict)
     seen: set[str] = field(default_factory=set)
-    signer: Any = None
+    signers: dict[str, Any] = field(default_factory=dict)
     ledger: Ledger | None = None
 
     def find(self, target: str, kind: str, data: bytes, note: str) -> None:
@@ -679,9 +682,11 @@ def case_import(c: Campaign) -> None:
     if not (work / "i.db").exists() or r.random() < 0.02:
         _copy_db(f, work / "i.db")
     src = work / "in.jsonl"
-    data, names = mutate(f.drafts, r)
+    role = r.choice([RECORDER, GOVERNOR])
+    data, names = mutate(f.drafts[role], r)
+    names.insert(0, role)
     src.write_bytes(data)
-    signer = c.signer
+    signer = c.signers[role]
     db = work / "i.db"
     before = _read_table(db, "SELECT count(*), max(seq) FROM events")
     try:
@@ -797,7 +802,8 @@ CASES: dict[str, Callable[[Campaign], None]] = {
 def run(target: str, seconds: float, c: Campaign) -> None:
     c.stats[target] = Stats()
     if target == "import":
-        c.signer = KeyRing(c.fixture.keys).load("recorder")
+        ring = KeyRing(c.fixture.keys)
+        c.signers = {RECORDER: ring.load("recorder"), GOVERNOR: ring.load("root")}
     if target == "checkpoint":
         c.ledger = Ledger.open(c.fixture.db)
     deadline = time.monotonic() + seconds
