@@ -264,7 +264,7 @@ def m_whitespace(d: bytes, r: random.Random) -> bytes:
     if not spots:
         return d
     i = r.choice(spots) + 1
-    return d[:i] + r.choice([b" ", b"\t", b"\r", b"\u3000".decode().encode(), b"  "]) + d[i:]
+    return d[:i] + r.choice([b" ", b"\t", b"\r", "\u3000".encode(), b"  "]) + d[i:]
 
 
 def m_bom(d: bytes, r: random.Random) -> bytes:

@@ -101,3 +101,14 @@ def test_opening_a_file_whose_schema_is_not_utf8_is_not_a_ledger(
     con.close()
     with pytest.raises(NotALedger, match="not a govledger database"):
         Ledger.open(tmp_path / "l.db")
+
+
+def test_fuzz_script_runs_a_short_campaign_and_finds_nothing(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from scripts import fuzz
+
+    assert fuzz.main(["--seconds", "0.5", "--seed", "3", "--target", "proof"]) == 0
+    out = capsys.readouterr().out
+    assert "proof: " in out
+    assert ", 0 crashes, 0 false oks, 0 bad refusals" in out
