@@ -62,11 +62,11 @@ def test_verify_reports_a_ledger_created_payload_that_is_not_utf8(
     assert report.problems[0].kind == "malformed"
 
 
-def _corrupt_events_page(path: Path) -> None:
-    """Overwrite the page header of the events table's root page (a corrupt file)."""
+def _corrupt_page(path: Path, table: str) -> None:
+    """Overwrite the page header of ``table``'s root page (a corrupt file)."""
     con = sqlite3.connect(path)
     con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    (root,) = con.execute("SELECT rootpage FROM sqlite_master WHERE name = 'events'").fetchone()
+    (root,) = con.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()
     (page_size,) = con.execute("PRAGMA page_size").fetchone()
     con.close()
     with open(path, "r+b") as f:
@@ -74,12 +74,13 @@ def _corrupt_events_page(path: Path) -> None:
         f.write(b"\x00" * 12)
 
 
+@pytest.mark.parametrize("table", ["events", "merkle_nodes"])
 def test_verify_of_a_corrupt_database_file_is_a_store_error(
-    ledger: Ledger, keys: LedgerKeys, tmp_path: Path
+    ledger: Ledger, keys: LedgerKeys, tmp_path: Path, table: str
 ) -> None:
     _grow(ledger, keys, 300)
     ledger.close()
-    _corrupt_events_page(tmp_path / "l.db")
+    _corrupt_page(tmp_path / "l.db", table)
     with pytest.raises(LedgerError) as raised, Ledger.open(tmp_path / "l.db") as fresh:
         verify_ledger(fresh)
     assert isinstance(raised.value, StoreError)
