@@ -496,7 +496,11 @@ class Ledger:
         if not parts:
             return {}
         out: dict[merkle.NodeId, bytes] = {}
-        for level, index, value in self.conn.execute(" UNION ALL ".join(parts), params):
+        try:
+            rows = self.conn.execute(" UNION ALL ".join(parts), params).fetchall()
+        except sqlite3.DatabaseError as e:
+            raise _unreadable(e, self.path, "the Merkle tree") from e
+        for level, index, value in rows:
             out[int(level), int(index)] = self._node_hash(value, int(level), int(index))
         for n in low:
             try:

@@ -113,3 +113,13 @@ def test_fuzz_script_runs_a_short_campaign_and_finds_nothing(
     out = capsys.readouterr().out
     assert "proof: " in out
     assert ", 0 crashes, 0 false oks, 0 bad refusals" in out
+
+
+def test_reading_a_root_from_a_corrupt_merkle_tree_is_a_store_error(
+    ledger: Ledger, keys: LedgerKeys, tmp_path: Path
+) -> None:
+    _grow(ledger, keys, 300)
+    ledger.close()
+    _corrupt_page(tmp_path / "l.db", "merkle_nodes")
+    with Ledger.open(tmp_path / "l.db") as fresh, pytest.raises(StoreError, match="malformed"):
+        fresh.root_at(300)
