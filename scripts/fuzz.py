@@ -456,7 +456,10 @@ class Campaign:
             st.false_ok += 1
         else:
             st.bad_refusal += 1
-        sig = f"{target}:{kind}:{note.splitlines()[-1][:120] if note else ''}"
+        # One report per place: the deepest library frame of a traceback and its last line.
+        lines = note.splitlines() or [""]
+        frames = [ln.strip() for ln in lines if ln.strip().startswith("File ") and "ledger" in ln]
+        sig = f"{target}:{kind}:{frames[-1] if frames else ''}:{lines[-1][:120]}"
         if sig in self.seen:
             return
         self.seen.add(sig)
