@@ -21,6 +21,12 @@ ENVELOPE_KEYS = frozenset(f.name for f in fields(Event))
 Row = tuple[Any, ...]
 
 
+def _json(value: Any) -> str:
+    """A short JSON spelling of ``value`` for a message."""
+    text = canonical(value).decode("utf-8")
+    return text if len(text) <= 40 else text[:40] + "..."
+
+
 def rows_from_export(lines: Iterable[bytes]) -> Iterator[Row | Problem]:
     """Rows from an exported JSON Lines file; a line that cannot be framed is a Problem.
 
@@ -40,8 +46,12 @@ def rows_from_export(lines: Iterable[bytes]) -> Iterator[Row | Problem]:
                 raise DecodeError(
                     f"line {n}: envelope fields: missing {missing}, unexpected {extra}"
                 )
-            if env["v"] != ENVELOPE_VERSION:
-                raise DecodeError(f"line {n}: v is {env['v']!r}, expected {ENVELOPE_VERSION}")
+            # ``true`` equals 1 in Python but is another JSON value: the bytes hashed by an
+            # independent verifier would differ, so it is refused here, not read as 1.
+            if type(env["v"]) is not int or env["v"] != ENVELOPE_VERSION:
+                raise DecodeError(f"line {n}: v is {_json(env['v'])}, expected {ENVELOPE_VERSION}")
+            if isinstance(env["seq"], bool):
+                raise DecodeError(f"line {n}: seq is {_json(env['seq'])}, expected an integer")
             if not isinstance(env["payload"], dict):
                 raise DecodeError(f"line {n}: payload is not an object")
             if canonical(env) + b"\n" != raw:

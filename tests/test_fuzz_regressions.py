@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from ledger.errors import LedgerError, NotALedger, StoreError
+from ledger.exporting import export_lines
 from ledger.store import Draft, Ledger
-from ledger.verify import verify_ledger
+from ledger.verify import verify_export, verify_ledger
 from tests.conftest import LedgerKeys
 
 
@@ -123,3 +124,27 @@ def test_reading_a_root_from_a_corrupt_merkle_tree_is_a_store_error(
     _corrupt_page(tmp_path / "l.db", "merkle_nodes")
     with Ledger.open(tmp_path / "l.db") as fresh, pytest.raises(StoreError, match="malformed"):
         fresh.root_at(300)
+
+
+@pytest.mark.parametrize(
+    ("line", "before", "after", "detail"),
+    [
+        (-1, b'"v":1}', b'"v":true}', "v is true, expected 1"),
+        (0, b'"v":1}', b'"v":true}', "v is true, expected 1"),
+        (0, b'"seq":1,', b'"seq":true,', "seq is true, expected an integer"),
+    ],
+    ids=["v-true-last-line", "v-true-first-line", "seq-true"],
+)
+def test_verify_file_refuses_true_spelled_for_an_integer(
+    ledger: Ledger, keys: LedgerKeys, line: int, before: bytes, after: bytes, detail: str
+) -> None:
+    _grow(ledger, keys, 3)
+    lines = list(export_lines(ledger))
+    assert before in lines[line]
+    lines[line] = lines[line].replace(before, after)
+    report = verify_export(lines, checkpoint=None, parallel=False)
+    assert not report.ok
+    first = report.problems[0]
+    n = len(lines) if line == -1 else 1
+    assert (type(first.seq), first.seq, first.kind) == (int, n, "malformed")
+    assert first.detail == f"line {n}: {detail}"
