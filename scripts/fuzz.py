@@ -471,6 +471,20 @@ class Campaign:
             (self.save / f"{target}-{kind}-{n}.txt").write_text(note, encoding="utf-8")
 
 
+def _line_diff(data: bytes, original: bytes, limit: int = 3) -> str:
+    """The first lines where ``data`` and ``original`` differ, for a finding's note."""
+    a, b = _lines(data), _lines(original)
+    out = [f"{len(a)} lines, original {len(b)}"]
+    for i in range(max(len(a), len(b))):
+        x = a[i] if i < len(a) else b""
+        y = b[i] if i < len(b) else b""
+        if x != y:
+            out.append(f"line {i + 1}: {x[:300]!r}\n   was {y[:300]!r}")
+            if len(out) > limit:
+                break
+    return "\n".join(out)
+
+
 def _is_line_prefix(mutated: bytes, original: bytes) -> bool:
     return original.startswith(mutated) and (mutated == b"" or mutated.endswith(b"\n"))
 
@@ -503,7 +517,8 @@ def case_export(c: Campaign) -> None:
     c.stats["export"].ok += 1
     allowed = data == f.export or (mode != "checkpoint" and _is_line_prefix(data, f.export))
     if not allowed:
-        c.find("export", "false_ok", data, f"{mode} {names}\nok for a changed export")
+        diff = _line_diff(data, f.export)
+        c.find("export", "false_ok", data, f"{mode} {names}\n{diff}\nok for a changed export")
 
 
 def _copy_db(f: Fixture, dst: Path) -> None:
