@@ -148,3 +148,17 @@ def test_verify_file_refuses_true_spelled_for_an_integer(
     n = len(lines) if line == -1 else 1
     assert (type(first.seq), first.seq, first.kind) == (int, n, "malformed")
     assert first.detail == f"line {n}: {detail}"
+
+
+@pytest.mark.parametrize("spelled", [b'{"a":1}', b"[1]"], ids=["object", "array"])
+def test_verify_file_reports_a_type_that_is_not_a_string(
+    ledger: Ledger, keys: LedgerKeys, spelled: bytes
+) -> None:
+    _grow(ledger, keys, 3)
+    lines = list(export_lines(ledger))
+    lines[-1] = lines[-1].replace(b'"type":"x.note"', b'"type":' + spelled)
+    report = verify_export(lines, parallel=False)
+    assert not report.ok
+    first = report.problems[0]
+    assert (first.seq, first.kind) == (len(lines), "malformed")
+    assert "type: must be a string" in first.detail
