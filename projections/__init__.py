@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from projections.base import Projection, Table, register, registered
-from projections.reliability import ReliabilityProjection
-from projections.runs import RunsProjection
+from projections.projection import Projection, Table, register, registered
+from projections.reliability.fold import ReliabilityProjection
+from projections.runs.fold import RunsProjection
 
 RELIABILITY = register(ReliabilityProjection())  # issue 6: folded before runs, which reads it
 RUNS = register(RunsProjection())
@@ -20,10 +20,10 @@ __all__ = [
     "registered",
 ]
 
-from projections.tiers import TiersProjection  # noqa: E402  (issue 4: folded after runs)
+from projections.tiers.fold import TiersProjection  # noqa: E402  (issue 4: folded after runs)
 
 TIERS = register(TiersProjection())
 
-from projections.corrections import CorrectionsProjection  # noqa: E402  (issue 6)
+from projections.corrections.fold import CorrectionsProjection  # noqa: E402  (issue 6)
 
 CORRECTIONS = register(CorrectionsProjection())

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from sqlite_utils import Database
 
 from ledger.errors import DatabaseLocked, LedgerError, ProjectionError, StoreError
-from ledger.events import (
+from ledger.event.envelope import (
     CATALOG,
     PAYLOAD_ADAPTER,
     ZERO_HASH,
@@ -35,8 +35,8 @@ from ledger.events import (
     EventView,
     UserPayload,
 )
-from ledger.store import EventRow
-from projections.base import META_TABLE, Projection, Table, registered
+from ledger.store.sqlite import EventRow
+from projections.projection import META_TABLE, Projection, Table, registered
 
 BATCH = 20_000
 """Events applied per transaction (and per flush of the projections' caches)."""
@@ -49,7 +49,7 @@ META = Table(
 
 
 class EventSource(Protocol):
-    """What the driver needs from a log (``ledger.store.Ledger`` is one)."""
+    """What the driver needs from a log (``ledger.store.sqlite.Ledger`` is one)."""
 
     def replay_events(
         self, *, from_seq: int = 1, to_seq: int | None = None

@@ -20,9 +20,9 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from ledger.encoding import canonical
-from ledger.events import ZERO_HASH, Event, decode_payload, format_ts
-from ledger.store import EventRow
+from ledger.event.canonical import canonical
+from ledger.event.envelope import ZERO_HASH, Event, decode_payload, format_ts
+from ledger.store.sqlite import EventRow
 from projections.driver import catch_up
 
 DIGEST = "ab" * 32

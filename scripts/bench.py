@@ -30,7 +30,7 @@ first, and reports medians and the median of the per-round ratios with their ran
 
 Scenarios: ``single`` (durable single appends: one transaction and one fsync per event, so it
 is fsync-bound and uses ``--single`` events), ``batch100``, ``batch1000`` (``append_many``),
-``verify`` (``ledger.verify.verify_ledger``), ``replay`` (``projections.driver.catch_up`` with
+``verify`` (``ledger.verify.verifier.verify_ledger``), ``replay`` (``projections.driver.catch_up`` with
 ``rebuild=True``: every read model rebuilt from the log). The verify and replay fixture is built
 with ``build_ledger`` (mixed governor and recorder events, ``synchronous=NORMAL``); its build
 time is reported too. Timings are printed, never asserted; this is not part of the test run.
@@ -173,8 +173,8 @@ def w_setup_es(a: dict[str, Any]) -> dict[str, Any]:
 
 
 def gl_append(a: dict[str, Any], size: int) -> dict[str, Any]:
-    from ledger.keys import KeyRing
-    from ledger.store import Draft, Ledger, root_key_payload
+    from ledger.crypto.keyfiles import KeyRing
+    from ledger.store.sqlite import Draft, Ledger, root_key_payload
 
     ring = KeyRing(a["keys"])
     root, rec = ring.load("root"), ring.load("recorder")
@@ -328,8 +328,8 @@ def es_append(jsonl: str, path: str, n: int, size: int) -> dict[str, Any]:
 
 
 def gl_verify(a: dict[str, Any]) -> dict[str, Any]:
-    from ledger.store import Ledger
-    from ledger.verify import verify_ledger
+    from ledger.store.sqlite import Ledger
+    from ledger.verify.verifier import verify_ledger
 
     with Ledger.open(a["db"]) as ledger:
         report = verify_ledger(ledger)
@@ -363,7 +363,7 @@ def bare_verify(a: dict[str, Any]) -> dict[str, Any]:
 
 
 def gl_replay(a: dict[str, Any]) -> dict[str, Any]:
-    from ledger.store import Ledger
+    from ledger.store.sqlite import Ledger
     from projections.driver import catch_up
 
     with Ledger.open(a["db"]) as ledger:
@@ -471,7 +471,7 @@ def run_worker(job: dict[str, Any]) -> dict[str, Any]:
     fn = table[(scenario, impl)]
     # Import before the clock starts: timings are of the work, not of module loading.
     for module in {
-        "govledger": ("ledger.store", "ledger.verify", "projections.driver"),
+        "govledger": ("ledger.store.sqlite", "ledger.verify.verifier", "projections.driver"),
         "eventsourcing": ("eventsourcing.sqlite", "eventsourcing.system"),
         "eventsourcing-app": ("eventsourcing.sqlite", "eventsourcing.system"),
         "bare": ("nacl.bindings",),
@@ -485,7 +485,7 @@ def run_worker(job: dict[str, Any]) -> dict[str, Any]:
     out = prof.runcall(fn) if prof is not None else fn()
     seconds = time.perf_counter() - start
     try:  # reap govledger's helper processes so their CPU and memory are counted
-        from ledger import workers
+        from ledger.crypto import pool as workers
 
         workers.shutdown()
     except ImportError:
@@ -639,7 +639,7 @@ def main(argv: list[str] | None = None) -> int:
 def run_all(
     args: argparse.Namespace, scenarios: list[str], tmp: Path, quiet: bool
 ) -> list[dict[str, Any]]:
-    from ledger.keys import KeyRing
+    from ledger.crypto.keyfiles import KeyRing
 
     ring = KeyRing(tmp / "keys")
     ring.create("root")

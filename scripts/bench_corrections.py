@@ -24,11 +24,11 @@ if __package__ in (None, ""):  # run as ``python scripts/bench_corrections.py``
 
 from sqlite_utils import Database
 
-from ledger.store import Ledger
+from ledger.store.sqlite import Ledger
 from projections import CORRECTIONS, RELIABILITY, RUNS, TIERS
-from projections.base import Projection
 from projections.driver import catch_up
-from projections.runs import RunsProjection
+from projections.projection import Projection
+from projections.runs.fold import RunsProjection
 
 
 def replay(ledger: Ledger, projections: list[Projection[Any]]) -> tuple[float, float]:

@@ -25,10 +25,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ledger import merkle
-from ledger.keys import KeyRing, Signer
-from ledger.proofs import prove_inclusion, sign_current_checkpoint
-from ledger.store import Draft, Ledger
+from ledger.crypto.keyfiles import KeyRing, Signer
+from ledger.store.sqlite import Draft, Ledger
+from ledger.tlog import merkle
+from ledger.tlog.proofs import prove_inclusion, sign_current_checkpoint
 
 ORIGIN = "bench.example/log"
 BATCH = 1000

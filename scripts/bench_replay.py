@@ -68,7 +68,7 @@ def w_build(a: dict[str, Any]) -> dict[str, Any]:
 
 def w_replay(a: dict[str, Any]) -> dict[str, Any]:
     """Every registered read model rebuilt from the whole log."""
-    from ledger.store import Ledger
+    from ledger.store.sqlite import Ledger
     from projections.driver import catch_up
 
     with Ledger.open(a["db"]) as ledger:
@@ -116,8 +116,8 @@ def w_es_read(a: dict[str, Any]) -> dict[str, Any]:
 def w_catch_up(a: dict[str, Any]) -> dict[str, Any]:
     """Append ``NEW_EVENTS`` events (new runs of the same agents) to a replayed ledger, then
     time the ``catch_up`` that folds them, and one more that finds nothing new."""
-    from ledger.keys import KeyRing
-    from ledger.store import Ledger
+    from ledger.crypto.keyfiles import KeyRing
+    from ledger.store.sqlite import Ledger
     from projections.driver import catch_up
     from scripts.generate import GOVERNOR, RECORDER, generate_drafts
 
@@ -142,10 +142,10 @@ def w_catch_up(a: dict[str, Any]) -> dict[str, Any]:
 def w_show(a: dict[str, Any]) -> dict[str, Any]:
     """The library path of ``govledger runs show RUN`` (no printing), for a run of the log."""
     from ledger.cli.runs import check_events
-    from ledger.store import Ledger, row_to_event
+    from ledger.store.sqlite import Ledger, row_to_event
     from projections.driver import catch_up
-    from projections.queries import get_run
-    from projections.reliability import signals
+    from projections.reliability.fold import signals
+    from projections.runs.queries import get_run
 
     with Ledger.open(a["db"]) as ledger:
         catch_up(ledger, ledger.db)

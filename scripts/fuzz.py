@@ -57,14 +57,14 @@ if __package__ in (None, ""):  # run as ``python scripts/fuzz.py``
 
 os.environ.setdefault("GOVLEDGER_WORKERS", "0")  # in-process: the oracle sees every exception
 
-from ledger.checkpoint import parse_unverified_checkpoint
+from ledger.crypto.keyfiles import KeyRing
 from ledger.errors import InputError, LedgerError
-from ledger.imports import import_file
-from ledger.keys import KeyRing
-from ledger.proofs import verify_event_proof
+from ledger.exchange.import_lines import import_file
 from ledger.sample import GOVERNOR, RECORDER, build_ledger, generate_drafts, import_line
-from ledger.store import Ledger
-from ledger.verify import verify_export, verify_ledger
+from ledger.store.sqlite import Ledger
+from ledger.tlog.notes import parse_unverified_checkpoint
+from ledger.tlog.proofs import verify_event_proof
+from ledger.verify.verifier import verify_export, verify_ledger
 
 TARGETS = ("export", "sqlite", "import", "proof", "checkpoint")
 

@@ -36,7 +36,7 @@ from ledger.sample import (
     import_line,
     write_jsonl,
 )
-from ledger.store import Draft
+from ledger.store.sqlite import Draft
 
 __all__ = [
     "EPOCH",

@@ -19,8 +19,8 @@ import pytest
 from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, settings
 
-from ledger.keys import KeyRing, Signer
-from ledger.store import Draft, Ledger, root_key_payload
+from ledger.crypto.keyfiles import KeyRing, Signer
+from ledger.store.sqlite import Draft, Ledger, root_key_payload
 
 settings.register_profile(
     "default",

@@ -1,6 +1,6 @@
 """Plain recursive RFC 9162 §2.1 Merkle tree, straight from the definitions: a test oracle.
 
-Inputs are leaf *hashes* (as in ``ledger.merkle``), so MTH of one entry is that entry.
+Inputs are leaf *hashes* (as in ``ledger.tlog.merkle``), so MTH of one entry is that entry.
 Deliberately slow and obvious; transparency-dev ``testonly/reference_test.go`` does the same.
 """
 

@@ -82,7 +82,7 @@ def test_bytes_modules_import_no_pydantic_sql_or_click(name: str) -> None:
 
 @pytest.mark.parametrize("name", ["encoding", "signing", "merkle", "checkpoint"])
 def test_offline_verifier_modules_pull_none_in_indirectly(name: str) -> None:
-    # chain.py is the one exception: it uses ledger.events for the §2.5 authorization table,
+    # chain.py is the one exception: it uses ledger.event.envelope for the §2.5 authorization table,
     # and events is built on pydantic. The rule for chain is the direct one above.
     path = ROOT / "ledger" / f"{name}.py"
     if not path.exists():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.store import MAX_PAYLOAD_BYTES, Ledger
+from ledger.store.sqlite import MAX_PAYLOAD_BYTES, Ledger
 from tests.conftest import Cli, digest, snapshot
 
 NO_FLOAT = "signed content holds no floats (use micro-units, basis points, milliseconds)"

@@ -13,8 +13,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger import merkle
-from ledger.checkpoint import (
+from ledger.errors import CheckpointError, ProofError
+from ledger.tlog import merkle
+from ledger.tlog.notes import (
     Checkpoint,
     Verifier,
     compute_key_id,
@@ -33,7 +34,6 @@ from ledger.checkpoint import (
     verify_checkpoint,
     verify_tlog_proof,
 )
-from ledger.errors import CheckpointError, ProofError
 
 C2SP = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "c2sp"
 needs_c2sp = pytest.mark.skipif(not C2SP.is_dir(), reason=f"{C2SP} absent (../shared/vectors)")

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from ledger.store import Ledger
-from ledger.verify import verify_export
+from ledger.store.sqlite import Ledger
+from ledger.verify.verifier import verify_export
 from tests.conftest import ORIGIN, Cli, digest
 
 GOVLEDGER = Path(sys.executable).parent / "govledger"
@@ -165,7 +165,7 @@ def test_keys_revoke_unknown_name(ready: Cli) -> None:
 
 
 def test_keys_vkey(ready: Cli) -> None:
-    pytest.importorskip("ledger.checkpoint")
+    pytest.importorskip("ledger.tlog.notes")
     root = ready.ring().load("root")
     vkey = ready("keys", "vkey", "root").stdout.strip()
     key_hash = hashlib.sha256(ORIGIN.encode() + b"\n\x01" + root.public_key).digest()[:4].hex()

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from ledger import merkle
-from ledger.checkpoint import format_vkey, parse_witness_request, verify_checkpoint
 from ledger.cli import main
 from ledger.errors import LedgerError, ProofError
-from ledger.proofs import sign_current_checkpoint, verify_event_proof
-from ledger.store import Draft, Ledger
+from ledger.store.sqlite import Draft, Ledger
+from ledger.tlog import merkle
+from ledger.tlog.notes import format_vkey, parse_witness_request, verify_checkpoint
+from ledger.tlog.proofs import sign_current_checkpoint, verify_event_proof
 from tests.conftest import ORIGIN, LedgerKeys, populate
 
 GOVLEDGER = str(Path(sys.executable).parent / "govledger")

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from ledger.cli import main
-from ledger.store import Draft, Ledger
+from ledger.store.sqlite import Draft, Ledger
 from tests.conftest import LedgerKeys, agent_registration, digest
 
 

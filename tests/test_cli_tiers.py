@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from ledger.app.governance import apply_due
 from ledger.cli import main
-from ledger.store import Draft, Ledger
+from ledger.store.sqlite import Draft, Ledger
 from projections.testing import Events, replay
-from projections.tier_ops import apply_due
-from projections.tier_queries import agents, history, tier_json
+from projections.tiers.queries import agents, history, tier_json
 from tests.conftest import LedgerKeys, agent_registration, approval, digest, run_drafts
 
 POLICY = """

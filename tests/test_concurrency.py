@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from ledger.keys import KeyRing
-from ledger.store import Draft, Ledger, root_key_payload
-from ledger.verify import verify_ledger
+from ledger.crypto.keyfiles import KeyRing
+from ledger.store.sqlite import Draft, Ledger, root_key_payload
+from ledger.verify.verifier import verify_ledger
 from tests.conftest import ORIGIN, digest
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes and signals")
@@ -29,8 +29,8 @@ WRITER = textwrap.dedent(
     """
     import sys
     import time
-    from ledger.keys import KeyRing
-    from ledger.store import Draft, Ledger
+    from ledger.crypto.keyfiles import KeyRing
+    from ledger.store.sqlite import Draft, Ledger
 
     db, keys, name, worker, count = sys.argv[1:6]
     signer = KeyRing(keys).load(name)
@@ -128,9 +128,9 @@ def _import_file(path: Path, lines: int) -> None:
 KILLED_IN_TRANSACTION = textwrap.dedent(
     """
     import sys, time
-    from ledger.imports import read_import
-    from ledger.keys import KeyRing
-    from ledger.store import Ledger
+    from ledger.exchange.import_lines import read_import
+    from ledger.crypto.keyfiles import KeyRing
+    from ledger.store.sqlite import Ledger
 
     db, keys, source = sys.argv[1:4]
     with open(source, "rb") as f:

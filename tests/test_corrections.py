@@ -15,16 +15,16 @@ from click.testing import CliRunner, Result
 from sqlite_utils import Database
 
 from ledger.cli import main
-from ledger.store import Draft, Ledger
-from projections.correction_queries import (
+from ledger.store.sqlite import Draft, Ledger
+from projections.corrections.queries import (
     Pattern,
     inject_corrections,
     learned_examples,
     pattern_for,
     patterns,
 )
-from projections.correction_text import signature, similarity_bp, stem
-from projections.policy import default_document, digest_of
+from projections.corrections.text import signature, similarity_bp, stem
+from projections.policy.document import default_document, digest_of
 from projections.testing import Events, replay
 from tests.conftest import LedgerKeys
 

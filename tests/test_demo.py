@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from ledger.app.governance import read_models
 from ledger.cli import main
-from ledger.store import Ledger
-from ledger.verify import verify_ledger
-from projections.tier_ops import read_models
-from projections.tier_queries import history
+from ledger.store.sqlite import Ledger
+from ledger.verify.verifier import verify_ledger
+from projections.tiers.queries import history
 
 
 @dataclass(frozen=True)

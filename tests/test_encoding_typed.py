@@ -10,9 +10,9 @@ import rfc8785
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.encoding import MAX_SAFE_INTEGER, canonical, canonical_of_typed
 from ledger.errors import EncodingError, EventValidationError
-from ledger.store import TYPED_PAYLOADS, Draft, prepare
+from ledger.event.canonical import MAX_SAFE_INTEGER, canonical, canonical_of_typed
+from ledger.store.sqlite import TYPED_PAYLOADS, Draft, prepare
 
 text = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)
 

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ledger.errors import EventValidationError, UnknownEventType
-from ledger.events import (
+from ledger.event.envelope import (
     CATALOG,
     REQUIRED_ENVELOPE,
     Event,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from projections.queries import findings, get_run
+from projections.runs.queries import findings, get_run
 from projections.testing import DIGEST, START, Events, contract, replay
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from ledger.errors import LedgerError, NotALedger, StoreError
-from ledger.exporting import export_lines
-from ledger.store import Draft, Ledger
-from ledger.verify import verify_export, verify_ledger
+from ledger.exchange.export import export_lines
+from ledger.store.sqlite import Draft, Ledger
+from ledger.verify.verifier import verify_export, verify_ledger
 from tests.conftest import LedgerKeys
 
 

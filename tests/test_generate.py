@@ -15,10 +15,10 @@ from click.testing import CliRunner
 
 import ledger.sample
 from ledger.cli import main as govledger
-from ledger.events import CATALOG, authorize
+from ledger.event.envelope import CATALOG, authorize
 from ledger.sample import Conduct
-from ledger.store import Draft, prepare
-from ledger.verify import verify_ledger
+from ledger.store.sqlite import Draft, prepare
+from ledger.verify.verifier import verify_ledger
 from scripts.generate import (
     GOVERNOR,
     PRODUCED_TYPES,

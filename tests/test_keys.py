@@ -11,9 +11,9 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
 
 from ledger.cli import main
+from ledger.crypto.keyfiles import KeyRing
+from ledger.crypto.signing import key_id
 from ledger.errors import InputError, KeyFileError
-from ledger.keys import KeyRing
-from ledger.signing import key_id
 
 
 def mode(path: Path) -> int:

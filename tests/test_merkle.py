@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger import merkle
 from ledger.errors import ProofError
+from ledger.tlog import merkle
 from tests import merkle_reference as ref
 
 VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors"

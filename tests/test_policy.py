@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from ledger.errors import PolicyError
-from ledger.events import PolicySet
-from projections.policy import (
+from ledger.event.envelope import PolicySet
+from projections.policy.document import (
     default_document,
     default_policy,
     digest_of,
@@ -15,7 +15,7 @@ from projections.policy import (
     validate,
 )
 from projections.testing import Events
-from projections.tier_queries import policy_in_force
+from projections.tiers.queries import policy_in_force
 from tests.tiers_helpers import fold, policy_doc, set_policy
 
 

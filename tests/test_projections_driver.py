@@ -9,13 +9,13 @@ import pytest
 from sqlite_utils import Database
 
 from ledger.errors import ProjectionError
-from ledger.events import AnyPayload, Event
-from ledger.store import Ledger
+from ledger.event.envelope import AnyPayload, Event
+from ledger.store.sqlite import Ledger
 from projections import RUNS
-from projections.base import Projection, Table
 from projections.driver import build_at, catch_up, positions
-from projections.queries import get_run
-from projections.runs_state import RunsState
+from projections.projection import Projection, Table
+from projections.runs.queries import get_run
+from projections.runs.state import RunsState
 from projections.testing import Events, contract, replay
 from tests.conftest import LedgerKeys, populate
 

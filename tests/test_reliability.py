@@ -13,11 +13,11 @@ from click.testing import CliRunner
 from sqlite_utils import Database
 
 from ledger.cli import main
-from ledger.store import Draft, Ledger
-from projections import governance as g
-from projections.policy import SEVERITY_BITS, default_document, digest_of
-from projections.queries import agent_metrics, findings, get_run, list_runs
-from projections.reliability import signals
+from ledger.store.sqlite import Draft, Ledger
+from projections.findings import kinds as g
+from projections.policy.document import SEVERITY_BITS, default_document, digest_of
+from projections.reliability.fold import signals
+from projections.runs.queries import agent_metrics, findings, get_run, list_runs
 from projections.testing import DIGEST, START, Events, contract, replay
 from tests.conftest import LedgerKeys
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from projections.policy import default_policy
+from projections.policy.document import default_policy
 from tests.conftest import Cli, agent_registration
 
 

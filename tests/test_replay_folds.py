@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from ledger.catalog import CATALOG
 from ledger.errors import LedgerError
-from ledger.events import UserPayload, format_ts, normalize_time, parse_time
-from projections import reliability, runs, tiers
-from projections.runs import _json_strings
+from ledger.event.catalog import CATALOG
+from ledger.event.envelope import UserPayload, format_ts, normalize_time, parse_time
+from projections.reliability import fold as reliability
+from projections.runs import fold as runs
+from projections.runs.fold import _json_strings
+from projections.tiers import fold as tiers
 
 
 @pytest.mark.parametrize("module", [runs, tiers])

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from ledger.errors import ProjectionError
-from ledger.events import Event
-from ledger.store import EventRow, Ledger, row_to_event
+from ledger.event.envelope import Event
+from ledger.store.sqlite import EventRow, Ledger, row_to_event
 from projections.driver import decode, decode_all
 from projections.testing import Events, contract
 from tests.conftest import LedgerKeys, populate

@@ -8,11 +8,11 @@ import tempfile
 
 from sqlite_utils import Database
 
-from projections.check import check
 from projections.driver import catch_up
-from projections.queries import agent_metrics, findings, get_run
+from projections.replay_check import check
+from projections.runs.queries import agent_metrics, findings, get_run
 from projections.testing import DIGEST, Events, contract
-from projections.tier_queries import compute_due
+from projections.tiers.queries import compute_due
 from tests.tiers_helpers import fold, register, run
 
 

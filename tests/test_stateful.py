@@ -13,11 +13,11 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+from ledger.crypto.keyfiles import KeyRing
 from ledger.errors import DuplicateEventId, EventValidationError, InputError, UnauthorizedWrite
-from ledger.events import ZERO_HASH
-from ledger.keys import KeyRing
-from ledger.store import Draft, Ledger, root_key_payload
-from ledger.verify import verify_ledger
+from ledger.event.envelope import ZERO_HASH
+from ledger.store.sqlite import Draft, Ledger, root_key_payload
+from ledger.verify.verifier import verify_ledger
 from tests.conftest import digest
 
 ids = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=20)

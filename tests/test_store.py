@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ledger import merkle
-from ledger.appending import append_locked
-from ledger.chain import body_bytes
+from ledger.crypto.keyfiles import KeyRing
+from ledger.crypto.signing import b64decode_canonical, event_hash, verify_event_signature
 from ledger.errors import (
     AlreadyInitialized,
     DatabaseLocked,
@@ -24,12 +23,13 @@ from ledger.errors import (
     NotALedger,
     UnauthorizedWrite,
 )
-from ledger.events import TS_RE, ZERO_HASH
-from ledger.keys import KeyRing
-from ledger.schema import SCHEMA_VERSION
-from ledger.signing import b64decode_canonical, event_hash, verify_event_signature
-from ledger.store import MAX_PAYLOAD_BYTES, Draft, Ledger, prepare, root_key_payload
-from ledger.verify import verify_ledger
+from ledger.event.envelope import TS_RE, ZERO_HASH
+from ledger.store.sqlite import MAX_PAYLOAD_BYTES, Draft, Ledger, prepare, root_key_payload
+from ledger.store.sqlite_append import append_locked
+from ledger.store.sqlite_schema import SCHEMA_VERSION
+from ledger.tlog import merkle
+from ledger.verify.chain import body_bytes
+from ledger.verify.verifier import verify_ledger
 from tests.conftest import (
     ORIGIN,
     LedgerKeys,

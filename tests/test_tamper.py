@@ -21,16 +21,16 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger import merkle
-from ledger.chain import Problem, body_bytes, envelope_line, short
-from ledger.encoding import canonical, loads
+from ledger.crypto.keyfiles import KeyRing, Signer
+from ledger.crypto.signing import event_hash
 from ledger.errors import LedgerError
-from ledger.events import TS_RE, authorize, check_type, decode_payload
-from ledger.exporting import export_lines
-from ledger.keys import KeyRing, Signer
-from ledger.signing import event_hash
-from ledger.store import Draft, Ledger, root_key_payload
-from ledger.verify import verify_export, verify_ledger
+from ledger.event.canonical import canonical, loads
+from ledger.event.envelope import TS_RE, authorize, check_type, decode_payload
+from ledger.exchange.export import export_lines
+from ledger.store.sqlite import Draft, Ledger, root_key_payload
+from ledger.tlog import merkle
+from ledger.verify.chain import Problem, body_bytes, envelope_line, short
+from ledger.verify.verifier import verify_export, verify_ledger
 from tests.conftest import ORIGIN, populate, sign
 
 COLUMNS = (

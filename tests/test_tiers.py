@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from projections.testing import START, Events
-from projections.tier_queries import agents, history, tier_findings
+from projections.tiers.queries import agents, history, tier_findings
 from tests.tiers_helpers import (
     EASY,
     assessment,
@@ -273,7 +273,7 @@ def test_an_unjustified_demotion_is_reported() -> None:
 
 
 def due_digest(ev: Events) -> str:
-    from projections.policy import default_policy
+    from projections.policy.document import default_policy
 
     return default_policy().digest
 

@@ -16,21 +16,21 @@ from typing import Any
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from ledger.encoding import canonical
-from ledger.events import ZERO_HASH, Event
-from ledger.keys import KeyRing
-from ledger.store import Draft, Ledger, root_key_payload
+from ledger.app.governance import apply_due, read_models, set_policy
+from ledger.crypto.keyfiles import KeyRing
+from ledger.event.canonical import canonical
+from ledger.event.envelope import ZERO_HASH, Event
+from ledger.store.sqlite import Draft, Ledger, root_key_payload
 from projections.testing import Events, replay
-from projections.tier_ops import apply_due, read_models, set_policy
-from projections.tier_queries import agents, assess_all, compute_due, history, tier_findings
+from projections.tiers.queries import agents, assess_all, compute_due, history, tier_findings
 from scripts.generate import GOVERNOR, generate_drafts
 from tests.tiers_helpers import policy_doc
 
 REPLAY = """
 import json, sys
-from ledger.store import Ledger
+from ledger.store.sqlite import Ledger
 from projections.driver import build_at
-from projections.tier_queries import history, tier_findings
+from projections.tiers.queries import history, tier_findings
 ledger = Ledger.open(sys.argv[1])
 with build_at(ledger, ledger.size) as db:
     print(json.dumps({"history": [h.as_json() for h in history(db)],

@@ -20,17 +20,17 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from ledger import merkle
-from ledger.chain import body_bytes
 from ledger.cli import main
-from ledger.consistency import state_path
-from ledger.encoding import canonical
+from ledger.crypto.keyfiles import KeyRing, Signer
+from ledger.crypto.signing import EVENT_SIGNING_PREFIX, b64encode, event_hash
 from ledger.errors import StoreError
-from ledger.keys import KeyRing, Signer
-from ledger.proofs import sign_current_checkpoint
-from ledger.signing import EVENT_SIGNING_PREFIX, b64encode, event_hash
-from ledger.store import Draft, Ledger
-from ledger.verify import verify_ledger
+from ledger.event.canonical import canonical
+from ledger.store.sqlite import Draft, Ledger
+from ledger.tlog import merkle
+from ledger.tlog.consistency import state_path
+from ledger.tlog.proofs import sign_current_checkpoint
+from ledger.verify.chain import body_bytes
+from ledger.verify.verifier import verify_ledger
 from tests.conftest import ORIGIN, LedgerKeys, approval, populate, run_drafts
 
 GOVLEDGER = str(Path(sys.executable).parent / "govledger")

@@ -7,11 +7,11 @@ import json
 import shutil
 from pathlib import Path
 
-from ledger.chain import body_bytes
-from ledger.encoding import canonical
-from ledger.keys import KeyRing
-from ledger.signing import b64encode, event_hash, key_id
-from ledger.verify import verify_export
+from ledger.crypto.keyfiles import KeyRing
+from ledger.crypto.signing import b64encode, event_hash, key_id
+from ledger.event.canonical import canonical
+from ledger.verify.chain import body_bytes
+from ledger.verify.verifier import verify_export
 from tests.conftest import ORIGIN, Cli, sign
 
 

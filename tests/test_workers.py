@@ -12,18 +12,18 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ledger import workers
-from ledger.errors import InputError, SignatureError
-from ledger.events import Event
-from ledger.signing import (
+from ledger.crypto import pool as workers
+from ledger.crypto.signing import (
     EVENT_SIGNING_PREFIX,
     check_event_signature,
     sign_event,
     sodium_secret_key,
     verify_event_signature,
 )
-from ledger.store import Draft, Ledger
-from ledger.verify import verify_ledger
+from ledger.errors import InputError, SignatureError
+from ledger.event.envelope import Event
+from ledger.store.sqlite import Draft, Ledger
+from ledger.verify.verifier import verify_ledger
 from tests.conftest import LedgerKeys
 
 

@@ -10,10 +10,10 @@ from typing import Any
 from sqlite_utils import Database
 
 from projections.driver import catch_up
-from projections.policy import default_document, digest_of
+from projections.policy.document import default_document, digest_of
 from projections.testing import DIGEST, Events, contract
-from projections.tier_queries import assess_all, compute_due
-from projections.tier_rules import Assessment, Due
+from projections.tiers.queries import assess_all, compute_due
+from projections.tiers.rules import Assessment, Due
 
 
 def policy_doc(**overrides: Any) -> dict[str, Any]:

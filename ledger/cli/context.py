@@ -14,11 +14,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ledger.encoding import canonical
+from ledger.crypto.keyfiles import KeyRing, Signer
 from ledger.errors import InputError
-from ledger.events import Event, normalize_time
-from ledger.keys import KeyRing, Signer
-from ledger.store import Ledger
+from ledger.event.canonical import canonical
+from ledger.event.envelope import Event, normalize_time
+from ledger.store.sqlite import Ledger
 
 
 @dataclass

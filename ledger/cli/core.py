@@ -17,12 +17,12 @@ from ledger.cli.context import (
     pass_ctx,
     progress_bar,
 )
-from ledger.encoding import loads
 from ledger.errors import InputError
-from ledger.events import normalize_time
-from ledger.imports import import_file
-from ledger.store import Draft, Ledger
-from ledger.verify import VerifyReport, verify_export, verify_ledger
+from ledger.event.canonical import loads
+from ledger.event.envelope import normalize_time
+from ledger.exchange.import_lines import import_file
+from ledger.store.sqlite import Draft, Ledger
+from ledger.verify.verifier import VerifyReport, verify_export, verify_ledger
 
 
 @click.command()
@@ -164,7 +164,7 @@ def import_(ctx: Context, file: str, signer: str, as_json: bool) -> None:
 @pass_ctx
 def export(ctx: Context, from_seq: int, to_seq: int | None, output: str) -> None:
     """Export full events as JSON Lines (SPEC §2.1), verifiable with `verify --file`."""
-    from ledger.exporting import export_lines
+    from ledger.exchange.export import export_lines
 
     ledger = ctx.ledger()
     total = (to_seq or ledger.size) - from_seq + 1
@@ -214,7 +214,7 @@ def log(
     as_json: bool,
 ) -> None:
     """List events, oldest first (`--json`: one full event per line)."""
-    from ledger.exporting import event_filter, summarize
+    from ledger.exchange.export import event_filter, summarize
 
     ledger = ctx.ledger()
     where, params = event_filter(

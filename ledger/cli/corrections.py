@@ -23,9 +23,9 @@ from ledger.cli.context import (
     resolve_at,
 )
 from ledger.errors import InputError
-from ledger.store import Ledger
+from ledger.store.sqlite import Ledger
 from projections import CORRECTIONS
-from projections.correction_queries import Pattern, learned_examples, patterns
+from projections.corrections.queries import Pattern, learned_examples, patterns
 from projections.driver import build_at, catch_up
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import click
 
 from ledger.cli.context import Context, pass_ctx, print_table
-from ledger.cli.demo_build import CAST, MIN_EVENTS, ROUNDS, DemoResult, build_demo
-from ledger.events import Event
-from ledger.store import Ledger
+from ledger.event.envelope import Event
+from ledger.sample.demo import CAST, MIN_EVENTS, ROUNDS, DemoResult, build_demo
+from ledger.store.sqlite import Ledger
 
 COMMAND_WIDTH = 50
 """Width of the commands after ``govledger [--db …]`` up to the aligned comments."""

@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 
 from ledger.cli.context import Context, echo_json, json_option, pass_ctx, print_table
+from ledger.crypto.keyfiles import check_key_name
 from ledger.errors import InputError
-from ledger.keys import check_key_name
-from ledger.store import Draft, root_key_payload
+from ledger.store.sqlite import Draft, root_key_payload
 
 
 @click.group()
@@ -127,8 +127,8 @@ def keys_revoke(ctx: Context, name: str, reason: str, signer: str, as_json: bool
 @pass_ctx
 def keys_vkey(ctx: Context, name: str) -> None:
     """Print the C2SP verifier key of NAME for checkpoints (`<origin>+<id>+<key>`)."""
-    from ledger.checkpoint import format_vkey
-    from ledger.signing import b64decode_canonical
+    from ledger.crypto.signing import b64decode_canonical
+    from ledger.tlog.notes import format_vkey
 
     # From the public key registered in the log: an auditor needs no private key file.
     ledger = ctx.ledger()

@@ -10,10 +10,10 @@ import json
 
 import click
 
+from ledger.app.governance import read_models, set_policy
 from ledger.cli.context import Context, at_options, echo_json, json_option, pass_ctx, resolve_at
-from projections.policy import read_policy_file
-from projections.tier_ops import read_models, set_policy
-from projections.tier_queries import clock, policy_in_force
+from projections.policy.document import read_policy_file
+from projections.tiers.queries import clock, policy_in_force
 
 
 @click.group()

@@ -9,7 +9,7 @@ import click
 
 from ledger.cli.context import Context, echo_json, json_option, pass_ctx
 from ledger.errors import InputError
-from ledger.proofs import (
+from ledger.tlog.proofs import (
     prove_inclusion,
     sign_current_checkpoint,
     verify_event_proof,
@@ -92,7 +92,7 @@ def prove(
     if signer is not None:
         text = prove_inclusion(ledger, seq, fresh_signer=ctx.signer(signer))
     else:
-        from ledger.proofs import latest_checkpoint
+        from ledger.tlog.proofs import latest_checkpoint
 
         root = None if latest_checkpoint(ledger, seq) else ctx.signer("root")
         text = prove_inclusion(ledger, seq, root_signer=root)

@@ -15,6 +15,7 @@ from typing import Any
 import click
 from sqlite_utils import Database
 
+from ledger.app.governance import read_models
 from ledger.cli.context import (
     Context,
     ProgressBar,
@@ -27,17 +28,16 @@ from ledger.cli.context import (
     stdout_console,
 )
 from ledger.errors import InputError
-from ledger.events import normalize_time
-from ledger.exporting import summarize
-from ledger.store import Ledger, row_to_event
-from ledger.verify import check_events
+from ledger.event.envelope import normalize_time
+from ledger.exchange.export import summarize
+from ledger.store.sqlite import Ledger, row_to_event
+from ledger.verify.verifier import check_events
 from projections import registered
-from projections.check import check
 from projections.driver import build_at, catch_up, positions
-from projections.queries import AgentMetrics, RunView, agent_metrics, get_run, list_runs
-from projections.reliability import signals
-from projections.tier_ops import read_models
-from projections.tier_queries import tier_findings
+from projections.reliability.fold import signals
+from projections.replay_check import check
+from projections.runs.queries import AgentMetrics, RunView, agent_metrics, get_run, list_runs
+from projections.tiers.queries import tier_findings
 
 STATES = ("submitted", "approved", "rejected", "running", "completed", "failed", "cancelled")
 
@@ -272,7 +272,7 @@ def _summary(db: Database) -> dict[str, Any]:
 
 
 def _check(ledger: Ledger, as_json: bool) -> None:
-    from projections.tier_queries import tier_findings
+    from projections.tiers.queries import tier_findings
 
     differences = check(ledger, ledger.db)
     # Recomputation as verification (issue 4): a recorded tier change that the policy in force

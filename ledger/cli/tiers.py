@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 import click
 
+from ledger.app.governance import apply_changes, read_models, require_agent
 from ledger.cli.context import (
     Context,
     at_options,
@@ -19,9 +20,8 @@ from ledger.cli.context import (
     print_table,
     resolve_at,
 )
-from projections.policy import Policy, read_policy_file
-from projections.tier_ops import apply_changes, read_models, require_agent
-from projections.tier_queries import (
+from projections.policy.document import Policy, read_policy_file
+from projections.tiers.queries import (
     agents,
     assess_all,
     clock,
@@ -30,7 +30,7 @@ from projections.tier_queries import (
     hypothetical,
     tier_json,
 )
-from projections.tier_rules import Due
+from projections.tiers.rules import Due
 
 
 def _t(tier: int | None) -> str:

@@ -9,10 +9,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from ledger.keys import KeyRing, Signer
+from ledger.crypto.keyfiles import KeyRing, Signer
 from ledger.sample.data import GOVERNOR, ORIGIN, RECORDER, Conduct
 from ledger.sample.runs import World, Yield, make_agents, run_events
-from ledger.store import Draft, Ledger, root_key_payload
+from ledger.store.sqlite import Draft, Ledger, root_key_payload
 
 
 def generate_drafts(

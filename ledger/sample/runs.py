@@ -14,7 +14,7 @@ from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from ledger.encoding import canonical
+from ledger.event.canonical import canonical
 from ledger.sample.data import (
     APPROVERS,
     CAPABILITIES,
@@ -38,7 +38,7 @@ from ledger.sample.data import (
     Conduct,
     Profile,
 )
-from ledger.store import Draft
+from ledger.store.sqlite import Draft
 
 
 @dataclass

@@ -1,0 +1,106 @@
+"""Recording tier changes and policies in a ledger, and reading tiers as of any seq (issue 4).
+
+``apply_due`` is ``govledger tiers apply`` for library code (the demo uses it): inside one write
+transaction it catches the read models up, computes the changes due under the policy in force
+and appends them as signed ``tier.*`` events carrying their evidence, so no event can slip in
+between the computation and the record. ``set_policy`` records a ``policy.set`` with the next
+version, also under the write lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlite_utils import Database
+
+from ledger.crypto.keyfiles import Signer
+from ledger.errors import InputError
+from ledger.event.envelope import Event
+from ledger.store.sqlite import Draft, Ledger, prepare
+from ledger.store.sqlite_append import append_locked
+from projections.driver import build_at, catch_up
+from projections.policy.document import policy_set_payload
+from projections.tiers.queries import compute_due, policy_in_force
+from projections.tiers.rules import Due
+
+
+@contextmanager
+def read_models(ledger: Ledger, at_seq: int | None = None) -> Iterator[Database]:
+    """The read models caught up to the head (``at_seq`` None or at/after the head: the stored
+    ones), or as they stood after ``at_seq`` (a scratch rebuild; the stored ones untouched)."""
+    size = ledger.size
+    if at_seq is None or at_seq >= size:
+        catch_up(ledger, ledger.db)
+        yield ledger.db
+        return
+    with build_at(ledger, at_seq) as db:
+        yield db
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What ``apply_changes`` did: the events recorded, and the promotions still awaiting an
+    explicit human decision (``--approve AGENT``)."""
+
+    recorded: list[Event]
+    awaiting: list[Due] = field(default_factory=list)
+
+
+def apply_changes(ledger: Ledger, signer: Signer, approve: Collection[str] = ()) -> Applied:
+    """Record every change due now as a signed ``tier.*`` event (SPEC §2.4).
+
+    Promotions into tiers at or above the policy's ``human_approval_from_tier`` are recorded
+    only for agents in ``approve`` (their evidence then says ``"human_approval": true``).
+    Re-running with nothing new due records nothing. Raises ``UnauthorizedWrite`` (exit 2)
+    unless ``signer`` is a governor key.
+    """
+    ledger.require_governor(signer, "tier changes")
+    with ledger.write():
+        catch_up(ledger, ledger.db)
+        due = compute_due(ledger.db)
+        record = [d for d in due if not d.needs_approval or d.agent in approve]
+        awaiting = [d for d in due if d.needs_approval and d.agent not in approve]
+        drafts = [
+            Draft(f"tier.{d.change}", d.payload(approved=d.needs_approval), agent=d.agent)
+            for d in record
+        ]
+        prepared = [prepare(dr, f"tier change for {dr.agent}") for dr in drafts]
+        events = append_locked(ledger, prepared, signer, None) if prepared else []
+    return Applied(events, awaiting)
+
+
+def apply_due(ledger: Ledger, signer: Signer, approve: Collection[str] = ()) -> list[Event]:
+    """``tiers apply`` from library code: the ``tier.*`` events recorded (see ``apply_changes``)."""
+    return apply_changes(ledger, signer, approve).recorded
+
+
+def set_policy(ledger: Ledger, document: dict[str, Any], signer: Signer) -> Event:
+    """Record ``document`` (validated) as a ``policy.set`` with the next version (SPEC §2.4)."""
+    with ledger.write():
+        catch_up(ledger, ledger.db)
+        version = max(policy_in_force(ledger.db).version, _last_version(ledger)) + 1
+        prepared = [prepare(Draft("policy.set", policy_set_payload(document, version)))]
+        return append_locked(ledger, prepared, signer, None)[0]
+
+
+def _last_version(ledger: Ledger) -> int:
+    """The highest version any ``policy.set`` of the log claims (valid or not)."""
+    row = ledger.conn.execute(
+        "SELECT max(json_extract(payload, '$.version')) FROM events WHERE type = 'policy.set'"
+    ).fetchone()
+    return int(row[0] or 0)
+
+
+def require_agent(db: Database, agent: str) -> None:
+    """``InputError`` (exit 2) when ``agent`` has no tier in the read model."""
+    row = db.execute(
+        "SELECT 1 FROM tiers WHERE agent = ? AND (registered_seq IS NOT NULL OR changes > 0)",
+        [agent],
+    ).fetchone()
+    if row is None:
+        raise InputError(
+            f"agent {agent!r} is not registered (no agent.registered or tier.* event names it)"
+        )

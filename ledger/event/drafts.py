@@ -1,0 +1,84 @@
+"""What a writer hands the ledger: drafts, and their validation and canonical payload text.
+
+SPEC §2.2, §2.4. A ``Draft`` holds what the writer chooses; ``prepare`` validates it against the
+catalog and encodes its payload. The write path (``ledger.store.sqlite_append``) validates drafts inside
+its chaining loop (``Prepared.encoded``), so validation overlaps the signing of the batch's
+earlier events in the worker processes; nothing is written unless every draft passes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ledger.errors import EventValidationError
+from ledger.event.canonical import canonical, canonical_of_typed
+from ledger.event.catalog import CATALOG
+from ledger.event.envelope import check_envelope, decode_payload, envelope_is_plain
+
+MAX_PAYLOAD_BYTES = 64 * 1024
+"""Largest canonical payload accepted (64 KiB): store digests of big artifacts, not the data."""
+
+TYPED_PAYLOADS = frozenset(CATALOG) - {
+    "policy.set",
+    "tier.promoted",
+    "tier.demoted",
+    "tier.revoked",
+}
+"""Catalog types whose strict payload models have no free-form field (``dict[str, Any]``, extra
+fields allowed): validation already guarantees JSON-safe types, so encoding skips its walk."""
+
+
+@dataclass(frozen=True)
+class Draft:
+    """An event to append: what the writer chooses. The ledger adds the rest."""
+
+    type: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    agent: str | None = None
+    run: str | None = None
+    actor: str | None = None
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A draft, how messages name it (``event``, ``event 3``, ``line 17``) and, once
+    validated, its canonical payload text (``None``: not validated yet)."""
+
+    draft: Draft
+    payload_text: str | None
+    where: str
+
+    def encoded(self) -> tuple[Draft, str]:
+        """The draft and its canonical payload text, validating it first if it was not yet
+        (``EventValidationError`` naming ``where`` otherwise)."""
+        text = self.payload_text
+        if text is None:
+            text = validated_payload_text(self.draft, self.where)
+        return self.draft, text
+
+
+def prepare(draft: Draft, where: str = "event") -> Prepared:
+    """Validate a draft against the catalog and encode its payload (SPEC §2.2, §2.4)."""
+    return Prepared(draft, validated_payload_text(draft, where), where)
+
+
+def validated_payload_text(draft: Draft, where: str = "event") -> str:
+    """The canonical text of the draft's payload, once the draft is validated (``prepare``
+    without the wrapper; ``EventValidationError`` and kin naming ``where`` otherwise)."""
+    if not envelope_is_plain(draft.type, draft.agent, draft.run, draft.actor, draft.id):
+        check_envelope(
+            draft.type,
+            {"agent": draft.agent, "run": draft.run, "actor": draft.actor, "id": draft.id},
+            where,
+        )
+    decode_payload(draft.type, draft.payload, where)
+    encode = canonical_of_typed if draft.type in TYPED_PAYLOADS else canonical
+    raw = encode(draft.payload, f"{where}: payload")
+    if len(raw) > MAX_PAYLOAD_BYTES:
+        raise EventValidationError(
+            f"{where}: payload is {len(raw)} bytes, over the limit of {MAX_PAYLOAD_BYTES} bytes "
+            "(store a digest of large content instead)"
+        )
+    return raw.decode("utf-8")

@@ -1,0 +1,83 @@
+"""Checking the stored RFC 9162 tree while events stream by (used by ``ledger.verify.verifier``).
+
+``RootAccumulator`` computes the root of a growing leaf sequence in O(log n) memory and reports
+every complete subtree as it closes; ``StoredTree`` reads the stored ``merkle_nodes`` in the order
+they close, so each closed subtree is compared with its stored node in one pass.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from ledger.errors import StoreError
+from ledger.tlog import merkle
+
+
+class RootAccumulator:
+    """RFC 9162 root of a growing leaf sequence in O(log n) memory; reports completed nodes."""
+
+    def __init__(self, on_node: Callable[[int, int, bytes], None] | None = None) -> None:
+        self.stack: list[tuple[int, bytes]] = []  # (level, hash), levels strictly decreasing
+        self.size = 0
+        self.on_node = on_node
+
+    def add(self, leaf: bytes) -> None:
+        level, h, index = 0, leaf, self.size
+        while self.stack and self.stack[-1][0] == level:
+            left = self.stack.pop()[1]
+            h = merkle.node_hash(left, h)
+            level += 1
+            index >>= 1
+            if self.on_node is not None:
+                self.on_node(level, index, h)
+        self.stack.append((level, h))
+        self.size += 1
+
+    def root(self) -> bytes:
+        if not self.stack:
+            return merkle.EMPTY_ROOT
+        acc = self.stack[-1][1]
+        for _, h in reversed(self.stack[:-1]):
+            acc = merkle.node_hash(h, acc)
+        return acc
+
+
+class StoredTree:
+    """Streams the stored Merkle nodes in key order ``(closes, level)``, which is the order in
+    which ``RootAccumulator`` reports them, so each closed subtree is compared with its stored
+    node in one pass over the table."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.buffer: deque[tuple[tuple[int, int], bytes]] = deque()
+
+    def get(self, level: int, index: int) -> bytes | None:
+        """The stored hash of node ``(level, index)``, or None when it is missing; calls come
+        in the order the nodes close."""
+        key = merkle.stored_key(level, index)
+        buf = self.buffer
+        while True:
+            while buf and buf[0][0] < key:
+                buf.popleft()
+            if buf:
+                return buf[0][1] if buf[0][0] == key else None
+            try:
+                rows = self.conn.execute(
+                    "SELECT closes, level, hash FROM merkle_nodes WHERE (closes, level) >= (?, ?) "
+                    "ORDER BY closes, level LIMIT 4096",
+                    key,
+                ).fetchall()
+            except sqlite3.DatabaseError as e:  # a corrupt file
+                raise StoreError(f"cannot read the stored Merkle tree ({e})") from e
+            if not rows:
+                return None
+            buf.extend(((int(c), int(lv)), _stored_bytes(h)) for c, lv, h in rows)
+
+
+def _stored_bytes(value: Any) -> bytes:
+    """A stored node hash as bytes; a tampered store's text or number keeps its text's bytes,
+    so it compares unequal and is reported, never read as a hash."""
+    return bytes(value) if isinstance(value, bytes) else str(value).encode("utf-8", "replace")

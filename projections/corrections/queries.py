@@ -1,0 +1,111 @@
+"""Reading the correction patterns, and applying them to an agent's next prompt (issue 6).
+
+Every function takes a ``Database`` holding the tables of ``projections.corrections.fold`` (the
+stored read models after ``catch_up``, or a scratch database from ``build_at`` for time travel)
+and only reads. Only *emerged* patterns are ever returned: a cluster below the policy's
+threshold teaches nothing yet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlite_utils import Database
+
+from projections.corrections.fold import CLUSTERS, POLICY, Cluster
+from projections.corrections.text import signature, similarity_bp
+from projections.policy.in_force import PolicyFold
+
+
+@dataclass(frozen=True, slots=True)
+class Pattern:
+    """An emerged correction pattern (SPEC §5 ``corrections --json``)."""
+
+    agent: str
+    name: str
+    count: int
+    first_seq: int
+    last_seq: int
+    emerged_seq: int
+    """The correction that brought the cluster to the threshold."""
+    topic: str | None
+    keywords: list[str]
+    examples: list[str]
+    example_seqs: list[int]
+    signatures: list[frozenset[str]]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"agent": self.agent, "name": self.name, "count": self.count,
+                "first_seq": self.first_seq, "last_seq": self.last_seq,
+                "examples": self.examples, "example_seqs": self.example_seqs,
+                "emerged_seq": self.emerged_seq, "topic": self.topic,
+                "keywords": self.keywords}  # fmt: skip
+
+
+def _policy(db: Database) -> PolicyFold:
+    return PolicyFold(db, POLICY)
+
+
+def patterns(db: Database, agent: str | None = None) -> list[Pattern]:
+    """Emerged patterns of every agent (or one), by agent then emergence. ``examples``: the
+    cluster's first ``max_examples`` corrections (policy in force at the read model's position),
+    oldest first, so they are as stable as the name."""
+    if not db[CLUSTERS.name].exists():
+        return []
+    max_examples = _policy(db).rules.corrections.max_examples
+    one, params = ("AND agent = ?", [agent]) if agent is not None else ("", [])
+    rows = db.execute(
+        f"SELECT {', '.join(CLUSTERS.column_names)} FROM {CLUSTERS.name} "
+        f"WHERE emerged_seq IS NOT NULL {one} ORDER BY agent, emerged_seq",
+        params,
+    ).fetchall()
+    out: list[Pattern] = []
+    for row in rows:
+        c = Cluster.from_row(row)
+        assert c.emerged_seq is not None and c.name is not None
+        examples = db.execute(
+            "SELECT seq, text FROM corrections WHERE agent = ? AND cluster = ? "
+            "ORDER BY seq LIMIT ?",
+            [c.agent, c.cluster, max_examples],
+        ).fetchall()
+        out.append(Pattern(c.agent, c.name, c.count, c.first_seq, c.last_seq, c.emerged_seq,
+                           c.topic, c.top_keywords(), [t for _, t in examples],
+                           [s for s, _ in examples], c.exemplars))  # fmt: skip
+    return out
+
+
+def pattern_for(db: Database, agent: str, topic: str) -> Pattern | None:
+    """The agent's emerged pattern for ``topic``: the one whose topic or name is ``topic``, else
+    the one whose corrections' keywords are most similar to ``topic`` taken as text (at least
+    the policy's ``similarity_bp``; ties: the one that emerged first). None when none fits."""
+    found = patterns(db, agent)
+    for p in found:
+        if topic in (p.topic, p.name):
+            return p
+    threshold = _policy(db).rules.corrections.similarity_bp
+    sig = signature(topic)
+    best, best_bp = None, -1
+    for p in found:
+        bp = max((similarity_bp(sig, s) for s in p.signatures), default=0)
+        if bp >= threshold and bp > best_bp and sig:
+            best, best_bp = p, bp
+    return best
+
+
+def learned_examples(db: Database, agent: str, topic: str) -> list[str]:
+    """The example corrections to prepend to ``agent``'s next prompt about ``topic``; empty
+    when no pattern has emerged for it (so it is safe to call before every prompt)."""
+    p = pattern_for(db, agent, topic)
+    return [] if p is None else list(p.examples)
+
+
+def inject_corrections(db: Database, agent: str, prompt: str, topic: str | None = None) -> str:
+    """``prompt`` preceded by the learned corrections for ``topic`` (default: the prompt's own
+    text); ``prompt`` unchanged when no pattern has emerged for it."""
+    p = pattern_for(db, agent, prompt if topic is None else topic)
+    if p is None:
+        return prompt
+    lines = "\n".join(f"- {e}" for e in p.examples)
+    return (f"Corrections this agent has received before (pattern {p.name!r}, "
+            f"{p.count} times):\n{lines}\n\n{prompt}")  # fmt: skip

@@ -1,0 +1,136 @@
+"""What a projection is, and the registry the replay driver folds the log through (SPEC §3).
+
+A projection is a fold over the log: ``apply(state, event, payload) -> state``, with a ``name``,
+a ``version`` and the SQLite ``tables`` its read model lives in. ``payload`` is
+``event.decoded()``, decoded once by the driver and shared by every projection.
+
+Why ``apply`` mutates: a read model over a million events cannot be copied on every event, nor
+held in memory. The driver owns the state it hands to ``apply``; a state caches the rows the
+events since the last ``flush`` touched, reads any other row it needs from the tables on demand,
+and ``flush`` writes the cache back and forgets it. The fold stays a function of the log: the
+state after event N is the same whether it was reached in one pass, in any number of increments
+with flushes between them, or after a reload from the tables (the property tests pin this), and
+time travel runs the same fold into a scratch database.
+
+To add a read model: subclass ``Projection``, give it a unique ``name``, bump ``version``
+whenever its fold or tables change (stored tables of another version are rebuilt), and
+``register()`` an instance. Projections are applied in registration order, so one may read the
+state of a projection registered before it (``depends_on``) for the same event.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar
+
+from sqlite_utils import Database
+
+from ledger.event.envelope import AnyPayload, EventView
+
+S = TypeVar("S")
+
+META_TABLE = "projection_meta"
+"""One row per projection: ``name``, ``version``, ``last_seq``, ``last_hash``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """The schema of one read-model table: columns in order, primary key and indexes."""
+
+    name: str
+    columns: tuple[tuple[str, type], ...]
+    """``(column, int | str)`` in table order; every column may be NULL except the key."""
+    pk: tuple[str, ...]
+    indexes: tuple[tuple[str, ...], ...] = field(default=())
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c for c, _ in self.columns)
+
+    def create(self, db: Database) -> None:
+        """Create the table and its indexes (dropping any table of that name first)."""
+        db[self.name].drop(ignore=True)
+        pk: str | tuple[str, ...] = self.pk[0] if len(self.pk) == 1 else self.pk
+        db[self.name].create(dict(self.columns), pk=pk, not_null=set(self.pk))  # type: ignore[union-attr]
+        for cols in self.indexes:
+            db[self.name].create_index(  # type: ignore[union-attr]
+                list(cols), index_name=f"idx_{self.name}_{'_'.join(cols)}"
+            )
+
+    def insert_sql(self, replace: bool = False) -> str:
+        """``INSERT [OR REPLACE] INTO name (cols) VALUES (?, ...)`` for ``executemany``."""
+        verb = "INSERT OR REPLACE" if replace else "INSERT"
+        cols = ", ".join(f'"{c}"' for c in self.column_names)
+        marks = ", ".join("?" for _ in self.columns)
+        return f'{verb} INTO "{self.name}" ({cols}) VALUES ({marks})'
+
+
+class Projection(ABC, Generic[S]):
+    """A read model rebuilt by replay. Subclasses set the class variables and the three methods."""
+
+    name: ClassVar[str]
+    version: ClassVar[int]
+    tables: ClassVar[tuple[Table, ...]]
+    depends_on: ClassVar[tuple[str, ...]] = ()
+    """Names of projections whose state ``start`` receives (registered earlier)."""
+    types: ClassVar[frozenset[str] | None] = None
+    """The event types ``apply`` does something with, or None for every type. The driver
+    calls ``apply`` only for these (``prepare`` still sees the whole batch): a projection that
+    reads a few types costs nothing on the others."""
+
+    @abstractmethod
+    def start(self, db: Database, deps: Mapping[str, Any]) -> S:
+        """A state over the tables in ``db`` (already created, possibly holding earlier rows)."""
+
+    def prepare(self, state: S, events: Sequence[EventView]) -> None:
+        """Called with each batch of events before they are applied: a chance to load the rows
+        they will touch in a few queries instead of one per event. Default: nothing."""
+
+    @abstractmethod
+    def apply(self, state: S, event: EventView, payload: AnyPayload) -> S:
+        """Fold one event into the state; must depend on nothing but the state and the event."""
+
+    @abstractmethod
+    def flush(self, state: S) -> None:
+        """Write what changed since the last flush to the tables; the state may drop its cache."""
+
+
+_REGISTRY: dict[str, Projection[Any]] = {}
+
+
+def register(projection: Projection[Any]) -> Projection[Any]:
+    """Add ``projection`` to the registry the driver replays (idempotent for the same name)."""
+    for dep in projection.depends_on:
+        if dep not in _REGISTRY:
+            raise ValueError(
+                f"projection {projection.name!r} depends on {dep!r}, which is not registered"
+            )
+    _REGISTRY[projection.name] = projection
+    return projection
+
+
+def registered() -> tuple[Projection[Any], ...]:
+    """Every registered projection, in registration order."""
+    return tuple(_REGISTRY.values())
+
+
+def get(name: str) -> Projection[Any]:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise LookupError(f"no projection named {name!r}") from None
+
+
+def conditions(
+    filters: Iterable[tuple[str, str, Any]],
+) -> tuple[list[str], list[Any]]:
+    """SQL conditions and their parameters for the ``(column, operator, value)`` filters
+    whose value is not None (always at least ``1``, so the list joins with AND)."""
+    where, params = ["1"], []
+    for col, op, value in filters:
+        if value is not None:
+            where.append(f"{col} {op} ?")
+            params.append(value)
+    return where, params

@@ -1,0 +1,171 @@
+"""Reading the tiers read model: tiers, due changes, history, explanations, findings (issue 4).
+
+Every function takes a ``Database`` holding the tables of ``projections.tiers.fold`` (the stored read
+models after ``catch_up``, or a scratch database from ``build_at`` for time travel) and only
+reads. "Now" is the read model's clock: the seq and ts of the last event folded into it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlite_utils import Database
+
+from projections.findings import kinds as g
+from projections.policy.document import Policy, make_policy
+from projections.tiers.fold import TIER_FIELDS, TIER_FINDINGS, load_policy
+from projections.tiers.rules import Assessment, Due, RunOutcome, TierAgent, assess
+
+
+def clock(db: Database) -> tuple[int, str]:
+    """``(seq, ts)`` of the last event folded into the read model; ``(0, "")`` when empty."""
+    if not db["tier_clock"].exists():
+        return 0, ""
+    row = db.execute("SELECT seq, ts FROM tier_clock WHERE name = 'head'").fetchone()
+    return (0, "") if row is None else (int(row[0]), str(row[1]))
+
+
+def policy_in_force(db: Database, seq: int | None = None) -> Policy:
+    """The policy of the last valid ``policy.set`` at or before ``seq`` (default: the read
+    model's clock), else the shipped default (version 0)."""
+    at = clock(db)[0] if seq is None else seq
+    row = db.execute(
+        "SELECT seq, version, digest, document FROM tier_policies WHERE error IS NULL "
+        "AND seq <= ? ORDER BY seq DESC LIMIT 1", [at]
+    ).fetchone()  # fmt: skip
+    return load_policy(row)
+
+
+def hypothetical(db: Database, document: dict[str, Any]) -> Policy:
+    """``document`` as the policy it would be if set now (version: the one in force + 1)."""
+    return make_policy(document, version=policy_in_force(db).version + 1)
+
+
+def agents(db: Database, agent: str | None = None) -> list[TierAgent]:
+    """Agents with a tier (registered, or named by a ``tier.*`` event), by agent id."""
+    one, params = ("AND agent = ?", [agent]) if agent is not None else ("", [])
+    rows = db.execute(
+        f"SELECT {', '.join(TIER_FIELDS)} FROM tiers "
+        f"WHERE (registered_seq IS NOT NULL OR changes > 0) {one} ORDER BY agent", params
+    )  # fmt: skip
+    return [TierAgent(*r) for r in rows]
+
+
+def tier_json(a: TierAgent) -> dict[str, Any]:
+    """SPEC §5 minimal tier ``{"agent", "tier", "effective_tier", "since_seq"}`` and more."""
+    return {
+        "agent": a.agent,
+        "tier": a.tier,
+        "effective_tier": a.effective_tier,
+        "since_seq": a.since_seq,
+        "since_ts": a.since_ts,
+        "registered_seq": a.registered_seq,
+        "last_critical_seq": a.last_critical_seq,
+        "last_demotion_seq": a.last_demotion_seq,
+        "finished_runs": a.finished,
+    }
+
+
+def outcomes(db: Database, agent: str | None = None) -> dict[str, list[RunOutcome]]:
+    """Each agent's finished runs ``(ended_seq, mask)``, in the order they finished."""
+    one, params = ("WHERE agent = ?", [agent]) if agent is not None else ("", [])
+    out: dict[str, list[RunOutcome]] = {}
+    for name, ended, mask in db.execute(
+        f"SELECT agent, ended_seq, mask FROM tier_runs {one} ORDER BY agent, ord", params
+    ):
+        out.setdefault(name, []).append((ended, mask))
+    return out
+
+
+def assess_all(
+    db: Database, policy: Policy | None = None, agent: str | None = None
+) -> list[Assessment]:
+    """Every agent (or one) assessed now, under ``policy`` (default: the one in force)."""
+    pol = policy if policy is not None else policy_in_force(db)
+    seq, ts = clock(db)
+    runs = outcomes(db, agent)
+    return [assess(a, runs.get(a.agent, []), pol, seq=seq, ts=ts) for a in agents(db, agent)]
+
+
+def compute_due(db: Database, policy: Policy | None = None) -> list[Due]:
+    """The tier changes due now under ``policy`` (default: the one in force), by agent."""
+    return [a.due for a in assess_all(db, policy) if a.due is not None]
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One change of an agent's tier: its registration or a ``tier.*`` event, re-judged."""
+
+    seq: int
+    agent: str
+    change: str
+    """``registered``, ``promoted``, ``demoted`` or ``revoked``."""
+    from_tier: int | None
+    to_tier: int
+    ts: str
+    key: str
+    reason: str
+    policy_version: int | None
+    policy_digest: str | None
+    evidence: dict[str, Any] | None
+    justified: bool
+    problems: list[str]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "agent": self.agent,
+            "change": self.change,
+            "from": self.from_tier,
+            "to": self.to_tier,
+            "ts": self.ts,
+            "key": self.key,
+            "reason": self.reason,
+            "policy_version": self.policy_version,
+            "policy_digest": self.policy_digest,
+            "evidence": self.evidence,
+            "justified": self.justified,
+            "problems": self.problems,
+        }
+
+
+def history(db: Database, agent: str | None = None) -> list[HistoryEntry]:
+    """Tier history in seq order (one agent, or all)."""
+    one, params = ("WHERE agent = ?", [agent]) if agent is not None else ("", [])
+    out = []
+    for r in db.execute(
+        "SELECT seq, agent, change, from_tier, to_tier, ts, key, reason, policy_version, "
+        f"policy_digest, evidence, justified, problems FROM tier_history {one} ORDER BY seq",
+        params,
+    ):
+        seq, name, change, frm, to, ts, key, reason, version, digest, ev, ok, problems = r
+        out.append(
+            HistoryEntry(
+                seq,
+                name,
+                change,
+                frm,
+                to,
+                ts,
+                key,
+                reason,
+                version,
+                digest,
+                None if ev is None else json.loads(ev),
+                bool(ok),
+                json.loads(problems),
+            )
+        )
+    return out
+
+
+def tier_findings(db: Database, agent: str | None = None) -> list[g.Finding]:
+    """``unjustified_tier_change`` findings in seq order (one agent, or all)."""
+    one, params = ("WHERE agent = ?", [agent]) if agent is not None else ("", [])
+    cols = ", ".join(TIER_FINDINGS.column_names)
+    return [
+        g.Finding(*r)
+        for r in db.execute(f"SELECT {cols} FROM tier_findings {one} ORDER BY seq", params)
+    ]
