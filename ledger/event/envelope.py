@@ -232,7 +232,9 @@ picked the model, called directly on the hot paths (no ``{"type": ..., **payload
 
 def decode_payload(event_type: str, payload: Any, where: str = "event") -> AnyPayload:
     """Validate ``payload`` against the schema of ``event_type``; return the typed model."""
-    validator = _VALIDATORS.get(event_type)
+    # A type that is not a string (an object in a tampered export) cannot be a key here:
+    # ``check_type`` below names it.
+    validator = _VALIDATORS.get(event_type) if isinstance(event_type, str) else None
     if validator is not None and type(payload) is dict and "type" not in payload:
         try:
             model: AnyPayload = validator.validate_python(payload)

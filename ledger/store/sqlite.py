@@ -176,6 +176,13 @@ class _Session:
         return self._db
 
 
+def _unreadable(e: sqlite3.DatabaseError, path: str, what: str) -> StoreError:
+    """A read that SQLite refused: text that is not UTF-8 in ``what``, or a corrupt file."""
+    if "decode" in str(e):
+        return NotALedger(f"{path}: {what} holds text that is not UTF-8 (a tampered file?)")
+    return translate(e, path)
+
+
 class Ledger:
     """One ledger: a SQLite file holding the event log, key index, Merkle nodes and read models."""
 
@@ -263,6 +270,9 @@ class Ledger:
         except sqlite3.Error as e:
             conn.close()
             raise translate(e, path) from e
+        except UnicodeDecodeError as e:  # SQLite's message quotes a schema that is not UTF-8
+            conn.close()
+            raise NotALedger(f"{path}: not a govledger database (its schema is not UTF-8)") from e
         return conn
 
     @classmethod
@@ -361,7 +371,10 @@ class Ledger:
     @_translated
     def origin(self) -> str:
         if self._origin is None:
-            row = self.conn.execute("SELECT payload FROM events WHERE seq = 1").fetchone()
+            try:
+                row = self.conn.execute("SELECT payload FROM events WHERE seq = 1").fetchone()
+            except sqlite3.DatabaseError as e:
+                raise _unreadable(e, self.path, "seq 1") from e
             if row is None:
                 raise NotALedger(f"{self.path}: ledger has no ledger.created event")
             try:
@@ -377,7 +390,12 @@ class Ledger:
     @_translated
     def head(self) -> tuple[int, str]:
         """(size, hash of the last event); (0, 64 zeros) for an empty log."""
-        row = self.conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        try:
+            row = self.conn.execute(
+                "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+        except sqlite3.DatabaseError as e:
+            raise _unreadable(e, self.path, "the last event") from e
         return (0, ZERO_HASH) if row is None else (int(row[0]), str(row[1]))
 
     @property
@@ -606,7 +624,11 @@ class Ledger:
         if not parts:
             return {}
         out: dict[merkle.NodeId, bytes] = {}
-        for level, index, value in self.conn.execute(" UNION ALL ".join(parts), params):
+        try:
+            rows = self.conn.execute(" UNION ALL ".join(parts), params).fetchall()
+        except sqlite3.DatabaseError as e:
+            raise _unreadable(e, self.path, "the Merkle tree") from e
+        for level, index, value in rows:
             out[int(level), int(index)] = self._node_hash(value, int(level), int(index))
         for n in low:
             try:

@@ -7,10 +7,12 @@ they close, so each closed subtree is compared with its stored node in one pass.
 
 from __future__ import annotations
 
+import sqlite3
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ledger.errors import StoreError
 from ledger.tlog import merkle
 
 
@@ -81,11 +83,20 @@ class StoredTree:
                 buf.popleft()
             if buf:
                 return buf[0][1] if buf[0][0] == key else None
-            rows = self.conn.execute(
-                "SELECT closes, level, hash FROM merkle_nodes WHERE (closes, level) >= (?, ?) "
-                "ORDER BY closes, level LIMIT 4096",
-                key,
-            ).fetchall()
+            try:
+                rows = self.conn.execute(
+                    "SELECT closes, level, hash FROM merkle_nodes WHERE (closes, level) >= (?, ?) "
+                    "ORDER BY closes, level LIMIT 4096",
+                    key,
+                ).fetchall()
+            except sqlite3.DatabaseError as e:  # a corrupt file
+                raise StoreError(f"cannot read the stored Merkle tree ({e})") from e
             if not rows:
                 return None
-            buf.extend(((int(c), int(lv)), bytes(h)) for c, lv, h in rows)
+            buf.extend(((int(c), int(lv)), _stored_bytes(h)) for c, lv, h in rows)
+
+
+def _stored_bytes(value: Any) -> bytes:
+    """A stored node hash as bytes; a tampered store's text or number keeps its text's bytes,
+    so it compares unequal and is reported, never read as a hash."""
+    return bytes(value) if isinstance(value, bytes) else str(value).encode("utf-8", "replace")

@@ -20,6 +20,12 @@ ENVELOPE_KEYS = frozenset(ENVELOPE_FIELDS)
 Row = tuple[Any, ...]
 
 
+def _json(value: Any) -> str:
+    """A short JSON spelling of ``value`` for a message."""
+    text = canonical(value).decode("utf-8")
+    return text if len(text) <= 40 else text[:40] + "..."
+
+
 def rows_from_export(lines: Iterable[bytes]) -> Iterator[Row | Problem]:
     """Rows from an exported JSON Lines file; a line that cannot be framed is a Problem.
 
@@ -39,6 +45,10 @@ def rows_from_export(lines: Iterable[bytes]) -> Iterator[Row | Problem]:
                 raise DecodeError(
                     f"line {n}: envelope fields: missing {missing}, unexpected {extra}"
                 )
+            # ``true`` equals 1 in Python but is another JSON value: the bytes hashed by an
+            # independent verifier would differ, so it is refused here, not read as 1.
+            if isinstance(env["seq"], bool):
+                raise DecodeError(f"line {n}: seq is {_json(env['seq'])}, expected an integer")
             if not isinstance(env["payload"], dict):
                 raise DecodeError(f"line {n}: payload is not an object")
             # A wrong v or a line not in canonical form is reported, and the event's fields
