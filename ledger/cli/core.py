@@ -192,6 +192,14 @@ def import_(ctx: Context, file: str, signer: str, as_json: bool) -> None:
 
 
 @click.command()
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "cloudevents", "otlp", "aat"]),
+    default="jsonl",
+    show_default=True,
+    help="jsonl: signed events (docs/formats.md); cloudevents, otlp, aat: docs/exports.md.",
+)
 @click.option("--from", "from_seq", type=click.IntRange(min=1), default=1, help="First seq.")
 @click.option("--to", "to_seq", type=click.IntRange(min=1), default=None, help="Last seq.")
 @click.option(
@@ -199,34 +207,35 @@ def import_(ctx: Context, file: str, signer: str, as_json: bool) -> None:
     "--output",
     type=click.Path(dir_okay=False, allow_dash=True),
     default="-",
-    help="Write to FILE instead of stdout.",
+    help="Write to FILE (complete or not at all) instead of stdout.",
 )
 @pass_ctx
-def export(ctx: Context, from_seq: int, to_seq: int | None, output: str) -> None:
-    """Export full events as JSON Lines (docs/formats.md), verifiable with `verify --file`."""
-    from ledger.exchange.export import export_lines
+def export(ctx: Context, fmt: str, from_seq: int, to_seq: int | None, output: str) -> None:
+    """Export events: JSON Lines verifiable with `verify --file`, or as CloudEvents, OTLP
+    traces or Agent Audit Trail records (docs/exports.md)."""
+    from ledger.exchange.export import atomic_output, counted, export_items, format_chunks
 
     ledger = ctx.ledger()
-    total = (to_seq or ledger.size) - from_seq + 1
+    origin = ledger.origin if fmt != "jsonl" else ""
+    items = export_items(ledger, from_seq=from_seq, to_seq=to_seq)
     if output == "-":
         out = sys.stdout.buffer
-        for line in export_lines(ledger, from_seq=from_seq, to_seq=to_seq):
-            out.write(line)
+        for chunk in format_chunks(fmt, items, origin=origin):
+            out.write(chunk)
         out.flush()
         return
-    tmp = Path(output + ".partial")
-    try:
-        f = open(tmp, "wb")  # noqa: SIM115 - closed by the with below
-    except OSError as e:
-        raise InputError(f"-o: cannot write {output}: {e.strerror}") from e
-    with progress_bar("export", total) as advance, f:
-        n = 0
-        for line in export_lines(ledger, from_seq=from_seq, to_seq=to_seq):
-            f.write(line)
-            n += 1
-            if n % 1000 == 0:
+    total = (to_seq or ledger.size) - from_seq + 1
+    n = 0
+    with progress_bar("export", total) as advance, atomic_output(output) as f:
+
+        def tick(count: int) -> None:
+            nonlocal n
+            n = count
+            if count % 1000 == 0:
                 advance(1000)
-    tmp.replace(output)
+
+        for chunk in format_chunks(fmt, counted(items, tick), origin=origin):
+            f.write(chunk)
     click.echo(f"exported {n} events to {output}", err=True)
 
 

@@ -1,35 +1,145 @@
-"""Exporting and listing events: JSON Lines export (SPEC §2.1), ``log`` filters, summaries."""
+"""Exporting and listing events: JSON Lines export (docs/formats.md), the other export formats
+(docs/exports.md), atomic output files, ``log`` filters, summaries."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Any
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
 
-from ledger.errors import InputError
+import orjson
+
+from ledger.errors import InputError, VerificationError
 from ledger.event.envelope import Event
 from ledger.store.sqlite import Ledger
 from ledger.verify.chain import envelope_line
+
+FORMATS = ("jsonl", "cloudevents", "otlp", "aat")
+"""The names ``export --format`` takes; ``jsonl`` is the default."""
+
+Row = tuple[int, str, str, str, str | None, str | None, str | None, str, str, str, str, str]
+"""A stored event row: seq, id, ts, type, agent, run, actor, payload, prev, key, hash, sig."""
+
+ExportItem = tuple[Row, bytes]
+"""A stored row with its canonical envelope line (with the final ``\\n``)."""
 
 
 def export_lines(
     ledger: Ledger, *, from_seq: int = 1, to_seq: int | None = None
 ) -> Iterator[bytes]:
     """Each event as its canonical envelope line, streamed from the store."""
+    for _, line in export_items(ledger, from_seq=from_seq, to_seq=to_seq):
+        yield line
+
+
+def export_items(
+    ledger: Ledger, *, from_seq: int = 1, to_seq: int | None = None
+) -> Iterator[ExportItem]:
+    """Each stored row with its canonical envelope line, streamed (constant memory)."""
     for r in ledger.iter_rows(from_seq=from_seq, to_seq=to_seq):
-        yield envelope_line(
-            seq=r[0],
-            id=r[1],
-            ts=r[2],
-            type=r[3],
-            agent=r[4],
-            run=r[5],
-            actor=r[6],
-            payload=r[7],
-            prev=r[8],
-            key=r[9],
-            hash=r[10],
-            sig=r[11],
+        yield (
+            r,
+            envelope_line(
+                seq=r[0],
+                id=r[1],
+                ts=r[2],
+                type=r[3],
+                agent=r[4],
+                run=r[5],
+                actor=r[6],
+                payload=r[7],
+                prev=r[8],
+                key=r[9],
+                hash=r[10],
+                sig=r[11],
+            ),
         )
+
+
+def format_chunks(fmt: str, items: Iterable[ExportItem], *, origin: str) -> Iterator[bytes]:
+    """The bytes of an export in format ``fmt`` (one of ``FORMATS``), chunk by chunk.
+
+    Every format streams: a format that is one JSON document (a CloudEvents batch, an OTLP
+    request) is written as its opening, one chunk per item, and its closing.
+    """
+    if fmt == "jsonl":
+        return (line for _, line in items)
+    if fmt == "cloudevents":
+        from ledger.exchange.cloudevents import cloudevents_chunks
+
+        return cloudevents_chunks(items, origin=origin)
+    if fmt == "otlp":
+        from ledger.exchange.otlp import otlp_chunks
+
+        return otlp_chunks(items, origin=origin)
+    if fmt == "aat":
+        from ledger.exchange.aat import aat_chunks
+
+        return aat_chunks(items, origin=origin)
+    raise InputError(f"--format: unknown format {fmt!r}; want one of {', '.join(FORMATS)}")
+
+
+def stored_payload(row: Row) -> dict[str, Any]:
+    """The payload of a stored row as Python objects; a payload that is not a JSON object is
+    an integrity failure naming the seq (the store holds canonical JSON objects only)."""
+    try:
+        value = orjson.loads(row[7])
+    except orjson.JSONDecodeError as e:
+        raise VerificationError(
+            f"seq {row[0]}: stored payload is not JSON ({e}); run `govledger verify`"
+        ) from e
+    if not isinstance(value, dict):
+        raise VerificationError(
+            f"seq {row[0]}: stored payload is a {type(value).__name__}, expected a JSON object; "
+            "run `govledger verify`"
+        )
+    return value
+
+
+@contextlib.contextmanager
+def atomic_output(path: str) -> Iterator[BinaryIO]:
+    """A binary file that appears at ``path`` only when the ``with`` block ends normally.
+
+    Written as a temporary file in the same directory and renamed over ``path``; on any error
+    the temporary file is removed and ``path`` is left as it was (absent or the old file).
+    """
+    target = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
+    except OSError as e:
+        raise InputError(f"-o: cannot write {path}: {e.strerror}") from e
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.chmod(tmp, 0o666 & ~_umask())
+            os.replace(tmp, target)
+        except OSError as e:
+            raise InputError(f"-o: cannot write {path}: {e.strerror}") from e
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _umask() -> int:
+    """The process umask (read by setting and restoring it), so the renamed file gets the
+    permissions a plain ``open`` would have given it rather than ``mkstemp``'s 0600."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def counted(items: Iterable[ExportItem], tick: Callable[[int], None]) -> Iterator[ExportItem]:
+    """``items`` unchanged, calling ``tick(n)`` with the running count after each one."""
+    for n, item in enumerate(items, 1):
+        yield item
+        tick(n)
 
 
 def event_filter(
