@@ -44,7 +44,7 @@ COMMAND_HELP: dict[str, str] = {
     "keys": "Create, list, revoke keys and print checkpoint verifier keys.",
     "append": "Append one signed event; prints its seq and hash.",
     "import": "Append events from a JSON Lines file, all or nothing.",
-    "export": "Export full events as JSON Lines (docs/formats.md), verifiable with `verify --file`.",
+    "export": "Export events as JSON Lines (verifiable with `verify --file`), CloudEvents, OTLP or AAT.",
     "log": "List events, oldest first (`--json`: one full event per line).",
     "verify": "Verify integrity: framing, hashes, chain, seq, signatures, key authorization.",
     "runs": "Audit runs: state, timeline, findings (read models rebuilt by replay).",

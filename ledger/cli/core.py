@@ -211,8 +211,13 @@ def import_(ctx: Context, file: str, signer: str, as_json: bool) -> None:
 )
 @pass_ctx
 def export(ctx: Context, fmt: str, from_seq: int, to_seq: int | None, output: str) -> None:
-    """Export events: JSON Lines verifiable with `verify --file`, or as CloudEvents, OTLP
-    traces or Agent Audit Trail records (docs/exports.md)."""
+    """Export events as JSON Lines (verifiable with `verify --file`), CloudEvents, OTLP or AAT.
+
+    `jsonl` (the default) is the signed log itself (docs/formats.md); `cloudevents` wraps each
+    signed event in a CloudEvent, `otlp` maps runs, tool calls and model calls to OpenTelemetry
+    GenAI spans, `aat` writes Agent Audit Trail records (docs/exports.md). With `-o FILE` the
+    file appears complete or not at all.
+    """
     from ledger.exchange.export import atomic_output, counted, export_items, format_chunks
 
     ledger = ctx.ledger()
