@@ -10,6 +10,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,9 @@ from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from ledger.event.canonical import canonical
+from ledger.exchange.export import ExportItem, export_items, format_chunks
 from ledger.store import Ledger
+from ledger.store.sqlite import Draft
 from tests.conftest import ORIGIN, Cli, LedgerKeys, populate
 
 RUNS = 2
@@ -321,3 +324,112 @@ def test_export_to_a_missing_directory_is_a_usage_error(populated: Cli, tmp_path
     result = populated("export", "--format", "cloudevents", "-o", str(out), ok=False)
     assert result.exit_code == 2
     assert result.stderr == f"error: -o: cannot write {out}: No such file or directory\n"
+
+
+# --- failures, run-less events, stored text that is not UTF-8 ----------------------------------
+
+
+@pytest.fixture
+def failing(ledger: Ledger, keys: LedgerKeys, cli: Cli) -> Cli:
+    """A run whose tool call fails and that fails on a model timeout; a model call without a
+    run; a decision to escalate."""
+    populate(ledger, keys, runs=0)
+    ar = {"agent": "planner-1", "run": "run-f"}
+    usage = {
+        "provider": "openai",
+        "model": "m-2",
+        "tokens_in": 7,
+        "tokens_out": 3,
+        "cache_read_tokens": 0,
+        "cache_write_tokens": 0,
+        "cost_micro_usd": 10,
+        "wallclock_ms": 50,
+    }
+    ledger.append_many(
+        [
+            Draft("run.started", {}, **ar),
+            Draft(
+                "tool.called", {"tool": "t", "args_digest": "0" * 64, "side_effect": "write"}, **ar
+            ),
+            Draft(
+                "tool.completed",
+                {"tool": "t", "status": "error", "duration_ms": 5, "failure_class": "tool_error"},
+                **ar,
+            ),
+            Draft(
+                "decision.recorded",
+                {"decision": "ESCALATE", "confidence_bp": 4000, "rationale": "unsure"},
+                **ar,
+            ),
+            Draft("run.failed", {"failure_class": "llm_timeout", "message": "slow"}, **ar),
+            Draft("llm.usage", usage, agent="planner-1"),
+        ],
+        signer=keys.recorder,
+    )
+    return cli
+
+
+def test_otlp_marks_failures_and_gives_a_runless_model_call_its_own_trace(failing: Cli) -> None:
+    events = {e["seq"]: e for e in jsonl(failing)}
+    spans = spans_of(otlp(failing))
+    by_op = {attrs(s)["gen_ai.operation.name"]: s for s in spans}
+    assert by_op["invoke_agent"]["status"] == {"code": 2, "message": "llm_timeout"}
+    assert events[attrs(by_op["invoke_agent"])["govledger.end_seq"]]["type"] == "run.failed"
+    assert by_op["execute_tool"]["status"] == {"code": 2, "message": "tool_error"}
+    chat = by_op["chat"]
+    assert "parentSpanId" not in chat
+    event_id = events[attrs(chat)["govledger.seq"]]["id"]
+    want = hashlib.sha256(f"govledger/trace-event\n{event_id}".encode()).hexdigest()[:32]
+    assert chat["traceId"] == want != by_op["invoke_agent"]["traceId"]
+    json_format.Parse(json.dumps(as_proto_json(otlp(failing))), ExportTraceServiceRequest())
+
+
+def test_aat_outcomes_of_failures_escalations_and_timeouts(failing: Cli, tmp_path: Path) -> None:
+    raw = failing("export", "--format", "aat").stdout_bytes
+    records = [json.loads(line) for line in raw.split(b"\n") if line]
+    outcomes = {r["action_detail"]["event_type"]: r["outcome"] for r in records}
+    assert outcomes["tool.completed"] == "failure"
+    assert outcomes["decision.recorded"] == "escalated"
+    assert outcomes["run.failed"] == "timeout"
+    assert outcomes["run.started"] == "success"
+    runless = next(r for r in records if r["action_detail"]["event_type"] == "llm.usage")
+    assert runless["session_id"] == f"govledger:{ORIGIN}" and runless["parent_record_id"] is None
+    trail = tmp_path / "trail.jsonl"
+    trail.write_bytes(raw)
+    assert aat_verify(trail, tmp_path).returncode == 0
+
+
+@pytest.mark.parametrize("fmt", ["cloudevents", "otlp", "aat"])
+def test_stored_text_that_is_not_utf8_fails_naming_the_seq(populated: Cli, fmt: str) -> None:
+    (seq,) = [e["seq"] for e in jsonl(populated) if e["type"] == "run.started"][:1]
+    conn = sqlite3.connect(populated.db, isolation_level=None)
+    conn.execute("DROP TRIGGER events_no_update")
+    conn.execute("UPDATE events SET run = CAST(X'ff6f7073' AS TEXT) WHERE seq = ?", (seq,))
+    conn.close()
+    result = populated("export", "--format", fmt, ok=False)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"error: seq {seq}: stored text cannot be exported (")
+    assert result.stderr.endswith("; run `govledger verify`\n")
+
+
+# --- streaming ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "cloudevents", "otlp", "aat"])
+def test_formats_write_while_reading(ledger: Ledger, keys: LedgerKeys, fmt: str) -> None:
+    """No format reads the whole log before writing: the opening of a one-document format comes
+    before any event is read, and output follows input event by event (a span when it ends)."""
+    populate(ledger, keys, runs=3)
+    read = 0
+
+    def items() -> Iterator[ExportItem]:
+        nonlocal read
+        for item in export_items(ledger):
+            read += 1
+            yield item
+
+    chunks = format_chunks(fmt, items(), origin=ORIGIN)
+    if fmt in ("cloudevents", "otlp"):
+        assert next(chunks).startswith((b"[", b'{"resourceSpans":[')) and read == 0
+    next(chunks)
+    assert 0 < read < ledger.size

@@ -35,8 +35,9 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from ledger.errors import EncodingError
 from ledger.event.canonical import canonical
-from ledger.exchange.export import ExportItem, Row, stored_payload
+from ledger.exchange.export import ExportItem, Row, stored_payload, unencodable
 
 _ACTION_TYPES = {
     "tool.called": "tool_call",
@@ -161,7 +162,10 @@ class _Trail:
 
     def line(self, row: Row) -> bytes:
         """The record of ``row`` as its canonical line; advances the hash chain."""
-        body = canonical(self.record(row))
+        try:
+            body = canonical(self.record(row))
+        except EncodingError as e:
+            raise unencodable(row, e) from e
         self.prev_hash = hashlib.sha256(body).hexdigest()
         return body + b"\n"
 

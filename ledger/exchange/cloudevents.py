@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 
 import orjson
 
-from ledger.exchange.export import ExportItem
+from ledger.exchange.export import ExportItem, unencodable
 
 CONTENT_TYPE = "application/cloudevents-batch+json"
 """The media type of the batch this module writes."""
@@ -36,7 +36,10 @@ def cloudevent_bytes(item: ExportItem, *, source: str) -> bytes:
     if row[5] is not None:
         attributes["subject"] = row[5]
     attributes["datacontenttype"] = "application/json"
-    head = orjson.dumps(attributes)
+    try:
+        head = orjson.dumps(attributes)
+    except orjson.JSONEncodeError as e:
+        raise unencodable(row, e) from e
     # `head` ends with "}": the envelope goes in as the last member without being re-encoded.
     return head[:-1] + b',"data":' + line.rstrip(b"\n") + b"}"
 

@@ -99,6 +99,14 @@ def stored_payload(row: Row) -> dict[str, Any]:
     return value
 
 
+def unencodable(row: Row, e: Exception) -> VerificationError:
+    """The error for a stored row holding text no JSON document can carry (a lone surrogate from
+    bytes that are not UTF-8): an integrity failure naming the seq."""
+    return VerificationError(
+        f"seq {row[0]}: stored text cannot be exported ({e}); run `govledger verify`"
+    )
+
+
 @contextlib.contextmanager
 def atomic_output(path: str) -> Iterator[BinaryIO]:
     """A binary file that appears at ``path`` only when the ``with`` block ends normally.

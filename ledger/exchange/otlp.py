@@ -37,7 +37,7 @@ from typing import Any
 import orjson
 
 from ledger.errors import VerificationError
-from ledger.exchange.export import ExportItem, Row, stored_payload
+from ledger.exchange.export import ExportItem, Row, stored_payload, unencodable
 
 KIND_INTERNAL = 1
 KIND_CLIENT = 3
@@ -240,33 +240,44 @@ def spans(items: Iterable[ExportItem]) -> Iterator[bytes]:
     """Each span's JSON, in the order spans end (a run's span after its children)."""
     runs: dict[str, _Run] = {}
     for row, _ in items:
-        run, etype = row[5], row[3]
-        if etype == "llm.usage":
-            yield _chat_span(row, stored_payload(row))
-        if run is None:
-            continue
-        state = runs.get(run)
-        if state is None:
-            state = runs[run] = _Run(first=row, agent=row[4], last_ts=row[2])
-        state.last_ts = row[2]
-        if state.agent is None:
-            state.agent = row[4]
-        if etype == "tool.called":
-            tool = str(stored_payload(row).get("tool", ""))
-            state.open_tools.setdefault(tool, deque()).append(row)
-        elif etype == "tool.completed":
-            payload = stored_payload(row)
-            tool = str(payload.get("tool", ""))
-            queue = state.open_tools.get(tool)
-            called = queue.popleft() if queue else None
-            if queue is not None and not queue:
-                del state.open_tools[tool]
-            yield _tool_span(run, called, row, payload)
-        elif etype in RUN_END:
-            yield _run_span(run, state, row)
-            del runs[run]
+        try:
+            yield from _step(runs, row)
+        except (orjson.JSONEncodeError, UnicodeEncodeError) as e:
+            raise unencodable(row, e) from e
     for run, state in runs.items():
-        yield _run_span(run, state, None)
+        try:
+            yield _run_span(run, state, None)
+        except (orjson.JSONEncodeError, UnicodeEncodeError) as e:
+            raise unencodable(state.first, e) from e
+
+
+def _step(runs: dict[str, _Run], row: Row) -> Iterator[bytes]:
+    """The spans that ``row`` ends, updating the open runs and tool calls."""
+    run, etype = row[5], row[3]
+    if etype == "llm.usage":
+        yield _chat_span(row, stored_payload(row))
+    if run is None:
+        return
+    state = runs.get(run)
+    if state is None:
+        state = runs[run] = _Run(first=row, agent=row[4], last_ts=row[2])
+    state.last_ts = row[2]
+    if state.agent is None:
+        state.agent = row[4]
+    if etype == "tool.called":
+        tool = str(stored_payload(row).get("tool", ""))
+        state.open_tools.setdefault(tool, deque()).append(row)
+    elif etype == "tool.completed":
+        payload = stored_payload(row)
+        tool = str(payload.get("tool", ""))
+        queue = state.open_tools.get(tool)
+        called = queue.popleft() if queue else None
+        if queue is not None and not queue:
+            del state.open_tools[tool]
+        yield _tool_span(run, called, row, payload)
+    elif etype in RUN_END:
+        yield _run_span(run, state, row)
+        del runs[run]
 
 
 def otlp_chunks(items: Iterable[ExportItem], *, origin: str) -> Iterator[bytes]:
