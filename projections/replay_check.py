@@ -17,7 +17,8 @@ from typing import Any
 from sqlite_utils import Database
 
 from projections.driver import EventSource, Position, build_at, positions
-from projections.projection import Projection, Table, registered
+from projections.projection import Projection, Table
+from projections.registry import default_projections
 
 MAX_ROWS = 20
 """Differing rows described per table (the count is always exact)."""
@@ -60,7 +61,7 @@ def check(
     out: list[Difference] = []
     pos = positions(db)
     size, _ = source.head()
-    for p in projections if projections is not None else registered():
+    for p in projections if projections is not None else default_projections():
         at = pos.get(p.name)
         if at is None:
             continue

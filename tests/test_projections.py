@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlite_utils import Database
 
-from projections import registered
+from projections import default_projections
 from projections.driver import build_at, catch_up, positions
 from projections.testing import DIGEST, START, Events, contract, replay
 
@@ -105,7 +105,7 @@ def dump(db: Database) -> dict[str, Any]:
     """Every read-model table and the projection positions, rows in primary-key order."""
     out: dict[str, Any] = {"meta": sorted((p.name, p.last_seq, p.last_hash)
                                           for p in positions(db).values())}  # fmt: skip
-    for p in registered():
+    for p in default_projections():
         for t in p.tables:
             order = ", ".join(t.pk)
             out[t.name] = [
@@ -167,7 +167,7 @@ def test_a_changed_version_rebuilds_from_scratch(monkeypatch: Any) -> None:
     db.execute("UPDATE runs SET state = 'tampered'")
     db.conn.commit()
     assert catch_up(ev, db)[0].rebuilt is None  # same version, nothing new: untouched
-    proj = registered()[0]
+    proj = default_projections()[0]
     monkeypatch.setattr(type(proj), "version", proj.version + 1)
     progress = catch_up(ev, db)
     assert progress[0].rebuilt == f"version changed from {proj.version - 1} to {proj.version}"

@@ -24,13 +24,14 @@ from hypothesis import strategies as st
 from ledger.crypto.keyfiles import KeyRing, Signer
 from ledger.crypto.signing import event_hash
 from ledger.errors import LedgerError
+from ledger.event.body import body_bytes, envelope_line
 from ledger.event.canonical import canonical, loads
 from ledger.event.envelope import authorize, check_type, decode_payload
 from ledger.event.framing import is_hex32, is_hex64, is_ts
 from ledger.exchange.export import export_lines
 from ledger.store.sqlite import Draft, Ledger, root_key_payload
 from ledger.tlog import merkle
-from ledger.verify.chain import Problem, body_bytes, envelope_line, short
+from ledger.verify.chain import Problem, short
 from ledger.verify.verifier import verify_export, verify_ledger
 from tests.conftest import ORIGIN, populate, sign
 

@@ -24,12 +24,12 @@ from ledger.cli import main
 from ledger.crypto.keyfiles import KeyRing, Signer
 from ledger.crypto.signing import EVENT_SIGNING_PREFIX, b64encode, event_hash
 from ledger.errors import StoreError
+from ledger.event.body import body_bytes
 from ledger.event.canonical import canonical
 from ledger.store.sqlite import Draft, Ledger
 from ledger.tlog import merkle
 from ledger.tlog.consistency import state_path
 from ledger.tlog.proofs import sign_current_checkpoint
-from ledger.verify.chain import body_bytes
 from ledger.verify.verifier import verify_ledger
 from tests.conftest import ORIGIN, LedgerKeys, approval, populate, run_drafts
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from ledger.crypto.keyfiles import KeyRing
 from ledger.crypto.signing import b64encode, event_hash, key_id
+from ledger.event.body import body_bytes
 from ledger.event.canonical import canonical
-from ledger.verify.chain import body_bytes
 from ledger.verify.verifier import verify_export
 from tests.conftest import ORIGIN, Cli, sign
 

@@ -283,7 +283,7 @@ def _counts(d: dict[str, int]) -> str:
 
 
 def _check(ledger: Ledger, as_json: bool) -> None:
-    from projections import registered
+    from projections import default_projections
     from projections.driver import catch_up, positions
     from projections.replay_check import check
     from projections.tiers.queries import tier_findings
@@ -295,7 +295,7 @@ def _check(ledger: Ledger, as_json: bool) -> None:
     pos = positions(ledger.db)
     size, _ = ledger.head()
     projs = [{"name": p.name, "stored": p.name in pos,
-              "last_seq": pos[p.name].last_seq if p.name in pos else None} for p in registered()]  # fmt: skip
+              "last_seq": pos[p.name].last_seq if p.name in pos else None} for p in default_projections()]  # fmt: skip
     if as_json:
         echo_json({"ok": not differences and not unjustified, "events": size,
                    "projections": projs, "differences": [d.as_json() for d in differences],

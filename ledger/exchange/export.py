@@ -6,9 +6,9 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ledger.errors import InputError
+from ledger.event.body import envelope_line
 from ledger.event.envelope import Event
 from ledger.store.sqlite import Ledger
-from ledger.verify.chain import envelope_line
 
 
 def export_lines(

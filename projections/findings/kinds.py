@@ -89,6 +89,15 @@ def compliant(state: str, critical: int, warning: int) -> bool:
     return state == "completed" and not (critical or warning)
 
 
+def effective_tier(tier: int, since_seq: int, last_critical_seq: int | None) -> int:
+    """The tier an agent may act at (SPEC §3): 0 once it has a critical finding after the event
+    that set its tier, else its tier. The one rule the runs checks (approval, grants,
+    ``tier_too_low``), the tiers read model and every reader apply."""
+    if last_critical_seq is not None and last_critical_seq > since_seq:
+        return 0
+    return tier
+
+
 def grant_verdict(grants: list[tuple[int, str | None]], ts: str) -> tuple[str | None, int | None]:
     """Judge a tool call against the grants that name its tool, oldest first.
 

@@ -62,7 +62,6 @@ from projections.runs.tables import (
     agent_row,
     run_row,
 )
-from projections.tiers.rules import effective_tier
 
 # SPEC §3 state machine: event type → (states it may leave, state it enters). ``new`` is a run
 # no lifecycle event has touched yet. A repeated approval of an approved run is not an anomaly.
@@ -425,7 +424,7 @@ def _register(agent: Agent, seq: int, p: AgentRegistered) -> None:
 
 def _effective(agent: Agent) -> int:
     """The agent's effective tier as of the events folded so far."""
-    return effective_tier(agent.tier, agent.tier_since_seq, agent.last_critical_seq)
+    return g.effective_tier(agent.tier, agent.tier_since_seq, agent.last_critical_seq)
 
 
 def _approve(run: Run, seq: int, p: RunApproved) -> None:

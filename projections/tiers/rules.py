@@ -20,19 +20,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
+from projections.findings.kinds import effective_tier
 from projections.policy.document import Policy, PolicyDocument
 
 Change = Literal["promoted", "demoted", "revoked"]
 MAX_TIER = 4
-
-
-def effective_tier(tier: int, since_seq: int, last_critical_seq: int | None) -> int:
-    """The tier an agent may act at (SPEC §3): 0 once it has a critical finding after the event
-    that set its tier, else its tier. The one rule the runs checks (approval, grants,
-    ``tier_too_low``), the tiers read model and every reader apply."""
-    if last_critical_seq is not None and last_critical_seq > since_seq:
-        return 0
-    return tier
 
 
 @dataclass(slots=True)
