@@ -30,7 +30,7 @@ if TYPE_CHECKING:
         register,
     )
 
-_WHERE = {
+_WHERE = {  # public name → the module defining it
     "Projection": "projections.projection",
     "Table": "projections.projection",
     "default_projections": "projections.registry",
@@ -61,4 +61,10 @@ def __getattr__(name: str) -> Any:
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module 'projections' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
