@@ -1,6 +1,6 @@
 """The replay driver: folds the log through ``default_projections()`` into SQLite tables.
 
-Issue 3 / SPEC §1.5, §3. Each projection keeps a row in ``projection_meta`` with its version and
+SPEC §1.5, §3. Each projection keeps a row in ``projection_meta`` with its version and
 the ``seq`` and ``hash`` of the last event applied, written in the same transaction as its rows.
 ``catch_up`` applies only the events after that seq, in batches of ``BATCH`` events, one
 transaction each (so a reader never sees half a batch and writers are never locked out for a

@@ -1,6 +1,6 @@
 """``replay --check``: compare the stored read models with a fresh replay of the log.
 
-Issue 3. The stored tables are audited as they are, without catching them up: for each
+The stored tables are audited as they are, without catching them up: for each
 projection, a fresh replay up to the stored ``last_seq`` is built in a scratch database and
 attached, and every table is compared row by row with ``EXCEPT`` both ways. A read model that is
 merely behind the log is not a difference (the next reading command catches it up); a row edited,

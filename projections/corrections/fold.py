@@ -1,4 +1,4 @@
-"""The correction-patterns read model: user corrections clustered per agent (SPEC §3, issue 6).
+"""The correction-patterns read model: user corrections clustered per agent (SPEC §3).
 
 Each ``correction.recorded`` joins one cluster of its agent, in seq order (the method is in
 docs/corrections.md; the thresholds are the ``[corrections]`` section of the policy in force at
@@ -137,7 +137,7 @@ def assign(
 
 
 class CorrectionsProjection(Projection[CorrectionsState]):
-    """Correction patterns per agent (SPEC §3, issue 6)."""
+    """Correction patterns per agent (SPEC §3)."""
 
     name = "corrections"
     version = 1

@@ -1,4 +1,4 @@
-"""Governance findings: the checks across events that replay computes (SPEC §3, issue 3).
+"""Governance findings: the checks across events that replay computes (SPEC §3).
 
 A finding is ``{kind, severity, seq, evidence_seq}``: ``seq`` is the offending event, and
 ``evidence_seq`` the event that makes it an offence (the grant, the registration whose contract
@@ -25,7 +25,7 @@ UNREGISTERED_AGENT: Final = "unregistered_agent"
 GUARDRAIL_TRIGGERED: Final = "guardrail_triggered"
 """A runtime ``guardrail.triggered`` of severity warning or critical: its severity is the
 event's own, so the kind is not in ``SEVERITY``."""
-# Reliability signals (issue 6), derived in replay by ``projections.reliability.fold``.
+# Reliability signals, derived in replay by ``projections.reliability.fold``.
 TOOL_LOOP: Final = "tool_loop"
 COST_CAP_RUN: Final = "cost_cap_run"
 COST_CAP_DAILY: Final = "cost_cap_daily"

@@ -1,6 +1,6 @@
 """The reliability read model: tool-call loops, cost caps, quality decline, repeated failures.
 
-Issue 6, SPEC §3 ("the reliability signals of the corrections issue"). The signals are derived
+SPEC §3, reliability signals. The signals are derived
 in replay from the raw events (``reliability_rules``), so they are found even when the runtime
 did not flag them. This projection is folded *before* the runs projection, which depends on it:
 for each event, the runs projection turns the signals this projection just fired for that event
@@ -162,7 +162,7 @@ def _fire(state: ReliabilityState, event: EventView, fire: r.Fire | None) -> Non
 
 
 class ReliabilityProjection(Projection[ReliabilityState]):
-    """Reliability signals from replay (issue 6); the runs projection makes them findings."""
+    """Reliability signals from replay; the runs projection makes them findings."""
 
     name = "reliability"
     version = 1

@@ -1,4 +1,4 @@
-"""The reliability signals of issue 6, detected event by event from raw events.
+"""The reliability signals (tool loops, cost caps, quality decline, repeated failures), detected event by event from raw events.
 
 Each rule keeps a streak (a run's tool calls, a run's or an agent-day's ``llm.usage``, an
 agent's ``feedback.quality`` scores, an agent's ``run.failed``) and fires once per streak, at the

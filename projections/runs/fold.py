@@ -103,7 +103,7 @@ class RunsProjection(Projection[RunsState]):
     version = 5
     tables = (RUNS, AGENTS, FINDINGS, ANOMALIES, GRANTS, POLICY)
     depends_on = ("reliability",)
-    """Issue 6: the reliability signals fired for an event become findings of its run."""
+    """The reliability signals fired for an event become findings of its run."""
 
     def start(self, db: Database, deps: Mapping[str, Any]) -> RunsState:
         return RunsState(db, deps.get("reliability"))
@@ -163,7 +163,7 @@ class RunsProjection(Projection[RunsState]):
             fold(state, event, payload, run, agent, contract)
         rel = state.reliability
         if rel is not None and rel.fired_seq == seq:
-            # Reliability signals (issue 6), found for this event by the reliability projection.
+            # Reliability signals, found for this event by the reliability projection.
             for s in rel.fired:
                 c.find(state, event, run, agent, s.kind, s.evidence_seq, s.detail)
         return state

@@ -1,6 +1,6 @@
 """The tiers read model: each agent's tier, its history, and the recorded changes re-judged.
 
-Issue 4, SPEC §3 Tiers. Folded after the runs projection (``depends_on = ("runs",)``): for every
+SPEC §3 Tiers. Folded after the runs projection (``depends_on = ("runs",)``): for every
 event it reads the run and agent rows the runs projection just updated, and keeps
 
 - ``tiers``: one row per agent (``TierAgent``): tier, since which seq and ts, last demotion,
@@ -230,7 +230,7 @@ class TiersState:
 
 
 class TiersProjection(Projection[TiersState]):
-    """Tiers, tier history and ``unjustified_tier_change`` findings (SPEC §3, issue 4)."""
+    """Tiers, tier history and ``unjustified_tier_change`` findings (SPEC §3)."""
 
     name = "tiers"
     version = 4

@@ -1,6 +1,6 @@
 """The tier rules engine: metrics of an agent's finished runs, and the change a policy makes due.
 
-Issue 4, SPEC §3 Tiers. Everything here is a pure function of an agent's tier record, the
+SPEC §3 Tiers. Everything here is a pure function of an agent's tier record, the
 outcomes of its finished runs (in the order they finished), a policy and "now", where now is
 the ``seq`` and ``ts`` of the last event considered, never the wall clock: anyone replaying the
 same log under the same policy gets the same answer. Rules, in order (docs/tiers.md):
@@ -355,7 +355,7 @@ def judge(
     """Why a recorded ``tier.<change>`` is not justified by ``policy`` (empty: justified).
 
     ``assessment`` is the agent's assessment as of the event before it, at the event's own
-    ``ts`` (issue 4 §6: recomputation as verification).
+    ``ts`` (recomputation as verification).
     """
     recorded, problems = assessment.agent, []
     agent = recorded.standing()
