@@ -119,10 +119,12 @@ def _compare_table(db: Database, name: str, t: Table) -> list[Difference]:
     if stored_cols != t.column_names:
         return [
             Difference(
-                name, t.name, None,
+                name,
+                t.name,
+                None,
                 f"columns are {', '.join(stored_cols)}; expected {', '.join(t.column_names)}",
             )
-        ]  # fmt: skip
+        ]
     cols = ", ".join(f'"{c}"' for c in t.column_names)
     only = {
         side: f'SELECT {cols} FROM {a}."{t.name}" EXCEPT SELECT {cols} FROM {b}."{t.name}"'

@@ -70,11 +70,29 @@ class BodyEncoder:
             text = self.cache[value] = _str(value)
         return text
 
-    def body(self, seq: int, id: str, ts: str, type: str, agent: str | None, run: str | None,
-             actor: str | None, payload: str, prev: str, key: str) -> bytes:  # fmt: skip
+    def body(
+        self,
+        seq: int,
+        id: str,
+        ts: str,
+        type: str,
+        agent: str | None,
+        run: str | None,
+        actor: str | None,
+        payload: str,
+        prev: str,
+        key: str,
+    ) -> bytes:
         cache = self.cache
         try:  # the common case: every repeated string seen before in this batch
-            a, g, k, r, t, y = cache[actor], cache[agent], cache[key], cache[run], cache[ts], cache[type]  # fmt: skip
+            a, g, k, r, t, y = (
+                cache[actor],
+                cache[agent],
+                cache[key],
+                cache[run],
+                cache[ts],
+                cache[type],
+            )
         except (KeyError, TypeError):  # TypeError: an unhashable value from a tampered store
             enc = self._enc
             a, g, k, r, t, y = enc(actor), enc(agent), enc(key), enc(run), enc(ts), enc(type)

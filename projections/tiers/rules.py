@@ -66,8 +66,13 @@ class TierAgent:
         justified tier it replaced (the agent is neither raised nor lowered by it)."""
         if self.unjustified_seq is None:
             return self
-        return replace(self, tier=self.justified_tier, since_seq=self.justified_since_seq,
-                       since_ts=self.justified_since_ts, unjustified_seq=None)  # fmt: skip
+        return replace(
+            self,
+            tier=self.justified_tier,
+            since_seq=self.justified_since_seq,
+            since_ts=self.justified_since_ts,
+            unjustified_seq=None,
+        )
 
 
 @dataclass(frozen=True, slots=True)
