@@ -1,4 +1,4 @@
-"""Each governance check of SPEC §3 / issue 3: the offending run finds exactly that finding, and
+"""Each governance check of SPEC §3: the offending run finds exactly that finding, and
 the compliant version of the same run finds none."""
 
 from __future__ import annotations

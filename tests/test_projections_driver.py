@@ -139,7 +139,7 @@ def test_a_projection_is_rebuilt_when_its_dependency_is(monkeypatch: pytest.Monk
     monkeypatch.setattr(type(RUNS), "version", RUNS.version + 1)
     progress = {p.name: p.rebuilt for p in catch_up(ev, db, projections=[Counts()])}
     assert progress == {
-        # runs reads the reliability signals of each event (issue 6): refolded alongside it
+        # runs reads the reliability signals of each event: refolded alongside it
         "reliability": "rebuilt with runs, which depends on it",
         "runs": f"version changed from {RUNS.version - 1} to {RUNS.version}",
         "counts": "rebuilt with runs, which it depends on",

@@ -1,4 +1,4 @@
-"""Each tier rule of issue 4: promotion exactly when every criterion is met, one tier at a time,
+"""Each tier rule: promotion exactly when every criterion is met, one tier at a time,
 demotion, revocation, cooldown, human-decision tiers, and policies in force from their seq on."""
 
 from __future__ import annotations
