@@ -1,6 +1,6 @@
-"""The replay driver: folds the log through the registered projections into SQLite tables.
+"""The replay driver: folds the log through ``default_projections()`` into SQLite tables.
 
-Issue 3 / SPEC §1.5, §3. Each projection keeps a row in ``projection_meta`` with its version and
+SPEC §1.5, §3. Each projection keeps a row in ``projection_meta`` with its version and
 the ``seq`` and ``hash`` of the last event applied, written in the same transaction as its rows.
 ``catch_up`` applies only the events after that seq, in batches of ``BATCH`` events, one
 transaction each (so a reader never sees half a batch and writers are never locked out for a
@@ -36,7 +36,8 @@ from ledger.event.envelope import (
     UserPayload,
 )
 from ledger.store.sqlite import EventRow
-from projections.projection import META_TABLE, Projection, Table, registered
+from projections.projection import META_TABLE, Projection, Table
+from projections.registry import default_projections
 
 BATCH = 20_000
 """Events applied per transaction (and per flush of the projections' caches)."""
@@ -228,7 +229,7 @@ def catch_up(
     batch: int = BATCH,
     progress: Callable[[int], None] | None = None,
 ) -> list[Progress]:
-    """Bring the stored tables of ``projections`` (default: all registered) up to ``to_seq``
+    """Bring the stored tables of ``projections`` (default: ``default_projections()``) up to ``to_seq``
     (default: the head of the log), rebuilding those that are stale, or all with ``rebuild``.
 
     Cheap when nothing is new: one read of ``projection_meta``, the head and one hash.
@@ -288,15 +289,15 @@ def catch_up(
 
 
 def _with_dependencies(projections: Sequence[Projection[Any]] | None) -> list[Projection[Any]]:
-    """``projections`` (default: all registered) and the projections they depend on, in
+    """``projections`` (default: ``default_projections()``) and the projections they depend on, in
     registration order: a projection's ``start`` needs its dependencies' states."""
     if projections is None:
-        return list(registered())
+        return list(default_projections())
     names = {p.name for p in projections}
-    for p in list(projections) + list(reversed(registered())):
+    for p in list(projections) + list(reversed(default_projections())):
         if p.name in names:
             names.update(p.depends_on)
-    ordered = [p for p in registered() if p.name in names]
+    ordered = [p for p in default_projections() if p.name in names]
     return ordered + [p for p in projections if p.name not in {q.name for q in ordered}]
 
 

@@ -1,4 +1,4 @@
-"""What a projection is, and the registry the replay driver folds the log through (SPEC §3).
+"""What a projection is: the fold, its tables and its version (SPEC §3).
 
 A projection is a fold over the log: ``apply(state, event, payload) -> state``, with a ``name``,
 a ``version`` and the SQLite ``tables`` its read model lives in. ``payload`` is
@@ -13,9 +13,9 @@ with flushes between them, or after a reload from the tables (the property tests
 time travel runs the same fold into a scratch database.
 
 To add a read model: subclass ``Projection``, give it a unique ``name``, bump ``version``
-whenever its fold or tables change (stored tables of another version are rebuilt), and
-``register()`` an instance. Projections are applied in registration order, so one may read the
-state of a projection registered before it (``depends_on``) for the same event.
+whenever its fold or tables change (stored tables of another version are rebuilt), and add an
+instance to the list replay folds (``projections.registry``). Projections are applied in that
+order, so one may read the state of a projection before it (``depends_on``) for the same event.
 """
 
 from __future__ import annotations
@@ -95,32 +95,6 @@ class Projection(ABC, Generic[S]):
     @abstractmethod
     def flush(self, state: S) -> None:
         """Write what changed since the last flush to the tables; the state may drop its cache."""
-
-
-_REGISTRY: dict[str, Projection[Any]] = {}
-
-
-def register(projection: Projection[Any]) -> Projection[Any]:
-    """Add ``projection`` to the registry the driver replays (idempotent for the same name)."""
-    for dep in projection.depends_on:
-        if dep not in _REGISTRY:
-            raise ValueError(
-                f"projection {projection.name!r} depends on {dep!r}, which is not registered"
-            )
-    _REGISTRY[projection.name] = projection
-    return projection
-
-
-def registered() -> tuple[Projection[Any], ...]:
-    """Every registered projection, in registration order."""
-    return tuple(_REGISTRY.values())
-
-
-def get(name: str) -> Projection[Any]:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise LookupError(f"no projection named {name!r}") from None
 
 
 def conditions(

@@ -1,6 +1,6 @@
 """``replay --check``: compare the stored read models with a fresh replay of the log.
 
-Issue 3. The stored tables are audited as they are, without catching them up: for each
+The stored tables are audited as they are, without catching them up: for each
 projection, a fresh replay up to the stored ``last_seq`` is built in a scratch database and
 attached, and every table is compared row by row with ``EXCEPT`` both ways. A read model that is
 merely behind the log is not a difference (the next reading command catches it up); a row edited,
@@ -17,7 +17,8 @@ from typing import Any
 from sqlite_utils import Database
 
 from projections.driver import EventSource, Position, build_at, positions
-from projections.projection import Projection, Table, registered
+from projections.projection import Projection, Table
+from projections.registry import default_projections
 
 MAX_ROWS = 20
 """Differing rows described per table (the count is always exact)."""
@@ -60,7 +61,7 @@ def check(
     out: list[Difference] = []
     pos = positions(db)
     size, _ = source.head()
-    for p in projections if projections is not None else registered():
+    for p in projections if projections is not None else default_projections():
         at = pos.get(p.name)
         if at is None:
             continue
@@ -118,10 +119,12 @@ def _compare_table(db: Database, name: str, t: Table) -> list[Difference]:
     if stored_cols != t.column_names:
         return [
             Difference(
-                name, t.name, None,
+                name,
+                t.name,
+                None,
                 f"columns are {', '.join(stored_cols)}; expected {', '.join(t.column_names)}",
             )
-        ]  # fmt: skip
+        ]
     cols = ", ".join(f'"{c}"' for c in t.column_names)
     only = {
         side: f'SELECT {cols} FROM {a}."{t.name}" EXCEPT SELECT {cols} FROM {b}."{t.name}"'

@@ -62,13 +62,20 @@ class Events:
         prev = self.events[-1].hash if self.events else ZERO_HASH
         ts = format_ts(self._t)
         body: dict[str, Any] = {
-            "v": 1, "seq": seq, "id": f"e{seq}", "ts": ts, "type": type,
-            "agent": agent, "run": run, "actor": actor, "payload": payload, "prev": prev,
+            "v": 1,
+            "seq": seq,
+            "id": f"e{seq}",
+            "ts": ts,
+            "type": type,
+            "agent": agent,
+            "run": run,
+            "actor": actor,
+            "payload": payload,
+            "prev": prev,
             "key": "0" * 32,
-        }  # fmt: skip
+        }
         h = hashlib.sha256(b"\x00" + canonical(body)).hexdigest()
-        event = Event(seq, f"e{seq}", ts, type, agent, run, actor, payload, prev,
-                      "0" * 32, h, "")  # fmt: skip
+        event = Event(seq, f"e{seq}", ts, type, agent, run, actor, payload, prev, "0" * 32, h, "")
         self.events.append(event)
         self._t += self._step
         return event

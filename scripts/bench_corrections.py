@@ -1,4 +1,4 @@
-"""Benchmark: what the correction-pattern and reliability projections add to a full replay (issue 6).
+"""Benchmark: what the correction-pattern and reliability projections add to a full replay.
 
     python scripts/generate.py --db l.db --keys keys --events 1000000 --agents 20 --seed 2
     python -m scripts.bench_corrections l.db [--rounds 2]
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             base.append(baseline(ledger))
             full.append(replay(ledger, [RELIABILITY, RUNS, TIERS, CORRECTIONS]))
             print(f"round {i + 1}: baseline {base[-1][0]:.2f} s (cpu {base[-1][1]:.2f} s), "
-                  f"with issue 6 {full[-1][0]:.2f} s (cpu {full[-1][1]:.2f} s)", flush=True)  # fmt: skip
+                  f"with corrections {full[-1][0]:.2f} s (cpu {full[-1][1]:.2f} s)", flush=True)  # fmt: skip
         for what, k in (("wall", 0), ("cpu", 1)):
             b, f = min(x[k] for x in base), min(x[k] for x in full)
             print(f"{size:,} events, best {what} time: baseline (runs, tiers) {b:.2f} s "

@@ -1,4 +1,4 @@
-"""Benchmark: proofs, checkpoints and the cost of keeping the Merkle tree (issue 5).
+"""Benchmark: proofs, checkpoints and the cost of keeping the Merkle tree.
 
     python -m scripts.bench_proofs build DB [--events 1000000]   # once, a few minutes
     python -m scripts.bench_proofs run DB                         # prove / checkpoint timings

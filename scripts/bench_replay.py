@@ -1,4 +1,4 @@
-"""Benchmark: full replay of every read model against eventsourcing's notification log (issue 3).
+"""Benchmark: full replay of every read model against eventsourcing's notification log.
 
     python scripts/bench_replay.py                              # 200k events, built in --tmp
     python scripts/bench_replay.py --events 1000000 --db l.db --keys l.keys

@@ -563,3 +563,21 @@ def test_verify_file_pinned_but_empty_is_untrusted_root(ready: Cli, tmp_path: Pa
     result = ready("verify", "--file", str(empty), "--json", ok=False)
     assert result.exit_code == 1
     assert [p["kind"] for p in json.loads(result.stdout)["problems"]] == ["malformed"]
+
+
+def test_json_event_lines_are_the_export_lines_byte_for_byte(ready: Cli) -> None:
+    cli = ready
+    appended = cli("append", "x.note", "--signer", "rec", "--payload", '{"b": 1, "a": "é"}',
+                   "--json").stdout_bytes  # fmt: skip
+    logged = cli("log", "--json").stdout_bytes.splitlines(keepends=True)
+    exported = cli("export").stdout_bytes.splitlines(keepends=True)
+    assert logged == exported
+    assert appended == exported[-1]
+
+
+def test_an_empty_trusted_keys_file_is_refused_not_ignored(ready: Cli, tmp_path: Path) -> None:
+    empty = tmp_path / "trusted.txt"
+    empty.write_text("# nobody\n", encoding="utf-8")
+    result = ready("verify", "--trusted-keys", str(empty), ok=False)
+    assert result.exit_code == 2
+    assert result.stderr == f"error: --trusted-keys: {empty} holds no key id\n"

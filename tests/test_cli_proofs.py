@@ -21,7 +21,7 @@ from ledger.store.sqlite import Draft, Ledger
 from ledger.tlog import merkle
 from ledger.tlog.notes import format_vkey, parse_witness_request, verify_checkpoint
 from ledger.tlog.proofs import sign_current_checkpoint, verify_event_proof
-from tests.conftest import ORIGIN, LedgerKeys, populate
+from tests.conftest import ORIGIN, Cli, LedgerKeys, populate
 
 GOVLEDGER = str(Path(sys.executable).parent / "govledger")
 
@@ -310,3 +310,12 @@ def test_prove_consistency_refuses_a_larger_old_checkpoint(
     )
     assert result.exit_code == 1
     assert result.stderr == "error: old checkpoint has size 25, the log only 1: truncated\n"
+
+
+def test_vkey_comes_from_the_log_and_only_for_governor_keys(ready: Cli) -> None:
+    vkey = ready("keys", "vkey", "root").stdout
+    (ready.keys / "root.pem").unlink()  # an auditor has no private key
+    assert ready("keys", "vkey", "root").stdout == vkey
+    result = ready("keys", "vkey", "rec", ok=False)
+    assert result.exit_code == 2
+    assert "rec is a recorder key" in result.stderr

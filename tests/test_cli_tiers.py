@@ -1,5 +1,5 @@
 """``govledger tiers`` and ``govledger policy`` on real ledgers: JSON shapes, exit codes, and
-recording through ``tiers apply`` (issue 4, SPEC §5)."""
+recording through ``tiers apply`` (SPEC §5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Correction patterns (issue 6): realistic corrections cluster by topic per agent, a pattern
+"""Correction patterns: realistic corrections cluster by topic per agent, a pattern
 emerges exactly at the correction that reaches the threshold (time travel shows it not yet
 emerged before), whatever the interleaving of other agents' events; the learned examples are
 returned for an agent's next prompt only once a pattern has emerged."""

@@ -11,8 +11,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from ledger.errors import DecodeError, EncodingError
+from ledger.event.body import _str as chain_str
 from ledger.event.canonical import MAX_SAFE_INTEGER, canonical, check, loads
-from ledger.verify.chain import _str as chain_str
 from ledger.verify.chain import check_canonical_payload
 
 NO_FLOAT = "signed content holds no floats (use micro-units, basis points, milliseconds)"

@@ -1,4 +1,4 @@
-"""Each governance check of SPEC §3 / issue 3: the offending run finds exactly that finding, and
+"""Each governance check of SPEC §3: the offending run finds exactly that finding, and
 the compliant version of the same run finds none."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import pytest
 
 from projections.runs.queries import findings, get_run
 from projections.testing import DIGEST, START, Events, contract, replay
+from tests.tiers_helpers import fold, register
 
 
 @dataclass
@@ -264,3 +265,41 @@ def test_finding_details_name_expected_and_found() -> None:
         "low_confidence_execute": "EXECUTE at confidence 5000 bp, below the threshold 7000 bp, "
         "without an escalation approved by a human",
     }
+
+
+def _run_head(ev: Events, agent: str, name: str) -> dict[str, str]:
+    a = {"agent": agent, "run": name}
+    ev.add("run.submitted", objective="o", user="u", risk="low", auto_approve=True, **a)
+    ev.add("run.approved", approver="x", mode="auto", plan_digest=DIGEST, **a)
+    return a
+
+
+def test_a_rejection_after_an_approval_means_the_start_was_not_approved() -> None:
+    ev = Events()
+    register(ev, "a1", tier=2)
+    a = _run_head(ev, "a1", "r1")
+    ev.add("run.rejected", approver="h", mode="human", plan_digest=DIGEST, reason="no", **a)
+    ev.add("run.started", **a)
+    view = get_run(fold(ev), "r1")
+    assert view is not None
+    assert [(f.kind, f.evidence_seq) for f in view.findings] == [("started_without_approval", 4)]
+
+
+def test_a_human_approval_of_an_escalation_mid_run_is_no_anomaly() -> None:
+    ev = Events()
+    register(ev, "a1", tier=2)
+    a = _run_head(ev, "a1", "r2")
+    ev.add("run.started", **a)
+    ev.add("decision.recorded", decision="ESCALATE", confidence_bp=10, rationale="r", **a)
+    ev.add("run.approved", approver="h", mode="human", plan_digest=DIGEST, **a)
+    ev.add("decision.recorded", decision="EXECUTE", confidence_bp=10, rationale="r", **a)
+    ev.add("run.completed", steps_completed=1, **a)
+    view = get_run(fold(ev), "r2")
+    assert view is not None
+    out = view.as_json()
+    assert (out["state"], out["compliant"], out["findings"], out["anomalies"]) == (
+        "completed",
+        True,
+        [],
+        [],
+    )

@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from ledger.cli import main
 from ledger.crypto.keyfiles import KeyRing, Signer
 from ledger.crypto.signing import event_hash
+from ledger.event.body import body_bytes
 from ledger.event.canonical import canonical, loads
 from ledger.event.envelope import Event
 from ledger.event.framing import (
@@ -38,7 +39,6 @@ from ledger.event.framing import (
 from ledger.exchange.export import export_lines
 from ledger.store.sqlite import EVENT_COLUMNS, Draft, Ledger, root_key_payload
 from ledger.tlog import merkle
-from ledger.verify.chain import body_bytes
 from ledger.verify.verifier import verify_export, verify_ledger
 from tests.conftest import ORIGIN, populate, sign
 

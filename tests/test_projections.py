@@ -10,13 +10,21 @@ import sys
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlite_utils import Database
 
-from projections import registered
+from ledger.errors import LedgerError
+from ledger.event.catalog import CATALOG
+from ledger.event.envelope import UserPayload, format_ts, normalize_time, parse_time
+from projections import default_projections
 from projections.driver import build_at, catch_up, positions
+from projections.reliability import fold as reliability
+from projections.runs import fold as runs
+from projections.runs.fold import _json_strings
 from projections.testing import DIGEST, START, Events, contract, replay
+from projections.tiers import fold as tiers
 
 AGENTS = ("a0", "a1", "a2")
 RUNS = ("r0", "r1", "r2", "r3", "r4")
@@ -105,7 +113,7 @@ def dump(db: Database) -> dict[str, Any]:
     """Every read-model table and the projection positions, rows in primary-key order."""
     out: dict[str, Any] = {"meta": sorted((p.name, p.last_seq, p.last_hash)
                                           for p in positions(db).values())}  # fmt: skip
-    for p in registered():
+    for p in default_projections():
         for t in p.tables:
             order = ", ".join(t.pk)
             out[t.name] = [
@@ -167,7 +175,7 @@ def test_a_changed_version_rebuilds_from_scratch(monkeypatch: Any) -> None:
     db.execute("UPDATE runs SET state = 'tampered'")
     db.conn.commit()
     assert catch_up(ev, db)[0].rebuilt is None  # same version, nothing new: untouched
-    proj = registered()[0]
+    proj = default_projections()[0]
     monkeypatch.setattr(type(proj), "version", proj.version + 1)
     progress = catch_up(ev, db)
     assert progress[0].rebuilt == f"version changed from {proj.version - 1} to {proj.version}"
@@ -210,3 +218,49 @@ def test_replay_is_deterministic_across_processes() -> None:
         for seed in (1, 2)
     }  # fmt: skip
     assert results == {table_digest(DETERMINISM_PLAN)}
+
+
+@pytest.mark.parametrize("module", [runs, tiers])
+def test_fold_tables_cover_every_payload_class_once(module: object) -> None:
+    folds, ignored = module._FOLDS, module.IGNORED  # type: ignore[attr-defined]
+    classes = set(CATALOG.values()) | {UserPayload}
+    assert set(folds) | ignored == classes
+    assert not set(folds) & ignored
+
+
+def test_reliability_folds_are_the_relevant_types() -> None:
+    assert {c.model_fields["type"].default for c in reliability._FOLDS} == reliability.RELEVANT
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2030-01-06T08:30:04Z",
+        "2030-01-06T08:30:04.123456Z",
+        "2030-01-06T08:30:04.5Z",
+        "2030-01-06T10:30:04+02:00",
+        "2030-01-06",
+        "2024-02-29T23:59:59Z",
+    ],
+)
+def test_normalize_time_fast_path_is_the_full_parse(value: str) -> None:
+    assert normalize_time(value) == format_ts(parse_time(value))
+
+
+@pytest.mark.parametrize(
+    "value", ["2030-02-30T08:30:04Z", "2030-01-06T24:00:00Z", "2030-01-06T08:30:60Z", "soon"]
+)
+def test_normalize_time_refuses_what_the_full_parse_refuses(value: str) -> None:
+    with pytest.raises(LedgerError) as expected:
+        format_ts(parse_time(value))
+    with pytest.raises(LedgerError) as got:
+        normalize_time(value)
+    assert str(got.value) == str(expected.value)
+
+
+def test_json_strings_does_not_cache_an_error() -> None:
+    with pytest.raises(LedgerError):
+        _json_strings(("\ud800",))
+    with pytest.raises(LedgerError):
+        _json_strings(("\ud800",))
+    assert _json_strings(("a", "é")) == '["a","é"]'

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -10,13 +13,14 @@ from sqlite_utils import Database
 
 from ledger.errors import ProjectionError
 from ledger.event.envelope import AnyPayload, Event
-from ledger.store.sqlite import Ledger
+from ledger.store.sqlite import EventRow, Ledger, row_to_event
 from projections import RUNS
-from projections.driver import build_at, catch_up, positions
+from projections.driver import build_at, catch_up, decode, decode_all, positions
 from projections.projection import Projection, Table
-from projections.runs.queries import get_run
+from projections.replay_check import check
+from projections.runs.queries import findings, get_run
 from projections.runs.state import RunsState
-from projections.testing import Events, contract, replay
+from projections.testing import DIGEST, Events, contract, replay
 from tests.conftest import LedgerKeys, populate
 
 COUNTS = Table("run_event_counts", (("run", str), ("n", int), ("state", str)), pk=("run",))
@@ -135,7 +139,7 @@ def test_a_projection_is_rebuilt_when_its_dependency_is(monkeypatch: pytest.Monk
     monkeypatch.setattr(type(RUNS), "version", RUNS.version + 1)
     progress = {p.name: p.rebuilt for p in catch_up(ev, db, projections=[Counts()])}
     assert progress == {
-        # runs reads the reliability signals of each event (issue 6): refolded alongside it
+        # runs reads the reliability signals of each event: refolded alongside it
         "reliability": "rebuilt with runs, which depends on it",
         "runs": f"version changed from {RUNS.version - 1} to {RUNS.version}",
         "counts": "rebuilt with runs, which it depends on",
@@ -207,3 +211,86 @@ def test_catch_up_commits_read_models_relaxed_and_leaves_appends_durable(
     ledger.conn.execute("PRAGMA synchronous = OFF")
     catch_up(ledger, ledger.db, rebuild=True)
     assert ledger.conn.execute("PRAGMA synchronous").fetchone()[0] == 0  # never raised
+
+
+def test_row_to_event_builds_the_event_the_dataclass_constructor_builds(
+    ledger: Ledger, keys: LedgerKeys
+) -> None:
+    populate(ledger, keys, runs=2)
+    rows = list(ledger.iter_rows())
+    for row in rows:
+        fast = row_to_event(row)
+        plain = Event(*row[:7], json.loads(row[7]), *row[8:])
+        assert type(fast) is Event
+        assert fast == plain
+        assert fast.envelope() == plain.envelope()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        row_to_event(rows[0]).seq = 2  # type: ignore[misc]
+    assert list(ledger.iter_events()) == [row_to_event(r) for r in rows]
+
+
+def test_decode_all_gives_what_decode_gives() -> None:
+    ev = Events()
+    ev.add("agent.registered", agent="a1", **contract())
+    ev.add("run.submitted", agent="a1", run="r1", objective="o", user="u", risk="low",
+           auto_approve=False)  # fmt: skip
+    ev.add("x.note", agent="a1", payload={"type": "kept", "n": 1})
+    ev.add("run.started", agent="a1", run="r1")
+    rows = list(ev.replay_events())
+    assert decode_all(rows) == [decode(e) for e in ev.events]
+    # A payload that carries its own type: the model of the event's type still decides.
+    same = rows[1]._replace(payload_text='{"type":"run.submitted",' + rows[1].payload_text[1:])
+    assert decode_all([same]) == [decode(rows[1])]
+    other = rows[1]._replace(payload_text='{"type":"run.started",' + rows[1].payload_text[1:])
+    with pytest.raises(ProjectionError) as via_all:
+        decode_all([other])
+    with pytest.raises(ProjectionError) as via_one:
+        decode(other)
+    assert via_all.value.message == via_one.value.message
+    assert via_all.value.message.startswith("seq 2: stored run.submitted event does not decode")
+
+
+def test_replay_rows_are_the_stored_events(ledger: Ledger, keys: LedgerKeys) -> None:
+    """``replay_events`` gives each stored event's fields as ``iter_events`` does, the payload
+    parsed on demand from the stored text."""
+    populate(ledger, keys, runs=2)
+    rows = list(ledger.replay_events(from_seq=2, to_seq=20))
+    events = list(ledger.iter_events(from_seq=2, to_seq=20))
+    assert [r.seq for r in rows] == list(range(2, 21))
+    for row, event in zip(rows, events, strict=True):
+        assert type(row) is EventRow
+        assert row.payload == event.payload
+        assert (
+            row.payload_text
+            == ledger.conn.execute(
+                "SELECT payload FROM events WHERE seq = ?", (row.seq,)
+            ).fetchone()[0]
+        )
+        for name in ("seq", "id", "ts", "type", "agent", "run", "actor", "key", "hash"):
+            assert getattr(row, name) == getattr(event, name), name
+
+
+def _run_head(ev: Events, agent: str, name: str) -> dict[str, str]:
+    a = {"agent": agent, "run": name}
+    ev.add("run.submitted", objective="o", user="u", risk="low", auto_approve=True, **a)
+    ev.add("run.approved", approver="x", mode="auto", plan_digest=DIGEST, **a)
+    return a
+
+
+def test_dropping_a_dependent_table_rebuilds_every_dependency_and_keeps_signals() -> None:
+    ev = Events()
+    ev.add("agent.registered", agent="a1", **contract(tier=1))
+    a = _run_head(ev, "a1", "r1")
+    ev.add("capability.granted", tools=["t"], capabilities=[], token_digest=DIGEST, **a)
+    ev.add("run.started", **a)
+    for _ in range(3):
+        ev.add("tool.called", tool="t", args_digest=DIGEST, side_effect="read", **a)
+    ev.add("run.completed", steps_completed=1, **a)
+    db = Database(tempfile.mktemp(suffix=".db"))
+    catch_up(ev, db)
+    before = [(f.seq, f.kind) for f in findings(db)]
+    assert "tool_loop" in {k for _, k in before}
+    db["tier_runs"].drop()
+    catch_up(ev, db)
+    assert [(f.seq, f.kind) for f in findings(db)] == before
+    assert check(ev, db) == []

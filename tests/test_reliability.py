@@ -1,4 +1,4 @@
-"""Reliability signals from replay (issue 6): each is found exactly at its triggering event (not
+"""Reliability signals from replay: each is found exactly at its triggering event (not
 one earlier), names the events of its streak, counts against compliance, and is linked to (not
 doubled by) the runtime's own guardrail for the same thing."""
 

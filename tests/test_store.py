@@ -23,12 +23,12 @@ from ledger.errors import (
     NotALedger,
     UnauthorizedWrite,
 )
+from ledger.event.body import body_bytes
 from ledger.event.envelope import TS_RE, ZERO_HASH
 from ledger.store.sqlite import MAX_PAYLOAD_BYTES, Draft, Ledger, prepare, root_key_payload
 from ledger.store.sqlite_append import append_locked
 from ledger.store.sqlite_schema import SCHEMA_VERSION
 from ledger.tlog import merkle
-from ledger.verify.chain import body_bytes
 from ledger.verify.verifier import verify_ledger
 from tests.conftest import (
     ORIGIN,

@@ -22,17 +22,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ledger.crypto.keyfiles import KeyRing, Signer
-from ledger.crypto.signing import event_hash
+from ledger.crypto.signing import b64encode, event_hash, key_id
 from ledger.errors import LedgerError
+from ledger.event.body import body_bytes, envelope_line
 from ledger.event.canonical import canonical, loads
 from ledger.event.envelope import authorize, check_type, decode_payload
 from ledger.event.framing import is_hex32, is_hex64, is_ts
 from ledger.exchange.export import export_lines
 from ledger.store.sqlite import Draft, Ledger, root_key_payload
 from ledger.tlog import merkle
-from ledger.verify.chain import Problem, body_bytes, envelope_line, short
+from ledger.verify.chain import Problem, short
 from ledger.verify.verifier import verify_export, verify_ledger
-from tests.conftest import ORIGIN, populate, sign
+from tests.conftest import ORIGIN, Cli, populate, sign
 
 COLUMNS = (
     "seq",
@@ -842,3 +843,30 @@ def test_a_user_type_changed_to_one_the_writer_refuses_is_malformed(
     conn.execute("UPDATE events SET type = 'x.~ote' WHERE seq = ?", (seq,))
     conn.close()
     assert first(verify_db(path)) == (seq, "malformed")
+
+
+def test_a_root_key_that_is_not_a_governor_is_unauthorized(tmp_path: Path) -> None:
+    signer = KeyRing(tmp_path / "k").create("root")
+    kid = key_id(signer.public_key)
+    payload = {"origin": ORIGIN, "key": {"key_id": kid, "name": "root", "role": "recorder",
+               "public_key": b64encode(signer.public_key), "agent": None}}  # fmt: skip
+    fields = {"seq": 1, "id": "e1", "ts": "2026-11-21T10:00:00.000000Z", "type": "ledger.created",
+              "agent": None, "run": None, "actor": None,
+              "payload": canonical(payload).decode(), "prev": "0" * 64, "key": kid}  # fmt: skip
+    digest = event_hash(body_bytes(**fields))
+    envelope = {**fields, "v": 1, "payload": payload, "hash": digest.hex(),
+                "sig": sign(signer, digest)}  # fmt: skip
+    report = verify_export([canonical(envelope) + b"\n"])
+    assert [(p.seq, p.kind) for p in report.problems] == [(1, "unauthorized")]
+
+
+def test_a_reformatted_export_line_is_malformed_and_nothing_else(ready: Cli) -> None:
+    for i in range(5):
+        ready("append", "x.note", "--signer", "rec", "--payload", json.dumps({"i": i}))
+    lines = ready("export").stdout_bytes.splitlines(keepends=True)
+    lines[3] = lines[3].replace(b'{"actor"', b'{ "actor"', 1)  # same JSON, not canonical
+    report = verify_export(lines)
+    assert [(p.seq, p.kind) for p in report.problems] == [(4, "malformed")]
+    assert (report.events, report.head_seq) == (7, 7)
+    intact = verify_export(ready("export").stdout_bytes.splitlines(keepends=True))
+    assert report.root == intact.root

@@ -1,4 +1,4 @@
-"""Each tier rule of issue 4: promotion exactly when every criterion is met, one tier at a time,
+"""Each tier rule: promotion exactly when every criterion is met, one tier at a time,
 demotion, revocation, cooldown, human-decision tiers, and policies in force from their seq on."""
 
 from __future__ import annotations
@@ -7,8 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from projections.testing import START, Events
-from projections.tiers.queries import agents, history, tier_findings
+from projections.runs.queries import agent_metrics
+from projections.testing import DIGEST, START, Events
+from projections.tiers.queries import agents, compute_due, history, tier_findings
 from tests.tiers_helpers import (
     EASY,
     assessment,
@@ -313,3 +314,31 @@ def test_a_failed_run_breaks_the_streak_but_is_no_violation() -> None:
     run(ev, "a1", "r2", warning=True)
     due = due_of(ev)
     assert due is not None and (due.change, due.evidence["window_violations"]) == ("demoted", 1)
+
+
+def _run_head(ev: Events, agent: str, name: str) -> dict[str, str]:
+    a = {"agent": agent, "run": name}
+    ev.add("run.submitted", objective="o", user="u", risk="low", auto_approve=True, **a)
+    ev.add("run.approved", approver="x", mode="auto", plan_digest=DIGEST, **a)
+    return a
+
+
+def test_no_promotion_while_a_critical_finding_holds_the_effective_tier_at_zero() -> None:
+    ev = Events()
+    register(ev, "a1", tier=0)
+    for i in range(3):
+        run(ev, "a1", f"r{i}")
+    a = _run_head(ev, "a1", "bad")
+    ev.add("run.started", **a)
+    ev.add("tool.called", tool="t", args_digest=DIGEST, side_effect="payment", **a)
+    assert [d for d in compute_due(fold(ev)) if d.agent == "a1"] == []
+
+
+def test_a_run_ends_at_its_first_terminal_event_for_streaks_too() -> None:
+    ev = Events()
+    register(ev, "a1", tier=2)
+    run(ev, "a1", "ra")
+    run(ev, "a1", "rb", ok=False)
+    ev.add("run.completed", steps_completed=1, agent="a1", run="ra")  # illegal repeat
+    (m,) = agent_metrics(fold(ev), "a1")
+    assert m.current_streak == 0

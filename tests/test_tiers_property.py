@@ -1,6 +1,6 @@
 """Property: for generated workloads, ``tiers compute`` then ``tiers apply`` leave a log whose
 fresh replay by a separate process reproduces exactly the recorded tier history, all justified;
-and an unjustified ``tier.promoted`` injected anywhere is reported (issue 4 §6)."""
+and an unjustified ``tier.promoted`` injected anywhere is reported (recomputation as verification)."""
 
 from __future__ import annotations
 

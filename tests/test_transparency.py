@@ -10,6 +10,7 @@ remembered state of an earlier verify) can tell.
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -24,14 +25,14 @@ from ledger.cli import main
 from ledger.crypto.keyfiles import KeyRing, Signer
 from ledger.crypto.signing import EVENT_SIGNING_PREFIX, b64encode, event_hash
 from ledger.errors import StoreError
+from ledger.event.body import body_bytes
 from ledger.event.canonical import canonical
 from ledger.store.sqlite import Draft, Ledger
 from ledger.tlog import merkle
 from ledger.tlog.consistency import state_path
 from ledger.tlog.proofs import sign_current_checkpoint
-from ledger.verify.chain import body_bytes
 from ledger.verify.verifier import verify_ledger
-from tests.conftest import ORIGIN, LedgerKeys, approval, populate, run_drafts
+from tests.conftest import ORIGIN, Cli, LedgerKeys, approval, populate, run_drafts
 
 GOVLEDGER = str(Path(sys.executable).parent / "govledger")
 
@@ -527,3 +528,22 @@ def test_deleted_merkle_node_is_an_integrity_failure(
     result = cli(copy, keys_dir, "verify", "--json", "--no-state")
     assert result.exit_code == 1
     assert kinds(json.loads(result.stdout)) == [(16, "hash_mismatch"), (25, "hash_mismatch")]
+
+
+def test_another_log_under_a_remembered_origin_fails_until_its_new_root_is_pinned(
+    ready: Cli, tmp_path: Path
+) -> None:
+    ready("append", "x.note", "--signer", "rec", "--payload", "{}")
+    assert ready.json("verify")["ok"] is True  # remembers this log (3 events) of ORIGIN
+    other = Cli(tmp_path / "other")
+    (tmp_path / "other").mkdir()
+    other("init", "--origin", ORIGIN)  # a new log: same origin, new root key, 1 event
+    result = other("verify", "--json", ok=False)
+    assert result.exit_code == 1
+    assert [(p["seq"], p["kind"]) for p in json.loads(result.stdout)["problems"]] == [
+        (1, "untrusted_root")
+    ]
+    new_root = other.ring().load("root").key_id
+    assert other.json("verify", "--trust", new_root)["ok"] is True
+    shutil.rmtree(tmp_path / "other")
+    assert json.loads(ready("verify", "--json").stdout)["ok"] is True

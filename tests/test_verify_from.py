@@ -313,3 +313,7 @@ def test_a_resumed_accumulator_gives_the_root_of_all_the_leaves() -> None:
             for leaf in leaves[split:size]:
                 acc.add(leaf)
             assert (acc.size, acc.root()) == (size, merkle.root(leaves[:size])), (size, split)
+
+
+def test_verify_from_one_says_so(ready: Cli) -> None:
+    assert ready.json("verify", "--from", "1")["from"] == 1

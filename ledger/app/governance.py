@@ -1,4 +1,4 @@
-"""Recording tier changes and policies in a ledger, and reading tiers as of any seq (issue 4).
+"""Recording tier changes and policies in a ledger, and reading tiers as of any seq.
 
 ``apply_due`` is ``govledger tiers apply`` for library code (the demo uses it): inside one write
 transaction it catches the read models up, computes the changes due under the policy in force

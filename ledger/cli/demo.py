@@ -1,4 +1,4 @@
-"""`govledger demo`: build a sample ledger and walk a newcomer through it (SPEC §5, issue 4)."""
+"""`govledger demo`: build a sample ledger and walk a newcomer through it (SPEC §5)."""
 
 from __future__ import annotations
 

@@ -119,7 +119,7 @@ def runs_show(ctx: Context, run: str, at_seq: int | None, as_of: str | None,
     at = resolve_at(ledger, at_seq, as_of)
     with read_models(ledger, at) as db:
         view = get_run(db, run)
-        found = signals(db, run=run)  # issue 6: the triggering events of reliability findings
+        found = signals(db, run=run)  # the triggering events of reliability findings
     if view is None:
         raise InputError(
             f"no run {run!r} in the ledger" + (f" at seq {at}" if at_seq or as_of else "")
@@ -190,7 +190,7 @@ def metrics(ctx: Context, agent: str | None, at_seq: int | None, as_of: str | No
     at = resolve_at(ledger, at_seq, as_of)
     with read_models(ledger, at) as db:
         ms = agent_metrics(db, agent)
-        # Tier changes the policy did not justify (issue 4), counted per agent beside the
+        # Tier changes the policy did not justify, counted per agent beside the
         # run violations: the audit view of the tiers read model's findings.
         unjustified = Counter(f.agent for f in tier_findings(db, agent))
     if agent is not None and not ms:
@@ -283,19 +283,19 @@ def _counts(d: dict[str, int]) -> str:
 
 
 def _check(ledger: Ledger, as_json: bool) -> None:
-    from projections import registered
+    from projections import default_projections
     from projections.driver import catch_up, positions
     from projections.replay_check import check
     from projections.tiers.queries import tier_findings
 
     differences = check(ledger, ledger.db)
-    # Recomputation as verification (issue 4): a recorded tier change that the policy in force
+    # Recomputation as verification: a recorded tier change that the policy in force
     # does not justify fails the check too. Read from the now-caught-up, checked tables.
     unjustified = [] if differences else (catch_up(ledger, ledger.db), tier_findings(ledger.db))[1]
     pos = positions(ledger.db)
     size, _ = ledger.head()
     projs = [{"name": p.name, "stored": p.name in pos,
-              "last_seq": pos[p.name].last_seq if p.name in pos else None} for p in registered()]  # fmt: skip
+              "last_seq": pos[p.name].last_seq if p.name in pos else None} for p in default_projections()]  # fmt: skip
     if as_json:
         echo_json({"ok": not differences and not unjustified, "events": size,
                    "projections": projs, "differences": [d.as_json() for d in differences],

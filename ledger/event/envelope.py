@@ -366,8 +366,21 @@ def _event_builder() -> Callable[[Sequence[Any], Any], Event]:
     of building one. This sets the slots through their descriptors; the result is an ordinary,
     equal ``Event``. A field added to ``Event`` breaks the unpacking below at import, not
     silently."""
-    (s_seq, s_id, s_ts, s_type, s_agent, s_run, s_actor, s_payload, s_prev, s_key, s_hash,
-     s_sig, s_v) = (Event.__dict__[f.name].__set__ for f in fields(Event))  # fmt: skip
+    (
+        s_seq,
+        s_id,
+        s_ts,
+        s_type,
+        s_agent,
+        s_run,
+        s_actor,
+        s_payload,
+        s_prev,
+        s_key,
+        s_hash,
+        s_sig,
+        s_v,
+    ) = (Event.__dict__[f.name].__set__ for f in fields(Event))
     new = object.__new__
     version = ENVELOPE_VERSION
 

@@ -37,7 +37,7 @@ from typing import Any
 
 from ledger.errors import EncodingError
 from ledger.event.canonical import canonical
-from ledger.exchange.export import ExportItem, Row, stored_payload, unencodable
+from ledger.exchange.rows import ExportItem, Row, stored_payload, unencodable
 
 _ACTION_TYPES = {
     "tool.called": "tool_call",

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 
 import orjson
 
-from ledger.exchange.export import ExportItem, unencodable
+from ledger.exchange.rows import ExportItem, unencodable
 
 CONTENT_TYPE = "application/cloudevents-batch+json"
 """The media type of the batch this module writes."""

@@ -37,7 +37,7 @@ from typing import Any
 import orjson
 
 from ledger.errors import VerificationError
-from ledger.exchange.export import ExportItem, Row, stored_payload, unencodable
+from ledger.exchange.rows import ExportItem, Row, stored_payload, unencodable
 
 KIND_INTERNAL = 1
 KIND_CLIENT = 3

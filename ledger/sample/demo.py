@@ -59,9 +59,13 @@ def demo_policy() -> dict[str, Any]:
     doc["human_approval_from_tier"] = 3
     bars = {"T1": (3, 3, 3000), "T2": (8, 4, 3000), "T3": (14, 5, 2500), "T4": (22, 6, 2000)}
     for tier, (runs, streak, rate) in bars.items():
-        doc["promotion"][tier] = {"min_compliant_runs": runs, "min_streak": streak,
-                                  "max_violation_rate_bp": rate, "window_runs": 10,
-                                  "min_seconds_at_tier": 0}  # fmt: skip
+        doc["promotion"][tier] = {
+            "min_compliant_runs": runs,
+            "min_streak": streak,
+            "max_violation_rate_bp": rate,
+            "window_runs": 10,
+            "min_seconds_at_tier": 0,
+        }
     doc["demotion"] = {"window_runs": 10, "max_violations": 4, "by": 1}
     return doc
 
@@ -117,8 +121,9 @@ def _rounds(events: int) -> Iterator[int]:
         yield events * (i + 1) // ROUNDS - events * i // ROUNDS
 
 
-def build_demo(db: str, ring: KeyRing, *, origin: str, events: int, agents: int,
-               seed: int) -> DemoResult:  # fmt: skip
+def build_demo(
+    db: str, ring: KeyRing, *, origin: str, events: int, agents: int, seed: int
+) -> DemoResult:
     """Create the demo ledger at ``db`` and return what the tour shows.
 
     (1) keys and ledger, the recorder key registered, the demo policy set; (2) each round of

@@ -19,12 +19,12 @@ from ledger.crypto import pool as workers
 from ledger.crypto.keyfiles import Signer
 from ledger.crypto.signing import b64decode_canonical, b64encode, event_hash, key_id
 from ledger.errors import DuplicateEventId, EventValidationError, UnauthorizedWrite
+from ledger.event.body import BodyEncoder
 from ledger.event.canonical import canonical, loads
 from ledger.event.drafts import Prepared
 from ledger.event.envelope import ZERO_HASH, Event, authorize, build_event
 from ledger.event.framing import ROW_COLUMNS, ROW_FIELDS
 from ledger.tlog import merkle
-from ledger.verify.chain import BodyEncoder
 
 if TYPE_CHECKING:
     from ledger.store.sqlite import Ledger

@@ -15,6 +15,7 @@ from typing import Any
 from ledger.crypto.keyfiles import Signer
 from ledger.crypto.signing import b64decode_canonical, event_hash
 from ledger.errors import CheckpointError, InputError, ProofError
+from ledger.event.body import body_bytes
 from ledger.event.canonical import loads
 from ledger.event.envelope import format_ts
 from ledger.store.sqlite import Ledger
@@ -28,7 +29,6 @@ from ledger.tlog.notes import (
     sign_checkpoint,
     verify_tlog_proof,
 )
-from ledger.verify.chain import body_bytes
 
 
 def sign_current_checkpoint(ledger: Ledger, signer: Signer) -> str:

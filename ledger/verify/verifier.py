@@ -26,6 +26,7 @@ from ledger.crypto.signing import (
     event_hash,
 )
 from ledger.errors import ChainError, DecodeError, LedgerError, StoreError
+from ledger.event.body import BodyEncoder
 from ledger.event.envelope import (
     CATALOG,
     REQUIRED_ENVELOPE,
@@ -47,7 +48,6 @@ from ledger.event.framing import (
 from ledger.tlog import merkle
 from ledger.tlog.stored_tree import RootAccumulator, StoredTree
 from ledger.verify.chain import (
-    BodyEncoder,
     ChainChecker,
     Problem,
     check_canonical_payload,

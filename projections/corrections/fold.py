@@ -1,4 +1,4 @@
-"""The correction-patterns read model: user corrections clustered per agent (SPEC §3, issue 6).
+"""The correction-patterns read model: user corrections clustered per agent (SPEC §3).
 
 Each ``correction.recorded`` joins one cluster of its agent, in seq order (the method is in
 docs/corrections.md; the thresholds are the ``[corrections]`` section of the policy in force at
@@ -38,19 +38,38 @@ NAME_KEYWORDS: Final = 3
 
 CLUSTERS = Table(
     "correction_clusters",
-    (("agent", str), ("cluster", int), ("topic", str), ("count", int), ("first_seq", int),
-     ("last_seq", int), ("emerged_seq", int), ("name", str), ("keywords", str),
-     ("surface", str), ("exemplars", str)),
+    (
+        ("agent", str),
+        ("cluster", int),
+        ("topic", str),
+        ("count", int),
+        ("first_seq", int),
+        ("last_seq", int),
+        ("emerged_seq", int),
+        ("name", str),
+        ("keywords", str),
+        ("surface", str),
+        ("exemplars", str),
+    ),
     pk=("agent", "cluster"),
     indexes=(("agent", "emerged_seq"),),
-)  # fmt: skip
+)
 CORRECTIONS = Table(
     "corrections",
-    (("seq", int), ("agent", str), ("run", str), ("cluster", int), ("topic", str),
-     ("text", str), ("by", str), ("similarity_bp", int), ("signature", str)),
+    (
+        ("seq", int),
+        ("agent", str),
+        ("run", str),
+        ("cluster", int),
+        ("topic", str),
+        ("text", str),
+        ("by", str),
+        ("similarity_bp", int),
+        ("signature", str),
+    ),
     pk=("seq",),
     indexes=(("agent", "cluster", "seq"),),
-)  # fmt: skip
+)
 POLICY = policy_table("corrections_policy")
 
 
@@ -73,16 +92,36 @@ class Cluster:
     exemplars: list[frozenset[str]] = field(default_factory=list)
 
     def row(self) -> tuple[Any, ...]:
-        return (self.agent, self.cluster, self.topic, self.count, self.first_seq, self.last_seq,
-                self.emerged_seq, self.name, json.dumps(self.keywords, sort_keys=True),
-                json.dumps(self.surface, sort_keys=True, ensure_ascii=False),
-                json.dumps([sorted(e) for e in self.exemplars], ensure_ascii=False))  # fmt: skip
+        return (
+            self.agent,
+            self.cluster,
+            self.topic,
+            self.count,
+            self.first_seq,
+            self.last_seq,
+            self.emerged_seq,
+            self.name,
+            json.dumps(self.keywords, sort_keys=True),
+            json.dumps(self.surface, sort_keys=True, ensure_ascii=False),
+            json.dumps([sorted(e) for e in self.exemplars], ensure_ascii=False),
+        )
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> Cluster:
         agent, cluster, topic, count, first, last, emerged, name, kw, surface, ex = row
-        return cls(agent, cluster, topic, count, first, last, emerged, name, json.loads(kw),
-                   json.loads(surface), [frozenset(e) for e in json.loads(ex)])  # fmt: skip
+        return cls(
+            agent,
+            cluster,
+            topic,
+            count,
+            first,
+            last,
+            emerged,
+            name,
+            json.loads(kw),
+            json.loads(surface),
+            [frozenset(e) for e in json.loads(ex)],
+        )
 
     def top_keywords(self, n: int = NAME_KEYWORDS) -> list[str]:
         """The ``n`` most frequent keywords (surface words), ties in alphabetical stem order."""
@@ -137,7 +176,7 @@ def assign(
 
 
 class CorrectionsProjection(Projection[CorrectionsState]):
-    """Correction patterns per agent (SPEC §3, issue 6)."""
+    """Correction patterns per agent (SPEC §3)."""
 
     name = "corrections"
     version = 1
@@ -165,8 +204,7 @@ class CorrectionsProjection(Projection[CorrectionsState]):
 
     def flush(self, state: CorrectionsState) -> None:
         conn = state.db.conn
-        conn.executemany(CLUSTERS.insert_sql(replace=True),
-                         [c.row() for c in state.dirty.values()])  # fmt: skip
+        conn.executemany(CLUSTERS.insert_sql(replace=True), [c.row() for c in state.dirty.values()])
         conn.executemany(CORRECTIONS.insert_sql(), state.members)
         state.policy.flush()
         state.clusters.clear()
@@ -198,5 +236,6 @@ def _record(state: CorrectionsState, event: EventView, agent: str, p: Correction
             cluster.topic or "-".join(cluster.top_keywords()) or f"cluster-{cluster.cluster}"
         )
     state.dirty[(agent, cluster.cluster)] = cluster
-    state.members.append((seq, agent, event.run, cluster.cluster, p.topic, p.text, p.by, bp,
-                          " ".join(sorted(sig))))  # fmt: skip
+    state.members.append(
+        (seq, agent, event.run, cluster.cluster, p.topic, p.text, p.by, bp, " ".join(sorted(sig)))
+    )

@@ -1,4 +1,4 @@
-"""Keyword signatures of correction texts and their similarity (issue 6; docs/corrections.md).
+"""Keyword signatures of correction texts and their similarity (docs/corrections.md).
 
 Deliberately simple, so that anyone can recompute a clustering by hand or in another language:
 

@@ -1,4 +1,4 @@
-"""Governance findings: the checks across events that replay computes (SPEC §3, issue 3).
+"""Governance findings: the checks across events that replay computes (SPEC §3).
 
 A finding is ``{kind, severity, seq, evidence_seq}``: ``seq`` is the offending event, and
 ``evidence_seq`` the event that makes it an offence (the grant, the registration whose contract
@@ -25,7 +25,7 @@ UNREGISTERED_AGENT: Final = "unregistered_agent"
 GUARDRAIL_TRIGGERED: Final = "guardrail_triggered"
 """A runtime ``guardrail.triggered`` of severity warning or critical: its severity is the
 event's own, so the kind is not in ``SEVERITY``."""
-# Reliability signals (issue 6), derived in replay by ``projections.reliability.fold``.
+# Reliability signals, derived in replay by ``projections.reliability.fold``.
 TOOL_LOOP: Final = "tool_loop"
 COST_CAP_RUN: Final = "cost_cap_run"
 COST_CAP_DAILY: Final = "cost_cap_daily"
@@ -87,6 +87,15 @@ def compliant(state: str, critical: int, warning: int) -> bool:
     """A run is compliant when it completed with no warning or critical finding (SPEC §3):
     ``critical`` and ``warning`` count its findings of the ``BLOCKING`` severities."""
     return state == "completed" and not (critical or warning)
+
+
+def effective_tier(tier: int, since_seq: int, last_critical_seq: int | None) -> int:
+    """The tier an agent may act at (SPEC §3): 0 once it has a critical finding after the event
+    that set its tier, else its tier. The one rule the runs checks (approval, grants,
+    ``tier_too_low``), the tiers read model and every reader apply."""
+    if last_critical_seq is not None and last_critical_seq > since_seq:
+        return 0
+    return tier
 
 
 def grant_verdict(grants: list[tuple[int, str | None]], ts: str) -> tuple[str | None, int | None]:

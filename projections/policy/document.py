@@ -1,4 +1,4 @@
-"""Governance policy: the TOML document, its validated model, version and digest (issue 4).
+"""Governance policy: the TOML document, its validated model, version and digest.
 
 A policy is written in TOML and recorded in the log as a ``policy.set`` event whose ``document``
 is the TOML content as a JSON object (integers only) and whose ``digest`` is SHA-256 of its

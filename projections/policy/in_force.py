@@ -1,4 +1,4 @@
-"""The policy in force while a projection folds the log (SPEC §2.4 ``policy.set``; issue 6).
+"""The policy in force while a projection folds the log (SPEC §2.4 ``policy.set``).
 
 The policy in force at seq N is the one of the last valid ``policy.set`` at or before N, else
 the shipped default (version 0); ``projections.policy.document`` parses and validates it. The tiers read

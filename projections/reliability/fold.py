@@ -1,6 +1,6 @@
 """The reliability read model: tool-call loops, cost caps, quality decline, repeated failures.
 
-Issue 6, SPEC §3 ("the reliability signals of the corrections issue"). The signals are derived
+SPEC §3, reliability signals. The signals are derived
 in replay from the raw events (``reliability_rules``), so they are found even when the runtime
 did not flag them. This projection is folded *before* the runs projection, which depends on it:
 for each event, the runs projection turns the signals this projection just fired for that event
@@ -51,16 +51,33 @@ RUN_TRACKS = _table("reliability_runs", RunTrack, "run")
 AGENT_TRACKS = _table("reliability_agents", AgentTrack, "agent")
 SIGNALS = Table(
     "reliability_signals",
-    (("seq", int), ("kind", str), ("agent", str), ("run", str), ("evidence_seq", int),
-     ("triggers", str), ("linked_seq", int), ("detail", str)),
+    (
+        ("seq", int),
+        ("kind", str),
+        ("agent", str),
+        ("run", str),
+        ("evidence_seq", int),
+        ("triggers", str),
+        ("linked_seq", int),
+        ("detail", str),
+    ),
     pk=("seq", "kind"),
     indexes=(("run",), ("agent", "seq")),
-)  # fmt: skip
+)
 POLICY = policy_table("reliability_policy")
 T = TypeVar("T", RunTrack, AgentTrack)
 
-RELEVANT = frozenset({"tool.called", "llm.usage", "feedback.quality", "run.failed",
-                      "run.completed", "guardrail.triggered", "policy.set"})  # fmt: skip
+RELEVANT = frozenset(
+    {
+        "tool.called",
+        "llm.usage",
+        "feedback.quality",
+        "run.failed",
+        "run.completed",
+        "guardrail.triggered",
+        "policy.set",
+    }
+)
 """Event types this projection reads; every other event is skipped by its type name."""
 _RUN_TYPES = frozenset({"tool.called", "llm.usage", "guardrail.triggered"})
 _AGENT_TYPES = RELEVANT - {"tool.called", "policy.set"}
@@ -153,8 +170,9 @@ def _fire(state: ReliabilityState, event: EventView, fire: r.Fire | None) -> Non
     if fire is None:
         return
     kind, triggers, guard, detail = fire
-    signal = Signal(event.seq, kind, event.agent, event.run, triggers[0], tuple(triggers), guard,
-                    detail)  # fmt: skip
+    signal = Signal(
+        event.seq, kind, event.agent, event.run, triggers[0], tuple(triggers), guard, detail
+    )
     state.signals.append(signal)
     if state.fired_seq != event.seq:
         state.fired, state.fired_seq = [], event.seq
@@ -162,7 +180,7 @@ def _fire(state: ReliabilityState, event: EventView, fire: r.Fire | None) -> Non
 
 
 class ReliabilityProjection(Projection[ReliabilityState]):
-    """Reliability signals from replay (issue 6); the runs projection makes them findings."""
+    """Reliability signals from replay; the runs projection makes them findings."""
 
     name = "reliability"
     version = 1
@@ -188,12 +206,23 @@ class ReliabilityProjection(Projection[ReliabilityState]):
     def flush(self, state: ReliabilityState) -> None:
         conn = state.db.conn
         conn.executemany(RUN_TRACKS.insert_sql(replace=True), map(_to_row, state.runs.values()))
-        conn.executemany(AGENT_TRACKS.insert_sql(replace=True),
-                         map(_to_row, state.agents.values()))  # fmt: skip
-        conn.executemany(SIGNALS.insert_sql(), [
-            (s.seq, s.kind, s.agent, s.run, s.evidence_seq, json.dumps(list(s.triggers)),
-             s.linked_seq, s.detail) for s in state.signals
-        ])  # fmt: skip
+        conn.executemany(AGENT_TRACKS.insert_sql(replace=True), map(_to_row, state.agents.values()))
+        conn.executemany(
+            SIGNALS.insert_sql(),
+            [
+                (
+                    s.seq,
+                    s.kind,
+                    s.agent,
+                    s.run,
+                    s.evidence_seq,
+                    json.dumps(list(s.triggers)),
+                    s.linked_seq,
+                    s.detail,
+                )
+                for s in state.signals
+            ],
+        )
         conn.executemany(
             f"UPDATE {SIGNALS.name} SET linked_seq = ? WHERE seq = ? AND kind = ?", state.links
         )
@@ -277,5 +306,7 @@ def signals(
         f"WHERE {' AND '.join(where)} ORDER BY seq, kind",
         params,
     )
-    return [Signal(seq, kind_, agent_, run_, ev, tuple(json.loads(trig)), linked, detail)
-            for seq, kind_, agent_, run_, ev, trig, linked, detail in rows]  # fmt: skip
+    return [
+        Signal(seq, kind_, agent_, run_, ev, tuple(json.loads(trig)), linked, detail)
+        for seq, kind_, agent_, run_, ev, trig, linked, detail in rows
+    ]

@@ -1,4 +1,4 @@
-"""The reliability signals of issue 6, detected event by event from raw events.
+"""The reliability signals (tool loops, cost caps, quality decline, repeated failures), detected event by event from raw events.
 
 Each rule keeps a streak (a run's tool calls, a run's or an agent-day's ``llm.usage``, an
 agent's ``feedback.quality`` scores, an agent's ``run.failed``) and fires once per streak, at the
@@ -77,10 +77,17 @@ class Signal:
     detail: str
 
     def as_json(self) -> dict[str, Any]:
-        return {"seq": self.seq, "kind": self.kind, "severity": g.SEVERITY[self.kind],
-                "agent": self.agent, "run": self.run, "evidence_seq": self.evidence_seq,
-                "triggers": list(self.triggers), "linked_seq": self.linked_seq,
-                "detail": self.detail}  # fmt: skip
+        return {
+            "seq": self.seq,
+            "kind": self.kind,
+            "severity": g.SEVERITY[self.kind],
+            "agent": self.agent,
+            "run": self.run,
+            "evidence_seq": self.evidence_seq,
+            "triggers": list(self.triggers),
+            "linked_seq": self.linked_seq,
+            "detail": self.detail,
+        }
 
 
 LINKS: Final[dict[str, tuple[str, ...]]] = {
@@ -120,9 +127,13 @@ def tool_called(rt: RunTrack, event: EventView, p: ToolCalled, rules: Reliabilit
         return None
     rt.loop_fired = event.seq
     seqs = rt.loop_seqs
-    return (g.TOOL_LOOP, list(seqs), rt.loop_guard,
-            f"tool {p.tool!r} called {len(seqs)} times in a row with the same args digest "
-            f"{p.args_digest[:12]}… in run {rt.run!r} (seqs {seq_list(seqs)}){_linked(rt.loop_guard)}")  # fmt: skip
+    return (
+        g.TOOL_LOOP,
+        list(seqs),
+        rt.loop_guard,
+        f"tool {p.tool!r} called {len(seqs)} times in a row with the same args digest "
+        f"{p.args_digest[:12]}… in run {rt.run!r} (seqs {seq_list(seqs)}){_linked(rt.loop_guard)}",
+    )
 
 
 def run_usage(rt: RunTrack, event: EventView, p: LlmUsage, rules: Reliability) -> Fire | None:
@@ -135,9 +146,13 @@ def run_usage(rt: RunTrack, event: EventView, p: LlmUsage, rules: Reliability) -
     if not cap or rt.cost < cap:
         return None
     rt.cost_fired, seqs, rt.cost_seqs = event.seq, rt.cost_seqs, []
-    return (g.COST_CAP_RUN, seqs, rt.cost_guard,
-            f"run {rt.run!r} spent {rt.cost} µUSD over {len(seqs)} llm.usage events (seqs "
-            f"{seq_list(seqs)}), reaching the run cap of {cap} µUSD{_linked(rt.cost_guard)}")  # fmt: skip
+    return (
+        g.COST_CAP_RUN,
+        seqs,
+        rt.cost_guard,
+        f"run {rt.run!r} spent {rt.cost} µUSD over {len(seqs)} llm.usage events (seqs "
+        f"{seq_list(seqs)}), reaching the run cap of {cap} µUSD{_linked(rt.cost_guard)}",
+    )
 
 
 def day_usage(at: AgentTrack, event: EventView, p: LlmUsage, rules: Reliability) -> Fire | None:
@@ -154,10 +169,14 @@ def day_usage(at: AgentTrack, event: EventView, p: LlmUsage, rules: Reliability)
     if not cap or at.day_cost < cap:
         return None
     at.day_fired, seqs, at.day_seqs = event.seq, at.day_seqs, []
-    return (g.COST_CAP_DAILY, seqs, at.day_guard,
-            f"agent {at.agent!r} spent {at.day_cost} µUSD on {day} (UTC) over {len(seqs)} "
-            f"llm.usage events (seqs {seq_list(seqs)}), reaching the daily cap of {cap} µUSD"
-            f"{_linked(at.day_guard)}")  # fmt: skip
+    return (
+        g.COST_CAP_DAILY,
+        seqs,
+        at.day_guard,
+        f"agent {at.agent!r} spent {at.day_cost} µUSD on {day} (UTC) over {len(seqs)} "
+        f"llm.usage events (seqs {seq_list(seqs)}), reaching the daily cap of {cap} µUSD"
+        f"{_linked(at.day_guard)}",
+    )
 
 
 def feedback(
@@ -180,10 +199,14 @@ def feedback(
     if first - last < max(rules.quality_drop_bp, 1):
         return None
     at.q_fired = event.seq
-    return (g.QUALITY_DECLINE, list(at.q_seqs), at.q_guard,
-            f"feedback.quality of agent {at.agent!r} fell from {first} to {last} bp over its "
-            f"last {k} scores without recovery (seqs {seq_list(at.q_seqs)}; drop at least "
-            f"{rules.quality_drop_bp} bp){_linked(at.q_guard)}")  # fmt: skip
+    return (
+        g.QUALITY_DECLINE,
+        list(at.q_seqs),
+        at.q_guard,
+        f"feedback.quality of agent {at.agent!r} fell from {first} to {last} bp over its "
+        f"last {k} scores without recovery (seqs {seq_list(at.q_seqs)}; drop at least "
+        f"{rules.quality_drop_bp} bp){_linked(at.q_guard)}",
+    )
 
 
 def failed(at: AgentTrack, event: EventView, p: RunFailed, rules: Reliability) -> Fire | None:
@@ -197,9 +220,13 @@ def failed(at: AgentTrack, event: EventView, p: RunFailed, rules: Reliability) -
     if len(at.fail_seqs) < rules.failure_repeat:
         return None
     at.fail_fired, seqs = event.seq, at.fail_seqs
-    return (g.REPEATED_FAILURE, list(seqs), at.fail_guard,
-            f"agent {at.agent!r} failed with {p.failure_class!r} {len(seqs)} times in a row "
-            f"(run.failed seqs {seq_list(seqs)}){_linked(at.fail_guard)}")  # fmt: skip
+    return (
+        g.REPEATED_FAILURE,
+        list(seqs),
+        at.fail_guard,
+        f"agent {at.agent!r} failed with {p.failure_class!r} {len(seqs)} times in a row "
+        f"(run.failed seqs {seq_list(seqs)}){_linked(at.fail_guard)}",
+    )
 
 
 def completed(at: AgentTrack) -> None:

@@ -14,7 +14,6 @@ from ledger.event.envelope import DecisionRecorded, EventView, ToolCalled
 from projections.findings import kinds as g
 from projections.runs.state import RunsState
 from projections.runs.tables import Agent, Run
-from projections.tiers.rules import effective_tier
 
 
 @lru_cache(maxsize=4096)
@@ -206,7 +205,7 @@ def decide(
 
 
 def check_tier(state: RunsState, event: EventView, run: Run, agent: Agent, required: int) -> None:
-    effective = effective_tier(agent.tier, agent.tier_since_seq, agent.last_critical_seq)
+    effective = g.effective_tier(agent.tier, agent.tier_since_seq, agent.last_critical_seq)
     if required > effective:
         zeroed = effective != agent.tier
         evidence = agent.last_critical_seq if zeroed else agent.tier_since_seq

@@ -62,7 +62,6 @@ from projections.runs.tables import (
     agent_row,
     run_row,
 )
-from projections.tiers.rules import effective_tier
 
 # SPEC §3 state machine: event type → (states it may leave, state it enters). ``new`` is a run
 # no lifecycle event has touched yet. A repeated approval of an approved run is not an anomaly.
@@ -104,15 +103,17 @@ class RunsProjection(Projection[RunsState]):
     version = 5
     tables = (RUNS, AGENTS, FINDINGS, ANOMALIES, GRANTS, POLICY)
     depends_on = ("reliability",)
-    """Issue 6: the reliability signals fired for an event become findings of its run."""
+    """The reliability signals fired for an event become findings of its run."""
 
     def start(self, db: Database, deps: Mapping[str, Any]) -> RunsState:
         return RunsState(db, deps.get("reliability"))
 
     def prepare(self, state: RunsState, events: Sequence[EventView]) -> None:
         # Sorted: rows are then cached, and written, in the same order in every process.
-        state.load(sorted({e.run for e in events if e.run is not None}),
-                   sorted({e.agent for e in events if e.agent is not None}))  # fmt: skip
+        state.load(
+            sorted({e.run for e in events if e.run is not None}),
+            sorted({e.agent for e in events if e.agent is not None}),
+        )
 
     def flush(self, state: RunsState) -> None:
         conn = state.db.conn
@@ -164,7 +165,7 @@ class RunsProjection(Projection[RunsState]):
             fold(state, event, payload, run, agent, contract)
         rel = state.reliability
         if rel is not None and rel.fired_seq == seq:
-            # Reliability signals (issue 6), found for this event by the reliability projection.
+            # Reliability signals, found for this event by the reliability projection.
             for s in rel.fired:
                 c.find(state, event, run, agent, s.kind, s.evidence_seq, s.detail)
         return state
@@ -175,8 +176,15 @@ def _unregistered(state: RunsState, event: EventView, run: Run | None, agent: Ag
     holder = run if run is not None else agent
     if holder.unregistered_seq is None:
         holder.unregistered_seq = event.seq
-        c.find(state, event, run, agent, g.UNREGISTERED_AGENT, None,
-               f"agent {agent.agent!r} is not registered")  # fmt: skip
+        c.find(
+            state,
+            event,
+            run,
+            agent,
+            g.UNREGISTERED_AGENT,
+            None,
+            f"agent {agent.agent!r} is not registered",
+        )
 
 
 # What each event type does to the run and agent it names, beyond the counts every event
@@ -184,8 +192,14 @@ def _unregistered(state: RunsState, event: EventView, run: Run | None, agent: Ag
 # are None when the event names none, ``contract`` is the agent if it is registered.
 
 
-def _llm_usage(state: RunsState, event: EventView, p: LlmUsage, run: Run | None,
-               agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
+def _llm_usage(
+    state: RunsState,
+    event: EventView,
+    p: LlmUsage,
+    run: Run | None,
+    agent: Agent | None,
+    contract: Agent | None,
+) -> None:
     if agent is not None:
         _add_usage(agent, p)
     if run is not None:
@@ -202,8 +216,14 @@ def _add_usage(acc: Run | Agent, p: LlmUsage) -> None:
     acc.cost_micro_usd += p.cost_micro_usd
 
 
-def _tool_called(state: RunsState, event: EventView, p: ToolCalled, run: Run | None,
-                 agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
+def _tool_called(
+    state: RunsState,
+    event: EventView,
+    p: ToolCalled,
+    run: Run | None,
+    agent: Agent | None,
+    contract: Agent | None,
+) -> None:
     if run is not None:
         run.tool_calls += 1
         if run.started_seq is None:
@@ -211,21 +231,39 @@ def _tool_called(state: RunsState, event: EventView, p: ToolCalled, run: Run | N
         c.check_tool(state, event, run, agent, contract, p)
 
 
-def _tool_completed(state: RunsState, event: EventView, p: ToolCompleted, run: Run | None,
-                    agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
+def _tool_completed(
+    state: RunsState,
+    event: EventView,
+    p: ToolCompleted,
+    run: Run | None,
+    agent: Agent | None,
+    contract: Agent | None,
+) -> None:
     if run is not None:
         run.tool_ms += p.duration_ms
         run.tool_errors += p.status == "error"
 
 
-def _decision(state: RunsState, event: EventView, p: DecisionRecorded, run: Run | None,
-              agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
+def _decision(
+    state: RunsState,
+    event: EventView,
+    p: DecisionRecorded,
+    run: Run | None,
+    agent: Agent | None,
+    contract: Agent | None,
+) -> None:
     if run is not None:
         c.decide(state, event, run, agent, contract, p)
 
 
-def _submitted(state: RunsState, event: EventView, p: RunSubmitted, run: Run | None,
-               agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
+def _submitted(
+    state: RunsState,
+    event: EventView,
+    p: RunSubmitted,
+    run: Run | None,
+    agent: Agent | None,
+    contract: Agent | None,
+) -> None:
     if run is not None:
         _transition(state, event, run)
         run.submitted_seq, run.submitted_ts = event.seq, event.ts
@@ -243,8 +281,14 @@ def _submitted(state: RunsState, event: EventView, p: RunSubmitted, run: Run | N
             )
 
 
-def _planned(state: RunsState, event: EventView, p: RunPlanned, run: Run | None,
-             agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
+def _planned(
+    state: RunsState,
+    event: EventView,
+    p: RunPlanned,
+    run: Run | None,
+    agent: Agent | None,
+    contract: Agent | None,
+) -> None:
     if run is not None:
         run.planned_seq, run.planned_steps = event.seq, len(p.steps)
         run.required_tier = p.required_tier
@@ -253,8 +297,14 @@ def _planned(state: RunsState, event: EventView, p: RunPlanned, run: Run | None,
             c.check_tier(state, event, run, contract, p.required_tier)
 
 
-def _started(state: RunsState, event: EventView, p: RunStarted, run: Run | None,
-             agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
+def _started(
+    state: RunsState,
+    event: EventView,
+    p: RunStarted,
+    run: Run | None,
+    agent: Agent | None,
+    contract: Agent | None,
+) -> None:
     if run is not None:
         _transition(state, event, run)
         run.started_seq, run.started_ts = event.seq, event.ts
@@ -268,15 +318,27 @@ def _started(state: RunsState, event: EventView, p: RunStarted, run: Run | None,
         c.check_approval(state, event, run, agent)
 
 
-def _approved(state: RunsState, event: EventView, p: RunApproved, run: Run | None,
-              agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
+def _approved(
+    state: RunsState,
+    event: EventView,
+    p: RunApproved,
+    run: Run | None,
+    agent: Agent | None,
+    contract: Agent | None,
+) -> None:
     if run is not None:
         _transition(state, event, run)
         _approve(run, event.seq, p)
 
 
-def _granted(state: RunsState, event: EventView, p: CapabilityGranted, run: Run | None,
-             agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
+def _granted(
+    state: RunsState,
+    event: EventView,
+    p: CapabilityGranted,
+    run: Run | None,
+    agent: Agent | None,
+    contract: Agent | None,
+) -> None:
     if run is None:
         return
     seq = event.seq
@@ -286,8 +348,17 @@ def _granted(state: RunsState, event: EventView, p: CapabilityGranted, run: Run 
         gm.setdefault(tool, []).append((seq, expires))
     run.grants += 1
     run.granted_seq = seq
-    state.grants.append((seq, run.run, event.agent, _json_strings(tuple(p.tools)),
-                         _json_strings(tuple(p.capabilities)), expires, p.token_digest))  # fmt: skip
+    state.grants.append(
+        (
+            seq,
+            run.run,
+            event.agent,
+            _json_strings(tuple(p.tools)),
+            _json_strings(tuple(p.capabilities)),
+            expires,
+            p.token_digest,
+        )
+    )
 
 
 def _close(state: RunsState, event: EventView, run: Run) -> None:
@@ -296,36 +367,66 @@ def _close(state: RunsState, event: EventView, run: Run) -> None:
     _end(run, event.seq, event.ts)
 
 
-def _completed(state: RunsState, event: EventView, p: RunCompleted, run: Run | None,
-               agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
+def _completed(
+    state: RunsState,
+    event: EventView,
+    p: RunCompleted,
+    run: Run | None,
+    agent: Agent | None,
+    contract: Agent | None,
+) -> None:
     if run is not None:
         _close(state, event, run)
         run.steps_completed = p.steps_completed
 
 
-def _feedback(state: RunsState, event: EventView, p: FeedbackQuality, run: Run | None,
-              agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
+def _feedback(
+    state: RunsState,
+    event: EventView,
+    p: FeedbackQuality,
+    run: Run | None,
+    agent: Agent | None,
+    contract: Agent | None,
+) -> None:
     if agent is not None:
         agent.feedback_count += 1
         agent.feedback_score_bp_sum += p.score_bp
 
 
-def _failed(state: RunsState, event: EventView, p: RunFailed, run: Run | None,
-            agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
+def _failed(
+    state: RunsState,
+    event: EventView,
+    p: RunFailed,
+    run: Run | None,
+    agent: Agent | None,
+    contract: Agent | None,
+) -> None:
     if run is not None:
         _close(state, event, run)
         run.failure_class, run.end_reason = p.failure_class, p.message
 
 
-def _cancelled(state: RunsState, event: EventView, p: RunCancelled, run: Run | None,
-               agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
+def _cancelled(
+    state: RunsState,
+    event: EventView,
+    p: RunCancelled,
+    run: Run | None,
+    agent: Agent | None,
+    contract: Agent | None,
+) -> None:
     if run is not None:
         _close(state, event, run)
         run.end_reason = p.reason
 
 
-def _guardrail(state: RunsState, event: EventView, p: GuardrailTriggered, run: Run | None,
-               agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
+def _guardrail(
+    state: RunsState,
+    event: EventView,
+    p: GuardrailTriggered,
+    run: Run | None,
+    agent: Agent | None,
+    contract: Agent | None,
+) -> None:
     if run is not None:
         run.guardrails += 1
         run.guardrails_critical += p.severity == "critical"
@@ -333,31 +434,62 @@ def _guardrail(state: RunsState, event: EventView, p: GuardrailTriggered, run: R
         # A guardrail the runtime raised is a finding of its severity, on its run, else on
         # the agent (SPEC §3): a critical one zeroes the effective tier like any other.
         where = f"run {run.run!r}" if run is not None else f"agent {event.agent!r}"
-        c.find(state, event, run, agent, g.GUARDRAIL_TRIGGERED, event.seq,
-               f"the runtime raised a {p.severity} {p.kind!r} guardrail on {where}: {p.detail}",
-               severity=p.severity)  # fmt: skip
+        c.find(
+            state,
+            event,
+            run,
+            agent,
+            g.GUARDRAIL_TRIGGERED,
+            event.seq,
+            f"the runtime raised a {p.severity} {p.kind!r} guardrail on {where}: {p.detail}",
+            severity=p.severity,
+        )
 
 
-def _policy(state: RunsState, event: EventView, p: PolicySet, run: Run | None,
-            agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
+def _policy(
+    state: RunsState,
+    event: EventView,
+    p: PolicySet,
+    run: Run | None,
+    agent: Agent | None,
+    contract: Agent | None,
+) -> None:
     state.policy.observe(p, event.seq)
 
 
-def _rejected(state: RunsState, event: EventView, p: RunRejected, run: Run | None,
-              agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
+def _rejected(
+    state: RunsState,
+    event: EventView,
+    p: RunRejected,
+    run: Run | None,
+    agent: Agent | None,
+    contract: Agent | None,
+) -> None:
     if run is not None:
         _close(state, event, run)
         run.rejected_seq = event.seq
 
 
-def _registered(state: RunsState, event: EventView, p: AgentRegistered, run: Run | None,
-                agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
+def _registered(
+    state: RunsState,
+    event: EventView,
+    p: AgentRegistered,
+    run: Run | None,
+    agent: Agent | None,
+    contract: Agent | None,
+) -> None:
     assert agent is not None
     _register(agent, event.seq, p)
 
 
-def _tier(state: RunsState, event: EventView, p: TierPromoted | TierDemoted | TierRevoked,
-          run: Run | None, agent: Agent | None, contract: Agent | None) -> None:  # fmt: skip
+def _tier(
+    state: RunsState,
+    event: EventView,
+    p: TierPromoted | TierDemoted | TierRevoked,
+    run: Run | None,
+    agent: Agent | None,
+    contract: Agent | None,
+) -> None:
     if agent is not None:
         agent.tier, agent.tier_since_seq = p.to, event.seq
 
@@ -387,8 +519,9 @@ _FOLDS: dict[type[Any], Callable[..., None]] = {
 """Payload class → its fold: one dict lookup per event instead of a ``match`` testing the
 classes one by one. Classes not here (keys, corrections, ``x.*`` events) only
 count towards their run and agent; ``test_runs_folds_cover_the_catalog`` keeps this exhaustive."""
-IGNORED: Final = frozenset({CorrectionRecorded, LedgerCreated, KeyRegistered, KeyRevoked,
-                            UserPayload})  # fmt: skip
+IGNORED: Final = frozenset(
+    {CorrectionRecorded, LedgerCreated, KeyRegistered, KeyRevoked, UserPayload}
+)
 """Payload classes with no fold of their own (listed for the exhaustiveness test)."""
 
 
@@ -425,7 +558,7 @@ def _register(agent: Agent, seq: int, p: AgentRegistered) -> None:
 
 def _effective(agent: Agent) -> int:
     """The agent's effective tier as of the events folded so far."""
-    return effective_tier(agent.tier, agent.tier_since_seq, agent.last_critical_seq)
+    return g.effective_tier(agent.tier, agent.tier_since_seq, agent.last_critical_seq)
 
 
 def _approve(run: Run, seq: int, p: RunApproved) -> None:

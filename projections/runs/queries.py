@@ -20,7 +20,6 @@ from sqlite_utils import Database
 from projections.findings import kinds as g
 from projections.projection import conditions
 from projections.runs.tables import AGENT_FIELDS, FINDINGS, RUN_FIELDS
-from projections.tiers.rules import effective_tier
 
 _FINDING_COLS = ", ".join(FINDINGS.column_names)
 _BATCH = 500
@@ -267,7 +266,7 @@ def agent_metrics(
             agent=a["agent"],
             registered=a["registered_seq"] is not None,
             tier=tier,
-            effective_tier=effective_tier(tier, a["tier_since_seq"], a["last_critical_seq"]),
+            effective_tier=g.effective_tier(tier, a["tier_since_seq"], a["last_critical_seq"]),
             **{k: a[k] for k in ("llm_calls", "tokens_in", "tokens_out", "cache_read_tokens",
                                  "cache_write_tokens", "cost_micro_usd", "feedback_count",
                                  "feedback_score_bp_sum", "first_seq", "last_seq")},

@@ -31,8 +31,17 @@ GrantMap = dict[str, list[tuple[int, str | None]]]
 class RunsState:
     """The runs read model being folded: rows touched since the last flush, loaded on demand."""
 
-    __slots__ = ("agents", "anomalies", "db", "findings", "grant_maps", "grants", "policy",
-                 "reliability", "runs")  # fmt: skip
+    __slots__ = (
+        "agents",
+        "anomalies",
+        "db",
+        "findings",
+        "grant_maps",
+        "grants",
+        "policy",
+        "reliability",
+        "runs",
+    )
 
     def __init__(self, db: Database, reliability: ReliabilityState | None = None) -> None:
         self.db = db

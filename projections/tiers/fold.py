@@ -1,6 +1,6 @@
 """The tiers read model: each agent's tier, its history, and the recorded changes re-judged.
 
-Issue 4, SPEC §3 Tiers. Folded after the runs projection (``depends_on = ("runs",)``): for every
+SPEC §3 Tiers. Folded after the runs projection (``depends_on = ("runs",)``): for every
 event it reads the run and agent rows the runs projection just updated, and keeps
 
 - ``tiers``: one row per agent (``TierAgent``): tier, since which seq and ts, last demotion,
@@ -75,12 +75,24 @@ UNJUSTIFIED_SEVERITY: Final = "critical"
 
 TIERS = Table(
     "tiers",
-    (("agent", str), ("registered_seq", int), ("tier", int), ("since_seq", int),
-     ("since_ts", str), ("last_demotion_seq", int), ("last_demotion_ts", str),
-     ("last_critical_seq", int), ("finished", int), ("changes", int), ("unjustified_seq", int),
-     ("justified_tier", int), ("justified_since_seq", int), ("justified_since_ts", str)),
+    (
+        ("agent", str),
+        ("registered_seq", int),
+        ("tier", int),
+        ("since_seq", int),
+        ("since_ts", str),
+        ("last_demotion_seq", int),
+        ("last_demotion_ts", str),
+        ("last_critical_seq", int),
+        ("finished", int),
+        ("changes", int),
+        ("unjustified_seq", int),
+        ("justified_tier", int),
+        ("justified_since_seq", int),
+        ("justified_since_ts", str),
+    ),
     pk=("agent",),
-)  # fmt: skip
+)
 TIER_FIELDS = TIERS.column_names
 TIER_RUNS = Table(
     "tier_runs",
@@ -90,18 +102,36 @@ TIER_RUNS = Table(
 )
 TIER_HISTORY = Table(
     "tier_history",
-    (("seq", int), ("agent", str), ("change", str), ("from_tier", int), ("to_tier", int),
-     ("ts", str), ("key", str), ("reason", str), ("policy_version", int),
-     ("policy_digest", str), ("evidence", str), ("justified", int), ("problems", str)),
+    (
+        ("seq", int),
+        ("agent", str),
+        ("change", str),
+        ("from_tier", int),
+        ("to_tier", int),
+        ("ts", str),
+        ("key", str),
+        ("reason", str),
+        ("policy_version", int),
+        ("policy_digest", str),
+        ("evidence", str),
+        ("justified", int),
+        ("problems", str),
+    ),
     pk=("seq",),
     indexes=(("agent", "seq"),),
-)  # fmt: skip
+)
 TIER_POLICIES = Table(
     "tier_policies",
-    (("seq", int), ("version", int), ("ts", str), ("digest", str), ("document", str),
-     ("error", str)),
+    (
+        ("seq", int),
+        ("version", int),
+        ("ts", str),
+        ("digest", str),
+        ("document", str),
+        ("error", str),
+    ),
     pk=("seq",),
-)  # fmt: skip
+)
 TIER_KEYS = Table("tier_keys", (("key_id", str), ("role", str)), pk=("key_id",))
 TIER_CLOCK = Table("tier_clock", (("name", str), ("seq", int), ("ts", str)), pk=("name",))
 TIER_FINDINGS = Table(
@@ -157,7 +187,7 @@ class TiersState:
         "tier_runs",
         "ts",
         "unfinished",
-    )  # fmt: skip
+    )
 
     def __init__(self, db: Database, runs: RunsState) -> None:
         self.db = db
@@ -230,13 +260,12 @@ class TiersState:
 
 
 class TiersProjection(Projection[TiersState]):
-    """Tiers, tier history and ``unjustified_tier_change`` findings (SPEC §3, issue 4)."""
+    """Tiers, tier history and ``unjustified_tier_change`` findings (SPEC §3)."""
 
     name = "tiers"
     version = 4
     depends_on = ("runs",)
-    tables = (TIERS, TIER_RUNS, TIER_HISTORY, TIER_POLICIES, TIER_KEYS, TIER_CLOCK,
-              TIER_FINDINGS)  # fmt: skip
+    tables = (TIERS, TIER_RUNS, TIER_HISTORY, TIER_POLICIES, TIER_KEYS, TIER_CLOCK, TIER_FINDINGS)
 
     def start(self, db: Database, deps: Mapping[str, Any]) -> TiersState:
         return TiersState(db, deps["runs"])
@@ -247,9 +276,10 @@ class TiersProjection(Projection[TiersState]):
             TIERS.insert_sql(replace=True),
             [tuple(getattr(a, f) for f in TIER_FIELDS) for a in state.agents.values()],
         )
-        conn.executemany(TIER_RUNS.insert_sql(replace=True),
-                         [(t.run, t.agent, t.ord, t.ended_seq, t.mask)
-                          for t in state.tier_runs.values()])  # fmt: skip
+        conn.executemany(
+            TIER_RUNS.insert_sql(replace=True),
+            [(t.run, t.agent, t.ord, t.ended_seq, t.mask) for t in state.tier_runs.values()],
+        )
         conn.executemany(TIER_HISTORY.insert_sql(), state.history)
         conn.executemany(TIER_FINDINGS.insert_sql(), state.findings)
         conn.executemany(TIER_POLICIES.insert_sql(), state.policies)
@@ -337,9 +367,23 @@ def _register(state: TiersState, event: EventView, p: AgentRegistered) -> None:
     a.registered_seq = event.seq
     a.tier, a.since_seq, a.since_ts = p.initial_tier, event.seq, event.ts
     a.justified_tier, a.justified_since_seq, a.justified_since_ts = a.tier, a.since_seq, a.since_ts
-    state.history.append((event.seq, a.agent, "registered", None, p.initial_tier, event.ts,
-                          event.key, f"registered at T{p.initial_tier}", None, None, None, 1,
-                          "[]"))  # fmt: skip
+    state.history.append(
+        (
+            event.seq,
+            a.agent,
+            "registered",
+            None,
+            p.initial_tier,
+            event.ts,
+            event.key,
+            f"registered at T{p.initial_tier}",
+            None,
+            None,
+            None,
+            1,
+            "[]",
+        )
+    )
 
 
 def _change(
@@ -353,11 +397,23 @@ def _change(
     assessment = assess(a, state.outcomes(a.agent), state.policy, seq=event.seq - 1, ts=event.ts)
     payload = event.payload  # parsed at each access of a replay row: once here
     problems = judge(change, payload, assessment, state.policy, state.keys.get(event.key))
-    state.history.append((
-        event.seq, a.agent, change, p.from_, p.to, event.ts, event.key, p.reason,
-        p.policy_version, p.policy_digest, canonical(payload["evidence"]).decode(),
-        int(not problems), json.dumps(problems, ensure_ascii=False),
-    ))  # fmt: skip
+    state.history.append(
+        (
+            event.seq,
+            a.agent,
+            change,
+            p.from_,
+            p.to,
+            event.ts,
+            event.key,
+            p.reason,
+            p.policy_version,
+            p.policy_digest,
+            canonical(payload["evidence"]).decode(),
+            int(not problems),
+            json.dumps(problems, ensure_ascii=False),
+        )
+    )
     if problems:
         state.findings.append(
             (
@@ -402,9 +458,26 @@ _FOLDS: Final[dict[type[Any], Callable[..., None]]] = {
 }
 """Payload class → what it does to the tiers read model, ``(state, event, payload)``: one dict
 lookup per event; every other event only tracks its run and its agent's critical findings."""
-IGNORED: Final = frozenset({
-    KeyRevoked, RunSubmitted, RunPlanned, RunApproved, RunRejected, CapabilityGranted,
-    RunStarted, ToolCalled, ToolCompleted, LlmUsage, DecisionRecorded, GuardrailTriggered,
-    RunCompleted, RunFailed, RunCancelled, FeedbackQuality, CorrectionRecorded, UserPayload,
-})  # fmt: skip
+IGNORED: Final = frozenset(
+    {
+        KeyRevoked,
+        RunSubmitted,
+        RunPlanned,
+        RunApproved,
+        RunRejected,
+        CapabilityGranted,
+        RunStarted,
+        ToolCalled,
+        ToolCompleted,
+        LlmUsage,
+        DecisionRecorded,
+        GuardrailTriggered,
+        RunCompleted,
+        RunFailed,
+        RunCancelled,
+        FeedbackQuality,
+        CorrectionRecorded,
+        UserPayload,
+    }
+)
 """Payload classes with no fold here (listed for the exhaustiveness test)."""

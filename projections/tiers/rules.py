@@ -1,6 +1,6 @@
 """The tier rules engine: metrics of an agent's finished runs, and the change a policy makes due.
 
-Issue 4, SPEC §3 Tiers. Everything here is a pure function of an agent's tier record, the
+SPEC §3 Tiers. Everything here is a pure function of an agent's tier record, the
 outcomes of its finished runs (in the order they finished), a policy and "now", where now is
 the ``seq`` and ``ts`` of the last event considered, never the wall clock: anyone replaying the
 same log under the same policy gets the same answer. Rules, in order (docs/tiers.md):
@@ -20,19 +20,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
+from projections.findings.kinds import effective_tier
 from projections.policy.document import Policy, PolicyDocument
 
 Change = Literal["promoted", "demoted", "revoked"]
 MAX_TIER = 4
-
-
-def effective_tier(tier: int, since_seq: int, last_critical_seq: int | None) -> int:
-    """The tier an agent may act at (SPEC §3): 0 once it has a critical finding after the event
-    that set its tier, else its tier. The one rule the runs checks (approval, grants,
-    ``tier_too_low``), the tiers read model and every reader apply."""
-    if last_critical_seq is not None and last_critical_seq > since_seq:
-        return 0
-    return tier
 
 
 @dataclass(slots=True)
@@ -74,8 +66,13 @@ class TierAgent:
         justified tier it replaced (the agent is neither raised nor lowered by it)."""
         if self.unjustified_seq is None:
             return self
-        return replace(self, tier=self.justified_tier, since_seq=self.justified_since_seq,
-                       since_ts=self.justified_since_ts, unjustified_seq=None)  # fmt: skip
+        return replace(
+            self,
+            tier=self.justified_tier,
+            since_seq=self.justified_since_seq,
+            since_ts=self.justified_since_ts,
+            unjustified_seq=None,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,7 +360,7 @@ def judge(
     """Why a recorded ``tier.<change>`` is not justified by ``policy`` (empty: justified).
 
     ``assessment`` is the agent's assessment as of the event before it, at the event's own
-    ``ts`` (issue 4 §6: recomputation as verification).
+    ``ts`` (recomputation as verification).
     """
     recorded, problems = assessment.agent, []
     agent = recorded.standing()
