@@ -246,6 +246,8 @@ class Cursor(Protocol):
 
     def fetchall(self) -> list[Any]: ...
 
+    def fetchmany(self, size: int = ...) -> list[Any]: ...
+
     def __iter__(self) -> Iterator[Any]: ...
 
 
@@ -310,6 +312,11 @@ class Store(EventReader, MerkleStore, KeyIndex, CheckpointStore, Appender, Proto
     def read_models(self) -> ReadModels:
         """The stored read-model tables, in the same database as the log (so ``write()``
         covers both)."""
+        ...
+
+    def scratch_read_models(self) -> AbstractContextManager[ReadModels]:
+        """Empty read-model tables to fold into, discarded on exit (time travel, checks);
+        they may live in another database than the store's (a temporary SQLite file)."""
         ...
 
     def close(self) -> None:
