@@ -12,8 +12,9 @@ from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlite_utils import Database
 
+from ledger.store.base import ReadModels
+from ledger.store.sqlite_read_models import memory
 from projections import registered
 from projections.driver import build_at, catch_up, positions
 from projections.testing import DIGEST, START, Events, contract, replay
@@ -101,7 +102,7 @@ def workload(plan: list[tuple[int, str, str, int]]) -> Events:
     return ev
 
 
-def dump(db: Database) -> dict[str, Any]:
+def dump(db: ReadModels) -> dict[str, Any]:
     """Every read-model table and the projection positions, rows in primary-key order."""
     out: dict[str, Any] = {"meta": sorted((p.name, p.last_seq, p.last_hash)
                                           for p in positions(db).values())}  # fmt: skip
@@ -125,7 +126,7 @@ def test_catching_up_in_any_increments_equals_full_replay(
     plan: list[tuple[int, str, str, int]], cuts: list[int]
 ) -> None:
     ev = workload(plan)
-    db = Database(memory=True)
+    db = memory()
     for cut in sorted(cuts):
         catch_up(ev, db, to_seq=cut, batch=4)
     catch_up(ev, db)

@@ -4,10 +4,10 @@ and a run ends at its first terminal event."""
 
 from __future__ import annotations
 
+import sqlite3
 import tempfile
 
-from sqlite_utils import Database
-
+from ledger.store.sqlite_read_models import SqliteReadModels
 from projections.driver import catch_up
 from projections.replay_check import check
 from projections.runs.queries import agent_metrics, findings, get_run
@@ -32,11 +32,11 @@ def test_dropping_a_dependent_table_rebuilds_every_dependency_and_keeps_signals(
     for _ in range(3):
         ev.add("tool.called", tool="t", args_digest=DIGEST, side_effect="read", **a)
     ev.add("run.completed", steps_completed=1, **a)
-    db = Database(tempfile.mktemp(suffix=".db"))
+    db = SqliteReadModels(sqlite3.connect(tempfile.mktemp(suffix=".db"), isolation_level=None))
     catch_up(ev, db)
     before = [(f.seq, f.kind) for f in findings(db)]
     assert "tool_loop" in {k for _, k in before}
-    db["tier_runs"].drop()
+    db.drop("tier_runs")
     catch_up(ev, db)
     assert [(f.seq, f.kind) for f in findings(db)] == before
     assert check(ev, db) == []
