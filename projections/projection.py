@@ -114,8 +114,9 @@ def conditions(
     filters: Iterable[tuple[str, str, Any]],
 ) -> tuple[list[str], list[Any]]:
     """SQL conditions and their parameters for the ``(column, operator, value)`` filters
-    whose value is not None (always at least ``1``, so the list joins with AND)."""
-    where, params = ["1"], []
+    whose value is not None (always at least ``1 = 1``, a boolean in every SQL dialect, so the
+    list joins with AND)."""
+    where, params = ["1 = 1"], []
     for col, op, value in filters:
         if value is not None:
             where.append(f"{col} {op} ?")

@@ -142,3 +142,64 @@ def test_the_checker_sees_imports_inside_functions(tmp_path: Path) -> None:
     )
     assert top(imports(sample)) == {"os", "click", "sqlite_utils"}
     assert "sqlite_utils.db.Database" in imports(sample)
+
+
+SQL_DRIVERS = {"sqlite3", "sqlite_utils"}
+
+
+def test_only_the_sqlite_store_modules_import_sqlite() -> None:
+    # Everything else reaches storage through ``ledger.store.base``: a module that needs SQLite
+    # says so in its name (ledger/store/sqlite*.py). No exceptions.
+    offenders = [
+        rel(p)
+        for p in sources("ledger", "projections")
+        if top(imports(p)) & SQL_DRIVERS and not p.stem.startswith("sqlite")
+    ]
+    assert offenders == []
+
+
+def _store_imports(p: Path) -> set[str]:
+    return {n for n in imports(p) if n == "ledger.store" or n.startswith("ledger.store.")}
+
+
+def test_projections_reach_the_store_only_through_its_interface() -> None:
+    # projections/testing.py is the one exception: the tests' helper folds hand-built events
+    # into SQLite scratch tables (``ledger.store.sqlite_read_models``); the package never
+    # imports it.
+    allowed = {"ledger.store.base", "ledger.store.base.ReadModels"}
+    offenders = {
+        rel(p): sorted(_store_imports(p) - allowed)
+        for p in sources("projections")
+        if _store_imports(p) - allowed and rel(p) != "projections/testing.py"
+    }
+    assert offenders == {}
+    assert not any(
+        rel(p) == "projections/testing.py" for p in local_closure(ROOT / "projections/__init__.py")
+    )
+
+
+def test_the_store_interface_loads_no_store() -> None:
+    closure = local_closure(ROOT / "ledger/store/base.py")
+    assert [rel(p) for p in closure if p.stem.startswith("sqlite")] == []
+    assert not any(top(imports(p)) & SQL_DRIVERS for p in closure)
+
+
+def test_tlog_does_not_import_the_store() -> None:
+    # Proofs and the stored-tree check take the store they are handed (protocols of their own).
+    offenders = [rel(p) for p in sources("ledger/tlog") if _store_imports(p)]
+    assert offenders == []
+
+
+def test_the_append_path_is_reached_only_through_the_store() -> None:
+    # Writes go through ``Store.append``/``append_many``/``write()``: only the SQLite store
+    # imports its append internals, and they do not import the store back (no cycle).
+    users = [
+        rel(p)
+        for p in sources("ledger", "projections", "scripts")
+        if any(n.startswith("ledger.store.sqlite_append") for n in imports(p))
+    ]
+    assert users == ["ledger/store/sqlite.py"]
+    append = ROOT / "ledger/store/sqlite_append.py"
+    assert not any(
+        n.startswith("ledger.store.sqlite") and "append" not in n for n in imports(append)
+    )

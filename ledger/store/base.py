@@ -22,13 +22,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ledger.crypto.keyfiles import Signer
-from ledger.event.drafts import Draft, Prepared
-from ledger.event.envelope import Event
 from ledger.event.rows import EventRow, Row
-from ledger.tlog import merkle
+
+if TYPE_CHECKING:  # only named in signatures: importing the interface loads no more than this
+    from ledger.crypto.keyfiles import Signer
+    from ledger.event.drafts import Draft, Prepared
+    from ledger.event.envelope import Event
+    from ledger.tlog import merkle
 
 __all__ = [
     "Appender",
