@@ -27,7 +27,7 @@ class SqliteReadModels:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self._db: sqlite_utils.Database | None = None
-        self._insert_sql: dict[tuple[str, bool], str] = {}
+        self._insert_sql: dict[tuple[str, tuple[tuple[str, type], ...], bool], str] = {}
 
     @property
     def sqlite(self) -> sqlite_utils.Database:
@@ -72,9 +72,10 @@ class SqliteReadModels:
     def insert(
         self, table: TableSpec, rows: Iterable[Sequence[Any]], *, replace: bool = False
     ) -> None:
-        sql = self._insert_sql.get((table.name, replace))
+        key = (table.name, table.columns, replace)
+        sql = self._insert_sql.get(key)
         if sql is None:
-            sql = self._insert_sql[table.name, replace] = insert_sql(table, replace)
+            sql = self._insert_sql[key] = insert_sql(table, replace)
         self.conn.executemany(sql, rows)
 
     @contextmanager
