@@ -1,4 +1,4 @@
-"""The replay driver: folds the log through ``default_projections()`` into SQLite tables.
+"""The replay driver: folds the log through the registered projections into read-model tables.
 
 SPEC §1.5, §3. Each projection keeps a row in ``projection_meta`` with its version and
 the ``seq`` and ``hash`` of the last event applied, written in the same transaction as its rows.
@@ -9,24 +9,21 @@ code's, when the hash no longer matches the log (a rewritten or forked log), or 
 more events than the log holds.
 
 Time travel (``build_at``) and ``check`` run the same fold into a scratch database, so the stored
-read models are never touched by them.
+read models are never touched by them. Tables are reached only through the store-neutral
+``ledger.store.base.ReadModels``.
 """
 
 from __future__ import annotations
 
 import gc
-import sqlite3
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import ValidationError
-from sqlite_utils import Database
 
-from ledger.errors import DatabaseLocked, LedgerError, ProjectionError, StoreError
+from ledger.errors import LedgerError, ProjectionError
 from ledger.event.envelope import (
     CATALOG,
     PAYLOAD_ADAPTER,
@@ -35,7 +32,8 @@ from ledger.event.envelope import (
     EventView,
     UserPayload,
 )
-from ledger.store.sqlite import EventRow
+from ledger.event.rows import EventRow
+from ledger.store.base import ReadModels
 from projections.projection import META_TABLE, Projection, Table
 from projections.registry import default_projections
 
@@ -50,7 +48,7 @@ META = Table(
 
 
 class EventSource(Protocol):
-    """What the driver needs from a log (``ledger.store.sqlite.Ledger`` is one)."""
+    """What the driver needs from a log (any ``ledger.store.base.Store`` is one)."""
 
     def replay_events(
         self, *, from_seq: int = 1, to_seq: int | None = None
@@ -59,6 +57,10 @@ class EventSource(Protocol):
     def head(self) -> tuple[int, str]: ...
 
     def hash_at(self, seq: int) -> str: ...
+
+    def scratch_read_models(self) -> AbstractContextManager[ReadModels]:
+        """Empty read-model tables to fold into, discarded on exit (time travel)."""
+        ...
 
 
 _VALIDATE: dict[str, Callable[[Any], Any]] = {
@@ -135,16 +137,16 @@ class Progress:
     """Why the tables were rebuilt from scratch, or None."""
 
 
-def positions(db: Database) -> dict[str, Position]:
+def positions(db: ReadModels) -> dict[str, Position]:
     """The ``projection_meta`` rows, by projection name (empty when nothing was ever built)."""
-    if not db[META_TABLE].exists():
+    if not db.exists(META_TABLE):
         return {}
     rows = db.execute(f"SELECT name, version, last_seq, last_hash FROM {META_TABLE}")
     return {r[0]: Position(*r) for r in rows}
 
 
 def stale_reason(
-    source: EventSource, projection: Projection[Any], pos: Position | None, db: Database
+    source: EventSource, projection: Projection[Any], pos: Position | None, db: ReadModels
 ) -> str | None:
     """Why the stored tables of ``projection`` cannot be caught up incrementally, or None."""
     if pos is None:
@@ -159,69 +161,18 @@ def stale_reason(
     if pos.last_seq == 0 and pos.last_hash != ZERO_HASH:
         return "bad hash for an empty read model"
     for t in projection.tables:
-        if not db[t.name].exists():
+        if not db.exists(t.name):
             return f"table {t.name} is missing"
     return None
 
 
-@contextmanager
-def _transaction(db: Database) -> Iterator[None]:
-    """One transaction of read-model writes (a savepoint inside the caller's, if it has one).
-
-    A transaction of its own is committed without waiting for the disk (``synchronous =
-    NORMAL`` for its commit only): read models are derived data, and a commit lost to a power
-    failure only leaves the tables and their ``projection_meta`` row at an earlier batch, from
-    which the next reading command catches up. WAL keeps commits in order, so an event append
-    committed later (``FULL``) makes everything before it durable too. Inside the caller's
-    transaction (``tiers apply`` records events in it) nothing changes."""
-    conn = db.conn
-    nested = conn.in_transaction
-    relaxed = None if nested else _relax_sync(conn)
-    try:
-        try:
-            conn.execute("SAVEPOINT projections" if nested else "BEGIN IMMEDIATE")
-            yield
-        except sqlite3.OperationalError as e:
-            _rollback(conn, nested)
-            if "locked" in str(e) or "busy" in str(e):
-                raise DatabaseLocked(f"read models: database is locked ({e})") from e
-            raise StoreError(f"read models: cannot update the stored tables ({e})") from e
-        except BaseException:
-            _rollback(conn, nested)
-            raise
-        if nested:
-            conn.execute("RELEASE projections")
-        else:
-            conn.commit()
-    finally:
-        if relaxed is not None:
-            conn.execute(f"PRAGMA synchronous = {relaxed}")
-
-
-def _relax_sync(conn: sqlite3.Connection) -> int | None:
-    """Set ``synchronous = NORMAL`` when it is stricter; return the level to restore."""
-    level = int(conn.execute("PRAGMA synchronous").fetchone()[0])
-    if level <= 1:
-        return None
-    conn.execute("PRAGMA synchronous = NORMAL")
-    return level
-
-
-def _rollback(conn: sqlite3.Connection, nested: bool) -> None:
-    if nested:
-        conn.execute("ROLLBACK TO projections")
-        conn.execute("RELEASE projections")
-    elif conn.in_transaction:
-        conn.rollback()
-
-
-def _set_position(db: Database, p: Projection[Any], seq: int, hash_: str) -> None:
-    db.conn.execute(META.insert_sql(replace=True), (p.name, p.version, seq, hash_))
+def _set_position(db: ReadModels, p: Projection[Any], seq: int, hash_: str) -> None:
+    db.insert(META, [(p.name, p.version, seq, hash_)], replace=True)
 
 
 def catch_up(
     source: EventSource,
-    db: Database,
+    db: ReadModels,
     *,
     to_seq: int | None = None,
     projections: Sequence[Projection[Any]] | None = None,
@@ -249,9 +200,9 @@ def catch_up(
     done: dict[str, Progress] = {}
     first = True
     while True:
-        with _transaction(db):
-            if not db[META_TABLE].exists():
-                META.create(db)
+        with db.transaction():
+            if not db.exists(META_TABLE):
+                db.create(META)
             pos = positions(db)
             for p in projs:
                 # Re-judged under the write lock: another process may have caught up meanwhile.
@@ -262,7 +213,7 @@ def catch_up(
                 )
                 if why is not None:
                     for t in p.tables:
-                        t.create(db)
+                        db.create(t)
                     _set_position(db, p, 0, ZERO_HASH)
                     pos[p.name] = Position(p.name, p.version, 0, ZERO_HASH)
                     done[p.name] = Progress(p.name, 0, 0, why)
@@ -302,7 +253,7 @@ def _with_dependencies(projections: Sequence[Projection[Any]] | None) -> list[Pr
 
 
 def _realign_dependencies(
-    db: Database,
+    db: ReadModels,
     projs: list[Projection[Any]],
     pos: dict[str, Position],
     done: dict[str, Progress],
@@ -315,7 +266,7 @@ def _realign_dependencies(
 
     def reset(q: Projection[Any], why: str) -> None:
         for t in q.tables:
-            t.create(db)
+            db.create(t)
         _set_position(db, q, 0, ZERO_HASH)
         pos[q.name] = Position(q.name, q.version, 0, ZERO_HASH)
         done[q.name] = Progress(q.name, 0, 0, why)
@@ -351,7 +302,7 @@ def _no_gc() -> Iterator[None]:
 
 def _apply_range(
     source: EventSource,
-    db: Database,
+    db: ReadModels,
     projs: list[Projection[Any]],
     pos: dict[str, Position],
     from_seq: int,
@@ -400,17 +351,12 @@ def build_at(
     to_seq: int,
     *,
     projections: Sequence[Projection[Any]] | None = None,
-) -> Iterator[Database]:
-    """Build the read models as they stood after event ``to_seq`` in a scratch database.
+) -> Iterator[ReadModels]:
+    """Build the read models as they stood after event ``to_seq`` in a scratch database
+    (``source.scratch_read_models``).
 
     The stored read models are never touched; the scratch database is deleted on exit.
     """
-    with tempfile.TemporaryDirectory(prefix="govledger-replay-") as tmp:
-        db = Database(Path(tmp) / "replay.db")
-        db.conn.execute("PRAGMA journal_mode = OFF")
-        db.conn.execute("PRAGMA synchronous = OFF")
-        try:
-            catch_up(source, db, to_seq=to_seq, projections=projections)
-            yield db
-        finally:
-            db.conn.close()
+    with source.scratch_read_models() as db:
+        catch_up(source, db, to_seq=to_seq, projections=projections)
+        yield db

@@ -1,7 +1,8 @@
 """What a projection is: the fold, its tables and its version (SPEC §3).
 
 A projection is a fold over the log: ``apply(state, event, payload) -> state``, with a ``name``,
-a ``version`` and the SQLite ``tables`` its read model lives in. ``payload`` is
+a ``version`` and the ``tables`` its read model lives in (reached through the store-neutral
+``ledger.store.base.ReadModels``: standard SQL queries, rows written with ``insert``). ``payload`` is
 ``event.decoded()``, decoded once by the driver and shared by every projection.
 
 Why ``apply`` mutates: a read model over a million events cannot be copied on every event, nor
@@ -25,9 +26,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
-from sqlite_utils import Database
-
 from ledger.event.envelope import AnyPayload, EventView
+from ledger.store.base import ReadModels
 
 S = TypeVar("S")
 
@@ -49,22 +49,9 @@ class Table:
     def column_names(self) -> tuple[str, ...]:
         return tuple(c for c, _ in self.columns)
 
-    def create(self, db: Database) -> None:
+    def create(self, db: ReadModels) -> None:
         """Create the table and its indexes (dropping any table of that name first)."""
-        db[self.name].drop(ignore=True)
-        pk: str | tuple[str, ...] = self.pk[0] if len(self.pk) == 1 else self.pk
-        db[self.name].create(dict(self.columns), pk=pk, not_null=set(self.pk))  # type: ignore[union-attr]
-        for cols in self.indexes:
-            db[self.name].create_index(  # type: ignore[union-attr]
-                list(cols), index_name=f"idx_{self.name}_{'_'.join(cols)}"
-            )
-
-    def insert_sql(self, replace: bool = False) -> str:
-        """``INSERT [OR REPLACE] INTO name (cols) VALUES (?, ...)`` for ``executemany``."""
-        verb = "INSERT OR REPLACE" if replace else "INSERT"
-        cols = ", ".join(f'"{c}"' for c in self.column_names)
-        marks = ", ".join("?" for _ in self.columns)
-        return f'{verb} INTO "{self.name}" ({cols}) VALUES ({marks})'
+        db.create(self)
 
 
 class Projection(ABC, Generic[S]):
@@ -81,7 +68,7 @@ class Projection(ABC, Generic[S]):
     reads a few types costs nothing on the others."""
 
     @abstractmethod
-    def start(self, db: Database, deps: Mapping[str, Any]) -> S:
+    def start(self, db: ReadModels, deps: Mapping[str, Any]) -> S:
         """A state over the tables in ``db`` (already created, possibly holding earlier rows)."""
 
     def prepare(self, state: S, events: Sequence[EventView]) -> None:
@@ -101,8 +88,9 @@ def conditions(
     filters: Iterable[tuple[str, str, Any]],
 ) -> tuple[list[str], list[Any]]:
     """SQL conditions and their parameters for the ``(column, operator, value)`` filters
-    whose value is not None (always at least ``1``, so the list joins with AND)."""
-    where, params = ["1"], []
+    whose value is not None (always at least ``1 = 1``, a boolean in every SQL dialect, so the
+    list joins with AND)."""
+    where, params = ["1 = 1"], []
     for col, op, value in filters:
         if value is not None:
             where.append(f"{col} {op} ?")

@@ -1,8 +1,9 @@
 """``replay --check``: compare the stored read models with a fresh replay of the log.
 
 The stored tables are audited as they are, without catching them up: for each
-projection, a fresh replay up to the stored ``last_seq`` is built in a scratch database and
-attached, and every table is compared row by row with ``EXCEPT`` both ways. A read model that is
+projection, a fresh replay up to the stored ``last_seq`` is built in a scratch database, and
+every table is compared row by row: both tables streamed in primary-key order side by side,
+holding only rows that do not match (memory follows the differences, not the tables). A read model that is
 merely behind the log is not a difference (the next reading command catches it up); a row edited,
 added or deleted behind govledger's back, a stored version the code does not have, or a stored
 position whose hash is not the log's, is.
@@ -10,12 +11,12 @@ position whose hash is not the log's, is.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import zip_longest
 from typing import Any
 
-from sqlite_utils import Database
-
+from ledger.store.base import ReadModels
 from projections.driver import EventSource, Position, build_at, positions
 from projections.projection import Projection, Table
 from projections.registry import default_projections
@@ -51,7 +52,7 @@ class Difference:
 
 def check(
     source: EventSource,
-    db: Database,
+    db: ReadModels,
     projections: Sequence[Projection[Any]] | None = None,
 ) -> list[Difference]:
     """Every difference between the stored read models in ``db`` and a fresh replay.
@@ -91,31 +92,24 @@ def _position_problem(
     return None
 
 
-def _fresh_path(fresh: Database) -> str:
-    for _, name, path in fresh.execute("PRAGMA database_list").fetchall():
-        if name == "main":
-            return str(path)
-    raise AssertionError("scratch database has no main file")  # pragma: no cover
+def _compare(db: ReadModels, fresh: ReadModels, p: Projection[Any]) -> list[Difference]:
+    out: list[Difference] = []
+    for t in p.tables:
+        out.extend(_compare_table(db, fresh, p.name, t))
+    return out
 
 
-def _compare(db: Database, fresh: Database, p: Projection[Any]) -> list[Difference]:
-    conn = db.conn
-    if conn.in_transaction:
-        conn.commit()
-    conn.execute("ATTACH DATABASE ? AS fresh", [_fresh_path(fresh)])
-    try:
-        out: list[Difference] = []
-        for t in p.tables:
-            out.extend(_compare_table(db, p.name, t))
-        return out
-    finally:
-        conn.execute("DETACH DATABASE fresh")
+def _rows(db: ReadModels, t: Table) -> Iterator[tuple[Any, ...]]:
+    cols = ", ".join(f'"{c}"' for c in t.column_names)
+    order = ", ".join(f'"{c}"' for c in t.pk)
+    for r in db.execute(f'SELECT {cols} FROM "{t.name}" ORDER BY {order}'):
+        yield tuple(r)
 
 
-def _compare_table(db: Database, name: str, t: Table) -> list[Difference]:
-    if not db[t.name].exists():
+def _compare_table(db: ReadModels, fresh: ReadModels, name: str, t: Table) -> list[Difference]:
+    if not db.exists(t.name):
         return [Difference(name, t.name, None, "table is missing")]
-    stored_cols = tuple(r[1] for r in db.execute(f'PRAGMA main.table_info("{t.name}")'))
+    stored_cols = db.columns(t.name)
     if stored_cols != t.column_names:
         return [
             Difference(
@@ -125,34 +119,42 @@ def _compare_table(db: Database, name: str, t: Table) -> list[Difference]:
                 f"columns are {', '.join(stored_cols)}; expected {', '.join(t.column_names)}",
             )
         ]
-    cols = ", ".join(f'"{c}"' for c in t.column_names)
-    only = {
-        side: f'SELECT {cols} FROM {a}."{t.name}" EXCEPT SELECT {cols} FROM {b}."{t.name}"'
-        for side, a, b in (("stored", "main", "fresh"), ("replay", "fresh", "main"))
-    }
-    counts = {s: db.execute(f"SELECT count(*) FROM ({q})").fetchone()[0] for s, q in only.items()}
-    if not any(counts.values()):
-        return []
     pk_idx = [t.column_names.index(c) for c in t.pk]
-    rows: dict[str, dict[tuple[Any, ...], tuple[Any, ...]]] = {
-        s: {tuple(r[i] for i in pk_idx): tuple(r) for r in db.execute(f"{q} LIMIT {MAX_ROWS}")}
-        for s, q in only.items()
-    }
+    # Rows not (yet) matched by key, on each side; rows whose key is on both sides but whose
+    # values differ. Equal tables stream through in lockstep and hold nothing.
+    only: tuple[dict[Any, tuple[Any, ...]], dict[Any, tuple[Any, ...]]] = ({}, {})
+    changed: dict[Any, tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
+    for pair in zip_longest(_rows(db, t), _rows(fresh, t)):
+        if pair[0] == pair[1]:
+            continue
+        for side, row in enumerate(pair):
+            if row is None:
+                continue
+            key = tuple(row[i] for i in pk_idx)
+            other = only[1 - side].pop(key, None)
+            if other is None:
+                only[side][key] = row
+            elif other != row:
+                changed[key] = (row, other) if side == 0 else (other, row)
+    counts = [len(only[0]) + len(changed), len(only[1]) + len(changed)]
+    if not any(counts):
+        return []
     out: list[Difference] = []
-    for key in sorted(set(rows["stored"]) | set(rows["replay"]), key=repr)[:MAX_ROWS]:
-        stored, replay = rows["stored"].get(key), rows["replay"].get(key)
-        if stored is not None and replay is not None:
+    keys = set(only[0]) | set(only[1]) | set(changed)
+    for key in sorted(keys, key=repr)[:MAX_ROWS]:
+        if key in changed:
+            stored, replay = changed[key]
             detail = "; ".join(
                 f"{c} is {s!r}, replay gives {r!r}"
                 for c, s, r in zip(t.column_names, stored, replay, strict=True)
                 if s != r
             )
-        elif stored is not None:
+        elif key in only[0]:
             detail = "row is not in the replay"
         else:
             detail = "row is missing"
         out.append(Difference(name, t.name, dict(zip(t.pk, key, strict=True)), detail))
-    more = max(counts.values()) - len(out)
+    more = max(counts) - len(out)
     if more > 0:
         out.append(Difference(name, t.name, None, f"and about {more} more differing rows"))
     return out

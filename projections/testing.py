@@ -15,14 +15,15 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlite_utils import Database
-
 from ledger.event.canonical import canonical
 from ledger.event.envelope import ZERO_HASH, Event, decode_payload, format_ts
-from ledger.store.sqlite import EventRow
+from ledger.event.rows import EventRow
+from ledger.store import sqlite_read_models
+from ledger.store.base import ReadModels
 from projections.driver import catch_up
 
 DIGEST = "ab" * 32
@@ -94,6 +95,10 @@ class Events:
     def hash_at(self, seq: int) -> str:
         return self.events[seq - 1].hash
 
+    def scratch_read_models(self) -> AbstractContextManager[ReadModels]:
+        """A scratch SQLite database, as a SQLite ledger gives (the tests' one store)."""
+        return sqlite_read_models.scratch()
+
     def prefix(self, n: int) -> Events:
         """A log holding only the first ``n`` events."""
         other = Events()
@@ -120,8 +125,10 @@ def contract(
     }
 
 
-def replay(source: Events, db: Database | None = None, batch: int = 20_000) -> Database:
-    """Fold ``source`` into ``db`` (default: a fresh in-memory database); return it."""
-    db = db if db is not None else Database(memory=True)
+def replay(
+    source: Events, db: sqlite_read_models.SqliteReadModels | None = None, batch: int = 20_000
+) -> sqlite_read_models.SqliteReadModels:
+    """Fold ``source`` into ``db`` (default: a fresh in-memory SQLite database); return it."""
+    db = db if db is not None else sqlite_read_models.memory()
     catch_up(source, db, batch=batch)
     return db

@@ -367,7 +367,7 @@ def gl_replay(a: dict[str, Any]) -> dict[str, Any]:
     from projections.driver import catch_up
 
     with Ledger.open(a["db"]) as ledger:
-        progress = catch_up(ledger, ledger.db, rebuild=True)
+        progress = catch_up(ledger, ledger.read_models(), rebuild=True)
         size = ledger.size
     return {"events": size, "projections": [p.name for p in progress]}
 

@@ -6,7 +6,7 @@
 
 Measured in one run, each step in a fresh Python process (so ``ru_maxrss`` is that step's peak):
 
-1. ``replay``: ``catch_up(ledger, ledger.db, rebuild=True)``, every registered projection
+1. ``replay``: ``catch_up(ledger, ledger.read_models(), rebuild=True)``, every registered projection
    rebuilt from the log (on a copy of ``--db``: replay writes the read models into the file);
 2. ``eventsourcing``: the same events stored by ``eventsourcing``'s SQLite recorder as
    ``scripts/bench.py`` stores them (``es_append``: domain events, one aggregate per run) and
@@ -73,7 +73,7 @@ def w_replay(a: dict[str, Any]) -> dict[str, Any]:
 
     with Ledger.open(a["db"]) as ledger:
         size = ledger.size
-        progress = measure(lambda: catch_up(ledger, ledger.db, rebuild=True))
+        progress = measure(lambda: catch_up(ledger, ledger.read_models(), rebuild=True))
     out = progress.pop("result")
     return {**progress, "events": size, "projections": [p.name for p in out]}
 
@@ -132,8 +132,8 @@ def w_catch_up(a: dict[str, Any]) -> dict[str, Any]:
                     [d for _, d in stream[start:i]], signer=signers[stream[start][0]]
                 )
                 start = i
-        new = measure(lambda: catch_up(ledger, ledger.db))
-        idle = measure(lambda: catch_up(ledger, ledger.db))
+        new = measure(lambda: catch_up(ledger, ledger.read_models()))
+        idle = measure(lambda: catch_up(ledger, ledger.read_models()))
         applied = max(p.to_seq - p.from_seq for p in new["result"])
     return {"events": applied, "seconds": new["seconds"], "cpu_s": new["cpu_s"],
             "idle_ms": idle["seconds"] * 1000, "peak_rss_mb": new["peak_rss_mb"]}  # fmt: skip
@@ -142,24 +142,29 @@ def w_catch_up(a: dict[str, Any]) -> dict[str, Any]:
 def w_show(a: dict[str, Any]) -> dict[str, Any]:
     """The library path of ``govledger runs show RUN`` (no printing), for a run of the log."""
     from ledger.cli.runs import check_events
+    from ledger.store.base import EventFilter
     from ledger.store.sqlite import Ledger, row_to_event
     from projections.driver import catch_up
     from projections.reliability.fold import signals
     from projections.runs.queries import get_run
 
     with Ledger.open(a["db"]) as ledger:
-        catch_up(ledger, ledger.db)
-        run = ledger.db.execute(
-            "SELECT run FROM runs WHERE state = 'completed' ORDER BY run LIMIT 1 OFFSET "
-            "(SELECT count(*) / 2 FROM runs WHERE state = 'completed')"
-        ).fetchone()[0]
+        catch_up(ledger, ledger.read_models())
+        run = (
+            ledger.read_models()
+            .execute(
+                "SELECT run FROM runs WHERE state = 'completed' ORDER BY run LIMIT 1 OFFSET "
+                "(SELECT count(*) / 2 FROM runs WHERE state = 'completed')"
+            )
+            .fetchone()[0]
+        )
 
         def show() -> int:
-            catch_up(ledger, ledger.db)
-            view = get_run(ledger.db, run)
+            catch_up(ledger, ledger.read_models())
+            view = get_run(ledger.read_models(), run)
             assert view is not None
-            signals(ledger.db, run=run)
-            rows = list(ledger.iter_rows(where="run = ?", params=[run]))
+            signals(ledger.read_models(), run=run)
+            rows = list(ledger.iter_rows(filter=EventFilter(run=run)))
             if check_events(ledger, rows):
                 raise SystemExit(f"run {run}: its events do not verify")
             return len([row_to_event(r) for r in rows])

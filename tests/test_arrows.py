@@ -21,7 +21,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 CORE = {"ledger.errors", "ledger.settings", "ledger.event", "ledger.crypto", "ledger.tlog"}
-CORE |= {"ledger.store", "ledger.verify", "ledger.exchange"}
+CORE |= {"ledger.store", "ledger.store.base", "ledger.verify", "ledger.exchange"}
 READ_MODELS = {
     "projections",
     "projections.projection",
@@ -38,7 +38,8 @@ READ_MODELS = {
     "projections.corrections",
     "projections.reliability",
 }
-EVENT_MODEL = {"ledger.errors", "ledger.event"}
+EVENT_MODEL = {"ledger.errors", "ledger.event", "ledger.store.base"}
+"""What a read model may see of the log: the event model and the store-neutral interface."""
 APPLICATION = CORE | {"ledger.app"} | READ_MODELS
 
 PARTS: dict[str, set[str]] = {
@@ -48,12 +49,13 @@ PARTS: dict[str, set[str]] = {
     "ledger.event": {"ledger.errors"},
     "ledger.crypto": {"ledger.errors", "ledger.event", "ledger.settings"},
     "ledger.tlog": {"ledger.errors", "ledger.event", "ledger.crypto"},
+    "ledger.store.base": {"ledger.errors", "ledger.event", "ledger.crypto", "ledger.tlog"},
     "ledger.store": {"ledger.errors", "ledger.event", "ledger.crypto", "ledger.tlog"}
-    | {"ledger.settings"},
+    | {"ledger.settings", "ledger.store.base"},
     "ledger.verify": {"ledger.errors", "ledger.event", "ledger.crypto", "ledger.tlog"}
-    | {"ledger.settings", "ledger.store"},
+    | {"ledger.settings", "ledger.store", "ledger.store.base"},
     "ledger.exchange": {"ledger.errors", "ledger.event", "ledger.crypto", "ledger.tlog"}
-    | {"ledger.settings", "ledger.store", "ledger.verify"},
+    | {"ledger.settings", "ledger.store", "ledger.store.base", "ledger.verify"},
     # The read models: pure folds over the event model. Between them, the arrows point from a
     # read model to what it reads: shared pieces (projection, findings.kinds, policy), then
     # reliability ← runs ← tiers, and the findings query over all of them.
@@ -80,7 +82,8 @@ PARTS: dict[str, set[str]] = {
     "projections.driver": EVENT_MODEL | {"projections.projection", "projections.registry"},
     "projections.replay_check": EVENT_MODEL
     | {"projections.projection", "projections.registry", "projections.driver"},
-    "projections.testing": EVENT_MODEL | {"projections.driver"},
+    # The tests' helper folds hand-built events into SQLite scratch tables.
+    "projections.testing": EVENT_MODEL | {"projections.driver", "ledger.store"},
     "projections": {"projections.projection", "projections.registry", "projections.driver"},
     # The application: reads the read models and records signed events.
     "ledger.app": CORE | READ_MODELS,
@@ -101,11 +104,6 @@ PARTS: dict[str, set[str]] = {
 }
 
 KNOWN_EXCEPTIONS: set[tuple[str, str]] = {
-    # The store boundary (the read side reaches events through an interface the store
-    # implements, proofs take a stored log through it) removes these three:
-    ("ledger.tlog.proofs", "ledger.store.sqlite"),
-    ("projections.driver", "ledger.store.sqlite"),
-    ("projections.testing", "ledger.store.sqlite"),
     # The consistency checks report verification problems; moving ``Problem`` and ``short``
     # out of ``ledger.verify.chain`` (or the checks into ``ledger.verify``) removes this one:
     ("ledger.tlog.consistency", "ledger.verify.chain"),
@@ -416,3 +414,64 @@ def test_the_checker_sees_imports_inside_functions(tmp_path: Path) -> None:
     )
     assert top(imports(sample)) == {"os", "click", "sqlite_utils"}
     assert "sqlite_utils.db.Database" in imports(sample)
+
+
+SQL_DRIVERS = {"sqlite3", "sqlite_utils"}
+
+
+def test_only_the_sqlite_store_modules_import_sqlite() -> None:
+    # Everything else reaches storage through ``ledger.store.base``: a module that needs SQLite
+    # says so in its name (ledger/store/sqlite*.py). No exceptions.
+    offenders = [
+        rel(p)
+        for p in sources("ledger", "projections")
+        if top(imports(p)) & SQL_DRIVERS and not p.stem.startswith("sqlite")
+    ]
+    assert offenders == []
+
+
+def _store_imports(p: Path) -> set[str]:
+    return {n for n in imports(p) if n == "ledger.store" or n.startswith("ledger.store.")}
+
+
+def test_projections_reach_the_store_only_through_its_interface() -> None:
+    # projections/testing.py is the one exception: the tests' helper folds hand-built events
+    # into SQLite scratch tables (``ledger.store.sqlite_read_models``); the package never
+    # imports it.
+    allowed = {"ledger.store.base", "ledger.store.base.ReadModels"}
+    offenders = {
+        rel(p): sorted(_store_imports(p) - allowed)
+        for p in sources("projections")
+        if _store_imports(p) - allowed and rel(p) != "projections/testing.py"
+    }
+    assert offenders == {}
+    assert not any(
+        rel(p) == "projections/testing.py" for p in local_closure(ROOT / "projections/__init__.py")
+    )
+
+
+def test_the_store_interface_loads_no_store() -> None:
+    closure = local_closure(ROOT / "ledger/store/base.py")
+    assert [rel(p) for p in closure if p.stem.startswith("sqlite")] == []
+    assert not any(top(imports(p)) & SQL_DRIVERS for p in closure)
+
+
+def test_tlog_does_not_import_the_store() -> None:
+    # Proofs and the stored-tree check take the store they are handed (protocols of their own).
+    offenders = [rel(p) for p in sources("ledger/tlog") if _store_imports(p)]
+    assert offenders == []
+
+
+def test_the_append_path_is_reached_only_through_the_store() -> None:
+    # Writes go through ``Store.append``/``append_many``/``write()``: only the SQLite store
+    # imports its append internals, and they do not import the store back (no cycle).
+    users = [
+        rel(p)
+        for p in sources("ledger", "projections", "scripts")
+        if any(n.startswith("ledger.store.sqlite_append") for n in imports(p))
+    ]
+    assert users == ["ledger/store/sqlite.py"]
+    append = ROOT / "ledger/store/sqlite_append.py"
+    assert not any(
+        n.startswith("ledger.store.sqlite") and "append" not in n for n in imports(append)
+    )

@@ -108,15 +108,19 @@ def test_findings_table_shows_the_first_page_and_counts_every_finding(many: str)
 
 
 def test_library_counts_agree_with_what_is_listed(many: str, ledger: Ledger) -> None:
-    catch_up(ledger, ledger.db)
+    catch_up(ledger, ledger.read_models())
     for filters in ({}, {"status": "submitted"}, {"status": "running"}, {"agent": "nobody"},
                     {"non_compliant": True}):  # fmt: skip
-        assert count_runs(ledger.db, **filters) == len(list_runs(ledger.db, **filters))
+        assert count_runs(ledger.read_models(), **filters) == len(
+            list_runs(ledger.read_models(), **filters)
+        )
     for ffilters in ({}, {"severity": "critical"}, {"run": "run-001"}):
-        listed = list(iter_findings(ledger.db, **ffilters))
-        counts = finding_counts(ledger.db, **ffilters)
+        listed = list(iter_findings(ledger.read_models(), **ffilters))
+        counts = finding_counts(ledger.read_models(), **ffilters)
         assert sum(counts.values()) == len(listed)
-        assert len(list(iter_findings(ledger.db, **ffilters, limit=2))) == min(2, len(listed))
+        assert len(list(iter_findings(ledger.read_models(), **ffilters, limit=2))) == min(
+            2, len(listed)
+        )
 
 
 def test_corrections_limit_shows_a_page_and_says_how_many_more(

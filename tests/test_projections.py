@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlite_utils import Database
 
 from ledger.errors import LedgerError
 from ledger.event.catalog import CATALOG
 from ledger.event.envelope import UserPayload, format_ts, normalize_time, parse_time
+from ledger.store.base import ReadModels
+from ledger.store.sqlite_read_models import memory
 from projections import default_projections
 from projections.driver import build_at, catch_up, positions
 from projections.reliability import fold as reliability
@@ -109,7 +110,7 @@ def workload(plan: list[tuple[int, str, str, int]]) -> Events:
     return ev
 
 
-def dump(db: Database) -> dict[str, Any]:
+def dump(db: ReadModels) -> dict[str, Any]:
     """Every read-model table and the projection positions, rows in primary-key order."""
     out: dict[str, Any] = {"meta": sorted((p.name, p.last_seq, p.last_hash)
                                           for p in positions(db).values())}  # fmt: skip
@@ -133,7 +134,7 @@ def test_catching_up_in_any_increments_equals_full_replay(
     plan: list[tuple[int, str, str, int]], cuts: list[int]
 ) -> None:
     ev = workload(plan)
-    db = Database(memory=True)
+    db = memory()
     for cut in sorted(cuts):
         catch_up(ev, db, to_seq=cut, batch=4)
     catch_up(ev, db)

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sqlite3
 import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
-from sqlite_utils import Database
 
 from ledger.errors import ProjectionError
 from ledger.event.envelope import AnyPayload, Event
-from ledger.store.sqlite import EventRow, Ledger, row_to_event
+from ledger.event.rows import EventRow, row_to_event
+from ledger.store.base import ReadModels
+from ledger.store.sqlite import Ledger
+from ledger.store.sqlite_read_models import SqliteReadModels, memory
 from projections import RUNS
 from projections.driver import build_at, catch_up, decode, decode_all, positions
 from projections.projection import Projection, Table
@@ -27,7 +30,7 @@ COUNTS = Table("run_event_counts", (("run", str), ("n", int), ("state", str)), p
 
 
 class CountsState:
-    def __init__(self, db: Database, runs: RunsState) -> None:
+    def __init__(self, db: ReadModels, runs: RunsState) -> None:
         self.db, self.runs, self.rows = db, runs, {}  # type: dict[str, tuple[int, str]]
 
 
@@ -39,7 +42,7 @@ class Counts(Projection[CountsState]):
     tables = (COUNTS,)
     depends_on = ("runs",)
 
-    def start(self, db: Database, deps: Mapping[str, Any]) -> CountsState:
+    def start(self, db: ReadModels, deps: Mapping[str, Any]) -> CountsState:
         return CountsState(db, deps["runs"])
 
     def prepare(self, state: CountsState, events: Sequence[Event]) -> None:
@@ -55,9 +58,7 @@ class Counts(Projection[CountsState]):
         return state
 
     def flush(self, state: CountsState) -> None:
-        state.db.conn.executemany(
-            COUNTS.insert_sql(replace=True), [(r, n, s) for r, (n, s) in state.rows.items()]
-        )
+        state.db.insert(COUNTS, [(r, n, s) for r, (n, s) in state.rows.items()], replace=True)
         state.rows.clear()
 
 
@@ -73,9 +74,9 @@ def small_log() -> Events:
 
 def test_a_plugged_in_projection_reads_the_runs_state_of_the_same_event() -> None:
     ev = small_log()
-    db = Database(memory=True)
+    db = memory()
     catch_up(ev, db, projections=[Counts()], batch=2)
-    rows = {r["run"]: (r["n"], r["state"]) for r in db["run_event_counts"].rows}
+    rows = {r["run"]: (r["n"], r["state"]) for r in db.sqlite["run_event_counts"].rows}
     assert rows == {"r1": (2, "cancelled"), "r2": (2, "cancelled")}
     assert set(positions(db)) == {"reliability", "runs", "counts"}  # runs depends on reliability
 
@@ -84,8 +85,8 @@ SEEN = Table("seen", (("seq", int), ("type", str)), pk=("seq",))
 
 
 class SeenState:
-    def __init__(self, db: Database) -> None:
-        self.db, self.rows = db, []  # type: Database, list[tuple[int, str]]
+    def __init__(self, db: ReadModels) -> None:
+        self.db, self.rows = db, []  # type: ReadModels, list[tuple[int, str]]
 
 
 class Cancellations(Projection[SeenState]):
@@ -96,7 +97,7 @@ class Cancellations(Projection[SeenState]):
     tables = (SEEN,)
     types = frozenset({"run.cancelled"})
 
-    def start(self, db: Database, deps: Mapping[str, Any]) -> SeenState:
+    def start(self, db: ReadModels, deps: Mapping[str, Any]) -> SeenState:
         return SeenState(db)
 
     def apply(self, state: SeenState, event: Event, payload: AnyPayload) -> SeenState:
@@ -104,7 +105,7 @@ class Cancellations(Projection[SeenState]):
         return state
 
     def flush(self, state: SeenState) -> None:
-        state.db.conn.executemany(SEEN.insert_sql(), state.rows)
+        state.db.insert(SEEN, state.rows)
         state.rows.clear()
 
 
@@ -113,11 +114,11 @@ def test_the_driver_applies_a_projection_only_to_the_event_types_it_reads(
     runs_first: bool,
 ) -> None:
     ev = small_log()
-    db = Database(memory=True)
+    db = memory()
     if runs_first:  # runs ahead of it: the batch is folded with a seq test per projection
         catch_up(ev, db, projections=[RUNS])
     catch_up(ev, db, projections=[RUNS, Cancellations()], batch=2)
-    assert [(r["seq"], r["type"]) for r in db["seen"].rows] == [
+    assert [(r["seq"], r["type"]) for r in db.sqlite["seen"].rows] == [
         (3, "run.cancelled"),
         (5, "run.cancelled"),
     ]
@@ -134,7 +135,7 @@ def test_iter_rows_stops_at_to_seq(ledger: Ledger, keys: LedgerKeys) -> None:
 
 def test_a_projection_is_rebuilt_when_its_dependency_is(monkeypatch: pytest.MonkeyPatch) -> None:
     ev = small_log()
-    db = Database(memory=True)
+    db = memory()
     catch_up(ev, db, projections=[Counts()])
     monkeypatch.setattr(type(RUNS), "version", RUNS.version + 1)
     progress = {p.name: p.rebuilt for p in catch_up(ev, db, projections=[Counts()])}
@@ -144,7 +145,7 @@ def test_a_projection_is_rebuilt_when_its_dependency_is(monkeypatch: pytest.Monk
         "runs": f"version changed from {RUNS.version - 1} to {RUNS.version}",
         "counts": "rebuilt with runs, which it depends on",
     }
-    assert {r["run"]: r["n"] for r in db["run_event_counts"].rows} == {"r1": 2, "r2": 2}
+    assert {r["run"]: r["n"] for r in db.sqlite["run_event_counts"].rows} == {"r1": 2, "r2": 2}
 
 
 def test_a_stored_event_that_does_not_decode_stops_replay_with_a_projection_error() -> None:
@@ -165,16 +166,16 @@ def test_real_store_full_incremental_and_time_travel_agree(
 ) -> None:
     populate(ledger, keys, runs=3)
     size = ledger.size
-    catch_up(ledger, ledger.db, to_seq=size - 7)
-    catch_up(ledger, ledger.db)
-    incremental = get_run(ledger.db, "run-2")
-    catch_up(ledger, ledger.db, rebuild=True)
-    assert get_run(ledger.db, "run-2") == incremental
+    catch_up(ledger, ledger.read_models(), to_seq=size - 7)
+    catch_up(ledger, ledger.read_models())
+    incremental = get_run(ledger.read_models(), "run-2")
+    catch_up(ledger, ledger.read_models(), rebuild=True)
+    assert get_run(ledger.read_models(), "run-2") == incremental
     with build_at(ledger, size - 1) as past:
         before_end = get_run(past, "run-2")
     assert before_end is not None and before_end.row["state"] == "running"
     assert incremental is not None and incremental.row["state"] == "completed"
-    assert positions(ledger.db)["runs"].last_seq == size
+    assert positions(ledger.read_models())["runs"].last_seq == size
 
 
 def test_catch_up_commits_read_models_relaxed_and_leaves_appends_durable(
@@ -186,7 +187,7 @@ def test_catch_up_commits_read_models_relaxed_and_leaves_appends_durable(
     populate(ledger, keys, runs=2)
     statements: list[str] = []
     ledger.conn.set_trace_callback(statements.append)
-    catch_up(ledger, ledger.db)
+    catch_up(ledger, ledger.read_models())
     ledger.conn.set_trace_callback(None)
     sync = [
         s
@@ -205,11 +206,11 @@ def test_catch_up_commits_read_models_relaxed_and_leaves_appends_durable(
     statements.clear()
     ledger.conn.set_trace_callback(statements.append)
     with ledger.write():
-        catch_up(ledger, ledger.db)
+        catch_up(ledger, ledger.read_models())
     ledger.conn.set_trace_callback(None)
     assert not [s for s in statements if s.startswith("PRAGMA synchronous =")]
     ledger.conn.execute("PRAGMA synchronous = OFF")
-    catch_up(ledger, ledger.db, rebuild=True)
+    catch_up(ledger, ledger.read_models(), rebuild=True)
     assert ledger.conn.execute("PRAGMA synchronous").fetchone()[0] == 0  # never raised
 
 
@@ -286,11 +287,11 @@ def test_dropping_a_dependent_table_rebuilds_every_dependency_and_keeps_signals(
     for _ in range(3):
         ev.add("tool.called", tool="t", args_digest=DIGEST, side_effect="read", **a)
     ev.add("run.completed", steps_completed=1, **a)
-    db = Database(tempfile.mktemp(suffix=".db"))
+    db = SqliteReadModels(sqlite3.connect(tempfile.mktemp(suffix=".db"), isolation_level=None))
     catch_up(ev, db)
     before = [(f.seq, f.kind) for f in findings(db)]
     assert "tool_loop" in {k for _, k in before}
-    db["tier_runs"].drop()
+    db.drop("tier_runs")
     catch_up(ev, db)
     assert [(f.seq, f.kind) for f in findings(db)] == before
     assert check(ev, db) == []

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from sqlite_utils import Database
 
 from ledger.cli import main
+from ledger.store.base import ReadModels
 from ledger.store.sqlite import Draft, Ledger
 from projections.findings import kinds as g
 from projections.policy.document import SEVERITY_BITS, default_document, digest_of
@@ -56,11 +56,11 @@ def set_policy(ev: Events, version: int = 1, **reliability: int) -> int:
     return ev.add("policy.set", version=version, digest=digest_of(doc), document=doc).seq
 
 
-def kinds_at(db: Database, kind: str) -> list[tuple[int, int | None]]:
+def kinds_at(db: ReadModels, kind: str) -> list[tuple[int, int | None]]:
     return [(f.seq, f.evidence_seq) for f in findings(db, kinds=[kind])]
 
 
-def assert_exactly_at(ev: Events, kind: str, seq: int, evidence: int) -> Database:
+def assert_exactly_at(ev: Events, kind: str, seq: int, evidence: int) -> ReadModels:
     """The finding is there after ``seq`` (full and incremental replay), absent at ``seq - 1``."""
     db = replay(ev)
     assert kinds_at(db, kind) == [(seq, evidence)]

@@ -26,7 +26,6 @@ from ledger.errors import (
 from ledger.event.body import body_bytes
 from ledger.event.envelope import TS_RE, ZERO_HASH
 from ledger.store.sqlite import MAX_PAYLOAD_BYTES, Draft, Ledger, prepare, root_key_payload
-from ledger.store.sqlite_append import append_locked
 from ledger.store.sqlite_schema import SCHEMA_VERSION
 from ledger.tlog import merkle
 from ledger.verify.verifier import verify_ledger
@@ -598,8 +597,8 @@ def test_a_failed_append_leaves_the_kept_tip_unchanged(ledger: Ledger, keys: Led
     ledger.append(Draft("x.note", {"i": 1}), signer=keys.recorder)
     # Events appended inside a transaction that is then rolled back: the next append must
     # chain from the committed head, not from the abandoned events.
-    with pytest.raises(RuntimeError), ledger.write():
-        append_locked(ledger, [prepare(Draft("x.note", {"i": 2}))], keys.recorder, None)
+    with pytest.raises(RuntimeError), ledger.write() as tx:
+        tx.append([prepare(Draft("x.note", {"i": 2}))], signer=keys.recorder)
         raise RuntimeError("abandon the transaction")
     bad = [Draft("x.note", {"i": 3}), Draft("key.revoked", {"key_id": "f" * 32, "reason": "test"})]
     with pytest.raises(UnauthorizedWrite):

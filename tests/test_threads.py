@@ -16,7 +16,6 @@ from ledger.crypto.keyfiles import KeyRing, Signer
 from ledger.errors import DatabaseLocked, LedgerError, NotALedger, StoreError
 from ledger.event.drafts import prepare
 from ledger.store.sqlite import Draft, Ledger, root_key_payload
-from ledger.store.sqlite_append import append_locked
 from ledger.verify.verifier import verify_ledger
 from tests.conftest import ORIGIN
 
@@ -174,8 +173,8 @@ def test_a_thread_that_cannot_get_the_write_lock_leaves_the_holders_transaction_
             except LedgerError as e:
                 failed.append(e)
 
-        with lg.write():
-            append_locked(lg, [prepare(draft(0, 0))], rec, None)
+        with lg.write() as tx:
+            tx.append([prepare(draft(0, 0))], signer=rec)
             t = threading.Thread(target=other)
             t.start()
             t.join()
@@ -197,8 +196,8 @@ def test_a_nested_write_fails_without_rolling_back_the_outer_one(
 ) -> None:
     path, rec = setup
     with Ledger.open(path) as lg:
-        with lg.write():
-            append_locked(lg, [prepare(draft(0, 0))], rec, None)
+        with lg.write() as tx:
+            tx.append([prepare(draft(0, 0))], signer=rec)
             with pytest.raises(StoreError, match="cannot start a transaction within a transaction"):
                 lg.append(draft(0, 1), signer=rec)
         assert [e.id for e in lg.iter_events(from_seq=3)] == ["w0-0"]

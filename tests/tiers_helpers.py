@@ -7,8 +7,8 @@ import copy
 from datetime import datetime
 from typing import Any
 
-from sqlite_utils import Database
-
+from ledger.store.base import ReadModels
+from ledger.store.sqlite_read_models import memory
 from projections.driver import catch_up
 from projections.policy.document import default_document, digest_of
 from projections.testing import DIGEST, Events, contract
@@ -82,8 +82,8 @@ def record(
     return ev.add(f"tier.{due.change}", agent=due.agent, at=at, **payload).seq
 
 
-def fold(ev: Events, db: Database | None = None, to_seq: int | None = None) -> Database:
-    db = db if db is not None else Database(memory=True)
+def fold(ev: Events, db: ReadModels | None = None, to_seq: int | None = None) -> ReadModels:
+    db = db if db is not None else memory()
     catch_up(ev, db, to_seq=to_seq)
     return db
 

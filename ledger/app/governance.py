@@ -14,13 +14,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlite_utils import Database
-
 from ledger.crypto.keyfiles import Signer
 from ledger.errors import InputError
+from ledger.event.drafts import Draft, prepare
 from ledger.event.envelope import Event
-from ledger.store.sqlite import Draft, Ledger, prepare
-from ledger.store.sqlite_append import append_locked
+from ledger.event.rows import parse_stored
+from ledger.store.base import EventFilter, ReadModels, Store
 from projections.driver import build_at, catch_up
 from projections.policy.document import policy_set_payload
 from projections.tiers.queries import compute_due, policy_in_force
@@ -28,13 +27,14 @@ from projections.tiers.rules import Due
 
 
 @contextmanager
-def read_models(ledger: Ledger, at_seq: int | None = None) -> Iterator[Database]:
+def read_models(ledger: Store, at_seq: int | None = None) -> Iterator[ReadModels]:
     """The read models caught up to the head (``at_seq`` None or at/after the head: the stored
     ones), or as they stood after ``at_seq`` (a scratch rebuild; the stored ones untouched)."""
     size = ledger.size
     if at_seq is None or at_seq >= size:
-        catch_up(ledger, ledger.db)
-        yield ledger.db
+        db = ledger.read_models()
+        catch_up(ledger, db)
+        yield db
         return
     with build_at(ledger, at_seq) as db:
         yield db
@@ -49,7 +49,7 @@ class Applied:
     awaiting: list[Due] = field(default_factory=list)
 
 
-def apply_changes(ledger: Ledger, signer: Signer, approve: Collection[str] = ()) -> Applied:
+def apply_changes(ledger: Store, signer: Signer, approve: Collection[str] = ()) -> Applied:
     """Record every change due now as a signed ``tier.*`` event (SPEC §2.4).
 
     Promotions into tiers at or above the policy's ``human_approval_from_tier`` are recorded
@@ -58,9 +58,10 @@ def apply_changes(ledger: Ledger, signer: Signer, approve: Collection[str] = ())
     unless ``signer`` is a governor key.
     """
     ledger.require_governor(signer, "tier changes")
-    with ledger.write():
-        catch_up(ledger, ledger.db)
-        due = compute_due(ledger.db)
+    with ledger.write() as tx:
+        db = ledger.read_models()
+        catch_up(ledger, db)
+        due = compute_due(db)
         record = [d for d in due if not d.needs_approval or d.agent in approve]
         awaiting = [d for d in due if d.needs_approval and d.agent not in approve]
         drafts = [
@@ -68,33 +69,39 @@ def apply_changes(ledger: Ledger, signer: Signer, approve: Collection[str] = ())
             for d in record
         ]
         prepared = [prepare(dr, f"tier change for {dr.agent}") for dr in drafts]
-        events = append_locked(ledger, prepared, signer, None) if prepared else []
+        events = tx.append(prepared, signer=signer)
     return Applied(events, awaiting)
 
 
-def apply_due(ledger: Ledger, signer: Signer, approve: Collection[str] = ()) -> list[Event]:
+def apply_due(ledger: Store, signer: Signer, approve: Collection[str] = ()) -> list[Event]:
     """``tiers apply`` from library code: the ``tier.*`` events recorded (see ``apply_changes``)."""
     return apply_changes(ledger, signer, approve).recorded
 
 
-def set_policy(ledger: Ledger, document: dict[str, Any], signer: Signer) -> Event:
+def set_policy(ledger: Store, document: dict[str, Any], signer: Signer) -> Event:
     """Record ``document`` (validated) as a ``policy.set`` with the next version (SPEC §2.4)."""
-    with ledger.write():
-        catch_up(ledger, ledger.db)
-        version = max(policy_in_force(ledger.db).version, _last_version(ledger)) + 1
+    with ledger.write() as tx:
+        db = ledger.read_models()
+        catch_up(ledger, db)
+        version = max(policy_in_force(db).version, _last_version(ledger)) + 1
         prepared = [prepare(Draft("policy.set", policy_set_payload(document, version)))]
-        return append_locked(ledger, prepared, signer, None)[0]
+        return tx.append(prepared, signer=signer)[0]
 
 
-def _last_version(ledger: Ledger) -> int:
-    """The highest version any ``policy.set`` of the log claims (valid or not)."""
-    row = ledger.conn.execute(
-        "SELECT max(json_extract(payload, '$.version')) FROM events WHERE type = 'policy.set'"
-    ).fetchone()
-    return int(row[0] or 0)
+def _last_version(ledger: Store) -> int:
+    """The highest version any ``policy.set`` of the log claims (valid or not: a number)."""
+    last = 0
+    for row in ledger.iter_rows(filter=EventFilter(types=("policy.set",))):
+        try:
+            version = parse_stored(row[7]).get("version")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(version, int | float) and not isinstance(version, bool):
+            last = max(last, int(version))
+    return last
 
 
-def require_agent(db: Database, agent: str) -> None:
+def require_agent(db: ReadModels, agent: str) -> None:
     """``InputError`` (exit 2) when ``agent`` has no tier in the read model."""
     row = db.execute(
         "SELECT 1 FROM tiers WHERE agent = ? AND (registered_seq IS NOT NULL OR changes > 0)",

@@ -273,10 +273,10 @@ def log(
     The table shows one page (the first N events, default 50) and says how many more match;
     `--json` streams every matching event (or the first `--limit N`).
     """
-    from ledger.exchange.export import count_events, event_filter, summarize
+    from ledger.exchange.export import event_filter, summarize
 
     ledger = ctx.ledger()
-    where, params = event_filter(
+    selected = event_filter(
         run=run,
         agent=agent,
         event_type=event_type,
@@ -288,7 +288,7 @@ def log(
     page = limit if as_json or limit is not None else PAGE
     n = 0
     for n, event in enumerate(
-        ledger.iter_events(from_seq=from_seq, to_seq=to_seq, where=where, params=params), start=1
+        ledger.iter_events(from_seq=from_seq, to_seq=to_seq, filter=selected), start=1
     ):
         if page is not None and n > page:
             break
@@ -300,7 +300,7 @@ def log(
         click.echo(fmt.format(event.seq, event.ts, event.type, event.agent or "-",
                               event.run or "-", summarize(event)))  # fmt: skip
     if not as_json and page is not None and n > page:
-        total = count_events(ledger, from_seq=from_seq, to_seq=to_seq, where=where, params=params)
+        total = ledger.count_events(from_seq=from_seq, to_seq=to_seq, filter=selected)
         echo_more("event(s)", page, total, "by seq")
 
 

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import click
-from sqlite_utils import Database
 
 from ledger.cli.context import (
     PAGE,
@@ -25,7 +24,7 @@ from ledger.cli.context import (
     resolve_at,
 )
 from ledger.errors import InputError
-from ledger.store.sqlite import Ledger
+from ledger.store.base import ReadModels, Store
 from projections import CORRECTIONS
 from projections.corrections.queries import (
     Pattern,
@@ -37,11 +36,12 @@ from projections.driver import build_at, catch_up
 
 
 @contextmanager
-def _read_model(ledger: Ledger, at: int | None) -> Iterator[Database]:
+def _read_model(ledger: Store, at: int | None) -> Iterator[ReadModels]:
     size, _ = ledger.head()
     if at is None or at >= size:
-        catch_up(ledger, ledger.db, projections=[CORRECTIONS])
-        yield ledger.db
+        db = ledger.read_models()
+        catch_up(ledger, db, projections=[CORRECTIONS])
+        yield db
         return
     with build_at(ledger, at, projections=[CORRECTIONS]) as db:
         yield db

@@ -32,7 +32,7 @@ from ledger.errors import InputError
 from ledger.event.envelope import normalize_time
 
 if TYPE_CHECKING:
-    from ledger.store.sqlite import Ledger
+    from ledger.store.base import Store as Ledger
     from projections.runs.queries import AgentMetrics, RunView
 
 # Each command imports the library parts it uses when it runs, so `runs show` does not pay
@@ -109,8 +109,9 @@ def runs_show(ctx: Context, run: str, at_seq: int | None, as_of: str | None,
     """One run: state, totals, timeline (seq, time, type, summary), findings, and whether its
     events verify (each checked as `verify` checks it: framing, payload, hash, chain link, ts
     order, key as registered at that point of the log, signature)."""
+    from ledger.event.rows import row_to_event
     from ledger.exchange.export import summarize
-    from ledger.store.sqlite import row_to_event
+    from ledger.store.base import EventFilter
     from ledger.verify.verifier import check_events
     from projections.reliability.fold import signals
     from projections.runs.queries import get_run
@@ -124,7 +125,7 @@ def runs_show(ctx: Context, run: str, at_seq: int | None, as_of: str | None,
         raise InputError(
             f"no run {run!r} in the ledger" + (f" at seq {at}" if at_seq or as_of else "")
         )
-    rows = list(ledger.iter_rows(to_seq=at, where="run = ?", params=[run]))
+    rows = list(ledger.iter_rows(to_seq=at, filter=EventFilter(run=run)))
     problems = check_events(ledger, rows)
     timeline = [row_to_event(r) for r in rows]
     if as_json:
@@ -251,9 +252,10 @@ def replay(ctx: Context, at_seq: int | None, as_of: str | None, check_only: bool
     started = time.perf_counter()
     if at is None:
         with ProgressBar("replay", ledger.size, enabled=not as_json) as bar:
-            progress = catch_up(ledger, ledger.db, rebuild=True, progress=bar.advance)
+            stored = ledger.read_models()
+            progress = catch_up(ledger, stored, rebuild=True, progress=bar.advance)
         seconds = time.perf_counter() - started
-        summary = model_summary(ledger.db)
+        summary = model_summary(stored)
         out = {"rebuilt": True, "seconds": round(seconds, 3),
                "projections": [{"name": p.name, "last_seq": p.to_seq} for p in progress], **summary}  # fmt: skip
     else:
@@ -288,11 +290,12 @@ def _check(ledger: Ledger, as_json: bool) -> None:
     from projections.replay_check import check
     from projections.tiers.queries import tier_findings
 
-    differences = check(ledger, ledger.db)
+    db = ledger.read_models()
+    differences = check(ledger, db)
     # Recomputation as verification: a recorded tier change that the policy in force
     # does not justify fails the check too. Read from the now-caught-up, checked tables.
-    unjustified = [] if differences else (catch_up(ledger, ledger.db), tier_findings(ledger.db))[1]
-    pos = positions(ledger.db)
+    unjustified = [] if differences else (catch_up(ledger, db), tier_findings(db))[1]
+    pos = positions(db)
     size, _ = ledger.head()
     projs = [{"name": p.name, "stored": p.name in pos,
               "last_seq": pos[p.name].last_seq if p.name in pos else None} for p in default_projections()]  # fmt: skip

@@ -285,7 +285,7 @@ def check_envelope(event_type: str, fields: dict[str, Any], where: str = "event"
 
 class EventView(Protocol):
     """What projections read of an event (all of it but ``prev`` and ``sig``): ``Event`` is
-    one, and so is the replay's lighter ``ledger.store.sqlite.EventRow`` (the stored row as it is,
+    one, and so is the replay's lighter ``ledger.event.rows.EventRow`` (the stored row as it is,
     its payload parsed only when asked)."""
 
     @property

@@ -6,22 +6,22 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from ledger.errors import InputError
 from ledger.event.body import envelope_line
 from ledger.event.envelope import Event
 from ledger.exchange.rows import ExportItem
-from ledger.store.sqlite import Ledger
+from ledger.store.base import EventFilter, EventReader
 
 FORMATS = ("jsonl", "cloudevents", "otlp", "aat")
 """The names ``export --format`` takes; ``jsonl`` is the default."""
 
 
 def export_lines(
-    ledger: Ledger, *, from_seq: int = 1, to_seq: int | None = None
+    ledger: EventReader, *, from_seq: int = 1, to_seq: int | None = None
 ) -> Iterator[bytes]:
     """Each event as its canonical envelope line, streamed from the store."""
     for _, line in export_items(ledger, from_seq=from_seq, to_seq=to_seq):
@@ -29,7 +29,7 @@ def export_lines(
 
 
 def export_items(
-    ledger: Ledger, *, from_seq: int = 1, to_seq: int | None = None
+    ledger: EventReader, *, from_seq: int = 1, to_seq: int | None = None
 ) -> Iterator[ExportItem]:
     """Each stored row with its canonical envelope line, streamed (constant memory)."""
     for r in ledger.iter_rows(from_seq=from_seq, to_seq=to_seq):
@@ -125,42 +125,23 @@ def event_filter(
     event_type: str | None = None,
     since: str | None = None,
     until: str | None = None,
-) -> tuple[str, list[Any]]:
-    """A parameterized SQL condition for ``iter_events(where=..., params=...)``."""
-    clauses: list[str] = []
-    params: list[Any] = []
+) -> EventFilter:
+    """The ``EventFilter`` of ``log``'s options (``InputError`` for text that is not UTF-8)."""
     for column, value in (("run", run), ("agent", agent), ("type", event_type)):
-        if value is not None:
-            if not value.isascii() and any("\ud800" <= c <= "\udfff" for c in value):
-                # A command-line argument that was not UTF-8: SQLite cannot take it.
-                raise InputError(f"--{column}: {value!r} is not valid UTF-8 text")
-            clauses.append(f"{column} = ?")
-            params.append(value)
-    if since is not None:
-        clauses.append("ts >= ?")
-        params.append(since)
-    if until is not None:
-        clauses.append("ts <= ?")
-        params.append(until)
-    return " AND ".join(clauses), params
-
-
-def count_events(
-    ledger: Ledger,
-    *,
-    from_seq: int = 1,
-    to_seq: int | None = None,
-    where: str = "",
-    params: Sequence[Any] = (),
-) -> int:
-    """How many events ``ledger.iter_events`` yields with the same range and filter."""
-    extra = f" AND ({where})" if where else ""
-    stop = to_seq if to_seq is not None else ledger.size
-    row = ledger.conn.execute(
-        f"SELECT count(*) FROM events WHERE seq >= ? AND seq <= ?{extra}",
-        (from_seq, stop, *params),
-    ).fetchone()
-    return int(row[0])
+        # A command-line argument that was not UTF-8: no store can take it.
+        if (
+            value is not None
+            and not value.isascii()
+            and any("\ud800" <= c <= "\udfff" for c in value)
+        ):
+            raise InputError(f"--{column}: {value!r} is not valid UTF-8 text")
+    return EventFilter(
+        run=run,
+        agent=agent,
+        types=None if event_type is None else (event_type,),
+        since=since,
+        until=until,
+    )
 
 
 _SUMMARY_FIELDS = (

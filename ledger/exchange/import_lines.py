@@ -19,8 +19,7 @@ from ledger.errors import EventValidationError, InputError, LedgerError
 from ledger.event.canonical import loads
 from ledger.event.drafts import Draft, Prepared, prepare
 from ledger.event.framing import ENVELOPE_FIELDS
-from ledger.store.sqlite import Ledger
-from ledger.store.sqlite_append import append_locked
+from ledger.store.base import Store
 
 DRAFT_FIELDS = frozenset({"type", "payload", "agent", "run", "actor", "id"})
 LEDGER_FIELDS = tuple(f for f in ENVELOPE_FIELDS if f not in DRAFT_FIELDS)
@@ -28,7 +27,7 @@ LEDGER_FIELDS = tuple(f for f in ENVELOPE_FIELDS if f not in DRAFT_FIELDS)
 MAX_LINE_BYTES = 1024 * 1024
 MAX_REPORTED = 20
 CHUNK = 1000
-"""Events appended per ``append_locked`` call inside the import's one transaction."""
+"""Events appended per ``tx.append`` call inside the import's one transaction."""
 
 
 def parse_line(raw: bytes, n: int) -> Draft:
@@ -110,7 +109,7 @@ def read_import(lines: Iterable[bytes], name: str = "input") -> list[Draft]:
 
 
 def _prepared(lines: Iterable[bytes]) -> Iterator[Prepared]:
-    """Pass 2: the drafts of a checked file, validated again by ``append_locked`` as it
+    """Pass 2: the drafts of a checked file, validated again by the store's append as it
     chains them (the file may have changed since pass 1)."""
     for n, raw in enumerate(lines, start=1):
         if raw.strip():
@@ -125,7 +124,7 @@ class Imported:
 
 
 def import_file(
-    ledger: Ledger,
+    ledger: Store,
     path: str,
     *,
     signer: Signer,
@@ -149,15 +148,15 @@ def import_file(
         if count == 0:
             return Imported(0, None, None)
         chunk: list[Prepared] = []
-        with ledger.write():
+        with ledger.write() as tx:
             for p in _prepared(f):
                 chunk.append(p)
                 if len(chunk) >= CHUNK:
-                    events = append_locked(ledger, chunk, signer, progress)
+                    events = tx.append(chunk, signer=signer, progress=progress)
                     first = first or events[0].seq
                     last, chunk = events[-1].seq, []
             if chunk:
-                events = append_locked(ledger, chunk, signer, progress)
+                events = tx.append(chunk, signer=signer, progress=progress)
                 first = first or events[0].seq
                 last = events[-1].seq
     return Imported(count, first, last)

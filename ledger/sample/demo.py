@@ -171,9 +171,8 @@ def build_demo(
             first = _first_awaiting(result.awaiting, result.characters)
             result.awaiting = [first, *[d for d in result.awaiting if d is not first]]
         # (3)
-        sign_current_checkpoint(ledger, root)
-        note = ledger.conn.execute("SELECT note FROM checkpoints ORDER BY size DESC").fetchone()
-        Path(db).with_suffix(".checkpoint").write_text(str(note[0]), encoding="utf-8")
+        note = sign_current_checkpoint(ledger, root)
+        Path(db).with_suffix(".checkpoint").write_text(note, encoding="utf-8")
         result.size = ledger.size
         # (4)
         with read_models(ledger) as rm:

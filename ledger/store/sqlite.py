@@ -19,12 +19,10 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from functools import partial, wraps
+from contextlib import AbstractContextManager
+from functools import wraps
 from pathlib import Path
-from typing import Any, Concatenate, NamedTuple, ParamSpec, TypeVar
-
-import sqlite_utils
-from pydantic_core import from_json
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from ledger.crypto.keyfiles import Signer
 from ledger.errors import (
@@ -37,11 +35,16 @@ from ledger.errors import (
     UnauthorizedWrite,
 )
 from ledger.event.drafts import MAX_PAYLOAD_BYTES, TYPED_PAYLOADS, Draft, Prepared, prepare
-from ledger.event.envelope import ZERO_HASH, Event, build_event
+from ledger.event.envelope import ZERO_HASH, Event
 from ledger.event.framing import ROW_COLUMNS
+from ledger.event.rows import EventRow, Row, event_row, parse_stored, row_to_event
 from ledger.settings import env_choice, env_int
-from ledger.store.sqlite_append import Tip, append_locked
+from ledger.store import sqlite_read_models
+from ledger.store.base import EventFilter
+from ledger.store.sqlite_append import append_locked
+from ledger.store.sqlite_read_models import SqliteReadModels
 from ledger.store.sqlite_schema import SCHEMA_VERSION, migrate, read_schema_version
+from ledger.store.tip import Tip
 from ledger.tlog import merkle
 
 DEFAULT_BUSY_TIMEOUT_MS = 10_000
@@ -56,57 +59,14 @@ __all__ = [
     "EventRow",
     "Ledger",
     "Prepared",
+    "Row",
+    "parse_stored",
     "prepare",
     "root_key_payload",
     "row_to_event",
 ]
 MAX_SEQ = 2**63 - 1
 """The largest seq SQLite can store (a 64-bit signed integer)."""
-Row = tuple[int, str, str, str, str | None, str | None, str | None, str, str, str, str, str]
-
-
-class EventRow(NamedTuple):
-    """An event as replay reads it: the stored row itself, its payload parsed only when
-    ``payload`` is asked for (projections decode ``payload_text`` straight to the typed model,
-    see ``projections.driver.decode_all``), without ``prev`` and ``sig``, which no read model
-    uses (verification reads them). Built from a row by ``tuple.__new__``, a fifth of the cost
-    of an ``Event``; an ``EventView`` like ``Event``."""
-
-    seq: int
-    id: str
-    ts: str
-    type: str
-    agent: str | None
-    run: str | None
-    actor: str | None
-    payload_text: str
-    key: str
-    hash: str
-
-    @property
-    def payload(self) -> dict[str, Any]:
-        """The payload as Python objects, parsed at each call."""
-        value: dict[str, Any] = parse_stored(self.payload_text)
-        return value
-
-
-_event_row = partial(tuple.__new__, EventRow)
-
-
-def row_to_event(row: Row) -> Event:
-    """The ``Event`` of a stored row, payload parsed. Stored payloads were validated at append;
-    verification re-checks them, not reads."""
-    return build_event(row, parse_stored(row[7]))
-
-
-def parse_stored(text: str) -> Any:
-    """A stored payload's JSON text as Python objects. ``pydantic_core.from_json`` gives what
-    ``json.loads`` gives for the store's canonical text, about three times faster; text it
-    refuses (lone surrogates in a tampered file) goes to ``json`` so the error is the usual one."""
-    try:
-        return from_json(text, cache_strings="keys")
-    except ValueError:
-        return json.loads(text)
 
 
 def translate(e: sqlite3.Error, path: str) -> StoreError:
@@ -159,21 +119,15 @@ class _Session:
     since (``PRAGMA data_version``, which moves when another connection commits, and this
     connection's change count), and the tip staged by its open transaction."""
 
-    __slots__ = ("_db", "conn", "staged", "thread", "tip", "tip_version")
+    __slots__ = ("conn", "read_models", "staged", "thread", "tip", "tip_version")
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
-        self._db: sqlite_utils.Database | None = None
+        self.read_models = SqliteReadModels(conn)
         self.thread = threading.current_thread()
         self.tip: Tip | None = None
         self.tip_version: tuple[int, int] | None = None
         self.staged: Tip | None = None
-
-    @property
-    def db(self) -> sqlite_utils.Database:
-        if self._db is None:
-            self._db = sqlite_utils.Database(self.conn)
-        return self._db
 
 
 def _unreadable(e: sqlite3.DatabaseError, path: str, what: str) -> StoreError:
@@ -241,10 +195,13 @@ class Ledger:
         """This thread's connection to the file."""
         return self._session().conn
 
-    @property
-    def db(self) -> sqlite_utils.Database:
-        """This thread's connection as a ``sqlite_utils.Database`` (read models)."""
-        return self._session().db
+    def read_models(self) -> SqliteReadModels:
+        """The read-model tables, through this thread's connection (so ``write()`` covers them)."""
+        return self._session().read_models
+
+    def scratch_read_models(self) -> AbstractContextManager[SqliteReadModels]:
+        """Read models in a temporary SQLite file, deleted on exit (time travel)."""
+        return sqlite_read_models.scratch()
 
     # --- opening --------------------------------------------------------------------------
 
@@ -354,16 +311,31 @@ class Ledger:
     # --- transactions ---------------------------------------------------------------------
 
     def write(self) -> _WriteTx:
-        """``with ledger.write():`` one ``BEGIN IMMEDIATE`` transaction, rolled back on error."""
+        """``with ledger.write() as tx:`` one ``BEGIN IMMEDIATE`` transaction, rolled back on
+        error; ``tx.append`` appends in it."""
         return _WriteTx(self)
 
-    def tip(self) -> Tip | None:
-        """Inside a write transaction: the tip to append after, when known without reading."""
-        return self._session().staged
+    def _append_locked(
+        self,
+        prepared: list[Prepared],
+        signer: Signer,
+        progress: Callable[[int], None] | None,
+    ) -> list[Event]:
+        """Append inside this thread's open write transaction, after the tip it staged (or
+        the tip read from the file); the new tip is kept only if the transaction commits."""
+        session = self._session()
+        tip = session.staged or self._read_tip()
+        events, session.staged = append_locked(session.conn, tip, prepared, signer, progress)
+        return events
 
-    def stage_tip(self, tip: Tip) -> None:
-        """The tip after an append in the open transaction; kept only if it commits."""
-        self._session().staged = tip
+    def _read_tip(self) -> Tip:
+        """The tip from the file: the last event and the frontier's nodes (two queries)."""
+        row = self.conn.execute(
+            "SELECT seq, hash, ts FROM events ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        size, prev, ts = (0, ZERO_HASH, "") if row is None else (row[0], row[1], row[2])
+        frontier = self.get_nodes(merkle.range_nodes(0, size))
+        return Tip(size, prev, ts, frontier, {})
 
     # --- reading --------------------------------------------------------------------------
 
@@ -431,16 +403,41 @@ class Ledger:
         row = self.conn.execute("SELECT seq FROM events WHERE id = ?", (event_id,)).fetchone()
         return None if row is None else int(row[0])
 
+    @_translated
+    def row_at(self, seq: int) -> Row | None:
+        rows = self._fetch(f"SELECT {EVENT_COLUMNS} FROM events WHERE seq = ?", (seq,))
+        return tuple(rows[0]) if rows else None
+
+    @_translated
+    def last_before(self, seq: int) -> tuple[int, str, str] | None:
+        row = self.conn.execute(
+            "SELECT seq, hash, ts FROM events WHERE seq < ? ORDER BY seq DESC LIMIT 1", (seq,)
+        ).fetchone()
+        return None if row is None else (row[0], row[1], row[2])
+
+    @_translated
+    def count_events(
+        self, *, from_seq: int = 1, to_seq: int | None = None, filter: EventFilter | None = None
+    ) -> int:
+        where, params = _filter_sql(filter)
+        extra = f" AND ({where})" if where else ""
+        stop = to_seq if to_seq is not None and to_seq >= 0 else MAX_SEQ
+        row = self.conn.execute(
+            f"SELECT count(*) FROM events WHERE seq >= ? AND seq <= ?{extra}",
+            (from_seq, stop, *params),
+        ).fetchone()
+        return int(row[0])
+
     def iter_rows(
         self,
         *,
         from_seq: int = 1,
         to_seq: int | None = None,
-        where: str = "",
-        params: Sequence[Any] = (),
+        filter: EventFilter | None = None,
         batch: int = 2000,
     ) -> Iterator[Row]:
         """Stream raw event rows in seq order, ``batch`` rows per query (constant memory)."""
+        where, params = _filter_sql(filter)
         for rows in self._row_batches(from_seq, to_seq, where, params, batch):
             yield from rows
 
@@ -491,21 +488,38 @@ class Ledger:
     def replay_events(self, *, from_seq: int = 1, to_seq: int | None = None) -> Iterator[EventRow]:
         """Stream events in seq order as ``EventRow``: the replay driver's read path."""
         for rows in self._row_batches(from_seq, to_seq, "", (), 2000, REPLAY_COLUMNS):
-            yield from map(_event_row, rows)
+            yield from map(event_row, rows)
 
     def iter_events(
         self,
         *,
         from_seq: int = 1,
         to_seq: int | None = None,
-        where: str = "",
-        params: Sequence[Any] = (),
+        filter: EventFilter | None = None,
     ) -> Iterator[Event]:
         """Stream events in seq order, decoded to ``Event`` (payload as a dict). Rows are
         converted a query's worth at a time (``map``), not through ``iter_rows``: one
         generator step less per event of a replay."""
+        where, params = _filter_sql(filter)
         for rows in self._row_batches(from_seq, to_seq, where, params, 2000):
             yield from map(row_to_event, rows)
+
+    # --- checkpoints ----------------------------------------------------------------------
+
+    def put_checkpoint(self, *, size: int, signer: str, root: str, note: str, created: str) -> None:
+        with self.write():
+            self.conn.execute(
+                "INSERT OR REPLACE INTO checkpoints (size, signer, root, note, created) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (size, signer, root, note, created),
+            )
+
+    @_translated
+    def latest_checkpoint(self, min_size: int = 0) -> str | None:
+        row = self.conn.execute(
+            "SELECT note FROM checkpoints WHERE size >= ? ORDER BY size DESC LIMIT 1", (min_size,)
+        ).fetchone()
+        return None if row is None else str(row[0])
 
     # --- keys -----------------------------------------------------------------------------
 
@@ -576,7 +590,7 @@ class Ledger:
             # workers sign the events before them; one bad draft rolls the batch back.
             pending = [Prepared(d, None, f"event {i + 1}") for i, d in enumerate(drafts)]
         with self.write():
-            return append_locked(self, pending, signer, progress)
+            return self._append_locked(pending, signer, progress)
 
     # --- Merkle tree (RFC 9162) -------------------------------------------------------------
 
@@ -640,6 +654,18 @@ class Ledger:
                 raise StoreError(f"{self.path}: Merkle node ({n[0]}, {n[1]}) is missing")
         return out
 
+    @_translated
+    def stored_nodes_from(self, key: tuple[int, int], limit: int) -> list[tuple[int, int, Any]]:
+        try:
+            rows: list[tuple[int, int, Any]] = self.conn.execute(
+                "SELECT closes, level, hash FROM merkle_nodes WHERE (closes, level) >= (?, ?) "
+                "ORDER BY closes, level LIMIT ?",
+                (*key, limit),
+            ).fetchall()
+        except sqlite3.DatabaseError as e:  # a corrupt file
+            raise StoreError(f"cannot read the stored Merkle tree ({e})") from e
+        return rows
+
     def fetch_plan(self, plan: merkle.ProofPlan) -> list[bytes]:
         """The hashes of ``plan`` (a root or a proof) from one batched read."""
         return plan.assemble(self.get_nodes(plan.node_ids))
@@ -667,7 +693,7 @@ class _WriteTx:
         self.ledger = ledger
         self.data_version = -1
 
-    def __enter__(self) -> None:
+    def __enter__(self) -> _WriteTx:
         ledger = self.ledger
         session = ledger._session()
         self.session = session
@@ -694,6 +720,28 @@ class _WriteTx:
         if (self.data_version, conn.total_changes) != session.tip_version:
             session.tip = None
         session.staged = session.tip
+        return self
+
+    def append(
+        self,
+        drafts: Sequence[Draft | Prepared],
+        *,
+        signer: Signer,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[Event]:
+        """Append in this transaction: drafts as ``Ledger.append_many`` takes them (a single
+        one validated first, a batch's as they are chained), ``Prepared`` ones as they are."""
+        if not drafts:
+            return []
+        pending = [
+            d
+            if isinstance(d, Prepared)
+            else prepare(d)
+            if len(drafts) == 1
+            else Prepared(d, None, f"event {i + 1}")
+            for i, d in enumerate(drafts)
+        ]
+        return self.ledger._append_locked(pending, signer, progress)
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         session = self.session
@@ -714,6 +762,28 @@ class _WriteTx:
                 raise translate(exc, self.ledger.path) from exc
         finally:
             self.ledger._write_lock.release()
+
+
+def _filter_sql(f: EventFilter | None) -> tuple[str, list[Any]]:
+    """The SQL condition and parameters of an ``EventFilter`` ("" for none)."""
+    if f is None:
+        return "", []
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, value in (("run", f.run), ("agent", f.agent)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if f.types is not None:
+        clauses.append(f"type IN ({', '.join('?' * len(f.types))})" if f.types else "0")
+        params.extend(f.types)
+    if f.since is not None:
+        clauses.append("ts >= ?")
+        params.append(f.since)
+    if f.until is not None:
+        clauses.append("ts <= ?")
+        params.append(f.until)
+    return " AND ".join(clauses), params
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

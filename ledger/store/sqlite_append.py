@@ -1,8 +1,9 @@
 """The write path: authorize, chain, sign and insert a batch inside one write transaction.
 
 SPEC §2.1 (seq, prev, ts, hash, sig are computed by the ledger), §2.3 (key events), §2.5 (who
-may sign what). Called by ``Ledger.append_many`` with ``BEGIN IMMEDIATE`` already held, so the
-head read here cannot move until COMMIT.
+may sign what). Called by ``ledger.store.sqlite.Ledger`` with ``BEGIN IMMEDIATE`` already held, so the
+head it passes cannot move until COMMIT. Takes the connection and the tip as parameters: it
+does not import the store.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ import hashlib
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from sqlite3 import Connection
+from typing import Any
 
 from ledger.crypto import pool as workers
 from ledger.crypto.keyfiles import Signer
@@ -22,13 +23,10 @@ from ledger.errors import DuplicateEventId, EventValidationError, UnauthorizedWr
 from ledger.event.body import BodyEncoder
 from ledger.event.canonical import canonical, loads
 from ledger.event.drafts import Prepared
-from ledger.event.envelope import ZERO_HASH, Event, authorize, build_event
+from ledger.event.envelope import Event, authorize, build_event
 from ledger.event.framing import ROW_COLUMNS, ROW_FIELDS
+from ledger.store.tip import KeyState, Tip
 from ledger.tlog import merkle
-
-if TYPE_CHECKING:
-    from ledger.store.sqlite import Ledger
-
 
 _VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
 
@@ -43,35 +41,6 @@ def uuid7s(n: int) -> list[str]:
         f"{head}{r[:3]}-{_VARIANT[r[3]]}{r[4:7]}-{r[7:19]}"
         for r in (rand[20 * i : 20 * i + 19] for i in range(n))
     ]
-
-
-KeyState = dict[str, Any]
-"""A row of the key index: key_id, name, role, agent, revoked_seq."""
-
-
-@dataclass(frozen=True)
-class Tip:
-    """The end of the log as of the last commit this connection saw: the head (size, hash,
-    ts), the Merkle frontier and the key states read so far. The store keeps it between
-    appends and drops it when another connection has committed (``PRAGMA data_version``), so
-    an append reads nothing back from the log (SPEC §2.1 still holds: the write lock is
-    taken before the tip is trusted)."""
-
-    size: int
-    prev: str
-    ts: str
-    frontier: merkle.Frontier
-    keys: dict[str, KeyState | None]
-
-
-def read_tip(ledger: Ledger) -> Tip:
-    """The tip from the file: the last event and the frontier's nodes (two queries)."""
-    row = ledger.conn.execute(
-        "SELECT seq, hash, ts FROM events ORDER BY seq DESC LIMIT 1"
-    ).fetchone()
-    size, prev, ts = (0, ZERO_HASH, "") if row is None else (row[0], row[1], row[2])
-    frontier = ledger.get_nodes(merkle.range_nodes(0, size))
-    return Tip(size, prev, ts, frontier, {})
 
 
 @lru_cache(maxsize=1)
@@ -89,8 +58,8 @@ def now_ts() -> str:
 class _Keys:
     """The key index as seen inside this transaction, with the batch's own changes."""
 
-    def __init__(self, ledger: Ledger, known: dict[str, KeyState | None]) -> None:
-        self.conn = ledger.conn
+    def __init__(self, conn: Connection, known: dict[str, KeyState | None]) -> None:
+        self.conn = conn
         self.cache: dict[str, KeyState | None] = dict(known)
         self.new: list[tuple[Any, ...]] = []
         self.revoked: list[tuple[int, str]] = []
@@ -166,19 +135,20 @@ class _Keys:
 
 
 def append_locked(
-    ledger: Ledger,
+    conn: Connection,
+    tip: Tip,
     prepared: list[Prepared],
     signer: Signer,
     progress: Callable[[int], None] | None,
-) -> list[Event]:
-    conn = ledger.conn
+) -> tuple[list[Event], Tip]:
+    """Append ``prepared`` after ``tip`` on ``conn``, whose write transaction is open: the
+    events, and the tip after them (for the store to keep if the transaction commits)."""
     # (1) Head and time: ts never goes back along seq (SPEC §2.1).
-    tip = ledger.tip() or read_tip(ledger)
     size, prev = tip.size, tip.prev
     ts = max(now_ts(), tip.ts)
     # (2) Validation, authorization, key and policy semantics, chaining.
     signing = workers.pool().signing(signer.secret_key, len(prepared))
-    keys = _Keys(ledger, tip.keys)
+    keys = _Keys(conn, tip.keys)
     kid = signer.key_id
     policy_version: int | None = None
     rows: list[list[Any]] = []
@@ -297,7 +267,7 @@ def append_locked(
             r.append(b64encode(sig))
         conn.executemany(insert, signed_rows)
         done += len(signed)
-    ledger.stage_tip(Tip(size + len(rows), prev, ts, frontier, keys.cache))
     if progress is not None:
         progress(len(rows))
-    return [build_event(r, p.draft.payload) for r, p in zip(rows, prepared, strict=True)]
+    events = [build_event(r, p.draft.payload) for r, p in zip(rows, prepared, strict=True)]
+    return events, Tip(size + len(rows), prev, ts, frontier, keys.cache)

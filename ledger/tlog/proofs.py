@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from ledger.crypto.keyfiles import Signer
 from ledger.crypto.signing import b64decode_canonical, event_hash
@@ -18,7 +18,6 @@ from ledger.errors import CheckpointError, InputError, ProofError
 from ledger.event.body import body_bytes
 from ledger.event.canonical import loads
 from ledger.event.envelope import format_ts
-from ledger.store.sqlite import Ledger
 from ledger.tlog.consistency import governor_verifiers
 from ledger.tlog.notes import (
     Checkpoint,
@@ -31,7 +30,36 @@ from ledger.tlog.notes import (
 )
 
 
-def sign_current_checkpoint(ledger: Ledger, signer: Signer) -> str:
+class ProvableLog(Protocol):
+    """What proofs need of a stored ledger (any ``ledger.store.base.Store`` is one): taken as
+    handed over, so this module never imports a store."""
+
+    @property
+    def origin(self) -> str: ...
+
+    @property
+    def size(self) -> int: ...
+
+    def row_at(self, seq: int) -> Any: ...
+
+    def keys(self) -> list[dict[str, Any]]: ...
+
+    def require_governor(self, signer: Signer, what: str) -> None: ...
+
+    def root_at(self, size: int) -> bytes: ...
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]: ...
+
+    def consistency_proof(self, size1: int, size2: int) -> list[bytes]: ...
+
+    def put_checkpoint(
+        self, *, size: int, signer: str, root: str, note: str, created: str
+    ) -> None: ...
+
+    def latest_checkpoint(self, min_size: int = 0) -> str | None: ...
+
+
+def sign_current_checkpoint(ledger: ProvableLog, signer: Signer) -> str:
     """Sign a checkpoint of the log as it is now, store it, and return the note."""
     ledger.require_governor(signer, "checkpoints")
     size = ledger.size
@@ -39,23 +67,22 @@ def sign_current_checkpoint(ledger: Ledger, signer: Signer) -> str:
     note = sign_checkpoint(
         origin=ledger.origin, size=size, root=root, private_key=signer.private_key
     )
-    with ledger.write():
-        ledger.conn.execute(
-            "INSERT OR REPLACE INTO checkpoints (size, signer, root, note, created) VALUES (?, ?, ?, ?, ?)",
-            (size, signer.name, root.hex(), note, format_ts(datetime.now(UTC))),
-        )
+    ledger.put_checkpoint(
+        size=size,
+        signer=signer.name,
+        root=root.hex(),
+        note=note,
+        created=format_ts(datetime.now(UTC)),
+    )
     return note
 
 
-def latest_checkpoint(ledger: Ledger, min_size: int) -> str | None:
+def latest_checkpoint(ledger: ProvableLog, min_size: int) -> str | None:
     """The newest stored checkpoint of size at least ``min_size`` (None when none)."""
-    row = ledger.conn.execute(
-        "SELECT note FROM checkpoints WHERE size >= ? ORDER BY size DESC LIMIT 1", (min_size,)
-    ).fetchone()
-    return None if row is None else str(row[0])
+    return ledger.latest_checkpoint(min_size)
 
 
-def open_ledger_checkpoint(ledger: Ledger, note: str) -> Checkpoint:
+def open_ledger_checkpoint(ledger: ProvableLog, note: str) -> Checkpoint:
     """Verify ``note`` against this ledger's governor keys and its origin."""
     governors = [
         b64decode_canonical(k["public_key"]) for k in ledger.keys() if k["role"] == "governor"
@@ -63,11 +90,9 @@ def open_ledger_checkpoint(ledger: Ledger, note: str) -> Checkpoint:
     return parse_checkpoint(open_note(note, governor_verifiers(ledger.origin, governors)))
 
 
-def event_body(ledger: Ledger, seq: int) -> bytes:
-    e = ledger.conn.execute(
-        "SELECT seq, id, ts, type, agent, run, actor, payload, prev, key FROM events WHERE seq = ?",
-        (seq,),
-    ).fetchone()
+def event_body(ledger: ProvableLog, seq: int) -> bytes:
+    """The canonical body of event ``seq`` as stored (``InputError`` when not in the log)."""
+    e = ledger.row_at(seq)
     if e is None:
         raise InputError(f"seq {seq} is not in the log (size {ledger.size})")
     return body_bytes(
@@ -85,7 +110,7 @@ def event_body(ledger: Ledger, seq: int) -> bytes:
 
 
 def prove_inclusion(
-    ledger: Ledger,
+    ledger: ProvableLog,
     seq: int,
     *,
     root_signer: Signer | None = None,
@@ -111,7 +136,7 @@ def prove_inclusion(
     return format_tlog_proof(index=seq - 1, proof=proof, checkpoint_note=note, extra=body)
 
 
-def witness_request(ledger: Ledger, old_note: str, *, signer: Signer) -> str:
+def witness_request(ledger: ProvableLog, old_note: str, *, signer: Signer) -> str:
     """The C2SP tlog-witness add-checkpoint body from an old checkpoint to a fresh one."""
     try:
         old = open_ledger_checkpoint(ledger, old_note)

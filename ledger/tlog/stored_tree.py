@@ -7,13 +7,20 @@ they close, so each closed subtree is compared with its stored node in one pass.
 
 from __future__ import annotations
 
-import sqlite3
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
-from ledger.errors import StoreError
 from ledger.tlog import merkle
+
+
+class NodeSource(Protocol):
+    """Where ``StoredTree`` reads the stored nodes (``ledger.store.base.MerkleStore`` is one)."""
+
+    def stored_nodes_from(self, key: tuple[int, int], limit: int) -> list[tuple[int, int, Any]]:
+        """Up to ``limit`` stored ``(closes, level, hash)`` at or after ``key``, in key order
+        (``StoreError`` when the store cannot be read)."""
+        ...
 
 
 class RootAccumulator:
@@ -69,8 +76,8 @@ class StoredTree:
     which ``RootAccumulator`` reports them, so each closed subtree is compared with its stored
     node in one pass over the table."""
 
-    def __init__(self, conn: Any) -> None:
-        self.conn = conn
+    def __init__(self, source: NodeSource) -> None:
+        self.source = source
         self.buffer: deque[tuple[tuple[int, int], bytes]] = deque()
 
     def get(self, level: int, index: int) -> bytes | None:
@@ -83,14 +90,7 @@ class StoredTree:
                 buf.popleft()
             if buf:
                 return buf[0][1] if buf[0][0] == key else None
-            try:
-                rows = self.conn.execute(
-                    "SELECT closes, level, hash FROM merkle_nodes WHERE (closes, level) >= (?, ?) "
-                    "ORDER BY closes, level LIMIT 4096",
-                    key,
-                ).fetchall()
-            except sqlite3.DatabaseError as e:  # a corrupt file
-                raise StoreError(f"cannot read the stored Merkle tree ({e})") from e
+            rows = self.source.stored_nodes_from(key, 4096)
             if not rows:
                 return None
             buf.extend(((int(c), int(lv)), _stored_bytes(h)) for c, lv, h in rows)

@@ -45,6 +45,7 @@ from ledger.event.framing import (
     plain_text,
     text_problem,
 )
+from ledger.store.base import EventFilter, Store
 from ledger.tlog import merkle
 from ledger.tlog.stored_tree import RootAccumulator, StoredTree
 from ledger.verify.chain import (
@@ -57,7 +58,8 @@ from ledger.verify.export_file import rows_from_export
 
 BATCH = 256
 """Signatures checked per batch (one request to a worker)."""
-KEY_EVENT_TYPES = "('ledger.created', 'key.registered', 'key.revoked')"
+KEY_EVENTS = EventFilter(types=("ledger.created", "key.registered", "key.revoked"))
+"""The events that change the key states (read before a partial verify's first event)."""
 """The event types that change the key registry, as an SQL list."""
 MAX_PROBLEMS = 1000
 
@@ -380,7 +382,7 @@ def _wanted(checkpoint: str | None, origin: str | None, use_state: bool) -> set[
 
 
 def verify_ledger(
-    ledger: Any,
+    ledger: Store,
     *,
     from_seq: int | None = None,
     trusted: set[str] | None = None,
@@ -406,7 +408,7 @@ def verify_ledger(
         if from_seq > size:
             raise InputError(f"--from {from_seq}: the log has {size} events")
         _refuse_checkpoint_before(from_seq, checkpoint)
-        for r in ledger.iter_rows(to_seq=from_seq - 1, where=f"type IN {KEY_EVENT_TYPES}"):
+        for r in ledger.iter_rows(to_seq=from_seq - 1, filter=KEY_EVENTS):
             _apply_key_row(checker, r)
         anchor = _read_anchor(ledger, from_seq)
         checker.expected_seq, checker.prev_ts = from_seq, anchor.ts
@@ -416,7 +418,7 @@ def verify_ledger(
     v = Verifier(
         trusted=trusted,
         checker=checker,
-        stored_nodes=StoredTree(ledger.conn).get,
+        stored_nodes=StoredTree(ledger).get,
         progress=progress,
         want_roots=_wanted(checkpoint, origin, use_state),
         parallel=size - start + 1,
@@ -477,7 +479,7 @@ def _refuse_checkpoint_before(from_seq: int, checkpoint: str | None) -> None:
         )
 
 
-def _read_anchor(ledger: Any, from_seq: int) -> Anchor:
+def _read_anchor(ledger: Store, from_seq: int) -> Anchor:
     """The ``Anchor`` of ``verify --from from_seq`` (from_seq >= 2); ``ChainError`` (exit 1)
     when the log cannot give it: run a full verify."""
     last = from_seq - 1
@@ -490,11 +492,8 @@ def _read_anchor(ledger: Any, from_seq: int) -> Anchor:
             f"--from {from_seq}: the stored tree left of seq {from_seq} is unreadable "
             f"({e.message}), nothing to anchor on: run a full verify"
         ) from e
-    rows = dict(
-        ledger.conn.execute(
-            "SELECT seq, hash FROM events WHERE seq > ? AND seq <= ?", (base, last)
-        ).fetchall()
-    )
+    stored = {r[0]: r for r in ledger.iter_rows(from_seq=base + 1, to_seq=last)}
+    rows = {seq: r[10] for seq, r in stored.items()}
     leaves: list[tuple[int, bytes]] = []
     for seq in range(base + 1, last + 1):
         h = rows.get(seq)
@@ -509,7 +508,7 @@ def _read_anchor(ledger: Any, from_seq: int) -> Anchor:
                 "right length, nothing to anchor on: run a full verify"
             )
         leaves.append((seq, bytes.fromhex(h)))
-    (ts,) = ledger.conn.execute("SELECT ts FROM events WHERE seq = ?", (last,)).fetchone()
+    ts = stored[last][2]
     return Anchor(base, [nodes[n] for n in merkle.range_nodes(0, base)], leaves, ts)
 
 
@@ -522,7 +521,7 @@ def _apply_key_row(checker: ChainChecker, row: Row) -> None:
     checker._apply_key_event(seq=row[0], type=row[3], payload=payload, key=row[9])
 
 
-def _origin_or_none(ledger: Any) -> str | None:
+def _origin_or_none(ledger: Store) -> str | None:
     try:
         return str(ledger.origin)
     except LedgerError:
@@ -590,7 +589,7 @@ def _governor_keys(checker: ChainChecker) -> list[bytes]:
     return [k.public_key for k in checker.keys.values() if k.role == "governor"]
 
 
-def verify_events(ledger: Any, rows: list[Row]) -> VerifyReport:
+def verify_events(ledger: Store, rows: list[Row]) -> VerifyReport:
     """Verify some events of a ledger (``rows``, in seq order: one run's, say) with the steps of
     a full ``verify``, each event as that verify would see it at its place in the log.
 
@@ -608,7 +607,7 @@ def verify_events(ledger: Any, rows: list[Row]) -> VerifyReport:
     seqs = {r[0] for r in rows}
     last = max(s for s in seqs if type(s) is int)
     # (1)
-    key_rows = iter(ledger.iter_rows(to_seq=last, where=f"type IN {KEY_EVENT_TYPES}"))
+    key_rows = iter(ledger.iter_rows(to_seq=last, filter=KEY_EVENTS))
     pending = next(key_rows, None)
     for row in rows:
         seq = row[0]
@@ -618,9 +617,7 @@ def verify_events(ledger: Any, rows: list[Row]) -> VerifyReport:
             pending = next(key_rows, None)
         del checker.problems[:]  # problems of events outside ``rows`` are not theirs
         # (2)
-        before = ledger.conn.execute(
-            "SELECT seq, hash, ts FROM events WHERE seq < ? ORDER BY seq DESC LIMIT 1", (seq,)
-        ).fetchone()
+        before = ledger.last_before(seq)
         if before is None:
             checker.expected_seq, checker.prev_hash, checker.prev_ts = 1, ZERO_HASH, ""
         else:
@@ -634,7 +631,7 @@ def verify_events(ledger: Any, rows: list[Row]) -> VerifyReport:
     return v.finish()
 
 
-def check_events(ledger: Any, rows: list[Row]) -> list[dict[str, Any]]:
+def check_events(ledger: Store, rows: list[Row]) -> list[dict[str, Any]]:
     """``verify_events`` as ``runs show`` reports it: ``{"seq", "kind", "detail"}`` dicts, the
     detail naming the seq and kind as verify's first line does."""
     return [{**p.as_dict(), "detail": str(p)} for p in verify_events(ledger, rows).problems]

@@ -25,9 +25,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from sqlite_utils import Database
-
 from ledger.event.envelope import AnyPayload, CorrectionRecorded, EventView, PolicySet
+from ledger.store.base import ReadModels
 from projections.corrections.text import keywords, similarity_bp
 from projections.policy.in_force import PolicyFold, policy_table
 from projections.projection import Projection, Table
@@ -134,7 +133,7 @@ class CorrectionsState:
 
     __slots__ = ("clusters", "db", "dirty", "members", "policy")
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: ReadModels) -> None:
         self.db = db
         self.policy = PolicyFold(db, POLICY)
         self.clusters: dict[str, list[Cluster]] = {}
@@ -183,7 +182,7 @@ class CorrectionsProjection(Projection[CorrectionsState]):
     tables = (CLUSTERS, CORRECTIONS, POLICY)
     types = frozenset({"correction.recorded", "policy.set"})
 
-    def start(self, db: Database, deps: Mapping[str, Any]) -> CorrectionsState:
+    def start(self, db: ReadModels, deps: Mapping[str, Any]) -> CorrectionsState:
         return CorrectionsState(db)
 
     def prepare(self, state: CorrectionsState, events: Sequence[EventView]) -> None:
@@ -203,9 +202,9 @@ class CorrectionsProjection(Projection[CorrectionsState]):
         return state
 
     def flush(self, state: CorrectionsState) -> None:
-        conn = state.db.conn
-        conn.executemany(CLUSTERS.insert_sql(replace=True), [c.row() for c in state.dirty.values()])
-        conn.executemany(CORRECTIONS.insert_sql(), state.members)
+        db = state.db
+        db.insert(CLUSTERS, [c.row() for c in state.dirty.values()], replace=True)
+        db.insert(CORRECTIONS, state.members)
         state.policy.flush()
         state.clusters.clear()
         state.dirty.clear()

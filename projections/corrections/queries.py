@@ -1,6 +1,6 @@
 """Reading the correction patterns, and applying them to an agent's next prompt (issue 6).
 
-Every function takes a ``Database`` holding the tables of ``projections.corrections.fold`` (the
+Every function takes a ``ReadModels`` holding the tables of ``projections.corrections.fold`` (the
 stored read models after ``catch_up``, or a scratch database from ``build_at`` for time travel)
 and only reads. Only *emerged* patterns are ever returned: a cluster below the policy's
 threshold teaches nothing yet.
@@ -12,8 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlite_utils import Database
-
+from ledger.store.base import ReadModels
 from projections.corrections.fold import CLUSTERS, POLICY, Cluster
 from projections.corrections.text import signature, similarity_bp
 from projections.policy.in_force import PolicyFold
@@ -44,18 +43,18 @@ class Pattern:
                 "keywords": self.keywords}  # fmt: skip
 
 
-def _policy(db: Database) -> PolicyFold:
+def _policy(db: ReadModels) -> PolicyFold:
     return PolicyFold(db, POLICY)
 
 
 def iter_patterns(
-    db: Database, agent: str | None = None, *, limit: int | None = None
+    db: ReadModels, agent: str | None = None, *, limit: int | None = None
 ) -> Iterator[Pattern]:
     """Emerged patterns of every agent (or one), by agent then emergence, at most ``limit``,
     read from a cursor (streams). ``examples``: the cluster's first ``max_examples``
     corrections (policy in force at the read model's position), oldest first, so they are as
     stable as the name."""
-    if not db[CLUSTERS.name].exists():
+    if not db.exists(CLUSTERS.name):
         return
     max_examples = _policy(db).rules.corrections.max_examples
     one, params = ("AND agent = ?", [agent]) if agent is not None else ("", [])
@@ -78,14 +77,14 @@ def iter_patterns(
                       [s for s, _ in examples], c.exemplars)  # fmt: skip
 
 
-def patterns(db: Database, agent: str | None = None) -> list[Pattern]:
+def patterns(db: ReadModels, agent: str | None = None) -> list[Pattern]:
     """``iter_patterns`` as a list."""
     return list(iter_patterns(db, agent))
 
 
-def count_patterns(db: Database, agent: str | None = None) -> int:
+def count_patterns(db: ReadModels, agent: str | None = None) -> int:
     """How many patterns ``iter_patterns`` yields with no limit."""
-    if not db[CLUSTERS.name].exists():
+    if not db.exists(CLUSTERS.name):
         return 0
     one, params = ("AND agent = ?", [agent]) if agent is not None else ("", [])
     row = db.execute(
@@ -94,7 +93,7 @@ def count_patterns(db: Database, agent: str | None = None) -> int:
     return int(row[0])
 
 
-def pattern_for(db: Database, agent: str, topic: str) -> Pattern | None:
+def pattern_for(db: ReadModels, agent: str, topic: str) -> Pattern | None:
     """The agent's emerged pattern for ``topic``: the one whose topic or name is ``topic``, else
     the one whose corrections' keywords are most similar to ``topic`` taken as text (at least
     the policy's ``similarity_bp``; ties: the one that emerged first). None when none fits."""
@@ -112,14 +111,14 @@ def pattern_for(db: Database, agent: str, topic: str) -> Pattern | None:
     return best
 
 
-def learned_examples(db: Database, agent: str, topic: str) -> list[str]:
+def learned_examples(db: ReadModels, agent: str, topic: str) -> list[str]:
     """The example corrections to prepend to ``agent``'s next prompt about ``topic``; empty
     when no pattern has emerged for it (so it is safe to call before every prompt)."""
     p = pattern_for(db, agent, topic)
     return [] if p is None else list(p.examples)
 
 
-def inject_corrections(db: Database, agent: str, prompt: str, topic: str | None = None) -> str:
+def inject_corrections(db: ReadModels, agent: str, prompt: str, topic: str | None = None) -> str:
     """``prompt`` preceded by the learned corrections for ``topic`` (default: the prompt's own
     text); ``prompt`` unchanged when no pattern has emerged for it."""
     p = pattern_for(db, agent, prompt if topic is None else topic)

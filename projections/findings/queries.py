@@ -14,8 +14,7 @@ import typing
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 
-from sqlite_utils import Database
-
+from ledger.store.base import ReadModels
 from projections.findings import kinds as g
 from projections.projection import conditions
 from projections.runs.tables import FINDINGS
@@ -41,17 +40,17 @@ class SourcedFinding:
         return {**self.finding.as_json(), "source": self.source}
 
 
-def valid_kinds(db: Database) -> list[str]:
+def valid_kinds(db: ReadModels) -> list[str]:
     """Every kind a finding may have here: the known ones and any stored, sorted."""
     out = set(KNOWN_KINDS)
     for table, _ in SOURCES:
-        if db[table].exists():
+        if db.exists(table):
             out.update(k for (k,) in db.execute(f"SELECT DISTINCT kind FROM {table}"))
     return sorted(out)
 
 
 def _union(
-    db: Database,
+    db: ReadModels,
     columns: str,
     *,
     kinds: Collection[str],
@@ -75,11 +74,11 @@ def _union(
     if kinds:
         where.append(f"kind IN ({', '.join('?' for _ in kinds)})")
         params.extend(kinds)
-    signals = db[SIGNALS_TABLE].exists()
+    signals = db.exists(SIGNALS_TABLE)
     parts: list[str] = []
     args: list[object] = []
     for table, source in SOURCES:
-        if not db[table].exists():
+        if not db.exists(table):
             continue
         label = f"'{source}'"
         if source == "runs" and signals:
@@ -91,7 +90,7 @@ def _union(
 
 
 def iter_findings(
-    db: Database,
+    db: ReadModels,
     *,
     kinds: Collection[str] = (),
     severity: str | None = None,
@@ -115,7 +114,7 @@ def iter_findings(
 
 
 def finding_counts(
-    db: Database,
+    db: ReadModels,
     *,
     kinds: Collection[str] = (),
     severity: str | None = None,

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import json
 
-from sqlite_utils import Database
-
 from ledger.errors import PolicyError
 from ledger.event.envelope import PolicySet
+from ledger.store.base import ReadModels
 from projections.policy.document import (
     Policy,
     PolicyDocument,
@@ -43,7 +42,7 @@ class PolicyFold:
 
     __slots__ = ("changed", "db", "policy", "table")
 
-    def __init__(self, db: Database, table: Table) -> None:
+    def __init__(self, db: ReadModels, table: Table) -> None:
         self.db = db
         self.table = table
         self.changed = False
@@ -71,8 +70,9 @@ class PolicyFold:
     def flush(self) -> None:
         if self.changed:
             p: Policy = self.policy
-            self.db.conn.execute(
-                self.table.insert_sql(replace=True),
-                ("current", p.seq, p.version, json.dumps(p.document, sort_keys=True)),
+            self.db.insert(
+                self.table,
+                [("current", p.seq, p.version, json.dumps(p.document, sort_keys=True))],
+                replace=True,
             )
             self.changed = False

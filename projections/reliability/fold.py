@@ -21,8 +21,6 @@ from dataclasses import fields
 from operator import attrgetter
 from typing import Any, TypeVar
 
-from sqlite_utils import Database
-
 from ledger.event.envelope import (
     AnyPayload,
     EventView,
@@ -34,6 +32,7 @@ from ledger.event.envelope import (
     RunFailed,
     ToolCalled,
 )
+from ledger.store.base import ReadModels
 from projections.policy.in_force import PolicyFold, policy_table
 from projections.projection import Projection, Table, conditions
 from projections.reliability import rules as r
@@ -113,7 +112,7 @@ class ReliabilityState:
 
     __slots__ = ("agents", "db", "fired", "fired_seq", "links", "policy", "runs", "signals")
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: ReadModels) -> None:
         self.db = db
         self.policy = PolicyFold(db, POLICY)
         self.runs: dict[str, RunTrack] = {}
@@ -145,7 +144,7 @@ class ReliabilityState:
 
 
 def _fill(
-    db: Database, table: Table, cls: type[T], ids: Sequence[str], cache: dict[str, T]
+    db: ReadModels, table: Table, cls: type[T], ids: Sequence[str], cache: dict[str, T]
 ) -> None:
     """Load the stored rows of ``ids`` not cached yet; an id not stored starts empty."""
     todo = [i for i in ids if i not in cache]
@@ -156,7 +155,7 @@ def _fill(
             cache[i] = cls(i)
 
 
-def _select(db: Database, table: Table, ids: list[str]) -> Iterator[tuple[Any, ...]]:
+def _select(db: ReadModels, table: Table, ids: list[str]) -> Iterator[tuple[Any, ...]]:
     for i in range(0, len(ids), 500):
         chunk = ids[i : i + 500]
         yield from db.execute(
@@ -187,7 +186,7 @@ class ReliabilityProjection(Projection[ReliabilityState]):
     tables = (RUN_TRACKS, AGENT_TRACKS, SIGNALS, POLICY)
     types = RELEVANT
 
-    def start(self, db: Database, deps: Mapping[str, Any]) -> ReliabilityState:
+    def start(self, db: ReadModels, deps: Mapping[str, Any]) -> ReliabilityState:
         return ReliabilityState(db)
 
     def prepare(self, state: ReliabilityState, events: Sequence[EventView]) -> None:
@@ -204,11 +203,11 @@ class ReliabilityProjection(Projection[ReliabilityState]):
         return state
 
     def flush(self, state: ReliabilityState) -> None:
-        conn = state.db.conn
-        conn.executemany(RUN_TRACKS.insert_sql(replace=True), map(_to_row, state.runs.values()))
-        conn.executemany(AGENT_TRACKS.insert_sql(replace=True), map(_to_row, state.agents.values()))
-        conn.executemany(
-            SIGNALS.insert_sql(),
+        db = state.db
+        db.insert(RUN_TRACKS, map(_to_row, state.runs.values()), replace=True)
+        db.insert(AGENT_TRACKS, map(_to_row, state.agents.values()), replace=True)
+        db.insert(
+            SIGNALS,
             [
                 (
                     s.seq,
@@ -223,9 +222,8 @@ class ReliabilityProjection(Projection[ReliabilityState]):
                 for s in state.signals
             ],
         )
-        conn.executemany(
-            f"UPDATE {SIGNALS.name} SET linked_seq = ? WHERE seq = ? AND kind = ?", state.links
-        )
+        for link in state.links:
+            db.execute(f"UPDATE {SIGNALS.name} SET linked_seq = ? WHERE seq = ? AND kind = ?", link)
         state.policy.flush()
         state.runs.clear()
         state.agents.clear()
@@ -294,12 +292,12 @@ _FOLDS: dict[type[Any], Callable[..., None]] = {
 
 
 def signals(
-    db: Database, *, run: str | None = None, agent: str | None = None, kind: str | None = None
+    db: ReadModels, *, run: str | None = None, agent: str | None = None, kind: str | None = None
 ) -> list[Signal]:
     """Reliability signals in seq order, filtered; each names all its triggering seqs and the
     runtime guardrail linked to it."""
     where, params = conditions((("run", "=", run), ("agent", "=", agent), ("kind", "=", kind)))
-    if not db[SIGNALS.name].exists():
+    if not db.exists(SIGNALS.name):
         return []
     rows = db.execute(
         f"SELECT {', '.join(SIGNALS.column_names)} FROM {SIGNALS.name} "

@@ -14,8 +14,6 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, Final
 
-from sqlite_utils import Database
-
 from ledger.event.canonical import canonical_of_typed
 from ledger.event.envelope import (
     AgentRegistered,
@@ -47,6 +45,7 @@ from ledger.event.envelope import (
     UserPayload,
     normalize_time,
 )
+from ledger.store.base import ReadModels
 from projections.findings import kinds as g
 from projections.projection import Projection
 from projections.runs import checks as c
@@ -105,7 +104,7 @@ class RunsProjection(Projection[RunsState]):
     depends_on = ("reliability",)
     """The reliability signals fired for an event become findings of its run."""
 
-    def start(self, db: Database, deps: Mapping[str, Any]) -> RunsState:
+    def start(self, db: ReadModels, deps: Mapping[str, Any]) -> RunsState:
         return RunsState(db, deps.get("reliability"))
 
     def prepare(self, state: RunsState, events: Sequence[EventView]) -> None:
@@ -116,14 +115,14 @@ class RunsProjection(Projection[RunsState]):
         )
 
     def flush(self, state: RunsState) -> None:
-        conn = state.db.conn
+        db = state.db
         for run in state.runs.values():
             run.compliant = int(g.compliant(run.state, run.findings_critical, run.findings_warning))
-        conn.executemany(RUNS.insert_sql(replace=True), map(run_row, state.runs.values()))
-        conn.executemany(AGENTS.insert_sql(replace=True), map(agent_row, state.agents.values()))
-        conn.executemany(FINDINGS.insert_sql(), state.findings)
-        conn.executemany(ANOMALIES.insert_sql(), state.anomalies)
-        conn.executemany(GRANTS.insert_sql(), state.grants)
+        db.insert(RUNS, map(run_row, state.runs.values()), replace=True)
+        db.insert(AGENTS, map(agent_row, state.agents.values()), replace=True)
+        db.insert(FINDINGS, state.findings)
+        db.insert(ANOMALIES, state.anomalies)
+        db.insert(GRANTS, state.grants)
         state.policy.flush()
         state.runs.clear()
         state.agents.clear()

@@ -1,6 +1,6 @@
 """Reading the runs read model: runs, findings and agent metrics (SPEC §3, issue 3).
 
-Every function here takes a ``Database`` holding the tables of ``projections.runs.fold`` (the stored
+Every function here takes a ``ReadModels`` holding the tables of ``projections.runs.fold`` (the stored
 read models after ``catch_up``, or a scratch database from ``build_at`` for time travel) and
 only reads. Times are in the ledger's ``ts`` form (``normalize_time``), so they compare as text.
 
@@ -15,8 +15,7 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlite_utils import Database
-
+from ledger.store.base import ReadModels
 from projections.findings import kinds as g
 from projections.projection import conditions
 from projections.runs.tables import AGENT_FIELDS, FINDINGS, RUN_FIELDS
@@ -59,7 +58,7 @@ def _finding(row: tuple[Any, ...]) -> g.Finding:
 
 
 def findings(
-    db: Database,
+    db: ReadModels,
     *,
     agent: str | None = None,
     run: str | None = None,
@@ -83,7 +82,7 @@ def findings(
     return [_finding(r) for r in db.execute(sql, params)]
 
 
-def _views(db: Database, rows: list[dict[str, Any]]) -> list[RunView]:
+def _views(db: ReadModels, rows: list[dict[str, Any]]) -> list[RunView]:
     by_run: dict[str, list[g.Finding]] = {r["run"]: [] for r in rows}
     anomalies: dict[str, list[dict[str, Any]]] = {r["run"]: [] for r in rows}
     ids = list(by_run)
@@ -104,7 +103,7 @@ def _views(db: Database, rows: list[dict[str, Any]]) -> list[RunView]:
     return [RunView(r, by_run[r["run"]], anomalies[r["run"]]) for r in rows]
 
 
-def get_run(db: Database, run: str) -> RunView | None:
+def get_run(db: ReadModels, run: str) -> RunView | None:
     """One run by id (a primary-key lookup), with its findings and anomalies."""
     cur = db.execute(f"SELECT {', '.join(RUN_FIELDS)} FROM runs WHERE run = ?", [run])
     row = cur.fetchone()
@@ -136,7 +135,7 @@ def _run_filter(
 
 
 def iter_runs(
-    db: Database,
+    db: ReadModels,
     *,
     agent: str | None = None,
     status: str | None = None,
@@ -162,7 +161,7 @@ def iter_runs(
 
 
 def count_runs(
-    db: Database,
+    db: ReadModels,
     *,
     agent: str | None = None,
     status: str | None = None,
@@ -176,7 +175,7 @@ def count_runs(
 
 
 def list_runs(
-    db: Database,
+    db: ReadModels,
     *,
     agent: str | None = None,
     status: str | None = None,
@@ -190,7 +189,7 @@ def list_runs(
                           non_compliant=non_compliant, limit=limit))  # fmt: skip
 
 
-def summary(db: Database) -> dict[str, Any]:
+def summary(db: ReadModels) -> dict[str, Any]:
     """Counts of the runs read model: runs by state, agents, findings by severity."""
     runs_by_state = dict(
         db.execute("SELECT state, count(*) FROM runs GROUP BY state ORDER BY state").fetchall()
@@ -249,7 +248,7 @@ class AgentMetrics:
 
 
 def agent_metrics(
-    db: Database,
+    db: ReadModels,
     agent: str | None = None,
     *,
     blocking: Collection[str] = g.BLOCKING,
@@ -307,7 +306,7 @@ def agent_metrics(
 
 
 def _streaks(
-    db: Database,
+    db: ReadModels,
     out: dict[str, AgentMetrics],
     one: str,
     params: list[Any],

@@ -12,8 +12,7 @@ import json
 from collections.abc import Collection, Iterator
 from typing import TYPE_CHECKING, Any
 
-from sqlite_utils import Database
-
+from ledger.store.base import ReadModels
 from projections.policy.in_force import PolicyFold, policy_table
 from projections.projection import Table
 from projections.runs.tables import AGENTS, RUNS, Agent, Run
@@ -43,7 +42,7 @@ class RunsState:
         "runs",
     )
 
-    def __init__(self, db: Database, reliability: ReliabilityState | None = None) -> None:
+    def __init__(self, db: ReadModels, reliability: ReliabilityState | None = None) -> None:
         self.db = db
         self.reliability = reliability
         """The reliability projection's state: its signals for an event become findings."""
@@ -110,7 +109,7 @@ def _chunks(ids: list[str], size: int = 500) -> Iterator[list[str]]:
         yield ids[i : i + size]
 
 
-def _select(db: Database, table: Table, ids: list[str]) -> Iterator[tuple[Any, ...]]:
+def _select(db: ReadModels, table: Table, ids: list[str]) -> Iterator[tuple[Any, ...]]:
     """Rows of ``table`` whose one-column key is in ``ids``."""
     for chunk in _chunks(ids):
         marks = ", ".join("?" for _ in chunk)

@@ -24,8 +24,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlite_utils import Database
-
 from ledger.errors import PolicyError
 from ledger.event.canonical import canonical
 from ledger.event.envelope import (
@@ -57,6 +55,7 @@ from ledger.event.envelope import (
     ToolCompleted,
     UserPayload,
 )
+from ledger.store.base import ReadModels
 from projections.policy.document import (
     RUN_NOT_COMPLETED,
     SEVERITY_BITS,
@@ -189,7 +188,7 @@ class TiersState:
         "unfinished",
     )
 
-    def __init__(self, db: Database, runs: RunsState) -> None:
+    def __init__(self, db: ReadModels, runs: RunsState) -> None:
         self.db = db
         self.runs = runs
         self.agents: dict[str, TierAgent] = {}
@@ -267,25 +266,27 @@ class TiersProjection(Projection[TiersState]):
     depends_on = ("runs",)
     tables = (TIERS, TIER_RUNS, TIER_HISTORY, TIER_POLICIES, TIER_KEYS, TIER_CLOCK, TIER_FINDINGS)
 
-    def start(self, db: Database, deps: Mapping[str, Any]) -> TiersState:
+    def start(self, db: ReadModels, deps: Mapping[str, Any]) -> TiersState:
         return TiersState(db, deps["runs"])
 
     def flush(self, state: TiersState) -> None:
-        conn = state.db.conn
-        conn.executemany(
-            TIERS.insert_sql(replace=True),
+        db = state.db
+        db.insert(
+            TIERS,
             [tuple(getattr(a, f) for f in TIER_FIELDS) for a in state.agents.values()],
+            replace=True,
         )
-        conn.executemany(
-            TIER_RUNS.insert_sql(replace=True),
+        db.insert(
+            TIER_RUNS,
             [(t.run, t.agent, t.ord, t.ended_seq, t.mask) for t in state.tier_runs.values()],
+            replace=True,
         )
-        conn.executemany(TIER_HISTORY.insert_sql(), state.history)
-        conn.executemany(TIER_FINDINGS.insert_sql(), state.findings)
-        conn.executemany(TIER_POLICIES.insert_sql(), state.policies)
-        conn.executemany(TIER_KEYS.insert_sql(replace=True), state.new_keys)
+        db.insert(TIER_HISTORY, state.history)
+        db.insert(TIER_FINDINGS, state.findings)
+        db.insert(TIER_POLICIES, state.policies)
+        db.insert(TIER_KEYS, state.new_keys, replace=True)
         if state.seq:
-            conn.execute(TIER_CLOCK.insert_sql(replace=True), ("head", state.seq, state.ts))
+            db.insert(TIER_CLOCK, [("head", state.seq, state.ts)], replace=True)
         for cache in (state.agents, state.tier_runs):
             cache.clear()
         state.unfinished.clear()

@@ -1,6 +1,6 @@
 """Reading the tiers read model: tiers, due changes, history, explanations, findings (issue 4).
 
-Every function takes a ``Database`` holding the tables of ``projections.tiers.fold`` (the stored read
+Every function takes a ``ReadModels`` holding the tables of ``projections.tiers.fold`` (the stored read
 models after ``catch_up``, or a scratch database from ``build_at`` for time travel) and only
 reads. "Now" is the read model's clock: the seq and ts of the last event folded into it.
 """
@@ -11,23 +11,22 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlite_utils import Database
-
+from ledger.store.base import ReadModels
 from projections.findings import kinds as g
 from projections.policy.document import Policy, make_policy
 from projections.tiers.fold import TIER_FIELDS, TIER_FINDINGS, UNJUSTIFIED_TIER_CHANGE, load_policy
 from projections.tiers.rules import Assessment, Due, RunOutcome, TierAgent, assess
 
 
-def clock(db: Database) -> tuple[int, str]:
+def clock(db: ReadModels) -> tuple[int, str]:
     """``(seq, ts)`` of the last event folded into the read model; ``(0, "")`` when empty."""
-    if not db["tier_clock"].exists():
+    if not db.exists("tier_clock"):
         return 0, ""
     row = db.execute("SELECT seq, ts FROM tier_clock WHERE name = 'head'").fetchone()
     return (0, "") if row is None else (int(row[0]), str(row[1]))
 
 
-def policy_in_force(db: Database, seq: int | None = None) -> Policy:
+def policy_in_force(db: ReadModels, seq: int | None = None) -> Policy:
     """The policy of the last valid ``policy.set`` at or before ``seq`` (default: the read
     model's clock), else the shipped default (version 0)."""
     at = clock(db)[0] if seq is None else seq
@@ -38,12 +37,12 @@ def policy_in_force(db: Database, seq: int | None = None) -> Policy:
     return load_policy(row)
 
 
-def hypothetical(db: Database, document: dict[str, Any]) -> Policy:
+def hypothetical(db: ReadModels, document: dict[str, Any]) -> Policy:
     """``document`` as the policy it would be if set now (version: the one in force + 1)."""
     return make_policy(document, version=policy_in_force(db).version + 1)
 
 
-def agents(db: Database, agent: str | None = None) -> list[TierAgent]:
+def agents(db: ReadModels, agent: str | None = None) -> list[TierAgent]:
     """Agents with a tier (registered, or named by a ``tier.*`` event), by agent id."""
     one, params = ("AND agent = ?", [agent]) if agent is not None else ("", [])
     rows = db.execute(
@@ -72,7 +71,7 @@ def tier_json(a: TierAgent) -> dict[str, Any]:
     }
 
 
-def outcomes(db: Database, agent: str | None = None) -> dict[str, list[RunOutcome]]:
+def outcomes(db: ReadModels, agent: str | None = None) -> dict[str, list[RunOutcome]]:
     """Each agent's finished runs ``(ended_seq, mask)``, in the order they finished."""
     one, params = ("WHERE agent = ?", [agent]) if agent is not None else ("", [])
     out: dict[str, list[RunOutcome]] = {}
@@ -84,7 +83,7 @@ def outcomes(db: Database, agent: str | None = None) -> dict[str, list[RunOutcom
 
 
 def assess_all(
-    db: Database, policy: Policy | None = None, agent: str | None = None
+    db: ReadModels, policy: Policy | None = None, agent: str | None = None
 ) -> list[Assessment]:
     """Every agent (or one) assessed now, under ``policy`` (default: the one in force)."""
     pol = policy if policy is not None else policy_in_force(db)
@@ -93,7 +92,7 @@ def assess_all(
     return [assess(a, runs.get(a.agent, []), pol, seq=seq, ts=ts) for a in agents(db, agent)]
 
 
-def compute_due(db: Database, policy: Policy | None = None) -> list[Due]:
+def compute_due(db: ReadModels, policy: Policy | None = None) -> list[Due]:
     """The tier changes due now under ``policy`` (default: the one in force), by agent."""
     return [a.due for a in assess_all(db, policy) if a.due is not None]
 
@@ -138,7 +137,7 @@ class HistoryEntry:
         }
 
 
-def history(db: Database, agent: str | None = None) -> list[HistoryEntry]:
+def history(db: ReadModels, agent: str | None = None) -> list[HistoryEntry]:
     """Tier history in seq order (one agent, or all), each unjustified change with its finding."""
     one, params = ("WHERE h.agent = ?", [agent]) if agent is not None else ("", [])
     fcols = ", ".join(f"f.{c}" for c in TIER_FINDINGS.column_names)
@@ -173,7 +172,7 @@ def history(db: Database, agent: str | None = None) -> list[HistoryEntry]:
     return out
 
 
-def tier_findings(db: Database, agent: str | None = None) -> list[g.Finding]:
+def tier_findings(db: ReadModels, agent: str | None = None) -> list[g.Finding]:
     """``unjustified_tier_change`` findings in seq order (one agent, or all)."""
     one, params = ("WHERE agent = ?", [agent]) if agent is not None else ("", [])
     cols = ", ".join(TIER_FINDINGS.column_names)
