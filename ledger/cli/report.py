@@ -51,7 +51,7 @@ def report(ctx: Context, output: str, agent: str | None, trust: tuple[str, ...],
     else:
         _write(Path(output), html)
         click.echo(f"report written to {output} ({len(html.encode()):,} bytes, "
-                   f"{data.header.size:,} events)", err=True)  # fmt: skip
+                   f"{data.header.size:,} events)")  # fmt: skip
     if not data.verify.ok:
         raise VerificationError(
             f"verify found {data.verify.problem_count} problem(s); the report lists them"
