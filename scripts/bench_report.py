@@ -23,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_cli import build, govledger, run_once  # noqa: E402
+from bench_cli import build, govledger, run_once
 
 TARGETS = {"seconds": 60.0, "peak_rss_mb": 300.0, "file_mb": 10.0}
 
