@@ -190,3 +190,13 @@ def test_report_on_a_missing_ledger_is_an_environment_error(tmp_path: Path) -> N
 def test_report_to_stdout(tmp_path: Path, ledger: Ledger) -> None:
     result = invoke(tmp_path / "l.db", tmp_path / "keys", "report", "-o", "-")
     assert result.stdout.startswith("<!DOCTYPE html>") and result.stdout.endswith("</html>\n")
+
+
+def test_tier_chart_marks_the_effective_tier_after_a_critical_finding(
+    tmp_path: Path, ledger: Ledger, keys: LedgerKeys
+) -> None:
+    _hostile_log(tmp_path, ledger, keys)  # a run started without approval: critical
+    page = report(tmp_path / "l.db", tmp_path / "keys", tmp_path / "a.html")
+    assert ": T1, effective T0 since seq 3</h3>" in page
+    chart = re.findall(r'<svg class="chart tier-chart".*?</svg>', page, re.S)[0]
+    assert re.search(r'class="effective"><title>effective T0 from seq \d+: ', chart)

@@ -36,6 +36,7 @@ from projections.runs.queries import (
 )
 from projections.tiers.queries import HistoryEntry, history
 from projections.tiers.queries import agents as tier_agents
+from projections.tiers.rules import TierAgent
 
 CAPS = {
     "findings": 500,
@@ -99,6 +100,8 @@ class AgentSection:
     tier: int
     effective_tier: int
     since_seq: int
+    critical_seq: int | None
+    """The critical finding that makes the effective tier 0 (SPEC §3), else None."""
     changes: list[HistoryEntry]
     series: Series
 
@@ -207,6 +210,7 @@ def gather(ledger: Ledger, options: ReportOptions) -> ReportData:
                 tier,
                 eff,
                 tiers[m.agent].since_seq if m.agent in tiers else 0,
+                _critical(tiers.get(m.agent), tier, eff),
                 history(db, m.agent),
                 _series(db, m.agent, size),
             )
@@ -245,6 +249,12 @@ def gather(ledger: Ledger, options: ReportOptions) -> ReportData:
         keys=_keys(ledger, size),
         bad_seqs=bad,
     )
+
+
+def _critical(agent: TierAgent | None, tier: int, effective: int) -> int | None:
+    if agent is None or effective == tier or effective != 0:
+        return None
+    return agent.standing().last_critical_seq
 
 
 def _checkpoint(ledger: Ledger, size: int) -> dict[str, Any] | None:

@@ -43,7 +43,8 @@ break-inside:avoid}.chart{display:block;margin:4px 0;max-width:100%;height:auto}
 .chart .grid{stroke:#e3e7ee}.chart .axis{font-size:10px;fill:#5b6475}
 .chart .policy{stroke:#8e6cc0;stroke-dasharray:3 3}.chart .step{fill:none;stroke:#4a6fa5;
 stroke-width:2}.chart .mark{font-size:14px;font-weight:700}
-.chart .unjustified{opacity:.45}.chart .bar{fill:#6d8fc7}
+.chart .unjustified{opacity:.45}.chart .effective{stroke:#b3261e;stroke-width:3;
+stroke-dasharray:6 3}.chart .bar{fill:#6d8fc7}
 .chart .lane0{fill:#f6f8fb}.chart .lane1{fill:#fff}.chart .seq{font-size:9px;fill:#5b6475}
 .chart .ev{fill:#6d8fc7;stroke:#1b6e20;stroke-width:1.5}.chart .flagged{fill:#e07b00}
 .chart .badsig{stroke:#b3261e;stroke-width:3}.series{display:flex;flex-wrap:wrap;gap:8px}
@@ -253,8 +254,8 @@ def _agents(d: ReportData) -> str:
            _more(len(rows), d.agents_total, "agents", "by id"),
            '<p class="legend note"><span>▲ promotion</span><span>▼ demotion</span>'
            "<span>✕ revocation</span><span>● registration</span><span>faded: not justified "
-           "by the policy (the effective tier ignores it)</span><span>dashed: policy version"
-           "</span></p>"]  # fmt: skip
+           "by the policy (the effective tier ignores it)</span><span>purple dashed: policy "
+           "version</span><span>red dashed: effective T0 after a critical finding</span></p>"]  # fmt: skip
     policies = [(int(p["seq"]), int(p["version"])) for p in d.policies if p["error"] is None]
     out.extend(_agent(d, a, policies) for a in d.agents)
     out.append(_more(len(d.agents), d.agents_total, "agent charts", "by id"))
@@ -272,7 +273,9 @@ def _agent(d: ReportData, a: AgentSection, policies: list[tuple[int, int]]) -> s
          + ("" if c.justified else f"; NOT JUSTIFIED: {'; '.join(c.problems)}"))
         for c in a.changes
     ]  # fmt: skip
-    chart = svg.tier_chart(changes, policies, d.header.size, f"tier of {m.agent} over seq")
+    chart = svg.tier_chart(
+        changes, policies, d.header.size, f"tier of {m.agent} over seq", a.critical_seq
+    )
     s = a.series
     versions = sorted({c.policy_version for c in a.changes if c.policy_version is not None})
     return (

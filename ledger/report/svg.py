@@ -29,11 +29,13 @@ def tier_chart(
     policies: Sequence[tuple[int, int]],
     size: int,
     label: str,
+    critical_seq: int | None = None,
 ) -> str:
     """A step chart of one agent's tier (0–4) over seq 0..size.
 
     ``changes``: ``(seq, change, to_tier, justified, title)`` in seq order; ``policies``:
-    ``(seq, version)`` of each ``policy.set``, drawn as thin vertical rules.
+    ``(seq, version)`` of each ``policy.set``, drawn as thin vertical rules; ``critical_seq``:
+    where a critical finding made the effective tier 0, drawn as a red dashed line at T0.
     """
     w, h, left, right, top, bottom = 640, 160, 34, 12, 18, 20
     pw, ph = w - left - right, h - top - bottom
@@ -69,6 +71,10 @@ def tier_chart(
     if prev is not None:
         points.append(f"{_f(x(size))},{_f(y(prev))}")
         out.append(f'<polyline points="{" ".join(points)}" class="step"/>')
+    if critical_seq is not None:
+        out.append(f'<line x1="{_f(x(critical_seq))}" x2="{_f(x(size))}" y1="{_f(y(0))}" '
+                   f'y2="{_f(y(0))}" class="effective"><title>effective T0 from seq '
+                   f"{critical_seq}: a critical finding since the tier was set</title></line>")  # fmt: skip
     for seq, change, to, justified, title in changes:
         colour, glyph, _ = CHANGE_STYLE.get(change, ("#555", "◆", change))
         cls = "mark" if justified else "mark unjustified"
