@@ -31,6 +31,7 @@ COMMAND_MODULES: dict[str, str] = {
     "policy": "policy",
     "corrections": "corrections",
     "findings": "findings",
+    "report": "report",
     "checkpoint": "proofs",
     "prove": "proofs",
     "verify-proof": "proofs",
@@ -60,6 +61,8 @@ COMMAND_HELP: dict[str, str] = {
     "findings": "Every finding of the log in seq order: run checks, reliability signals, "
     "guardrails and tier checks (`unjustified_tier_change`), with the read model each comes "
     "from.",
+    "report": "One self-contained HTML audit report: verdict, findings, tiers, runs, keys, "
+    "policies.",
     "checkpoint": "Sign a C2SP checkpoint of the log as it is now, and print it.",
     "prove": "Inclusion proof of event SEQ (a C2SP tlog-proof), or a consistency proof.",
     "verify-proof": "Verify an inclusion proof offline: no database needed.",

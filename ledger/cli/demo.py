@@ -186,6 +186,11 @@ def _tour(ctx: Context, r: DemoResult, events: int) -> None:
             (f"{g} tiers apply --signer root --approve {d.agent}",
              f"say yes to {d.agent} → T{d.to_tier} (records it)")
         )  # fmt: skip
+    report = Path(ctx.db).with_name("audit.html")
+    steps.append(
+        (f"{g} report --trust {r.root_key_id} -o {q(str(report))}",
+         f"last: the whole audit in one HTML file, {report.name}: open it in a browser")
+    )  # fmt: skip
     # Align the comments, except after the odd long command (it would push every one out).
     width = min(max(len(c) for c, _ in steps), len(g) + COMMAND_WIDTH)
     for command, why in steps:
