@@ -35,6 +35,7 @@ def check_body_size(body: bytes, where: str) -> None:
             "content instead)"
         )
 
+
 TYPED_PAYLOADS = frozenset(CATALOG) - {
     "policy.set",
     "tier.promoted",
