@@ -266,7 +266,7 @@ def test_bad_requests_get_their_status_and_write_nothing(
 
 
 def test_json_lines_requests_name_their_lines(served: tuple[Cli, Server, str]) -> None:
-    cli, server, token = served
+    _, server, token = served
     lines = json.dumps(note(1)) + "\n" + json.dumps({"type": "x.note"}) + "\n"
     r = server.post(lines, token, headers={"content-type": "application/x-ndjson"})
     assert r.status_code == 400
