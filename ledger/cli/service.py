@@ -58,6 +58,9 @@ def serve(ctx: Context, host: str, port: int, checkpoint_signer: str | None, max
         sock = socket.create_server((host, port))
     except OSError as e:
         raise EnvironmentProblem(f"cannot listen on {host}:{port} ({e.strerror})") from e
+    # Accepted connections inherit TCP_NODELAY: a response written in two parts (head, body)
+    # is not held back by Nagle's algorithm until the client's delayed ACK (~40 ms).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     bound = sock.getsockname()[1]
     click.echo(f"govledger serve: listening on http://{host}:{bound}")
     config = uvicorn.Config(
