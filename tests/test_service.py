@@ -303,13 +303,18 @@ def test_tokens_store_only_a_digest(ready: Cli) -> None:
     [
         (["t2", "--signer", "nobody"], "error: key 'nobody' not found: no file "),
         (["bad name", "--signer", "rec"], "error: token name 'bad name': expected 1-64"),
+        (
+            ["t", "--signer", "rec", "--types", "x.note,tool.calld"],
+            "error: --types: unknown event type 'tool.calld'",
+        ),
     ],
-    ids=["unknown-signer", "bad-name"],
+    ids=["unknown-signer", "bad-name", "unknown-type"],
 )
 def test_tokens_new_refuses_bad_input(ready: Cli, args: list[str], message: str) -> None:
     result = ready("tokens", "new", *args, ok=False)
     assert result.exit_code in (2, 3)
-    assert result.stderr.startswith(message[:20]), result.stderr
+    assert result.stderr.startswith(message), result.stderr
+    assert ready.json_lines("tokens", "list") == []
 
 
 def test_a_second_token_of_the_same_name_is_refused(ready: Cli) -> None:

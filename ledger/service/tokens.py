@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 from ledger.errors import InputError
 from ledger.event.drafts import Draft
-from ledger.event.envelope import format_ts
+from ledger.event.envelope import check_type, format_ts
 from ledger.store.sqlite import Ledger
 
 TOKEN_PREFIX = "glt_"
@@ -100,7 +100,7 @@ def new_token(
     if key is None or key["revoked_seq"] is not None:
         state = "is revoked" if key is not None else "is not registered in this ledger"
         raise InputError(f"--signer: key {signer} {state}")
-    clean = tuple(t.strip() for t in types if t.strip())
+    clean = tuple(check_type(t.strip(), "--types") for t in types if t.strip())
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     _ensure(ledger)
     with ledger.write():
