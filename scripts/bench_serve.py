@@ -42,13 +42,19 @@ def _cli(env: dict[str, str], db: Path, *args: str) -> str:
 def _metrics(client: httpx.Client) -> dict[str, float]:
     out = {}
     for line in client.get("/metrics").text.splitlines():
-        m = re.fullmatch(r"(govledger_group_\w+_(?:sum|count)) (\S+)", line)
+        m = re.fullmatch(r"(govledger_group_\w+_(?:sum|count|total)) (\S+)", line)
         if m:
             out[m.group(1)] = float(m.group(2))
     return out
 
 
-def _run(url: str, token: str, clients: int, requests: int, batch: int) -> dict[str, Any]:
+def _cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process ``pid`` (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _run(url: str, token: str, clients: int, requests: int, batch: int, pid: int) -> dict[str, Any]:
     """``clients`` threads send ``requests`` requests in all, of ``batch`` events each."""
     latencies: list[float] = []
     lock = threading.Lock()
@@ -74,6 +80,7 @@ def _run(url: str, token: str, clients: int, requests: int, batch: int) -> dict[
 
     with httpx.Client(base_url=url) as probe:
         before = _metrics(probe)
+        cpu = _cpu(pid)
         threads = [threading.Thread(target=work, args=(c,)) for c in range(clients)]
         started = time.perf_counter()
         for t in threads:
@@ -81,6 +88,7 @@ def _run(url: str, token: str, clients: int, requests: int, batch: int) -> dict[
         for t in threads:
             t.join()
         wall = time.perf_counter() - started
+        cpu = _cpu(pid) - cpu
         after = _metrics(probe)
     d = {k: after[k] - before.get(k, 0.0) for k in after}
     groups = d["govledger_group_requests_count"] or 1
@@ -94,6 +102,8 @@ def _run(url: str, token: str, clients: int, requests: int, batch: int) -> dict[
         "p99_ms": q[98] * 1000,
         "requests_per_group": d["govledger_group_requests_sum"] / groups,
         "events_per_group": d["govledger_group_events_sum"] / groups,
+        "server_cpu": cpu / wall,
+        "commit_ms": d["govledger_group_commit_seconds_total"] / groups * 1000,
     }
 
 
@@ -119,21 +129,21 @@ def main() -> None:
             assert server.stdout is not None
             url = server.stdout.readline().split("listening on ")[1].strip()
             runs = [
-                _run(url, token, 1, args.events, 1),
-                _run(url, token, args.clients, args.events, 1),
-                _run(url, token, 1, args.batches, args.batch),
-                _run(url, token, args.clients, args.batches, args.batch),
+                _run(url, token, 1, args.events, 1, server.pid),
+                _run(url, token, args.clients, args.events, 1, server.pid),
+                _run(url, token, 1, args.batches, args.batch, server.pid),
+                _run(url, token, args.clients, args.batches, args.batch, server.pid),
             ]
         finally:
             server.terminate()
             server.wait(timeout=60)
         report = json.loads(_cli(env, db, "verify", "--json"))
     print(f"{'clients':>7} {'batch':>5} {'events/s':>9} {'p50 ms':>7} {'p99 ms':>7} "
-          f"{'req/group':>9} {'ev/group':>8}")  # fmt: skip
+          f"{'req/group':>9} {'ev/group':>8} {'server CPU':>10} {'commit ms':>9}")  # fmt: skip
     for r in runs:
         print(f"{r['clients']:>7} {r['batch']:>5} {r['events_per_s']:>9.0f} {r['p50_ms']:>7.1f} "
               f"{r['p99_ms']:>7.1f} {r['requests_per_group']:>9.2f} "
-              f"{r['events_per_group']:>8.1f}")  # fmt: skip
+              f"{r['events_per_group']:>8.1f} {r['server_cpu']:>10.0%} {r['commit_ms']:>9.1f}")  # fmt: skip
     print(f"verify: ok={report['ok']} events={report['events']}")
 
 
