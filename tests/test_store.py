@@ -280,10 +280,14 @@ def test_oversized_payload_is_refused(ledger: Ledger, keys: LedgerKeys) -> None:
     assert ledger.head() == before
 
 
-def test_payload_at_the_limit_is_accepted(ledger: Ledger, keys: LedgerKeys) -> None:
+def test_payload_at_its_limit_is_refused_by_the_body_limit(
+    ledger: Ledger, keys: LedgerKeys
+) -> None:
+    """The event body limit (48 KiB, for tlog-tiles and tlog-proof lines) is the tighter one."""
     filler = "a" * (MAX_PAYLOAD_BYTES - len('{"t":""}'))
-    event = ledger.append(Draft("x.note", {"t": filler}), signer=keys.recorder)
-    assert event.seq == 3
+    with pytest.raises(EventValidationError, match=r"^event: event body is \d+ bytes, over"):
+        ledger.append(Draft("x.note", {"t": filler}), signer=keys.recorder)
+    assert ledger.size == 2
 
 
 # --- guarantee 3 at append: who may sign what (SPEC §2.5) --------------------------------------

@@ -155,9 +155,9 @@ def test_a_value_that_is_no_json_late_in_a_worker_signed_batch_writes_nothing(
 def test_a_batch_of_large_payloads_goes_through_the_workers(
     two_workers: workers.WorkerPool, ledger: Ledger, keys: LedgerKeys
 ) -> None:
-    """100 payloads near the 64 KiB limit in one worker-signed batch: stored whole, and the
-    log verifies."""
-    drafts = [Draft("x.note", {"blob": f"{i:05d}" + "x" * 60_000}) for i in range(100)]
+    """100 payloads near the 48 KiB event body limit in one worker-signed batch: stored whole,
+    and the log verifies."""
+    drafts = [Draft("x.note", {"blob": f"{i:05d}" + "x" * 48_000}) for i in range(100)]
     events = ledger.append_many(drafts, signer=keys.recorder)
     assert [e.payload["blob"][:5] for e in events] == [f"{i:05d}" for i in range(100)]
     report = verify_ledger(ledger)

@@ -36,6 +36,9 @@ COMMAND_MODULES: dict[str, str] = {
     "prove": "proofs",
     "verify-proof": "proofs",
     "demo": "demo",
+    "serve": "service",
+    "tokens": "service",
+    "tiles": "service",
 }
 """Command name → the ``ledger.cli`` module defining it (imported only when that command runs,
 so a command does not pay for importing every other one)."""
@@ -67,6 +70,10 @@ COMMAND_HELP: dict[str, str] = {
     "prove": "Inclusion proof of event SEQ (a C2SP tlog-proof), or a consistency proof.",
     "verify-proof": "Verify an inclusion proof offline: no database needed.",
     "demo": "Build a sample ledger at --db and show what to look at next.",
+    "serve": "Serve the ledger over HTTP: appends with bearer tokens, reads, proofs, C2SP tiles.",
+    "tokens": "Bearer tokens of the service: create (printed once), list, revoke.",
+    "tiles": "Write the log as static C2SP tlog-tiles (checkpoint, tile/…, tile/entries/…) to "
+    "DIRECTORY.",
 }
 """Command name → its one-line help, as its own docstring has it (a test keeps them equal), so
 ``govledger --help`` lists the commands without importing their modules and the library."""

@@ -19,6 +19,23 @@ from ledger.event.envelope import check_envelope, decode_payload, envelope_is_pl
 MAX_PAYLOAD_BYTES = 64 * 1024
 """Largest canonical payload accepted (64 KiB): store digests of big artifacts, not the data."""
 
+MAX_BODY_BYTES = 49_146
+"""Largest canonical body C of an event (envelope without ``hash`` and ``sig``). A C2SP
+tlog-tiles entry is at most 65,535 bytes, and the common Go parser of tlog-proofs reads lines of
+at most 64 KiB, where a proof's ``extra`` line is base64 of C: 4 * ceil(49,146 / 3) = 65,528
+characters, plus the line's newline, fits."""
+
+
+def check_body_size(body: bytes, where: str) -> None:
+    """Refuse a canonical body over ``MAX_BODY_BYTES`` (``EventValidationError`` naming it)."""
+    if len(body) > MAX_BODY_BYTES:
+        raise EventValidationError(
+            f"{where}: event body is {len(body)} bytes, over the limit of {MAX_BODY_BYTES} bytes "
+            "(a tlog-tiles entry and a tlog-proof line must hold it; store a digest of large "
+            "content instead)"
+        )
+
+
 TYPED_PAYLOADS = frozenset(CATALOG) - {
     "policy.set",
     "tier.promoted",

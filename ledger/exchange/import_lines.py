@@ -42,7 +42,12 @@ def _draft(raw: bytes, n: int) -> Draft:
     where = f"line {n}"
     if len(raw) > MAX_LINE_BYTES:
         raise EventValidationError(f"{where}: line is {len(raw)} bytes, over {MAX_LINE_BYTES}")
-    obj = loads(raw, where)
+    return draft_from_object(loads(raw, where), where)
+
+
+def draft_from_object(obj: object, where: str) -> Draft:
+    """A parsed import line (or a service request's draft) as a ``Draft``: the fields of
+    SPEC §5 ``import``, none that the ledger assigns; not yet validated against the catalog."""
     if not isinstance(obj, dict):
         raise EventValidationError(f"{where}: expected a JSON object")
     assigned = [k for k in LEDGER_FIELDS if k in obj]

@@ -9,6 +9,7 @@ of buckets. Every query is ordered, so the same log and options give the same da
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from collections.abc import Collection, Iterator
@@ -17,10 +18,9 @@ from importlib.metadata import PackageNotFoundError, version
 from itertools import islice
 from typing import Any
 
-from sqlite_utils import Database
-
 from ledger.app.governance import read_models
 from ledger.event.envelope import Event
+from ledger.store.base import EventFilter, ReadModels
 from ledger.store.sqlite import Ledger
 from ledger.verify.verifier import VerifyReport, verify_ledger
 from projections.corrections.queries import Pattern, count_patterns, iter_patterns
@@ -260,17 +260,19 @@ def _critical(agent: TierAgent | None, tier: int, effective: int) -> int | None:
 def _checkpoint(ledger: Ledger, size: int) -> dict[str, Any] | None:
     """The newest checkpoint the ledger signed at or below ``size`` (its creation time is left
     out: the report holds no wall-clock time)."""
-    row = ledger.conn.execute(
-        "SELECT size, signer, root, note FROM checkpoints WHERE size <= ? "
-        "ORDER BY size DESC, signer LIMIT 1",
-        [size],
-    ).fetchone()
-    if row is None:
+    note = ledger.latest_checkpoint(max_size=size)
+    if note is None:
         return None
-    return {"size": row[0], "signer": row[1], "root": row[2], "note": row[3]}
+    lines = note.split("\n")
+    return {
+        "size": int(lines[1]),
+        "signer": lines[0],
+        "root": base64.b64decode(lines[2]).hex(),
+        "note": note,
+    }
 
 
-def _runs_by_state(db: Database, agent: str | None) -> dict[str, int]:
+def _runs_by_state(db: ReadModels, agent: str | None) -> dict[str, int]:
     one, params = ("WHERE agent = ?", [agent]) if agent is not None else ("", [])
     cur = db.execute(
         f"SELECT state, count(*) FROM runs {one} GROUP BY state ORDER BY state", params
@@ -278,7 +280,7 @@ def _runs_by_state(db: Database, agent: str | None) -> dict[str, int]:
     return {str(s): int(n) for s, n in cur}
 
 
-def _runs(db: Database, agent: str | None, named: Collection[str]) -> list[RunView]:
+def _runs(db: ReadModels, agent: str | None, named: Collection[str]) -> list[RunView]:
     """The runs the report details: those the shown findings name (so each finding row links
     to its run), then the non-compliant ones by start, at most ``CAPS["runs"]``, in the order
     they began."""
@@ -297,7 +299,7 @@ def _runs(db: Database, agent: str | None, named: Collection[str]) -> list[RunVi
     return sorted(out.values(), key=lambda v: (v.row["first_seq"], v.run))
 
 
-def _series(db: Database, agent: str, size: int) -> Series:
+def _series(db: ReadModels, agent: str, size: int) -> Series:
     """The agent's runs, tokens and cost in ``CAPS["buckets"]`` equal slices of seq, by the
     seq each run began at (an SQL ``GROUP BY``: constant memory)."""
     n = CAPS["buckets"]
@@ -315,8 +317,8 @@ def _series(db: Database, agent: str, size: int) -> Series:
     return Series(width, runs, tokens, cost)
 
 
-def _policies(db: Database, size: int) -> list[dict[str, Any]]:
-    if not db["tier_policies"].exists():
+def _policies(db: ReadModels, size: int) -> list[dict[str, Any]]:
+    if not db.exists("tier_policies"):
         return []
     cur = db.execute(
         "SELECT seq, version, ts, digest, error FROM tier_policies WHERE seq <= ? "
@@ -348,7 +350,7 @@ def _timeline(ledger: Ledger, view: RunView, size: int) -> Timeline:
 
 
 def _run_events(ledger: Ledger, run: str, first: int, last: int) -> Iterator[Event]:
-    return ledger.iter_events(from_seq=first, to_seq=last, where="run = ?", params=[run])
+    return ledger.iter_events(from_seq=first, to_seq=last, filter=EventFilter(run=run))
 
 
 def payload_excerpt(payload: dict[str, Any], limit: int = 160) -> str:

@@ -144,7 +144,7 @@ def _header(d: ReportData) -> str:
     checkpoint = (
         "none signed"
         if cp is None
-        else f"size {cp['size']:,}, signed by {esc(cp['signer'])}, root "
+        else f"size {cp['size']:,}, signed as {esc(cp['signer'])}, root "
         f"<code>{esc(cp['root'])}</code>"
     )
     scope = f"{h.size:,} events" + (

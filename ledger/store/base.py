@@ -197,8 +197,9 @@ class CheckpointStore(Protocol):
         """Keep a signed checkpoint (replacing one of the same size and signer), durably."""
         ...
 
-    def latest_checkpoint(self, min_size: int = 0) -> str | None:
-        """The note of the newest kept checkpoint of size at least ``min_size``, or None."""
+    def latest_checkpoint(self, min_size: int = 0, max_size: int | None = None) -> str | None:
+        """The note of the newest kept checkpoint of size at least ``min_size`` (and at most
+        ``max_size``, when given), or None."""
         ...
 
 

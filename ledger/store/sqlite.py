@@ -515,9 +515,11 @@ class Ledger:
             )
 
     @_translated
-    def latest_checkpoint(self, min_size: int = 0) -> str | None:
+    def latest_checkpoint(self, min_size: int = 0, max_size: int | None = None) -> str | None:
         row = self.conn.execute(
-            "SELECT note FROM checkpoints WHERE size >= ? ORDER BY size DESC LIMIT 1", (min_size,)
+            "SELECT note FROM checkpoints WHERE size >= ? AND size <= ? "
+            "ORDER BY size DESC, signer LIMIT 1",
+            (min_size, self.size if max_size is None else max_size),
         ).fetchone()
         return None if row is None else str(row[0])
 

@@ -22,7 +22,7 @@ from ledger.crypto.signing import b64decode_canonical, b64encode, event_hash, ke
 from ledger.errors import DuplicateEventId, EventValidationError, UnauthorizedWrite
 from ledger.event.body import BodyEncoder
 from ledger.event.canonical import canonical, loads
-from ledger.event.drafts import Prepared
+from ledger.event.drafts import Prepared, check_body_size
 from ledger.event.envelope import Event, authorize, build_event
 from ledger.event.framing import ROW_COLUMNS, ROW_FIELDS
 from ledger.store.tip import KeyState, Tip
@@ -211,6 +211,7 @@ def append_locked(
         event_id = next(fresh_ids) if d.id is None else d.id
         body = encoder.body(seq, event_id, ts, d.type, d.agent, d.run, d.actor, text,
                             prev, kid)  # fmt: skip
+        check_body_size(body, where)
         digest_b = event_hash(body)
         digests.append(digest_b)
         digest_hex = digest_b.hex()

@@ -1,0 +1,155 @@
+"""`govledger serve`, `tokens`, `tiles`: the HTTP service, its bearer tokens, static tiles
+(docs/service.md)."""
+
+from __future__ import annotations
+
+import socket
+
+import click
+
+from ledger.cli.context import Context, echo_json, json_option, pass_ctx, print_table
+from ledger.errors import EnvironmentProblem, InputError
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
+    help="Port to listen on (0: any free port; the one chosen is printed).",
+)  # fmt: skip
+@click.option(
+    "--checkpoint-signer", metavar="NAME",
+    help="Governor key that signs a fresh checkpoint when the log has grown (at most once a "
+    "second); without it /checkpoint serves the latest one signed with `govledger checkpoint`.",
+)  # fmt: skip
+@click.option(
+    "--max-body", default=4 * 1024 * 1024, show_default=True, type=click.IntRange(min=1),
+    metavar="BYTES", help="Largest request body accepted (413 above).",
+)  # fmt: skip
+@pass_ctx
+def serve(ctx: Context, host: str, port: int, checkpoint_signer: str | None, max_body: int) -> None:
+    """Serve the ledger over HTTP: appends with bearer tokens, reads, proofs, C2SP tiles.
+
+    \b
+    POST /v1/events          one draft, a JSON array or JSON Lines (Authorization: Bearer)
+    GET  /v1/events          ?from&to&run&agent&type&limit, JSON Lines of events
+    GET  /v1/runs/RUN, /v1/findings, /v1/tiers, /v1/checkpoint, /v1/proof/SEQ,
+         /v1/consistency?old=N, /checkpoint, /tile/..., /healthz, /metrics
+
+    Concurrent appends are committed together (one transaction, one sync). Prints the
+    address it listens on, then one JSON access-log line per request on stderr. Stops
+    gracefully on SIGINT or SIGTERM: appends in flight are committed or failed whole.
+    """
+    try:
+        import uvicorn
+    except ModuleNotFoundError as e:
+        raise EnvironmentProblem(
+            "serve needs the service extra: pip install 'govledger[serve]'"
+        ) from e
+    from ledger.service.app import Service, create_app
+
+    ledger = ctx.ledger()
+    if checkpoint_signer is not None:
+        ledger.require_governor(ctx.signer(checkpoint_signer), "checkpoints")
+    service = Service(
+        ledger=ledger, keyring=ctx.keyring, checkpoint_signer=checkpoint_signer, max_body=max_body
+    )
+    try:
+        sock = socket.create_server((host, port))
+    except OSError as e:
+        raise EnvironmentProblem(f"cannot listen on {host}:{port} ({e.strerror})") from e
+    # Accepted connections inherit TCP_NODELAY: a response written in two parts (head, body)
+    # is not held back by Nagle's algorithm until the client's delayed ACK (~40 ms).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    bound = sock.getsockname()[1]
+    click.echo(f"govledger serve: listening on http://{host}:{bound}")
+    config = uvicorn.Config(
+        create_app(service), log_level="warning", access_log=False, lifespan="on"
+    )
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+@click.group()
+def tokens() -> None:
+    """Bearer tokens of the service: create (printed once), list, revoke.
+
+    Only a token's SHA-256 is stored, in the ledger file's `service_tokens` table (not an
+    event). A token appends only as its signer key, only for its agent when bound to one,
+    and only the event types it allows.
+    """
+
+
+@tokens.command("new")
+@click.argument("name")
+@click.option("--signer", required=True, help="The key the token's events are signed with.")
+@click.option("--agent", help="Only events for this agent.")
+@click.option(
+    "--types", metavar="T,…", default="", help="Only these event types (comma-separated)."
+)
+@pass_ctx
+def tokens_new(ctx: Context, name: str, signer: str, agent: str | None, types: str) -> None:
+    """Create token NAME and print it (once: only its SHA-256 is kept)."""
+    from ledger.service.tokens import new_token
+
+    ctx.signer(signer)  # the service signs with this key: it must be readable here too
+    secret = new_token(ctx.ledger(), name, signer=signer, agent=agent, types=types.split(","))
+    click.echo(secret)
+    click.echo(f"token {name} created; it is shown only this once", err=True)
+
+
+@tokens.command("list")
+@json_option
+@pass_ctx
+def tokens_list(ctx: Context, as_json: bool) -> None:
+    """The tokens: name, signer, agent, types, created, revoked (never the secrets)."""
+    from ledger.service.tokens import list_tokens
+
+    found = list_tokens(ctx.ledger())
+    if as_json:
+        for t in found:
+            echo_json(t.as_json())
+        return
+    print_table("tokens", ["name", "signer", "agent", "types", "created", "revoked"],
+                [[t.name, t.signer, t.agent, ",".join(t.types) or "all", t.created, t.revoked]
+                 for t in found])  # fmt: skip
+
+
+@tokens.command("revoke")
+@click.argument("name")
+@pass_ctx
+def tokens_revoke(ctx: Context, name: str) -> None:
+    """Revoke token NAME: the service refuses it from its next request on."""
+    from ledger.service.tokens import revoke_token
+
+    revoke_token(ctx.ledger(), name)
+    click.echo(f"token {name} revoked")
+
+
+@click.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option(
+    "--signer", help="Sign a fresh checkpoint with this governor key [default: root, when no "
+    "stored checkpoint is at the current size].",
+)  # fmt: skip
+@pass_ctx
+def tiles(ctx: Context, directory: str, signer: str | None) -> None:
+    """Write the log as static C2SP tlog-tiles (checkpoint, tile/…, tile/entries/…) to DIRECTORY.
+
+    The files are those `govledger serve` answers at the same paths, for any static host.
+    """
+    from ledger.service.tiles import write_tiles
+    from ledger.tlog.notes import parse_unverified_checkpoint
+    from ledger.tlog.proofs import latest_checkpoint, sign_current_checkpoint
+
+    ledger = ctx.ledger()
+    note = latest_checkpoint(ledger, ledger.size)
+    if signer is not None or note is None:
+        note = sign_current_checkpoint(ledger, ctx.signer(signer or "root"))
+    size = parse_unverified_checkpoint(note).size
+    if size == 0:
+        raise InputError("the log is empty: no tiles to write")
+    count = write_tiles(ledger, directory, checkpoint=note, size=size)
+    click.echo(f"wrote checkpoint and {count} tiles of {size} events to {directory}")
+
+
+COMMANDS = [serve, tokens, tiles]

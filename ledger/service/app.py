@@ -1,0 +1,529 @@
+"""The ASGI application of ``govledger serve`` (Starlette): appends, reads, proofs, tiles.
+
+Errors are ``{"error": {"kind", "detail"}}`` with the CLI's messages as ``detail``; nothing is
+written on any error. Blocking SQLite work runs in worker threads (the ``Ledger`` gives each
+thread its own connection); appends go through the one writer of ``GroupCommitter``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from ledger.crypto.keyfiles import KeyRing, Signer
+from ledger.errors import (
+    DecodeError,
+    DuplicateEventId,
+    EventValidationError,
+    InputError,
+    LedgerError,
+    StoreError,
+    UnauthorizedWrite,
+)
+from ledger.event.canonical import canonical, loads
+from ledger.event.drafts import Prepared, prepare
+from ledger.event.envelope import Event
+from ledger.exchange.import_lines import draft_from_object
+from ledger.service import tiles, tokens
+from ledger.service.groupcommit import GroupCommitter
+from ledger.service.metrics import Metrics
+from ledger.store.base import EventFilter
+from ledger.store.sqlite import Ledger, row_to_event
+from ledger.tlog.notes import parse_unverified_checkpoint
+from ledger.tlog.proofs import latest_checkpoint, prove_inclusion, sign_current_checkpoint
+
+MAX_BODY_BYTES = 4 * 1024 * 1024
+"""Largest request body accepted (413 above)."""
+MAX_EVENTS_PER_REQUEST = 10_000
+DEFAULT_LIMIT = 1000
+MAX_LIMIT = 10_000
+JSON_TYPES = frozenset({"application/json"})
+LINES_TYPES = frozenset({"application/x-ndjson", "application/jsonl", "application/json-lines"})
+JSONL = "application/jsonl"
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]],
+                   Awaitable[None]]  # fmt: skip
+
+
+class HttpError(InputError):
+    """A request refused before it reaches the ledger, with its HTTP status and kind."""
+
+    def __init__(self, status: int, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.kind = kind
+
+
+def status_of(e: LedgerError) -> tuple[int, str]:
+    """The HTTP status and error kind of a library error (SPEC §7)."""
+    if isinstance(e, HttpError):
+        return e.status, e.kind
+    if isinstance(e, DuplicateEventId):
+        return 409, "duplicate_id"
+    if isinstance(e, tokens.Forbidden | UnauthorizedWrite):
+        return 403, "forbidden"
+    if isinstance(e, DecodeError):
+        return 400, "malformed"
+    if isinstance(e, InputError):
+        return 422, "invalid"
+    if isinstance(e, StoreError):
+        return 503, "unavailable"
+    return 500, "internal"
+
+
+@dataclass
+class Service:
+    """What the handlers share: the ledger, the writer, the keys, the counters."""
+
+    ledger: Ledger
+    keyring: KeyRing
+    checkpoint_signer: str | None = None
+    max_body: int = MAX_BODY_BYTES
+    metrics: Metrics = field(default_factory=Metrics)
+    committer: GroupCommitter | None = None
+    access_log: Callable[[str], None] | None = None
+    _signers: dict[str, Signer] = field(default_factory=dict)
+    _read_lock: threading.Lock = field(default_factory=threading.Lock)
+    _last_signed: float = 0.0
+
+    def signer(self, name: str) -> Signer:
+        if name not in self._signers:
+            self._signers[name] = self.keyring.load(name)
+        return self._signers[name]
+
+    def checkpoint(self) -> str:
+        """The latest signed checkpoint; with a checkpoint signer, a fresh one when the log
+        has grown (at most one signing a second)."""
+        ledger = self.ledger
+        size = ledger.size
+        note = latest_checkpoint(ledger, 0)
+        stale = note is None or parse_unverified_checkpoint(note).size < size
+        signer = self.checkpoint_signer
+        if (
+            stale
+            and signer is not None
+            and (note is None or time.monotonic() - self._last_signed >= 1.0)
+        ):
+            self._last_signed = time.monotonic()
+            return sign_current_checkpoint(ledger, self.signer(signer))
+        if note is None:
+            raise HttpError(
+                404, "not_found", "no signed checkpoint yet (govledger checkpoint --signer NAME)"
+            )
+        return note
+
+
+def error_response(service: Service, e: LedgerError) -> JSONResponse:
+    status, kind = status_of(e)
+    service.metrics.error(kind)
+    return JSONResponse({"error": {"kind": kind, "detail": e.message}}, status_code=status)
+
+
+def _service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+# --- appends ------------------------------------------------------------------------------
+
+
+async def post_events(request: Request) -> Response:
+    service = _service(request)
+    started = time.perf_counter()
+    try:
+        # (1) who: the bearer token, looked up at each request (a revocation is immediate).
+        token = _token(service, request)
+        request.state.token = token.name
+        # (2) what: the body, within its size limit, as drafts.
+        body = await _body(request, service.max_body)
+        drafts = _drafts(body, _media_type(request))
+        # (3) may this token append them, and are they valid (the catalog's messages)?
+        token.check([(p.draft, p.where) for p in drafts])
+        prepared = [prepare(p.draft, p.where) for p in drafts]
+        signer = await run_in_threadpool(service.signer, token.signer)
+        # (4) appended with whatever other requests arrive meanwhile; durable on return.
+        assert service.committer is not None
+        events = await service.committer.submit(prepared, signer)
+    except LedgerError as e:
+        return error_response(service, e)
+    request.state.events = len(events)
+    service.metrics.appended(len(events), time.perf_counter() - started)
+    return JSONResponse([_receipt(e) for e in events], status_code=201)
+
+
+def _receipt(e: Event) -> dict[str, Any]:
+    return {"seq": e.seq, "id": e.id, "ts": e.ts, "hash": e.hash}
+
+
+def _token(service: Service, request: Request) -> tokens.Token:
+    header = request.headers.get("authorization")
+    if header is None:
+        raise HttpError(401, "unauthenticated", "missing Authorization: Bearer <token>")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise HttpError(401, "unauthenticated", "Authorization: expected Bearer <token>")
+    token = tokens.lookup(service.ledger, secret.strip())
+    if token is None:
+        raise HttpError(401, "unauthenticated", "unknown or revoked token")
+    return token
+
+
+def _media_type(request: Request) -> str:
+    value = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if value not in JSON_TYPES | LINES_TYPES:
+        raise HttpError(
+            415,
+            "unsupported_media_type",
+            f"Content-Type {value or '(none)'!r}: expected application/json or "
+            "application/x-ndjson (JSON Lines)",
+        )
+    return value
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise HttpError(413, "too_large", f"request body is {declared} bytes, over {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HttpError(413, "too_large", f"request body is over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _drafts(body: bytes, media_type: str) -> list[Prepared]:
+    """The request's drafts, named as the CLI names them: ``event`` (one), ``event N`` (an
+    array), ``line N`` (JSON Lines); 400 for a body that is not drafts."""
+    try:
+        if media_type in LINES_TYPES:
+            out = [
+                Prepared(draft_from_object(loads(raw, f"line {n}"), f"line {n}"), None, f"line {n}")
+                for n, raw in enumerate(body.split(b"\n"), start=1)
+                if raw.strip()
+            ]
+        else:
+            value = loads(body, "request body")
+            if isinstance(value, list):
+                out = [
+                    Prepared(draft_from_object(v, f"event {i}"), None, f"event {i}")
+                    for i, v in enumerate(value, start=1)
+                ]
+            else:
+                out = [Prepared(draft_from_object(value, "event"), None, "event")]
+    except EventValidationError as e:
+        raise HttpError(400, "malformed", e.message) from e
+    if not out:
+        raise HttpError(400, "malformed", "request body holds no event")
+    if len(out) > MAX_EVENTS_PER_REQUEST:
+        raise HttpError(
+            413, "too_large", f"{len(out)} events in one request, over {MAX_EVENTS_PER_REQUEST}"
+        )
+    return out
+
+
+# --- reads --------------------------------------------------------------------------------
+
+
+def _int(request: Request, name: str, default: int | None = None, low: int = 0) -> int | None:
+    value = request.query_params.get(name)
+    if value is None:
+        return default
+    if not value.isdigit() or int(value) < low:
+        raise HttpError(400, "malformed", f"{name}: expected an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _lines(values: list[dict[str, Any]] | list[bytes]) -> Response:
+    text = b"".join(
+        (v if isinstance(v, bytes) else json.dumps(v, ensure_ascii=False).encode()) + b"\n"
+        for v in values
+    )
+    return Response(text, media_type=JSONL)
+
+
+async def _read(
+    request: Request, work: Callable[[Service], Response], *, models: bool = False
+) -> Response:
+    service = _service(request)
+
+    def run() -> Response:
+        if not models:
+            return work(service)
+        # Read models are caught up (a write) by one reader at a time.
+        with service._read_lock:
+            return work(service)
+
+    try:
+        return await run_in_threadpool(run)
+    except LedgerError as e:
+        return error_response(service, e)
+
+
+async def get_events(request: Request) -> Response:
+    first = _int(request, "from", 1, 1) or 1
+    last = _int(request, "to", None, 1)
+    limit = min(_int(request, "limit", DEFAULT_LIMIT, 1) or DEFAULT_LIMIT, MAX_LIMIT)
+    q = request.query_params
+    kind = q.get("type")
+    wanted = EventFilter(run=q.get("run"), agent=q.get("agent"), types=(kind,) if kind else None)
+
+    def work(service: Service) -> Response:
+        rows = []
+        for r in service.ledger.iter_rows(from_seq=first, to_seq=last, filter=wanted):
+            rows.append(canonical(row_to_event(r).envelope()))
+            if len(rows) >= limit:
+                break
+        return _lines(rows)
+
+    return await _read(request, work)
+
+
+async def get_run(request: Request) -> Response:
+    run = request.path_params["run"]
+
+    def work(service: Service) -> Response:
+        from ledger.app.governance import read_models
+        from projections.runs.queries import get_run as query
+
+        with read_models(service.ledger) as db:
+            view = query(db, run)
+        if view is None:
+            raise HttpError(404, "not_found", f"no run {run!r} in the ledger")
+        return JSONResponse(view.as_json())
+
+    return await _read(request, work, models=True)
+
+
+async def get_findings(request: Request) -> Response:
+    q = request.query_params
+    limit = _int(request, "limit", None, 1)
+
+    def work(service: Service) -> Response:
+        from ledger.app.governance import read_models
+        from projections.findings.queries import iter_findings
+
+        with read_models(service.ledger) as db:
+            found = [
+                f.as_json()
+                for f in iter_findings(
+                    db,
+                    kinds=q.getlist("kind"),
+                    severity=q.get("severity"),
+                    agent=q.get("agent"),
+                    run=q.get("run"),
+                    limit=limit,
+                )
+            ]
+        return _lines(found)
+
+    return await _read(request, work, models=True)
+
+
+async def get_tiers(request: Request) -> Response:
+    def work(service: Service) -> Response:
+        from ledger.app.governance import read_models
+        from projections.tiers.queries import agents, tier_json
+
+        with read_models(service.ledger) as db:
+            return _lines([tier_json(a) for a in agents(db)])
+
+    return await _read(request, work, models=True)
+
+
+async def get_checkpoint(request: Request) -> Response:
+    return await _read(request, lambda s: PlainTextResponse(s.checkpoint()))
+
+
+async def get_proof(request: Request) -> Response:
+    raw = request.path_params["seq"]
+
+    def work(service: Service) -> Response:
+        if not raw.isdigit() or int(raw) < 1:
+            raise HttpError(400, "malformed", f"seq {raw!r}: expected an integer >= 1")
+        seq = int(raw)
+        if seq > service.ledger.size:
+            raise HttpError(
+                404, "not_found", f"seq {seq} is not in the log (size {service.ledger.size})"
+            )
+        service.checkpoint()
+        return PlainTextResponse(prove_inclusion(service.ledger, seq))
+
+    return await _read(request, work)
+
+
+async def get_consistency(request: Request) -> Response:
+    old = _int(request, "old", None, 0)
+
+    def work(service: Service) -> Response:
+        if old is None:
+            raise HttpError(400, "malformed", "old: missing (the size of the older tree)")
+        note = service.checkpoint()
+        size = parse_unverified_checkpoint(note).size
+        if old > size:
+            raise HttpError(
+                422, "invalid", f"old: {old} is larger than the latest checkpoint's size {size}"
+            )
+        proof = service.ledger.consistency_proof(old, size) if 0 < old < size else []
+        return JSONResponse(
+            {
+                "old": old,
+                "size": size,
+                "proof": [base64.b64encode(h).decode() for h in proof],
+                "checkpoint": note,
+            }
+        )
+
+    return await _read(request, work)
+
+
+async def get_tile(request: Request) -> Response:
+    path = "tile/" + request.path_params["path"]
+
+    def work(service: Service) -> Response:
+        try:
+            tile = tiles.parse_path(path)
+        except InputError as e:
+            raise HttpError(404, "not_found", e.message) from e
+        size = service.ledger.size
+        if not tiles.available(tile, size):
+            raise HttpError(404, "not_found", f"{path}: not in the tree of size {size}")
+        data = tiles.tile_bytes(service.ledger, tile, size)
+        cache = "public, max-age=31536000, immutable" if tile.w == tiles.WIDTH else "no-cache"
+        return Response(
+            data, media_type="application/octet-stream", headers={"Cache-Control": cache}
+        )
+
+    return await _read(request, work)
+
+
+async def healthz(request: Request) -> Response:
+    return await _read(request, lambda s: JSONResponse({"ok": True, "size": s.ledger.size}))
+
+
+async def metrics(request: Request) -> Response:
+    text = _service(request).metrics.render()
+    return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
+
+
+# --- the application ----------------------------------------------------------------------
+
+
+class AccessLog:
+    """One JSON line per request (method, path, status, milliseconds, token name, events
+    appended), and the response counters of ``/metrics``."""
+
+    def __init__(self, app: ASGIApp, service: Service) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(
+        self,
+        scope: Scope,
+        receive: Callable[[], Awaitable[Message]],
+        send: Callable[[Message], Awaitable[None]],
+    ) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            self.service.metrics.response(status)
+            state = scope.get("state", {})
+            line = {
+                "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "method": scope["method"],
+                "path": scope["path"],
+                "query": scope.get("query_string", b"").decode("latin-1") or None,
+                "status": status,
+                "ms": round((time.perf_counter() - started) * 1000, 2),
+                "client": (scope.get("client") or [None])[0],
+                "token": state.get("token"),
+                "events": state.get("events"),
+            }
+            log = self.service.access_log or _stderr
+            log(json.dumps({k: v for k, v in line.items() if v is not None}))
+
+
+def _stderr(line: str) -> None:
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+ROUTES = [
+    Route("/v1/events", post_events, methods=["POST"]),
+    Route("/v1/events", get_events, methods=["GET"]),
+    Route("/v1/runs/{run}", get_run),
+    Route("/v1/findings", get_findings),
+    Route("/v1/tiers", get_tiers),
+    Route("/v1/checkpoint", get_checkpoint),
+    Route("/v1/proof/{seq}", get_proof),
+    Route("/v1/consistency", get_consistency),
+    Route("/checkpoint", get_checkpoint),
+    Route("/tile/{path:path}", get_tile),
+    Route("/healthz", healthz),
+    Route("/metrics", metrics),
+]
+
+
+def create_app(service: Service) -> ASGIApp:
+    """The service's ASGI application: starts the writer at startup, and at shutdown commits
+    (or fails) whole every append already queued before the ledger is closed."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await run_in_threadpool(tokens.ensure_table, service.ledger)
+        committer = GroupCommitter(service.ledger, on_group=service.metrics.group)
+        service.committer = committer
+        committer.start()
+        try:
+            yield
+        finally:
+            await committer.close()
+
+    app = Starlette(routes=ROUTES, lifespan=lifespan)
+    app.state.service = service
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return error_response(
+            service, HttpError(404, "not_found", f"{request.url.path}: no such resource")
+        )
+
+    async def not_allowed(request: Request, exc: Exception) -> Response:
+        return error_response(
+            service,
+            HttpError(
+                405, "method_not_allowed", f"{request.method} {request.url.path}: not allowed"
+            ),
+        )
+
+    app.add_exception_handler(404, not_found)
+    app.add_exception_handler(405, not_allowed)
+    return AccessLog(app, service)

@@ -1,0 +1,136 @@
+"""Group commit: requests arriving together are appended in one transaction with one sync.
+
+One writer task drains a queue of requests. It takes every request waiting (up to
+``max_events`` events) and appends them, in arrival order, inside one write transaction of a
+single writer thread: each request's events stay contiguous and in order, and the group costs
+one commit (one fsync with ``synchronous = FULL``). Each request was validated before it was
+queued; if the group still fails (a duplicate id across requests, a key revoked meanwhile),
+the requests are appended again one by one, so one request's error fails no other. A request
+is answered only once its transaction has committed: its events are durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from ledger.crypto.keyfiles import Signer
+from ledger.errors import LedgerError, StoreError
+from ledger.event.drafts import Prepared
+from ledger.event.envelope import Event
+from ledger.store.sqlite import Ledger
+
+MAX_GROUP_EVENTS = 5000
+"""Events appended in one group at most (a larger request still goes whole, alone)."""
+
+
+class ShuttingDown(StoreError):
+    """The service is stopping and takes no more appends."""
+
+
+@dataclass
+class _Request:
+    prepared: list[Prepared]
+    signer: Signer
+    future: asyncio.Future[list[Event]] = field(repr=False)
+
+
+Outcome = list[Event] | LedgerError
+
+
+class GroupCommitter:
+    """The one writer of a service: ``await submit(prepared, signer)`` returns the appended
+    events once durable, or raises the ``LedgerError`` that refused them."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        *,
+        max_events: int = MAX_GROUP_EVENTS,
+        on_group: Callable[[int, int, float], None] | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.max_events = max_events
+        self.on_group = on_group
+        """Told ``(requests, events, seconds)`` after each committed group."""
+        self._queue: asyncio.Queue[_Request | None] = asyncio.Queue()
+        # One thread: the writer's connection and transaction stay on it.
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="govledger-writer")
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def submit(self, prepared: list[Prepared], signer: Signer) -> list[Event]:
+        if self._closing:
+            raise ShuttingDown("the service is shutting down; append again later")
+        future: asyncio.Future[list[Event]] = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Request(prepared, signer, future))
+        return await future
+
+    async def close(self) -> None:
+        """Stop taking requests; commit (or fail) whole every request already queued."""
+        self._closing = True
+        await self._queue.put(None)
+        if self._task is not None:
+            await self._task
+        self._thread.shutdown(wait=True)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        stop = False
+        while not stop:
+            first = await self._queue.get()
+            if first is None:
+                break
+            group, events = [first], len(first.prepared)
+            while events < self.max_events:
+                try:
+                    item = self._queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                group.append(item)
+                events += len(item.prepared)
+            started = time.perf_counter()
+            try:
+                outcomes = await loop.run_in_executor(self._thread, self._commit, group)
+            except BaseException as e:  # a bug, not a refusal: every waiter hears of it
+                for r in group:
+                    if not r.future.done():
+                        r.future.set_exception(e)
+                if not isinstance(e, Exception):
+                    raise
+                continue
+            if self.on_group is not None:
+                self.on_group(len(group), events, time.perf_counter() - started)
+            for r, outcome in zip(group, outcomes, strict=True):
+                if r.future.done():  # the client went away; its events are committed anyway
+                    continue
+                if isinstance(outcome, LedgerError):
+                    r.future.set_exception(outcome)
+                else:
+                    r.future.set_result(outcome)
+
+    def _commit(self, group: list[_Request]) -> list[Outcome]:
+        """Append the group in one transaction; on a refusal, each request alone."""
+        try:
+            with self.ledger.write() as tx:
+                return [tx.append(r.prepared, signer=r.signer) for r in group]
+        except LedgerError as e:
+            if len(group) == 1:
+                return [e]
+        out: list[Outcome] = []
+        for r in group:
+            try:
+                with self.ledger.write() as tx:
+                    out.append(tx.append(r.prepared, signer=r.signer))
+            except LedgerError as e:
+                out.append(e)
+        return out
