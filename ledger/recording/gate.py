@@ -20,12 +20,16 @@ flag. In order, the first that fails decides:
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import dataclass
 
 from sqlite_utils import Database
 
+from ledger.store.sqlite import Ledger
 from ledger.store.sqlite_append import now_ts
+from projections.driver import catch_up
 from projections.findings import kinds as g
+from projections.projection import META_TABLE, registered
 from projections.tiers.queries import agents as tier_agents
 
 
@@ -44,6 +48,22 @@ class Decision:
 
     def __bool__(self) -> bool:
         return self.allowed
+
+
+def current(ledger: Ledger) -> Database:
+    """This thread's read models of ``ledger``, caught up to the head of the log. When every
+    registered projection already stands at the head (its version, seq and hash in
+    ``projection_meta``: two reads), ``catch_up`` and its per-projection checks are skipped."""
+    db = ledger.db
+    size, head = ledger.head()
+    try:
+        rows = db.execute(f"SELECT name, version, last_seq, last_hash FROM {META_TABLE}").fetchall()
+    except sqlite3.OperationalError:  # never built: catch_up creates the tables
+        rows = []
+    have = {name: (version, seq, hash_) for name, version, seq, hash_ in rows}
+    if any(have.get(p.name) != (p.version, size, head) for p in registered()):
+        catch_up(ledger, db)
+    return db
 
 
 def _deny(kind: str, reason: str) -> Decision:

@@ -34,7 +34,7 @@ from typing import Any, Final, Literal, ParamSpec, TypeVar
 from ledger.crypto.keyfiles import KeyRing, Signer
 from ledger.errors import InputError, LedgerError, UnauthorizedWrite
 from ledger.event.drafts import Draft
-from ledger.recording.gate import Decision, judge
+from ledger.recording.gate import Decision, current, judge
 from ledger.recording.lessons import Lesson, lessons_of
 from ledger.recording.run import AsyncRun, Risk, Run
 from ledger.recording.transport import HttpTransport, LocalTransport, Receipt, Transport
@@ -229,11 +229,7 @@ class Recorder:
         from the read models caught up to the head (``gate``). A denial is recorded as
         ``guardrail.triggered`` (kind ``forbidden_action``, else ``permission_denied``;
         severity ``warning``) before this returns; the caller must not run the tool."""
-        from projections.driver import catch_up
-
-        ledger = self._local("check_tool")
-        catch_up(ledger, ledger.db)
-        decision = judge(ledger.db, agent, tool, side_effect, run)
+        decision = judge(current(self._local("check_tool")), agent, tool, side_effect, run)
         if decision.allowed:
             return decision
         kind = (
@@ -251,11 +247,7 @@ class Recorder:
     def lessons(self, agent: str) -> list[Lesson]:
         """The emerged correction patterns of ``agent`` (name, count, examples and the seqs
         they rest on), for the runtime to put into the agent's instructions."""
-        from projections.driver import catch_up
-
-        ledger = self._local("lessons")
-        catch_up(ledger, ledger.db)
-        return lessons_of(ledger.db, agent)
+        return lessons_of(current(self._local("lessons")), agent)
 
 
 def _last(receipts: list[Receipt] | None) -> int | None:
