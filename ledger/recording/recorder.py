@@ -63,7 +63,7 @@ class Recorder:
         *,
         ledger: Ledger | None = None,
         on_error: OnError = "auto",
-        threads: int = 8,
+        threads: int = 2,
     ) -> None:
         if on_error not in ("closed", "open", "auto"):
             raise InputError(f"on_error: expected closed, open or auto, found {on_error!r}")
@@ -85,6 +85,7 @@ class Recorder:
         keys: str | Path | None = None,
         signer: str,
         on_error: OnError = "auto",
+        threads: int = 2,
     ) -> Recorder:
         """A recorder appending to the local ledger ``db``, signing with the key named
         ``signer`` from the key directory ``keys`` (default: ``GOVLEDGER_KEYS``, else
@@ -94,19 +95,27 @@ class Recorder:
         ledger = Ledger.open(db)
         try:
             _check_signer(ledger, key)
-            return cls(LocalTransport(ledger, key), ledger=ledger, on_error=on_error)
+            return cls(
+                LocalTransport(ledger, key), ledger=ledger, on_error=on_error, threads=threads
+            )
         except BaseException:
             ledger.close()
             raise
 
     @classmethod
     def connect(
-        cls, url: str, *, token: str, on_error: OnError = "auto", timeout: float = 30.0
+        cls,
+        url: str,
+        *,
+        token: str,
+        on_error: OnError = "auto",
+        timeout: float = 30.0,
+        threads: int = 8,
     ) -> Recorder:
         """A recorder posting to the service at ``url`` (``govledger serve``) with a bearer
         ``token``; the service signs with the key the token is bound to. The gate and lessons
         need a local ledger and are not available through it."""
-        return cls(HttpTransport(url, token, timeout=timeout), on_error=on_error)
+        return cls(HttpTransport(url, token, timeout=timeout), on_error=on_error, threads=threads)
 
     def close(self) -> None:
         """Finish the recorder's threads and close its transport."""
