@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from decimal import Decimal
@@ -73,6 +75,23 @@ def test_open_refuses_a_governor_key(ledger: Ledger, tmp_path: Path) -> None:
     assert e.value.message == (
         "key root is a governor key; runs are recorded by recorder or agent keys"
     )
+
+
+def test_importing_a_core_module_does_not_load_the_recording_api() -> None:
+    code = (
+        "import sys, ledger, ledger.event.canonical, ledger.store; "
+        "print(sorted(m for m in sys.modules if m.startswith(('ledger.recording', 'projections'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_open_refuses_a_revoked_key(ledger: Ledger, keys: LedgerKeys, tmp_path: Path) -> None:
+    ledger.append(Draft("key.revoked", {"key_id": keys.recorder.key_id, "reason": "rotated"}),
+                  signer=keys.root)  # fmt: skip
+    with pytest.raises(UnauthorizedWrite) as e:
+        Recorder.open(tmp_path / "l.db", keys=tmp_path / "keys", signer="recorder")
+    assert e.value.message == "key recorder was revoked at seq 3"
 
 
 def test_open_refuses_a_key_not_registered(ledger: Ledger, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ answer, and the gate's verdict is the finding the audit raises when the call is 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from ledger import Recorder
-from ledger.errors import LedgerError
+from ledger.errors import InputError
 from ledger.recording import Decision
 from ledger.recording.gate import judge
 from ledger.store.sqlite import Draft, Ledger
@@ -201,5 +202,19 @@ def test_lessons_are_the_emerged_correction_patterns(rec: Recorder, cli: Cli) ->
 
 def test_connect_has_no_gate(ledger: Ledger) -> None:
     r = Recorder.connect("http://127.0.0.1:9", token="t")
-    with pytest.raises(LedgerError, match="check_tool reads the read models of a local ledger"):
+    with pytest.raises(InputError) as e:
         r.check_tool(T2, "search", "read")
+    assert e.value.message == (
+        "check_tool reads the read models of a local ledger: open the recorder with "
+        "Recorder.open(db, signer=...)"
+    )
+
+
+def test_async_run_checks_tools_through_the_gate(rec: Recorder) -> None:
+    async def main() -> tuple[Decision, Decision]:
+        async with rec.arun(agent=T2, objective="o", run="r-async") as run:
+            return await run.check_tool("search", "read"), await run.check_tool("pay", "payment")
+
+    ok, denied = asyncio.run(main())
+    assert ok.allowed and denied.finding_kind == "forbidden_action"
+    assert denied.guardrail_seq is not None

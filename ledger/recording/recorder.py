@@ -225,7 +225,7 @@ class Recorder:
 
     def _local(self, what: str) -> Ledger:
         if self.ledger is None:
-            raise LedgerError(
+            raise InputError(
                 f"{what} reads the read models of a local ledger: open the recorder with "
                 "Recorder.open(db, signer=...)"
             )
