@@ -5,6 +5,7 @@ answer, and the gate's verdict is the finding the audit raises when the call is 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from ledger.errors import InputError
 from ledger.recording import Decision
 from ledger.recording.gate import judge
 from ledger.store.sqlite import Draft, Ledger
+from ledger.verify.verifier import verify_ledger
 from projections.driver import catch_up
 from tests.conftest import Cli, LedgerKeys, digest
 from tests.test_recorder import contract
@@ -218,3 +220,28 @@ def test_async_run_checks_tools_through_the_gate(rec: Recorder) -> None:
     ok, denied = asyncio.run(main())
     assert ok.allowed and denied.finding_kind == "forbidden_action"
     assert denied.guardrail_seq is not None
+
+
+def test_threads_check_and_record_through_one_recorder(rec: Recorder, ledger: Ledger) -> None:
+    errors: list[BaseException] = []
+
+    def work(t: int) -> None:
+        try:
+            with rec.run(agent=T2, objective="o", run=f"r-th{t}") as run:
+                for i in range(8):
+                    if run.check_tool("search", "read").allowed:
+                        run.tool_called("search", {"i": i}, "read")
+                    assert not run.check_tool("pay", "payment").allowed
+        except BaseException as e:  # collected for the assertion below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+    assert verify_ledger(ledger).ok
+    for t in range(4):
+        got = [e.type for e in ledger.iter_events(where="run = ?", params=[f"r-th{t}"])]
+        assert got.count("tool.called") == 8 and got.count("guardrail.triggered") == 8
