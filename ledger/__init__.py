@@ -2,6 +2,8 @@
 
 Public names, importable from ``ledger``:
 
+- ``Recorder``: the recording API for agent runtimes (docs/api.md: runs, tool calls, usage, the
+  pre-tool gate, correction memory) (``ledger.recording``);
 - ``Ledger``: a ledger in a SQLite file: ``init``, ``append``, reads (``ledger.store``);
 - ``Draft``: an event to append; ``Event``, ``EventView``: a stored event (``ledger.event``);
 - ``KeyRing``, ``Signer``: Ed25519 key files and the keys that sign events (``ledger.crypto``);
@@ -52,6 +54,7 @@ if TYPE_CHECKING:
     )
     from ledger.event.drafts import Draft
     from ledger.event.envelope import Event, EventView
+    from ledger.recording import Recorder
     from ledger.store.sqlite import Ledger
     from ledger.tlog.notes import verify_checkpoint
     from ledger.tlog.proofs import (
@@ -62,6 +65,7 @@ if TYPE_CHECKING:
     from ledger.verify.verifier import VerifyReport, verify_export, verify_ledger
 
 _WHERE = {
+    "Recorder": "ledger.recording",
     "Ledger": "ledger.store.sqlite",
     "Draft": "ledger.event.drafts",
     "Event": "ledger.event.envelope",
@@ -126,6 +130,7 @@ __all__ = [
     "PolicyError",
     "ProjectionError",
     "ProofError",
+    "Recorder",
     "SignatureError",
     "Signer",
     "StateError",

@@ -9,10 +9,7 @@ does not import the store.
 from __future__ import annotations
 
 import hashlib
-import os
-import time
 from collections.abc import Callable
-from functools import lru_cache
 from sqlite3 import Connection
 from typing import Any
 
@@ -22,37 +19,12 @@ from ledger.crypto.signing import b64decode_canonical, b64encode, event_hash, ke
 from ledger.errors import DuplicateEventId, EventValidationError, UnauthorizedWrite
 from ledger.event.body import BodyEncoder
 from ledger.event.canonical import canonical, loads
+from ledger.event.clock import now_ts, uuid7s
 from ledger.event.drafts import Prepared, check_body_size
 from ledger.event.envelope import Event, authorize, build_event
 from ledger.event.framing import ROW_COLUMNS, ROW_FIELDS
 from ledger.store.tip import KeyState, Tip
 from ledger.tlog import merkle
-
-_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
-
-
-def uuid7s(n: int) -> list[str]:
-    """``n`` UUIDv7 strings (RFC 9562: 48-bit Unix milliseconds, version 7, variant 10, 74
-    random bits), sharing one clock reading and one ``os.urandom`` call."""
-    ms = f"{(time.time_ns() // 1_000_000) & ((1 << 48) - 1):012x}"
-    head = f"{ms[:8]}-{ms[8:]}-7"
-    rand = os.urandom(10 * n).hex()
-    return [
-        f"{head}{r[:3]}-{_VARIANT[r[3]]}{r[4:7]}-{r[7:19]}"
-        for r in (rand[20 * i : 20 * i + 19] for i in range(n))
-    ]
-
-
-@lru_cache(maxsize=1)
-def _second(second: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-
-
-def now_ts() -> str:
-    """The wall clock as SPEC §2.1's ts (RFC 3339 UTC, six fractional digits, ``Z``); the
-    date and time part is formatted once per second."""
-    second, micro = divmod(time.time_ns() // 1000, 1_000_000)
-    return f"{_second(second)}.{micro:06d}Z"
 
 
 class _Keys:
