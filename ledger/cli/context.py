@@ -59,6 +59,11 @@ def echo_more(noun: str, shown: int, total: int, order: str) -> None:
         )
 
 
+def plural(n: int, word: str) -> str:
+    """``1 event``, ``2 events``."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Machine output: JSON on stdout."
 )

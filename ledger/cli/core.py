@@ -17,6 +17,7 @@ from ledger.cli.context import (
     echo_more,
     json_option,
     pass_ctx,
+    plural,
     progress_bar,
 )
 from ledger.errors import CheckpointError, InputError, StateError, VerificationError
@@ -39,15 +40,23 @@ from ledger.verify.verifier import VerifyReport, verify_export, verify_ledger
 def init(ctx: Context, origin: str, as_json: bool) -> None:
     """Create a ledger and its root governor key `root`.
 
-    Writes the key to the key directory (0600) and appends `ledger.created` (seq 1) signed by
+    Writes the key to the key directory (0600), or uses the key `root` already there (and
+    says so on stderr), and appends `ledger.created` (seq 1) signed by
     it. Give auditors the printed root key id: they pin it with `verify --trust`.
     """
     keyring = ctx.keyring
     Ledger.check_new(ctx.db)
     _check_origin(origin)
+    existing = keyring.exists("root")
     root = keyring.load_or_create("root")
     ledger = Ledger.create(ctx.db, origin=origin, root=root)
     size, head = ledger.head()
+    if existing:
+        click.echo(
+            f"note: using the existing key root ({keyring.path('root')}, key id {root.key_id}) "
+            "as this ledger's root key; give --keys DIR (before the command) for a new one",
+            err=True,
+        )
     _warn_known_origin(origin, root.key_id)
     if as_json:
         echo_json(
@@ -186,7 +195,7 @@ def import_(ctx: Context, file: str, signer: str, as_json: bool) -> None:
             }
         )
     elif count:
-        click.echo(f"imported {count} events: seq {first}–{last}")
+        click.echo(f"imported {plural(count, 'event')}: seq {first}–{last}")
     else:
         click.echo("imported 0 events (empty file)")
 
@@ -227,7 +236,7 @@ def export(ctx: Context, from_seq: int, to_seq: int | None, output: str) -> None
             if n % 1000 == 0:
                 advance(1000)
     tmp.replace(output)
-    click.echo(f"exported {n} events to {output}", err=True)
+    click.echo(f"exported {plural(n, 'event')} to {output}", err=True)
 
 
 @click.command(name="log")
@@ -406,7 +415,9 @@ def verify(
 
 def _print_ok(report: VerifyReport) -> None:
     scope = (
-        f"seq {report.from_seq}–{report.head_seq}" if report.from_seq else f"{report.events} events"
+        f"seq {report.from_seq}–{report.head_seq}"
+        if report.from_seq
+        else plural(report.events, "event")
     )
     click.echo(f"ok: {scope}, head seq {report.head_seq} {report.head_hash}")
     click.echo(f"root {report.root.hex()}")

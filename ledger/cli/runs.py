@@ -7,7 +7,6 @@ then in a scratch database, leaving the stored read models untouched.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
@@ -24,11 +23,12 @@ from ledger.cli.context import (
     echo_more,
     json_option,
     pass_ctx,
+    plural,
     print_table,
     resolve_at,
     stdout_console,
 )
-from ledger.errors import InputError
+from ledger.errors import InputError, ProjectionError
 from ledger.event.envelope import normalize_time
 
 if TYPE_CHECKING:
@@ -141,7 +141,7 @@ def runs_show(ctx: Context, run: str, at_seq: int | None, as_of: str | None,
     console.print(f"[bold]run {run}[/bold]  agent {r['agent']}  state {r['state']}  "
                   f"{'compliant' if r['compliant'] else 'NOT compliant'}")  # fmt: skip
     console.print(f"events {r['events']} (seq {r['first_seq']}–{r['last_seq']})  "
-                  f"duration {r['duration_ms'] if r['duration_ms'] is not None else '-'} ms  "
+                  f"duration {_duration(r['duration_ms'], r['state'])}  "
                   f"tools {r['tool_calls']} ({r['tool_errors']} errors)  "
                   f"tokens {r['tokens_in']}/{r['tokens_out']}  cost {r['cost_micro_usd']} µ$")  # fmt: skip
     if r["tier_approved"]:
@@ -170,7 +170,7 @@ def runs_show(ctx: Context, run: str, at_seq: int | None, as_of: str | None,
         console.print(f"events verify: NO: {problems[0]['detail']}"
                       + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))  # fmt: skip
     else:
-        console.print(f"events verify: yes ({len(rows)} events: framing, payload, hash, "
+        console.print(f"events verify: yes ({plural(len(rows), 'event')}: framing, payload, hash, "
                       "chain link, ts order, key, signature)")  # fmt: skip
 
 
@@ -273,9 +273,15 @@ def replay(ctx: Context, at_seq: int | None, as_of: str | None, check_only: bool
     )
     events = max((p["last_seq"] for p in out["projections"]), default=0)
     rate = f" in {out['seconds']} s" if at is None else ""
-    click.echo(f"{where}: {events} events{rate}")
+    click.echo(f"{where}: {plural(events, 'event')}{rate}")
     click.echo(f"runs {summary['runs_total']} ({_counts(summary['runs'])}), agents {summary['agents']}, "
                f"findings {summary['findings_total']} ({_counts(summary['findings'])})")  # fmt: skip
+
+
+def _duration(ms: int | None, state: str) -> str:
+    if ms is not None:
+        return f"{ms} ms"
+    return "unknown (not started)" if state in ("submitted", "approved", "rejected") else "unknown"
 
 
 def _counts(d: dict[str, int]) -> str:
@@ -318,8 +324,19 @@ def _check(ledger: Ledger, as_json: bool) -> None:
             + (", ".join(checked) or "none stored yet")
             + ")"
         )
-    if differences or unjustified:
-        sys.exit(1)
+    # Exit 1 through the one error → exit code mapping, like `verify`.
+    if differences:
+        n = len(differences)
+        raise ProjectionError(
+            f"replay --check: {n} difference{'' if n == 1 else 's'} between the stored read "
+            "models and a fresh replay of the log"
+        )
+    if unjustified:
+        n = len(unjustified)
+        raise ProjectionError(
+            f"replay --check: {n} recorded tier change{'' if n == 1 else 's'} the policy in "
+            "force does not justify"
+        )
 
 
 COMMANDS = [runs, metrics, replay]

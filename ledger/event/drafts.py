@@ -86,4 +86,3 @@ def validated(draft: Draft, where: str = "event") -> tuple[Draft, str]:
             "(store a digest of large content instead)"
         )
     return draft, raw.decode("utf-8")
-

@@ -176,7 +176,8 @@ def validate(document: Any, where: str = "policy") -> PolicyDocument:
         err = e.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])
         more = f" (and {len(e.errors()) - 1} more)" if len(e.errors()) > 1 else ""
-        raise PolicyError(f"{where}: {loc}: {err['msg']}{more}") from e
+        msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+        raise PolicyError(f"{where}: {loc}: {msg}{more}") from e
 
 
 def load_toml(text: str, where: str = "policy") -> dict[str, Any]:

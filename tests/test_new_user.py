@@ -1,0 +1,218 @@
+"""What a new user meets on a fresh clone: the demo, the tour, names that do not exist, messages.
+
+Each test follows the README or the demo's tour as a newcomer would, and pins what they see.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from ledger.cli import main
+from ledger.cli.demo import program
+from tests.conftest import ORIGIN, Cli
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A home directory of its own and no GOVLEDGER_KEYS: the default key directory is
+    ``<home>/.govledger/keys``, as on a fresh machine."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("GOVLEDGER_KEYS", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "home"
+
+
+def govledger(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+# --- the demo keeps its keys and files apart ---------------------------------------------------
+
+
+def test_demo_keeps_its_keys_beside_its_database(home: Path, tmp_path: Path) -> None:
+    result = govledger("--db", "demo.db", "demo", "--events", "2000")
+    assert result.exit_code == 0, result.stderr
+    assert not (home / ".govledger").exists()
+    assert sorted(p.name for p in (tmp_path / "demo.db.keys").iterdir()) == [
+        "recorder.pem",
+        "root.pem",
+    ]
+    assert "--db demo.db --keys demo.db.keys verify --trust" in result.stdout
+    # The README tour after the demo: a ledger of one's own, in the default key directory.
+    assert govledger("init", "--origin", ORIGIN).exit_code == 0
+    made = govledger("keys", "new", "recorder", "--role", "recorder")
+    assert made.exit_code == 0, made.stderr
+    assert sorted(p.name for p in (home / ".govledger" / "keys").iterdir()) == [
+        "recorder.pem",
+        "root.pem",
+    ]
+
+
+def test_demo_leaves_its_checkpoint_and_the_tour_proof_beside_its_database(
+    home: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "d").mkdir()
+    result = govledger("--db", "d/demo.db", "demo", "--events", "2000")
+    assert result.exit_code == 0, result.stderr
+    assert "prove 42 -o d/demo.event-42.tlog-proof" in result.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == [
+        "demo.checkpoint",
+        "demo.db",
+        "demo.db.keys",
+    ]
+
+
+def test_git_ignores_what_the_demo_leaves() -> None:
+    ignored = (Path(__file__).parent.parent / ".gitignore").read_text().splitlines()
+    for pattern in ("*.db", "*.checkpoint", "*.tlog-proof", "*.db.keys/"):
+        assert pattern in ignored
+
+
+def test_init_says_when_it_uses_an_existing_root_key(cli: Cli, tmp_path: Path) -> None:
+    first = cli("init", "--origin", ORIGIN)
+    assert first.stderr == ""
+    cli.db = tmp_path / "second.db"
+    second = cli("init", "--origin", "other.example/log")
+    key_id = json.loads(cli("keys", "list", "--json").stdout.splitlines()[0])["key_id"]
+    assert second.stderr == (
+        f"note: using the existing key root ({cli.keys / 'root.pem'}, key id {key_id}) as this "
+        "ledger's root key; give --keys DIR (before the command) for a new one\n"
+    )
+
+
+# --- the tour's commands work as printed -------------------------------------------------------
+
+
+def test_tour_names_the_program_that_ran_when_it_is_not_on_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    venv = tmp_path / ".venv" / "bin"
+    venv.mkdir(parents=True)
+    exe = venv / "govledger"
+    exe.write_text("#!/bin/sh\n")
+    exe.chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setattr(sys, "argv", [str(exe), "demo"])
+    assert program() == ".venv/bin/govledger"
+    monkeypatch.setattr(sys, "argv", [".venv/bin/govledger", "demo"])
+    assert program() == ".venv/bin/govledger"
+    monkeypatch.chdir(tmp_path.parent)
+    monkeypatch.setattr(sys, "argv", [str(exe), "demo"])
+    assert program() == f"{tmp_path.name}/.venv/bin/govledger"
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert program() == str(exe)  # outside the working directory: the absolute path
+    monkeypatch.setenv("PATH", str(venv))
+    assert program() == "govledger"
+
+
+def test_tour_commands_start_with_the_program_that_ran(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exe = tmp_path / "bin" / "govledger"
+    exe.parent.mkdir()
+    exe.write_text("#!/bin/sh\n")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setattr(sys, "argv", [str(exe)])
+    monkeypatch.chdir(tmp_path)
+    out = cli("demo", "--events", "2000").stdout
+    tour = out.split("What to look at next:\n", 1)[1].splitlines()
+    commands = [shlex.split(line.split("   # ")[0]) for line in tour if line.strip()]
+    assert {c[0] for c in commands} == {"bin/govledger"}
+    assert [c[1:3] for c in commands if c[1] != "verify-proof"] == [
+        ["--db", str(cli.db)] for c in commands if c[1] != "verify-proof"
+    ]
+
+
+# --- messages ----------------------------------------------------------------------------------
+
+
+def _tool_called(cli: Cli, run: str = "r1") -> None:
+    payload = {"tool": "t", "args_digest": "0" * 64, "side_effect": "read"}
+    cli("append", "tool.called", "--signer", "rec", "--agent", "a1", "--run", run,
+        "--payload", json.dumps(payload))  # fmt: skip
+
+
+def test_an_agent_key_signing_an_event_with_no_agent_says_so(ready: Cli) -> None:
+    ready("keys", "new", "ak", "--role", "agent", "--agent", "a1")
+    result = ready("append", "x.custom", "--signer", "ak", ok=False)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: event: an agent key bound to 'a1' may not sign x.custom with no agent (key ak)\n"
+    )
+
+
+def test_one_event_is_one_event_not_one_events(ready: Cli, tmp_path: Path) -> None:
+    line = {"type": "x.note", "payload": {"n": 1}}
+    imported = ready("import", "-", "--signer", "rec", input=json.dumps(line) + "\n")
+    assert imported.stdout == "imported 1 event: seq 3–3\n"
+    out = tmp_path / "one.jsonl"
+    exported = ready("export", "--from", "3", "-o", str(out))
+    assert exported.stderr == f"exported 1 event to {out}\n"
+
+
+def test_a_mistyped_event_type_gets_a_suggestion(ready: Cli) -> None:
+    result = ready("append", "tool.caled", "--signer", "rec", "--agent", "a1", "--run", "r1",
+                   ok=False)  # fmt: skip
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: event: type: unknown event type 'tool.caled'; did you mean 'tool.called'?\n"
+    )
+    other = ready("append", "zzz", "--signer", "rec", ok=False)
+    assert other.stderr == (
+        "error: event: type: unknown event type 'zzz' (a catalog type, or x.<name> for your own)\n"
+    )
+
+
+def test_an_unknown_policy_field_is_called_an_unknown_field(ready: Cli, tmp_path: Path) -> None:
+    policy = tmp_path / "p.toml"
+    policy.write_text("bogus = 1\n" + ready("policy", "show").stdout)
+    result = ready("policy", "set", str(policy), "--signer", "root", ok=False)
+    assert result.exit_code == 2
+    assert "bogus: unknown field" in result.stderr
+    assert "Extra inputs" not in result.stderr
+
+
+@pytest.mark.parametrize("option", ["--db", "--keys"])
+def test_a_global_option_after_the_command_says_where_it_goes(cli: Cli, option: str) -> None:
+    result = govledger("runs", "list", option, "x")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == (
+        f"Error: {option} is a global option: it goes before the command "
+        f"(govledger {option} {'PATH' if option == '--db' else 'DIR'} runs list ...)"
+    )
+
+
+def test_a_run_not_started_has_no_duration_yet(ready: Cli) -> None:
+    payload = {"objective": "o", "user": "u", "risk": "low", "auto_approve": False}
+    ready("append", "run.submitted", "--signer", "rec", "--agent", "a1", "--run", "r1",
+          "--payload", json.dumps(payload))  # fmt: skip
+    out = ready("runs", "show", "r1").stdout
+    assert "duration unknown (not started)" in out
+    assert "duration - ms" not in out
+
+
+def test_replay_check_failure_goes_through_the_one_exit_code_mapping(ready: Cli) -> None:
+    _tool_called(ready)
+    ready("runs", "list")
+    import sqlite3
+
+    conn = sqlite3.connect(ready.db)
+    conn.execute("UPDATE runs SET events = 7 WHERE run = 'r1'")
+    conn.commit()
+    conn.close()
+    result = ready("replay", "--check", ok=False)
+    assert result.exit_code == 1
+    assert result.stdout.startswith("read models differ from the log: runs.runs run='r1': ")
+    assert result.stderr == (
+        "error: replay --check: 1 difference between the stored read models and a fresh "
+        "replay of the log\n"
+    )
