@@ -216,3 +216,31 @@ def test_replay_check_failure_goes_through_the_one_exit_code_mapping(ready: Cli)
         "error: replay --check: 1 difference between the stored read models and a fresh "
         "replay of the log\n"
     )
+
+
+# --- --json everywhere the README says -----------------------------------------------------------
+
+
+def test_checkpoint_prove_vkey_and_export_take_json(ready: Cli, tmp_path: Path) -> None:
+    cp = ready.json("checkpoint", "--signer", "root")
+    assert (cp["origin"], cp["size"], cp["output"]) == (ORIGIN, 2, None)
+    assert cp["text"].startswith(f"{ORIGIN}\n2\n")
+    assert len(cp["root"]) == 64
+    out = tmp_path / "cp"
+    written = ready.json("checkpoint", "--signer", "root", "-o", str(out))
+    assert written["output"] == str(out) and out.read_text() == written["text"]
+    proof = ready.json("prove", "1")
+    assert (proof["kind"], proof["seq"], proof["output"]) == ("inclusion", 1, None)
+    vkey = ready.json("keys", "vkey", "root")
+    assert vkey["name"] == "root" and vkey["vkey"].startswith(f"{ORIGIN}+")
+    assert vkey["vkey"] == ready("keys", "vkey", "root").stdout.strip()
+    checked = ready.json("verify-proof", "-", "--vkey", vkey["vkey"], input=proof["text"])
+    assert checked["ok"] is True and checked["seq"] == 1
+    lines = ready("export", "--json").stdout.splitlines()
+    assert lines == ready("export").stdout.splitlines()
+    assert [json.loads(line)["seq"] for line in lines] == [1, 2]
+
+
+def test_readme_says_listings_print_json_lines() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert "listings print JSON Lines" in readme

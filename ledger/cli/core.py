@@ -210,8 +210,9 @@ def import_(ctx: Context, file: str, signer: str, as_json: bool) -> None:
     default="-",
     help="Write to FILE instead of stdout.",
 )
+@click.option("--json", "as_json", is_flag=True, help="Accepted: the export is JSON Lines already.")
 @pass_ctx
-def export(ctx: Context, from_seq: int, to_seq: int | None, output: str) -> None:
+def export(ctx: Context, from_seq: int, to_seq: int | None, output: str, as_json: bool) -> None:
     """Export full events as JSON Lines (docs/formats.md), verifiable with `verify --file`."""
     from ledger.exchange.export import export_lines
 
