@@ -15,7 +15,7 @@ from click.testing import CliRunner, Result
 
 from ledger.cli import main
 from ledger.cli.demo import program
-from tests.conftest import ORIGIN, Cli
+from tests.conftest import ORIGIN, Cli, agent_registration
 
 
 @pytest.fixture
@@ -244,3 +244,76 @@ def test_checkpoint_prove_vkey_and_export_take_json(ready: Cli, tmp_path: Path) 
 def test_readme_says_listings_print_json_lines() -> None:
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     assert "listings print JSON Lines" in readme
+
+
+# --- one rule for unknown names ------------------------------------------------------------------
+
+UNKNOWN = {
+    "runs-show": (["runs", "show", "nope"], "error: no run 'nope' in the ledger"),
+    "tiers-history": (
+        ["tiers", "history", "nope"],
+        "error: agent 'nope' is not registered (no agent.registered or tier.* event names it)",
+    ),
+    "metrics-agent": (["metrics", "--agent", "nope"], "error: no agent 'nope' in the ledger"),
+    "tiers-apply-approve": (
+        ["tiers", "apply", "--signer", "root", "--approve", "nope"],
+        "error: --approve nope: no promotion of agent 'nope' awaits a human decision "
+        "(`tiers compute` lists the changes due)",
+    ),
+}
+
+
+@pytest.mark.parametrize(("args", "line"), UNKNOWN.values(), ids=UNKNOWN.keys())
+def test_looking_up_one_thing_that_does_not_exist_is_exit_2(
+    ready: Cli, args: list[str], line: str
+) -> None:
+    _tool_called(ready)
+    before = ready("export").stdout
+    result = ready(*args, ok=False)
+    assert result.exit_code == 2
+    assert result.stderr == line + "\n"
+    assert ready("export").stdout == before
+
+
+EMPTY = {
+    "runs-list": (["runs", "list", "--agent", "nope"], "no run matches"),
+    "runs-list-json": (["runs", "list", "--agent", "nope", "--json"], "no run matches"),
+    "log": (["log", "--agent", "nope"], "no event matches"),
+    "log-json": (["log", "--agent", "nope", "--json"], "no event matches"),
+    "findings": (["findings", "--agent", "nope"], "no finding matches"),
+    "corrections": (
+        ["corrections", "--agent", "nope"],
+        "no correction pattern has emerged for agent nope",
+    ),
+}
+
+
+@pytest.mark.parametrize(("args", "note"), EMPTY.values(), ids=EMPTY.keys())
+def test_a_filter_that_matches_nothing_prints_nothing_and_says_so(
+    ready: Cli, args: list[str], note: str
+) -> None:
+    _tool_called(ready)
+    result = ready(*args)
+    assert result.stdout == ""
+    assert result.stderr == note + "\n"
+
+
+# --- why a run is not compliant ----------------------------------------------------------------
+
+
+def test_non_compliant_runs_show_finding_kinds_and_why_without_findings(ready: Cli) -> None:
+    reg = agent_registration("a1")
+    ready("append", "agent.registered", "--signer", "root", "--agent", "a1",
+          "--payload", json.dumps(reg.payload))  # fmt: skip
+    _tool_called(ready, "r1")  # no approval, no grant: findings
+    submitted = {"objective": "o", "user": "u", "risk": "low", "auto_approve": False}
+    ready("append", "run.submitted", "--signer", "rec", "--agent", "a1", "--run", "r2",
+          "--payload", json.dumps(submitted))  # fmt: skip
+    rows = {
+        line.split("│")[1].strip(): line
+        for line in ready("runs", "list").stdout.splitlines()
+        if line.startswith("│")
+    }
+    assert "started_without_approval" in rows["r1"]
+    assert "critical" not in rows["r1"]
+    assert "none (not finished)" in rows["r2"]

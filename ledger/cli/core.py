@@ -295,6 +295,9 @@ def log(
             click.echo(fmt.format("seq", "ts", "type", "agent", "run", "summary"))
         click.echo(fmt.format(event.seq, event.ts, event.type, event.agent or "-",
                               event.run or "-", summarize(event)))  # fmt: skip
+    if n == 0:
+        filtered = any((run, agent, event_type, since, until, to_seq)) or from_seq > 1
+        click.echo("no event matches" if filtered else "no events in the log", err=True)
     if not as_json and page is not None and n > page:
         total = count_events(ledger, from_seq=from_seq, to_seq=to_seq, where=where, params=params)
         echo_more("event(s)", page, total, "by seq")

@@ -91,7 +91,10 @@ def corrections(ctx: Context, agent: str | None, topic: str | None, limit: int |
         found = list(iter_patterns(db, agent, limit=limit or PAGE))
         total = count_patterns(db, agent) if len(found) == (limit or PAGE) else len(found)
     if not found:
-        click.echo("no correction pattern has emerged" + (f" for agent {agent}" if agent else ""))
+        click.echo(
+            "no correction pattern has emerged" + (f" for agent {agent}" if agent else ""),
+            err=True,
+        )
         return
     print_table(None, ["agent", "pattern", "count", "seqs", "emerged", "examples"],
                 [[p.agent, p.name, p.count, f"{p.first_seq}–{p.last_seq}", p.emerged_seq,

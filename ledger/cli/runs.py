@@ -77,12 +77,19 @@ def runs_list(ctx: Context, agent: str | None, status: str | None, since: str | 
                                "until": _time(until, "--until"), "non_compliant": non_compliant}  # fmt: skip
     with read_models(ledger, resolve_at(ledger, at_seq, as_of)) as db:
         if as_json:
+            shown = False
             for v in iter_runs(db, **filters, limit=limit):
                 echo_json(v.as_json())
+                shown = True
+            if not shown:
+                _no_run(filters)
             return
         page = limit or PAGE
         views = list(iter_runs(db, **filters, limit=page))
         total = count_runs(db, **filters) if len(views) == page else len(views)
+    if not views:
+        _no_run(filters)
+        return
     print_table(
         None,
         ["run", "agent", "state", "compliant", "findings", "began"],
@@ -92,11 +99,26 @@ def runs_list(ctx: Context, agent: str | None, status: str | None, since: str | 
     echo_more("run(s)", len(views), total, "by start, oldest first")
 
 
+def _no_run(filters: dict[str, Any]) -> None:
+    """A filter that matches nothing prints nothing (exit 0) and says so on stderr."""
+    filtered = any(v not in (None, False) for v in filters.values())
+    click.echo("no run matches" if filtered else "no runs in the ledger", err=True)
+
+
+NOT_COMPLIANT_BECAUSE = {"failed": "failed", "cancelled": "cancelled", "rejected": "rejected"}
+"""Why a run with no finding is not compliant, by state: only a completed run can be."""
+
+
 def _findings_cell(v: RunView) -> str:
-    by_severity: dict[str, int] = {}
-    for f in v.findings:
-        by_severity[f.severity] = by_severity.get(f.severity, 0) + 1
-    return ", ".join(f"{n} {s}" for s, n in sorted(by_severity.items())) or "-"
+    """The kinds of the run's findings (``×N`` when repeated), or, for a run that is not
+    compliant without any finding, why not: ``none (failed)`` (only a completed run is
+    compliant)."""
+    kinds = Counter(f.kind for f in v.findings)
+    if kinds:
+        return ", ".join(f"{k} ×{n}" if n > 1 else k for k, n in kinds.items())
+    if v.row["compliant"]:
+        return "-"
+    return f"none ({NOT_COMPLIANT_BECAUSE.get(v.row['state'], 'not finished')})"
 
 
 @runs.command("show")

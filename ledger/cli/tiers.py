@@ -149,7 +149,7 @@ def tiers_apply(ctx: Context, signer: str, approve: tuple[str, ...], as_json: bo
     """
     ledger = ctx.ledger()
     key = ctx.signer(signer)
-    done = apply_changes(ledger, key, set(approve))
+    done = apply_changes(ledger, key, set(approve), strict=True)
     if as_json:
         echo_json(
             {
