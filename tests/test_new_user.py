@@ -317,3 +317,22 @@ def test_non_compliant_runs_show_finding_kinds_and_why_without_findings(ready: C
     assert "started_without_approval" in rows["r1"]
     assert "critical" not in rows["r1"]
     assert "none (not finished)" in rows["r2"]
+
+
+# --- time travel ---------------------------------------------------------------------------------
+
+
+def test_as_of_before_the_first_event_says_so(ready: Cli) -> None:
+    first = json.loads(ready("log", "--json").stdout.splitlines()[0])["ts"]
+    result = ready("tiers", "show", "--as-of", "2000-01-01")
+    assert result.stderr.splitlines()[0] == (
+        f"note: --as-of 2000-01-01 is before the log's first event ({first}): "
+        "nothing had been recorded yet"
+    )
+    assert "note:" not in ready("tiers", "show", "--as-of", first).stderr
+
+
+def test_readme_time_travel_examples_do_not_predate_the_demo() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert "--as-of 2026-11-01" not in readme
+    assert "runs list --at-seq 2000" in readme and "tiers show --at-seq 3000" in readme
