@@ -336,3 +336,59 @@ def test_readme_time_travel_examples_do_not_predate_the_demo() -> None:
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     assert "--as-of 2026-11-01" not in readme
     assert "runs list --at-seq 2000" in readme and "tiers show --at-seq 3000" in readme
+
+
+# --- a policy that closes tiers ------------------------------------------------------------------
+
+CLOSED = """human_approval_from_tier = 3
+cooldown_seconds = 3600
+
+[promotion.T1]
+min_compliant_runs = 3
+min_streak = 2
+
+[promotion.T2]
+min_compliant_runs = 10
+"""
+
+
+def _register(cli: Cli, agent: str, tier: int) -> None:
+    payload = {**agent_registration(agent).payload, "initial_tier": tier}
+    cli("append", "agent.registered", "--signer", "root", "--agent", agent,
+        "--payload", json.dumps(payload))  # fmt: skip
+
+
+def test_policy_set_warns_when_a_tier_cannot_be_reached(ready: Cli, tmp_path: Path) -> None:
+    policy = tmp_path / "closed.toml"
+    policy.write_text(CLOSED)
+    result = ready("policy", "set", str(policy), "--signer", "root")
+    assert result.stderr == (
+        "warning: the policy has no [promotion.T3]: no agent is ever promoted into T3 (nor T4); "
+        "add [promotion.T3] to allow it\n"
+    )
+    full = tmp_path / "full.toml"
+    full.write_text(ready("policy", "show", "--at-seq", "2").stdout)  # the shipped default
+    assert ready("policy", "set", str(full), "--signer", "root").stderr == ""
+
+
+def test_docs_example_policy_reaches_every_tier() -> None:
+    from projections.policy.document import load_toml, unreachable_warning, validate
+
+    text = (Path(__file__).parent.parent / "docs" / "policy.md").read_text()
+    example = text.split("## Example\n\n```toml\n", 1)[1].split("```", 1)[0]
+    assert unreachable_warning(validate(load_toml(example))) is None
+
+
+def test_explain_says_why_nothing_is_due(ready: Cli, tmp_path: Path) -> None:
+    policy = tmp_path / "closed.toml"
+    policy.write_text(CLOSED)
+    ready("policy", "set", str(policy), "--signer", "root")
+    _register(ready, "a2", 2)
+    _register(ready, "a0", 0)
+    due = [line for line in ready("tiers", "explain", "a2").stdout.splitlines() if "due:" in line]
+    assert due == [
+        "due: nothing (the policy has no [promotion.T3], so no agent is promoted into T3; "
+        "no demotion or revocation is due)"
+    ]
+    low = ready("tiers", "explain", "a0").stdout
+    assert "due: nothing (not met for T1: min_compliant_runs, min_streak" in low

@@ -130,6 +130,11 @@ class PolicyDocument(_Section):
         key = {1: "T1", 2: "T2", 3: "T3", 4: "T4"}.get(tier)
         return None if key is None else self.promotion.get(key)  # type: ignore[call-overload]
 
+    def promotion_stops_at(self) -> int | None:
+        """The lowest tier (1–4) without ``[promotion.Tn]``: promotion moves one tier at a
+        time, so it and every tier above it can never be reached by promotion (None: all can)."""
+        return next((t for t in range(1, 5) if self.criteria_for(t) is None), None)
+
     @property
     def noncompliant_mask(self) -> int:
         """Run-outcome bits that make a finished run non-compliant under this policy."""
@@ -156,6 +161,18 @@ class Policy:
     rules: PolicyDocument
     seq: int = 0
     """Seq of the ``policy.set`` that recorded it (0 for the default)."""
+
+
+def unreachable_warning(rules: PolicyDocument) -> str | None:
+    """Why some tiers can never be reached by promotion under ``rules``, or None."""
+    stop = rules.promotion_stops_at()
+    if stop is None:
+        return None
+    above = "" if stop == 4 else f" (nor T{stop + 1}" + ("–T4)" if stop < 3 else ")")
+    return (
+        f"the policy has no [promotion.T{stop}]: no agent is ever promoted into T{stop}{above}; "
+        f"add [promotion.T{stop}] to allow it"
+    )
 
 
 def digest_of(document: dict[str, Any]) -> str:
