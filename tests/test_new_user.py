@@ -392,3 +392,34 @@ def test_explain_says_why_nothing_is_due(ready: Cli, tmp_path: Path) -> None:
     ]
     low = ready("tiers", "explain", "a0").stdout
     assert "due: nothing (not met for T1: min_compliant_runs, min_streak" in low
+
+
+# --- runs show says what each line rests on, and re-derives on request ---------------------------
+
+
+def test_runs_show_check_names_a_read_model_edited_behind_govledgers_back(ready: Cli) -> None:
+    import sqlite3
+
+    _tool_called(ready)
+    shown = ready("runs", "show", "r1").stdout
+    assert "rests on: state, totals and findings: the stored read model" in shown
+    assert "timeline and events verify: the log itself" in shown
+    ok = ready("runs", "show", "r1", "--check")
+    assert "check: the stored read model matches a fresh replay of the log" in ok.stdout
+    conn = sqlite3.connect(ready.db)
+    conn.execute("UPDATE runs SET tool_calls = 9 WHERE run = 'r1'")
+    conn.commit()
+    conn.close()
+    bad = ready("runs", "show", "r1", "--check", ok=False)
+    assert bad.exit_code == 1
+    assert "  tool_calls: stored 9, the log gives 1" in bad.stdout
+    assert bad.stderr == (
+        "error: runs show --check: run r1: the stored read model differs from the log in "
+        "tool_calls\n"
+    )
+    as_json = ready("runs", "show", "r1", "--check", "--json", ok=False)
+    assert as_json.exit_code == 1
+    assert json.loads(as_json.stdout)["check"] == {
+        "ok": False,
+        "differences": [{"field": "tool_calls", "stored": 9, "derived": 1}],
+    }

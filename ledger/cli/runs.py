@@ -124,13 +124,20 @@ def _findings_cell(v: RunView) -> str:
 @runs.command("show")
 @click.argument("run")
 @at_options
+@click.option("--check", "check", is_flag=True,
+              help="Re-derive the run from the log (a fresh replay) and name every field where "
+                   "the stored read model differs; exit 1 when one does.")  # fmt: skip
 @json_option
 @pass_ctx
-def runs_show(ctx: Context, run: str, at_seq: int | None, as_of: str | None,
+def runs_show(ctx: Context, run: str, at_seq: int | None, as_of: str | None, check: bool,
               as_json: bool) -> None:  # fmt: skip
     """One run: state, totals, timeline (seq, time, type, summary), findings, and whether its
     events verify (each checked as `verify` checks it: framing, payload, hash, chain link, ts
-    order, key as registered at that point of the log, signature)."""
+    order, key as registered at that point of the log, signature).
+
+    State, totals and findings come from the stored read model; the timeline and the
+    verification from the log itself. `--check` re-derives the run from the log and compares.
+    """
     from ledger.exchange.export import summarize
     from ledger.store.sqlite import row_to_event
     from ledger.verify.verifier import check_events
@@ -149,6 +156,7 @@ def runs_show(ctx: Context, run: str, at_seq: int | None, as_of: str | None,
     rows = list(ledger.iter_rows(to_seq=at, where="run = ?", params=[run]))
     problems = check_events(ledger, rows)
     timeline = [row_to_event(r) for r in rows]
+    differences = _rederive(ledger, run, at, view.as_json()) if check else []
     if as_json:
         out = view.as_json()
         out["timeline"] = [{"seq": e.seq, "ts": e.ts, "type": e.type, "agent": e.agent,
@@ -156,7 +164,10 @@ def runs_show(ctx: Context, run: str, at_seq: int | None, as_of: str | None,
         out["verified"] = not problems
         out["problems"] = problems
         out["signals"] = [s.as_json() for s in found]
+        if check:
+            out["check"] = {"ok": not differences, "differences": differences}
         echo_json(out)
+        _fail_check(run, differences)
         return
     r = view.row
     console = stdout_console()
@@ -194,6 +205,46 @@ def runs_show(ctx: Context, run: str, at_seq: int | None, as_of: str | None,
     else:
         console.print(f"events verify: yes ({plural(len(rows), 'event')}: framing, payload, hash, "
                       "chain link, ts order, key, signature)")  # fmt: skip
+    console.print("rests on: state, totals and findings: the stored read model"
+                  + (" (checked below)" if check else " (`--check` re-derives them from the log)")
+                  + "; timeline and events verify: the log itself")  # fmt: skip
+    if check:
+        if differences:
+            console.print(f"check: the stored read model differs from the log in "
+                          f"{plural(len(differences), 'field')}:")  # fmt: skip
+            for d in differences:
+                console.print(
+                    f"  {d['field']}: stored {d['stored']!r}, the log gives {d['derived']!r}"
+                )
+        else:
+            console.print("check: the stored read model matches a fresh replay of the log")
+    _fail_check(run, differences)
+
+
+def _rederive(
+    ledger: Ledger, run: str, at: int | None, stored: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The fields where ``stored`` (a run as the stored read model has it) differs from the same
+    run re-derived by a fresh replay of the log into a scratch database."""
+    from projections.driver import build_at
+    from projections.runs.queries import get_run
+
+    with build_at(ledger, ledger.size if at is None else at) as fresh:
+        derived_view = get_run(fresh, run)
+    derived = derived_view.as_json() if derived_view is not None else {}
+    return [
+        {"field": k, "stored": stored.get(k), "derived": derived.get(k)}
+        for k in sorted(set(stored) | set(derived))
+        if stored.get(k) != derived.get(k)
+    ]
+
+
+def _fail_check(run: str, differences: list[dict[str, Any]]) -> None:
+    if differences:
+        raise ProjectionError(
+            f"runs show --check: run {run}: the stored read model differs from the log in "
+            + ", ".join(d["field"] for d in differences)
+        )
 
 
 @click.command()
