@@ -198,7 +198,10 @@ def _tour(ctx: Context, r: DemoResult, events: int) -> None:
         steps.append((f"{g} tiers explain {climber}", "what the next tier still needs"))
     steps += [
         (f"{g} tiers compute", "changes due now (nothing is recorded)"),
-        (f"{g} corrections", "what users keep correcting, per agent"),
+    ]
+    if r.patterns:  # the tour shows only commands that have something to show
+        steps.append((f"{g} corrections", "what users keep correcting, per agent"))
+    steps += [
         (f"{g} replay --check", "recompute every read model and tier decision from the log"),
         (f"{g} prove 42 -o {q(proof)}", "a proof that one event is in the log"),
         (
