@@ -285,6 +285,11 @@ EMPTY = {
         ["corrections", "--agent", "nope"],
         "no correction pattern has emerged for agent nope",
     ),
+    "corrections-json": (
+        ["corrections", "--agent", "nope", "--json"],
+        "no correction pattern has emerged for agent nope",
+    ),
+    "findings-json": (["findings", "--agent", "nope", "--json"], "no finding matches"),
 }
 
 
