@@ -428,3 +428,27 @@ def test_runs_show_check_names_a_read_model_edited_behind_govledgers_back(ready:
         "ok": False,
         "differences": [{"field": "tool_calls", "stored": 9, "derived": 1}],
     }
+
+
+# --- one set of run states -----------------------------------------------------------------------
+
+STATES = {"submitted", "approved", "rejected", "running", "completed", "failed", "cancelled"}
+
+
+def test_a_run_without_lifecycle_events_has_no_state_not_a_hidden_one(ready: Cli) -> None:
+    from ledger.cli.runs import STATES as LISTED
+
+    assert set(LISTED) == STATES
+    docs = (Path(__file__).parent.parent / "docs" / "projections.md").read_text()
+    assert all(f"`{s}`" in docs for s in STATES) and "state `new`" not in docs
+    _tool_called(ready)  # a run seen only through a tool call
+    (run,) = ready.json_lines("runs", "list")
+    assert run["state"] is None
+    row = next(line for line in ready("runs", "list").stdout.splitlines() if "r1" in line)
+    assert row.split("│")[3].strip() == "-"
+    assert "state - (no lifecycle event yet)" in ready("runs", "show", "r1").stdout
+    payload = {"objective": "o", "user": "u", "risk": "low", "auto_approve": False}
+    ready("append", "run.submitted", "--signer", "rec", "--agent", "a1", "--run", "r1",
+          "--payload", json.dumps(payload))  # fmt: skip
+    (run,) = ready.json_lines("runs", "list", "--status", "submitted")
+    assert run["state"] == "submitted" and run["anomalies"] == []

@@ -93,7 +93,7 @@ def runs_list(ctx: Context, agent: str | None, status: str | None, since: str | 
     print_table(
         None,
         ["run", "agent", "state", "compliant", "findings", "began"],
-        [[v.run, v.row["agent"], v.row["state"], "yes" if v.row["compliant"] else "no",
+        [[v.run, v.row["agent"], v.row["state"] or "-", "yes" if v.row["compliant"] else "no",
           _findings_cell(v), v.row["first_ts"][:19] + "Z"] for v in views],
     )  # fmt: skip
     echo_more("run(s)", len(views), total, "by start, oldest first")
@@ -105,7 +105,12 @@ def _no_run(filters: dict[str, Any]) -> None:
     click.echo("no run matches" if filtered else "no runs in the ledger", err=True)
 
 
-NOT_COMPLIANT_BECAUSE = {"failed": "failed", "cancelled": "cancelled", "rejected": "rejected"}
+NOT_COMPLIANT_BECAUSE = {
+    "failed": "failed",
+    "cancelled": "cancelled",
+    "rejected": "rejected",
+    None: "not submitted",
+}
 """Why a run with no finding is not compliant, by state: only a completed run can be."""
 
 
@@ -171,7 +176,8 @@ def runs_show(ctx: Context, run: str, at_seq: int | None, as_of: str | None, che
         return
     r = view.row
     console = stdout_console()
-    console.print(f"[bold]run {run}[/bold]  agent {r['agent']}  state {r['state']}  "
+    console.print(f"[bold]run {run}[/bold]  agent {r['agent']}  "
+                  f"state {r['state'] or '- (no lifecycle event yet)'}  "
                   f"{'compliant' if r['compliant'] else 'NOT compliant'}")  # fmt: skip
     console.print(f"events {r['events']} (seq {r['first_seq']}–{r['last_seq']})  "
                   f"duration {_duration(r['duration_ms'], r['state'])}  "
@@ -197,7 +203,8 @@ def runs_show(ctx: Context, run: str, at_seq: int | None, as_of: str | None, che
                       f"{', '.join(map(str, s.triggers))}{guard}")  # fmt: skip
     for a in view.anomalies:
         console.print(
-            f"anomaly: seq {a['seq']} {a['type']}: {a['from']} → {a['to']} is not a legal transition"
+            f"anomaly: seq {a['seq']} {a['type']}: {a['from'] or '(no state)'} → {a['to']} "
+            "is not a legal transition"
         )
     if problems:
         console.print(f"events verify: NO: {problems[0]['detail']}"
@@ -351,7 +358,7 @@ def replay(ctx: Context, at_seq: int | None, as_of: str | None, check_only: bool
                f"findings {summary['findings_total']} ({_counts(summary['findings'])})")  # fmt: skip
 
 
-def _duration(ms: int | None, state: str) -> str:
+def _duration(ms: int | None, state: str | None) -> str:
     if ms is not None:
         return f"{ms} ms"
     return "unknown (not started)" if state in ("submitted", "approved", "rejected") else "unknown"
