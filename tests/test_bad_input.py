@@ -20,6 +20,9 @@ NO_FLOAT = "signed content holds no floats (use micro-units, basis points, milli
 GOOD = json.dumps({"type": "x.note", "payload": {"text": "fine"}})
 
 
+OWN = " (a catalog type, or x.<name> for your own)"
+
+
 def line(obj: object) -> str:
     return json.dumps(obj, ensure_ascii=False) + "\n"
 
@@ -48,7 +51,7 @@ IMPORT_CASES = [
     ),
     pytest.param(
         line({"type": "tool.invoked", "agent": "a", "run": "r", "payload": {}}),
-        ["line 1: type: unknown event type 'tool.invoked'"],
+        ["line 1: type: unknown event type 'tool.invoked'; did you mean 'tool.completed'?"],
         id="unknown-type",
     ),
     pytest.param(
@@ -114,7 +117,10 @@ IMPORT_CASES = [
     ),
     pytest.param(
         "[1, 2]\n" + GOOD + "\n" + line({"type": "nope", "payload": {}}),
-        ["line 1: expected a JSON object", "line 3: type: unknown event type 'nope'"],
+        [
+            "line 1: expected a JSON object",
+            "line 3: type: unknown event type 'nope' (a catalog type, or x.<name> for your own)",
+        ],
         id="every-bad-line-reported",
     ),
 ]
@@ -216,7 +222,7 @@ def test_import_id_already_in_the_log_writes_nothing(
             "required field",
         ),
         (["run.started", "--agent", "a"], "event: run.started requires run"),
-        (["no.such", "--payload", "{}"], "event: type: unknown event type 'no.such'"),
+        (["no.such", "--payload", "{}"], "event: type: unknown event type 'no.such'" + OWN),
         (
             [
                 "agent.registered",

@@ -275,8 +275,16 @@ def test_more_than_five_field_errors_are_summarized() -> None:
 @pytest.mark.parametrize(
     ("event_type", "message"),
     [
-        pytest.param("nope", "event: type: unknown event type 'nope'", id="unknown"),
-        pytest.param("Tool.called", "event: type: unknown event type 'Tool.called'", id="case"),
+        pytest.param(
+            "nope",
+            "event: type: unknown event type 'nope' (a catalog type, or x.<name> for your own)",
+            id="unknown",
+        ),
+        pytest.param(
+            "Tool.called",
+            "event: type: unknown event type 'Tool.called'; did you mean 'tool.called'?",
+            id="case",
+        ),
         pytest.param(
             "x.Bad",
             "event: type: 'x.Bad' is not a valid user type (x.<name>, lowercase "
@@ -533,7 +541,7 @@ def test_who_may_sign_what(
             "A",
             "x.note",
             None,
-            "an agent key bound to 'A' may not sign x.note for agent None",
+            "an agent key bound to 'A' may not sign x.note with no agent",
             id="agent-none",
         ),
     ],

@@ -30,8 +30,9 @@ from scripts.generate import main as generate_main
 
 # sha256 of the stream of ``generate_drafts(2000, 5, 11, ids=True)``, one JSON line per draft
 # (see ``_digest``): pinned again when low-risk runs of agents at T2 and above started on their
-# own (the approval rule) and the budget guardrail became a warning.
-STREAM_2000_5_11 = "0dd175528d9791ae30de1c9c20dd41d2fad83ba3353a6d6095ccbae69ac700dd"
+# own (the approval rule), the budget guardrail became a warning, and payload times took the
+# `ts` form.
+STREAM_2000_5_11 = "b63bd04369be12986dc95e674003b347641f2927c2ce5da50cc36e4a42a9b723"
 
 EVENTS, AGENTS, SEED = 2_000, 5, 11
 

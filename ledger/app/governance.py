@@ -49,19 +49,31 @@ class Applied:
     awaiting: list[Due] = field(default_factory=list)
 
 
-def apply_changes(ledger: Store, signer: Signer, approve: Collection[str] = ()) -> Applied:
+def apply_changes(
+    ledger: Store, signer: Signer, approve: Collection[str] = (), *, strict: bool = False
+) -> Applied:
     """Record every change due now as a signed ``tier.*`` event (SPEC §2.4).
 
     Promotions into tiers at or above the policy's ``human_approval_from_tier`` are recorded
     only for agents in ``approve`` (their evidence then says ``"human_approval": true``).
     Re-running with nothing new due records nothing. Raises ``UnauthorizedWrite`` (exit 2)
-    unless ``signer`` is a governor key.
+    unless ``signer`` is a governor key. With ``strict`` (the CLI's ``--approve``), an agent in
+    ``approve`` with no promotion awaiting a human decision raises ``InputError`` (exit 2,
+    nothing recorded); otherwise ``approve`` is a standing permission.
     """
     ledger.require_governor(signer, "tier changes")
     with ledger.write() as tx:
         db = ledger.read_models()
         catch_up(ledger, db)
         due = compute_due(db)
+        waiting = {d.agent for d in due if d.needs_approval}
+        unknown = sorted(set(approve) - waiting) if strict else []
+        if unknown:
+            # A user approving something that is not there made a mistake: report it.
+            raise InputError(
+                f"--approve {unknown[0]}: no promotion of agent {unknown[0]!r} awaits a human "
+                "decision (`tiers compute` lists the changes due)"
+            )
         record = [d for d in due if not d.needs_approval or d.agent in approve]
         awaiting = [d for d in due if d.needs_approval and d.agent not in approve]
         drafts = [

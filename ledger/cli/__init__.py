@@ -125,6 +125,15 @@ class GovledgerGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.NoSuchOption as e:
+            if e.option_name not in GLOBAL_OPTIONS:
+                raise
+            raise click.UsageError(
+                f"{e.option_name} is a global option: it goes before the command "
+                f"(govledger {e.option_name} {GLOBAL_OPTIONS[e.option_name]} "
+                f"{' '.join(_command_words(e.ctx))} ...)",
+                ctx=e.ctx,
+            ) from e
         except LedgerError as e:
             _fail(e)
         except KeyboardInterrupt:
@@ -145,6 +154,19 @@ class GovledgerGroup(click.Group):
             # An argument that is not valid UTF-8 reaches us with surrogate escapes.
             click.echo(f"error: an argument or value is not valid UTF-8 ({e.reason})", err=True)
             sys.exit(2)
+
+
+GLOBAL_OPTIONS = {"--db": "PATH", "--keys": "DIR"}
+"""The root group's options, which a user may put after the command by mistake."""
+
+
+def _command_words(ctx: click.Context | None) -> list[str]:
+    """The command words of ``ctx`` (``runs list``), without the program name."""
+    words: list[str] = []
+    while ctx is not None and ctx.parent is not None:
+        words.insert(0, ctx.info_name or "")
+        ctx = ctx.parent
+    return words
 
 
 def _fail(e: LedgerError) -> NoReturn:

@@ -59,6 +59,11 @@ def echo_more(noun: str, shown: int, total: int, order: str) -> None:
         )
 
 
+def plural(n: int, word: str) -> str:
+    """``1 event``, ``2 events``."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Machine output: JSON on stdout."
 )
@@ -84,7 +89,15 @@ def resolve_at(ledger: Ledger, at_seq: int | None, as_of: str | None) -> int | N
     if at_seq is not None and as_of is not None:
         raise InputError("--at-seq and --as-of cannot be used together")
     if as_of is not None:
-        return ledger.seq_at_time(normalize_time(as_of, "--as-of"))
+        seq = ledger.seq_at_time(normalize_time(as_of, "--as-of"))
+        if seq == 0 and ledger.size > 0:
+            first = next(iter(ledger.iter_rows(to_seq=1)))[2]
+            click.echo(
+                f"note: --as-of {as_of} is before the log's first event ({first}): "
+                "nothing had been recorded yet",
+                err=True,
+            )
+        return seq
     return at_seq
 
 

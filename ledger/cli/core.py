@@ -17,6 +17,7 @@ from ledger.cli.context import (
     echo_more,
     json_option,
     pass_ctx,
+    plural,
     progress_bar,
 )
 from ledger.errors import CheckpointError, InputError, StateError, VerificationError
@@ -39,15 +40,23 @@ from ledger.verify.verifier import VerifyReport, verify_export, verify_ledger
 def init(ctx: Context, origin: str, as_json: bool) -> None:
     """Create a ledger and its root governor key `root`.
 
-    Writes the key to the key directory (0600) and appends `ledger.created` (seq 1) signed by
+    Writes the key to the key directory (0600), or uses the key `root` already there (and
+    says so on stderr), and appends `ledger.created` (seq 1) signed by
     it. Give auditors the printed root key id: they pin it with `verify --trust`.
     """
     keyring = ctx.keyring
     Ledger.check_new(ctx.db)
     _check_origin(origin)
+    existing = keyring.exists("root")
     root = keyring.load_or_create("root")
     ledger = Ledger.create(ctx.db, origin=origin, root=root)
     size, head = ledger.head()
+    if existing:
+        click.echo(
+            f"note: using the existing key root ({keyring.path('root')}, key id {root.key_id}) "
+            "as this ledger's root key; give --keys DIR (before the command) for a new one",
+            err=True,
+        )
     _warn_known_origin(origin, root.key_id)
     if as_json:
         echo_json(
@@ -186,7 +195,7 @@ def import_(ctx: Context, file: str, signer: str, as_json: bool) -> None:
             }
         )
     elif count:
-        click.echo(f"imported {count} events: seq {first}–{last}")
+        click.echo(f"imported {plural(count, 'event')}: seq {first}–{last}")
     else:
         click.echo("imported 0 events (empty file)")
 
@@ -209,8 +218,11 @@ def import_(ctx: Context, file: str, signer: str, as_json: bool) -> None:
     default="-",
     help="Write to FILE (complete or not at all) instead of stdout.",
 )
+@click.option("--json", "as_json", is_flag=True, help="Accepted: the export is JSON Lines already.")
 @pass_ctx
-def export(ctx: Context, fmt: str, from_seq: int, to_seq: int | None, output: str) -> None:
+def export(
+    ctx: Context, fmt: str, from_seq: int, to_seq: int | None, output: str, as_json: bool
+) -> None:
     """Export events as JSON Lines (verifiable with `verify --file`), CloudEvents, OTLP or AAT.
 
     `jsonl` (the default) is the signed log itself (docs/formats.md); `cloudevents` wraps each
@@ -241,7 +253,7 @@ def export(ctx: Context, fmt: str, from_seq: int, to_seq: int | None, output: st
 
         for chunk in format_chunks(fmt, counted(items, tick), origin=origin):
             f.write(chunk)
-    click.echo(f"exported {n} events to {output}", err=True)
+    click.echo(f"exported {plural(n, 'event')} to {output}", err=True)
 
 
 @click.command(name="log")
@@ -299,6 +311,9 @@ def log(
             click.echo(fmt.format("seq", "ts", "type", "agent", "run", "summary"))
         click.echo(fmt.format(event.seq, event.ts, event.type, event.agent or "-",
                               event.run or "-", summarize(event)))  # fmt: skip
+    if n == 0:
+        filtered = any((run, agent, event_type, since, until, to_seq)) or from_seq > 1
+        click.echo("no event matches" if filtered else "no events in the log", err=True)
     if not as_json and page is not None and n > page:
         total = ledger.count_events(from_seq=from_seq, to_seq=to_seq, filter=selected)
         echo_more("event(s)", page, total, "by seq")
@@ -420,7 +435,9 @@ def verify(
 
 def _print_ok(report: VerifyReport) -> None:
     scope = (
-        f"seq {report.from_seq}–{report.head_seq}" if report.from_seq else f"{report.events} events"
+        f"seq {report.from_seq}–{report.head_seq}"
+        if report.from_seq
+        else plural(report.events, "event")
     )
     click.echo(f"ok: {scope}, head seq {report.head_seq} {report.head_hash}")
     click.echo(f"root {report.root.hex()}")

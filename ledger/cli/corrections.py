@@ -85,18 +85,28 @@ def corrections(ctx: Context, agent: str | None, topic: str | None, limit: int |
                     click.echo(e)
             return
         if as_json:
+            shown = False
             for p in iter_patterns(db, agent, limit=limit):
                 echo_json(p.as_json())
+                shown = True
+            if not shown:
+                _none_emerged(agent)
             return
         found = list(iter_patterns(db, agent, limit=limit or PAGE))
         total = count_patterns(db, agent) if len(found) == (limit or PAGE) else len(found)
     if not found:
-        click.echo("no correction pattern has emerged" + (f" for agent {agent}" if agent else ""))
+        _none_emerged(agent)
         return
     print_table(None, ["agent", "pattern", "count", "seqs", "emerged", "examples"],
                 [[p.agent, p.name, p.count, f"{p.first_seq}–{p.last_seq}", p.emerged_seq,
                   _cell(p)] for p in found])  # fmt: skip
     echo_more("pattern(s)", len(found), total, "by agent then emergence")
+
+
+def _none_emerged(agent: str | None) -> None:
+    """Nothing matched: nothing on stdout (exit 0), a note on stderr."""
+    click.echo("no correction pattern has emerged" + (f" for agent {agent}" if agent else ""),
+               err=True)  # fmt: skip
 
 
 COMMANDS = [corrections]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import secrets
 import shlex
+import shutil
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -53,7 +55,8 @@ def demo(ctx: Context, events: int, agents: int, seed: int) -> None:
 
     \b
     It creates the ledger (origin demo.govledger.local/<random>), a root governor key and a
-    recorder key in the key directory, records a demo policy (low bars, no time at a tier),
+    recorder key in a key directory of its own beside the ledger (<db>.keys, unless --keys
+    or GOVLEDGER_KEYS names one), records a demo policy (low bars, no time at a tier),
     then a synthetic workload: agents registered with contracts, runs planned, approved or
     rejected, tool calls, usage and costs, decisions, violations and failures, user
     corrections. The first three agents are a careful, a sloppy and a reckless one. After
@@ -63,12 +66,38 @@ def demo(ctx: Context, events: int, agents: int, seed: int) -> None:
     step is a command you can run yourself. The ledger must not exist yet.
     """
     Ledger.check_new(ctx.db)
+    source = click.get_current_context().find_root().get_parameter_source("keys_dir")
+    if source in (None, click.core.ParameterSource.DEFAULT):
+        # The demo's keys stay apart from the user's own: a later `init` or `keys new` in the
+        # default key directory must not find (and silently reuse) the demo's `root`.
+        ctx.keys_dir = demo_keys_dir(ctx.db)
     origin = f"demo.govledger.local/{secrets.token_hex(3)}"
     click.echo(
         f"building a sample ledger at {ctx.db} ({events} events, {agents} agents)…", err=True
     )
     result = build_demo(ctx.db, ctx.keyring, origin=origin, events=events, agents=agents, seed=seed)
     _tour(ctx, result, events)
+
+
+def demo_keys_dir(db: str) -> str:
+    """The demo's own key directory, beside its database."""
+    return f"{db}.keys"
+
+
+def program() -> str:
+    """How to run the govledger that is running now, as a user types it: ``govledger`` when
+    that name on PATH is this program (or when it was not started as a ``govledger`` script,
+    e.g. ``python -m``), else its path (``.venv/bin/govledger`` relative to the working
+    directory, or absolute), so the tour's commands work as printed before a venv is active."""
+    argv0 = sys.argv[0] if sys.argv else ""
+    if os.path.basename(argv0) != "govledger":
+        return "govledger"
+    exe = os.path.abspath(argv0)
+    found = shutil.which("govledger")
+    if found is not None and os.path.samefile(found, exe):
+        return "govledger"
+    rel = os.path.relpath(exe)
+    return exe if rel.startswith("..") else rel
 
 
 def _change(e: Event) -> str:
@@ -120,7 +149,7 @@ def _tour(ctx: Context, r: DemoResult, events: int) -> None:
     db = "" if ctx.db in ("govledger.db", os.environ.get("GOVLEDGER_DB")) else f"--db {q(ctx.db)} "
     given_keys = ctx.keys_dir and ctx.keys_dir != os.environ.get("GOVLEDGER_KEYS")
     keys = f"--keys {q(ctx.keys_dir or '')} " if given_keys else ""
-    g = f"govledger {db}{keys}".rstrip()
+    g = f"{q(program())} {db}{keys}".rstrip()
     click.echo(f"\nledger {ctx.db}: {r.size} events, origin {r.origin}")
     click.echo(f"root key {r.root_key_id} (keys in {ctx.keyring.directory})")
     click.echo(
@@ -139,6 +168,7 @@ def _tour(ctx: Context, r: DemoResult, events: int) -> None:
         ],
     )  # fmt: skip
     checkpoint = Path(ctx.db).with_suffix(".checkpoint")
+    proof = str(Path(ctx.db).with_suffix(".event-42.tlog-proof"))  # beside the ledger too
     click.echo(
         f"\nA checkpoint of size {r.size} was saved to {checkpoint}: keep a copy somewhere "
         "the operator cannot write."
@@ -168,11 +198,14 @@ def _tour(ctx: Context, r: DemoResult, events: int) -> None:
         steps.append((f"{g} tiers explain {climber}", "what the next tier still needs"))
     steps += [
         (f"{g} tiers compute", "changes due now (nothing is recorded)"),
-        (f"{g} corrections", "what users keep correcting, per agent"),
+    ]
+    if r.patterns:  # the tour shows only commands that have something to show
+        steps.append((f"{g} corrections", "what users keep correcting, per agent"))
+    steps += [
         (f"{g} replay --check", "recompute every read model and tier decision from the log"),
-        (f"{g} prove 42 -o event-42.tlog-proof", "a proof that one event is in the log"),
+        (f"{g} prove 42 -o {q(proof)}", "a proof that one event is in the log"),
         (
-            f'govledger verify-proof event-42.tlog-proof --vkey "$({g} keys vkey root)"',
+            f'{q(program())} verify-proof {q(proof)} --vkey "$({g} keys vkey root)"',
             "check it offline, with the log's verifier key",
         ),
         (

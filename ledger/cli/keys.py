@@ -124,8 +124,9 @@ def keys_revoke(ctx: Context, name: str, reason: str, signer: str, as_json: bool
 
 @keys.command("vkey")
 @click.argument("name")
+@json_option
 @pass_ctx
-def keys_vkey(ctx: Context, name: str) -> None:
+def keys_vkey(ctx: Context, name: str, as_json: bool) -> None:
     """Print the C2SP verifier key of NAME for checkpoints (`<origin>+<id>+<key>`)."""
     from ledger.crypto.signing import b64decode_canonical
     from ledger.tlog.notes import format_vkey
@@ -140,7 +141,11 @@ def keys_vkey(ctx: Context, name: str) -> None:
             f"key {name} is a {key['role']} key; checkpoints are signed by governor keys"
         )
     public_key = b64decode_canonical(key["public_key"], f"key {name}")
-    click.echo(format_vkey(name=ledger.origin, public_key=public_key))
+    vkey = format_vkey(name=ledger.origin, public_key=public_key)
+    if as_json:
+        echo_json({"name": name, "key_id": key["key_id"], "origin": ledger.origin, "vkey": vkey})
+    else:
+        click.echo(vkey)
 
 
 COMMANDS = [keys]

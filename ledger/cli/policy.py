@@ -66,9 +66,14 @@ def policy_set(ctx: Context, file: str, signer: str, as_json: bool) -> None:
 
     It is in force from its seq on: earlier tier changes stay judged by the earlier policy.
     """
+    from projections.policy.document import unreachable_warning, validate
+
     document = read_policy_file(file)
     ledger = ctx.ledger()
     event = set_policy(ledger, document, ctx.signer(signer))
+    warning = unreachable_warning(validate(document, file))
+    if warning is not None:
+        click.echo(f"warning: {warning}", err=True)
     p = event.payload
     if as_json:
         echo_json(

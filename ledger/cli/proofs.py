@@ -9,7 +9,7 @@ import click
 
 from ledger.cli.context import Context, echo_json, json_option, pass_ctx
 from ledger.errors import CheckpointError, InputError
-from ledger.tlog.notes import parse_vkey
+from ledger.tlog.notes import parse_checkpoint, parse_vkey
 from ledger.tlog.proofs import (
     prove_inclusion,
     sign_current_checkpoint,
@@ -18,14 +18,26 @@ from ledger.tlog.proofs import (
 )
 
 
-def _write(text: str, output: str | None) -> None:
-    if output is None or output == "-":
+def _write(text: str, output: str | None, as_json: bool = False, **fields: object) -> None:
+    """Print ``text``, or write it to ``output``; with ``as_json``, print one JSON object on
+    stdout instead: ``fields``, the text and where it was written (``null``: not written)."""
+    written = output if output not in (None, "-") else None
+    if written is not None:
+        tmp = Path(written + ".partial")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(written)
+    if as_json:
+        echo_json({**fields, "text": text, "output": written})
+    elif written is None:
         click.echo(text, nl=False)
-        return
-    tmp = Path(output + ".partial")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(output)
-    click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(f"wrote {written}", err=True)
+
+
+def _checkpoint_fields(note: str) -> dict[str, object]:
+    """Origin, size and root (hex) of a signed checkpoint note."""
+    cp = parse_checkpoint(note[: note.index("\n\n") + 1])
+    return {"origin": cp.origin, "size": cp.size, "root": cp.root.hex()}
 
 
 def _read(path: str, what: str) -> str:
@@ -45,14 +57,16 @@ def _read_bytes(path: str, what: str) -> bytes:
 @click.command()
 @click.option("--signer", required=True, help="Governor key that signs the checkpoint.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE.")
+@json_option
 @pass_ctx
-def checkpoint(ctx: Context, signer: str, output: str | None) -> None:
+def checkpoint(ctx: Context, signer: str, output: str | None, as_json: bool) -> None:
     """Sign a C2SP checkpoint of the log as it is now, and print it.
 
     Keep it somewhere the operator cannot write: later, `govledger verify --checkpoint FILE`
     detects truncation, rewriting and forks against it.
     """
-    _write(sign_current_checkpoint(ctx.ledger(), ctx.signer(signer)), output)
+    note = sign_current_checkpoint(ctx.ledger(), ctx.signer(signer))
+    _write(note, output, as_json, **_checkpoint_fields(note))
 
 
 @click.command()
@@ -67,6 +81,7 @@ def checkpoint(ctx: Context, signer: str, output: str | None) -> None:
     help="Print the C2SP tlog-witness body proving the log extends this checkpoint.",
 )
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE.")
+@json_option
 @pass_ctx
 def prove(
     ctx: Context,
@@ -74,6 +89,7 @@ def prove(
     signer: str | None,
     old_checkpoint: str | None,
     output: str | None,
+    as_json: bool,
 ) -> None:
     """Inclusion proof of event SEQ (a C2SP tlog-proof), or a consistency proof.
 
@@ -86,7 +102,8 @@ def prove(
         if seq is not None:
             raise InputError("give SEQ or --consistency, not both")
         note = _read(old_checkpoint, "--consistency")
-        _write(witness_request(ledger, note, signer=ctx.signer(signer or "root")), output)
+        text = witness_request(ledger, note, signer=ctx.signer(signer or "root"))
+        _write(text, output, as_json, kind="consistency")
         return
     if seq is None:
         raise InputError("missing SEQ (or --consistency FILE)")
@@ -97,7 +114,7 @@ def prove(
 
         root = None if latest_checkpoint(ledger, seq) else ctx.signer("root")
         text = prove_inclusion(ledger, seq, root_signer=root)
-    _write(text, output)
+    _write(text, output, as_json, kind="inclusion", seq=seq)
 
 
 @click.command(name="verify-proof")

@@ -7,7 +7,6 @@ then in a scratch database, leaving the stored read models untouched.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
@@ -24,11 +23,12 @@ from ledger.cli.context import (
     echo_more,
     json_option,
     pass_ctx,
+    plural,
     print_table,
     resolve_at,
     stdout_console,
 )
-from ledger.errors import InputError
+from ledger.errors import InputError, ProjectionError
 from ledger.event.envelope import normalize_time
 
 if TYPE_CHECKING:
@@ -77,38 +77,72 @@ def runs_list(ctx: Context, agent: str | None, status: str | None, since: str | 
                                "until": _time(until, "--until"), "non_compliant": non_compliant}  # fmt: skip
     with read_models(ledger, resolve_at(ledger, at_seq, as_of)) as db:
         if as_json:
+            shown = False
             for v in iter_runs(db, **filters, limit=limit):
                 echo_json(v.as_json())
+                shown = True
+            if not shown:
+                _no_run(filters)
             return
         page = limit or PAGE
         views = list(iter_runs(db, **filters, limit=page))
         total = count_runs(db, **filters) if len(views) == page else len(views)
+    if not views:
+        _no_run(filters)
+        return
     print_table(
         None,
         ["run", "agent", "state", "compliant", "findings", "began"],
-        [[v.run, v.row["agent"], v.row["state"], "yes" if v.row["compliant"] else "no",
+        [[v.run, v.row["agent"], v.row["state"] or "-", "yes" if v.row["compliant"] else "no",
           _findings_cell(v), v.row["first_ts"][:19] + "Z"] for v in views],
     )  # fmt: skip
     echo_more("run(s)", len(views), total, "by start, oldest first")
 
 
+def _no_run(filters: dict[str, Any]) -> None:
+    """A filter that matches nothing prints nothing (exit 0) and says so on stderr."""
+    filtered = any(v not in (None, False) for v in filters.values())
+    click.echo("no run matches" if filtered else "no runs in the ledger", err=True)
+
+
+NOT_COMPLIANT_BECAUSE = {
+    "failed": "failed",
+    "cancelled": "cancelled",
+    "rejected": "rejected",
+    None: "not submitted",
+}
+"""Why a run with no finding is not compliant, by state: only a completed run can be."""
+
+
 def _findings_cell(v: RunView) -> str:
-    by_severity: dict[str, int] = {}
-    for f in v.findings:
-        by_severity[f.severity] = by_severity.get(f.severity, 0) + 1
-    return ", ".join(f"{n} {s}" for s, n in sorted(by_severity.items())) or "-"
+    """The kinds of the run's findings (``×N`` when repeated), or, for a run that is not
+    compliant without any finding, why not: ``none (failed)`` (only a completed run is
+    compliant)."""
+    kinds = Counter(f.kind for f in v.findings)
+    if kinds:
+        return ", ".join(f"{k} ×{n}" if n > 1 else k for k, n in kinds.items())
+    if v.row["compliant"]:
+        return "-"
+    return f"none ({NOT_COMPLIANT_BECAUSE.get(v.row['state'], 'not finished')})"
 
 
 @runs.command("show")
 @click.argument("run")
 @at_options
+@click.option("--check", "check", is_flag=True,
+              help="Re-derive the run from the log (a fresh replay) and name every field where "
+                   "the stored read model differs; exit 1 when one does.")  # fmt: skip
 @json_option
 @pass_ctx
-def runs_show(ctx: Context, run: str, at_seq: int | None, as_of: str | None,
+def runs_show(ctx: Context, run: str, at_seq: int | None, as_of: str | None, check: bool,
               as_json: bool) -> None:  # fmt: skip
     """One run: state, totals, timeline (seq, time, type, summary), findings, and whether its
     events verify (each checked as `verify` checks it: framing, payload, hash, chain link, ts
-    order, key as registered at that point of the log, signature)."""
+    order, key as registered at that point of the log, signature).
+
+    State, totals and findings come from the stored read model; the timeline and the
+    verification from the log itself. `--check` re-derives the run from the log and compares.
+    """
     from ledger.event.rows import row_to_event
     from ledger.exchange.export import summarize
     from ledger.store.base import EventFilter
@@ -128,6 +162,7 @@ def runs_show(ctx: Context, run: str, at_seq: int | None, as_of: str | None,
     rows = list(ledger.iter_rows(to_seq=at, filter=EventFilter(run=run)))
     problems = check_events(ledger, rows)
     timeline = [row_to_event(r) for r in rows]
+    differences = _rederive(ledger, run, at, view.as_json()) if check else []
     if as_json:
         out = view.as_json()
         out["timeline"] = [{"seq": e.seq, "ts": e.ts, "type": e.type, "agent": e.agent,
@@ -135,14 +170,18 @@ def runs_show(ctx: Context, run: str, at_seq: int | None, as_of: str | None,
         out["verified"] = not problems
         out["problems"] = problems
         out["signals"] = [s.as_json() for s in found]
+        if check:
+            out["check"] = {"ok": not differences, "differences": differences}
         echo_json(out)
+        _fail_check(run, differences)
         return
     r = view.row
     console = stdout_console()
-    console.print(f"[bold]run {run}[/bold]  agent {r['agent']}  state {r['state']}  "
+    console.print(f"[bold]run {run}[/bold]  agent {r['agent']}  "
+                  f"state {r['state'] or '- (no lifecycle event yet)'}  "
                   f"{'compliant' if r['compliant'] else 'NOT compliant'}")  # fmt: skip
     console.print(f"events {r['events']} (seq {r['first_seq']}–{r['last_seq']})  "
-                  f"duration {r['duration_ms'] if r['duration_ms'] is not None else '-'} ms  "
+                  f"duration {_duration(r['duration_ms'], r['state'])}  "
                   f"tools {r['tool_calls']} ({r['tool_errors']} errors)  "
                   f"tokens {r['tokens_in']}/{r['tokens_out']}  cost {r['cost_micro_usd']} µ$")  # fmt: skip
     if r["tier_approved"]:
@@ -165,14 +204,55 @@ def runs_show(ctx: Context, run: str, at_seq: int | None, as_of: str | None,
                       f"{', '.join(map(str, s.triggers))}{guard}")  # fmt: skip
     for a in view.anomalies:
         console.print(
-            f"anomaly: seq {a['seq']} {a['type']}: {a['from']} → {a['to']} is not a legal transition"
+            f"anomaly: seq {a['seq']} {a['type']}: {a['from'] or '(no state)'} → {a['to']} "
+            "is not a legal transition"
         )
     if problems:
         console.print(f"events verify: NO: {problems[0]['detail']}"
                       + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))  # fmt: skip
     else:
-        console.print(f"events verify: yes ({len(rows)} events: framing, payload, hash, "
+        console.print(f"events verify: yes ({plural(len(rows), 'event')}: framing, payload, hash, "
                       "chain link, ts order, key, signature)")  # fmt: skip
+    console.print("rests on: state, totals and findings: the stored read model"
+                  + (" (checked below)" if check else " (`--check` re-derives them from the log)")
+                  + "; timeline and events verify: the log itself")  # fmt: skip
+    if check:
+        if differences:
+            console.print(f"check: the stored read model differs from the log in "
+                          f"{plural(len(differences), 'field')}:")  # fmt: skip
+            for d in differences:
+                console.print(
+                    f"  {d['field']}: stored {d['stored']!r}, the log gives {d['derived']!r}"
+                )
+        else:
+            console.print("check: the stored read model matches a fresh replay of the log")
+    _fail_check(run, differences)
+
+
+def _rederive(
+    ledger: Ledger, run: str, at: int | None, stored: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The fields where ``stored`` (a run as the stored read model has it) differs from the same
+    run re-derived by a fresh replay of the log into a scratch database."""
+    from projections.driver import build_at
+    from projections.runs.queries import get_run
+
+    with build_at(ledger, ledger.size if at is None else at) as fresh:
+        derived_view = get_run(fresh, run)
+    derived = derived_view.as_json() if derived_view is not None else {}
+    return [
+        {"field": k, "stored": stored.get(k), "derived": derived.get(k)}
+        for k in sorted(set(stored) | set(derived))
+        if stored.get(k) != derived.get(k)
+    ]
+
+
+def _fail_check(run: str, differences: list[dict[str, Any]]) -> None:
+    if differences:
+        raise ProjectionError(
+            f"runs show --check: run {run}: the stored read model differs from the log in "
+            + ", ".join(d["field"] for d in differences)
+        )
 
 
 @click.command()
@@ -275,9 +355,15 @@ def replay(ctx: Context, at_seq: int | None, as_of: str | None, check_only: bool
     )
     events = max((p["last_seq"] for p in out["projections"]), default=0)
     rate = f" in {out['seconds']} s" if at is None else ""
-    click.echo(f"{where}: {events} events{rate}")
+    click.echo(f"{where}: {plural(events, 'event')}{rate}")
     click.echo(f"runs {summary['runs_total']} ({_counts(summary['runs'])}), agents {summary['agents']}, "
                f"findings {summary['findings_total']} ({_counts(summary['findings'])})")  # fmt: skip
+
+
+def _duration(ms: int | None, state: str | None) -> str:
+    if ms is not None:
+        return f"{ms} ms"
+    return "unknown (not started)" if state in ("submitted", "approved", "rejected") else "unknown"
 
 
 def _counts(d: dict[str, int]) -> str:
@@ -321,8 +407,19 @@ def _check(ledger: Ledger, as_json: bool) -> None:
             + (", ".join(checked) or "none stored yet")
             + ")"
         )
-    if differences or unjustified:
-        sys.exit(1)
+    # Exit 1 through the one error → exit code mapping, like `verify`.
+    if differences:
+        n = len(differences)
+        raise ProjectionError(
+            f"replay --check: {n} difference{'' if n == 1 else 's'} between the stored read "
+            "models and a fresh replay of the log"
+        )
+    if unjustified:
+        n = len(unjustified)
+        raise ProjectionError(
+            f"replay --check: {n} recorded tier change{'' if n == 1 else 's'} the policy in "
+            "force does not justify"
+        )
 
 
 COMMANDS = [runs, metrics, replay]

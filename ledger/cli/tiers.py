@@ -20,7 +20,7 @@ from ledger.cli.context import (
     print_table,
     resolve_at,
 )
-from projections.policy.document import Policy, read_policy_file
+from projections.policy.document import Policy, PolicyDocument, read_policy_file
 from projections.tiers.queries import (
     agents,
     assess_all,
@@ -31,7 +31,7 @@ from projections.tiers.queries import (
     policy_in_force,
     tier_json,
 )
-from projections.tiers.rules import Due, TierAgent, autonomy
+from projections.tiers.rules import Assessment, Due, TierAgent, autonomy
 
 
 def _t(tier: int | None) -> str:
@@ -149,7 +149,7 @@ def tiers_apply(ctx: Context, signer: str, approve: tuple[str, ...], as_json: bo
     """
     ledger = ctx.ledger()
     key = ctx.signer(signer)
-    done = apply_changes(ledger, key, set(approve))
+    done = apply_changes(ledger, key, set(approve), strict=True)
     if as_json:
         echo_json(
             {
@@ -252,15 +252,32 @@ def tiers_explain(ctx: Context, agent: str, policy_file: str | None, at_seq: int
                      for c in a.criteria])  # fmt: skip
     elif a.next_tier is None:
         click.echo("already at the highest tier")
-    click.echo(
-        "due: "
-        + (
-            "nothing"
-            if a.due is None
-            else f"{a.due.change} to {_t(a.due.to_tier)} ({a.due.reason})"
+    if a.due is not None:
+        click.echo(
+            f"due: {a.due.change} to {_t(a.due.to_tier)} ({a.due.reason})"
             + (" — needs --approve" if a.due.needs_approval else "")
         )
-    )
+    else:
+        click.echo(f"due: nothing ({_why_nothing(a, rules)})")
+
+
+def _why_nothing(a: Assessment, rules: PolicyDocument) -> str:
+    """Why no change is due for an assessed agent: the reason ``tiers explain`` gives."""
+    if a.agent.registered_seq is None:
+        return "the agent is not registered"
+    if a.next_tier is None:
+        return "already at the highest tier; no demotion or revocation is due"
+    if not a.criteria:
+        return (
+            f"the policy has no [promotion.{_t(a.next_tier)}], so no agent is promoted into "
+            f"{_t(a.next_tier)}; no demotion or revocation is due"
+        )
+    unmet = [c.name for c in a.criteria if not c.met]
+    if unmet:
+        return (
+            f"not met for {_t(a.next_tier)}: {', '.join(unmet)}; no demotion or revocation is due"
+        )
+    return "no demotion or revocation is due"
 
 
 COMMANDS = [tiers]

@@ -8,12 +8,12 @@ earlier events in the worker processes; nothing is written unless every draft pa
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ledger.errors import EventValidationError
 from ledger.event.canonical import canonical, canonical_of_typed
-from ledger.event.catalog import CATALOG
+from ledger.event.catalog import CATALOG, TIME_FIELDS, with_ts_times
 from ledger.event.envelope import check_envelope, decode_payload, envelope_is_plain
 
 MAX_PAYLOAD_BYTES = 64 * 1024
@@ -70,27 +70,31 @@ class Prepared:
     def encoded(self) -> tuple[Draft, str]:
         """The draft and its canonical payload text, validating it first if it was not yet
         (``EventValidationError`` naming ``where`` otherwise)."""
-        text = self.payload_text
-        if text is None:
-            text = validated_payload_text(self.draft, self.where)
-        return self.draft, text
+        if self.payload_text is None:
+            return validated(self.draft, self.where)
+        return self.draft, self.payload_text
 
 
 def prepare(draft: Draft, where: str = "event") -> Prepared:
     """Validate a draft against the catalog and encode its payload (SPEC §2.2, §2.4)."""
-    return Prepared(draft, validated_payload_text(draft, where), where)
+    return Prepared(*validated(draft, where), where)
 
 
-def validated_payload_text(draft: Draft, where: str = "event") -> str:
-    """The canonical text of the draft's payload, once the draft is validated (``prepare``
-    without the wrapper; ``EventValidationError`` and kin naming ``where`` otherwise)."""
+def validated(draft: Draft, where: str = "event") -> tuple[Draft, str]:
+    """The draft as stored (payload times in ``ts`` form, so one instant has one spelling)
+    and the canonical text of its payload, once the draft is validated (``prepare`` without the
+    wrapper; ``EventValidationError`` and kin naming ``where`` otherwise)."""
     if not envelope_is_plain(draft.type, draft.agent, draft.run, draft.actor, draft.id):
         check_envelope(
             draft.type,
             {"agent": draft.agent, "run": draft.run, "actor": draft.actor, "id": draft.id},
             where,
         )
-    decode_payload(draft.type, draft.payload, where)
+    model = decode_payload(draft.type, draft.payload, where)
+    if draft.type in TIME_FIELDS:
+        payload = with_ts_times(draft.type, draft.payload, model)
+        if payload is not draft.payload:
+            draft = replace(draft, payload=payload)
     encode = canonical_of_typed if draft.type in TYPED_PAYLOADS else canonical
     raw = encode(draft.payload, f"{where}: payload")
     if len(raw) > MAX_PAYLOAD_BYTES:
@@ -98,4 +102,4 @@ def validated_payload_text(draft: Draft, where: str = "event") -> str:
             f"{where}: payload is {len(raw)} bytes, over the limit of {MAX_PAYLOAD_BYTES} bytes "
             "(store a digest of large content instead)"
         )
-    return raw.decode("utf-8")
+    return draft, raw.decode("utf-8")

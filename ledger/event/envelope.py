@@ -8,6 +8,7 @@ is one stored event.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
@@ -191,7 +192,8 @@ def authorize(
     if ok:
         return None
     if role == "agent":
-        return f"an agent key bound to {key_agent!r} may not sign {event_type} for agent {agent!r}"
+        whom = "with no agent" if agent is None else f"for agent {agent!r}"
+        return f"an agent key bound to {key_agent!r} may not sign {event_type} {whom}"
     return f"a {role} key may not sign {event_type}"
 
 
@@ -206,7 +208,11 @@ def check_type(event_type: Any, where: str = "type") -> str:
             f"{where}: {event_type!r} is not a valid user type (x.<name>, lowercase letters, "
             "digits, '_', '-', dots between parts)"
         )
-    raise UnknownEventType(f"{where}: unknown event type {event_type!r}")
+    close = difflib.get_close_matches(event_type, CATALOG, n=1)
+    hint = (
+        f"; did you mean {close[0]!r}?" if close else " (a catalog type, or x.<name> for your own)"
+    )
+    raise UnknownEventType(f"{where}: unknown event type {event_type!r}{hint}")
 
 
 def _format_validation(e: ValidationError, where: str) -> str:

@@ -73,7 +73,7 @@ class Agent:
 
 
 def _iso(dt: datetime) -> str:
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # the ts form: one spelling per instant
 
 
 @dataclass

@@ -124,6 +124,7 @@ def append_locked(
     kid = signer.key_id
     policy_version: int | None = None
     rows: list[list[Any]] = []
+    payloads: list[dict[str, Any]] = []  # as stored (times in ts form), for the events returned
     digests: list[bytes] = []
     fresh_ids = iter(uuid7s(sum(1 for p in prepared if p.draft.id is None)))
     encoder = BodyEncoder()  # canonical JSON of repeated strings, cached per batch
@@ -133,6 +134,7 @@ def append_locked(
         # meanwhile sign the chunks before it, and a bad draft rolls the batch back.
         where = p.where
         d, text = p.encoded()
+        payloads.append(d.payload)
         seq = size + i + 1
         if d.type == "ledger.created":
             if seq != 1:
@@ -242,5 +244,5 @@ def append_locked(
         done += len(signed)
     if progress is not None:
         progress(len(rows))
-    events = [build_event(r, p.draft.payload) for r, p in zip(rows, prepared, strict=True)]
+    events = [build_event(r, p) for r, p in zip(rows, payloads, strict=True)]
     return events, Tip(size + len(rows), prev, ts, frontier, keys.cache)

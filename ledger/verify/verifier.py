@@ -27,6 +27,7 @@ from ledger.crypto.signing import (
 )
 from ledger.errors import ChainError, DecodeError, LedgerError, StoreError
 from ledger.event.body import BodyEncoder
+from ledger.event.catalog import TIME_FIELDS, stored_time_problem
 from ledger.event.envelope import (
     CATALOG,
     REQUIRED_ENVELOPE,
@@ -329,6 +330,10 @@ class Verifier:
         try:
             if type(type_) is str and type_ in CATALOG:
                 decode_payload(type_, payload, "payload")
+                if type_ in TIME_FIELDS:
+                    problem = stored_time_problem(type_, payload)
+                    if problem is not None:
+                        raise ValueError(problem)
             elif not is_user_type(type_):  # x.<name> as the writer takes it: any object
                 check_type(type_)  # raises: not a user type the writer takes, or unknown
         except LedgerError as e:

@@ -83,7 +83,7 @@ class Finding:
         }
 
 
-def compliant(state: str, critical: int, warning: int) -> bool:
+def compliant(state: str | None, critical: int, warning: int) -> bool:
     """A run is compliant when it completed with no warning or critical finding (SPEC §3):
     ``critical`` and ``warning`` count its findings of the ``BLOCKING`` severities."""
     return state == "completed" and not (critical or warning)

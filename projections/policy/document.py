@@ -130,6 +130,11 @@ class PolicyDocument(_Section):
         key = {1: "T1", 2: "T2", 3: "T3", 4: "T4"}.get(tier)
         return None if key is None else self.promotion.get(key)  # type: ignore[call-overload]
 
+    def promotion_stops_at(self) -> int | None:
+        """The lowest tier (1–4) without ``[promotion.Tn]``: promotion moves one tier at a
+        time, so it and every tier above it can never be reached by promotion (None: all can)."""
+        return next((t for t in range(1, 5) if self.criteria_for(t) is None), None)
+
     @property
     def noncompliant_mask(self) -> int:
         """Run-outcome bits that make a finished run non-compliant under this policy."""
@@ -158,6 +163,18 @@ class Policy:
     """Seq of the ``policy.set`` that recorded it (0 for the default)."""
 
 
+def unreachable_warning(rules: PolicyDocument) -> str | None:
+    """Why some tiers can never be reached by promotion under ``rules``, or None."""
+    stop = rules.promotion_stops_at()
+    if stop is None:
+        return None
+    above = "" if stop == 4 else f" (nor T{stop + 1}" + ("–T4)" if stop < 3 else ")")
+    return (
+        f"the policy has no [promotion.T{stop}]: no agent is ever promoted into T{stop}{above}; "
+        f"add [promotion.T{stop}] to allow it"
+    )
+
+
 def digest_of(document: dict[str, Any]) -> str:
     """SHA-256 hex of the RFC 8785 bytes of ``document`` (SPEC §2.4 ``policy.set``)."""
     return hashlib.sha256(canonical(document, "policy")).hexdigest()
@@ -176,7 +193,8 @@ def validate(document: Any, where: str = "policy") -> PolicyDocument:
         err = e.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])
         more = f" (and {len(e.errors()) - 1} more)" if len(e.errors()) > 1 else ""
-        raise PolicyError(f"{where}: {loc}: {err['msg']}{more}") from e
+        msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+        raise PolicyError(f"{where}: {loc}: {msg}{more}") from e
 
 
 def load_toml(text: str, where: str = "policy") -> dict[str, Any]:

@@ -62,10 +62,11 @@ from projections.runs.tables import (
     run_row,
 )
 
-# SPEC §3 state machine: event type → (states it may leave, state it enters). ``new`` is a run
-# no lifecycle event has touched yet. A repeated approval of an approved run is not an anomaly.
-TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
-    "run.submitted": (frozenset({"new"}), "submitted"),
+# SPEC §3 state machine: event type → (states it may leave, state it enters). None is a run
+# no lifecycle event has touched yet (it has no state). A repeated approval of an approved run
+# is not an anomaly.
+TRANSITIONS: dict[str, tuple[frozenset[str | None], str]] = {
+    "run.submitted": (frozenset({None}), "submitted"),
     "run.approved": (frozenset({"submitted", "approved"}), "approved"),
     "run.rejected": (frozenset({"submitted"}), "rejected"),
     "run.started": (frozenset({"approved"}), "running"),
@@ -99,7 +100,7 @@ class RunsProjection(Projection[RunsState]):
     """Runs, agents, findings and anomalies (SPEC §3)."""
 
     name = "runs"
-    version = 5
+    version = 6
     tables = (RUNS, AGENTS, FINDINGS, ANOMALIES, GRANTS, POLICY)
     depends_on = ("reliability",)
     """The reliability signals fired for an event become findings of its run."""

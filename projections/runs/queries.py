@@ -191,9 +191,9 @@ def list_runs(
 
 def summary(db: ReadModels) -> dict[str, Any]:
     """Counts of the runs read model: runs by state, agents, findings by severity."""
-    runs_by_state = dict(
-        db.execute("SELECT state, count(*) FROM runs GROUP BY state ORDER BY state").fetchall()
-    )
+    rows = db.execute("SELECT state, count(*) FROM runs GROUP BY state ORDER BY state").fetchall()
+    # A run no lifecycle event has touched has no state: counted in the total only.
+    runs_by_state = {state: n for state, n in rows if state is not None}
     by_severity = dict(
         db.execute(
             "SELECT severity, count(*) FROM findings GROUP BY severity ORDER BY severity"
@@ -201,7 +201,7 @@ def summary(db: ReadModels) -> dict[str, Any]:
     )
     return {
         "runs": runs_by_state,
-        "runs_total": sum(runs_by_state.values()),
+        "runs_total": sum(n for _, n in rows),
         "agents": db.execute("SELECT count(*) FROM agents").fetchone()[0],
         "findings": by_severity,
         "findings_total": sum(by_severity.values()),

@@ -25,8 +25,10 @@ class Run:
 
     run: str
     agent: str | None = None
-    state: str = "new"
-    """``new`` until its first lifecycle event, then the state of the SPEC §3 machine."""
+    state: str | None = None
+    """The state of the SPEC §3 machine (``submitted``, ``approved``, ``rejected``,
+    ``running``, ``completed``, ``failed``, ``cancelled``); None until the run's first
+    lifecycle event (its other events were recorded without it)."""
     compliant: int = 0
     events: int = 0
     first_seq: int = 0
