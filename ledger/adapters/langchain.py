@@ -24,10 +24,8 @@ from langchain_core.messages import AIMessage, ToolMessage
 from langgraph.prebuilt.tool_node import ToolCallRequest
 from langgraph.types import Command
 
+from ledger.adapters.common import DEFAULT_SIDE_EFFECT
 from ledger.recording import AsyncRun, Decision, Run, failure_class_of
-
-DEFAULT_SIDE_EFFECT = "execute"
-"""The side effect of a tool ``side_effects`` does not name: the strictest common class."""
 
 ToolResult = ToolMessage | Command[Any]
 

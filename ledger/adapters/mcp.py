@@ -21,10 +21,8 @@ from mcp.server.context import CallNext, HandlerResult, ServerMiddleware, Server
 from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel
 
+from ledger.adapters.common import DEFAULT_SIDE_EFFECT
 from ledger.recording import AsyncRun, failure_class_of
-
-DEFAULT_SIDE_EFFECT = "execute"
-"""The side effect of a tool ``side_effects`` does not name: the strictest common class."""
 
 
 class LedgerMiddleware(ServerMiddleware[Any]):

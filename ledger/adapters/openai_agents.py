@@ -28,11 +28,8 @@ from agents.tool_guardrails import (
     ToolInputGuardrailData,
 )
 
+from ledger.adapters.common import DEFAULT_SIDE_EFFECT, jsonable
 from ledger.recording import AsyncRun, ToolCall
-
-DEFAULT_SIDE_EFFECT = "execute"
-"""The side effect of a tool ``side_effects`` does not name: the strictest common class, so an
-unclassified tool runs only for an agent whose contract allows ``execute``."""
 
 
 class LedgerHooks(RunHooks[Any]):
@@ -103,7 +100,7 @@ class LedgerHooks(RunHooks[Any]):
         key = context.tool_call_id if isinstance(context, ToolContext) else tool.name
         call = self.calls.pop(key, None)
         if call is not None:
-            await self.run.tool_completed(call, "ok", result=_jsonable(result))
+            await self.run.tool_completed(call, "ok", result=jsonable(result))
 
     async def on_llm_start(
         self, context: RunContextWrapper[Any], agent: Agent[Any], system_prompt: str | None,
@@ -128,7 +125,7 @@ class LedgerHooks(RunHooks[Any]):
     async def on_agent_end(
         self, context: RunContextWrapper[Any], agent: Agent[Any], output: Any
     ) -> None:
-        self.run.set_outputs(_jsonable(output))
+        self.run.set_outputs(jsonable(output))
 
 
 def _replace(tool: FunctionTool, **changes: Any) -> FunctionTool:
@@ -143,16 +140,3 @@ def _model_name(agent: Agent[Any]) -> str:
         return "default"
     name = getattr(model, "model", None)  # the SDK's OpenAI models keep their name here
     return name if isinstance(name, str) else type(model).__name__
-
-
-def _jsonable(value: object) -> Any:
-    """``value`` as JSON for its digest: as is when it is JSON (a pydantic model dumped),
-    else its text."""
-    dump = getattr(value, "model_dump", None)
-    if callable(dump):
-        value = dump(mode="json")
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError):
-        return str(value)
-    return value

@@ -14,7 +14,6 @@ with the response's model, provider and tokens. A denied call is the gate's
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,10 +22,8 @@ from pydantic_ai.capabilities import AbstractCapability
 from pydantic_ai.messages import ModelResponse, ToolCallPart
 from pydantic_ai.tools import ToolDefinition
 
+from ledger.adapters.common import DEFAULT_SIDE_EFFECT, jsonable
 from ledger.recording import AsyncRun, failure_class_of
-
-DEFAULT_SIDE_EFFECT = "execute"
-"""The side effect of a tool ``side_effects`` does not name: the strictest common class."""
 
 
 class LedgerCapability(AbstractCapability[Any]):
@@ -58,7 +55,7 @@ class LedgerCapability(AbstractCapability[Any]):
         except Exception as e:  # recorded, then left to the agent's own error handling
             await self.run.tool_completed(recorded, "error", failure_class=failure_class_of(e))
             raise
-        await self.run.tool_completed(recorded, "ok", result=_jsonable(result))
+        await self.run.tool_completed(recorded, "ok", result=jsonable(result))
         return result
 
     async def after_model_request(
@@ -71,12 +68,3 @@ class LedgerCapability(AbstractCapability[Any]):
             cache_read_tokens=usage.cache_read_tokens, cache_write_tokens=usage.cache_write_tokens,
         )  # fmt: skip
         return response
-
-
-def _jsonable(value: object) -> Any:
-    """``value`` as JSON for its digest: as is when it is JSON, else its text."""
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError):
-        return str(value)
-    return value
