@@ -14,9 +14,11 @@ import pytest
 pytest.importorskip("agents", reason="the openai-agents extra is not installed")
 
 from agents import Agent, RunConfig, Runner, function_tool
+from agents.exceptions import UserError
 
 from ledger import Recorder
 from ledger.adapters.openai_agents import LedgerHooks
+from ledger.errors import ToolDenied
 from ledger.recording import digest_of
 from scripts import example_agent
 from scripts.example_agent import ScriptedModel, message, tool_call
@@ -144,3 +146,29 @@ def test_the_example_script_records_a_denied_refund(
     assert "$ govledger runs show run-" in out
     assert "guardrail_triggered" in out
     assert example_agent.REFUNDS == []
+
+
+def test_a_denied_tool_that_skipped_govern_stops_the_run_before_it_runs(registered: Cli) -> None:
+    ran: list[str] = []
+    agent = agent_with([REFUND, DONE], ran)  # not passed through hooks.govern
+
+    async def go() -> str:
+        with Recorder.open(registered.db, keys=registered.keys, signer="rec") as recorder:
+            run_id = ""
+            with pytest.raises(UserError) as raised:  # the SDK wraps a hook's exception
+                async with recorder.arun(agent=AGENT, objective="ticket") as run:
+                    run_id = run.id
+                    hooks = LedgerHooks(run, side_effects={"refund": "payment"})
+                    await Runner.run(agent, "help", hooks=hooks,
+                                     run_config=RunConfig(tracing_disabled=True))  # fmt: skip
+            assert isinstance(raised.value.__cause__, ToolDenied)
+            assert str(raised.value.__cause__).startswith(
+                "tool 'refund' denied by the gate: 'payment' is in the forbidden actions"
+            )
+            return run_id
+
+    run = asyncio.run(go())
+    assert ran == []
+    shown = registered.json("runs", "show", run)
+    assert [e["type"] for e in shown["timeline"]][-2:] == ["guardrail.triggered", "run.failed"]
+    assert (shown["state"], shown["tool_calls"]) == ("failed", 0)

@@ -29,6 +29,7 @@ from agents.tool_guardrails import (
 )
 
 from ledger.adapters.common import DEFAULT_SIDE_EFFECT, jsonable
+from ledger.errors import ToolDenied
 from ledger.recording import AsyncRun, ToolCall
 
 
@@ -55,6 +56,8 @@ class LedgerHooks(RunHooks[Any]):
         self.price = price
         self.calls: dict[str, ToolCall] = {}
         self.llm_started: dict[str, int] = {}
+        self.gated: set[str] = set()
+        """Tool call ids the guardrail allowed: any other call is gated in on_tool_start."""
         self.guardrail: ToolInputGuardrail[Any] = ToolInputGuardrail(self._gate, name="govledger")
 
     def side_effect(self, tool: str) -> str:
@@ -76,6 +79,7 @@ class LedgerHooks(RunHooks[Any]):
         name = data.context.tool_name
         decision = await self.run.check_tool(name, self.side_effect(name))
         if decision.allowed:
+            self.gated.add(data.context.tool_call_id)
             return ToolGuardrailFunctionOutput.allow(decision.reason)
         return ToolGuardrailFunctionOutput.reject_content(
             f"The tool {name} was not run: {decision.reason}.", decision.finding_kind
@@ -88,6 +92,14 @@ class LedgerHooks(RunHooks[Any]):
         key = tool.name
         if isinstance(context, ToolContext):
             key = context.tool_call_id
+        if key not in self.gated:
+            # A tool that did not pass govern() (a handoff target's, another tool family):
+            # the last point before it runs, where a denial can only stop the run.
+            decision = await self.run.check_tool(tool.name, self.side_effect(tool.name))
+            if not decision.allowed:
+                raise ToolDenied(f"tool {tool.name!r} denied by the gate: {decision.reason}")
+        self.gated.discard(key)
+        if isinstance(context, ToolContext):
             try:
                 args = json.loads(context.tool_arguments or "null")
             except ValueError:
