@@ -54,6 +54,11 @@ class UnauthorizedWrite(InputError):
     """The signing key's role may not sign this event type (SPEC §2.5), or it is revoked."""
 
 
+class ToolDenied(InputError):
+    """The gate denied a tool call that an adapter could only stop by stopping the run (the
+    runtime offered no veto for it); the tool did not run."""
+
+
 class AlreadyInitialized(InputError):
     """``init`` on a path that already holds a ledger."""
 
