@@ -15,6 +15,7 @@ from ledger.crypto.keyfiles import KeyRing, Signer
 from ledger.errors import InputError
 from ledger.event.canonical import canonical
 from ledger.event.envelope import Event, normalize_time
+from ledger.store import open_store
 from ledger.store.sqlite import Ledger
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ class Context:
 
     def ledger(self) -> Ledger:
         if self._ledger is None:
-            self._ledger = Ledger.open(self.db)
+            self._ledger = open_store(self.db)
         return self._ledger
 
     def signer(self, name: str) -> Signer:

@@ -20,7 +20,6 @@ from ledger.event.canonical import loads
 from ledger.event.drafts import Draft, Prepared, prepare
 from ledger.event.framing import ENVELOPE_FIELDS
 from ledger.store.sqlite import Ledger
-from ledger.store.sqlite_append import append_locked
 
 DRAFT_FIELDS = frozenset({"type", "payload", "agent", "run", "actor", "id"})
 LEDGER_FIELDS = tuple(f for f in ENVELOPE_FIELDS if f not in DRAFT_FIELDS)
@@ -153,11 +152,11 @@ def import_file(
             for p in _prepared(f):
                 chunk.append(p)
                 if len(chunk) >= CHUNK:
-                    events = append_locked(ledger, chunk, signer, progress)
+                    events = ledger.append_locked(chunk, signer, progress)
                     first = first or events[0].seq
                     last, chunk = events[-1].seq, []
             if chunk:
-                events = append_locked(ledger, chunk, signer, progress)
+                events = ledger.append_locked(chunk, signer, progress)
                 first = first or events[0].seq
                 last = events[-1].seq
     return Imported(count, first, last)

@@ -1,8 +1,59 @@
-"""Where events live: the store interface and its SQLite implementation (schema, append path, reads).
+"""Where events live: the store interface and its implementations (SQLite; PostgreSQL with the
+``postgres`` extra), and ``open_store`` choosing one by the ``--db`` value.
 
 Imports ``ledger.event``, ``ledger.crypto``, ``ledger.tlog.merkle``; never projections, the CLI or the application layer.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
+
 from ledger.store.sqlite import Ledger
 
-__all__ = ["Ledger"]
+if TYPE_CHECKING:
+    from ledger.crypto.keyfiles import Signer
+
+__all__ = ["Ledger", "check_new_store", "create_store", "is_postgres_url", "open_store"]
+
+
+def is_postgres_url(db: str) -> bool:
+    """Whether ``db`` is a PostgreSQL URL (``postgresql://…``) rather than a SQLite path."""
+    return db.startswith(("postgresql://", "postgres://"))
+
+
+# The PostgreSQL store implements the event-log surface of ``Ledger`` (open, append, reads,
+# Merkle nodes, keys, checkpoints, ``write()``); it is returned as a ``Ledger`` for the type
+# checker. Read models (``ledger.db``) are SQLite-only: the PostgreSQL store refuses them.
+
+
+def open_store(db: str) -> Ledger:
+    """The ledger at ``db``: a ``postgresql://`` URL or a SQLite file path."""
+    if is_postgres_url(db):
+        from ledger.store.postgres import PgLedger
+
+        return cast(Ledger, PgLedger.open(db))
+    return Ledger.open(db)
+
+
+def check_new_store(db: str) -> None:
+    """Refuse to create a ledger where one already is."""
+    if is_postgres_url(db):
+        from ledger.store.postgres import PgLedger
+
+        PgLedger.check_new(db)
+    else:
+        Ledger.check_new(db)
+
+
+def create_store(db: str, *, origin: str, root: Signer, app_role: str | None = None) -> Ledger:
+    """Create a ledger at ``db`` and append ``ledger.created``; ``app_role`` (PostgreSQL only)
+    also creates the role that may only insert and read."""
+    if is_postgres_url(db):
+        from ledger.store.postgres import PgLedger
+
+        return cast(Ledger, PgLedger.create(db, origin=origin, root=root, app_role=app_role))
+    if app_role is not None:
+        from ledger.errors import InputError
+
+        raise InputError("--app-role is for a PostgreSQL --db (postgresql://...)")
+    return Ledger.create(db, origin=origin, root=root)

@@ -578,6 +578,24 @@ class Ledger:
         with self.write():
             return append_locked(self, pending, signer, progress)
 
+    def append_locked(
+        self,
+        prepared: list[Prepared],
+        signer: Signer,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[Event]:
+        """Append inside the open ``write()`` transaction (an import calls it chunk by chunk)."""
+        return append_locked(self, prepared, signer, progress)
+
+    @_translated
+    def save_checkpoint(self, size: int, signer: str, root: str, note: str, created: str) -> None:
+        """Keep a checkpoint the ledger signed (one per size and signer)."""
+        with self.write():
+            self.conn.execute(
+                "INSERT OR REPLACE INTO checkpoints (size, signer, root, note, created) VALUES (?, ?, ?, ?, ?)",
+                (size, signer, root, note, created),
+            )
+
     # --- Merkle tree (RFC 9162) -------------------------------------------------------------
 
     def get_node(self, level: int, index: int) -> bytes:

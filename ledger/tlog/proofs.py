@@ -39,11 +39,7 @@ def sign_current_checkpoint(ledger: Ledger, signer: Signer) -> str:
     note = sign_checkpoint(
         origin=ledger.origin, size=size, root=root, private_key=signer.private_key
     )
-    with ledger.write():
-        ledger.conn.execute(
-            "INSERT OR REPLACE INTO checkpoints (size, signer, root, note, created) VALUES (?, ?, ?, ?, ?)",
-            (size, signer.name, root.hex(), note, format_ts(datetime.now(UTC))),
-        )
+    ledger.save_checkpoint(size, signer.name, root.hex(), note, format_ts(datetime.now(UTC)))
     return note
 
 
