@@ -149,8 +149,8 @@ def _fail(e: LedgerError) -> NoReturn:
     envvar="GOVLEDGER_DB",
     default="govledger.db",
     show_default=True,
-    metavar="PATH",
-    help="The ledger database (SQLite file). Env: GOVLEDGER_DB.",
+    metavar="PATH|URL",
+    help="The ledger database: a SQLite file or a postgresql:// URL. Env: GOVLEDGER_DB.",
 )
 @click.option(
     "--keys",
@@ -184,3 +184,4 @@ def main(ctx: click.Context, db: str, keys_dir: str | None) -> None:
     from ledger.cli.context import Context
 
     ctx.obj = Context(db=db, keys_dir=keys_dir)
+    ctx.call_on_close(ctx.obj.close)

@@ -41,6 +41,12 @@ class Context:
             self._ledger = open_store(self.db)
         return self._ledger
 
+    def close(self) -> None:
+        """Close the ledger opened by a command (its server connection, for PostgreSQL)."""
+        if self._ledger is not None:
+            self._ledger.close()
+            self._ledger = None
+
     def signer(self, name: str) -> Signer:
         return self.keyring.load(name)
 

@@ -52,8 +52,8 @@ def init(ctx: Context, origin: str, app_role: str | None, as_json: bool) -> None
     check_new_store(ctx.db)
     _check_origin(origin)
     root = keyring.load_or_create("root")
-    ledger = create_store(ctx.db, origin=origin, root=root, app_role=app_role)
-    size, head = ledger.head()
+    with create_store(ctx.db, origin=origin, root=root, app_role=app_role) as ledger:
+        size, head = ledger.head()
     _warn_known_origin(origin, root.key_id)
     if as_json:
         echo_json(

@@ -124,7 +124,9 @@ class _Keys:
         return self.cache[kid]
 
     def active_with_name(self, name: str) -> bool:
-        ids = set(self.store.key_ids_named(name)) | {k for k, v in self.cache.items() if v and v["name"] == name}
+        ids = set(self.store.key_ids_named(name)) | {
+            k for k, v in self.cache.items() if v and v["name"] == name
+        }
         return any((s := self.get(k)) is not None and s["revoked_seq"] is None for k in ids)
 
     def active_governors(self) -> int:

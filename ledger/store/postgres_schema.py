@@ -5,7 +5,8 @@ SPEC §8, §1. ``gl_head`` is one row: the seq, hash and ts of the last event. A
 it (``gl_lock_head()``, ``SELECT … FOR UPDATE``) and reads ``seq`` = head + 1 from it: no
 sequence, so a rolled-back append leaves no gap. The ``BEFORE INSERT`` trigger on ``events``
 refuses a row whose ``seq`` is not head + 1, whose ``prev`` is not the head's hash, whose
-``ts`` goes back, or whose ``hash`` is not SHA-256(0x00 ‖ body), and moves the head: a writer
+``ts`` goes back, whose ``hash`` is not SHA-256(0x00 ‖ body) or whose body names another
+``seq``, ``prev`` or ``ts``, and moves the head: a writer
 that bypasses govledger can neither fork nor gap the log. UPDATE, DELETE and TRUNCATE of
 ``events`` (and of the Merkle nodes and checkpoints) are refused by triggers. ``body`` holds the
 event's canonical bytes (SPEC §2.2); the other columns are the envelope fields as the SQLite
@@ -82,6 +83,7 @@ CREATE FUNCTION gl_events_extend_head() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 DECLARE
     h record;
+    b jsonb;
 BEGIN
     SELECT seq, hash, ts INTO h FROM gl_head FOR UPDATE;
     IF NEW.seq IS DISTINCT FROM h.seq + 1 THEN
@@ -98,6 +100,12 @@ BEGIN
     END IF;
     IF NEW.hash IS DISTINCT FROM encode(sha256('\x00'::bytea || NEW.body), 'hex') THEN
         RAISE EXCEPTION 'govledger: seq %: hash is not SHA-256 of the body', NEW.seq
+            USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    b := convert_from(NEW.body, 'UTF8')::jsonb;
+    IF (b ->> 'seq') IS DISTINCT FROM NEW.seq::text OR (b ->> 'prev') IS DISTINCT FROM NEW.prev
+            OR (b ->> 'ts') IS DISTINCT FROM NEW.ts THEN
+        RAISE EXCEPTION 'govledger: seq %: the body''s seq, prev or ts differ from the row''s', NEW.seq
             USING ERRCODE = 'integrity_constraint_violation';
     END IF;
     UPDATE gl_head SET seq = NEW.seq, hash = NEW.hash, ts = NEW.ts;
