@@ -7,6 +7,7 @@ saying how to run them; with ``GOVLEDGER_PG_REQUIRED=1`` (CI) they fail instead.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import secrets
@@ -22,8 +23,8 @@ from click.testing import CliRunner, Result
 
 from ledger.crypto.keyfiles import KeyRing
 from ledger.crypto.signing import event_hash
-from ledger.event.canonical import canonical
 from ledger.errors import DatabaseLocked, DuplicateEventId
+from ledger.event.canonical import canonical
 from ledger.event.drafts import Draft, prepare
 from ledger.store import open_store
 from ledger.store.postgres import PgLedger
@@ -156,7 +157,7 @@ def test_four_processes_append_a_contiguous_chain(ready: tuple[str, Path]) -> No
     with PgLedger.open(url) as ledger:
         events = list(ledger.iter_events())
     assert [e.seq for e in events] == list(range(1, 2 + 4 * 20 + 1))
-    for before, after in zip(events, events[1:], strict=False):
+    for before, after in itertools.pairwise(events):
         assert after.prev == before.hash
     report = json.loads(ok(run(url, keys, "verify", "--json")).stdout)
     assert report["ok"] and report["events"] == 82
@@ -273,9 +274,11 @@ def test_app_role_may_only_insert_and_read(admin: Any, pg_url: str, tmp_path: Pa
             "DROP TABLE events",
         ]
         for statement in refused:
-            with psycopg.connect(as_app, autocommit=True) as conn:
-                with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                    conn.execute(statement)
+            with (
+                psycopg.connect(as_app, autocommit=True) as conn,
+                pytest.raises(psycopg.errors.InsufficientPrivilege),
+            ):
+                conn.execute(statement)
         with open_store(pg_url) as ledger:
             assert ledger.size == 2
     finally:
