@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -342,3 +343,31 @@ def test_read_models_are_refused_in_one_line(ready: tuple[str, Path]) -> None:
     result = run(url, keys, "runs", "list")
     assert result.exit_code == 3
     assert "read models" in result.stderr and result.stderr.count("\n") == 1
+
+
+@dataclass(frozen=True)
+class _Filter:
+    run: str | None = None
+    agent: str | None = None
+    types: tuple[str, ...] | None = None
+    since: str | None = None
+    until: str | None = None
+
+
+def test_reads_checkpoints_and_write_transaction_of_the_store(ready: tuple[str, Path]) -> None:
+    url, keys = ready
+    signer = KeyRing(keys).load("rec")
+    with PgLedger.open(url) as ledger:
+        with ledger.write() as tx:
+            events = tx.append([Draft("x.note", {"i": i}) for i in range(20)], signer=signer)
+        assert [e.seq for e in events] == list(range(3, 23))
+        assert ledger.row_at(22)[10] == events[-1].hash and ledger.row_at(23) is None
+        assert ledger.last_before(22) == (21, events[-2].hash, events[-2].ts)
+        assert ledger.count_events(filter=_Filter(types=("x.note",))) == 20
+        assert ledger.count_events(from_seq=5, to_seq=6) == 2
+        rows = list(ledger.iter_rows(filter=_Filter(types=("key.registered", "ledger.created"))))
+        assert [r[0] for r in rows] == [1, 2]
+        assert ledger.stored_nodes_from((0, 0), 10) == [(16, 4, ledger.get_node(4, 0))]
+        assert ledger.latest_checkpoint() is None
+        ledger.put_checkpoint(size=22, signer="root", root="r", note="n", created="c")
+        assert ledger.latest_checkpoint(22) == "n" and ledger.latest_checkpoint(23) is None

@@ -264,6 +264,13 @@ class PgLedger:
         """The connection for shared read code written with ``?`` placeholders."""
         return QmarkConnection(self._conn, self.path)
 
+    def read_models(self) -> Any:
+        """Read models are kept in SQLite only so far (see ``db``)."""
+        return self.db
+
+    def scratch_read_models(self) -> Any:
+        return self.db
+
     @property
     def db(self) -> Any:
         """Read models are kept in SQLite only so far: refused here with one clear line."""
@@ -377,10 +384,43 @@ class PgLedger:
         where: str = "",
         params: Sequence[Any] = (),
         batch: int = 2000,
+        filter: Any = None,
     ) -> Iterator[Any]:
-        """Stream raw event rows in seq order (``where`` is SQL with ``?`` placeholders)."""
+        """Stream raw event rows in seq order (``where`` is SQL with ``?`` placeholders;
+        ``filter`` an event filter with ``run``, ``agent``, ``types``, ``since``, ``until``)."""
+        where, params = _where(where, params, filter)
         for rows in self._row_batches(from_seq, to_seq, where, params, batch):
             yield from rows
+
+    def row_at(self, seq: int) -> Any:
+        """The stored row of event ``seq`` as it is, or None."""
+        return self._q(f"SELECT {ROW_COLUMNS} FROM events WHERE seq = %s", (seq,)).fetchone()
+
+    def last_before(self, seq: int) -> tuple[int, str, str] | None:
+        """(seq, hash, ts) of the last stored event before ``seq``, or None."""
+        row = self._q(
+            "SELECT seq, hash, ts FROM events WHERE seq < %s ORDER BY seq DESC LIMIT 1", (seq,)
+        ).fetchone()
+        return None if row is None else (int(row[0]), str(row[1]), str(row[2]))
+
+    def count_events(
+        self,
+        *,
+        from_seq: int = 1,
+        to_seq: int | None = None,
+        where: str = "",
+        params: Sequence[Any] = (),
+        filter: Any = None,
+    ) -> int:
+        """How many events ``iter_events`` yields with the same range and filter."""
+        where, params = _where(where, params, filter)
+        extra = f" AND ({where})" if where else ""
+        stop = to_seq if to_seq is not None else MAX_SEQ
+        row = self.conn.execute(
+            f"SELECT count(*) FROM events WHERE seq >= ? AND seq <= ?{extra}",
+            (from_seq, stop, *params),
+        ).fetchone()
+        return int(row[0])
 
     def replay_events(self, *, from_seq: int = 1, to_seq: int | None = None) -> Iterator[Any]:
         from ledger.store.sqlite import EventRow
@@ -395,9 +435,11 @@ class PgLedger:
         to_seq: int | None = None,
         where: str = "",
         params: Sequence[Any] = (),
+        filter: Any = None,
     ) -> Iterator[Event]:
         from ledger.store.sqlite import row_to_event
 
+        where, params = _where(where, params, filter)
         for rows in self._row_batches(from_seq, to_seq, where, params, 2000):
             yield from map(row_to_event, rows)
 
@@ -436,12 +478,25 @@ class PgLedger:
 
     def save_checkpoint(self, size: int, signer: str, root: str, note: str, created: str) -> None:
         """Keep a checkpoint the ledger signed (the same one again is kept once)."""
-        with self.write():
-            self._q(
+        self.put_checkpoint(size=size, signer=signer, root=root, note=note, created=created)
+
+    def put_checkpoint(self, *, size: int, signer: str, root: str, note: str, created: str) -> None:
+        """Keep a checkpoint the ledger signed (Ed25519 is deterministic: the note of a size
+        and signer is always the same, so one already kept stays)."""
+        with self._errors(), self._conn.transaction():
+            self._conn.execute(
                 "INSERT INTO checkpoints (size, signer, root, note, created) "
                 "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (size, signer) DO NOTHING",
                 (size, signer, root, note, created),
             )
+
+    def latest_checkpoint(self, min_size: int = 0) -> str | None:
+        """The note of the newest kept checkpoint of size at least ``min_size``, or None."""
+        row = self._q(
+            "SELECT note FROM checkpoints WHERE size >= %s ORDER BY size DESC LIMIT 1",
+            (min_size,),
+        ).fetchone()
+        return None if row is None else str(row[0])
 
     def checkpoints(self) -> list[dict[str, Any]]:
         cur = self._q("SELECT size, signer, root, note, created FROM checkpoints ORDER BY size")
@@ -520,6 +575,15 @@ class PgLedger:
                 raise StoreError(f"{self.path}: Merkle node ({n[0]}, {n[1]}) is missing")
         return out
 
+    def stored_nodes_from(self, key: tuple[int, int], limit: int) -> list[tuple[int, int, Any]]:
+        """Up to ``limit`` stored nodes ``(closes, level, hash)`` at or after ``key``, in order."""
+        rows = self._q(
+            "SELECT closes, level, hash FROM merkle_nodes WHERE (closes, level) >= (%s, %s) "
+            "ORDER BY closes, level LIMIT %s",
+            (*key, limit),
+        ).fetchall()
+        return [(int(c), int(lv), h) for c, lv, h in rows]
+
     def get_node(self, level: int, index: int) -> bytes:
         return self.get_nodes([(level, index)])[level, index]
 
@@ -535,6 +599,28 @@ class PgLedger:
 
     def consistency_proof(self, size1: int, size2: int) -> list[bytes]:
         return self.fetch_plan(merkle.consistency_plan(size1, size2))
+
+
+def _where(where: str, params: Sequence[Any], filter: Any) -> tuple[str, Sequence[Any]]:
+    """``where`` and ``params`` with an event filter's conditions added (``?`` placeholders)."""
+    if filter is None:
+        return where, params
+    parts = [f"({where})"] if where else []
+    args = list(params)
+    for column, value in (("run", filter.run), ("agent", filter.agent)):
+        if value is not None:
+            parts.append(f"{column} = ?")
+            args.append(value)
+    if filter.types is not None:
+        parts.append(f"type IN ({', '.join('?' * len(filter.types))})" if filter.types else "false")
+        args += list(filter.types)
+    if filter.since is not None:
+        parts.append("ts >= ?")
+        args.append(filter.since)
+    if filter.until is not None:
+        parts.append("ts <= ?")
+        args.append(filter.until)
+    return " AND ".join(parts), args
 
 
 class _Translated:
@@ -560,7 +646,25 @@ class _PgWriteTx:
         self.ledger = ledger
         self.stack = ExitStack()
 
-    def __enter__(self) -> None:
+    def append(
+        self,
+        drafts: Sequence[Draft | Prepared],
+        *,
+        signer: Signer,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[Event]:
+        """Append in this transaction (a single draft validated first, a batch's as chained)."""
+        pending = [
+            d
+            if isinstance(d, Prepared)
+            else prepare(d)
+            if len(drafts) == 1
+            else Prepared(d, None, f"event {i + 1}")
+            for i, d in enumerate(drafts)
+        ]
+        return self.ledger.append_locked(pending, signer, progress) if pending else []
+
+    def __enter__(self) -> _PgWriteTx:
         ledger = self.ledger
         if ledger._in_write:
             raise StoreError(f"{ledger.path}: a write transaction is already open")
@@ -580,6 +684,7 @@ class _PgWriteTx:
             tip = ledger._tip = None
         ledger._staged = tip
         ledger._in_write = True
+        return self
 
     def _unwind(self, exc: BaseException | None) -> None:
         ledger = self.ledger
