@@ -371,3 +371,26 @@ def test_reads_checkpoints_and_write_transaction_of_the_store(ready: tuple[str, 
         assert ledger.latest_checkpoint() is None
         ledger.put_checkpoint(size=22, signer="root", root="r", note="n", created="c")
         assert ledger.latest_checkpoint(22) == "n" and ledger.latest_checkpoint(23) is None
+
+
+def test_copy_between_sqlite_and_postgres_keeps_every_byte(
+    ready: tuple[str, Path], tmp_path: Path
+) -> None:
+    url, keys = ready
+    for i in range(18):
+        ok(run(url, keys, "append", "x.note", "--signer", "rec", "--payload", f'{{"i": {i}}}'))
+    local = str(tmp_path / "copy.db")
+    done = json.loads(ok(run(url, keys, "copy", url, local, "--json")).stdout)
+    assert done["copied"] == 20 and done["size"] == 20
+    exported = ok(run(url, keys, "export")).stdout
+    assert ok(run(local, keys, "export")).stdout == exported
+    ok(run(local, keys, "append", "x.note", "--signer", "rec", "--payload", "{}"))
+    again = json.loads(ok(run(url, keys, "copy", local, url, "--json")).stdout)
+    assert again["already"] == 20 and again["copied"] == 1
+    assert ok(run(url, keys, "export")).stdout == ok(run(local, keys, "export")).stdout
+    assert json.loads(ok(run(url, keys, "verify", "--json")).stdout)["events"] == 21
+    ok(run(url, keys, "append", "x.note", "--signer", "rec", "--payload", '{"pg": 1}'))
+    ok(run(local, keys, "append", "x.note", "--signer", "rec", "--payload", '{"local": 1}'))
+    refused = run(url, keys, "copy", local, url)
+    assert refused.exit_code == 1
+    assert refused.stderr.startswith("error: seq 22: ")

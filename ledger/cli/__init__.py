@@ -35,6 +35,7 @@ COMMAND_MODULES: dict[str, str] = {
     "prove": "proofs",
     "verify-proof": "proofs",
     "demo": "demo",
+    "copy": "copy",
 }
 """Command name → the ``ledger.cli`` module defining it (imported only when that command runs,
 so a command does not pay for importing every other one)."""
@@ -64,6 +65,7 @@ COMMAND_HELP: dict[str, str] = {
     "prove": "Inclusion proof of event SEQ (a C2SP tlog-proof), or a consistency proof.",
     "verify-proof": "Verify an inclusion proof offline: no database needed.",
     "demo": "Build a sample ledger at --db and show what to look at next.",
+    "copy": "Copy the log at SRC into DST (SQLite paths or postgresql:// URLs).",
 }
 """Command name → its one-line help, as its own docstring has it (a test keeps them equal), so
 ``govledger --help`` lists the commands without importing their modules and the library."""

@@ -13,7 +13,14 @@ from ledger.store.sqlite import Ledger
 if TYPE_CHECKING:
     from ledger.crypto.keyfiles import Signer
 
-__all__ = ["Ledger", "check_new_store", "create_store", "is_postgres_url", "open_store"]
+__all__ = [
+    "Ledger",
+    "check_new_store",
+    "create_store",
+    "is_postgres_url",
+    "open_copy_target",
+    "open_store",
+]
 
 
 def is_postgres_url(db: str) -> bool:
@@ -57,3 +64,17 @@ def create_store(db: str, *, origin: str, root: Signer, app_role: str | None = N
 
         raise InputError("--app-role is for a PostgreSQL --db (postgresql://...)")
     return Ledger.create(db, origin=origin, root=root)
+
+
+def open_copy_target(db: str) -> Ledger:
+    """The ledger at ``db`` to copy a log into: opened when it exists, else created with the
+    schema and no event (``govledger copy``)."""
+    import os
+
+    if is_postgres_url(db):
+        from ledger.store.postgres import PgLedger
+
+        return cast(Ledger, PgLedger.open_or_create_empty(db))
+    if os.path.exists(db) and os.path.getsize(db) > 0:
+        return Ledger.open(db)
+    return Ledger.create_empty(db)

@@ -305,3 +305,47 @@ def append_locked(
     if progress is not None:
         progress(len(rows))
     return [build_event(r, p.draft.payload) for r, p in zip(rows, prepared, strict=True)]
+
+
+def append_signed(store: ChainStore, rows: Sequence[Sequence[Any]]) -> None:
+    """Write rows chained and signed elsewhere (a copy of another store's log) after the
+    store's tip, with their Merkle nodes and key index changes. Each row must extend the
+    tip: its seq is the next one, its prev the tip's hash and its hash that of its body
+    (``ChainError``, exit 1). Signatures and authorization are the caller's to have verified
+    (``govledger copy`` verifies the source first)."""
+    from ledger.errors import ChainError
+    from ledger.event.canonical import loads
+    from ledger.verify.chain import body_bytes
+
+    tip = store.current_tip()
+    size, prev, ts = tip.size, tip.prev, tip.ts
+    keys = _Keys(store, tip.keys)
+    digests: list[bytes] = []
+    bodies: list[bytes] = []
+    for row in rows:
+        seq, id_, ts, type_, agent, run, actor, payload, row_prev, kid, hash_, _ = row
+        if seq != size + 1 or row_prev != prev:
+            raise ChainError(
+                f"seq {seq}: does not extend the copy's head (seq {size}, hash {prev[:12]}…)"
+            )
+        body = body_bytes(seq=seq, id=id_, ts=ts, type=type_, agent=agent, run=run,
+                          actor=actor, payload=payload, prev=row_prev, key=kid)  # fmt: skip
+        digest = event_hash(body)
+        if digest.hex() != hash_:
+            raise ChainError(f"seq {seq}: hash_mismatch: the stored hash is not its body's")
+        where = f"seq {seq}"
+        if type_ == "ledger.created":
+            keys.register(loads(payload)["key"], seq, where)
+        elif type_ == "key.registered":
+            keys.register(loads(payload), seq, where)
+        elif type_ == "key.revoked":
+            keys.revoke(loads(payload)["key_id"], seq, where)
+        digests.append(digest)
+        bodies.append(body)
+        size, prev = seq, hash_
+    nodes, frontier = merkle.extend(tip.size, digests, tip.frontier)
+    stored = merkle.stored_rows(nodes)
+    if stored or keys.new or keys.revoked:
+        store.write_index(stored, keys.new, keys.revoked)
+    store.insert_events([list(r) for r in rows], bodies)
+    store.stage_tip(Tip(size, prev, ts, frontier, keys.cache))

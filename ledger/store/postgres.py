@@ -211,6 +211,25 @@ class PgLedger:
             raise
         return ledger
 
+    @classmethod
+    def open_or_create_empty(cls, url: str) -> PgLedger:
+        """The ledger at ``url``; a database without one gets the schema and no event (a
+        copy's destination)."""
+        conn = _connect(url)
+        ledger = cls(url, conn)
+        try:
+            if ledger._schema_version() is None:
+                with ledger._errors(), conn.transaction():
+                    conn.execute(SCHEMA_SQL)
+                    conn.execute(
+                        f"INSERT INTO {META_TABLE} (key, value) VALUES ('schema_version', %s)",
+                        (str(SCHEMA_VERSION),),
+                    )
+        except BaseException:
+            conn.close()
+            raise
+        return ledger
+
     @staticmethod
     def check_new(url: str) -> None:
         """Refuse to create a ledger where one already is."""
@@ -536,6 +555,12 @@ class PgLedger:
         if not self._in_write:
             raise StoreError(f"{self.path}: append_locked outside a write transaction")
         return chaining.append_locked(_PgChain(self), prepared, signer, progress)
+
+    def append_signed(self, rows: Sequence[Any]) -> None:
+        """Inside ``write()``: rows signed elsewhere, as they are (``chaining.append_signed``)."""
+        if not self._in_write:
+            raise StoreError(f"{self.path}: append_signed outside a write transaction")
+        chaining.append_signed(_PgChain(self), rows)
 
     # --- Merkle tree (RFC 9162) -------------------------------------------------------------
 
