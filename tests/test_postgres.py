@@ -394,3 +394,14 @@ def test_copy_between_sqlite_and_postgres_keeps_every_byte(
     refused = run(url, keys, "copy", local, url)
     assert refused.exit_code == 1
     assert refused.stderr.startswith("error: seq 22: ")
+
+
+def test_follow_on_postgres_prints_new_events(ready: tuple[str, Path]) -> None:
+    from tests.test_follow import check_follow
+
+    url, keys = ready
+
+    def append(i: int) -> None:
+        ok(run(url, keys, "append", "x.note", "--signer", "rec", "--payload", f'{{"i": {i}}}'))
+
+    check_follow(url, keys, append)

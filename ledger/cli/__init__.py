@@ -36,6 +36,7 @@ COMMAND_MODULES: dict[str, str] = {
     "verify-proof": "proofs",
     "demo": "demo",
     "copy": "copy",
+    "follow": "follow",
 }
 """Command name → the ``ledger.cli`` module defining it (imported only when that command runs,
 so a command does not pay for importing every other one)."""
@@ -66,6 +67,7 @@ COMMAND_HELP: dict[str, str] = {
     "verify-proof": "Verify an inclusion proof offline: no database needed.",
     "demo": "Build a sample ledger at --db and show what to look at next.",
     "copy": "Copy the log at SRC into DST (SQLite paths or postgresql:// URLs).",
+    "follow": "Print new events as they are appended (JSON Lines), until interrupted.",
 }
 """Command name → its one-line help, as its own docstring has it (a test keeps them equal), so
 ``govledger --help`` lists the commands without importing their modules and the library."""

@@ -493,6 +493,10 @@ class PgLedger:
         active = [k for k in named if k["revoked_seq"] is None]
         return (active or named)[-1] if named else None
 
+    def listen(self) -> _Listener:
+        """A wake-up for followers: waits for the insert trigger's ``NOTIFY`` or a timeout."""
+        return _Listener(self.url, self.path)
+
     # --- checkpoints ----------------------------------------------------------------------
 
     def save_checkpoint(self, size: int, signer: str, root: str, note: str, created: str) -> None:
@@ -646,6 +650,25 @@ def _where(where: str, params: Sequence[Any], filter: Any) -> tuple[str, Sequenc
         parts.append("ts <= ?")
         args.append(filter.until)
     return " AND ".join(parts), args
+
+
+class _Listener:
+    """``LISTEN govledger_events`` on a connection of its own; calling it waits at most
+    ``timeout`` seconds for a notification (only a wake-up: followers read by seq)."""
+
+    def __init__(self, url: str, where: str) -> None:
+        self.where = where
+        self.conn = _connect(url)
+        with _Translated(where):
+            self.conn.execute("LISTEN govledger_events")
+
+    def __call__(self, timeout: float) -> None:
+        with _Translated(self.where):
+            for _ in self.conn.notifies(timeout=timeout, stop_after=1):
+                pass
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 class _Translated:
