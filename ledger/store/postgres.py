@@ -36,7 +36,7 @@ from ledger.errors import (
 from ledger.event.canonical import loads
 from ledger.event.drafts import Draft, Prepared, prepare
 from ledger.event.envelope import ZERO_HASH, Event
-from ledger.event.framing import ROW_COLUMNS, ROW_FIELDS
+from ledger.event.framing import ROW_COLUMNS
 from ledger.settings import env_int
 from ledger.store import chaining
 from ledger.store.chaining import KeyState, Tip
@@ -55,7 +55,11 @@ SCHEMES = ("postgresql://", "postgres://")
 REPLAY_COLUMNS = "seq, id, ts, type, agent, run, actor, payload, key, hash"
 MAX_SEQ = 2**63 - 1
 _INSERT = (
-    f"INSERT INTO events ({ROW_COLUMNS}, body) VALUES ({', '.join(['%s'] * (len(ROW_FIELDS) + 1))})"
+    f"INSERT INTO events ({ROW_COLUMNS}, body) SELECT {ROW_COLUMNS}, body FROM unnest("
+    "%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
+    "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::bytea[]) WITH ORDINALITY "
+    "AS r(seq, id, ts, type, agent, run, actor, payload, prev, key, hash, sig, body, n) "
+    "ORDER BY n"
 )
 _KEY_FIELDS = ("key_id", "name", "role", "agent", "revoked_seq")
 
@@ -823,5 +827,7 @@ class _PgChain:
                 cur.executemany("UPDATE keys SET revoked_seq = %s WHERE key_id = %s", revoked)
 
     def insert_events(self, rows: list[list[Any]], bodies: list[bytes]) -> None:
-        with self.ledger._errors(), self.ledger._conn.cursor() as cur:
-            cur.executemany(_INSERT, [(*r, b) for r, b in zip(rows, bodies, strict=True)])
+        # One INSERT of all the rows (arrays unnested in order): the head row then moves once.
+        columns = [list(c) for c in zip(*rows, strict=True)]
+        with self.ledger._errors():
+            self.ledger._conn.execute(_INSERT, [*columns, bodies])

@@ -6,7 +6,7 @@ it (``gl_lock_head()``, ``SELECT … FOR UPDATE``) and reads ``seq`` = head + 1 
 sequence, so a rolled-back append leaves no gap. The ``BEFORE INSERT`` trigger on ``events``
 refuses a row whose ``seq`` is not head + 1, whose ``prev`` is not the head's hash, whose
 ``ts`` goes back, whose ``hash`` is not SHA-256(0x00 ‖ body) or whose body names another
-``seq``, ``prev`` or ``ts``, and moves the head: a writer
+``seq``, ``prev`` or ``ts``; the head row moves at the end of each INSERT statement: a writer
 that bypasses govledger can neither fork nor gap the log. UPDATE, DELETE and TRUNCATE of
 ``events`` (and of the Merkle nodes and checkpoints) are refused by triggers. ``body`` holds the
 event's canonical bytes (SPEC §2.2); the other columns are the envelope fields as the SQLite
@@ -85,7 +85,14 @@ DECLARE
     h record;
     b jsonb;
 BEGIN
-    SELECT seq, hash, ts INTO h FROM gl_head FOR UPDATE;
+    -- The head row's lock serializes writers; the head itself is the last row, rows
+    -- inserted earlier by the same statement included (gl_head is moved once per statement:
+    -- moving it per row would grow its version chain within a large import).
+    PERFORM 1 FROM gl_head FOR UPDATE;
+    SELECT e.seq, e.hash, e.ts INTO h FROM events e ORDER BY e.seq DESC LIMIT 1;
+    IF NOT FOUND THEN
+        SELECT 0::bigint AS seq, repeat('0', 64) AS hash, ''::text AS ts INTO h;
+    END IF;
     IF NEW.seq IS DISTINCT FROM h.seq + 1 THEN
         RAISE EXCEPTION 'govledger: seq % does not extend the log (expected %)', NEW.seq, h.seq + 1
             USING ERRCODE = 'integrity_constraint_violation';
@@ -108,9 +115,17 @@ BEGIN
         RAISE EXCEPTION 'govledger: seq %: the body''s seq, prev or ts differ from the row''s', NEW.seq
             USING ERRCODE = 'integrity_constraint_violation';
     END IF;
-    UPDATE gl_head SET seq = NEW.seq, hash = NEW.hash, ts = NEW.ts;
-    PERFORM pg_notify('govledger_events', NEW.seq::text);
     RETURN NEW;
+END
+$$;
+
+CREATE FUNCTION gl_events_move_head() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+BEGIN
+    UPDATE gl_head SET (seq, hash, ts) = (
+        SELECT e.seq, e.hash, e.ts FROM events e ORDER BY e.seq DESC LIMIT 1);
+    PERFORM pg_notify('govledger_events', '');
+    RETURN NULL;
 END
 $$;
 
@@ -123,6 +138,8 @@ $$;
 
 CREATE TRIGGER events_extend_head BEFORE INSERT ON events
     FOR EACH ROW EXECUTE FUNCTION gl_events_extend_head();
+CREATE TRIGGER events_move_head AFTER INSERT ON events
+    FOR EACH STATEMENT EXECUTE FUNCTION gl_events_move_head();
 CREATE TRIGGER events_no_update BEFORE UPDATE OR DELETE ON events
     FOR EACH ROW EXECUTE FUNCTION gl_refuse_change();
 CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events
