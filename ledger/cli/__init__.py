@@ -39,6 +39,8 @@ COMMAND_MODULES: dict[str, str] = {
     "serve": "service",
     "tokens": "service",
     "tiles": "service",
+    "copy": "copy",
+    "follow": "follow",
 }
 """Command name → the ``ledger.cli`` module defining it (imported only when that command runs,
 so a command does not pay for importing every other one)."""
@@ -74,6 +76,8 @@ COMMAND_HELP: dict[str, str] = {
     "tokens": "Bearer tokens of the service: create (printed once), list, revoke.",
     "tiles": "Write the log as static C2SP tlog-tiles (checkpoint, tile/…, tile/entries/…) to "
     "DIRECTORY.",
+    "copy": "Copy the log at SRC into DST (SQLite paths or postgresql:// URLs).",
+    "follow": "Print new events as they are appended (JSON Lines), until interrupted.",
 }
 """Command name → its one-line help, as its own docstring has it (a test keeps them equal), so
 ``govledger --help`` lists the commands without importing their modules and the library."""
@@ -181,8 +185,8 @@ def _fail(e: LedgerError) -> NoReturn:
     envvar="GOVLEDGER_DB",
     default="govledger.db",
     show_default=True,
-    metavar="PATH",
-    help="The ledger database (SQLite file). Env: GOVLEDGER_DB.",
+    metavar="PATH|URL",
+    help="The ledger database: a SQLite file or a postgresql:// URL. Env: GOVLEDGER_DB.",
 )
 @click.option(
     "--keys",
@@ -216,3 +220,4 @@ def main(ctx: click.Context, db: str, keys_dir: str | None) -> None:
     from ledger.cli.context import Context
 
     ctx.obj = Context(db=db, keys_dir=keys_dir)
+    ctx.call_on_close(ctx.obj.close)

@@ -15,6 +15,7 @@ from ledger.crypto.keyfiles import KeyRing, Signer
 from ledger.errors import InputError
 from ledger.event.canonical import canonical
 from ledger.event.envelope import Event, normalize_time
+from ledger.store import open_store
 from ledger.store.sqlite import Ledger
 
 if TYPE_CHECKING:
@@ -37,8 +38,14 @@ class Context:
 
     def ledger(self) -> Ledger:
         if self._ledger is None:
-            self._ledger = Ledger.open(self.db)
+            self._ledger = open_store(self.db)
         return self._ledger
+
+    def close(self) -> None:
+        """Close the ledger opened by a command (its server connection, for PostgreSQL)."""
+        if self._ledger is not None:
+            self._ledger.close()
+            self._ledger = None
 
     def signer(self, name: str) -> Signer:
         return self.keyring.load(name)

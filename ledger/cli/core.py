@@ -24,7 +24,8 @@ from ledger.errors import CheckpointError, InputError, StateError, VerificationE
 from ledger.event.canonical import loads
 from ledger.event.envelope import normalize_time
 from ledger.exchange.import_lines import import_file
-from ledger.store.sqlite import Draft, Ledger
+from ledger.store import check_new_store, create_store
+from ledger.store.sqlite import Draft
 from ledger.tlog.notes import bad_key_name_char, parse_unverified_checkpoint
 from ledger.verify.verifier import VerifyReport, verify_export, verify_ledger
 
@@ -35,9 +36,14 @@ from ledger.verify.verifier import VerifyReport, verify_export, verify_ledger
     required=True,
     help="The log's origin name, e.g. example.com/agents (appears in every checkpoint).",
 )
+@click.option(
+    "--app-role",
+    metavar="ROLE",
+    help="PostgreSQL only: also create ROLE, which may only insert and read (see README).",
+)
 @json_option
 @pass_ctx
-def init(ctx: Context, origin: str, as_json: bool) -> None:
+def init(ctx: Context, origin: str, app_role: str | None, as_json: bool) -> None:
     """Create a ledger and its root governor key `root`.
 
     Writes the key to the key directory (0600), or uses the key `root` already there (and
@@ -45,18 +51,18 @@ def init(ctx: Context, origin: str, as_json: bool) -> None:
     it. Give auditors the printed root key id: they pin it with `verify --trust`.
     """
     keyring = ctx.keyring
-    Ledger.check_new(ctx.db)
+    check_new_store(ctx.db)
     _check_origin(origin)
     existing = keyring.exists("root")
     root = keyring.load_or_create("root")
-    ledger = Ledger.create(ctx.db, origin=origin, root=root)
-    size, head = ledger.head()
-    if existing:
-        click.echo(
-            f"note: using the existing key root ({keyring.path('root')}, key id {root.key_id}) "
-            "as this ledger's root key; give --keys DIR (before the command) for a new one",
-            err=True,
-        )
+    with create_store(ctx.db, origin=origin, root=root, app_role=app_role) as ledger:
+        size, head = ledger.head()
+        if existing:
+            click.echo(
+                f"note: using the existing key root ({keyring.path('root')}, key id {root.key_id}) "
+                "as this ledger's root key; give --keys DIR (before the command) for a new one",
+                err=True,
+            )
     _warn_known_origin(origin, root.key_id)
     if as_json:
         echo_json(

@@ -279,6 +279,18 @@ class Ledger:
         )
         return ledger
 
+    @classmethod
+    def create_empty(cls, path: str | Path) -> Ledger:
+        """A ledger with the schema and no event, to copy another log into."""
+        p = str(path)
+        cls.check_new(p)
+        ledger = cls(p, cls._connect(p, synchronous=None, busy_timeout_ms=None))
+        with ledger.write():
+            if read_schema_version(ledger.conn) is not None:
+                raise AlreadyInitialized(f"{p} already holds a ledger")
+            migrate(ledger.conn, 0)
+        return ledger
+
     @staticmethod
     def check_new(path: str) -> None:
         """Refuse to create a ledger where one (or another file) already is."""
@@ -593,6 +605,31 @@ class Ledger:
             pending = [Prepared(d, None, f"event {i + 1}") for i, d in enumerate(drafts)]
         with self.write():
             return self._append_locked(pending, signer, progress)
+
+    def append_locked(
+        self,
+        prepared: list[Prepared],
+        signer: Signer,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[Event]:
+        """Append inside the open ``write()`` transaction (an import calls it chunk by chunk)."""
+        return self._append_locked(prepared, signer, progress)
+
+    def append_signed(self, rows: Sequence[Row]) -> None:
+        """Inside ``write()``: rows signed elsewhere, as they are (``chaining.append_signed``)."""
+        from ledger.store import chaining
+        from ledger.store.sqlite_chain import SqliteChain
+
+        chaining.append_signed(SqliteChain(self), rows)
+
+    @_translated
+    def save_checkpoint(self, size: int, signer: str, root: str, note: str, created: str) -> None:
+        """Keep a checkpoint the ledger signed (one per size and signer)."""
+        with self.write():
+            self.conn.execute(
+                "INSERT OR REPLACE INTO checkpoints (size, signer, root, note, created) VALUES (?, ?, ?, ?, ?)",
+                (size, signer, root, note, created),
+            )
 
     # --- Merkle tree (RFC 9162) -------------------------------------------------------------
 

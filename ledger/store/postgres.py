@@ -1,0 +1,833 @@
+"""The PostgreSQL event store: the same surface as the SQLite ``Ledger``, its guarantees kept by
+the database itself.
+
+SPEC §8, §1, §2. An append locks the one-row head table (``gl_lock_head()``), chains, signs
+and inserts through the shared write path (``ledger.store.chaining``), in one transaction: the
+trigger of ``postgres_schema`` refuses a row that does not extend the head, so even a writer that
+bypasses govledger cannot fork or gap the log. The transaction runs in psycopg's pipeline mode:
+``BEGIN`` and the head lock go out together (one round trip), then the inserts and ``COMMIT``
+(one more). The tip of the log (frontier and keys read so far) is kept between appends and
+trusted only while the locked head still is the one it was computed for.
+
+One connection per ``PgLedger``, used by one thread at a time (a lock serializes writes).
+Every psycopg error leaves as a ledger error (``translate``), with the URL's password hidden.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from ledger.crypto.keyfiles import Signer
+from ledger.errors import (
+    AlreadyInitialized,
+    DatabaseLocked,
+    DuplicateEventId,
+    InputError,
+    LedgerMissing,
+    NotALedger,
+    StoreError,
+    UnauthorizedWrite,
+)
+from ledger.event.canonical import loads
+from ledger.event.drafts import Draft, Prepared, prepare
+from ledger.event.envelope import ZERO_HASH, Event
+from ledger.event.framing import ROW_COLUMNS
+from ledger.settings import env_int
+from ledger.store import chaining
+from ledger.store.postgres_schema import APP_ROLE_SQL, META_TABLE, SCHEMA_SQL, SCHEMA_VERSION
+from ledger.store.tip import KeyState, Tip
+from ledger.tlog import merkle
+
+try:
+    import psycopg
+    from psycopg import errors as pg_errors
+    from psycopg import sql as pg_sql
+except ImportError:  # pragma: no cover - the extra is not installed
+    psycopg = None  # type: ignore[assignment]
+
+DEFAULT_LOCK_TIMEOUT_MS = 10_000
+SCHEMES = ("postgresql://", "postgres://")
+REPLAY_COLUMNS = "seq, id, ts, type, agent, run, actor, payload, key, hash"
+MAX_SEQ = 2**63 - 1
+_INSERT = (
+    f"INSERT INTO events ({ROW_COLUMNS}, body) SELECT {ROW_COLUMNS}, body FROM unnest("
+    "%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
+    "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::bytea[]) WITH ORDINALITY "
+    "AS r(seq, id, ts, type, agent, run, actor, payload, prev, key, hash, sig, body, n) "
+    "ORDER BY n"
+)
+_KEY_FIELDS = ("key_id", "name", "role", "agent", "revoked_seq")
+
+
+def is_postgres_url(value: str) -> bool:
+    """Whether ``--db`` names a PostgreSQL database (SPEC §5: a ``postgresql://`` URL)."""
+    return value.startswith(SCHEMES)
+
+
+def redact(url: str) -> str:
+    """``url`` with its password replaced by ``***``, for messages."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "the PostgreSQL URL"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _first_line(e: BaseException) -> str:
+    """The error's text on one line: libpq's lines joined, its prefixes and hints dropped."""
+    lines = [" ".join(line.split()) for line in str(e).splitlines()]
+    text = "; ".join(
+        line for line in lines if line and not line.startswith(("Is the server", "HINT"))
+    )
+    for prefix in ("connection failed: ", "connection is bad: "):
+        text = text.removeprefix(prefix)
+    return text.replace("FATAL: ", "")
+
+
+def translate(e: Exception, where: str) -> StoreError | InputError:
+    """The ledger error of a psycopg error met on the database ``where`` (redacted URL)."""
+    if isinstance(e, pg_errors.LockNotAvailable | pg_errors.QueryCanceled):
+        return DatabaseLocked(
+            f"{where}: the ledger's head is locked by another writer (waited past the lock timeout)"
+        )
+    if isinstance(e, pg_errors.UniqueViolation) and "events_id_key" in str(e):
+        return DuplicateEventId(f"{where}: {_first_line(e)}")
+    if isinstance(e, pg_errors.UndefinedTable | pg_errors.UndefinedFunction):
+        return NotALedger(f"{where}: not a govledger database ({_first_line(e)})")
+    if isinstance(e, pg_errors.InvalidCatalogName):
+        return LedgerMissing(f"{where}: {_first_line(e)}")
+    if isinstance(e, psycopg.OperationalError):
+        return StoreError(f"{where}: cannot connect to PostgreSQL: {_first_line(e)}")
+    if isinstance(e, psycopg.ProgrammingError) and not isinstance(e, psycopg.DatabaseError):
+        return StoreError(f"{where}: {_first_line(e)}")
+    return StoreError(f"{where}: {_first_line(e)}")
+
+
+def _connect(url: str) -> Any:
+    where = redact(url)
+    if psycopg is None:
+        raise StoreError(
+            f"{where}: PostgreSQL support is not installed (pip install 'govledger[postgres]')"
+        )
+    timeout_ms = env_int("GOVLEDGER_BUSY_TIMEOUT_MS", DEFAULT_LOCK_TIMEOUT_MS)
+    try:
+        conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+    except psycopg.Error as e:
+        raise translate(e, where) from e
+    except ValueError as e:  # a URL libpq cannot parse
+        raise StoreError(f"{where}: not a valid PostgreSQL URL ({e})") from e
+    try:
+        conn.execute("SELECT set_config('lock_timeout', %s, false)", (f"{int(timeout_ms)}ms",))
+    except psycopg.Error as e:
+        conn.close()
+        raise translate(e, where) from e
+    return conn
+
+
+class QmarkConnection:
+    """The connection seen through SQLite's ``conn.execute(sql, params)`` with ``?``
+    placeholders, for read code shared by both stores (verify, proofs, export). Errors leave
+    translated."""
+
+    def __init__(self, conn: Any, where: str) -> None:
+        self._conn = conn
+        self._where = where
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        try:
+            return self._conn.execute(sql.replace("%", "%%").replace("?", "%s"), tuple(params))
+        except psycopg.Error as e:
+            raise translate(e, self._where) from e
+
+
+class PgLedger:
+    """One ledger in a PostgreSQL database (its current schema)."""
+
+    def __init__(self, url: str, conn: Any) -> None:
+        self.url = url
+        self.path = redact(url)
+        self._conn = conn
+        self._origin: str | None = None
+        self._write_lock = threading.Lock()
+        self._tip: Tip | None = None
+        self._staged: Tip | None = None
+        self._head: tuple[int, str, str] | None = None
+        self._in_write = False
+
+    # --- opening --------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, url: str) -> PgLedger:
+        """Open the ledger at ``url`` (``StoreError``, ``NotALedger``: exit 3)."""
+        conn = _connect(url)
+        ledger = cls(url, conn)
+        version = ledger._schema_version()
+        if version is None:
+            conn.close()
+            raise NotALedger(
+                f"{ledger.path}: no govledger ledger here: create one with "
+                "`govledger --db URL init --origin NAME`"
+            )
+        if version > SCHEMA_VERSION:
+            conn.close()
+            raise NotALedger(
+                f"{ledger.path}: schema version {version} is newer than this govledger "
+                f"({SCHEMA_VERSION})"
+            )
+        return ledger
+
+    @classmethod
+    def create(
+        cls, url: str, *, origin: str, root: Signer, app_role: str | None = None
+    ) -> PgLedger:
+        """Create the schema, optionally the application role, and append ``ledger.created``."""
+        from ledger.store.sqlite import root_key_payload
+
+        conn = _connect(url)
+        ledger = cls(url, conn)
+        try:
+            if ledger._schema_version() is not None:
+                raise AlreadyInitialized(f"{ledger.path} already holds a ledger")
+            with ledger._errors(), conn.transaction():
+                conn.execute(SCHEMA_SQL)
+                conn.execute(
+                    f"INSERT INTO {META_TABLE} (key, value) VALUES ('schema_version', %s)",
+                    (str(SCHEMA_VERSION),),
+                )
+                if app_role is not None:
+                    ledger._create_app_role(app_role)
+            ledger.append(
+                Draft(
+                    "ledger.created", {"origin": origin, "key": root_key_payload(root, "governor")}
+                ),
+                signer=root,
+            )
+        except BaseException:
+            conn.close()
+            raise
+        return ledger
+
+    @classmethod
+    def open_or_create_empty(cls, url: str) -> PgLedger:
+        """The ledger at ``url``; a database without one gets the schema and no event (a
+        copy's destination)."""
+        conn = _connect(url)
+        ledger = cls(url, conn)
+        try:
+            if ledger._schema_version() is None:
+                with ledger._errors(), conn.transaction():
+                    conn.execute(SCHEMA_SQL)
+                    conn.execute(
+                        f"INSERT INTO {META_TABLE} (key, value) VALUES ('schema_version', %s)",
+                        (str(SCHEMA_VERSION),),
+                    )
+        except BaseException:
+            conn.close()
+            raise
+        return ledger
+
+    @staticmethod
+    def check_new(url: str) -> None:
+        """Refuse to create a ledger where one already is."""
+        conn = _connect(url)
+        try:
+            if PgLedger(url, conn)._schema_version() is not None:
+                raise AlreadyInitialized(
+                    f"{redact(url)} already holds a ledger; refusing to overwrite it"
+                )
+        finally:
+            conn.close()
+
+    def _create_app_role(self, role: str) -> None:
+        schema = self._conn.execute("SELECT current_schema()").fetchone()[0]
+        for statement in APP_ROLE_SQL.split(";\n"):
+            if statement.strip():
+                self._conn.execute(
+                    pg_sql.SQL(statement.strip()).format(
+                        role=pg_sql.Identifier(role), schema=pg_sql.Identifier(schema)
+                    )
+                )
+
+    def _schema_version(self) -> int | None:
+        with self._errors():
+            row = self._conn.execute(
+                "SELECT 1 FROM information_schema.tables "
+                "WHERE table_schema = current_schema() AND table_name = %s",
+                (META_TABLE,),
+            ).fetchone()
+            if row is None:
+                return None
+            row = self._conn.execute(
+                f"SELECT value FROM {META_TABLE} WHERE key = 'schema_version'"
+            ).fetchone()
+        return None if row is None else int(row[0])
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> PgLedger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _errors(self) -> _Translated:
+        return _Translated(self.path)
+
+    @property
+    def conn(self) -> QmarkConnection:
+        """The connection for shared read code written with ``?`` placeholders."""
+        return QmarkConnection(self._conn, self.path)
+
+    def read_models(self) -> Any:
+        """Read models are kept in SQLite only so far (see ``db``)."""
+        return self.db
+
+    def scratch_read_models(self) -> Any:
+        return self.db
+
+    @property
+    def db(self) -> Any:
+        """Read models are kept in SQLite only so far: refused here with one clear line."""
+        raise StoreError(
+            f"{self.path}: read models (runs, tiers, metrics, findings, corrections, replay) "
+            "need a SQLite ledger; copy the log to one with `govledger copy`"
+        )
+
+    def _q(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        with self._errors():
+            return self._conn.execute(sql, tuple(params))
+
+    # --- transactions ---------------------------------------------------------------------
+
+    def write(self) -> _PgWriteTx:
+        """``with ledger.write():`` one transaction holding the head row's lock."""
+        return _PgWriteTx(self)
+
+    def tip(self) -> Tip | None:
+        return self._staged
+
+    def stage_tip(self, tip: Tip) -> None:
+        self._staged = tip
+
+    # --- reading --------------------------------------------------------------------------
+
+    @property
+    def origin(self) -> str:
+        if self._origin is None:
+            row = self._q("SELECT payload FROM events WHERE seq = 1").fetchone()
+            if row is None:
+                raise NotALedger(f"{self.path}: ledger has no ledger.created event")
+            try:
+                payload = json.loads(row[0])
+                origin = payload.get("origin") if isinstance(payload, dict) else None
+            except (ValueError, TypeError):
+                origin = None
+            if not isinstance(origin, str):
+                raise NotALedger(f"{self.path}: seq 1 is not a well-formed ledger.created event")
+            self._origin = origin
+        return self._origin
+
+    def head(self) -> tuple[int, str]:
+        """(size, hash of the last event); (0, 64 zeros) for an empty log."""
+        row = self._q("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        return (0, ZERO_HASH) if row is None else (int(row[0]), str(row[1]))
+
+    @property
+    def size(self) -> int:
+        return self.head()[0]
+
+    def hash_at(self, seq: int) -> str:
+        if seq == 0:
+            return ZERO_HASH
+        row = self._q("SELECT hash FROM events WHERE seq = %s", (seq,)).fetchone()
+        if row is None:
+            raise InputError(f"seq {seq} is not in the log (size {self.size})")
+        return str(row[0])
+
+    def event_at(self, seq: int) -> Event:
+        from ledger.store.sqlite import row_to_event
+
+        row = self._q(f"SELECT {ROW_COLUMNS} FROM events WHERE seq = %s", (seq,)).fetchone()
+        if row is None:
+            raise InputError(f"seq {seq} is not in the log (size {self.size})")
+        return row_to_event(row)
+
+    def body_at(self, seq: int) -> bytes:
+        """The canonical body (SPEC §2.2) of event ``seq`` as stored."""
+        row = self._q("SELECT body FROM events WHERE seq = %s", (seq,)).fetchone()
+        if row is None:
+            raise InputError(f"seq {seq} is not in the log (size {self.size})")
+        return bytes(row[0])
+
+    def seq_at_time(self, ts: str) -> int:
+        row = self._q("SELECT MAX(seq) FROM events WHERE ts <= %s", (ts,)).fetchone()
+        return int(row[0] or 0)
+
+    def find_id(self, event_id: str) -> int | None:
+        row = self._q("SELECT seq FROM events WHERE id = %s", (event_id,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def _row_batches(
+        self,
+        from_seq: int,
+        to_seq: int | None,
+        where: str,
+        params: Sequence[Any],
+        batch: int,
+        columns: str = ROW_COLUMNS,
+    ) -> Iterator[list[Any]]:
+        last = from_seq - 1
+        stop = to_seq if to_seq is not None and to_seq >= 0 else MAX_SEQ
+        extra = f" AND ({where})" if where else ""
+        sql = f"SELECT {columns} FROM events WHERE seq > ? AND seq <= ?{extra} ORDER BY seq LIMIT ?"
+        conn = self.conn
+        while last < stop:
+            rows = conn.execute(sql, (last, stop, *params, batch)).fetchall()
+            if not rows:
+                return
+            yield rows
+            last = rows[-1][0]
+            if len(rows) < batch:
+                return
+
+    def iter_rows(
+        self,
+        *,
+        from_seq: int = 1,
+        to_seq: int | None = None,
+        where: str = "",
+        params: Sequence[Any] = (),
+        batch: int = 2000,
+        filter: Any = None,
+    ) -> Iterator[Any]:
+        """Stream raw event rows in seq order (``where`` is SQL with ``?`` placeholders;
+        ``filter`` an event filter with ``run``, ``agent``, ``types``, ``since``, ``until``)."""
+        where, params = _where(where, params, filter)
+        for rows in self._row_batches(from_seq, to_seq, where, params, batch):
+            yield from rows
+
+    def row_at(self, seq: int) -> Any:
+        """The stored row of event ``seq`` as it is, or None."""
+        return self._q(f"SELECT {ROW_COLUMNS} FROM events WHERE seq = %s", (seq,)).fetchone()
+
+    def last_before(self, seq: int) -> tuple[int, str, str] | None:
+        """(seq, hash, ts) of the last stored event before ``seq``, or None."""
+        row = self._q(
+            "SELECT seq, hash, ts FROM events WHERE seq < %s ORDER BY seq DESC LIMIT 1", (seq,)
+        ).fetchone()
+        return None if row is None else (int(row[0]), str(row[1]), str(row[2]))
+
+    def count_events(
+        self,
+        *,
+        from_seq: int = 1,
+        to_seq: int | None = None,
+        where: str = "",
+        params: Sequence[Any] = (),
+        filter: Any = None,
+    ) -> int:
+        """How many events ``iter_events`` yields with the same range and filter."""
+        where, params = _where(where, params, filter)
+        extra = f" AND ({where})" if where else ""
+        stop = to_seq if to_seq is not None else MAX_SEQ
+        row = self.conn.execute(
+            f"SELECT count(*) FROM events WHERE seq >= ? AND seq <= ?{extra}",
+            (from_seq, stop, *params),
+        ).fetchone()
+        return int(row[0])
+
+    def replay_events(self, *, from_seq: int = 1, to_seq: int | None = None) -> Iterator[Any]:
+        from ledger.store.sqlite import EventRow
+
+        for rows in self._row_batches(from_seq, to_seq, "", (), 2000, REPLAY_COLUMNS):
+            yield from (EventRow(*r) for r in rows)
+
+    def iter_events(
+        self,
+        *,
+        from_seq: int = 1,
+        to_seq: int | None = None,
+        where: str = "",
+        params: Sequence[Any] = (),
+        filter: Any = None,
+    ) -> Iterator[Event]:
+        from ledger.store.sqlite import row_to_event
+
+        where, params = _where(where, params, filter)
+        for rows in self._row_batches(from_seq, to_seq, where, params, 2000):
+            yield from map(row_to_event, rows)
+
+    # --- keys -----------------------------------------------------------------------------
+
+    def keys(self) -> list[dict[str, Any]]:
+        cur = self._q(
+            "SELECT name, key_id, role, agent, public_key, registered_seq, revoked_seq "
+            "FROM keys ORDER BY registered_seq"
+        )
+        cols = [c.name for c in cur.description]
+        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+    def require_governor(self, signer: Signer, what: str) -> None:
+        for k in self.keys():
+            if k["key_id"] == signer.key_id:
+                if k["revoked_seq"] is not None:
+                    raise UnauthorizedWrite(
+                        f"key {signer.name} was revoked at seq {k['revoked_seq']}"
+                    )
+                if k["role"] != "governor":
+                    raise UnauthorizedWrite(
+                        f"key {signer.name} is a {k['role']} key; {what} are signed by governor keys"
+                    )
+                return
+        raise UnauthorizedWrite(
+            f"key {signer.name} ({signer.key_id}) is not registered in this ledger"
+        )
+
+    def key_by_name(self, name: str) -> dict[str, Any] | None:
+        named = [k for k in self.keys() if k["name"] == name]
+        active = [k for k in named if k["revoked_seq"] is None]
+        return (active or named)[-1] if named else None
+
+    def listen(self) -> _Listener:
+        """A wake-up for followers: waits for the insert trigger's ``NOTIFY`` or a timeout."""
+        return _Listener(self.url, self.path)
+
+    # --- checkpoints ----------------------------------------------------------------------
+
+    def save_checkpoint(self, size: int, signer: str, root: str, note: str, created: str) -> None:
+        """Keep a checkpoint the ledger signed (the same one again is kept once)."""
+        self.put_checkpoint(size=size, signer=signer, root=root, note=note, created=created)
+
+    def put_checkpoint(self, *, size: int, signer: str, root: str, note: str, created: str) -> None:
+        """Keep a checkpoint the ledger signed (Ed25519 is deterministic: the note of a size
+        and signer is always the same, so one already kept stays)."""
+        with self._errors(), self._conn.transaction():
+            self._conn.execute(
+                "INSERT INTO checkpoints (size, signer, root, note, created) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (size, signer) DO NOTHING",
+                (size, signer, root, note, created),
+            )
+
+    def latest_checkpoint(self, min_size: int = 0) -> str | None:
+        """The note of the newest kept checkpoint of size at least ``min_size``, or None."""
+        row = self._q(
+            "SELECT note FROM checkpoints WHERE size >= %s ORDER BY size DESC LIMIT 1",
+            (min_size,),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def checkpoints(self) -> list[dict[str, Any]]:
+        cur = self._q("SELECT size, signer, root, note, created FROM checkpoints ORDER BY size")
+        return [dict(zip(("size", "signer", "root", "note", "created"), r, strict=True))
+                for r in cur.fetchall()]  # fmt: skip
+
+    # --- appending ------------------------------------------------------------------------
+
+    def append(self, draft: Draft, *, signer: Signer) -> Event:
+        return self.append_many([draft], signer=signer)[0]
+
+    def append_many(
+        self,
+        drafts: Iterable[Draft],
+        *,
+        signer: Signer,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[Event]:
+        """Append a batch atomically: all events or none (SPEC §1.6)."""
+        drafts = list(drafts)
+        if not drafts:
+            return []
+        if len(drafts) == 1:
+            pending = [prepare(drafts[0])]
+        else:
+            pending = [Prepared(d, None, f"event {i + 1}") for i, d in enumerate(drafts)]
+        with self.write():
+            return self.append_locked(pending, signer, progress)
+
+    def append_locked(
+        self,
+        prepared: list[Prepared],
+        signer: Signer,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[Event]:
+        """Append inside the open ``write()`` transaction (imports call it chunk by chunk)."""
+        if not self._in_write:
+            raise StoreError(f"{self.path}: append_locked outside a write transaction")
+        return chaining.append_locked(_PgChain(self), prepared, signer, progress)
+
+    def append_signed(self, rows: Sequence[Any]) -> None:
+        """Inside ``write()``: rows signed elsewhere, as they are (``chaining.append_signed``)."""
+        if not self._in_write:
+            raise StoreError(f"{self.path}: append_signed outside a write transaction")
+        chaining.append_signed(_PgChain(self), rows)
+
+    # --- Merkle tree (RFC 9162) -------------------------------------------------------------
+
+    def get_nodes(self, ids: Sequence[merkle.NodeId]) -> dict[merkle.NodeId, bytes]:
+        """Every node of ``ids``: level 0 from ``events.hash``, levels below
+        ``merkle.STORED_LEVEL`` from the leaves under them, the others from ``merkle_nodes``."""
+        low = [n for n in ids if 0 < n[0] < merkle.STORED_LEVEL]
+        leaves = sorted(
+            {i for level, i in ids if level == 0}.union(*(merkle.leaves_under(*n) for n in low))
+        )
+        inner = [merkle.stored_key(*n) for n in ids if n[0] >= merkle.STORED_LEVEL]
+        out: dict[merkle.NodeId, bytes] = {}
+        rows: list[Any] = []
+        if leaves:
+            rows += self._q(
+                "SELECT 0, seq - 1, hash FROM events WHERE seq = ANY(%s)",
+                ([i + 1 for i in leaves],),
+            ).fetchall()
+        if inner:
+            rows += self._q(
+                "SELECT m.level, (m.closes >> m.level) - 1, m.hash FROM merkle_nodes m "
+                "JOIN unnest(%s::bigint[], %s::int[]) AS w(c, l) ON m.closes = w.c AND m.level = w.l",
+                ([c for c, _ in inner], [lv for _, lv in inner]),
+            ).fetchall()
+        for level, index, value in rows:
+            h = bytes.fromhex(value) if isinstance(value, str) else bytes(value)
+            if len(h) != merkle.HASH_SIZE:
+                raise StoreError(f"{self.path}: Merkle node ({level}, {index}) is malformed")
+            out[int(level), int(index)] = h
+        for n in low:
+            try:
+                out[n] = merkle.subtree_hash([out[0, i] for i in merkle.leaves_under(*n)])
+            except KeyError:
+                pass
+        for n in ids:
+            if n not in out:
+                raise StoreError(f"{self.path}: Merkle node ({n[0]}, {n[1]}) is missing")
+        return out
+
+    def stored_nodes_from(self, key: tuple[int, int], limit: int) -> list[tuple[int, int, Any]]:
+        """Up to ``limit`` stored nodes ``(closes, level, hash)`` at or after ``key``, in order."""
+        rows = self._q(
+            "SELECT closes, level, hash FROM merkle_nodes WHERE (closes, level) >= (%s, %s) "
+            "ORDER BY closes, level LIMIT %s",
+            (*key, limit),
+        ).fetchall()
+        return [(int(c), int(lv), h) for c, lv, h in rows]
+
+    def get_node(self, level: int, index: int) -> bytes:
+        return self.get_nodes([(level, index)])[level, index]
+
+    def fetch_plan(self, plan: merkle.ProofPlan) -> list[bytes]:
+        return plan.assemble(self.get_nodes(plan.node_ids))
+
+    def root_at(self, size: int) -> bytes:
+        hashes = self.fetch_plan(merkle.root_plan(size))
+        return hashes[0] if hashes else merkle.EMPTY_ROOT
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        return self.fetch_plan(merkle.inclusion_plan(index, size))
+
+    def consistency_proof(self, size1: int, size2: int) -> list[bytes]:
+        return self.fetch_plan(merkle.consistency_plan(size1, size2))
+
+
+def _where(where: str, params: Sequence[Any], filter: Any) -> tuple[str, Sequence[Any]]:
+    """``where`` and ``params`` with an event filter's conditions added (``?`` placeholders)."""
+    if filter is None:
+        return where, params
+    parts = [f"({where})"] if where else []
+    args = list(params)
+    for column, value in (("run", filter.run), ("agent", filter.agent)):
+        if value is not None:
+            parts.append(f"{column} = ?")
+            args.append(value)
+    if filter.types is not None:
+        parts.append(f"type IN ({', '.join('?' * len(filter.types))})" if filter.types else "false")
+        args += list(filter.types)
+    if filter.since is not None:
+        parts.append("ts >= ?")
+        args.append(filter.since)
+    if filter.until is not None:
+        parts.append("ts <= ?")
+        args.append(filter.until)
+    return " AND ".join(parts), args
+
+
+class _Listener:
+    """``LISTEN govledger_events`` on a connection of its own; calling it waits at most
+    ``timeout`` seconds for a notification (only a wake-up: followers read by seq)."""
+
+    def __init__(self, url: str, where: str) -> None:
+        self.where = where
+        self.conn = _connect(url)
+        with _Translated(where):
+            self.conn.execute("LISTEN govledger_events")
+
+    def __call__(self, timeout: float) -> None:
+        with _Translated(self.where):
+            for _ in self.conn.notifies(timeout=timeout, stop_after=1):
+                pass
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class _Translated:
+    """``with``: psycopg errors leave as ledger errors."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if isinstance(exc, psycopg.Error):
+            raise translate(exc, self.where) from exc
+
+
+class _PgWriteTx:
+    """One transaction in pipeline mode: ``BEGIN`` and the head lock in one round trip; the
+    writes and ``COMMIT`` in the next. The head read under the lock tells whether the tip
+    kept from the last append is still the end of the log."""
+
+    def __init__(self, ledger: PgLedger) -> None:
+        self.ledger = ledger
+        self.stack = ExitStack()
+
+    def append(
+        self,
+        drafts: Sequence[Draft | Prepared],
+        *,
+        signer: Signer,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[Event]:
+        """Append in this transaction (a single draft validated first, a batch's as chained)."""
+        pending = [
+            d
+            if isinstance(d, Prepared)
+            else prepare(d)
+            if len(drafts) == 1
+            else Prepared(d, None, f"event {i + 1}")
+            for i, d in enumerate(drafts)
+        ]
+        return self.ledger.append_locked(pending, signer, progress) if pending else []
+
+    def __enter__(self) -> _PgWriteTx:
+        ledger = self.ledger
+        if ledger._in_write:
+            raise StoreError(f"{ledger.path}: a write transaction is already open")
+        if not ledger._write_lock.acquire(timeout=DEFAULT_LOCK_TIMEOUT_MS / 1000):
+            raise DatabaseLocked(f"{ledger.path}: the ledger is busy in another thread")
+        try:
+            with ledger._errors():
+                self.stack.enter_context(ledger._conn.pipeline())
+                self.stack.enter_context(ledger._conn.transaction())
+                row = ledger._conn.execute("SELECT seq, hash, ts FROM gl_lock_head()").fetchone()
+        except BaseException as e:
+            self._unwind(e)
+            raise
+        ledger._head = (int(row[0]), str(row[1]), str(row[2]))
+        tip = ledger._tip
+        if tip is None or (tip.size, tip.prev) != ledger._head[:2]:
+            tip = ledger._tip = None
+        ledger._staged = tip
+        ledger._in_write = True
+        return self
+
+    def _unwind(self, exc: BaseException | None) -> None:
+        ledger = self.ledger
+        ledger._in_write = False
+        try:
+            if exc is None:
+                self.stack.close()
+            else:
+                self.stack.__exit__(type(exc), exc, exc.__traceback__)
+        finally:
+            ledger._write_lock.release()
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        ledger = self.ledger
+        staged, ledger._staged, ledger._tip = ledger._staged, None, None
+        try:
+            self._unwind(exc)
+        except psycopg.Error as e:
+            raise translate(e, ledger.path) from e
+        if exc is None:
+            ledger._tip = staged
+        elif isinstance(exc, psycopg.Error):
+            raise translate(exc, ledger.path) from exc
+
+
+class _PgChain:
+    """``chaining.ChainStore`` over a ``PgLedger``'s open write transaction."""
+
+    def __init__(self, ledger: PgLedger) -> None:
+        self.ledger = ledger
+
+    def current_tip(self) -> Tip:
+        ledger = self.ledger
+        if ledger._staged is not None:
+            return ledger._staged
+        assert ledger._head is not None
+        size, prev, ts = ledger._head
+        frontier = ledger.get_nodes(merkle.range_nodes(0, size))
+        return Tip(size, prev, ts, frontier, {})
+
+    def stage_tip(self, tip: Tip) -> None:
+        self.ledger._staged = tip
+
+    def key_state(self, kid: str) -> KeyState | None:
+        row = self.ledger._q(
+            "SELECT key_id, name, role, agent, revoked_seq FROM keys WHERE key_id = %s", (kid,)
+        ).fetchone()
+        return None if row is None else dict(zip(_KEY_FIELDS, row, strict=True))
+
+    def key_ids_named(self, name: str) -> list[str]:
+        rows = self.ledger._q("SELECT key_id FROM keys WHERE name = %s", (name,)).fetchall()
+        return [r[0] for r in rows]
+
+    def governor_key_ids(self) -> list[str]:
+        rows = self.ledger._q("SELECT key_id FROM keys WHERE role = 'governor'").fetchall()
+        return [r[0] for r in rows]
+
+    def last_policy_version(self) -> int:
+        last = self.ledger._q(
+            "SELECT payload FROM events WHERE type = 'policy.set' ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        return 0 if last is None else int(loads(last[0])["version"])
+
+    def first_logged_id(self, ids: Sequence[str]) -> tuple[str, int] | None:
+        hit = self.ledger._q(
+            "SELECT id, seq FROM events WHERE id = ANY(%s) ORDER BY seq LIMIT 1", (list(ids),)
+        ).fetchone()
+        return None if hit is None else (str(hit[0]), int(hit[1]))
+
+    def write_index(
+        self,
+        nodes: list[tuple[int, int, bytes]],
+        new_keys: list[tuple[Any, ...]],
+        revoked: list[tuple[int, str]],
+    ) -> None:
+        with self.ledger._errors(), self.ledger._conn.cursor() as cur:
+            if nodes:
+                cur.executemany(
+                    "INSERT INTO merkle_nodes (closes, level, hash) VALUES (%s, %s, %s)", nodes
+                )
+            if new_keys:
+                cur.executemany(
+                    "INSERT INTO keys (key_id, name, public_key, role, agent, registered_seq) "
+                    "VALUES (%s, %s, %s, %s, %s, %s)",
+                    new_keys,
+                )
+            if revoked:
+                cur.executemany("UPDATE keys SET revoked_seq = %s WHERE key_id = %s", revoked)
+
+    def insert_events(self, rows: list[list[Any]], bodies: list[bytes]) -> None:
+        # One INSERT of all the rows (arrays unnested in order): the head row then moves once.
+        columns = [list(c) for c in zip(*rows, strict=True)]
+        with self.ledger._errors():
+            self.ledger._conn.execute(_INSERT, [*columns, bodies])
