@@ -464,15 +464,15 @@ def test_tlog_does_not_import_the_store() -> None:
 
 
 def test_the_append_path_is_reached_only_through_the_store() -> None:
-    # Writes go through ``Store.append``/``append_many``/``write()``: only the SQLite store
-    # imports its append internals, and they do not import the store back (no cycle).
+    # Writes go through ``Store.append``/``append_many``/``write()``: only the stores import
+    # the shared write path, and it does not import a store back (no cycle).
     users = [
         rel(p)
         for p in sources("ledger", "projections", "scripts")
-        if any(n.startswith("ledger.store.sqlite_append") for n in imports(p))
+        if any(n.startswith("ledger.store.chaining") for n in imports(p))
     ]
-    assert users == ["ledger/store/sqlite.py"]
-    append = ROOT / "ledger/store/sqlite_append.py"
+    assert users == ["ledger/store/postgres.py", "ledger/store/sqlite.py"]
+    append = ROOT / "ledger/store/chaining.py"
     assert not any(
-        n.startswith("ledger.store.sqlite") and "append" not in n for n in imports(append)
+        n.startswith(("ledger.store.sqlite", "ledger.store.postgres")) for n in imports(append)
     )

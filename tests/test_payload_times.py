@@ -91,6 +91,11 @@ REFUSED = {
         "2030-01-06",
         "'2030-01-06' is not an RFC 3339 time (YYYY-MM-DDTHH:MM:SS[.ffffff] and Z or an offset)",
     ),
+    "offset-minute-60": (
+        "2000-01-01T00:00:00.0+00:60",
+        "'2000-01-01T00:00:00.0+00:60' is not an RFC 3339 time (YYYY-MM-DDTHH:MM:SS[.ffffff] and Z "
+        "or an offset)",
+    ),
     "nanoseconds": (
         "2030-01-06T08:15:02.123456789Z",
         "'2030-01-06T08:15:02.123456789Z' is not an RFC 3339 time (YYYY-MM-DDTHH:MM:SS[.ffffff] "

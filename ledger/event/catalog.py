@@ -29,7 +29,7 @@ from ledger.event.framing import MAX_NAME_LENGTH
 
 _RFC3339_RE = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
-    r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})",
+    r"(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])",  # RFC 3339 time-numoffset
     re.ASCII,
 )
 

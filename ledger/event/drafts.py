@@ -1,7 +1,7 @@
 """What a writer hands the ledger: drafts, and their validation and canonical payload text.
 
 SPEC §2.2, §2.4. A ``Draft`` holds what the writer chooses; ``prepare`` validates it against the
-catalog and encodes its payload. The write path (``ledger.store.sqlite_append``) validates drafts inside
+catalog and encodes its payload. The write path (``ledger.store.chaining``) validates drafts inside
 its chaining loop (``Prepared.encoded``), so validation overlaps the signing of the batch's
 earlier events in the worker processes; nothing is written unless every draft passes.
 """

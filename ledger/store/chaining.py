@@ -20,7 +20,7 @@ from ledger.errors import DuplicateEventId, EventValidationError, UnauthorizedWr
 from ledger.event.body import BodyEncoder
 from ledger.event.canonical import canonical
 from ledger.event.clock import now_ts, uuid7s
-from ledger.event.drafts import Prepared
+from ledger.event.drafts import Prepared, check_body_size
 from ledger.event.envelope import Event, authorize, build_event
 from ledger.store.tip import KeyState, Tip
 from ledger.tlog import merkle
@@ -154,6 +154,7 @@ def append_locked(
     rows: list[list[Any]] = []
     digests: list[bytes] = []
     bodies: list[bytes] = []
+    payloads: list[dict[str, Any]] = []  # as stored (times in ts form), for the events returned
     fresh_ids = iter(uuid7s(sum(1 for p in prepared if p.draft.id is None)))
     encoder = BodyEncoder()  # canonical JSON of repeated strings, cached per batch
     allowed: dict[tuple[str, str | None], str | None] = {}
@@ -162,6 +163,7 @@ def append_locked(
         # meanwhile sign the chunks before it, and a bad draft rolls the batch back.
         where = p.where
         d, text = p.encoded()
+        payloads.append(d.payload)
         seq = size + i + 1
         if d.type == "ledger.created":
             if seq != 1:
@@ -209,6 +211,7 @@ def append_locked(
         event_id = next(fresh_ids) if d.id is None else d.id
         body = encoder.body(seq, event_id, ts, d.type, d.agent, d.run, d.actor, text,
                             prev, kid)  # fmt: skip
+        check_body_size(body, where)
         digest_b = event_hash(body)
         bodies.append(body)
         digests.append(digest_b)
@@ -257,7 +260,7 @@ def append_locked(
     store.stage_tip(Tip(size + len(rows), prev, ts, frontier, keys.cache))
     if progress is not None:
         progress(len(rows))
-    return [build_event(r, p.draft.payload) for r, p in zip(rows, prepared, strict=True)]
+    return [build_event(r, p) for r, p in zip(rows, payloads, strict=True)]
 
 
 def append_signed(store: ChainStore, rows: Sequence[Sequence[Any]]) -> None:
