@@ -1,0 +1,1 @@
+"""Adapters from agent runtimes to the recording API, each behind an optional extra."""
