@@ -3,6 +3,7 @@ tools and usage through the sinks, and the gate, as a guardrail, keeps a denied 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -91,3 +92,34 @@ def test_a_denied_tool_never_runs_and_leaves_a_guardrail_and_a_finding(
     findings = [json.loads(x)["kind"] for x in cli("findings", "--json").stdout.splitlines()]
     assert "guardrail_triggered" in findings
     assert json.loads(cli("verify", "--json").stdout)["ok"] is True
+
+
+def test_an_async_session_is_recorded_and_gated_the_same_way(
+    recorder: Recorder, ledger: Ledger, cli: Cli
+) -> None:
+    bridge = LedgerBridge(recorder, agent=AGENT, objective="triage",
+                          side_effects={"shell.exec": "execute"})  # fmt: skip
+    ran: list[str] = []
+
+    async def tool() -> str:
+        ran.append("kb.search")
+        return "3 open tickets"
+
+    async def main() -> None:
+        async with session(bridge).asession() as s:
+            await s.arun_tool("kb.search", tool)
+            with pytest.raises(GuardrailViolatedError):
+                await s.arun_tool("shell.exec", tool)
+
+    asyncio.run(main())
+    assert ran == ["kb.search"]
+    assert [t for t, _ in run_events(ledger)] == ["run.submitted", "run.started", "tool.called",
+                                                  "tool.completed", "guardrail.triggered",
+                                                  "run.completed"]  # fmt: skip
+    assert json.loads(cli("verify", "--json").stdout)["ok"] is True
+
+
+def test_a_tool_outside_an_open_run_is_refused() -> None:
+    bridge = LedgerBridge(None, agent=AGENT, objective="o")  # type: ignore[arg-type]
+    outcome = bridge.check_pre(role="support", tool="kb.search")
+    assert (outcome.allowed, outcome.reason) == (False, "no govledger run is open")
