@@ -72,7 +72,12 @@ def test_an_executed_run_records_its_lifecycle_and_tools(
     recorder: Recorder, ledger: Ledger, cli: Cli
 ) -> None:
     calls: list[dict[str, Any]] = []
-    registry = Registry(Tool("kb_search", lambda args: calls.append(args) or {"hits": 2}))
+
+    def kb_search(args: dict[str, Any]) -> dict[str, int]:
+        calls.append(args)
+        return {"hits": 2}
+
+    registry = Registry(Tool("kb_search", kb_search))
     run_id, result = execute(recorder, "use kb_search for the refund policy", registry)
     assert calls == [{}]
     assert result["step_results"][0]["status"] == "success"

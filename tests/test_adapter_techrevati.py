@@ -53,12 +53,17 @@ def test_a_session_records_its_run_tools_and_usage(
 ) -> None:
     bridge = LedgerBridge(recorder, agent=AGENT, objective="answer ticket", provider="scripted",
                           side_effects={"kb.search": "read"})  # fmt: skip
-    ran = []
+    ran: list[str] = []
+
+    def kb_search() -> dict[str, int]:
+        ran.append("kb.search")
+        return {"hits": 2}
+
     with session(bridge).session() as s:
         text, _ = s.run_turn(scripted_model, model="scripted-1",
                              usage=UsageSnapshot(input_tokens=120, output_tokens=30))  # fmt: skip
         assert text == "call kb.search"
-        s.run_tool("kb.search", lambda: ran.append("kb.search") or {"hits": 2})
+        s.run_tool("kb.search", kb_search)
     assert ran == ["kb.search"]
     types = [t for t, _ in run_events(ledger)]
     assert types == ["run.submitted", "run.started", "llm.usage", "tool.called",
@@ -78,7 +83,7 @@ def test_a_denied_tool_never_runs_and_leaves_a_guardrail_and_a_finding(
 ) -> None:
     bridge = LedgerBridge(recorder, agent=AGENT, objective="refund",
                           side_effects={"payments.refund": "payment"})  # fmt: skip
-    ran = []
+    ran: list[str] = []
     with pytest.raises(GuardrailViolatedError), session(bridge).session() as s:
         s.run_tool("payments.refund", lambda: ran.append("refund"))
     assert ran == []
