@@ -105,8 +105,10 @@ def _refusal(request: ToolCallRequest, decision: Decision) -> ToolMessage:
     name = request.tool_call["name"]
     return ToolMessage(
         content=f"The tool {name} was not run: {decision.reason}.",
-        tool_call_id=request.tool_call["id"] or "", name=name, status="error",
-    )  # fmt: skip
+        tool_call_id=request.tool_call["id"] or "",
+        name=name,
+        status="error",
+    )
 
 
 def _outcome(result: ToolResult) -> tuple[Any, None, Any]:
@@ -130,8 +132,17 @@ def _usages(request: ModelRequest, response: ModelResponse, started: int) -> lis
             continue
         model = message.response_metadata.get("model_name") or params.get("ls_model_name")
         details = meta.get("input_token_details") or {}
-        out.append((provider, str(model or "unknown"), meta["input_tokens"],
-                    meta["output_tokens"], {"cache_read_tokens": details.get("cache_read", 0),
+        out.append(
+            (
+                provider,
+                str(model or "unknown"),
+                meta["input_tokens"],
+                meta["output_tokens"],
+                {
+                    "cache_read_tokens": details.get("cache_read", 0),
                     "cache_write_tokens": details.get("cache_creation", 0),
-                    "wallclock_ms": wallclock}))  # fmt: skip
+                    "wallclock_ms": wallclock,
+                },
+            )
+        )
     return out

@@ -65,7 +65,9 @@ class LedgerMiddleware(ServerMiddleware[Any]):
         )
         failed = isinstance(dumped, dict) and dumped.get("isError") is True
         await self.run.tool_completed(
-            call, "error" if failed else "ok", result=dumped,
+            call,
+            "error" if failed else "ok",
+            result=dumped,
             failure_class="tool_error" if failed else None,
-        )  # fmt: skip
+        )
         return result

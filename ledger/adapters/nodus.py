@@ -93,8 +93,13 @@ class _EventBus:
         self._bridge = bridge
         self._inner = inner
 
-    def publish(self, event_type: str, *, correlation_id: Any = None,
-                payload: Mapping[str, Any] | None = None) -> None:  # fmt: skip
+    def publish(
+        self,
+        event_type: str,
+        *,
+        correlation_id: Any = None,
+        payload: Mapping[str, Any] | None = None,
+    ) -> None:
         self._bridge.on_event(event_type, dict(payload or {}))
         if self._inner is not None:
             self._inner.publish(event_type, correlation_id=correlation_id, payload=payload)
@@ -104,10 +109,17 @@ class NodusBridge:
     """Records nodus-agent runs as govledger runs of one agent."""
 
     def __init__(
-        self, recorder: Recorder, *, agent: str, tools: Any,
-        side_effects: Mapping[str, str] | None = None, default_side_effect: str = "read",
-        risk: Any = "low", event_bus: Any = None, run_store: Any = None,
-    ) -> None:  # fmt: skip
+        self,
+        recorder: Recorder,
+        *,
+        agent: str,
+        tools: Any,
+        side_effects: Mapping[str, str] | None = None,
+        default_side_effect: str = "read",
+        risk: Any = "low",
+        event_bus: Any = None,
+        run_store: Any = None,
+    ) -> None:
         self.recorder = recorder
         self.agent = agent
         self.side_effects = dict(side_effects or {})
@@ -127,9 +139,13 @@ class NodusBridge:
         stored = self.run_store.get(run_id) if self.run_store is not None else None
         if event_type == "agent.started":
             objective = getattr(stored, "objective", "") or f"nodus run {run_id}"
-            run = self.recorder.run(agent=self.agent, objective=objective,
-                                    risk=self.risk, run=run_id,
-                                    user=str(payload.get("user_id") or "unknown"))  # fmt: skip
+            run = self.recorder.run(
+                agent=self.agent,
+                objective=objective,
+                risk=self.risk,
+                run=run_id,
+                user=str(payload.get("user_id") or "unknown"),
+            )
             self.runs[run_id] = run
             _current.set(run)
             try:

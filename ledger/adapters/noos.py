@@ -44,9 +44,14 @@ class NoosTee:
     """Feeds one regulator and records what it is fed, and what it decides, on one run."""
 
     def __init__(
-        self, regulator: Any, run: Run, *, model: str = "unknown", by: str = "user",
+        self,
+        regulator: Any,
+        run: Run,
+        *,
+        model: str = "unknown",
+        by: str = "user",
         side_effect: str = "read",
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.regulator = regulator
         self.run = run
         self.model = model
@@ -63,11 +68,13 @@ class NoosTee:
     def turn_complete(self, full_response: str) -> None:
         self.regulator.on_event(LLMEvent.turn_complete(full_response))
 
-    def cost(self, tokens_in: int, tokens_out: int, wallclock_ms: int,
-             provider: str | None = None) -> None:  # fmt: skip
+    def cost(
+        self, tokens_in: int, tokens_out: int, wallclock_ms: int, provider: str | None = None
+    ) -> None:
         self.regulator.on_event(LLMEvent.cost(tokens_in, tokens_out, wallclock_ms, provider))
-        self.run.usage(provider or "unknown", self.model, tokens_in, tokens_out,
-                       wallclock_ms=wallclock_ms)  # fmt: skip
+        self.run.usage(
+            provider or "unknown", self.model, tokens_in, tokens_out, wallclock_ms=wallclock_ms
+        )
 
     def tool_call(self, tool_name: str, args_json: str | None = None) -> None:
         self.regulator.on_event(LLMEvent.tool_call(tool_name, args_json))
@@ -75,17 +82,20 @@ class NoosTee:
         call = self.run.tool_called(tool_name, args, self.side_effect)
         self._calls.setdefault(tool_name, []).append(call)
 
-    def tool_result(self, tool_name: str, success: bool, duration_ms: int,
-                    error_summary: str | None = None) -> None:  # fmt: skip
+    def tool_result(
+        self, tool_name: str, success: bool, duration_ms: int, error_summary: str | None = None
+    ) -> None:
         self.regulator.on_event(
             LLMEvent.tool_result(tool_name, success, duration_ms, error_summary)
         )
         pending = self._calls.get(tool_name)
         if pending:
             self.run.tool_completed(
-                pending.pop(0), "ok" if success else "error", duration_ms,
+                pending.pop(0),
+                "ok" if success else "error",
+                duration_ms,
                 failure_class=None if success else "tool_error",
-            )  # fmt: skip
+            )
 
     def quality_feedback(self, quality: float) -> None:
         self.regulator.on_event(LLMEvent.quality_feedback(quality, None))

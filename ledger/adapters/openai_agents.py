@@ -115,9 +115,12 @@ class LedgerHooks(RunHooks[Any]):
             await self.run.tool_completed(call, "ok", result=jsonable(result))
 
     async def on_llm_start(
-        self, context: RunContextWrapper[Any], agent: Agent[Any], system_prompt: str | None,
+        self,
+        context: RunContextWrapper[Any],
+        agent: Agent[Any],
+        system_prompt: str | None,
         input_items: list[Any],
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.llm_started[agent.name] = time.monotonic_ns()
 
     async def on_llm_end(
@@ -130,9 +133,14 @@ class LedgerHooks(RunHooks[Any]):
         model, tokens_in, tokens_out = _model_name(agent), usage.input_tokens, usage.output_tokens
         cost = self.price(model, tokens_in, tokens_out) if self.price else 0
         await self.run.usage(
-            self.provider, model, tokens_in, tokens_out, cost_usd=cost,
-            cache_read_tokens=cached, wallclock_ms=wallclock,
-        )  # fmt: skip
+            self.provider,
+            model,
+            tokens_in,
+            tokens_out,
+            cost_usd=cost,
+            cache_read_tokens=cached,
+            wallclock_ms=wallclock,
+        )
 
     async def on_agent_end(
         self, context: RunContextWrapper[Any], agent: Agent[Any], output: Any

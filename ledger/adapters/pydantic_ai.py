@@ -41,9 +41,14 @@ class LedgerCapability(AbstractCapability[Any]):
         self.default_side_effect = default_side_effect
 
     async def wrap_tool_execute(
-        self, ctx: RunContext[Any], *, call: ToolCallPart, tool_def: ToolDefinition, args: Any,
+        self,
+        ctx: RunContext[Any],
+        *,
+        call: ToolCallPart,
+        tool_def: ToolDefinition,
+        args: Any,
         handler: Any,
-    ) -> Any:  # fmt: skip
+    ) -> Any:
         name = call.tool_name
         side_effect = self.side_effects.get(name, self.default_side_effect)
         decision = await self.run.check_tool(name, side_effect)
@@ -63,8 +68,12 @@ class LedgerCapability(AbstractCapability[Any]):
     ) -> ModelResponse:
         usage = response.usage
         await self.run.usage(
-            response.provider_name or "unknown", response.model_name or "unknown",
-            usage.input_tokens, usage.output_tokens, 0,
-            cache_read_tokens=usage.cache_read_tokens, cache_write_tokens=usage.cache_write_tokens,
-        )  # fmt: skip
+            response.provider_name or "unknown",
+            response.model_name or "unknown",
+            usage.input_tokens,
+            usage.output_tokens,
+            0,
+            cache_read_tokens=usage.cache_read_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+        )
         return response

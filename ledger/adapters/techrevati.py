@@ -42,10 +42,17 @@ class LedgerBridge:
     name = "govledger-gate"
 
     def __init__(
-        self, recorder: Recorder, *, agent: str, objective: str, provider: str = "unknown",
-        side_effects: Mapping[str, str] | None = None, default_side_effect: str = "read",
-        risk: Any = "low", user: str | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        recorder: Recorder,
+        *,
+        agent: str,
+        objective: str,
+        provider: str = "unknown",
+        side_effects: Mapping[str, str] | None = None,
+        default_side_effect: str = "read",
+        risk: Any = "low",
+        user: str | None = None,
+    ) -> None:
         self.recorder = recorder
         self.agent = agent
         self.objective = objective
@@ -102,10 +109,14 @@ class LedgerBridge:
     def record(self, model: str, usage: UsageSnapshot, cost_usd: float) -> None:
         if self.run is not None and self.run.state == "running":
             self.run.usage(
-                self.provider, model or "unknown", usage.input_tokens, usage.output_tokens,
-                cost_usd=cost_usd, cache_read_tokens=usage.cache_read_tokens,
+                self.provider,
+                model or "unknown",
+                usage.input_tokens,
+                usage.output_tokens,
+                cost_usd=cost_usd,
+                cache_read_tokens=usage.cache_read_tokens,
                 cache_write_tokens=usage.cache_write_tokens,
-            )  # fmt: skip
+            )
 
     # --- Guardrail -------------------------------------------------------------------------
     def check_pre(self, *, role: str, tool: str) -> GuardrailOutcome:

@@ -179,9 +179,13 @@ class ProgressBar:
         )
 
         self.progress = Progress(
-            TextColumn(self.label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-            console=Console(stderr=True), transient=True,
-        )  # fmt: skip
+            TextColumn(self.label),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
         self.progress.start()
         self.task = self.progress.add_task(self.label, total=total)
 

@@ -28,9 +28,13 @@ def copy(src: str, dst: str, as_json: bool) -> None:
             done = copy_log(source, target, size=size, progress=advance)
     if as_json:
         echo_json(
-            {"already": done.already, "copied": done.copied, "size": done.size,
-             "root": done.root.hex()}
-        )  # fmt: skip
+            {
+                "already": done.already,
+                "copied": done.copied,
+                "size": done.size,
+                "root": done.root.hex(),
+            }
+        )
         return
     click.echo(
         f"copied {done.copied} events ({done.already} already there): "

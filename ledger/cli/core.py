@@ -270,8 +270,13 @@ def export(
 @click.option("--until", metavar="TS", help="Events at or before this time.")
 @click.option("--from", "from_seq", type=click.IntRange(min=1), default=1, help="First seq.")
 @click.option("--to", "to_seq", type=click.IntRange(min=1), default=None, help="Last seq.")
-@click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N",
-              help=f"At most N events, the first by seq [table default: {PAGE}; --json: all].")  # fmt: skip
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help=f"At most N events, the first by seq [table default: {PAGE}; --json: all].",
+)
 @json_option
 @pass_ctx
 def log(
@@ -315,8 +320,16 @@ def log(
             continue
         if n == 1:
             click.echo(fmt.format("seq", "ts", "type", "agent", "run", "summary"))
-        click.echo(fmt.format(event.seq, event.ts, event.type, event.agent or "-",
-                              event.run or "-", summarize(event)))  # fmt: skip
+        click.echo(
+            fmt.format(
+                event.seq,
+                event.ts,
+                event.type,
+                event.agent or "-",
+                event.run or "-",
+                summarize(event),
+            )
+        )
     if n == 0:
         filtered = any((run, agent, event_type, since, until, to_seq)) or from_seq > 1
         click.echo("no event matches" if filtered else "no events in the log", err=True)

@@ -53,18 +53,31 @@ def _cell(p: Pattern) -> str:
 
 @click.command()
 @click.option("--agent", help="Only this agent's patterns.")
-@click.option("--topic", metavar="TOPIC",
-              help="With --agent: print the learned examples to prepend to the agent's next "
-                   "prompt about TOPIC (a topic, a pattern name or free text); nothing when no "
-                   "pattern has emerged for it.")  # fmt: skip
-@click.option("--limit", type=click.IntRange(min=1), metavar="N",
-              help=f"At most N patterns, by agent then emergence [table default: {PAGE}; "
-                   "--json: all].")  # fmt: skip
+@click.option(
+    "--topic",
+    metavar="TOPIC",
+    help="With --agent: print the learned examples to prepend to the agent's next "
+    "prompt about TOPIC (a topic, a pattern name or free text); nothing when no "
+    "pattern has emerged for it.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help=f"At most N patterns, by agent then emergence [table default: {PAGE}; --json: all].",
+)
 @at_options
 @json_option
 @pass_ctx
-def corrections(ctx: Context, agent: str | None, topic: str | None, limit: int | None,
-                at_seq: int | None, as_of: str | None, as_json: bool) -> None:  # fmt: skip
+def corrections(
+    ctx: Context,
+    agent: str | None,
+    topic: str | None,
+    limit: int | None,
+    at_seq: int | None,
+    as_of: str | None,
+    as_json: bool,
+) -> None:
     """Emerged correction patterns: user corrections clustered per agent by topic (`--json`:
     one pattern per line, {"agent", "name", "count", "first_seq", "last_seq", "examples", ...}).
 
@@ -97,16 +110,22 @@ def corrections(ctx: Context, agent: str | None, topic: str | None, limit: int |
     if not found:
         _none_emerged(agent)
         return
-    print_table(None, ["agent", "pattern", "count", "seqs", "emerged", "examples"],
-                [[p.agent, p.name, p.count, f"{p.first_seq}–{p.last_seq}", p.emerged_seq,
-                  _cell(p)] for p in found])  # fmt: skip
+    print_table(
+        None,
+        ["agent", "pattern", "count", "seqs", "emerged", "examples"],
+        [
+            [p.agent, p.name, p.count, f"{p.first_seq}–{p.last_seq}", p.emerged_seq, _cell(p)]
+            for p in found
+        ],
+    )
     echo_more("pattern(s)", len(found), total, "by agent then emergence")
 
 
 def _none_emerged(agent: str | None) -> None:
     """Nothing matched: nothing on stdout (exit 0), a note on stderr."""
-    click.echo("no correction pattern has emerged" + (f" for agent {agent}" if agent else ""),
-               err=True)  # fmt: skip
+    click.echo(
+        "no correction pattern has emerged" + (f" for agent {agent}" if agent else ""), err=True
+    )
 
 
 COMMANDS = [corrections]

@@ -162,11 +162,17 @@ def _tour(ctx: Context, r: DemoResult, events: int) -> None:
         "Agents now",
         ["agent", "character", "tier", "effective", "since seq", "finished runs"],
         [
-            [a["agent"], r.characters.get(a["agent"], ""), f"T{a['tier']}",
-             f"T{a['effective_tier']}", a["since_seq"], a["finished_runs"]]
+            [
+                a["agent"],
+                r.characters.get(a["agent"], ""),
+                f"T{a['tier']}",
+                f"T{a['effective_tier']}",
+                a["since_seq"],
+                a["finished_runs"],
+            ]
             for a in r.tiers
         ],
-    )  # fmt: skip
+    )
     checkpoint = Path(ctx.db).with_suffix(".checkpoint")
     proof = str(Path(ctx.db).with_suffix(".event-42.tlog-proof"))  # beside the ledger too
     click.echo(
@@ -216,14 +222,18 @@ def _tour(ctx: Context, r: DemoResult, events: int) -> None:
     if r.awaiting:
         d = r.awaiting[0]
         steps.append(
-            (f"{g} tiers apply --signer root --approve {d.agent}",
-             f"say yes to {d.agent} → T{d.to_tier} (records it)")
-        )  # fmt: skip
+            (
+                f"{g} tiers apply --signer root --approve {d.agent}",
+                f"say yes to {d.agent} → T{d.to_tier} (records it)",
+            )
+        )
     report = Path(ctx.db).with_name("audit.html")
     steps.append(
-        (f"{g} report --trust {r.root_key_id} -o {q(str(report))}",
-         f"last: the whole audit in one HTML file, {report.name}: open it in a browser")
-    )  # fmt: skip
+        (
+            f"{g} report --trust {r.root_key_id} -o {q(str(report))}",
+            f"last: the whole audit in one HTML file, {report.name}: open it in a browser",
+        )
+    )
     # Align the comments, except after the odd long command (it would push every one out).
     width = min(max(len(c) for c, _ in steps), len(g) + COMMAND_WIDTH)
     for command, why in steps:

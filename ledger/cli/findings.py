@@ -33,8 +33,13 @@ def _time(value: str | None, option: str) -> str | None:
 
 
 @click.command("findings")
-@click.option("--kind", "kind", multiple=True, metavar="K",
-              help="Only findings of this kind (repeatable: any of them).")  # fmt: skip
+@click.option(
+    "--kind",
+    "kind",
+    multiple=True,
+    metavar="K",
+    help="Only findings of this kind (repeatable: any of them).",
+)
 @click.option(
     "--severity", metavar="S", help="Only findings of this severity (info, warning, critical)."
 )
@@ -42,14 +47,28 @@ def _time(value: str | None, option: str) -> str | None:
 @click.option("--run", help="Only this run's findings.")
 @click.option("--since", metavar="TS", help="Findings at or after this time (RFC 3339).")
 @click.option("--until", metavar="TS", help="Findings at or before this time (RFC 3339).")
-@click.option("--limit", type=click.IntRange(min=1), metavar="N",
-              help=f"At most N findings, the first by seq [table default: {PAGE}; --json: all].")  # fmt: skip
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help=f"At most N findings, the first by seq [table default: {PAGE}; --json: all].",
+)
 @at_options
 @json_option
 @pass_ctx
-def findings(ctx: Context, kind: tuple[str, ...], severity: str | None, agent: str | None,
-             run: str | None, since: str | None, until: str | None, limit: int | None,
-             at_seq: int | None, as_of: str | None, as_json: bool) -> None:  # fmt: skip
+def findings(
+    ctx: Context,
+    kind: tuple[str, ...],
+    severity: str | None,
+    agent: str | None,
+    run: str | None,
+    since: str | None,
+    until: str | None,
+    limit: int | None,
+    at_seq: int | None,
+    as_of: str | None,
+    as_json: bool,
+) -> None:
     """Every finding of the log in seq order: run checks, reliability signals, guardrails and
     tier checks (`unjustified_tier_change`), with the read model each comes from.
 
@@ -74,8 +93,14 @@ def findings(ctx: Context, kind: tuple[str, ...], severity: str | None, agent: s
         unknown = [k for k in kind if k not in valid]
         if unknown:
             raise InputError(f"--kind: unknown kind {unknown[0]!r}; valid: {', '.join(valid)}")
-        filters: dict[str, Any] = {"kinds": kind, "severity": severity, "agent": agent,
-                                   "run": run, "since": since_ts, "until": until_ts}  # fmt: skip
+        filters: dict[str, Any] = {
+            "kinds": kind,
+            "severity": severity,
+            "agent": agent,
+            "run": run,
+            "since": since_ts,
+            "until": until_ts,
+        }
         if as_json:
             shown = 0
             for sf in iter_findings(db, **filters, limit=limit):
@@ -84,17 +109,31 @@ def findings(ctx: Context, kind: tuple[str, ...], severity: str | None, agent: s
             if shown == 0:
                 _none(kind, severity, agent, run, since, until)
             return
-        rows = [[f.seq, f.ts[:19] + "Z", f.kind, f.severity, f.evidence_seq, f.agent, f.run,
-                 sf.source, f.detail]
-                for sf in iter_findings(db, **filters, limit=limit or PAGE)
-                for f in [sf.finding]]  # fmt: skip
+        rows = [
+            [
+                f.seq,
+                f.ts[:19] + "Z",
+                f.kind,
+                f.severity,
+                f.evidence_seq,
+                f.agent,
+                f.run,
+                sf.source,
+                f.detail,
+            ]
+            for sf in iter_findings(db, **filters, limit=limit or PAGE)
+            for f in [sf.finding]
+        ]
         counts = finding_counts(db, **filters)
     total = sum(counts.values())
     if total == 0:
         _none(kind, severity, agent, run, since, until)
         return
-    print_table(None, ["seq", "ts", "kind", "severity", "evidence", "agent", "run", "source",
-                       "detail"], rows)  # fmt: skip
+    print_table(
+        None,
+        ["seq", "ts", "kind", "severity", "evidence", "agent", "run", "source", "detail"],
+        rows,
+    )
     print_table(
         f"{total} finding(s) by kind and severity",
         ["kind", "severity", "count"],

@@ -116,8 +116,16 @@ def keys_revoke(ctx: Context, name: str, reason: str, signer: str, as_json: bool
         Draft("key.revoked", {"key_id": key["key_id"], "reason": reason}), signer=ctx.signer(signer)
     )
     if as_json:
-        echo_json({"name": name, "key_id": key["key_id"], "role": key["role"],
-                   "agent": key["agent"], "revoked": True, "seq": event.seq})  # fmt: skip
+        echo_json(
+            {
+                "name": name,
+                "key_id": key["key_id"],
+                "role": key["role"],
+                "agent": key["agent"],
+                "revoked": True,
+                "seq": event.seq,
+            }
+        )
     else:
         click.echo(f"key {name} ({key['key_id']}) revoked at seq {event.seq}")
 

@@ -15,15 +15,33 @@ from ledger.errors import InputError, VerificationError
 
 
 @click.command("report")
-@click.option("-o", "--output", "output", default="audit.html", show_default=True,
-              metavar="FILE", help="Where to write the report (`-` for stdout).")  # fmt: skip
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    default="audit.html",
+    show_default=True,
+    metavar="FILE",
+    help="Where to write the report (`-` for stdout).",
+)
 @click.option("--agent", help="Only this agent: its findings, runs, tier and patterns.")
-@click.option("--trust", "trust", multiple=True, metavar="KEY_ID",
-              help="Root key id to pin the verdict to (repeatable), as `verify --trust`.")  # fmt: skip
+@click.option(
+    "--trust",
+    "trust",
+    multiple=True,
+    metavar="KEY_ID",
+    help="Root key id to pin the verdict to (repeatable), as `verify --trust`.",
+)
 @at_options
 @pass_ctx
-def report(ctx: Context, output: str, agent: str | None, trust: tuple[str, ...],
-           at_seq: int | None, as_of: str | None) -> None:  # fmt: skip
+def report(
+    ctx: Context,
+    output: str,
+    agent: str | None,
+    trust: tuple[str, ...],
+    at_seq: int | None,
+    as_of: str | None,
+) -> None:
     """One self-contained HTML audit report: verdict, findings, tiers, runs, keys, policies.
 
     \b
@@ -50,16 +68,19 @@ def report(ctx: Context, output: str, agent: str | None, trust: tuple[str, ...],
         sys.stdout.flush()
     else:
         _write(Path(output), html)
-        click.echo(f"report written to {output} ({len(html.encode()):,} bytes, "
-                   f"{data.header.size:,} events)")  # fmt: skip
+        click.echo(
+            f"report written to {output} ({len(html.encode()):,} bytes, "
+            f"{data.header.size:,} events)"
+        )
     if not data.verify.ok:
         raise VerificationError(
             f"verify found {data.verify.problem_count} problem(s); the report lists them"
         )
 
 
-def _command(ctx: Context, output: str, agent: str | None, trust: tuple[str, ...],
-             at: int | None) -> str:  # fmt: skip
+def _command(
+    ctx: Context, output: str, agent: str | None, trust: tuple[str, ...], at: int | None
+) -> str:
     """The command line that reproduces the report (``--as-of`` resolved to its seq)."""
     q = shlex.quote
     parts = ["govledger", "--db", q(ctx.db), "report", "-o", q(output)]

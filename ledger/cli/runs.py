@@ -55,16 +55,32 @@ def runs() -> None:
 @click.option("--status", type=click.Choice(STATES), help="Only runs in this state.")
 @click.option("--since", metavar="TS", help="Runs that began at or after this time (RFC 3339).")
 @click.option("--until", metavar="TS", help="Runs that began at or before this time (RFC 3339).")
-@click.option("--non-compliant", is_flag=True,
-              help="Only runs that ended non-compliant or already hold a warning or critical finding.")  # fmt: skip
-@click.option("--limit", type=click.IntRange(min=1), metavar="N",
-              help=f"At most N runs, the first to begin [table default: {PAGE}; --json: all].")  # fmt: skip
+@click.option(
+    "--non-compliant",
+    is_flag=True,
+    help="Only runs that ended non-compliant or already hold a warning or critical finding.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help=f"At most N runs, the first to begin [table default: {PAGE}; --json: all].",
+)
 @at_options
 @json_option
 @pass_ctx
-def runs_list(ctx: Context, agent: str | None, status: str | None, since: str | None,
-              until: str | None, non_compliant: bool, limit: int | None, at_seq: int | None,
-              as_of: str | None, as_json: bool) -> None:  # fmt: skip
+def runs_list(
+    ctx: Context,
+    agent: str | None,
+    status: str | None,
+    since: str | None,
+    until: str | None,
+    non_compliant: bool,
+    limit: int | None,
+    at_seq: int | None,
+    as_of: str | None,
+    as_json: bool,
+) -> None:
     """List runs in the order they began, oldest first (`--json`: one run per line).
 
     The table shows one page (the first N runs, default 50) and says how many more match;
@@ -73,8 +89,13 @@ def runs_list(ctx: Context, agent: str | None, status: str | None, since: str | 
     from projections.runs.queries import count_runs, iter_runs
 
     ledger = ctx.ledger()
-    filters: dict[str, Any] = {"agent": agent, "status": status, "since": _time(since, "--since"),
-                               "until": _time(until, "--until"), "non_compliant": non_compliant}  # fmt: skip
+    filters: dict[str, Any] = {
+        "agent": agent,
+        "status": status,
+        "since": _time(since, "--since"),
+        "until": _time(until, "--until"),
+        "non_compliant": non_compliant,
+    }
     with read_models(ledger, resolve_at(ledger, at_seq, as_of)) as db:
         if as_json:
             shown = False
@@ -93,9 +114,18 @@ def runs_list(ctx: Context, agent: str | None, status: str | None, since: str | 
     print_table(
         None,
         ["run", "agent", "state", "compliant", "findings", "began"],
-        [[v.run, v.row["agent"], v.row["state"] or "-", "yes" if v.row["compliant"] else "no",
-          _findings_cell(v), v.row["first_ts"][:19] + "Z"] for v in views],
-    )  # fmt: skip
+        [
+            [
+                v.run,
+                v.row["agent"],
+                v.row["state"] or "-",
+                "yes" if v.row["compliant"] else "no",
+                _findings_cell(v),
+                v.row["first_ts"][:19] + "Z",
+            ]
+            for v in views
+        ],
+    )
     echo_more("run(s)", len(views), total, "by start, oldest first")
 
 
@@ -129,13 +159,18 @@ def _findings_cell(v: RunView) -> str:
 @runs.command("show")
 @click.argument("run")
 @at_options
-@click.option("--check", "check", is_flag=True,
-              help="Re-derive the run from the log (a fresh replay) and name every field where "
-                   "the stored read model differs; exit 1 when one does.")  # fmt: skip
+@click.option(
+    "--check",
+    "check",
+    is_flag=True,
+    help="Re-derive the run from the log (a fresh replay) and name every field where "
+    "the stored read model differs; exit 1 when one does.",
+)
 @json_option
 @pass_ctx
-def runs_show(ctx: Context, run: str, at_seq: int | None, as_of: str | None, check: bool,
-              as_json: bool) -> None:  # fmt: skip
+def runs_show(
+    ctx: Context, run: str, at_seq: int | None, as_of: str | None, check: bool, as_json: bool
+) -> None:
     """One run: state, totals, timeline (seq, time, type, summary), findings, and whether its
     events verify (each checked as `verify` checks it: framing, payload, hash, chain link, ts
     order, key as registered at that point of the log, signature).
@@ -165,8 +200,10 @@ def runs_show(ctx: Context, run: str, at_seq: int | None, as_of: str | None, che
     differences = _rederive(ledger, run, at, view.as_json()) if check else []
     if as_json:
         out = view.as_json()
-        out["timeline"] = [{"seq": e.seq, "ts": e.ts, "type": e.type, "agent": e.agent,
-                            "summary": summarize(e)} for e in timeline]  # fmt: skip
+        out["timeline"] = [
+            {"seq": e.seq, "ts": e.ts, "type": e.type, "agent": e.agent, "summary": summarize(e)}
+            for e in timeline
+        ]
         out["verified"] = not problems
         out["problems"] = problems
         out["signals"] = [s.as_json() for s in found]
@@ -177,49 +214,71 @@ def runs_show(ctx: Context, run: str, at_seq: int | None, as_of: str | None, che
         return
     r = view.row
     console = stdout_console()
-    console.print(f"[bold]run {run}[/bold]  agent {r['agent']}  "
-                  f"state {r['state'] or '- (no lifecycle event yet)'}  "
-                  f"{'compliant' if r['compliant'] else 'NOT compliant'}")  # fmt: skip
-    console.print(f"events {r['events']} (seq {r['first_seq']}–{r['last_seq']})  "
-                  f"duration {_duration(r['duration_ms'], r['state'])}  "
-                  f"tools {r['tool_calls']} ({r['tool_errors']} errors)  "
-                  f"tokens {r['tokens_in']}/{r['tokens_out']}  cost {r['cost_micro_usd']} µ$")  # fmt: skip
+    console.print(
+        f"[bold]run {run}[/bold]  agent {r['agent']}  "
+        f"state {r['state'] or '- (no lifecycle event yet)'}  "
+        f"{'compliant' if r['compliant'] else 'NOT compliant'}"
+    )
+    console.print(
+        f"events {r['events']} (seq {r['first_seq']}–{r['last_seq']})  "
+        f"duration {_duration(r['duration_ms'], r['state'])}  "
+        f"tools {r['tool_calls']} ({r['tool_errors']} errors)  "
+        f"tokens {r['tokens_in']}/{r['tokens_out']}  cost {r['cost_micro_usd']} µ$"
+    )
     if r["tier_approved"]:
-        console.print(f"approved by its tier: T{r['submitted_tier']} at submission "
-                      f"auto-approves its risk (policy [approval])")  # fmt: skip
+        console.print(
+            f"approved by its tier: T{r['submitted_tier']} at submission "
+            f"auto-approves its risk (policy [approval])"
+        )
     if r["contract_suffices"] and not r["grants"]:
-        console.print(f"no grant: held to the agent's contract (T{r['started_tier']} at its start, "
-                      f"policy [grants])")  # fmt: skip
-    print_table("timeline", ["seq", "ts", "type", "summary"],
-                [[e.seq, e.ts, e.type, summarize(e)] for e in timeline])  # fmt: skip
+        console.print(
+            f"no grant: held to the agent's contract (T{r['started_tier']} at its start, "
+            f"policy [grants])"
+        )
+    print_table(
+        "timeline",
+        ["seq", "ts", "type", "summary"],
+        [[e.seq, e.ts, e.type, summarize(e)] for e in timeline],
+    )
     if view.findings:
-        print_table("findings", ["seq", "kind", "severity", "evidence", "detail"],
-                    [[f.seq, f.kind, f.severity, f.evidence_seq or "-", f.detail]
-                     for f in view.findings])  # fmt: skip
+        print_table(
+            "findings",
+            ["seq", "kind", "severity", "evidence", "detail"],
+            [[f.seq, f.kind, f.severity, f.evidence_seq or "-", f.detail] for f in view.findings],
+        )
     else:
         console.print("findings: none")
     for s in found:
         guard = f", runtime guardrail at seq {s.linked_seq}" if s.linked_seq is not None else ""
-        console.print(f"{s.kind} at seq {s.seq}: triggered by seqs "
-                      f"{', '.join(map(str, s.triggers))}{guard}")  # fmt: skip
+        console.print(
+            f"{s.kind} at seq {s.seq}: triggered by seqs {', '.join(map(str, s.triggers))}{guard}"
+        )
     for a in view.anomalies:
         console.print(
             f"anomaly: seq {a['seq']} {a['type']}: {a['from'] or '(no state)'} → {a['to']} "
             "is not a legal transition"
         )
     if problems:
-        console.print(f"events verify: NO: {problems[0]['detail']}"
-                      + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))  # fmt: skip
+        console.print(
+            f"events verify: NO: {problems[0]['detail']}"
+            + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+        )
     else:
-        console.print(f"events verify: yes ({plural(len(rows), 'event')}: framing, payload, hash, "
-                      "chain link, ts order, key, signature)")  # fmt: skip
-    console.print("rests on: state, totals and findings: the stored read model"
-                  + (" (checked below)" if check else " (`--check` re-derives them from the log)")
-                  + "; timeline and events verify: the log itself")  # fmt: skip
+        console.print(
+            f"events verify: yes ({plural(len(rows), 'event')}: framing, payload, hash, "
+            "chain link, ts order, key, signature)"
+        )
+    console.print(
+        "rests on: state, totals and findings: the stored read model"
+        + (" (checked below)" if check else " (`--check` re-derives them from the log)")
+        + "; timeline and events verify: the log itself"
+    )
     if check:
         if differences:
-            console.print(f"check: the stored read model differs from the log in "
-                          f"{plural(len(differences), 'field')}:")  # fmt: skip
+            console.print(
+                f"check: the stored read model differs from the log in "
+                f"{plural(len(differences), 'field')}:"
+            )
             for d in differences:
                 console.print(
                     f"  {d['field']}: stored {d['stored']!r}, the log gives {d['derived']!r}"
@@ -260,8 +319,9 @@ def _fail_check(run: str, differences: list[dict[str, Any]]) -> None:
 @at_options
 @json_option
 @pass_ctx
-def metrics(ctx: Context, agent: str | None, at_seq: int | None, as_of: str | None,
-            as_json: bool) -> None:  # fmt: skip
+def metrics(
+    ctx: Context, agent: str | None, at_seq: int | None, as_of: str | None, as_json: bool
+) -> None:
     """Agent metrics: runs, compliance and streaks, violations, tokens, cost, failure classes
     (`--json`: one agent per line)."""
     from projections.runs.queries import agent_metrics
@@ -284,13 +344,32 @@ def metrics(ctx: Context, agent: str | None, at_seq: int | None, as_of: str | No
         return
     print_table(
         None,
-        ["agent", "tier", "runs", "ok/failed", "compliant", "streak", "violations",
-         "unjustified tier changes", "cost µ$"],
-        [[m.agent, _tier(m), m.runs, f"{m.completed}/{m.failed}", m.compliant_runs,
-          f"{m.current_streak} (best {m.best_streak})", _violations(m),
-          unjustified[m.agent] or "-", m.cost_micro_usd]
-         for m in ms],
-    )  # fmt: skip
+        [
+            "agent",
+            "tier",
+            "runs",
+            "ok/failed",
+            "compliant",
+            "streak",
+            "violations",
+            "unjustified tier changes",
+            "cost µ$",
+        ],
+        [
+            [
+                m.agent,
+                _tier(m),
+                m.runs,
+                f"{m.completed}/{m.failed}",
+                m.compliant_runs,
+                f"{m.current_streak} (best {m.best_streak})",
+                _violations(m),
+                unjustified[m.agent] or "-",
+                m.cost_micro_usd,
+            ]
+            for m in ms
+        ],
+    )
 
 
 def _tier(m: AgentMetrics) -> str:
@@ -305,12 +384,17 @@ def _violations(m: AgentMetrics) -> str:
 
 @click.command()
 @at_options
-@click.option("--check", "check_only", is_flag=True,
-              help="Compare a fresh replay with the stored read models; exit 1 when they differ.")  # fmt: skip
+@click.option(
+    "--check",
+    "check_only",
+    is_flag=True,
+    help="Compare a fresh replay with the stored read models; exit 1 when they differ.",
+)
 @json_option
 @pass_ctx
-def replay(ctx: Context, at_seq: int | None, as_of: str | None, check_only: bool,
-           as_json: bool) -> None:  # fmt: skip
+def replay(
+    ctx: Context, at_seq: int | None, as_of: str | None, check_only: bool, as_json: bool
+) -> None:
     """Rebuild the read models from the log.
 
     Without options, drops and rebuilds the stored read models. `--at-seq`/`--as-of` build
@@ -336,15 +420,22 @@ def replay(ctx: Context, at_seq: int | None, as_of: str | None, check_only: bool
             progress = catch_up(ledger, stored, rebuild=True, progress=bar.advance)
         seconds = time.perf_counter() - started
         summary = model_summary(stored)
-        out = {"rebuilt": True, "seconds": round(seconds, 3),
-               "projections": [{"name": p.name, "last_seq": p.to_seq} for p in progress], **summary}  # fmt: skip
+        out = {
+            "rebuilt": True,
+            "seconds": round(seconds, 3),
+            "projections": [{"name": p.name, "last_seq": p.to_seq} for p in progress],
+            **summary,
+        }
     else:
         with build_at(ledger, at) as db:
             summary = model_summary(db)
             pos = positions(db)
-        out = {"rebuilt": False, "at_seq": at,
-               "projections": [{"name": n, "last_seq": p.last_seq} for n, p in pos.items()],
-               **summary}  # fmt: skip
+        out = {
+            "rebuilt": False,
+            "at_seq": at,
+            "projections": [{"name": n, "last_seq": p.last_seq} for n, p in pos.items()],
+            **summary,
+        }
     if as_json:
         echo_json(out)
         return
@@ -356,8 +447,10 @@ def replay(ctx: Context, at_seq: int | None, as_of: str | None, check_only: bool
     events = max((p["last_seq"] for p in out["projections"]), default=0)
     rate = f" in {out['seconds']} s" if at is None else ""
     click.echo(f"{where}: {plural(events, 'event')}{rate}")
-    click.echo(f"runs {summary['runs_total']} ({_counts(summary['runs'])}), agents {summary['agents']}, "
-               f"findings {summary['findings_total']} ({_counts(summary['findings'])})")  # fmt: skip
+    click.echo(
+        f"runs {summary['runs_total']} ({_counts(summary['runs'])}), agents {summary['agents']}, "
+        f"findings {summary['findings_total']} ({_counts(summary['findings'])})"
+    )
 
 
 def _duration(ms: int | None, state: str | None) -> str:
@@ -383,17 +476,39 @@ def _check(ledger: Ledger, as_json: bool) -> None:
     unjustified = [] if differences else (catch_up(ledger, db), tier_findings(db))[1]
     pos = positions(db)
     size, _ = ledger.head()
-    projs = [{"name": p.name, "stored": p.name in pos,
-              "last_seq": pos[p.name].last_seq if p.name in pos else None} for p in default_projections()]  # fmt: skip
+    projs = [
+        {
+            "name": p.name,
+            "stored": p.name in pos,
+            "last_seq": pos[p.name].last_seq if p.name in pos else None,
+        }
+        for p in default_projections()
+    ]
     if as_json:
-        echo_json({"ok": not differences and not unjustified, "events": size,
-                   "projections": projs, "differences": [d.as_json() for d in differences],
-                   "unjustified_tier_changes": [
-                       {"seq": f.seq, "agent": f.agent, "kind": f.kind, "severity": f.severity,
-                        "evidence_seq": f.evidence_seq, "detail": f.detail} for f in unjustified]})  # fmt: skip
+        echo_json(
+            {
+                "ok": not differences and not unjustified,
+                "events": size,
+                "projections": projs,
+                "differences": [d.as_json() for d in differences],
+                "unjustified_tier_changes": [
+                    {
+                        "seq": f.seq,
+                        "agent": f.agent,
+                        "kind": f.kind,
+                        "severity": f.severity,
+                        "evidence_seq": f.evidence_seq,
+                        "detail": f.detail,
+                    }
+                    for f in unjustified
+                ],
+            }
+        )
     elif differences:
-        click.echo(f"read models differ from the log: {differences[0]}"
-                   + (f" (and {len(differences) - 1} more)" if len(differences) > 1 else ""))  # fmt: skip
+        click.echo(
+            f"read models differ from the log: {differences[0]}"
+            + (f" (and {len(differences) - 1} more)" if len(differences) > 1 else "")
+        )
         for d in differences[1:]:
             click.echo(f"  {d}")
     elif unjustified:

@@ -14,18 +14,26 @@ from ledger.errors import EnvironmentProblem, InputError
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
-    "--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
+    "--port",
+    default=8080,
+    show_default=True,
+    type=click.IntRange(0, 65535),
     help="Port to listen on (0: any free port; the one chosen is printed).",
-)  # fmt: skip
+)
 @click.option(
-    "--checkpoint-signer", metavar="NAME",
+    "--checkpoint-signer",
+    metavar="NAME",
     help="Governor key that signs a fresh checkpoint when the log has grown (at most once a "
     "second); without it /checkpoint serves the latest one signed with `govledger checkpoint`.",
-)  # fmt: skip
+)
 @click.option(
-    "--max-body", default=4 * 1024 * 1024, show_default=True, type=click.IntRange(min=1),
-    metavar="BYTES", help="Largest request body accepted (413 above).",
-)  # fmt: skip
+    "--max-body",
+    default=4 * 1024 * 1024,
+    show_default=True,
+    type=click.IntRange(min=1),
+    metavar="BYTES",
+    help="Largest request body accepted (413 above).",
+)
 @pass_ctx
 def serve(ctx: Context, host: str, port: int, checkpoint_signer: str | None, max_body: int) -> None:
     """Serve the ledger over HTTP: appends with bearer tokens, reads, proofs, C2SP tiles.
@@ -109,9 +117,14 @@ def tokens_list(ctx: Context, as_json: bool) -> None:
         for t in found:
             echo_json(t.as_json())
         return
-    print_table("tokens", ["name", "signer", "agent", "types", "created", "revoked"],
-                [[t.name, t.signer, t.agent, ",".join(t.types) or "all", t.created, t.revoked]
-                 for t in found])  # fmt: skip
+    print_table(
+        "tokens",
+        ["name", "signer", "agent", "types", "created", "revoked"],
+        [
+            [t.name, t.signer, t.agent, ",".join(t.types) or "all", t.created, t.revoked]
+            for t in found
+        ],
+    )
 
 
 @tokens.command("revoke")
@@ -128,9 +141,10 @@ def tokens_revoke(ctx: Context, name: str) -> None:
 @click.command()
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option(
-    "--signer", help="Sign a fresh checkpoint with this governor key [default: root, when no "
+    "--signer",
+    help="Sign a fresh checkpoint with this governor key [default: root, when no "
     "stored checkpoint is at the current size].",
-)  # fmt: skip
+)
 @pass_ctx
 def tiles(ctx: Context, directory: str, signer: str | None) -> None:
     """Write the log as static C2SP tlog-tiles (checkpoint, tile/…, tile/entries/…) to DIRECTORY.

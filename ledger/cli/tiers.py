@@ -45,9 +45,17 @@ def _evidence(ev: Mapping[str, object] | None) -> str:
 
 
 def _due_rows(due: list[Due]) -> list[list[object]]:
-    return [[d.agent, d.change, f"{_t(d.from_tier)} → {_t(d.to_tier)}",
-             "needs --approve" if d.needs_approval else "", d.reason, _evidence(d.evidence)]
-            for d in due]  # fmt: skip
+    return [
+        [
+            d.agent,
+            d.change,
+            f"{_t(d.from_tier)} → {_t(d.to_tier)}",
+            "needs --approve" if d.needs_approval else "",
+            d.reason,
+            _evidence(d.evidence),
+        ]
+        for d in due
+    ]
 
 
 @click.group()
@@ -81,9 +89,14 @@ def tiers_show(ctx: Context, at_seq: int | None, as_of: str | None, as_json: boo
         for a in rows:
             echo_json(tier_json(a))
         return
-    print_table("tiers", ["agent", "tier", "effective", "since seq", "since", "flag"],
-                [[a.agent, _t(a.tier), _t(a.effective_tier), a.since_seq, a.since_ts,
-                  _flag(a)] for a in rows])  # fmt: skip
+    print_table(
+        "tiers",
+        ["agent", "tier", "effective", "since seq", "since", "flag"],
+        [
+            [a.agent, _t(a.tier), _t(a.effective_tier), a.since_seq, a.since_ts, _flag(a)]
+            for a in rows
+        ],
+    )
 
 
 def _flag(a: TierAgent) -> str:
@@ -102,8 +115,9 @@ def _flag(a: TierAgent) -> str:
 @at_options
 @json_option
 @pass_ctx
-def tiers_compute(ctx: Context, policy_file: str | None, at_seq: int | None, as_of: str | None,
-                  as_json: bool) -> None:  # fmt: skip
+def tiers_compute(
+    ctx: Context, policy_file: str | None, at_seq: int | None, as_of: str | None, as_json: bool
+) -> None:
     """The tier changes due now under the policy in force, each with its evidence.
 
     Promotion moves one tier at a time and respects the cooldown; demotion may skip tiers; a
@@ -189,17 +203,30 @@ def tiers_history(ctx: Context, agent: str, as_json: bool) -> None:
         for h in entries:
             echo_json({**h.as_json(), "signer": names.get(h.key)})
         return
-    print_table(f"tier history of {agent}",
-                ["seq", "ts", "change", "tiers", "signer", "policy", "evidence", "verdict"],
-                [[h.seq, h.ts, h.change, f"{_t(h.from_tier)} → {_t(h.to_tier)}".strip(" →"),
-                  names.get(h.key, h.key), "" if h.policy_version is None else
-                  f"v{h.policy_version}", _evidence(h.evidence),
-                  "justified" if h.justified else "UNJUSTIFIED: " + "; ".join(h.problems)]
-                 for h in entries])  # fmt: skip
+    print_table(
+        f"tier history of {agent}",
+        ["seq", "ts", "change", "tiers", "signer", "policy", "evidence", "verdict"],
+        [
+            [
+                h.seq,
+                h.ts,
+                h.change,
+                f"{_t(h.from_tier)} → {_t(h.to_tier)}".strip(" →"),
+                names.get(h.key, h.key),
+                "" if h.policy_version is None else f"v{h.policy_version}",
+                _evidence(h.evidence),
+                "justified" if h.justified else "UNJUSTIFIED: " + "; ".join(h.problems),
+            ]
+            for h in entries
+        ],
+    )
     bad = [h for h in entries if not h.justified]
     if bad:
-        click.echo(f"{len(bad)} unjustified_tier_change finding(s), severity critical "
-                   f"(govledger findings --agent {agent})", err=True)  # fmt: skip
+        click.echo(
+            f"{len(bad)} unjustified_tier_change finding(s), severity critical "
+            f"(govledger findings --agent {agent})",
+            err=True,
+        )
 
 
 @tiers.command("explain")
@@ -213,8 +240,14 @@ def tiers_history(ctx: Context, agent: str, as_json: bool) -> None:
 @at_options
 @json_option
 @pass_ctx
-def tiers_explain(ctx: Context, agent: str, policy_file: str | None, at_seq: int | None,
-                  as_of: str | None, as_json: bool) -> None:  # fmt: skip
+def tiers_explain(
+    ctx: Context,
+    agent: str,
+    policy_file: str | None,
+    at_seq: int | None,
+    as_of: str | None,
+    as_json: bool,
+) -> None:
     """For each criterion of AGENT's next tier: required, actual, met or not; and what AGENT
     may start on its own at its effective tier (policy [approval] and [grants])."""
     document = read_policy_file(policy_file) if policy_file is not None else None
@@ -247,9 +280,14 @@ def tiers_explain(ctx: Context, agent: str, policy_file: str | None, at_seq: int
         )
     click.echo(f"on its own {on_its_own}")
     if a.criteria:
-        print_table(f"criteria for {_t(a.next_tier)}", ["criterion", "required", "actual", "met"],
-                    [[c.name, f"{c.comparison} {c.required}", c.actual, "yes" if c.met else "no"]
-                     for c in a.criteria])  # fmt: skip
+        print_table(
+            f"criteria for {_t(a.next_tier)}",
+            ["criterion", "required", "actual", "met"],
+            [
+                [c.name, f"{c.comparison} {c.required}", c.actual, "yes" if c.met else "no"]
+                for c in a.criteria
+            ],
+        )
     elif a.next_tier is None:
         click.echo("already at the highest tier")
     if a.due is not None:

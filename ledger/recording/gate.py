@@ -122,8 +122,21 @@ def _run_verdict(db: ReadModels, agent: str, tool: str, run: str) -> Decision:
     row = db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run = ?", [run]).fetchone()
     if row is None or row[7] is None:
         return _deny(g.STARTED_WITHOUT_APPROVAL, f"run {run!r} was never submitted")
-    (run_agent, _state, approvals, approved_seq, until, rejected_seq, tier_approved, _,
-     grants, contract_suffices, started_seq, contract_from, started_tier) = row  # fmt: skip
+    (
+        run_agent,
+        _state,
+        approvals,
+        approved_seq,
+        until,
+        rejected_seq,
+        tier_approved,
+        _,
+        grants,
+        contract_suffices,
+        started_seq,
+        contract_from,
+        started_tier,
+    ) = row
     if run_agent != agent:
         return _deny(g.TOOL_OUTSIDE_GRANT, f"run {run!r} belongs to agent {run_agent!r}")
     now = now_ts()

@@ -42,10 +42,17 @@ class Lesson:
         return "\n".join([head, *(f"- {e}" for e in self.examples)])
 
     def as_json(self) -> dict[str, Any]:
-        return {"agent": self.agent, "name": self.name, "count": self.count,
-                "examples": list(self.examples), "example_seqs": list(self.example_seqs),
-                "first_seq": self.first_seq, "last_seq": self.last_seq,
-                "emerged_seq": self.emerged_seq, "topic": self.topic}  # fmt: skip
+        return {
+            "agent": self.agent,
+            "name": self.name,
+            "count": self.count,
+            "examples": list(self.examples),
+            "example_seqs": list(self.example_seqs),
+            "first_seq": self.first_seq,
+            "last_seq": self.last_seq,
+            "emerged_seq": self.emerged_seq,
+            "topic": self.topic,
+        }
 
 
 def lessons_of(db: ReadModels, agent: str) -> list[Lesson]:

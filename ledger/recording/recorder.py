@@ -176,9 +176,16 @@ class Recorder:
         """A run to record: ``with recorder.run(...) as run:`` (see ``Run``). ``run`` is the
         run id (default: ``run-`` and a UUIDv7); ``user`` defaults to ``actor``, else
         ``"unknown"``; ``actor`` is the envelope's actor of ``run.submitted``."""
-        return Run(self, agent=agent, objective=objective, risk=risk, auto_approve=auto_approve,
-                   run=run or f"run-{uuid7s(1)[0]}", user=user or actor or "unknown",
-                   actor=actor)  # fmt: skip
+        return Run(
+            self,
+            agent=agent,
+            objective=objective,
+            risk=risk,
+            auto_approve=auto_approve,
+            run=run or f"run-{uuid7s(1)[0]}",
+            user=user or actor or "unknown",
+            actor=actor,
+        )
 
     def arun(
         self,
@@ -192,8 +199,17 @@ class Recorder:
         actor: str | None = None,
     ) -> AsyncRun:
         """``run`` for asyncio: ``async with recorder.arun(...) as run:``."""
-        return AsyncRun(self.run(agent=agent, objective=objective, risk=risk,
-                                 auto_approve=auto_approve, run=run, user=user, actor=actor))  # fmt: skip
+        return AsyncRun(
+            self.run(
+                agent=agent,
+                objective=objective,
+                risk=risk,
+                auto_approve=auto_approve,
+                run=run,
+                user=user,
+                actor=actor,
+            )
+        )
 
     def feedback(self, agent: str, score_bp: int, by: str, *, run: str | None = None) -> int | None:
         """Record ``feedback.quality`` for ``agent`` (on ``run`` if given)."""
@@ -247,9 +263,12 @@ class Recorder:
             else "permission_denied"
         )
         detail = f"tool {tool!r} ({side_effect}) denied: {decision.reason}"
-        draft = Draft("guardrail.triggered",
-                      {"kind": kind, "severity": DENIAL_SEVERITY, "detail": detail},
-                      agent=agent, run=run)  # fmt: skip
+        draft = Draft(
+            "guardrail.triggered",
+            {"kind": kind, "severity": DENIAL_SEVERITY, "detail": detail},
+            agent=agent,
+            run=run,
+        )
         receipts = self.record([draft], side_effect=side_effect, what="gate denial")
         return Decision(False, decision.reason, decision.finding_kind, _last(receipts))
 

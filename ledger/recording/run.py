@@ -91,9 +91,11 @@ class Run:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.end(exc)
 
     def begin(self) -> list[Receipt] | None:
@@ -104,10 +106,16 @@ class Run:
             self.state = "running"
         submitted = Draft(
             "run.submitted",
-            {"objective": self.objective, "user": self.user, "risk": self.risk,
-             "auto_approve": self.auto_approve},
-            agent=self.agent, run=self.id, actor=self.actor,
-        )  # fmt: skip
+            {
+                "objective": self.objective,
+                "user": self.user,
+                "risk": self.risk,
+                "auto_approve": self.auto_approve,
+            },
+            agent=self.agent,
+            run=self.id,
+            actor=self.actor,
+        )
         started = Draft("run.started", {}, agent=self.agent, run=self.id)
         return self.recorder.record([submitted, started], what=f"run {self.id!r} start")
 
@@ -126,15 +134,17 @@ class Run:
                 draft = Draft("run.completed", payload, agent=self.agent, run=self.id)
             elif is_cancellation(exc):
                 self.state = "cancelled"
-                draft = Draft("run.cancelled", {"reason": describe(exc)},
-                              agent=self.agent, run=self.id)  # fmt: skip
+                draft = Draft(
+                    "run.cancelled", {"reason": describe(exc)}, agent=self.agent, run=self.id
+                )
             else:
                 self.state = "failed"
                 draft = Draft(
                     "run.failed",
                     {"failure_class": failure_class_of(exc), "message": describe(exc)},
-                    agent=self.agent, run=self.id,
-                )  # fmt: skip
+                    agent=self.agent,
+                    run=self.id,
+                )
         return self.recorder.record([draft], what=f"run {self.id!r} end", pending=exc)
 
     def set_outputs(self, outputs: Any) -> str:
@@ -158,9 +168,12 @@ class Run:
     # --- runtime events (SPEC §2.4) -------------------------------------------------------
 
     def plan(
-        self, steps: Sequence[Mapping[str, Any]], *, required_tier: int,
+        self,
+        steps: Sequence[Mapping[str, Any]],
+        *,
+        required_tier: int,
         risk: Risk | None = None,
-    ) -> int | None:  # fmt: skip
+    ) -> int | None:
         """Record ``run.planned``. Each step is ``{"tool", "side_effect", "args" or
         "args_digest", "reversible"}``; ``args`` is digested, never stored."""
         out = []
@@ -182,9 +195,14 @@ class Run:
         return ToolCall(tool, side_effect, digest, seq, started)
 
     def tool_completed(
-        self, call: ToolCall, status: Status = "ok", duration_ms: int | None = None,
-        result: Any = None, *, failure_class: str | None = None,
-    ) -> int | None:  # fmt: skip
+        self,
+        call: ToolCall,
+        status: Status = "ok",
+        duration_ms: int | None = None,
+        result: Any = None,
+        *,
+        failure_class: str | None = None,
+    ) -> int | None:
         """Record ``tool.completed`` for ``call``: ``duration_ms`` defaults to the time since
         the call; ``result`` (when not None) is stored as ``result_digest`` only."""
         if duration_ms is None:
@@ -201,25 +219,43 @@ class Run:
         return seq
 
     def usage(
-        self, provider: str, model: str, tokens_in: int, tokens_out: int,
-        cost_micro_usd: int | None = None, *, cost_usd: Any = None,
-        cache_read_tokens: int = 0, cache_write_tokens: int = 0, wallclock_ms: int = 0,
-    ) -> int | None:  # fmt: skip
+        self,
+        provider: str,
+        model: str,
+        tokens_in: int,
+        tokens_out: int,
+        cost_micro_usd: int | None = None,
+        *,
+        cost_usd: Any = None,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
+        wallclock_ms: int = 0,
+    ) -> int | None:
         """Record ``llm.usage``. Give the cost as integer ``cost_micro_usd`` or as ``cost_usd``
         (float, ``Decimal`` or int dollars, converted once by ``values.micro_usd``), not both."""
         if cost_micro_usd is not None and cost_usd is not None:
             raise InputError("usage: give cost_micro_usd or cost_usd, not both")
         cost = micro_usd(cost_usd) if cost_usd is not None else (cost_micro_usd or 0)
-        payload = {"provider": provider, "model": model, "tokens_in": tokens_in,
-                   "tokens_out": tokens_out, "cache_read_tokens": cache_read_tokens,
-                   "cache_write_tokens": cache_write_tokens, "cost_micro_usd": cost,
-                   "wallclock_ms": wallclock_ms}  # fmt: skip
+        payload = {
+            "provider": provider,
+            "model": model,
+            "tokens_in": tokens_in,
+            "tokens_out": tokens_out,
+            "cache_read_tokens": cache_read_tokens,
+            "cache_write_tokens": cache_write_tokens,
+            "cost_micro_usd": cost,
+            "wallclock_ms": wallclock_ms,
+        }
         return self._one("llm.usage", payload)
 
     def decision(
-        self, decision: str, confidence_bp: int | None = None, rationale: str = "", *,
+        self,
+        decision: str,
+        confidence_bp: int | None = None,
+        rationale: str = "",
+        *,
         confidence: Any = None,
-    ) -> int | None:  # fmt: skip
+    ) -> int | None:
         """Record ``decision.recorded`` (``EXECUTE``, ``SKIP``, ``ESCALATE``,
         ``INSUFFICIENT_INFORMATION``, ``ERROR``); the confidence as ``confidence_bp`` or as a
         ratio ``confidence`` in [0, 1] (converted to basis points, half to even)."""
@@ -279,46 +315,77 @@ class AsyncRun:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         # Shielded: a run being cancelled still records that it was.
         await asyncio.shield(self._call(self.sync.end, exc))
 
     def set_outputs(self, outputs: Any) -> str:
         return self.sync.set_outputs(outputs)
 
-    async def plan(self, steps: Sequence[Mapping[str, Any]], *, required_tier: int,
-                   risk: Risk | None = None) -> int | None:  # fmt: skip
+    async def plan(
+        self, steps: Sequence[Mapping[str, Any]], *, required_tier: int, risk: Risk | None = None
+    ) -> int | None:
         return await self._call(self.sync.plan, steps, required_tier=required_tier, risk=risk)
 
     async def tool_called(self, tool: str, args: Any, side_effect: str) -> ToolCall:
         return await self._call(self.sync.tool_called, tool, args, side_effect)
 
     async def tool_completed(
-        self, call: ToolCall, status: Status = "ok", duration_ms: int | None = None,
-        result: Any = None, *, failure_class: str | None = None,
-    ) -> int | None:  # fmt: skip
+        self,
+        call: ToolCall,
+        status: Status = "ok",
+        duration_ms: int | None = None,
+        result: Any = None,
+        *,
+        failure_class: str | None = None,
+    ) -> int | None:
         if duration_ms is None:  # measured here, not when a thread gets to it
             duration_ms = (time.monotonic_ns() - call.started_ns) // 1_000_000
-        return await self._call(self.sync.tool_completed, call, status, duration_ms, result,
-                                failure_class=failure_class)  # fmt: skip
+        return await self._call(
+            self.sync.tool_completed, call, status, duration_ms, result, failure_class=failure_class
+        )
 
     async def usage(
-        self, provider: str, model: str, tokens_in: int, tokens_out: int,
-        cost_micro_usd: int | None = None, *, cost_usd: Any = None,
-        cache_read_tokens: int = 0, cache_write_tokens: int = 0, wallclock_ms: int = 0,
-    ) -> int | None:  # fmt: skip
+        self,
+        provider: str,
+        model: str,
+        tokens_in: int,
+        tokens_out: int,
+        cost_micro_usd: int | None = None,
+        *,
+        cost_usd: Any = None,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
+        wallclock_ms: int = 0,
+    ) -> int | None:
         return await self._call(
-            self.sync.usage, provider, model, tokens_in, tokens_out, cost_micro_usd,
-            cost_usd=cost_usd, cache_read_tokens=cache_read_tokens,
-            cache_write_tokens=cache_write_tokens, wallclock_ms=wallclock_ms,
-        )  # fmt: skip
+            self.sync.usage,
+            provider,
+            model,
+            tokens_in,
+            tokens_out,
+            cost_micro_usd,
+            cost_usd=cost_usd,
+            cache_read_tokens=cache_read_tokens,
+            cache_write_tokens=cache_write_tokens,
+            wallclock_ms=wallclock_ms,
+        )
 
-    async def decision(self, decision: str, confidence_bp: int | None = None,
-                       rationale: str = "", *, confidence: Any = None) -> int | None:  # fmt: skip
-        return await self._call(self.sync.decision, decision, confidence_bp, rationale,
-                                confidence=confidence)  # fmt: skip
+    async def decision(
+        self,
+        decision: str,
+        confidence_bp: int | None = None,
+        rationale: str = "",
+        *,
+        confidence: Any = None,
+    ) -> int | None:
+        return await self._call(
+            self.sync.decision, decision, confidence_bp, rationale, confidence=confidence
+        )
 
     async def guardrail(self, kind: str, severity: str = "warning", detail: str = "") -> int | None:
         return await self._call(self.sync.guardrail, kind, severity, detail)

@@ -113,8 +113,9 @@ class HttpTransport:
         except ValueError as e:
             raise StoreError(f"service at {self.url}: answer is not JSON ({e})") from e
         try:
-            return [Receipt(int(r["seq"]), str(r["id"]), str(r["ts"]), str(r["hash"]))
-                    for r in answer]  # fmt: skip
+            return [
+                Receipt(int(r["seq"]), str(r["id"]), str(r["ts"]), str(r["hash"])) for r in answer
+            ]
         except (KeyError, TypeError, ValueError) as e:
             raise StoreError(
                 f"service at {self.url}: expected [{{seq, id, ts, hash}}], found {answer!r:.200}"

@@ -218,9 +218,16 @@ def gather(ledger: Ledger, options: ReportOptions) -> ReportData:
         ]
         totals = {
             k: sum(getattr(m, k) for m in metrics.values())
-            for k in ("tokens_in", "tokens_out", "cache_read_tokens", "cache_write_tokens",
-                      "cost_micro_usd", "llm_calls", "tool_calls")
-        }  # fmt: skip
+            for k in (
+                "tokens_in",
+                "tokens_out",
+                "cache_read_tokens",
+                "cache_write_tokens",
+                "cost_micro_usd",
+                "llm_calls",
+                "tool_calls",
+            )
+        }
         policies = _policies(db, size)
         patterns = list(iter_patterns(db, agent, limit=CAPS["patterns"]))
         patterns_total = count_patterns(db, agent)

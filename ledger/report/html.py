@@ -92,8 +92,10 @@ def _raw_td(html: str, **kw: object) -> str:
 def _more(shown: int, total: int, noun: str, how: str) -> str:
     if total <= shown:
         return ""
-    return (f'<p class="note">{total - shown:,} more {esc(noun)} not shown (the first {shown:,} '
-            f"{esc(how)}); use the command line for the rest.</p>")  # fmt: skip
+    return (
+        f'<p class="note">{total - shown:,} more {esc(noun)} not shown (the first {shown:,} '
+        f"{esc(how)}); use the command line for the rest.</p>"
+    )
 
 
 def render(d: ReportData) -> str:
@@ -124,8 +126,10 @@ def render(d: ReportData) -> str:
 def _header(d: ReportData) -> str:
     h, v, o = d.header, d.verify, d.options
     if v.ok:
-        verdict = f'<span class="ok">ok</span>: {v.events:,} events, every hash, link, ' \
-                  "signature and role checked"  # fmt: skip
+        verdict = (
+            f'<span class="ok">ok</span>: {v.events:,} events, every hash, link, '
+            "signature and role checked"
+        )
     else:
         first = v.problems[0] if v.problems else None
         verdict = f'<span class="bad">{v.problem_count:,} problem(s)</span>' + (
@@ -133,13 +137,16 @@ def _header(d: ReportData) -> str:
         )
     if o.trust:
         pin = f"pinned to {esc(', '.join(o.trust))}" + (
-            "" if v.root_key_id in o.trust else f' <span class="bad">(the log\'s root key is '
-            f"{esc(v.root_key_id)})</span>"
-        )  # fmt: skip
+            ""
+            if v.root_key_id in o.trust
+            else f' <span class="bad">(the log\'s root key is {esc(v.root_key_id)})</span>'
+        )
     else:
-        pin = (f'<span class="warn">not pinned</span>: the root key {esc(v.root_key_id)} was not '
-               "checked against a key id you trust, so this proves internal consistency only "
-               "(pass --trust KEY_ID)")  # fmt: skip
+        pin = (
+            f'<span class="warn">not pinned</span>: the root key {esc(v.root_key_id)} was not '
+            "checked against a key id you trust, so this proves internal consistency only "
+            "(pass --trust KEY_ID)"
+        )
     cp = h.checkpoint
     checkpoint = (
         "none signed"
@@ -165,19 +172,27 @@ def _header(d: ReportData) -> str:
     ]
     problems = ""
     if not v.ok:
-        problems = "<h3>Integrity problems</h3>" + _table(
-            ["seq", "kind", "detail"],
-            ([_td(p.seq, num=True), _td(p.kind), _td(p.detail)]
-             for p in v.problems[: CAPS["problems"]]),
-        ) + _more(min(len(v.problems), CAPS["problems"]), v.problem_count, "problems", "by seq")  # fmt: skip
+        problems = (
+            "<h3>Integrity problems</h3>"
+            + _table(
+                ["seq", "kind", "detail"],
+                (
+                    [_td(p.seq, num=True), _td(p.kind), _td(p.detail)]
+                    for p in v.problems[: CAPS["problems"]]
+                ),
+            )
+            + _more(min(len(v.problems), CAPS["problems"]), v.problem_count, "problems", "by seq")
+        )
     dl = "".join(f"<dt>{k}</dt><dd>{val}</dd>" for k, val in rows)
     return f'<section id="header"><dl class="kv">{dl}</dl>{problems}</section>'
 
 
 def _cards(items: Iterable[tuple[str, str]]) -> str:
-    return '<div class="cards">' + "".join(
-        f'<div class="card"><b>{val}</b>{esc(label)}</div>' for label, val in items
-    ) + "</div>"  # fmt: skip
+    return (
+        '<div class="cards">'
+        + "".join(f'<div class="card"><b>{val}</b>{esc(label)}</div>' for label, val in items)
+        + "</div>"
+    )
 
 
 def _summary(d: ReportData) -> str:
@@ -187,27 +202,68 @@ def _summary(d: ReportData) -> str:
     for (_, s), n in by_kind:
         sev[s] = sev.get(s, 0) + n
     out = ['<section id="summary"><h2>Summary</h2>']
-    out.append(_cards([("runs", f"{d.runs_total:,}"), ("non-compliant runs", f"{d.non_compliant:,}"),
-                       ("findings", f"{sum(sev.values()):,}"), ("agents", f"{d.agents_total:,}"),
-                       ("tokens in / out", f"{t['tokens_in']:,} / {t['tokens_out']:,}"),
-                       ("cost", usd(t["cost_micro_usd"]))]))  # fmt: skip
+    out.append(
+        _cards(
+            [
+                ("runs", f"{d.runs_total:,}"),
+                ("non-compliant runs", f"{d.non_compliant:,}"),
+                ("findings", f"{sum(sev.values()):,}"),
+                ("agents", f"{d.agents_total:,}"),
+                ("tokens in / out", f"{t['tokens_in']:,} / {t['tokens_out']:,}"),
+                ("cost", usd(t["cost_micro_usd"])),
+            ]
+        )
+    )
     out.append("<h3>Runs by state</h3>")
     out.append(
         _table(["state", "runs"], ([_td(s), _td(n, num=True)] for s, n in d.runs_by_state.items()))
     )
     out.append("<h3>Findings by kind and severity</h3>")
-    out.append(_table(["kind", "severity", "count"],
-                      ([_td(k), f'<td class="sev-{esc(s)}">{esc(s)}</td>', _td(n, num=True)]
-                       for (k, s), n in by_kind), sortable=True))  # fmt: skip
+    out.append(
+        _table(
+            ["kind", "severity", "count"],
+            (
+                [_td(k), f'<td class="sev-{esc(s)}">{esc(s)}</td>', _td(n, num=True)]
+                for (k, s), n in by_kind
+            ),
+            sortable=True,
+        )
+    )
     out.append("<h3>Agents by effective tier</h3>")
-    out.append(_table(["effective tier", "agents"],
-                      ([_td(tier(k)), _td(n, num=True)] for k, n in d.tiers_by_effective.items())))  # fmt: skip
+    out.append(
+        _table(
+            ["effective tier", "agents"],
+            ([_td(tier(k)), _td(n, num=True)] for k, n in d.tiers_by_effective.items()),
+        )
+    )
     out.append("<h3>Tokens and cost</h3>")
-    out.append(_table(["LLM calls", "tokens in", "tokens out", "cache read", "cache write",
-                       "tool calls", "cost"],
-                      [[_td(f"{t[k]:,}", num=True) for k in ("llm_calls", "tokens_in",
-                        "tokens_out", "cache_read_tokens", "cache_write_tokens", "tool_calls")]
-                       + [_td(usd(t["cost_micro_usd"]), num=True)]]))  # fmt: skip
+    out.append(
+        _table(
+            [
+                "LLM calls",
+                "tokens in",
+                "tokens out",
+                "cache read",
+                "cache write",
+                "tool calls",
+                "cost",
+            ],
+            [
+                [
+                    _td(f"{t[k]:,}", num=True)
+                    for k in (
+                        "llm_calls",
+                        "tokens_in",
+                        "tokens_out",
+                        "cache_read_tokens",
+                        "cache_write_tokens",
+                        "tool_calls",
+                    )
+                ]
+                + [_td(usd(t["cost_micro_usd"]), num=True)]
+            ],
+        )
+    )
     out.append("</section>")
     return "".join(out)
 
@@ -224,38 +280,87 @@ def _findings(d: ReportData) -> str:
     total = sum(d.finding_counts.values())
     shown = d.shown_runs
     rows = [
-        [_td(f.seq, num=True), _td(f.ts), _td(f.kind),
-         f'<td class="sev-{esc(f.severity)}" data-v="{ {"critical": 0, "warning": 1}.get(f.severity, 2)}">'
-         f"{esc(f.severity)}</td>",
-         _td(f.evidence_seq, num=True), _td(f.agent), _raw_td(_run_link(d, f.run, shown), v=f.run or ""),
-         _td(short(h), title=h), _td(source), _td(f.detail)]
+        [
+            _td(f.seq, num=True),
+            _td(f.ts),
+            _td(f.kind),
+            f'<td class="sev-{esc(f.severity)}" data-v="{ {"critical": 0, "warning": 1}.get(f.severity, 2) }">'
+            f"{esc(f.severity)}</td>",
+            _td(f.evidence_seq, num=True),
+            _td(f.agent),
+            _raw_td(_run_link(d, f.run, shown), v=f.run or ""),
+            _td(short(h), title=h),
+            _td(source),
+            _td(f.detail),
+        ]
         for f, source, h in d.findings
-    ]  # fmt: skip
-    table = _table(["seq", "ts", "kind", "severity", "evidence seq", "agent", "run", "hash",
-                    "source", "detail"], rows, sortable=True, cls="findings")  # fmt: skip
+    ]
+    table = _table(
+        [
+            "seq",
+            "ts",
+            "kind",
+            "severity",
+            "evidence seq",
+            "agent",
+            "run",
+            "hash",
+            "source",
+            "detail",
+        ],
+        rows,
+        sortable=True,
+        cls="findings",
+    )
     empty = "<p>No findings.</p>" if not rows else ""
-    return (f'<section id="findings"><h2>Findings ({total:,})</h2>'
-            f'<p class="note">Click a column header to sort.</p>{empty}{table if rows else ""}'
-            f'{_more(len(rows), total, "findings", "by seq")}</section>')  # fmt: skip
+    return (
+        f'<section id="findings"><h2>Findings ({total:,})</h2>'
+        f'<p class="note">Click a column header to sort.</p>{empty}{table if rows else ""}'
+        f"{_more(len(rows), total, 'findings', 'by seq')}</section>"
+    )
 
 
 def _agents(d: ReportData) -> str:
     rows = [
-        [_td(m.agent), _td(tier(t), sort=t), _td(tier(e), sort=e), _td(m.runs, num=True),
-         _td(m.compliant_runs, num=True), _td(m.current_streak, num=True),
-         _td(m.best_streak, num=True), _td(sum(m.violations.values()), num=True),
-         _td(f"{m.tokens_in + m.tokens_out:,}", num=True, sort=m.tokens_in + m.tokens_out),
-         _td(usd(m.cost_micro_usd), num=True, sort=m.cost_micro_usd)]
+        [
+            _td(m.agent),
+            _td(tier(t), sort=t),
+            _td(tier(e), sort=e),
+            _td(m.runs, num=True),
+            _td(m.compliant_runs, num=True),
+            _td(m.current_streak, num=True),
+            _td(m.best_streak, num=True),
+            _td(sum(m.violations.values()), num=True),
+            _td(f"{m.tokens_in + m.tokens_out:,}", num=True, sort=m.tokens_in + m.tokens_out),
+            _td(usd(m.cost_micro_usd), num=True, sort=m.cost_micro_usd),
+        ]
         for m, t, e in d.agent_rows
-    ]  # fmt: skip
-    out = [f'<section id="agents"><h2>Agents ({d.agents_total:,})</h2>',
-           _table(["agent", "tier", "effective", "runs", "compliant", "streak", "best streak",
-                   "findings", "tokens", "cost"], rows, sortable=True, cls="agents"),
-           _more(len(rows), d.agents_total, "agents", "by id"),
-           '<p class="legend note"><span>▲ promotion</span><span>▼ demotion</span>'
-           "<span>✕ revocation</span><span>● registration</span><span>faded: not justified "
-           "by the policy (the effective tier ignores it)</span><span>purple dashed: policy "
-           "version</span><span>red dashed: effective T0 after a critical finding</span></p>"]  # fmt: skip
+    ]
+    out = [
+        f'<section id="agents"><h2>Agents ({d.agents_total:,})</h2>',
+        _table(
+            [
+                "agent",
+                "tier",
+                "effective",
+                "runs",
+                "compliant",
+                "streak",
+                "best streak",
+                "findings",
+                "tokens",
+                "cost",
+            ],
+            rows,
+            sortable=True,
+            cls="agents",
+        ),
+        _more(len(rows), d.agents_total, "agents", "by id"),
+        '<p class="legend note"><span>▲ promotion</span><span>▼ demotion</span>'
+        "<span>✕ revocation</span><span>● registration</span><span>faded: not justified "
+        "by the policy (the effective tier ignores it)</span><span>purple dashed: policy "
+        "version</span><span>red dashed: effective T0 after a critical finding</span></p>",
+    ]
     policies = [(int(p["seq"]), int(p["version"])) for p in d.policies if p["error"] is None]
     out.extend(_agent(d, a, policies) for a in d.agents)
     out.append(_more(len(d.agents), d.agents_total, "agent charts", "by id"))
@@ -266,13 +371,18 @@ def _agents(d: ReportData) -> str:
 def _agent(d: ReportData, a: AgentSection, policies: list[tuple[int, int]]) -> str:
     m = a.metrics
     changes = [
-        (c.seq, c.change, c.to_tier, c.justified,
-         f"seq {c.seq} {c.ts}: {c.change} {tier(c.from_tier)}→{tier(c.to_tier)}"
-         + (f" ({c.reason})" if c.reason else "")
-         + (f", policy v{c.policy_version}" if c.policy_version is not None else "")
-         + ("" if c.justified else f"; NOT JUSTIFIED: {'; '.join(c.problems)}"))
+        (
+            c.seq,
+            c.change,
+            c.to_tier,
+            c.justified,
+            f"seq {c.seq} {c.ts}: {c.change} {tier(c.from_tier)}→{tier(c.to_tier)}"
+            + (f" ({c.reason})" if c.reason else "")
+            + (f", policy v{c.policy_version}" if c.policy_version is not None else "")
+            + ("" if c.justified else f"; NOT JUSTIFIED: {'; '.join(c.problems)}"),
+        )
         for c in a.changes
-    ]  # fmt: skip
+    ]
     chart = svg.tier_chart(
         changes, policies, d.header.size, f"tier of {m.agent} over seq", a.critical_seq
     )
@@ -298,15 +408,36 @@ def _runs(d: ReportData) -> str:
         r = v.row
         kinds = ", ".join(sorted({f.kind for f in v.findings}))
         rows.append(
-            f'<tr id="{run_anchor(v.run)}">' + _td(v.run) + _td(r["agent"]) + _td(r["state"])
-            + _td("yes" if r["compliant"] else "no") + _td(r["first_seq"], num=True)
-            + _td(r["events"], num=True) + _td(len(v.findings), num=True) + _td(kinds)
-            + _td(usd(int(r["cost_micro_usd"] or 0)), num=True, sort=r["cost_micro_usd"]) + "</tr>"
-        )  # fmt: skip
-    head = "".join(f"<th>{h}</th>" for h in ("run", "agent", "state", "compliant", "first seq",
-                                            "events", "findings", "kinds", "cost"))  # fmt: skip
-    table = (f'<table class="sortable runs"><thead><tr>{head}</tr></thead><tbody>'
-             f'{"".join(rows)}</tbody></table>')  # fmt: skip
+            f'<tr id="{run_anchor(v.run)}">'
+            + _td(v.run)
+            + _td(r["agent"])
+            + _td(r["state"])
+            + _td("yes" if r["compliant"] else "no")
+            + _td(r["first_seq"], num=True)
+            + _td(r["events"], num=True)
+            + _td(len(v.findings), num=True)
+            + _td(kinds)
+            + _td(usd(int(r["cost_micro_usd"] or 0)), num=True, sort=r["cost_micro_usd"])
+            + "</tr>"
+        )
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in (
+            "run",
+            "agent",
+            "state",
+            "compliant",
+            "first seq",
+            "events",
+            "findings",
+            "kinds",
+            "cost",
+        )
+    )
+    table = (
+        f'<table class="sortable runs"><thead><tr>{head}</tr></thead><tbody>'
+        f"{''.join(rows)}</tbody></table>"
+    )
     out = [
         f'<section id="runs"><h2>Runs: {d.runs_total_flagged:,} non-compliant of {d.runs_total:,}</h2>',
         '<p class="note">The non-compliant runs and the runs the findings above name.</p>',
@@ -329,47 +460,108 @@ def _timeline(d: ReportData, t: Timeline) -> str:
     rows = []
     for e in t.events:
         problems = d.bad_seqs.get(e.seq, [])
-        sig_ok = not any(p in {"bad_signature", "unknown_key", "revoked_key", "unauthorized",
-                               "hash_mismatch", "malformed"} for p in problems)  # fmt: skip
+        sig_ok = not any(
+            p
+            in {
+                "bad_signature",
+                "unknown_key",
+                "revoked_key",
+                "unauthorized",
+                "hash_mismatch",
+                "malformed",
+            }
+            for p in problems
+        )
         status = "ok" if sig_ok else ", ".join(problems)
         excerpt = payload_excerpt(e.payload)
-        points.append((e.seq, e.type, f"seq {e.seq} {e.ts} {e.type} key {e.key[:8]} "
-                       f"signature {status}: {excerpt}", sig_ok, e.seq in flagged))  # fmt: skip
-        rows.append([_td(e.seq, num=True), _td(e.ts), _td(e.type), _td(short(e.hash), title=e.hash),
-                     f'<td class="{"ok" if sig_ok else "bad"}">{esc(status)}</td>',
-                     _td(", ".join(sorted({f.kind for f in t.run.findings if f.seq == e.seq}))),
-                     f'<td class="mono">{esc(excerpt)}</td>'])  # fmt: skip
+        points.append(
+            (
+                e.seq,
+                e.type,
+                f"seq {e.seq} {e.ts} {e.type} key {e.key[:8]} signature {status}: {excerpt}",
+                sig_ok,
+                e.seq in flagged,
+            )
+        )
+        rows.append(
+            [
+                _td(e.seq, num=True),
+                _td(e.ts),
+                _td(e.type),
+                _td(short(e.hash), title=e.hash),
+                f'<td class="{"ok" if sig_ok else "bad"}">{esc(status)}</td>',
+                _td(", ".join(sorted({f.kind for f in t.run.findings if f.seq == e.seq}))),
+                f'<td class="mono">{esc(excerpt)}</td>',
+            ]
+        )
     chart = svg.swimlane(points, f"timeline of run {t.run.run}")
     more = _more(len(t.events), t.total, "events", "by seq")
-    return (f"<h3>{_run_link(d, t.run.run, d.shown_runs)} ({esc(t.run.row['agent'])}, "
-            f"{esc(t.run.row['state'])})</h3>{chart}{more}<details><summary>events</summary>"
-            + _table(["seq", "ts", "type", "hash", "signature", "finding", "payload"], rows)
-            + "</details>")  # fmt: skip
+    return (
+        f"<h3>{_run_link(d, t.run.run, d.shown_runs)} ({esc(t.run.row['agent'])}, "
+        f"{esc(t.run.row['state'])})</h3>{chart}{more}<details><summary>events</summary>"
+        + _table(["seq", "ts", "type", "hash", "signature", "finding", "payload"], rows)
+        + "</details>"
+    )
 
 
 def _patterns(d: ReportData) -> str:
-    rows = [[_td(p.agent), _td(p.name), _td(p.count, num=True), _td(p.first_seq, num=True),
-             _td(p.last_seq, num=True), _td(" | ".join(p.examples))] for p in d.patterns]  # fmt: skip
-    body = _table(["agent", "pattern", "count", "first seq", "last seq", "examples"], rows,
-                  sortable=True) if rows else "<p>No correction pattern has emerged.</p>"  # fmt: skip
-    return (f'<section id="corrections"><h2>Correction patterns ({d.patterns_total:,})</h2>{body}'
-            f'{_more(len(rows), d.patterns_total, "patterns", "by agent")}</section>')  # fmt: skip
+    rows = [
+        [
+            _td(p.agent),
+            _td(p.name),
+            _td(p.count, num=True),
+            _td(p.first_seq, num=True),
+            _td(p.last_seq, num=True),
+            _td(" | ".join(p.examples)),
+        ]
+        for p in d.patterns
+    ]
+    body = (
+        _table(
+            ["agent", "pattern", "count", "first seq", "last seq", "examples"], rows, sortable=True
+        )
+        if rows
+        else "<p>No correction pattern has emerged.</p>"
+    )
+    return (
+        f'<section id="corrections"><h2>Correction patterns ({d.patterns_total:,})</h2>{body}'
+        f"{_more(len(rows), d.patterns_total, 'patterns', 'by agent')}</section>"
+    )
 
 
 def _keys(d: ReportData) -> str:
-    rows = [[_td(k["name"]), f'<td class="mono">{esc(k["key_id"])}</td>', _td(k["role"]),
-             _td(k["agent"]), _td(k["registered_seq"], num=True),
-             _td("" if k["revoked_seq"] is None else f"revoked at seq {k['revoked_seq']}")]
-            for k in d.keys]  # fmt: skip
-    return ('<section id="keys"><h2>Key registry</h2>'
-            + _table(["name", "key id", "role", "agent", "registered seq", "revoked"], rows)
-            + "</section>")  # fmt: skip
+    rows = [
+        [
+            _td(k["name"]),
+            f'<td class="mono">{esc(k["key_id"])}</td>',
+            _td(k["role"]),
+            _td(k["agent"]),
+            _td(k["registered_seq"], num=True),
+            _td("" if k["revoked_seq"] is None else f"revoked at seq {k['revoked_seq']}"),
+        ]
+        for k in d.keys
+    ]
+    return (
+        '<section id="keys"><h2>Key registry</h2>'
+        + _table(["name", "key id", "role", "agent", "registered seq", "revoked"], rows)
+        + "</section>"
+    )
 
 
 def _policies(d: ReportData) -> str:
-    rows = [[_td(p["version"], num=True), _td(p["seq"], num=True), _td(p["ts"]),
-             f'<td class="mono">{esc(p["digest"])}</td>', _td(p["error"] or "in force from its seq")]
-            for p in d.policies]  # fmt: skip
-    body = (_table(["version", "seq", "ts", "digest (SHA-256 of RFC 8785 bytes)", "status"], rows)
-            if rows else "<p>No policy.set: the shipped default policy (version 0) applies.</p>")  # fmt: skip
+    rows = [
+        [
+            _td(p["version"], num=True),
+            _td(p["seq"], num=True),
+            _td(p["ts"]),
+            f'<td class="mono">{esc(p["digest"])}</td>',
+            _td(p["error"] or "in force from its seq"),
+        ]
+        for p in d.policies
+    ]
+    body = (
+        _table(["version", "seq", "ts", "digest (SHA-256 of RFC 8785 bytes)", "status"], rows)
+        if rows
+        else "<p>No policy.set: the shipped default policy (version 0) applies.</p>"
+    )
     return f'<section id="policies"><h2>Policy versions</h2>{body}</section>'

@@ -46,19 +46,27 @@ def tier_chart(
     def y(tier: int) -> float:
         return top + ph - ph * tier / 4
 
-    out = [f'<svg class="chart tier-chart" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
-           f'role="img" aria-label="{esc(label)}">']  # fmt: skip
+    out = [
+        f'<svg class="chart tier-chart" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
+        f'role="img" aria-label="{esc(label)}">'
+    ]
     for t in range(5):
-        out.append(f'<line x1="{left}" x2="{w - right}" y1="{_f(y(t))}" y2="{_f(y(t))}" '
-                   f'class="grid"/><text x="{left - 6}" y="{_f(y(t) + 4)}" '
-                   f'text-anchor="end" class="axis">T{t}</text>')  # fmt: skip
+        out.append(
+            f'<line x1="{left}" x2="{w - right}" y1="{_f(y(t))}" y2="{_f(y(t))}" '
+            f'class="grid"/><text x="{left - 6}" y="{_f(y(t) + 4)}" '
+            f'text-anchor="end" class="axis">T{t}</text>'
+        )
     for seq, ver in policies:
-        out.append(f'<line x1="{_f(x(seq))}" x2="{_f(x(seq))}" y1="{top}" y2="{top + ph}" '
-                   f'class="policy"><title>policy v{ver} set at seq {seq}</title></line>'
-                   f'<text x="{_f(x(seq) + 2)}" y="{top - 6}" class="axis">v{ver}</text>')  # fmt: skip
-    out.append(f'<text x="{left}" y="{h - 2}" class="axis">seq 0</text>'
-               f'<text x="{w - right}" y="{h - 2}" text-anchor="end" class="axis">'
-               f'seq {size}</text>')  # fmt: skip
+        out.append(
+            f'<line x1="{_f(x(seq))}" x2="{_f(x(seq))}" y1="{top}" y2="{top + ph}" '
+            f'class="policy"><title>policy v{ver} set at seq {seq}</title></line>'
+            f'<text x="{_f(x(seq) + 2)}" y="{top - 6}" class="axis">v{ver}</text>'
+        )
+    out.append(
+        f'<text x="{left}" y="{h - 2}" class="axis">seq 0</text>'
+        f'<text x="{w - right}" y="{h - 2}" text-anchor="end" class="axis">'
+        f"seq {size}</text>"
+    )
     points: list[str] = []
     prev: int | None = None
     for seq, _, to, justified, _ in changes:
@@ -72,14 +80,18 @@ def tier_chart(
         points.append(f"{_f(x(size))},{_f(y(prev))}")
         out.append(f'<polyline points="{" ".join(points)}" class="step"/>')
     if critical_seq is not None:
-        out.append(f'<line x1="{_f(x(critical_seq))}" x2="{_f(x(size))}" y1="{_f(y(0))}" '
-                   f'y2="{_f(y(0))}" class="effective"><title>effective T0 from seq '
-                   f"{critical_seq}: a critical finding since the tier was set</title></line>")  # fmt: skip
+        out.append(
+            f'<line x1="{_f(x(critical_seq))}" x2="{_f(x(size))}" y1="{_f(y(0))}" '
+            f'y2="{_f(y(0))}" class="effective"><title>effective T0 from seq '
+            f"{critical_seq}: a critical finding since the tier was set</title></line>"
+        )
     for seq, change, to, justified, title in changes:
         colour, glyph, _ = CHANGE_STYLE.get(change, ("#555", "◆", change))
         cls = "mark" if justified else "mark unjustified"
-        out.append(f'<text x="{_f(x(seq))}" y="{_f(y(to) + 5)}" text-anchor="middle" '
-                   f'fill="{colour}" class="{cls}"><title>{esc(title)}</title>{glyph}</text>')  # fmt: skip
+        out.append(
+            f'<text x="{_f(x(seq))}" y="{_f(y(to) + 5)}" text-anchor="middle" '
+            f'fill="{colour}" class="{cls}"><title>{esc(title)}</title>{glyph}</text>'
+        )
     out.append("</svg>")
     return "".join(out)
 
@@ -90,15 +102,19 @@ def bars(values: Sequence[int], width: int, label: str, unit: str, bucket: int) 
     n = max(1, len(values))
     peak = max(values, default=0) or 1
     bw = w / n
-    out = [f'<svg class="chart bars" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
-           f'role="img" aria-label="{esc(label)}"><text x="0" y="10" class="axis">'
-           f'{esc(label)} (max {peak:,} {esc(unit)})</text>']  # fmt: skip
+    out = [
+        f'<svg class="chart bars" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
+        f'role="img" aria-label="{esc(label)}"><text x="0" y="10" class="axis">'
+        f"{esc(label)} (max {peak:,} {esc(unit)})</text>"
+    ]
     for i, v in enumerate(values):
         bh = (h - top - bottom) * v / peak
         lo, hi = i * bucket + 1, (i + 1) * bucket
-        out.append(f'<rect x="{_f(i * bw)}" y="{_f(h - bottom - bh)}" width="{_f(max(bw - 1, 1))}"'
-                   f' height="{_f(bh)}" class="bar"><title>seq {lo}–{hi}: {v:,} {esc(unit)}'
-                   f"</title></rect>")  # fmt: skip
+        out.append(
+            f'<rect x="{_f(i * bw)}" y="{_f(h - bottom - bh)}" width="{_f(max(bw - 1, 1))}"'
+            f' height="{_f(bh)}" class="bar"><title>seq {lo}–{hi}: {v:,} {esc(unit)}'
+            f"</title></rect>"
+        )
     out.append("</svg>")
     return "".join(out)
 
@@ -129,19 +145,25 @@ def swimlane(events: Sequence[tuple[int, str, str, bool, bool]], label: str) -> 
     left, step, lane_h, top = 78, 22, 22, 16
     w = left + step * max(len(events), 1) + 10
     h = top + lane_h * len(lanes) + 6
-    out = [f'<svg class="chart swimlane" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
-           f'role="img" aria-label="{esc(label)}">']  # fmt: skip
+    out = [
+        f'<svg class="chart swimlane" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
+        f'role="img" aria-label="{esc(label)}">'
+    ]
     row = {ln: i for i, ln in enumerate(lanes)}
     for ln, i in row.items():
         yy = top + lane_h * i
-        out.append(f'<rect x="0" y="{yy}" width="{w}" height="{lane_h}" class="lane{i % 2}"/>'
-                   f'<text x="4" y="{yy + 15}" class="axis">{ln}</text>')  # fmt: skip
+        out.append(
+            f'<rect x="0" y="{yy}" width="{w}" height="{lane_h}" class="lane{i % 2}"/>'
+            f'<text x="4" y="{yy + 15}" class="axis">{ln}</text>'
+        )
     for j, (seq, type_, title, sig_ok, flagged) in enumerate(events):
         cx = left + step * j + step / 2
         cy = top + lane_h * row[lane_of(type_)] + lane_h / 2
         cls = "ev" + ("" if sig_ok else " badsig") + (" flagged" if flagged else "")
-        out.append(f'<circle cx="{_f(cx)}" cy="{_f(cy)}" r="6" class="{cls}"><title>'
-                   f'{esc(title)}</title></circle>')  # fmt: skip
+        out.append(
+            f'<circle cx="{_f(cx)}" cy="{_f(cy)}" r="6" class="{cls}"><title>'
+            f"{esc(title)}</title></circle>"
+        )
         if j % 2 == 0 or len(events) <= 12:
             out.append(f'<text x="{_f(cx)}" y="11" text-anchor="middle" class="seq">{seq}</text>')
     out.append("</svg>")

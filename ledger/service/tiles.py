@@ -136,8 +136,18 @@ def event_bodies(ledger: Ledger, first: int, last: int) -> Iterator[bytes]:
     if len(rows) != last - first + 1:
         raise InputError(f"events {first}-{last}: only {len(rows)} in the log")
     for e in rows:
-        yield body_bytes(seq=e[0], id=e[1], ts=e[2], type=e[3], agent=e[4], run=e[5],
-                         actor=e[6], payload=e[7], prev=e[8], key=e[9])  # fmt: skip
+        yield body_bytes(
+            seq=e[0],
+            id=e[1],
+            ts=e[2],
+            type=e[3],
+            agent=e[4],
+            run=e[5],
+            actor=e[6],
+            payload=e[7],
+            prev=e[8],
+            key=e[9],
+        )
 
 
 def _write(path: Path, data: bytes) -> None:

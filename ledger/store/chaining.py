@@ -209,8 +209,7 @@ def append_locked(
                     f"{where}: payload.digest: is {d.payload['digest']}, the document's is {digest}"
                 )
         event_id = next(fresh_ids) if d.id is None else d.id
-        body = encoder.body(seq, event_id, ts, d.type, d.agent, d.run, d.actor, text,
-                            prev, kid)  # fmt: skip
+        body = encoder.body(seq, event_id, ts, d.type, d.agent, d.run, d.actor, text, prev, kid)
         check_body_size(body, where)
         digest_b = event_hash(body)
         bodies.append(body)
@@ -284,8 +283,18 @@ def append_signed(store: ChainStore, rows: Sequence[Sequence[Any]]) -> None:
             raise ChainError(
                 f"seq {seq}: does not extend the copy's head (seq {size}, hash {prev[:12]}…)"
             )
-        body = body_bytes(seq=seq, id=id_, ts=ts, type=type_, agent=agent, run=run,
-                          actor=actor, payload=payload, prev=row_prev, key=kid)  # fmt: skip
+        body = body_bytes(
+            seq=seq,
+            id=id_,
+            ts=ts,
+            type=type_,
+            agent=agent,
+            run=run,
+            actor=actor,
+            payload=payload,
+            prev=row_prev,
+            key=kid,
+        )
         digest = event_hash(body)
         if digest.hex() != hash_:
             raise ChainError(f"seq {seq}: hash_mismatch: the stored hash is not its body's")

@@ -527,8 +527,10 @@ class PgLedger:
 
     def checkpoints(self) -> list[dict[str, Any]]:
         cur = self._q("SELECT size, signer, root, note, created FROM checkpoints ORDER BY size")
-        return [dict(zip(("size", "signer", "root", "note", "created"), r, strict=True))
-                for r in cur.fetchall()]  # fmt: skip
+        return [
+            dict(zip(("size", "signer", "root", "note", "created"), r, strict=True))
+            for r in cur.fetchall()
+        ]
 
     # --- appending ------------------------------------------------------------------------
 

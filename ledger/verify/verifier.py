@@ -257,7 +257,12 @@ class Verifier:
         )
         self._take_checker_problems()
         root_id = self.checker.root_key_id
-        if seq == 1 and self.trusted is not None and root_id is not None and root_id not in self.trusted:  # fmt: skip
+        if (
+            seq == 1
+            and self.trusted is not None
+            and root_id is not None
+            and root_id not in self.trusted
+        ):
             self.report.add(
                 Problem(
                     1,
@@ -313,7 +318,11 @@ class Verifier:
             raise ValueError(text_problem("id", ""))
         if not is_ts(ts):
             raise ValueError(f"ts {ts!r} is not RFC 3339 UTC with six fractional digits and Z")
-        for name, v, rx in (("prev", prev, HEX64_RE), ("hash", hash_, HEX64_RE), ("key", key, HEX32_RE)):  # fmt: skip
+        for name, v, rx in (
+            ("prev", prev, HEX64_RE),
+            ("hash", hash_, HEX64_RE),
+            ("key", key, HEX32_RE),
+        ):
             if type(v) is not str or rx.fullmatch(v) is None:
                 raise ValueError(f"{name} {v!r} is not lowercase hex of the right length")
         if not isinstance(sig, str):

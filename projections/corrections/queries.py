@@ -1,4 +1,4 @@
-"""Reading the correction patterns, and applying them to an agent's next prompt (issue 6).
+"""Reading the correction patterns, and applying them to an agent's next prompt.
 
 Every function takes a ``ReadModels`` holding the tables of ``projections.corrections.fold`` (the
 stored read models after ``catch_up``, or a scratch database from ``build_at`` for time travel)
@@ -36,11 +36,18 @@ class Pattern:
     signatures: list[frozenset[str]]
 
     def as_json(self) -> dict[str, Any]:
-        return {"agent": self.agent, "name": self.name, "count": self.count,
-                "first_seq": self.first_seq, "last_seq": self.last_seq,
-                "examples": self.examples, "example_seqs": self.example_seqs,
-                "emerged_seq": self.emerged_seq, "topic": self.topic,
-                "keywords": self.keywords}  # fmt: skip
+        return {
+            "agent": self.agent,
+            "name": self.name,
+            "count": self.count,
+            "first_seq": self.first_seq,
+            "last_seq": self.last_seq,
+            "examples": self.examples,
+            "example_seqs": self.example_seqs,
+            "emerged_seq": self.emerged_seq,
+            "topic": self.topic,
+            "keywords": self.keywords,
+        }
 
 
 def _policy(db: ReadModels) -> PolicyFold:
@@ -72,9 +79,19 @@ def iter_patterns(
             "ORDER BY seq LIMIT ?",
             [c.agent, c.cluster, max_examples],
         ).fetchall()
-        yield Pattern(c.agent, c.name, c.count, c.first_seq, c.last_seq, c.emerged_seq,
-                      c.topic, c.top_keywords(), [t for _, t in examples],
-                      [s for s, _ in examples], c.exemplars)  # fmt: skip
+        yield Pattern(
+            c.agent,
+            c.name,
+            c.count,
+            c.first_seq,
+            c.last_seq,
+            c.emerged_seq,
+            c.topic,
+            c.top_keywords(),
+            [t for _, t in examples],
+            [s for s, _ in examples],
+            c.exemplars,
+        )
 
 
 def patterns(db: ReadModels, agent: str | None = None) -> list[Pattern]:
@@ -125,5 +142,7 @@ def inject_corrections(db: ReadModels, agent: str, prompt: str, topic: str | Non
     if p is None:
         return prompt
     lines = "\n".join(f"- {e}" for e in p.examples)
-    return (f"Corrections this agent has received before (pattern {p.name!r}, "
-            f"{p.count} times):\n{lines}\n\n{prompt}")  # fmt: skip
+    return (
+        f"Corrections this agent has received before (pattern {p.name!r}, "
+        f"{p.count} times):\n{lines}\n\n{prompt}"
+    )

@@ -82,8 +82,10 @@ def _union(
             continue
         label = f"'{source}'"
         if source == "runs" and signals:
-            label = (f"CASE WHEN EXISTS (SELECT 1 FROM {SIGNALS_TABLE} s WHERE s.seq = f.seq "
-                     f"AND s.kind = f.kind) THEN 'reliability' ELSE 'runs' END")  # fmt: skip
+            label = (
+                f"CASE WHEN EXISTS (SELECT 1 FROM {SIGNALS_TABLE} s WHERE s.seq = f.seq "
+                f"AND s.kind = f.kind) THEN 'reliability' ELSE 'runs' END"
+            )
         parts.append(f"SELECT {columns}, {label} FROM {table} f WHERE {' AND '.join(where)}")
         args.extend(params)
     return (" UNION ALL ".join(parts), args) if parts else None
@@ -103,8 +105,16 @@ def iter_findings(
     """Findings in seq order (then kind), filtered: ``kinds`` (any of them; empty: all),
     ``since``/``until`` on the offending event's ts (inclusive, ledger ``ts`` form), at most
     ``limit``. Streams."""
-    union = _union(db, ", ".join(FINDINGS.column_names), kinds=kinds, severity=severity,
-                   agent=agent, run=run, since=since, until=until)  # fmt: skip
+    union = _union(
+        db,
+        ", ".join(FINDINGS.column_names),
+        kinds=kinds,
+        severity=severity,
+        agent=agent,
+        run=run,
+        since=since,
+        until=until,
+    )
     if union is None:
         return
     sql, args = union
@@ -125,8 +135,16 @@ def finding_counts(
 ) -> dict[tuple[str, str], int]:
     """``(kind, severity) → count`` of the findings ``iter_findings`` yields with the same
     filters and no limit, counted by SQL (no finding is read into Python)."""
-    union = _union(db, "kind, severity", kinds=kinds, severity=severity, agent=agent, run=run,
-                   since=since, until=until)  # fmt: skip
+    union = _union(
+        db,
+        "kind, severity",
+        kinds=kinds,
+        severity=severity,
+        agent=agent,
+        run=run,
+        since=since,
+        until=until,
+    )
     if union is None:
         return {}
     sql, args = union

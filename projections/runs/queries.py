@@ -1,4 +1,4 @@
-"""Reading the runs read model: runs, findings and agent metrics (SPEC §3, issue 3).
+"""Reading the runs read model: runs, findings and agent metrics (SPEC §3).
 
 Every function here takes a ``ReadModels`` holding the tables of ``projections.runs.fold`` (the stored
 read models after ``catch_up``, or a scratch database from ``build_at`` for time travel) and
@@ -185,8 +185,17 @@ def list_runs(
     limit: int | None = None,
 ) -> list[RunView]:
     """``iter_runs`` as a list (for small results: it holds every run)."""
-    return list(iter_runs(db, agent=agent, status=status, since=since, until=until,
-                          non_compliant=non_compliant, limit=limit))  # fmt: skip
+    return list(
+        iter_runs(
+            db,
+            agent=agent,
+            status=status,
+            since=since,
+            until=until,
+            non_compliant=non_compliant,
+            limit=limit,
+        )
+    )
 
 
 def summary(db: ReadModels) -> dict[str, Any]:
@@ -257,8 +266,9 @@ def agent_metrics(
     make a run non-compliant (the policy may tune it)."""
     one, params = ("WHERE agent = ?", [agent]) if agent is not None else ("", [])
     out: dict[str, AgentMetrics] = {}
-    for r in db.execute(f"SELECT {', '.join(AGENT_FIELDS)} FROM agents {one} ORDER BY agent",
-                        params):  # fmt: skip
+    for r in db.execute(
+        f"SELECT {', '.join(AGENT_FIELDS)} FROM agents {one} ORDER BY agent", params
+    ):
         a = dict(zip(AGENT_FIELDS, r, strict=True))
         tier = int(a["tier"])
         out[a["agent"]] = AgentMetrics(
@@ -266,10 +276,22 @@ def agent_metrics(
             registered=a["registered_seq"] is not None,
             tier=tier,
             effective_tier=g.effective_tier(tier, a["tier_since_seq"], a["last_critical_seq"]),
-            **{k: a[k] for k in ("llm_calls", "tokens_in", "tokens_out", "cache_read_tokens",
-                                 "cache_write_tokens", "cost_micro_usd", "feedback_count",
-                                 "feedback_score_bp_sum", "first_seq", "last_seq")},
-        )  # fmt: skip
+            **{
+                k: a[k]
+                for k in (
+                    "llm_calls",
+                    "tokens_in",
+                    "tokens_out",
+                    "cache_read_tokens",
+                    "cache_write_tokens",
+                    "cost_micro_usd",
+                    "feedback_count",
+                    "feedback_score_bp_sum",
+                    "first_seq",
+                    "last_seq",
+                )
+            },
+        )
     states = {"completed", "failed", "cancelled", "rejected"}
     for name, state, n, tools, anomalies in db.execute(
         f"SELECT agent, state, count(*), sum(tool_calls), sum(anomalies) FROM runs {one} "

@@ -1,4 +1,4 @@
-"""Reading the tiers read model: tiers, due changes, history, explanations, findings (issue 4).
+"""Reading the tiers read model: tiers, due changes, history, explanations, findings.
 
 Every function takes a ``ReadModels`` holding the tables of ``projections.tiers.fold`` (the stored read
 models after ``catch_up``, or a scratch database from ``build_at`` for time travel) and only
@@ -32,8 +32,9 @@ def policy_in_force(db: ReadModels, seq: int | None = None) -> Policy:
     at = clock(db)[0] if seq is None else seq
     row = db.execute(
         "SELECT seq, version, digest, document FROM tier_policies WHERE error IS NULL "
-        "AND seq <= ? ORDER BY seq DESC LIMIT 1", [at]
-    ).fetchone()  # fmt: skip
+        "AND seq <= ? ORDER BY seq DESC LIMIT 1",
+        [at],
+    ).fetchone()
     return load_policy(row)
 
 
@@ -47,8 +48,9 @@ def agents(db: ReadModels, agent: str | None = None) -> list[TierAgent]:
     one, params = ("AND agent = ?", [agent]) if agent is not None else ("", [])
     rows = db.execute(
         f"SELECT {', '.join(TIER_FIELDS)} FROM tiers "
-        f"WHERE (registered_seq IS NOT NULL OR changes > 0) {one} ORDER BY agent", params
-    )  # fmt: skip
+        f"WHERE (registered_seq IS NOT NULL OR changes > 0) {one} ORDER BY agent",
+        params,
+    )
     return [TierAgent(*r) for r in rows]
 
 
