@@ -471,7 +471,11 @@ def test_the_append_path_is_reached_only_through_the_store() -> None:
         for p in sources("ledger", "projections", "scripts")
         if any(n.startswith("ledger.store.chaining") for n in imports(p))
     ]
-    assert users == ["ledger/store/postgres.py", "ledger/store/sqlite.py"]
+    assert users == [
+        "ledger/store/postgres.py",
+        "ledger/store/sqlite.py",
+        "ledger/store/sqlite_chain.py",
+    ]
     append = ROOT / "ledger/store/chaining.py"
     assert not any(
         n.startswith(("ledger.store.sqlite", "ledger.store.postgres")) for n in imports(append)

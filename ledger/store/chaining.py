@@ -18,7 +18,7 @@ from ledger.crypto.keyfiles import Signer
 from ledger.crypto.signing import b64decode_canonical, b64encode, event_hash, key_id
 from ledger.errors import DuplicateEventId, EventValidationError, UnauthorizedWrite
 from ledger.event.body import BodyEncoder
-from ledger.event.canonical import canonical
+from ledger.event.canonical import canonical, loads
 from ledger.event.clock import now_ts, uuid7s
 from ledger.event.drafts import Prepared, check_body_size
 from ledger.event.envelope import Event, authorize, build_event
@@ -60,6 +60,63 @@ class ChainStore(Protocol):
 
     def insert_events(self, rows: list[list[Any]], bodies: list[bytes]) -> None:
         """Insert signed rows (``ROW_FIELDS`` order) with their canonical bodies."""
+
+
+_KEY_FIELDS = ("key_id", "name", "role", "agent", "revoked_seq")
+
+
+class IndexLookups:
+    """The ``ChainStore`` look-ups that are the same SQL in every store (the key index and the
+    last ``policy.set``). A store's ``ChainStore`` derives from it and gives ``query`` (run one
+    statement, return its cursor) and ``MARK``, its parameter placeholder."""
+
+    MARK = "?"
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        raise NotImplementedError
+
+    def key_state(self, kid: str) -> KeyState | None:
+        row = self.query(
+            f"SELECT key_id, name, role, agent, revoked_seq FROM keys WHERE key_id = {self.MARK}",
+            (kid,),
+        ).fetchone()
+        return None if row is None else dict(zip(_KEY_FIELDS, row, strict=True))
+
+    def key_ids_named(self, name: str) -> list[str]:
+        rows = self.query(f"SELECT key_id FROM keys WHERE name = {self.MARK}", (name,)).fetchall()
+        return [r[0] for r in rows]
+
+    def governor_key_ids(self) -> list[str]:
+        rows = self.query("SELECT key_id FROM keys WHERE role = 'governor'").fetchall()
+        return [r[0] for r in rows]
+
+    def last_policy_version(self) -> int:
+        last = self.query(
+            "SELECT payload FROM events WHERE type = 'policy.set' ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        return 0 if last is None else int(loads(last[0])["version"])
+
+    def write_index(
+        self,
+        nodes: list[tuple[int, int, bytes]],
+        new_keys: list[tuple[Any, ...]],
+        revoked: list[tuple[int, str]],
+    ) -> None:
+        m = self.MARK
+        for sql, rows in (
+            (f"INSERT INTO merkle_nodes (closes, level, hash) VALUES ({m}, {m}, {m})", nodes),
+            (
+                "INSERT INTO keys (key_id, name, public_key, role, agent, registered_seq) "
+                f"VALUES ({m}, {m}, {m}, {m}, {m}, {m})",
+                new_keys,
+            ),
+            (f"UPDATE keys SET revoked_seq = {m} WHERE key_id = {m}", revoked),
+        ):
+            if rows:
+                self.query_many(sql, rows)
+
+    def query_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        raise NotImplementedError
 
 
 class _Keys:

@@ -33,14 +33,13 @@ from ledger.errors import (
     StoreError,
     UnauthorizedWrite,
 )
-from ledger.event.canonical import loads
 from ledger.event.drafts import Draft, Prepared, prepare
 from ledger.event.envelope import ZERO_HASH, Event
 from ledger.event.framing import ROW_COLUMNS
 from ledger.settings import env_int
 from ledger.store import chaining
 from ledger.store.postgres_schema import APP_ROLE_SQL, META_TABLE, SCHEMA_SQL, SCHEMA_VERSION
-from ledger.store.tip import KeyState, Tip
+from ledger.store.tip import Tip
 from ledger.tlog import merkle
 
 try:
@@ -61,7 +60,6 @@ _INSERT = (
     "AS r(seq, id, ts, type, agent, run, actor, payload, prev, key, hash, sig, body, n) "
     "ORDER BY n"
 )
-_KEY_FIELDS = ("key_id", "name", "role", "agent", "revoked_seq")
 
 
 def is_postgres_url(value: str) -> bool:
@@ -764,7 +762,7 @@ class _PgWriteTx:
             raise translate(exc, ledger.path) from exc
 
 
-class _PgChain:
+class _PgChain(chaining.IndexLookups):
     """``chaining.ChainStore`` over a ``PgLedger``'s open write transaction."""
 
     def __init__(self, ledger: PgLedger) -> None:
@@ -782,51 +780,20 @@ class _PgChain:
     def stage_tip(self, tip: Tip) -> None:
         self.ledger._staged = tip
 
-    def key_state(self, kid: str) -> KeyState | None:
-        row = self.ledger._q(
-            "SELECT key_id, name, role, agent, revoked_seq FROM keys WHERE key_id = %s", (kid,)
-        ).fetchone()
-        return None if row is None else dict(zip(_KEY_FIELDS, row, strict=True))
+    MARK = "%s"
 
-    def key_ids_named(self, name: str) -> list[str]:
-        rows = self.ledger._q("SELECT key_id FROM keys WHERE name = %s", (name,)).fetchall()
-        return [r[0] for r in rows]
+    def query(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.ledger._q(sql, params)
 
-    def governor_key_ids(self) -> list[str]:
-        rows = self.ledger._q("SELECT key_id FROM keys WHERE role = 'governor'").fetchall()
-        return [r[0] for r in rows]
-
-    def last_policy_version(self) -> int:
-        last = self.ledger._q(
-            "SELECT payload FROM events WHERE type = 'policy.set' ORDER BY seq DESC LIMIT 1"
-        ).fetchone()
-        return 0 if last is None else int(loads(last[0])["version"])
+    def query_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        with self.ledger._errors(), self.ledger._conn.cursor() as cur:
+            cur.executemany(sql, rows)
 
     def first_logged_id(self, ids: Sequence[str]) -> tuple[str, int] | None:
         hit = self.ledger._q(
             "SELECT id, seq FROM events WHERE id = ANY(%s) ORDER BY seq LIMIT 1", (list(ids),)
         ).fetchone()
         return None if hit is None else (str(hit[0]), int(hit[1]))
-
-    def write_index(
-        self,
-        nodes: list[tuple[int, int, bytes]],
-        new_keys: list[tuple[Any, ...]],
-        revoked: list[tuple[int, str]],
-    ) -> None:
-        with self.ledger._errors(), self.ledger._conn.cursor() as cur:
-            if nodes:
-                cur.executemany(
-                    "INSERT INTO merkle_nodes (closes, level, hash) VALUES (%s, %s, %s)", nodes
-                )
-            if new_keys:
-                cur.executemany(
-                    "INSERT INTO keys (key_id, name, public_key, role, agent, registered_seq) "
-                    "VALUES (%s, %s, %s, %s, %s, %s)",
-                    new_keys,
-                )
-            if revoked:
-                cur.executemany("UPDATE keys SET revoked_seq = %s WHERE key_id = %s", revoked)
 
     def insert_events(self, rows: list[list[Any]], bodies: list[bytes]) -> None:
         # One INSERT of all the rows (arrays unnested in order): the head row then moves once.

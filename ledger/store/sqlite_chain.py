@@ -1,23 +1,23 @@
-"""``chaining.ChainStore`` over a SQLite ``Ledger``'s open write transaction: how rows signed
-elsewhere (``govledger copy``) are written to a SQLite file after checking that they extend it."""
+"""``chaining.ChainStore`` over a SQLite ``Ledger``'s open write transaction: where the shared
+write path (``ledger.store.chaining``) reads the tip and the key index of a SQLite file and
+writes its rows, for appends and for rows copied from another store (``govledger copy``)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ledger.event.canonical import loads
 from ledger.event.framing import ROW_COLUMNS, ROW_FIELDS
-from ledger.store.tip import KeyState, Tip
+from ledger.store.chaining import IndexLookups
+from ledger.store.tip import Tip
 
 if TYPE_CHECKING:
     from ledger.store.sqlite import Ledger
 
 _INSERT = f"INSERT INTO events ({ROW_COLUMNS}) VALUES ({', '.join('?' * len(ROW_FIELDS))})"
-_KEY_FIELDS = ("key_id", "name", "role", "agent", "revoked_seq")
 
 
-class SqliteChain:
+class SqliteChain(IndexLookups):
     """The store side of ``chaining`` for this thread's connection to a ``Ledger``."""
 
     def __init__(self, ledger: Ledger) -> None:
@@ -31,26 +31,6 @@ class SqliteChain:
     def stage_tip(self, tip: Tip) -> None:
         self.session.staged = tip
 
-    def key_state(self, kid: str) -> KeyState | None:
-        row = self.conn.execute(
-            "SELECT key_id, name, role, agent, revoked_seq FROM keys WHERE key_id = ?", (kid,)
-        ).fetchone()
-        return None if row is None else dict(zip(_KEY_FIELDS, row, strict=True))
-
-    def key_ids_named(self, name: str) -> list[str]:
-        rows = self.conn.execute("SELECT key_id FROM keys WHERE name = ?", (name,)).fetchall()
-        return [r[0] for r in rows]
-
-    def governor_key_ids(self) -> list[str]:
-        rows = self.conn.execute("SELECT key_id FROM keys WHERE role = 'governor'").fetchall()
-        return [r[0] for r in rows]
-
-    def last_policy_version(self) -> int:
-        last = self.conn.execute(
-            "SELECT payload FROM events WHERE type = 'policy.set' ORDER BY seq DESC LIMIT 1"
-        ).fetchone()
-        return 0 if last is None else int(loads(last[0])["version"])
-
     def first_logged_id(self, ids: Sequence[str]) -> tuple[str, int] | None:
         marks = ",".join("?" * len(ids))
         hit = self.conn.execute(
@@ -58,24 +38,11 @@ class SqliteChain:
         ).fetchone()
         return None if hit is None else (str(hit[0]), int(hit[1]))
 
-    def write_index(
-        self,
-        nodes: list[tuple[int, int, bytes]],
-        new_keys: list[tuple[Any, ...]],
-        revoked: list[tuple[int, str]],
-    ) -> None:
-        if nodes:
-            self.conn.executemany(
-                "INSERT INTO merkle_nodes (closes, level, hash) VALUES (?, ?, ?)", nodes
-            )
-        if new_keys:
-            self.conn.executemany(
-                "INSERT INTO keys (key_id, name, public_key, role, agent, registered_seq) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                new_keys,
-            )
-        if revoked:
-            self.conn.executemany("UPDATE keys SET revoked_seq = ? WHERE key_id = ?", revoked)
+    def query(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.conn.execute(sql, params)
+
+    def query_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self.conn.executemany(sql, rows)
 
     def insert_events(self, rows: list[list[Any]], bodies: list[bytes]) -> None:
         self.conn.executemany(_INSERT, rows)
