@@ -103,11 +103,7 @@ PARTS: dict[str, set[str]] = {
     | {"ledger.service", "ledger.report", "ledger.adapters"},
 }
 
-KNOWN_EXCEPTIONS: set[tuple[str, str]] = {
-    # The consistency checks report verification problems; moving ``Problem`` and ``short``
-    # out of ``ledger.verify.chain`` (or the checks into ``ledger.verify``) removes this one:
-    ("ledger.tlog.consistency", "ledger.verify.chain"),
-}
+KNOWN_EXCEPTIONS: set[tuple[str, str]] = set()
 """``(importer, imported)`` modules whose arrow breaks ``PARTS`` today, each with the work that
 removes it. The test fails on any other break, and on a listed one that no longer exists."""
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from ledger.store.sqlite import Ledger
-from ledger.tlog.consistency import state_path
+from ledger.verify.consistency import state_path
 from tests.conftest import ORIGIN, Cli, LedgerKeys, populate
 
 GOVLEDGER = str(Path(sys.executable).parent / "govledger")

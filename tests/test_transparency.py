@@ -29,8 +29,8 @@ from ledger.event.body import body_bytes
 from ledger.event.canonical import canonical
 from ledger.store.sqlite import Draft, Ledger
 from ledger.tlog import merkle
-from ledger.tlog.consistency import state_path
 from ledger.tlog.proofs import sign_current_checkpoint
+from ledger.verify.consistency import state_path
 from ledger.verify.verifier import verify_ledger
 from tests.conftest import ORIGIN, Cli, LedgerKeys, approval, populate, run_drafts
 

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from ledger.tlog import merkle
-from ledger.tlog.consistency import state_path
 from ledger.tlog.stored_tree import RootAccumulator
+from ledger.verify.consistency import state_path
 from tests.conftest import ORIGIN, Cli
 
 REWRITE = 20

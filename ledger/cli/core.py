@@ -95,7 +95,7 @@ def _check_origin(origin: str) -> None:
 def _warn_known_origin(origin: str, root_key_id: str) -> None:
     """Warn when this machine has verified another log of this origin: `verify` will report
     the new log as a different one (remembered state is kept per log of an origin)."""
-    from ledger.tlog.consistency import known_logs, state_path
+    from ledger.verify.consistency import known_logs, state_path
 
     try:
         seen = known_logs(origin)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
@@ -409,3 +409,11 @@ def parse_witness_request(text: str | bytes) -> WitnessRequest:
     proof = _hash_lines(lines[1:], 2, "witness request")
     parse_unverified_checkpoint(note, "witness request checkpoint")
     return WitnessRequest(old_size=old_size, proof=proof, checkpoint_note=note)
+
+
+def governor_verifiers(origin: str, public_keys: Iterable[bytes]) -> list[Verifier]:
+    """C2SP note verifiers (key name = origin) for the given governor public keys."""
+    return [
+        Verifier(name=origin, key_id=compute_key_id(name=origin, public_key=pub), public_key=pub)
+        for pub in public_keys
+    ]

@@ -18,11 +18,11 @@ from ledger.errors import CheckpointError, InputError, ProofError
 from ledger.event.body import body_bytes
 from ledger.event.canonical import loads
 from ledger.event.envelope import format_ts
-from ledger.tlog.consistency import governor_verifiers
 from ledger.tlog.notes import (
     Checkpoint,
     format_tlog_proof,
     format_witness_request,
+    governor_verifiers,
     open_note,
     parse_checkpoint,
     sign_checkpoint,

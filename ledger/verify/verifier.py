@@ -382,7 +382,7 @@ class Verifier:
 
 
 def _wanted(checkpoint: str | None, origin: str | None, use_state: bool) -> set[int]:
-    from ledger.tlog.consistency import checkpoint_roots_wanted, remembered_sizes
+    from ledger.verify.consistency import checkpoint_roots_wanted, remembered_sizes
 
     sizes = set()
     if checkpoint is not None:
@@ -410,7 +410,7 @@ def verify_ledger(
     (4) check the checkpoint, (5) check and update the remembered state.
     """
     from ledger.errors import InputError
-    from ledger.tlog.consistency import check_checkpoint, check_remembered
+    from ledger.verify.consistency import check_checkpoint, check_remembered
 
     size = ledger.size
     checker = ChainChecker()
@@ -477,7 +477,7 @@ def _refuse_checkpoint_before(from_seq: int, checkpoint: str | None) -> None:
     """``--from K`` recomputes roots from seq K − 1 on only: an older checkpoint is refused
     (exit 2) rather than checked against stored nodes nothing verified."""
     from ledger.errors import InputError
-    from ledger.tlog.consistency import checkpoint_roots_wanted
+    from ledger.verify.consistency import checkpoint_roots_wanted
 
     if checkpoint is None:
         return
@@ -551,7 +551,7 @@ def verify_export(
     parallel: bool = True,
 ) -> VerifyReport:
     """Verify an exported JSON Lines file (it must start at seq 1)."""
-    from ledger.tlog.consistency import check_checkpoint
+    from ledger.verify.consistency import check_checkpoint
 
     v = Verifier(
         trusted=trusted,

@@ -26,9 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from ledger.errors import CheckpointError, StateError
-from ledger.tlog.notes import Verifier as NoteVerifier
 from ledger.tlog.notes import (
-    compute_key_id,
+    governor_verifiers,
     open_note,
     parse_checkpoint,
     parse_unverified_checkpoint,
@@ -68,16 +67,6 @@ def _compare(report: Any, *, origin: str, size: int, root: bytes, what: str) -> 
                 f"{short(actual.hex())}",
             )
         )
-
-
-def governor_verifiers(origin: str, public_keys: Iterable[bytes]) -> list[NoteVerifier]:
-    """C2SP note verifiers (key name = origin) for the given governor public keys."""
-    return [
-        NoteVerifier(
-            name=origin, key_id=compute_key_id(name=origin, public_key=pub), public_key=pub
-        )
-        for pub in public_keys
-    ]
 
 
 def checkpoint_roots_wanted(note: str) -> int:
