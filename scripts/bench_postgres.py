@@ -334,7 +334,11 @@ class Server:
         self.made: list[str] = []
 
     def settings(self) -> dict[str, str]:
-        return {s: str(self.conn.execute(f"SHOW {s}").fetchone()[0]) for s in SETTINGS}
+        out = {}
+        for name in SETTINGS:
+            row = self.conn.execute(f"SHOW {name}").fetchone()
+            out[name] = "?" if row is None else str(row[0])
+        return out
 
     def new_db(self, name: str) -> str:
         dbname = f"{self.prefix}_{name}".replace("-", "_")
@@ -477,15 +481,16 @@ def run_all(
         n = args.events if s == "batch100" else args.single if s == "single" else 0
         impls = ("govledger-pg", BASELINE[s])
         for impl in impls if round_ % 2 == 0 else impls[::-1]:
-            job = {**base, "scenario": s, "impl": impl, "n": n}
+            job: dict[str, Any] = {**base, "scenario": s, "impl": impl, "n": n}
+            url = ""
             if s in ("verify", "replay"):
                 job["db"] = fixture_url if impl == "govledger-pg" else fixture_db
             else:
-                job["url"] = server.new_db(f"{s}_{impl}_{round_}")
+                url = job["url"] = server.new_db(f"{s}_{impl}_{round_}")
             log(f"{s}: {impl}{which}", quiet)
             r = spawn(job)
-            if "url" in job:
-                server.drop(job["url"])
+            if url:
+                server.drop(url)
             r["round"] = round_
             log(
                 f"  {r['events']:,} events in {r['seconds']:.2f} s: {r['events_per_s']:,.0f}/s",
