@@ -109,7 +109,7 @@ def resolve_at(ledger: Ledger, at_seq: int | None, as_of: str | None) -> int | N
 
 
 def echo_event(event: Event) -> None:
-    """One event as SPEC §2.1 prints it: the RFC 8785 form of the full envelope and a newline
+    """One event as docs/formats.md prints it: the RFC 8785 form of the full envelope and a newline
     (byte-identical to its `export` line)."""
     sys.stdout.flush()
     sys.stdout.buffer.write(canonical(event.envelope()) + b"\n")

@@ -1,4 +1,4 @@
-"""`govledger demo`: build a sample ledger and walk a newcomer through it (SPEC §5)."""
+"""`govledger demo`: build a sample ledger and walk a newcomer through it (docs: README tour)."""
 
 from __future__ import annotations
 

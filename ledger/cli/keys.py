@@ -1,4 +1,4 @@
-"""`govledger keys`: key lifecycle, recorded as signed events (SPEC §2.3)."""
+"""`govledger keys`: key lifecycle, recorded as signed events (docs/formats.md)."""
 
 from __future__ import annotations
 

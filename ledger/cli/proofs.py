@@ -1,4 +1,4 @@
-"""Transparency-log commands: checkpoint, prove, verify-proof (SPEC §4, §5)."""
+"""Transparency-log commands: checkpoint, prove, verify-proof (docs/formats.md)."""
 
 from __future__ import annotations
 

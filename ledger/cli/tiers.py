@@ -1,6 +1,6 @@
 """`govledger tiers`: tier state, due changes, recording them, history and explanations.
 
-SPEC §3 Tiers, §5. Tiers are integers in `--json` and T0–T4 for people. "Now" is the
+docs/tiers.md. Tiers are integers in `--json` and T0–T4 for people. "Now" is the
 head of the log (or the `--at-seq` / `--as-of` point), never the wall clock.
 """
 

@@ -10,6 +10,7 @@ look-ups, and writing rows, Merkle nodes and the key index.
 from __future__ import annotations
 
 import hashlib
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -65,15 +66,16 @@ class ChainStore(Protocol):
 _KEY_FIELDS = ("key_id", "name", "role", "agent", "revoked_seq")
 
 
-class IndexLookups:
+class IndexLookups(ABC):
     """The ``ChainStore`` look-ups that are the same SQL in every store (the key index and the
     last ``policy.set``). A store's ``ChainStore`` derives from it and gives ``query`` (run one
-    statement, return its cursor) and ``MARK``, its parameter placeholder."""
+    statement, return its cursor), ``query_many`` and ``MARK``, its parameter placeholder."""
 
     MARK = "?"
 
+    @abstractmethod
     def query(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        raise NotImplementedError
+        """Run one statement inside the store's open write transaction; its cursor."""
 
     def key_state(self, kid: str) -> KeyState | None:
         row = self.query(
@@ -115,8 +117,9 @@ class IndexLookups:
             if rows:
                 self.query_many(sql, rows)
 
+    @abstractmethod
     def query_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        raise NotImplementedError
+        """Run one statement once per row of ``rows``."""
 
 
 class _Keys:
