@@ -31,13 +31,13 @@ from ledger.errors import (
     LedgerMissing,
     NotALedger,
     StoreError,
-    UnauthorizedWrite,
 )
 from ledger.event.drafts import Draft, Prepared, prepare
 from ledger.event.envelope import ZERO_HASH, Event
 from ledger.event.framing import ROW_COLUMNS
 from ledger.settings import env_int
 from ledger.store import chaining
+from ledger.store.key_reads import KeyReads
 from ledger.store.postgres_schema import APP_ROLE_SQL, META_TABLE, SCHEMA_SQL, SCHEMA_VERSION
 from ledger.store.tip import Tip
 from ledger.tlog import merkle
@@ -146,7 +146,7 @@ class QmarkConnection:
             raise translate(e, self._where) from e
 
 
-class PgLedger:
+class PgLedger(KeyReads):
     """One ledger in a PostgreSQL database (its current schema)."""
 
     def __init__(self, url: str, conn: Any) -> None:
@@ -473,27 +473,6 @@ class PgLedger:
         )
         cols = [c.name for c in cur.description]
         return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
-
-    def require_governor(self, signer: Signer, what: str) -> None:
-        for k in self.keys():
-            if k["key_id"] == signer.key_id:
-                if k["revoked_seq"] is not None:
-                    raise UnauthorizedWrite(
-                        f"key {signer.name} was revoked at seq {k['revoked_seq']}"
-                    )
-                if k["role"] != "governor":
-                    raise UnauthorizedWrite(
-                        f"key {signer.name} is a {k['role']} key; {what} are signed by governor keys"
-                    )
-                return
-        raise UnauthorizedWrite(
-            f"key {signer.name} ({signer.key_id}) is not registered in this ledger"
-        )
-
-    def key_by_name(self, name: str) -> dict[str, Any] | None:
-        named = [k for k in self.keys() if k["name"] == name]
-        active = [k for k in named if k["revoked_seq"] is None]
-        return (active or named)[-1] if named else None
 
     def listen(self) -> _Listener:
         """A wake-up for followers: waits for the insert trigger's ``NOTIFY`` or a timeout."""

@@ -32,7 +32,6 @@ from ledger.errors import (
     LedgerMissing,
     NotALedger,
     StoreError,
-    UnauthorizedWrite,
 )
 from ledger.event.drafts import MAX_PAYLOAD_BYTES, TYPED_PAYLOADS, Draft, Prepared, prepare
 from ledger.event.envelope import ZERO_HASH, Event
@@ -41,6 +40,7 @@ from ledger.event.rows import EventRow, Row, event_row, parse_stored, row_to_eve
 from ledger.settings import env_choice, env_int
 from ledger.store import chaining, sqlite_read_models
 from ledger.store.base import EventFilter
+from ledger.store.key_reads import KeyReads
 from ledger.store.sqlite_chain import SqliteChain
 from ledger.store.sqlite_read_models import SqliteReadModels
 from ledger.store.sqlite_schema import SCHEMA_VERSION, migrate, read_schema_version
@@ -137,7 +137,7 @@ def _unreadable(e: sqlite3.DatabaseError, path: str, what: str) -> StoreError:
     return translate(e, path)
 
 
-class Ledger:
+class Ledger(KeyReads):
     """One ledger: a SQLite file holding the event log, key index, Merkle nodes and read models."""
 
     def __init__(
@@ -543,29 +543,6 @@ class Ledger:
         )
         cols = [c[0] for c in cur.description]
         return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
-
-    def require_governor(self, signer: Signer, what: str) -> None:
-        """Refuse (exit 2) unless ``signer`` is a registered, unrevoked governor key."""
-        for k in self.keys():
-            if k["key_id"] == signer.key_id:
-                if k["revoked_seq"] is not None:
-                    raise UnauthorizedWrite(
-                        f"key {signer.name} was revoked at seq {k['revoked_seq']}"
-                    )
-                if k["role"] != "governor":
-                    raise UnauthorizedWrite(
-                        f"key {signer.name} is a {k['role']} key; {what} are signed by governor keys"
-                    )
-                return
-        raise UnauthorizedWrite(
-            f"key {signer.name} ({signer.key_id}) is not registered in this ledger"
-        )
-
-    def key_by_name(self, name: str) -> dict[str, Any] | None:
-        """The newest key registered under ``name`` (unrevoked ones first)."""
-        named = [k for k in self.keys() if k["name"] == name]
-        active = [k for k in named if k["revoked_seq"] is None]
-        return (active or named)[-1] if named else None
 
     # --- appending ------------------------------------------------------------------------
 
