@@ -114,23 +114,35 @@ def a_run(db: Path) -> str:
     return str(run)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
+def log_arguments(doc: str | None) -> argparse.ArgumentParser:
+    """The options of a benchmark over one large log (built once, then reused)."""
+    ap = argparse.ArgumentParser(description=(doc or "").split("\n", 1)[0])
     ap.add_argument("--events", type=int, default=1_000_000, help="events to build (1000000)")
     ap.add_argument("--db", type=Path, help="an existing ledger to measure (default: build one)")
     ap.add_argument("--keys", type=Path, help="its key directory (default: DB.keys)")
     ap.add_argument("--tmp", type=Path, help="where to build (default: the system temp dir)")
-    ap.add_argument("--repeat", type=int, default=3, help="timed runs of each command (3)")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
-    args = ap.parse_args(argv)
+    return ap
 
+
+def the_log(args: argparse.Namespace, name: str) -> tuple[Path, Path]:
+    """The ledger and key directory of ``--db``/``--keys``, or the shared generated log of
+    ``--events`` in the temp dir, built when it does not exist yet."""
     tmp = args.tmp or Path(tempfile.gettempdir())
     db = args.db or tmp / f"govledger-bench-cli-{args.events}.db"
     keys = args.keys or db.with_name(db.name + ".keys")
     if not db.exists():
         if args.db is not None:
-            raise SystemExit(f"bench_cli: --db {db} does not exist")
+            raise SystemExit(f"{name}: --db {db} does not exist")
         build(db, keys, args.events)
+    return db, keys
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = log_arguments(__doc__)
+    ap.add_argument("--repeat", type=int, default=3, help="timed runs of each command (3)")
+    args = ap.parse_args(argv)
+    db, keys = the_log(args, "bench_cli")
     entry = govledger()
     cmd = [*entry, "--db", str(db), "--keys", str(keys)]
     print("catching the read models up (untimed)", file=sys.stderr)

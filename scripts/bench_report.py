@@ -14,7 +14,6 @@ compared byte for byte. Timings are printed, never asserted; not part of the tes
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -23,28 +22,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_cli import build, govledger, run_once
+from bench_cli import govledger, log_arguments, run_once, the_log
 
 TARGETS = {"seconds": 60.0, "peak_rss_mb": 300.0, "file_mb": 10.0}
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
-    ap.add_argument("--events", type=int, default=1_000_000, help="events to build (1000000)")
-    ap.add_argument("--db", type=Path, help="an existing ledger to measure (default: build one)")
-    ap.add_argument("--keys", type=Path, help="its key directory (default: DB.keys)")
-    ap.add_argument("--tmp", type=Path, help="where to build (default: the system temp dir)")
+    ap = log_arguments(__doc__)
     ap.add_argument("--repeat", type=int, default=1, help="timed runs (1; 2+ checks determinism)")
-    ap.add_argument("--json", action="store_true", help="print the results as JSON")
     args = ap.parse_args(argv)
-
-    tmp = args.tmp or Path(tempfile.gettempdir())
-    db = args.db or tmp / f"govledger-bench-cli-{args.events}.db"
-    keys = args.keys or db.with_name(db.name + ".keys")
-    if not db.exists():
-        if args.db is not None:
-            raise SystemExit(f"bench_report: --db {db} does not exist")
-        build(db, keys, args.events)
+    db, keys = the_log(args, "bench_report")
     cmd = [*govledger(), "--db", str(db), "--keys", str(keys)]
     print("catching the read models up (untimed)", file=sys.stderr)
     run_once([*cmd, "runs", "list", "--limit", "1"])
