@@ -15,6 +15,7 @@ Every psycopg error leaves as a ledger error (``translate``), with the URL's pas
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -34,7 +35,7 @@ from ledger.errors import (
 )
 from ledger.event.drafts import Draft, Prepared, prepare
 from ledger.event.envelope import ZERO_HASH, Event
-from ledger.event.framing import ROW_COLUMNS
+from ledger.event.framing import ROW_COLUMNS, ROW_FIELDS
 from ledger.settings import env_int
 from ledger.store import chaining
 from ledger.store.key_reads import KeyReads
@@ -53,13 +54,22 @@ DEFAULT_LOCK_TIMEOUT_MS = 10_000
 SCHEMES = ("postgresql://", "postgres://")
 REPLAY_COLUMNS = "seq, id, ts, type, agent, run, actor, payload, key, hash"
 MAX_SEQ = 2**63 - 1
-_INSERT = (
-    f"INSERT INTO events ({ROW_COLUMNS}, body) SELECT {ROW_COLUMNS}, body FROM unnest("
-    "%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
-    "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::bytea[]) WITH ORDINALITY "
-    "AS r(seq, id, ts, type, agent, run, actor, payload, prev, key, hash, sig, body, n) "
-    "ORDER BY n"
-)
+FILTER_WINDOW = 25
+"""A filtered read looks at up to this many pages' worth of seqs per query."""
+INSERT_ROWS = 1000
+"""Rows per INSERT statement at most (13 parameters each, under the protocol's 65,535)."""
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_sql(rows: int) -> str:
+    """One INSERT of ``rows`` rows, with PostgreSQL's own ``$n`` placeholders: run through a
+    raw cursor, the statement is not parsed again by psycopg (it caches the parse of short
+    statements only), and each value is dumped by psycopg's C dumpers."""
+    width = len(ROW_FIELDS) + 1
+    values = (
+        "(" + ", ".join(f"${i * width + j + 1}" for j in range(width)) + ")" for i in range(rows)
+    )
+    return f"INSERT INTO events ({ROW_COLUMNS}, body) VALUES " + ", ".join(values)
 
 
 def is_postgres_url(value: str) -> bool:
@@ -383,19 +393,27 @@ class PgLedger(KeyReads):
         batch: int,
         columns: str = ROW_COLUMNS,
     ) -> Iterator[list[Any]]:
+        # Pages by seq range, not ``seq > last … LIMIT n`` alone: seq is contiguous, so a
+        # range of ``batch`` seqs is one page, read by the primary key whatever the planner
+        # knows of the table (with stale or no statistics it would scan the whole rest of the
+        # log and sort it for every page). With a filter, a page is the first ``batch``
+        # matching rows of a window of seqs. The end is the head when the read starts.
+        head = self._q("SELECT seq FROM gl_head").fetchone()
+        stop = min(
+            int(head[0]) if head else 0, to_seq if to_seq is not None and to_seq >= 0 else MAX_SEQ
+        )
         last = from_seq - 1
-        stop = to_seq if to_seq is not None and to_seq >= 0 else MAX_SEQ
-        extra = f" AND ({where})" if where else ""
-        sql = f"SELECT {columns} FROM events WHERE seq > ? AND seq <= ?{extra} ORDER BY seq LIMIT ?"
+        window = batch * FILTER_WINDOW if where else batch
+        limit = f" ORDER BY seq LIMIT {int(batch)}" if where else " ORDER BY seq"
+        sql = f"SELECT {columns} FROM events WHERE seq > ? AND seq <= ?"
+        sql += f" AND ({where}){limit}" if where else limit
         conn = self.conn
         while last < stop:
-            rows = conn.execute(sql, (last, stop, *params, batch)).fetchall()
-            if not rows:
-                return
-            yield rows
-            last = rows[-1][0]
-            if len(rows) < batch:
-                return
+            high = min(stop, last + window)
+            rows = conn.execute(sql, (last, high, *params)).fetchall()
+            if rows:
+                yield rows
+            last = rows[-1][0] if len(rows) == batch and where else high
 
     def iter_rows(
         self,
@@ -746,6 +764,8 @@ class _PgChain(chaining.IndexLookups):
 
     def __init__(self, ledger: PgLedger) -> None:
         self.ledger = ledger
+        self._pending: list[Any] = []
+        self._count = 0
 
     def current_tip(self) -> Tip:
         ledger = self.ledger
@@ -757,6 +777,9 @@ class _PgChain(chaining.IndexLookups):
         return Tip(size, prev, ts, frontier, {})
 
     def stage_tip(self, tip: Tip) -> None:
+        # The write path stages the tip once every row is handed over: the rows still
+        # buffered go out now, so the batch is one INSERT (up to ``INSERT_ROWS`` rows).
+        self._flush()
         self.ledger._staged = tip
 
     MARK = "%s"
@@ -775,7 +798,20 @@ class _PgChain(chaining.IndexLookups):
         return None if hit is None else (str(hit[0]), int(hit[1]))
 
     def insert_events(self, rows: list[list[Any]], bodies: list[bytes]) -> None:
-        # One INSERT of all the rows (arrays unnested in order): the head row then moves once.
-        columns = [list(c) for c in zip(*rows, strict=True)]
-        with self.ledger._errors():
-            self.ledger._conn.execute(_INSERT, [*columns, bodies])
+        # Buffered, so that a batch signed in chunks is still one statement: the per-row
+        # trigger checks each row against the one before it, the head row moves once per
+        # statement.
+        for r, b in zip(rows, bodies, strict=True):
+            self._pending.extend(r)
+            self._pending.append(b)
+            self._count += 1
+            if self._count == INSERT_ROWS:
+                self._flush()
+
+    def _flush(self) -> None:
+        if not self._count:
+            return
+        params, count = self._pending, self._count
+        self._pending, self._count = [], 0
+        with self.ledger._errors(), psycopg.RawCursor(self.ledger._conn) as cur:
+            cur.execute(_insert_sql(count), params)
