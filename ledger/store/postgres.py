@@ -777,41 +777,52 @@ class _Writes:
     """The writes of one transaction, held back so that the last of them go out with
     ``COMMIT`` in one message (the simple-query protocol, which takes several statements but
     no parameters: psycopg binds the values client-side, as literals quoted by its own
-    adapters). Statements of more than ``INSERT_ROWS`` rows between them go out on their own;
-    so do the held writes before any read inside the transaction (``flush``), so that it
+    adapters). Rows added one after another to the same table are one ``INSERT`` (a batch
+    signed in chunks still moves the head once). Past ``INSERT_ROWS`` held rows they go out
+    on their own; so do they before any read inside the transaction (``flush``), so that it
     sees them."""
 
     def __init__(self, cursor: Any) -> None:
         self.cursor = cursor
         self.quote = Transformer.from_context(cursor).as_literal
         self.statements: list[bytes] = []
-        self.rows = 0
+        self.head = ""
+        self.values: list[bytes] = []
 
     def add(self, head: str, rows: Sequence[Sequence[Any]]) -> None:
-        """Hold ``head VALUES (…), (…)``: one statement of all ``rows``, in order."""
+        """Hold the ``rows`` of ``head VALUES (…), (…)``, in order."""
         if not rows:
             return
+        if head != self.head:
+            self._close()
+            self.head = head
         quote = self.quote
-        values = b", ".join([b"(" + b", ".join([quote(v) for v in r]) + b")" for r in rows])
-        self.statements.append(head.encode() + b" VALUES " + values)
-        self.rows += len(rows)
-        if self.rows >= INSERT_ROWS:
+        self.values += [b"(" + b", ".join([quote(v) for v in r]) + b")" for r in rows]
+        if len(self.values) >= INSERT_ROWS:
             self.flush()
 
     def statement(self, sql: str, params: Sequence[Any]) -> None:
         """Hold one statement with ``%s`` parameters (bound by psycopg)."""
+        self._close()
         self.statements.append(self.cursor.mogrify(sql, params).encode())
 
+    def _close(self) -> None:
+        if self.values:
+            self.statements.append(self.head.encode() + b" VALUES " + b", ".join(self.values))
+        self.head, self.values = "", []
+
     def flush(self) -> None:
+        self._close()
         if self.statements:
-            self._send(b"")
+            self._send([])
 
     def commit(self) -> None:
-        self._send(b"COMMIT")
+        self._close()
+        self._send([b"COMMIT"])
 
-    def _send(self, last: bytes) -> None:
-        query = b"; ".join([*self.statements, last] if last else self.statements)
-        self.statements, self.rows = [], 0
+    def _send(self, last: list[bytes]) -> None:
+        query = b"; ".join(self.statements + last)
+        self.statements = []
         self.cursor.execute(query)
 
 
