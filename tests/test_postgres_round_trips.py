@@ -19,10 +19,11 @@ from ledger.crypto.keyfiles import KeyRing
 from ledger.errors import DuplicateEventId
 from ledger.event.drafts import Draft, Prepared, prepare
 from ledger.store.postgres import PgLedger
-from tests import test_postgres
+from tests.test_postgres import ready
 
-admin, pg_url, ready = test_postgres.admin, test_postgres.pg_url, test_postgres.ready
-"""The fixtures of ``tests/test_postgres.py``: a database of its own, a ledger and a recorder key."""
+__all__ = ["ready"]
+"""``ready`` (``tests/test_postgres.py``): a database of its own (``conftest.pg_url``), a ledger
+and a recorder key."""
 
 psycopg = pytest.importorskip("psycopg")
 

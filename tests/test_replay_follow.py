@@ -125,39 +125,22 @@ def test_replay_follow_refuses_other_modes(ready: Cli, args: tuple[str, ...], sa
     assert says in result.stderr
 
 
-def test_replay_follow_on_postgres(tmp_path: Path) -> None:
+def test_replay_follow_on_postgres(pg_url: str, tmp_path: Path) -> None:
     from tests import test_postgres
 
-    psycopg = pytest.importorskip("psycopg")
-    url = test_postgres.DEFAULT_URL
-    import os
+    db = pg_url
+    keys = tmp_path / "keys"
+    test_postgres.ok(test_postgres.run(db, keys, "init", "--origin", "test.example/pg"))
+    test_postgres.ok(test_postgres.run(db, keys, "keys", "new", "rec", "--role", "recorder"))
+    from ledger.store.postgres import PgLedger
 
-    url = os.environ.get("GOVLEDGER_TEST_PG_URL", url)
-    try:
-        admin = psycopg.connect(url, autocommit=True, connect_timeout=5)
-    except psycopg.Error as e:
-        if os.environ.get("GOVLEDGER_PG_REQUIRED") == "1":
-            pytest.fail(f"GOVLEDGER_PG_REQUIRED=1 but PostgreSQL is unreachable at {url}: {e}")
-        pytest.skip(f"{test_postgres.HOW} ({e})")
-    name = f"gl_test_{os.urandom(6).hex()}"
-    admin.execute(f"CREATE DATABASE {name}")
-    try:
-        db = test_postgres._with_db(url, name)
-        keys = tmp_path / "keys"
-        test_postgres.ok(test_postgres.run(db, keys, "init", "--origin", "test.example/pg"))
-        test_postgres.ok(test_postgres.run(db, keys, "keys", "new", "rec", "--role", "recorder"))
-        from ledger.store.postgres import PgLedger
-
-        with PgLedger.open(db) as ledger:
-            try:
-                ledger.read_models()
-            except StoreError as e:
-                pytest.skip(f"PostgreSQL keeps no read models yet ({e})")
-        check_follow_replay(db, keys, signal.SIGTERM)
-        check = json.loads(
-            test_postgres.ok(test_postgres.run(db, keys, "replay", "--check", "--json")).stdout
-        )
-        assert check["ok"] and check["events"] == 402
-    finally:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
+    with PgLedger.open(db) as ledger:
+        try:
+            ledger.read_models()
+        except StoreError as e:
+            pytest.skip(f"PostgreSQL keeps no read models yet ({e})")
+    check_follow_replay(db, keys, signal.SIGTERM)
+    check = json.loads(
+        test_postgres.ok(test_postgres.run(db, keys, "replay", "--check", "--json")).stdout
+    )
+    assert check["ok"] and check["events"] == 402
