@@ -24,8 +24,8 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from ledger.errors import LedgerError, ProjectionError
+from ledger.event.catalog import payload_validator
 from ledger.event.envelope import (
-    CATALOG,
     PAYLOAD_ADAPTER,
     ZERO_HASH,
     AnyPayload,
@@ -63,17 +63,28 @@ class EventSource(Protocol):
         ...
 
 
-_VALIDATE: dict[str, Callable[[Any], Any]] = {
-    t: cls.__pydantic_validator__.validate_python for t, cls in CATALOG.items()
-}
-"""Event type → its payload model's validator: what ``PAYLOAD_ADAPTER`` calls once the
-discriminator has picked the model, without building ``{"type": ..., **payload}`` per event."""
+class _Validators(dict[str, Callable[[Any], Any] | None]):
+    """Event type → one method of its payload model's validator (``validate_python``: what
+    ``PAYLOAD_ADAPTER`` calls once the discriminator has picked the model, without building
+    ``{"type": ..., **payload}`` per event; ``validate_json``: the stored JSON text parsed and
+    validated in one pass). Filled on first use, so only the models of the types a fold meets
+    are built (``ledger.event.catalog.payload_validator``); None for a type not in the catalog."""
 
-_VALIDATE_JSON: dict[str, Callable[[str], Any]] = {
-    t: cls.__pydantic_validator__.validate_json for t, cls in CATALOG.items()
-}
-"""The same validators reading the stored JSON text: parsed and validated in one pass, without
-building the payload as a dict first."""
+    def __init__(self, method: str) -> None:
+        super().__init__()
+        self.method = method
+
+    def __missing__(self, event_type: str) -> Callable[[Any], Any] | None:
+        validator = payload_validator(event_type)
+        if validator is None:
+            return None  # not remembered: user types are many and take the slow path anyway
+        found: Callable[[Any], Any] = getattr(validator, self.method)
+        self[event_type] = found
+        return found
+
+
+_VALIDATE = _Validators("validate_python")
+_VALIDATE_JSON = _Validators("validate_json")
 
 
 def decode(event: EventView) -> AnyPayload:
@@ -81,7 +92,7 @@ def decode(event: EventView) -> AnyPayload:
     log holds an event it should not; ``govledger verify`` says more)."""
     payload = event.payload
     try:
-        validate = _VALIDATE.get(event.type)
+        validate = _VALIDATE[event.type]
         if validate is not None and type(payload) is dict and "type" not in payload:
             result: AnyPayload = validate(payload)
             return result
@@ -104,7 +115,7 @@ def decode_all(events: Sequence[EventRow]) -> list[AnyPayload]:
     out: list[AnyPayload] = []
     append = out.append
     for event in events:
-        validate = validators.get(event.type)
+        validate = validators[event.type]
         if validate is not None:
             try:
                 append(validate(event.payload_text))
