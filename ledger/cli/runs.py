@@ -325,12 +325,18 @@ def metrics(
     """Agent metrics: runs, compliance and streaks, violations, tokens, cost, failure classes
     (`--json`: one agent per line)."""
     from projections.runs.queries import agent_metrics
+    from projections.tiers.queries import agents as tier_agents
     from projections.tiers.queries import tier_findings
 
     ledger = ctx.ledger()
     at = resolve_at(ledger, at_seq, as_of)
     with read_models(ledger, at) as db:
         ms = agent_metrics(db, agent)
+        # The effective tier as the tiers read model judges it: an unjustified tier change
+        # raises nothing (the runs read model keeps the recorded tier).
+        judged = {t.agent: t.effective_tier for t in tier_agents(db, agent)}
+        for m in ms:
+            m.effective_tier = judged.get(m.agent, m.effective_tier)
         # Tier changes the policy did not justify, counted per agent beside the
         # run violations: the audit view of the tiers read model's findings.
         unjustified = Counter(f.agent for f in tier_findings(db, agent))
