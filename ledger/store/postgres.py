@@ -18,8 +18,8 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import ExitStack
-from typing import Any
+from contextlib import AbstractContextManager, ExitStack
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ledger.crypto.keyfiles import Signer
@@ -38,9 +38,13 @@ from ledger.event.framing import ROW_COLUMNS
 from ledger.settings import env_int
 from ledger.store import chaining
 from ledger.store.key_reads import KeyReads
+from ledger.store.postgres_read_models import PgReadModels
 from ledger.store.postgres_schema import APP_ROLE_SQL, META_TABLE, SCHEMA_SQL, SCHEMA_VERSION
 from ledger.store.tip import Tip
 from ledger.tlog import merkle
+
+if TYPE_CHECKING:
+    from ledger.store.sqlite_read_models import SqliteReadModels
 
 try:
     import psycopg
@@ -159,6 +163,7 @@ class PgLedger(KeyReads):
         self._staged: Tip | None = None
         self._head: tuple[int, str, str] | None = None
         self._in_write = False
+        self._read_models: PgReadModels | None = None
 
     # --- opening --------------------------------------------------------------------------
 
@@ -285,20 +290,24 @@ class PgLedger(KeyReads):
         """The connection for shared read code written with ``?`` placeholders."""
         return QmarkConnection(self._conn, self.path)
 
-    def read_models(self) -> Any:
-        """Read models are kept in SQLite only so far (see ``db``)."""
-        return self.db
+    def read_models(self) -> PgReadModels:
+        """The read-model tables, in their own schema of this database, through this
+        connection (so ``write()`` covers them)."""
+        if self._read_models is None:
+            self._read_models = PgReadModels(self._conn, self.path)
+        return self._read_models
 
-    def scratch_read_models(self) -> Any:
-        return self.db
+    def scratch_read_models(self) -> AbstractContextManager[SqliteReadModels]:
+        """Read models in a temporary SQLite file, deleted on exit (time travel, ``replay
+        --check``): nothing is written to the server, and no query spans both."""
+        from ledger.store import sqlite_read_models
+
+        return sqlite_read_models.scratch()
 
     @property
-    def db(self) -> Any:
-        """Read models are kept in SQLite only so far: refused here with one clear line."""
-        raise StoreError(
-            f"{self.path}: read models (runs, tiers, metrics, findings, corrections, replay) "
-            "need a SQLite ledger; copy the log to one with `govledger copy`"
-        )
+    def db(self) -> PgReadModels:
+        """The read models (``read_models()``)."""
+        return self.read_models()
 
     def _q(self, sql: str, params: Sequence[Any] = ()) -> Any:
         with self._errors():
