@@ -338,11 +338,15 @@ def test_authentication_failure_is_exit_3_and_hides_the_password(admin: Any) -> 
     assert result.stderr.count("\n") == 1
 
 
-def test_read_models_are_refused_in_one_line(ready: tuple[str, Path]) -> None:
+def test_read_models_of_a_new_ledger_are_built_in_their_schema(ready: tuple[str, Path]) -> None:
     url, keys = ready
-    result = run(url, keys, "runs", "list")
-    assert result.exit_code == 3
-    assert "read models" in result.stderr and result.stderr.count("\n") == 1
+    listed = run(url, keys, "runs", "list", "--json")
+    assert (listed.exit_code, listed.stdout) == (0, "")
+    with psycopg.connect(url) as conn:
+        (schema,) = conn.execute(
+            "SELECT schemaname FROM pg_tables WHERE tablename = 'projection_meta'"
+        ).fetchone()
+    assert schema == "govledger_read"
 
 
 @dataclass(frozen=True)

@@ -503,11 +503,13 @@ class PgLedger(KeyReads):
                 (size, signer, root, note, created),
             )
 
-    def latest_checkpoint(self, min_size: int = 0) -> str | None:
-        """The note of the newest kept checkpoint of size at least ``min_size``, or None."""
+    def latest_checkpoint(self, min_size: int = 0, max_size: int | None = None) -> str | None:
+        """The note of the newest kept checkpoint of size at least ``min_size`` and at most
+        ``max_size`` (default: the head), or None."""
         row = self._q(
-            "SELECT note FROM checkpoints WHERE size >= %s ORDER BY size DESC LIMIT 1",
-            (min_size,),
+            "SELECT note FROM checkpoints WHERE size >= %s AND size <= %s "
+            'ORDER BY size DESC, signer COLLATE "C" LIMIT 1',
+            (min_size, self.size if max_size is None else max_size),
         ).fetchone()
         return None if row is None else str(row[0])
 

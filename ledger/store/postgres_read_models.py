@@ -73,7 +73,7 @@ def unescape(text: str) -> str:
     return text.replace(ESC + "0", "\x00").replace(ESC + "1", ESC)
 
 
-class _IntLoader(Loader):  # type: ignore[misc,valid-type]
+class _IntLoader(Loader):
     """``numeric`` (what ``sum`` of a ``bigint`` gives) as ``int`` when integral, as SQLite does."""
 
     def load(self, data: Any) -> Any:
@@ -83,7 +83,7 @@ class _IntLoader(Loader):  # type: ignore[misc,valid-type]
         return float(Decimal(text))
 
 
-class _TextLoader(Loader):  # type: ignore[misc,valid-type]
+class _TextLoader(Loader):
     """``text`` with ``escape`` undone."""
 
     def load(self, data: Any) -> Any:
@@ -280,9 +280,7 @@ class PgReadModels:
 
     def _insert_statement(self, table: TableSpec, replace: bool) -> str:
         cols = ", ".join(_ident(c) for c, _ in table.columns)
-        arrays = ", ".join(
-            "%s::bigint[]" if t is int else "%s::text[]" for _, t in table.columns
-        )
+        arrays = ", ".join("%s::bigint[]" if t is int else "%s::text[]" for _, t in table.columns)
         aliases = ", ".join(f"c{i}" for i in range(len(table.columns)))
         sql = (
             f"INSERT INTO {_ident(self.schema)}.{_ident(table.name)} ({cols}) "
