@@ -285,6 +285,13 @@ def test_app_role_may_only_insert_and_read(admin: Any, pg_url: str, tmp_path: Pa
                 pytest.raises(psycopg.errors.InsufficientPrivilege),
             ):
                 conn.execute(statement)
+        # The read models: the role builds them in their schema, and the owner's are its too.
+        keys = tmp_path / "keys"
+        listed = run(as_app, keys, "runs", "list", "--json")
+        assert (listed.exit_code, listed.stdout) == (0, ""), listed.stderr
+        assert run(pg_url, keys, "replay", "--json").exit_code == 0
+        checked = run(as_app, keys, "replay", "--check")
+        assert checked.exit_code == 0, checked.stdout + checked.stderr
         with open_store(pg_url) as ledger:
             assert ledger.size == 2
     finally:

@@ -36,7 +36,7 @@ from ledger.event.drafts import Draft, Prepared, prepare
 from ledger.event.envelope import ZERO_HASH, Event
 from ledger.event.framing import ROW_COLUMNS
 from ledger.settings import env_int
-from ledger.store import chaining
+from ledger.store import chaining, postgres_read_models
 from ledger.store.key_reads import KeyReads
 from ledger.store.postgres_read_models import PgReadModels
 from ledger.store.postgres_schema import APP_ROLE_SQL, META_TABLE, SCHEMA_SQL, SCHEMA_VERSION
@@ -258,6 +258,7 @@ class PgLedger(KeyReads):
                         role=pg_sql.Identifier(role), schema=pg_sql.Identifier(schema)
                     )
                 )
+        postgres_read_models.grant(self._conn, schema, role)
 
     def _schema_version(self) -> int | None:
         with self._errors():

@@ -73,6 +73,20 @@ def unescape(text: str) -> str:
     return text.replace(ESC + "0", "\x00").replace(ESC + "1", ESC)
 
 
+def grant(conn: Any, ledger_schema: str, role: str) -> None:
+    """Create the read-model schema of a ledger in ``ledger_schema`` and let the application
+    ``role`` build and use its tables (those it creates, and those the owner creates)."""
+    schema = pg_sql.Identifier(read_schema(ledger_schema))
+    who = pg_sql.Identifier(role)
+    conn.execute(pg_sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
+    conn.execute(pg_sql.SQL("GRANT USAGE, CREATE ON SCHEMA {} TO {}").format(schema, who))
+    conn.execute(
+        pg_sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA {} GRANT ALL ON TABLES TO {}").format(
+            schema, who
+        )
+    )
+
+
 class _IntLoader(Loader):
     """``numeric`` (what ``sum`` of a ``bigint`` gives) as ``int`` when integral, as SQLite does."""
 
