@@ -290,6 +290,22 @@ def test_read_models_roll_back_with_the_write_transaction(copies: Logs) -> None:
         assert positions(db)["runs"].last_seq == size
 
 
+def test_read_models_first_used_in_a_write_transaction_that_rolls_back(copies: Logs) -> None:
+    # The schema and the search path set up inside the transaction are undone with it: the
+    # next transaction and the next read set them up again.
+    with PgLedger.open(copies.pg) as ledger:
+        with pytest.raises(RuntimeError), ledger.write():
+            catch_up(ledger, ledger.read_models(), to_seq=100)
+            raise RuntimeError("the caller fails")
+        with ledger.write():
+            db = ledger.read_models()
+            catch_up(ledger, db, to_seq=200)
+            assert positions(db)["runs"].last_seq == 200
+        assert positions(db)["runs"].last_seq == 200
+        catch_up(ledger, db)
+        assert positions(db)["runs"].last_seq == ledger.size
+
+
 def test_text_with_nul_and_the_escape_round_trips(copies: Logs) -> None:
     table = Table("x_text", (("k", str), ("v", str), ("n", int)), pk=("k",))
     odd = ["a\x00b", "\uffff", "\uffff0", "\x00\uffff1\x00", "plain", "100%?"]

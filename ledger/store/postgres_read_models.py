@@ -131,6 +131,7 @@ class PgReadModels:
         self._where = where
         self.schema = ""
         self._ready = False
+        self._path = ""
         self._lock_key = 0
         self._sql: dict[str, str] = {}
         self._insert_sql: dict[tuple[str, tuple[tuple[str, type], ...], bool], str] = {}
@@ -139,8 +140,8 @@ class PgReadModels:
     # --- setup ----------------------------------------------------------------------------
 
     def _setup(self) -> None:
-        """Create the schema when missing and put it last on the ``search_path``. Done again
-        on the next use when it ran inside a transaction (a rollback would undo it)."""
+        """Create the schema when missing and put it last on the ``search_path``: once, when
+        first used outside a transaction (inside one, a rollback would undo it: see ``_use``)."""
         conn = self._conn
         idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
         with self._errors():
@@ -149,27 +150,35 @@ class PgReadModels:
             ).fetchone()
             self.schema = read_schema(str(ledger_schema))
             self._lock_key = _lock_key(self.schema)
-            found = conn.execute(
-                "SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,)
-            ).fetchone()
-            if found is None:
-                conn.execute(
-                    pg_sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
-                        pg_sql.Identifier(self.schema)
-                    )
-                )
+            self._ensure_schema()
             quoted = pg_sql.Identifier(self.schema).as_string(conn)
-            listed = [p.strip() for p in str(path).split(",")]
+            listed = [p.strip() for p in str(path).split(",") if p.strip()]
             if quoted not in listed and self.schema not in listed:
-                conn.execute(
-                    "SELECT set_config('search_path', %s, false)",
-                    (", ".join([*(p for p in listed if p), quoted]),),
-                )
+                listed.append(quoted)
+            self._path = ", ".join(listed)
+            conn.execute("SELECT set_config('search_path', %s, false)", (self._path,))
         self._ready = idle
 
+    def _ensure_schema(self) -> None:
+        found = self._conn.execute(
+            "SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,)
+        ).fetchone()
+        if found is None:
+            self._conn.execute(
+                pg_sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(pg_sql.Identifier(self.schema))
+            )
+
     def _use(self) -> None:
-        if not self._ready:
+        """Before each use: the setup, until it has been done outside a transaction. Inside
+        the ledger's write transaction (pipelined: no round trip of its own), the search path
+        is set again, in case the transaction of the first setup was rolled back."""
+        if self._ready:
+            return
+        if self._conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
             self._setup()
+            return
+        with self._errors():
+            self._conn.execute("SELECT set_config('search_path', %s, false)", (self._path,))
 
     def _errors(self) -> _Translated:
         return _Translated(self._where)
@@ -216,6 +225,9 @@ class PgReadModels:
         if table.name in LEDGER_TABLES:
             raise StoreError(f"{self._where}: read-model table {table.name!r} is a ledger table")
         self._use()
+        if not self._ready:
+            with self._errors():
+                self._ensure_schema()
         name = self._name(table.name)
         cols = [
             pg_sql.SQL("{} {}").format(
