@@ -438,3 +438,28 @@ def test_demo_builds_its_ledger_in_postgresql(
         assert _without_times(on_pg.stdout) == _without_times(on_sqlite.stdout)
     again = CliRunner().invoke(main, ["--db", url, "demo"], catch_exceptions=False)
     assert again.exit_code == 2 and "already holds a ledger" in again.stderr
+
+
+def test_the_gate_and_lessons_answer_the_same_from_either_store(logs: Logs) -> None:
+    from ledger.recording.gate import current, judge
+    from ledger.recording.lessons import lessons_of
+    from ledger.store.sqlite import Ledger
+
+    asks = [
+        (CAREFUL, "fs.read", "read", None),
+        (SLOPPY, "fs.delete", "delete", "run-7-0000004"),
+        ("nobody", "fs.read", "read", None),
+        (CAREFUL, "payments.charge", "payment", "run-7-0000001"),
+    ]
+    answers = []
+    for ledger in (Ledger.open(logs.sqlite), PgLedger.open(logs.pg)):
+        with ledger:
+            db = current(ledger)
+            answers.append(
+                (
+                    [judge(db, *ask) for ask in asks],
+                    [lessons_of(db, a) for a in (CAREFUL, SLOPPY)],
+                )
+            )
+    assert answers[1] == answers[0]
+    assert not answers[1][0][2].allowed
