@@ -93,6 +93,12 @@ class Projection(ABC, Generic[S]):
         """Write what changed since the last flush to the tables; the state may drop its cache."""
 
 
+def column_list(names: Iterable[str]) -> str:
+    """``"a", "b"``: column names quoted, as standard SQL has them (a column may be named
+    like a keyword of some dialect: ``user`` is one in PostgreSQL)."""
+    return ", ".join(f'"{c}"' for c in names)
+
+
 def conditions(
     filters: Iterable[tuple[str, str, Any]],
 ) -> tuple[list[str], list[Any]]:

@@ -166,6 +166,13 @@ def test_app_role_may_only_insert_and_read(admin: Any, pg_url: str, tmp_path: Pa
                 pytest.raises(psycopg.errors.InsufficientPrivilege),
             ):
                 conn.execute(statement)
+        # The read models: the role builds them in their schema, and the owner's are its too.
+        keys = tmp_path / "keys"
+        listed = run(as_app, keys, "runs", "list", "--json")
+        assert (listed.exit_code, listed.stdout) == (0, ""), listed.stderr
+        assert run(pg_url, keys, "replay", "--json").exit_code == 0
+        checked = run(as_app, keys, "replay", "--check")
+        assert checked.exit_code == 0, checked.stdout + checked.stderr
         with open_store(pg_url) as ledger:
             assert ledger.size == 2
     finally:
@@ -204,11 +211,15 @@ def test_authentication_failure_is_exit_3_and_hides_the_password(admin: Any) -> 
     assert result.stderr.count("\n") == 1
 
 
-def test_read_models_are_refused_in_one_line(ready: tuple[str, Path]) -> None:
+def test_read_models_of_a_new_ledger_are_built_in_their_schema(ready: tuple[str, Path]) -> None:
     url, keys = ready
-    result = run(url, keys, "runs", "list")
-    assert result.exit_code == 3
-    assert "read models" in result.stderr and result.stderr.count("\n") == 1
+    listed = run(url, keys, "runs", "list", "--json")
+    assert (listed.exit_code, listed.stdout) == (0, "")
+    with psycopg.connect(url) as conn:
+        (schema,) = conn.execute(
+            "SELECT schemaname FROM pg_tables WHERE tablename = 'projection_meta'"
+        ).fetchone()
+    assert schema == "govledger_read"
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ledger.crypto.keyfiles import Signer
@@ -35,11 +36,15 @@ from ledger.event.drafts import Draft, Prepared, prepare
 from ledger.event.envelope import ZERO_HASH, Event
 from ledger.event.framing import ROW_COLUMNS
 from ledger.settings import env_int
-from ledger.store import chaining
+from ledger.store import chaining, postgres_read_models
 from ledger.store.key_reads import KeyReads
+from ledger.store.postgres_read_models import PgReadModels
 from ledger.store.postgres_schema import APP_ROLE_SQL, META_TABLE, SCHEMA_SQL, SCHEMA_VERSION
 from ledger.store.tip import Tip
 from ledger.tlog import merkle
+
+if TYPE_CHECKING:
+    from ledger.store.sqlite_read_models import SqliteReadModels
 
 try:
     import psycopg
@@ -162,6 +167,7 @@ class PgLedger(KeyReads):
         self._in_write = False
         self._writes: _Writes | None = None
         self._cc: Any = None
+        self._read_models: PgReadModels | None = None
 
     # --- opening --------------------------------------------------------------------------
 
@@ -256,6 +262,7 @@ class PgLedger(KeyReads):
                         role=pg_sql.Identifier(role), schema=pg_sql.Identifier(schema)
                     )
                 )
+        postgres_read_models.grant(self._conn, schema, role)
 
     def _schema_version(self) -> int | None:
         with self._errors():
@@ -288,26 +295,36 @@ class PgLedger(KeyReads):
         """The connection for shared read code written with ``?`` placeholders."""
         return QmarkConnection(self._conn, self.path, self)
 
-    def read_models(self) -> Any:
-        """Read models are kept in SQLite only so far (see ``db``)."""
-        return self.db
+    def read_models(self) -> PgReadModels:
+        """The read-model tables, in their own schema of this database, through this
+        connection (so ``write()`` covers them)."""
+        if self._read_models is None:
+            self._read_models = PgReadModels(self._conn, self.path, self._flush_writes)
+        return self._read_models
 
-    def scratch_read_models(self) -> Any:
-        return self.db
+    def scratch_read_models(self) -> AbstractContextManager[SqliteReadModels]:
+        """Read models in a temporary SQLite file, deleted on exit (time travel, ``replay
+        --check``): nothing is written to the server, and no query spans both."""
+        from ledger.store import sqlite_read_models
+
+        return sqlite_read_models.scratch()
 
     @property
-    def db(self) -> Any:
-        """Read models are kept in SQLite only so far: refused here with one clear line."""
-        raise StoreError(
-            f"{self.path}: read models (runs, tiers, metrics, findings, corrections, replay) "
-            "need a SQLite ledger; copy the log to one with `govledger copy`"
-        )
+    def db(self) -> PgReadModels:
+        """The read models (``read_models()``)."""
+        return self.read_models()
 
     def _client_cursor(self) -> Any:
         """The connection's cursor for statements sent with the simple-query protocol."""
         if self._cc is None or self._cc.closed:
             self._cc = psycopg.ClientCursor(self._conn)
         return self._cc
+
+    def _flush_writes(self) -> None:
+        """Send the writes the open write transaction holds back (reads after them see them)."""
+        if self._writes is not None:
+            with self._errors():
+                self._writes.flush()
 
     def _q(self, sql: str, params: Sequence[Any] = ()) -> Any:
         with self._errors():
@@ -513,11 +530,13 @@ class PgLedger(KeyReads):
                 (size, signer, root, note, created),
             )
 
-    def latest_checkpoint(self, min_size: int = 0) -> str | None:
-        """The note of the newest kept checkpoint of size at least ``min_size``, or None."""
+    def latest_checkpoint(self, min_size: int = 0, max_size: int | None = None) -> str | None:
+        """The note of the newest kept checkpoint of size at least ``min_size`` and at most
+        ``max_size`` (default: the head), or None."""
         row = self._q(
-            "SELECT note FROM checkpoints WHERE size >= %s ORDER BY size DESC LIMIT 1",
-            (min_size,),
+            "SELECT note FROM checkpoints WHERE size >= %s AND size <= %s "
+            'ORDER BY size DESC, signer COLLATE "C" LIMIT 1',
+            (min_size, self.size if max_size is None else max_size),
         ).fetchone()
         return None if row is None else str(row[0])
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ledger.store.base import ReadModels
 from projections.findings.kinds import effective_tier
 from projections.policy.in_force import PolicyFold, policy_table
-from projections.projection import Table
+from projections.projection import Table, column_list
 from projections.runs.tables import AGENTS, RUNS, Agent, Run
 
 if TYPE_CHECKING:
@@ -142,7 +142,7 @@ def _select(db: ReadModels, table: Table, ids: list[str]) -> Iterator[tuple[Any,
     for chunk in _chunks(ids):
         marks = ", ".join("?" for _ in chunk)
         yield from db.execute(
-            f"SELECT {', '.join(table.column_names)} FROM {table.name} "
+            f"SELECT {column_list(table.column_names)} FROM {table.name} "
             f"WHERE {table.pk[0]} IN ({marks})",
             chunk,
         )
