@@ -4,7 +4,8 @@
 token=...)`` through the service; both are thread-safe, so one recorder serves every thread
 and task of a runtime. Runs (``run``, ``arun``) record the lifecycle and runtime events; the
 gate (``check_tool``) and correction memory (``lessons``) read the read models caught up to the
-head of the log, and need a local ledger.
+head of the log: the local ledger's, or the service's (``POST /v1/gate``, ``GET
+/v1/agents/{agent}/lessons``), with the same answers.
 
 Failure policy (``on_error``), for a ``LedgerError`` met while recording (a refused event, a
 locked or unreachable store):
