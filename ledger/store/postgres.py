@@ -37,7 +37,13 @@ from ledger.event.framing import ROW_COLUMNS
 from ledger.settings import env_int
 from ledger.store import chaining
 from ledger.store.key_reads import KeyReads
-from ledger.store.postgres_schema import APP_ROLE_SQL, META_TABLE, SCHEMA_SQL, SCHEMA_VERSION
+from ledger.store.postgres_schema import (
+    APP_ROLE_SQL,
+    META_TABLE,
+    MIGRATIONS,
+    SCHEMA_SQL,
+    SCHEMA_VERSION,
+)
 from ledger.store.tip import Tip
 from ledger.tlog import merkle
 
@@ -183,6 +189,8 @@ class PgLedger(KeyReads):
                 f"{ledger.path}: schema version {version} is newer than this govledger "
                 f"({SCHEMA_VERSION})"
             )
+        if version < SCHEMA_VERSION:
+            ledger._migrate()
         return ledger
 
     @classmethod
@@ -230,6 +238,8 @@ class PgLedger(KeyReads):
                         f"INSERT INTO {META_TABLE} (key, value) VALUES ('schema_version', %s)",
                         (str(SCHEMA_VERSION),),
                     )
+            else:
+                ledger._migrate()
         except BaseException:
             conn.close()
             raise
@@ -256,6 +266,29 @@ class PgLedger(KeyReads):
                         role=pg_sql.Identifier(role), schema=pg_sql.Identifier(schema)
                     )
                 )
+
+    def _migrate(self) -> None:
+        """Bring an older schema to ``SCHEMA_VERSION``, in one transaction. Only the schema's
+        owner can; for anyone else (the application role), or while another session holds the
+        tables past the lock timeout, the schema stays as it is: every older version checks the
+        same things, and the next open by the owner migrates it."""
+        try:
+            with self._conn.transaction():
+                row = self._conn.execute(
+                    f"SELECT value FROM {META_TABLE} WHERE key = 'schema_version' FOR UPDATE"
+                ).fetchone()
+                if int(row[0]) >= SCHEMA_VERSION:
+                    return  # another session has migrated it meanwhile
+                for version in range(int(row[0]), SCHEMA_VERSION):
+                    self._conn.execute(MIGRATIONS[version])
+                self._conn.execute(
+                    f"UPDATE {META_TABLE} SET value = %s WHERE key = 'schema_version'",
+                    (str(SCHEMA_VERSION),),
+                )
+        except (psycopg.errors.InsufficientPrivilege, psycopg.errors.LockNotAvailable):
+            return
+        except psycopg.Error as e:
+            raise translate(e, self.path) from e
 
     def _schema_version(self) -> int | None:
         with self._errors():
