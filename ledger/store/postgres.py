@@ -908,8 +908,8 @@ class _PgChain(chaining.IndexLookups):
         return None if hit is None else (str(hit[0]), int(hit[1]))
 
     def insert_events(self, rows: list[list[Any]], bodies: list[bytes]) -> None:
-        # One INSERT of the batch (rows in seq order: the per-row trigger checks each against
-        # the one before it; the head row then moves once per statement).
+        # One INSERT of the batch: the statement trigger checks its rows as a chain, each
+        # against the one before it, and moves the head row once.
         self.writes.add(
             f"INSERT INTO events ({ROW_COLUMNS}, body)",
             [(*r, b) for r, b in zip(rows, bodies, strict=True)],
