@@ -39,7 +39,13 @@ from ledger.settings import env_int
 from ledger.store import chaining, postgres_read_models
 from ledger.store.key_reads import KeyReads
 from ledger.store.postgres_read_models import PgReadModels
-from ledger.store.postgres_schema import APP_ROLE_SQL, META_TABLE, SCHEMA_SQL, SCHEMA_VERSION
+from ledger.store.postgres_schema import (
+    APP_ROLE_SQL,
+    META_TABLE,
+    MIGRATIONS,
+    SCHEMA_SQL,
+    SCHEMA_VERSION,
+)
 from ledger.store.tip import Tip
 from ledger.tlog import merkle
 
@@ -189,6 +195,8 @@ class PgLedger(KeyReads):
                 f"{ledger.path}: schema version {version} is newer than this govledger "
                 f"({SCHEMA_VERSION})"
             )
+        if version < SCHEMA_VERSION:
+            ledger._migrate()
         return ledger
 
     @classmethod
@@ -236,6 +244,8 @@ class PgLedger(KeyReads):
                         f"INSERT INTO {META_TABLE} (key, value) VALUES ('schema_version', %s)",
                         (str(SCHEMA_VERSION),),
                     )
+            else:
+                ledger._migrate()
         except BaseException:
             conn.close()
             raise
@@ -263,6 +273,29 @@ class PgLedger(KeyReads):
                     )
                 )
         postgres_read_models.grant(self._conn, schema, role)
+
+    def _migrate(self) -> None:
+        """Bring an older schema to ``SCHEMA_VERSION``, in one transaction. Only the schema's
+        owner can; for anyone else (the application role), or while another session holds the
+        tables past the lock timeout, the schema stays as it is: every older version checks the
+        same things, and the next open by the owner migrates it."""
+        try:
+            with self._conn.transaction():
+                row = self._conn.execute(
+                    f"SELECT value FROM {META_TABLE} WHERE key = 'schema_version' FOR UPDATE"
+                ).fetchone()
+                if int(row[0]) >= SCHEMA_VERSION:
+                    return  # another session has migrated it meanwhile
+                for version in range(int(row[0]), SCHEMA_VERSION):
+                    self._conn.execute(MIGRATIONS[version])
+                self._conn.execute(
+                    f"UPDATE {META_TABLE} SET value = %s WHERE key = 'schema_version'",
+                    (str(SCHEMA_VERSION),),
+                )
+        except (psycopg.errors.InsufficientPrivilege, psycopg.errors.LockNotAvailable):
+            return
+        except psycopg.Error as e:
+            raise translate(e, self.path) from e
 
     def _schema_version(self) -> int | None:
         with self._errors():
@@ -894,8 +927,8 @@ class _PgChain(chaining.IndexLookups):
         return None if hit is None else (str(hit[0]), int(hit[1]))
 
     def insert_events(self, rows: list[list[Any]], bodies: list[bytes]) -> None:
-        # One INSERT of the batch (rows in seq order: the per-row trigger checks each against
-        # the one before it; the head row then moves once per statement).
+        # One INSERT of the batch: the statement trigger checks its rows as a chain, each
+        # against the one before it, and moves the head row once.
         self.writes.add(
             f"INSERT INTO events ({ROW_COLUMNS}, body)",
             [(*r, b) for r, b in zip(rows, bodies, strict=True)],
