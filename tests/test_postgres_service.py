@@ -100,8 +100,14 @@ def test_the_service_runs_as_the_application_role(admin: Any, pg_url: str, tmp_p
     try:
         owner("init", "--origin", ORIGIN, "--app-role", role)
         owner("keys", "new", "rec", "--role", "recorder")
-        token = owner("tokens", "new", "t", "--signer", "rec").stdout.strip()
         as_app = PgCli(tmp_path, pg_url.replace("postgres@", f"{role}@", 1))
+        early = as_app("serve", "--port", "0", ok=False)  # no tokens table yet
+        assert early.exit_code == 3
+        assert early.stderr.splitlines() == [
+            f"error: {as_app.db}: cannot create the table service_tokens (permission denied "
+            "for schema public): the ledger's owner creates it"
+        ]
+        token = owner("tokens", "new", "t", "--signer", "rec").stdout.strip()
         server = Server(as_app)
         try:
             assert server.post([note(1), note(2)], token).status_code == 201

@@ -632,7 +632,7 @@ class PgLedger(KeyReads):
                     )
         except pg_errors.InsufficientPrivilege as e:
             raise StoreError(
-                f"{self.path}: cannot create the table {name} ({_first_line(e)}): the "
+                f"{self.path}: cannot create the table {name} ({e.diag.message_primary}): the "
                 "ledger's owner creates it"
             ) from e
         except psycopg.Error as e:
