@@ -17,8 +17,8 @@ import pytest
 from ledger import Recorder
 from ledger.errors import UnauthorizedWrite
 from ledger.recording import Decision
+from ledger.store import open_store
 from ledger.store.base import EventFilter
-from ledger.store.sqlite import Ledger
 from tests.conftest import Cli
 from tests.test_recorder import contract
 from tests.test_service import Server
@@ -72,7 +72,7 @@ def served(ready: Cli) -> Iterator[Served]:
 
 
 def event_at(cli: Cli, seq: int) -> Any:
-    with Ledger.open(cli.db) as lg:
+    with open_store(str(cli.db)) as lg:
         return lg.event_at(seq)
 
 
@@ -227,7 +227,7 @@ def test_async_runs_check_tools_through_the_service(served: Served) -> None:
 
     decisions = asyncio.run(main())
     assert [d.allowed for d in decisions] == [True, False] * 4
-    with Ledger.open(served.cli.db) as lg:
+    with open_store(str(served.cli.db)) as lg:
         for i in range(4):
             kinds = [e.type for e in lg.iter_events(filter=EventFilter(run=f"r-a{i}"))]
             assert kinds.count("guardrail.triggered") == 1

@@ -1,8 +1,8 @@
 """The recording API: what an agent runtime imports to write the log (SPEC §6).
 
-``Recorder.open(db, signer=...)`` records into a local ledger, ``Recorder.connect(url,
-token=...)`` through the service; both are thread-safe, so one recorder serves every thread
-and task of a runtime. Runs (``run``, ``arun``) record the lifecycle and runtime events; the
+``Recorder.open(db, signer=...)`` records into a ledger it opens (a SQLite file or a
+``postgresql://`` database), ``Recorder.connect(url, token=...)`` through the service; both are
+thread-safe, so one recorder serves every thread and task of a runtime. Runs (``run``, ``arun``) record the lifecycle and runtime events; the
 gate (``check_tool``) and correction memory (``lessons``) read the read models caught up to the
 head of the log: the local ledger's, or the service's (``POST /v1/gate``, ``GET
 /v1/agents/{agent}/lessons``), with the same answers.
@@ -40,7 +40,7 @@ from ledger.recording.gate import Decision
 from ledger.recording.lessons import Lesson
 from ledger.recording.run import AsyncRun, Risk, Run
 from ledger.recording.transport import HttpTransport, LocalTransport, Receipt, Transport
-from ledger.store.sqlite import Ledger
+from ledger.store import Ledger, open_store
 
 OnError = Literal["closed", "open", "auto"]
 CLOSED_SIDE_EFFECTS: Final = frozenset({"write", "delete", "payment", "execute", "network"})
@@ -85,12 +85,13 @@ class Recorder:
         on_error: OnError = "auto",
         threads: int = 2,
     ) -> Recorder:
-        """A recorder appending to the local ledger ``db``, signing with the key named
+        """A recorder appending to the ledger ``db`` (a SQLite file, or a ``postgresql://``
+        URL), signing with the key named
         ``signer`` from the key directory ``keys`` (default: ``GOVLEDGER_KEYS``, else
         ``~/.govledger/keys``). The key must be a registered, unrevoked recorder or agent key
         (``UnauthorizedWrite``, exit 2); a missing ledger or key file is exit 3."""
         key = KeyRing(keys).load(signer)
-        ledger = Ledger.open(db)
+        ledger = open_store(str(db))
         try:
             _check_signer(ledger, key)
             return cls(

@@ -72,8 +72,8 @@ class Transport(Protocol):
 
 
 class LocalTransport:
-    """Appends to a local ``Ledger`` (thread-safe: the ledger gives each thread a connection
-    and serializes writes)."""
+    """Appends to a store it holds, SQLite or PostgreSQL (thread-safe: the store gives each
+    thread a connection and serializes writes)."""
 
     def __init__(self, ledger: Ledger, signer: Signer) -> None:
         self.ledger = ledger

@@ -2,8 +2,8 @@
 the recording API's gate and lessons.
 
 Errors are ``{"error": {"kind", "detail"}}`` with the CLI's messages as ``detail``; nothing is
-written on any error. Blocking SQLite work runs in worker threads (the ``Ledger`` gives each
-thread its own connection); appends go through the one writer of ``GroupCommitter``.
+written on any error. Blocking store work runs in worker threads (the store, SQLite or
+PostgreSQL, gives each thread its own connection); appends go through the one writer of ``GroupCommitter``.
 """
 
 from __future__ import annotations
