@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -102,6 +103,10 @@ class Service:
     _read_lock: threading.Lock = field(default_factory=threading.Lock)
     _last_signed: float = 0.0
 
+    def loaded_signer(self, name: str) -> Signer | None:
+        """The key ``name`` if already loaded (no file read: safe on the event loop)."""
+        return self._signers.get(name)
+
     def signer(self, name: str) -> Signer:
         if name not in self._signers:
             self._signers[name] = self.keyring.load(name)
@@ -156,7 +161,10 @@ async def post_events(request: Request) -> Response:
         # (3) may this token append them, and are they valid (the catalog's messages)?
         token.check([(p.draft, p.where) for p in drafts])
         prepared = [prepare(p.draft, p.where) for p in drafts]
-        signer = await run_in_threadpool(service.signer, token.signer)
+        # The key file is read once (in a worker thread); later requests find it loaded.
+        signer = service.loaded_signer(token.signer)
+        if signer is None:
+            signer = await run_in_threadpool(service.signer, token.signer)
         # (4) appended with whatever other requests arrive meanwhile; durable on return.
         assert service.committer is not None
         events = await service.committer.submit(prepared, signer)
@@ -164,7 +172,9 @@ async def post_events(request: Request) -> Response:
         return error_response(service, e)
     request.state.events = len(events)
     service.metrics.appended(len(events), time.perf_counter() - started)
-    return JSONResponse([_receipt(e) for e in events], status_code=201)
+    return Response(
+        orjson.dumps([_receipt(e) for e in events]), status_code=201, media_type="application/json"
+    )
 
 
 def _receipt(e: Event) -> dict[str, Any]:
@@ -470,7 +480,7 @@ class AccessLog:
                 "events": state.get("events"),
             }
             log = self.service.access_log or _stderr
-            log(json.dumps({k: v for k, v in line.items() if v is not None}))
+            log(orjson.dumps({k: v for k, v in line.items() if v is not None}).decode())
 
 
 def _stderr(line: str) -> None:
