@@ -117,8 +117,10 @@ def _memory(pid: int) -> dict[str, float]:
 def _cli(env: dict[str, str], db: Path, *args: str) -> str:
     out = subprocess.run(
         [sys.executable, "-c", "from ledger.cli import main; main()", "--db", str(db), *args],
-        env=env, check=True, capture_output=True, text=True,
+        env=env, check=False, capture_output=True, text=True,
     )  # fmt: skip
+    if out.returncode != 0:
+        raise SystemExit(f"govledger {' '.join(args)}: {out.stderr.strip()}")
     return out.stdout
 
 
@@ -394,7 +396,8 @@ def stages(tmp: Path, keys: Path, single: bytes, batch: bytes, token: str) -> di
 def service(tmp: Path, name: str) -> Iterator[tuple[Served, str, Path]]:
     """A fresh ledger with a recorder key and a token, served; (server, token, db)."""
     db = tmp / f"{name}.db"
-    env = {**os.environ, "GOVLEDGER_KEYS": str(tmp / f"{name}-keys")}
+    # The verifier's trust-on-first-use state stays in the run's own directory.
+    env = {**os.environ, "GOVLEDGER_KEYS": str(tmp / f"{name}-keys"), "GOVLEDGER_STATE": str(tmp / "state")}
     _cli(env, db, "init", "--origin", ORIGIN)
     _cli(env, db, "keys", "new", "rec", "--role", "recorder")
     token = _cli(env, db, "tokens", "new", "bench", "--signer", "rec").strip()
