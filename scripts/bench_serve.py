@@ -397,7 +397,11 @@ def service(tmp: Path, name: str) -> Iterator[tuple[Served, str, Path]]:
     """A fresh ledger with a recorder key and a token, served; (server, token, db)."""
     db = tmp / f"{name}.db"
     # The verifier's trust-on-first-use state stays in the run's own directory.
-    env = {**os.environ, "GOVLEDGER_KEYS": str(tmp / f"{name}-keys"), "GOVLEDGER_STATE": str(tmp / "state")}
+    env = {
+        **os.environ,
+        "GOVLEDGER_KEYS": str(tmp / f"{name}-keys"),
+        "GOVLEDGER_STATE": str(tmp / "state"),
+    }
     _cli(env, db, "init", "--origin", ORIGIN)
     _cli(env, db, "keys", "new", "rec", "--role", "recorder")
     token = _cli(env, db, "tokens", "new", "bench", "--signer", "rec").strip()
