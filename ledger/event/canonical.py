@@ -192,12 +192,15 @@ def _no_float(s: str) -> Any:
 
 
 def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    d: dict[str, Any] = {}
-    for k, v in pairs:
-        if k in d:
+    d = dict(pairs)
+    if len(d) == len(pairs):
+        return d
+    seen: set[str] = set()
+    for k, _ in pairs:
+        if k in seen:
             raise ValueError(f"duplicate key {k!r}")
-        d[k] = v
-    return d
+        seen.add(k)
+    raise AssertionError("unreachable: fewer keys than pairs means a key repeats")
 
 
 _decoder = json.JSONDecoder(
