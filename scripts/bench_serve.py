@@ -4,6 +4,7 @@
     python -m scripts.bench_serve --quick          # 1 round of short runs (~1 minute)
     python -m scripts.bench_serve --json > serve.json
     python -m scripts.bench_serve --rss            # only the peak-RSS run, 10k → 1M events
+    python -m scripts.bench_serve --table serve.json   # the report of a saved --json run
 
 A benchmark, not a timed test: figures are printed, never asserted. Everything runs on this
 machine, clients and server sharing its cores, ``synchronous = FULL`` everywhere.
@@ -35,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import re
 import resource
@@ -61,6 +63,8 @@ from scripts import bench  # noqa: E402  (the in-process baselines' workers)
 ORIGIN = "bench.example/log"
 LUA = Path(__file__).with_name("bench_serve.lua")
 TICK = os.sysconf("SC_CLK_TCK")
+GROUP_SIZES = (1, 2, 4, 8, 16, 32)
+"""Group sizes at which the CPU of chaining and inserting is timed (``stages``)."""
 
 # --- processes and their CPU and memory -----------------------------------------------------
 
@@ -364,12 +368,16 @@ def stages(tmp: Path, keys: Path, single: bytes, batch: bytes, token: str) -> di
     digest = event_hash(b"x" * 300)
     out["sign"] = _per_call(lambda: sign_event(rec.secret_key, digest), 2000)
     one = validate(single)
+    # A group of k single-event requests of one key: one transaction, one batch (as the
+    # writer appends them), per event, signing apart.
+    for k in GROUP_SIZES:
+        group = one * k
 
-    def append_one() -> None:
-        with ledger.write() as tx:
-            tx.append(one, signer=rec)
+        def append_group(group: list[Any] = group) -> None:
+            with ledger.write() as tx:
+                tx.append(group, signer=rec)
 
-    out["append_commit_off"] = _per_call(append_one, 1000) - out["sign"]
+        out[f"append_group_{k}"] = _per_call(append_group, max(20, 800 // k)) / k - out["sign"]
     many = validate(batch)
 
     def append_batch() -> None:
@@ -583,11 +591,13 @@ def print_report(out: dict[str, Any]) -> None:
     commit_per_event = (
         nx1.get("commit_ms", 0.0) / max(nx1.get("events_per_group", 1.0), 1e-9) * 1000
     )
+    size = nx1.get("events_per_group", 1.0)
+    k = min(GROUP_SIZES, key=lambda g: abs(math.log(g / max(size, 1.0))))
     parts = [
         ("HTTP (do-nothing endpoint, server CPU)", h[str(n)]["server_cpu_us_per_event"]),
         ("auth (token look-up)", st["auth"]),
         ("parse + validate", st["validate"]),
-        ("chain + insert (no sync)", st["append_commit_off"]),
+        (f"chain + insert (group of {k}, no sync)", st[f"append_group_{k}"]),
         ("sign (Ed25519)", st["sign"]),
     ]
     known = sum(v for _, v in parts)
@@ -695,6 +705,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rss-sizes", default="1e4,1e5,1e6", help="log sizes of the RSS run")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     ap.add_argument("--tmp", type=Path, help="directory for the files (default: TMPDIR)")
+    ap.add_argument("--table", type=Path, help="print the report of a saved --json output")
     ap.add_argument("--floor-server", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--client", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -704,6 +715,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.client:
         url, body, token, clients, seconds = json.loads(args.client)
         asyncio.run(_client(url, Path(body).read_bytes(), token, clients, seconds))
+        return 0
+    if args.table:
+        saved = json.loads(args.table.read_text(encoding="utf-8"))
+        (print_rss if "points" in saved else print_report)(saved)
         return 0
     if args.quick:
         args.rounds, args.seconds, args.single, args.batched = 1, 3.0, 2000, 10_000
