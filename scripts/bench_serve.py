@@ -617,6 +617,11 @@ def print_report(out: dict[str, Any]) -> None:
         f"  commit (wall, with its sync): {nx1.get('commit_ms', 0.0):.1f} ms per group of "
         f"{nx1.get('events_per_group', 0.0):.1f} = {commit_per_event:.0f} µs per event"
     )
+    if "append_group_1" in st:
+        print(
+            f"  1 client × 1 event: chain + insert {st['append_group_1']:.0f} µs (a transaction "
+            f"each); server CPU {s['serve_1x1']['server_cpu_us_per_event']:.0f} µs per request"
+        )
     print(
         f"  batches of {out['settings']['batch']}: validate {st['validate_batch_per_event']:.0f}"
         f" µs, chain + insert {st['append_batch_per_event_off']:.0f} µs, sign {st['sign']:.0f} µs"
