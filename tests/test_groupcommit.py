@@ -11,6 +11,7 @@ from ledger.crypto.keyfiles import Signer
 from ledger.errors import DuplicateEventId, LedgerError
 from ledger.event.drafts import Draft, Prepared, prepare
 from ledger.event.envelope import Event
+from ledger.service import tokens
 from ledger.service.groupcommit import GroupCommitter
 from ledger.store.sqlite import Ledger
 from ledger.verify.verifier import verify_ledger
@@ -27,7 +28,9 @@ def request(n: int, tag: str, ids: bool = False) -> list[Prepared]:
 
 
 def submit_together(
-    ledger: Ledger, requests: list[tuple[list[Prepared], Signer]]
+    ledger: Ledger,
+    requests: list[tuple[list[Prepared], Signer]],
+    names: list[str | None] | None = None,
 ) -> tuple[list[list[Event] | LedgerError], list[tuple[int, int]]]:
     """Queue every request before the writer runs (so they form one group); each request's
     outcome, and the (requests, events) of each group committed."""
@@ -37,8 +40,10 @@ def submit_together(
         committer = GroupCommitter(ledger, on_group=lambda r, e, _s: groups.append((r, e)))
         committer.start()
         try:
+            tokens = names or [None] * len(requests)
             return await asyncio.gather(
-                *(committer.submit(p, s) for p, s in requests), return_exceptions=True
+                *(committer.submit(p, s, t) for (p, s), t in zip(requests, tokens, strict=True)),
+                return_exceptions=True,
             )
         finally:
             await committer.close()
@@ -77,3 +82,23 @@ def test_a_refusal_in_a_group_fails_only_its_own_request(ledger: Ledger, keys: L
     assert [e.id for e in outcomes[2]] == ["three-0"]  # type: ignore[union-attr]
     report = verify_ledger(ledger)
     assert report.ok and report.events == 2 + 3
+
+
+def test_a_token_revoked_before_the_commit_refuses_only_its_requests(
+    ledger: Ledger, keys: LedgerKeys
+) -> None:
+    """The service found both tokens valid; ``gone`` is revoked before the writer commits
+    the group: its request is refused (401 in the service), the other appended."""
+    tokens.ensure_table(ledger)
+    for name in ("gone", "kept"):
+        tokens.new_token(ledger, name, signer="recorder", agent=None, types=[])
+    tokens.revoke_token(ledger, "gone")
+    rec = keys.recorder
+    outcomes, groups = submit_together(
+        ledger, [(request(1, "a"), rec), (request(2, "b"), rec)], ["gone", "kept"]
+    )
+    assert isinstance(outcomes[0], tokens.Revoked)
+    assert outcomes[0].message == "unknown or revoked token"
+    assert [(e.seq, e.payload["tag"]) for e in outcomes[1]] == [(3, "b"), (4, "b")]  # type: ignore[union-attr]
+    assert groups == [(2, 3)]
+    assert verify_ledger(ledger).events == 2 + 2

@@ -22,6 +22,7 @@ from ledger.crypto.keyfiles import Signer
 from ledger.errors import LedgerError, StoreError
 from ledger.event.drafts import Prepared
 from ledger.event.envelope import Event
+from ledger.service import tokens
 from ledger.store.sqlite import Ledger
 
 MAX_GROUP_EVENTS = 5000
@@ -37,6 +38,7 @@ class _Request:
     prepared: list[Prepared]
     signer: Signer
     future: asyncio.Future[list[Event]] = field(repr=False)
+    token: str | None = None
 
 
 Outcome = list[Event] | LedgerError
@@ -72,11 +74,15 @@ class GroupCommitter:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
-    async def submit(self, prepared: list[Prepared], signer: Signer) -> list[Event]:
+    async def submit(
+        self, prepared: list[Prepared], signer: Signer, token: str | None = None
+    ) -> list[Event]:
+        """Append ``prepared`` signed by ``signer``; with ``token`` (a token's name), only if
+        that token is still unrevoked when the group is committed."""
         if self._closing:
             raise ShuttingDown("the service is shutting down; append again later")
         future: asyncio.Future[list[Event]] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Request(prepared, signer, future))
+        await self._queue.put(_Request(prepared, signer, future, token))
         return await future
 
     async def close(self) -> None:
@@ -130,7 +136,7 @@ class GroupCommitter:
         refusal names the request's own events, and fails no other)."""
         try:
             with self.ledger.write() as tx:
-                return _append_group(tx, group)
+                return self._append(tx, group)
         except LedgerError as e:
             if len(group) == 1:
                 return [e]
@@ -138,10 +144,21 @@ class GroupCommitter:
         for r in group:
             try:
                 with self.ledger.write() as tx:
-                    out.append(tx.append(r.prepared, signer=r.signer))
+                    out.append(self._append(tx, [r])[0])
             except LedgerError as e:
                 out.append(e)
         return out
+
+    def _append(self, tx: _Transaction, group: list[_Request]) -> list[Outcome]:
+        """Inside ``tx``: refuse the requests whose token was revoked since they were
+        accepted, append the others."""
+        names = {r.token for r in group if r.token is not None}
+        gone = tokens.revoked_among(self.ledger, names) if names else set()
+        appended = iter(_append_group(tx, [r for r in group if r.token not in gone]))
+        return [
+            tokens.Revoked("unknown or revoked token") if r.token in gone else next(appended)
+            for r in group
+        ]
 
 
 def _append_group(tx: _Transaction, group: list[_Request]) -> list[Outcome]:
