@@ -493,13 +493,18 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 ("serve_1xB", lambda: measure(server, batch_body, token, 1, args.batch, args.seconds)),
                 ("es_single", lambda: baseline(base, tmp, "single", "eventsourcing-app", args.single)),
                 ("gl_batch", lambda: baseline(base, tmp, f"batch{args.batch}", "govledger", args.batched)),
+                # The disk's sync rate moves with what else runs: each round has its own.
+                ("sync", lambda: sync_floor(tmp, min(2.0, args.seconds))),
             ]  # fmt: skip
             if i % 2:
                 jobs.reverse()
             got: dict[str, Any] = {}
             for name, job in jobs:
                 got[name] = r = job()
-                log(f"  {name:<10} {r['events_per_s']:>9,.0f} events/s", quiet)
+                rate = r.get("events_per_s", r.get("syncs_per_s", 0.0))
+                log(
+                    f"  {name:<10} {rate:>9,.0f} {'syncs' if name == 'sync' else 'events'}/s", quiet
+                )
             rounds.append(got)
         out["memory"] = _memory(server.pid)
     out["rounds"] = rounds
@@ -590,6 +595,10 @@ def print_report(out: dict[str, Any]) -> None:
           f"{h[str(n)]['events_per_s']:,.0f}/s at {n} (p50 {h[str(n)]['p50_ms']:.1f} ms, p99 "
           f"{h[str(n)]['p99_ms']:.1f} ms; server {h[str(n)]['server_cpu_us_per_event']:.0f} µs CPU "
           "per request)")  # fmt: skip
+    per_round = [r["sync"]["syncs_per_s"] for r in out["rounds"] if "sync" in r]
+    if per_round:
+        print(f"fdatasync during the rounds: {', '.join(f'{x:,.0f}' for x in per_round)} per "
+              "second (the disk's rate moves with what else runs on the machine)")  # fmt: skip
     st = out["stages"]
     nx1 = s["serve_Nx1"]
     commit_per_event = (
