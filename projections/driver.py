@@ -24,8 +24,8 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from ledger.errors import LedgerError, ProjectionError
+from ledger.event.catalog import payload_validator
 from ledger.event.envelope import (
-    CATALOG,
     PAYLOAD_ADAPTER,
     ZERO_HASH,
     AnyPayload,
@@ -63,17 +63,28 @@ class EventSource(Protocol):
         ...
 
 
-_VALIDATE: dict[str, Callable[[Any], Any]] = {
-    t: cls.__pydantic_validator__.validate_python for t, cls in CATALOG.items()
-}
-"""Event type → its payload model's validator: what ``PAYLOAD_ADAPTER`` calls once the
-discriminator has picked the model, without building ``{"type": ..., **payload}`` per event."""
+class _Validators(dict[str, Callable[[Any], Any] | None]):
+    """Event type → one method of its payload model's validator (``validate_python``: what
+    ``PAYLOAD_ADAPTER`` calls once the discriminator has picked the model, without building
+    ``{"type": ..., **payload}`` per event; ``validate_json``: the stored JSON text parsed and
+    validated in one pass). Filled on first use, so only the models of the types a fold meets
+    are built (``ledger.event.catalog.payload_validator``); None for a type not in the catalog."""
 
-_VALIDATE_JSON: dict[str, Callable[[str], Any]] = {
-    t: cls.__pydantic_validator__.validate_json for t, cls in CATALOG.items()
-}
-"""The same validators reading the stored JSON text: parsed and validated in one pass, without
-building the payload as a dict first."""
+    def __init__(self, method: str) -> None:
+        super().__init__()
+        self.method = method
+
+    def __missing__(self, event_type: str) -> Callable[[Any], Any] | None:
+        validator = payload_validator(event_type)
+        if validator is None:
+            return None  # not remembered: user types are many and take the slow path anyway
+        found: Callable[[Any], Any] = getattr(validator, self.method)
+        self[event_type] = found
+        return found
+
+
+_VALIDATE = _Validators("validate_python")
+_VALIDATE_JSON = _Validators("validate_json")
 
 
 def decode(event: EventView) -> AnyPayload:
@@ -81,7 +92,7 @@ def decode(event: EventView) -> AnyPayload:
     log holds an event it should not; ``govledger verify`` says more)."""
     payload = event.payload
     try:
-        validate = _VALIDATE.get(event.type)
+        validate = _VALIDATE[event.type]
         if validate is not None and type(payload) is dict and "type" not in payload:
             result: AnyPayload = validate(payload)
             return result
@@ -104,7 +115,7 @@ def decode_all(events: Sequence[EventRow]) -> list[AnyPayload]:
     out: list[AnyPayload] = []
     append = out.append
     for event in events:
-        validate = validators.get(event.type)
+        validate = validators[event.type]
         if validate is not None:
             try:
                 append(validate(event.payload_text))
@@ -190,13 +201,18 @@ def catch_up(
     size, _ = source.head()
     target = size if to_seq is None else min(to_seq, size)
     before = positions(db)
-    reasons = {p.name: stale_reason(source, p, before.get(p.name), db) for p in projs}
-    if rebuild:
-        reasons = {name: "replay requested" for name in reasons}
-    if not any(reasons.values()) and all(before[p.name].last_seq >= target for p in projs):
-        return [
-            Progress(p.name, before[p.name].last_seq, before[p.name].last_seq, None) for p in projs
-        ]
+    reasons: dict[str, str | None] = {p.name: "replay requested" for p in projs}
+    behind = any(p.name not in before or before[p.name].last_seq < target for p in projs)
+    if not rebuild and not behind:
+        # Nothing to fold, unless a projection is stale. (When one is behind, the loop below
+        # judges staleness under the write lock anyway: judging it here too would double the
+        # cost of folding a few new events, what the gate pays after each append.)
+        reasons = {p.name: stale_reason(source, p, before.get(p.name), db) for p in projs}
+        if not any(reasons.values()):
+            return [
+                Progress(p.name, before[p.name].last_seq, before[p.name].last_seq, None)
+                for p in projs
+            ]
     done: dict[str, Progress] = {}
     first = True
     while True:
@@ -232,6 +248,8 @@ def catch_up(
                     _set_position(db, p, high, last_hash)
         if progress is not None:
             progress(high - low)
+        if high >= target:
+            break  # folded to the target: no need for another transaction to find that out
     final = positions(db)
     return [
         Progress(p.name, done[p.name].from_seq, final[p.name].last_seq, done[p.name].rebuilt)
@@ -240,14 +258,19 @@ def catch_up(
 
 
 def _with_dependencies(projections: Sequence[Projection[Any]] | None) -> list[Projection[Any]]:
-    """``projections`` (default: ``default_projections()``) and the projections they depend on, in
-    registration order: a projection's ``start`` needs its dependencies' states."""
+    """``projections`` (default: ``default_projections()``) and the projections they depend on or
+    consult, and theirs, in registration order: a projection's ``start`` needs its dependencies'
+    states, its ``apply`` the consulted ones."""
     if projections is None:
         return list(default_projections())
-    names = {p.name for p in projections}
-    for p in list(projections) + list(reversed(default_projections())):
-        if p.name in names:
-            names.update(p.depends_on)
+    known = {p.name: p for p in (*default_projections(), *projections)}
+    names: set[str] = set()
+    todo = [p.name for p in projections]
+    while todo:
+        name = todo.pop()
+        if name not in names:
+            names.add(name)
+            todo.extend((*known[name].depends_on, *known[name].consults))
     ordered = [p for p in default_projections() if p.name in names]
     return ordered + [p for p in projections if p.name not in {q.name for q in ordered}]
 
@@ -261,7 +284,8 @@ def _realign_dependencies(
     """A projection reads its dependencies' state as of each event it folds, so a dependency
     ahead of it (e.g. runs, when tiers is built for the first time) is folded again from
     scratch alongside it; and a projection whose dependency was rebuilt (a new version may
-    change what it reads) is rebuilt with it."""
+    change what it reads) is rebuilt with it. The same holds between a projection and those it
+    consults (runs reads the tiers state)."""
     by_name = {p.name: p for p in projs}
 
     def reset(q: Projection[Any], why: str) -> None:
@@ -271,19 +295,21 @@ def _realign_dependencies(
         pos[q.name] = Position(q.name, q.version, 0, ZERO_HASH)
         done[q.name] = Progress(q.name, 0, 0, why)
 
-    # Until every projection and its dependencies stand at the same seq: a reset can put a
-    # dependency behind its own dependencies (tiers → runs → reliability), so repeat.
+    # Until every projection, its dependencies and those it consults stand at the same seq: a
+    # reset can put a dependency behind its own dependencies (tiers → runs → reliability), so
+    # repeat. Dependencies first, so a reset names the closer link.
+    links = [(p, d, "depends on") for p in projs for d in p.depends_on]
+    links += [(p, d, "consults") for p in projs for d in p.consults]
     changed = True
     while changed:
         changed = False
-        for p in projs:
-            for d in p.depends_on:
-                if pos[d].last_seq < pos[p.name].last_seq:
-                    reset(p, f"rebuilt with {d}, which it depends on")
-                    changed = True
-                elif pos[d].last_seq > pos[p.name].last_seq:
-                    reset(by_name[d], f"rebuilt with {p.name}, which depends on it")
-                    changed = True
+        for p, d, verb in links:
+            if pos[d].last_seq < pos[p.name].last_seq:
+                reset(p, f"rebuilt with {d}, which it {verb}")
+                changed = True
+            elif pos[d].last_seq > pos[p.name].last_seq:
+                reset(by_name[d], f"rebuilt with {p.name}, which {verb} it")
+                changed = True
 
 
 @contextmanager
@@ -312,6 +338,9 @@ def _apply_range(
     states: dict[str, Any] = {}
     for p in projs:
         states[p.name] = p.start(db, {d: states[d] for d in p.depends_on})
+    for p in projs:
+        if p.consults:
+            p.attach(states[p.name], {c: states[c] for c in p.consults})
     # The batch is held in memory (at most ``BATCH`` events) so each projection can load the
     # rows it will touch in a few queries (``prepare``) before folding.
     events = list(source.replay_events(from_seq=from_seq, to_seq=to_seq))

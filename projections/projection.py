@@ -16,7 +16,8 @@ time travel runs the same fold into a scratch database.
 To add a read model: subclass ``Projection``, give it a unique ``name``, bump ``version``
 whenever its fold or tables change (stored tables of another version are rebuilt), and add an
 instance to the list replay folds (``projections.registry``). Projections are applied in that
-order, so one may read the state of a projection before it (``depends_on``) for the same event.
+order, so one may read the state of a projection before it (``depends_on``) for the same event,
+or the state of one after it (``consults``) as of the previous event.
 """
 
 from __future__ import annotations
@@ -62,6 +63,10 @@ class Projection(ABC, Generic[S]):
     tables: ClassVar[tuple[Table, ...]]
     depends_on: ClassVar[tuple[str, ...]] = ()
     """Names of projections whose state ``start`` receives (registered earlier)."""
+    consults: ClassVar[tuple[str, ...]] = ()
+    """Names of projections registered later whose state ``attach`` receives: ``apply`` may read
+    it as it stood after the previous event (a later projection folds each event after this
+    one). The driver always folds them together, at the same seq."""
     types: ClassVar[frozenset[str] | None] = None
     """The event types ``apply`` does something with, or None for every type. The driver
     calls ``apply`` only for these (``prepare`` still sees the whole batch): a projection that
@@ -70,6 +75,10 @@ class Projection(ABC, Generic[S]):
     @abstractmethod
     def start(self, db: ReadModels, deps: Mapping[str, Any]) -> S:
         """A state over the tables in ``db`` (already created, possibly holding earlier rows)."""
+
+    def attach(self, state: S, consulted: Mapping[str, Any]) -> None:
+        """Receive the states named in ``consults``, once every state of the fold is started.
+        Default: nothing."""
 
     def prepare(self, state: S, events: Sequence[EventView]) -> None:
         """Called with each batch of events before they are applied: a chance to load the rows
@@ -82,6 +91,12 @@ class Projection(ABC, Generic[S]):
     @abstractmethod
     def flush(self, state: S) -> None:
         """Write what changed since the last flush to the tables; the state may drop its cache."""
+
+
+def column_list(names: Iterable[str]) -> str:
+    """``"a", "b"``: column names quoted, as standard SQL has them (a column may be named
+    like a keyword of some dialect: ``user`` is one in PostgreSQL)."""
+    return ", ".join(f'"{c}"' for c in names)
 
 
 def conditions(

@@ -19,11 +19,14 @@ order alternates, per-round ratios, client CPU and peak RSS). Scenarios:
   exactly 1..N with no gap and verifies.
 - ``verify``: ``verify_ledger`` of a log in PostgreSQL against the same log in SQLite (built
   once with ``build_ledger``, copied with ``copy_log`` as ``govledger copy`` does).
-- ``replay``: the read path of a replay: ``iter_rows`` of the whole log, PostgreSQL against
-  SQLite. The read models themselves are SQLite-only, so a full replay cannot run against the
-  PostgreSQL store; this measures reading the events, which is what differs between the stores.
+- ``read``: reading every event (``iter_rows`` of the whole log), PostgreSQL against SQLite.
+- ``replay-read``: the read path of a replay: ``replay_events`` in the driver's ranges.
+- ``replay``: a full replay (every stored read model rebuilt), PostgreSQL against SQLite;
+  ``skipped`` (with the store's reason) while the PostgreSQL store keeps no read models.
 
-The CPU figures are the client's (the server's work is not counted). Timings are printed,
+CPU per event is reported for both sides: the client's (the benchmark process and its signing
+workers) and the server's (the PostgreSQL backends serving the run's database, read from
+/proc when the server runs on this machine). Timings are printed,
 never asserted; this is not part of the test run. Exit 3 with one line when the server cannot
 be reached or a dependency (psycopg, eventsourcing's PostgreSQL module) is missing.
 """
@@ -57,7 +60,6 @@ from scripts.bench import (  # noqa: E402
     _es_event_class,
     _es_mapper,
     _median,
-    _per_event_cpu,
     batches,
     default_tmp,
     log,
@@ -65,14 +67,24 @@ from scripts.bench import (  # noqa: E402
     w_setup_input,
 )
 
-SCENARIOS = ("batch100", "single", "concurrent", "verify", "replay")
+SCENARIOS = ("batch100", "single", "concurrent", "verify", "read", "replay-read", "replay")
 BASELINE = {
     "batch100": "eventsourcing-pg",
     "single": "eventsourcing-pg",
     "verify": "govledger-sqlite",
+    "read": "govledger-sqlite",
+    "replay-read": "govledger-sqlite",
     "replay": "govledger-sqlite",
 }
-TARGET = {"batch100": 1.0, "single": 1.0, "verify": 0.8, "replay": 0.8}
+TARGET = {
+    "batch100": 1.0,
+    "single": 1.0,
+    "verify": 0.8,
+    "read": 0.8,
+    "replay-read": 0.8,
+    "replay": 0.8,
+}
+FIXTURE_SCENARIOS = ("verify", "read", "replay-read", "replay")
 WRITERS = 8
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 SETTINGS = ("server_version", "synchronous_commit", "fsync", "shared_buffers", "wal_level")
@@ -85,6 +97,34 @@ def with_db(url: str, dbname: str) -> str:
 
 
 # --- workers: each runs in its own process and returns {"events": n, ...} ---------------------
+
+
+def server_cpu(url: str) -> float | None:
+    """CPU seconds (user + system, from /proc) used so far by the server processes serving
+    ``url``'s database (every other connection to it: the bench's databases are its own), or
+    None when the server's processes cannot be read (another machine)."""
+    import os
+
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        pids = [
+            r[0]
+            for r in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()"
+            ).fetchall()
+        ]
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    try:
+        for pid in pids:
+            with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+    except OSError:
+        return None
+    return total
 
 
 def _signers(keys: str) -> tuple[Any, Any]:
@@ -118,8 +158,9 @@ def gl_pg_append(a: dict[str, Any], size: int) -> dict[str, Any]:
         else:
             ledger.append_many(drafts, signer=rec)
         n += len(drafts)
+    cpu = server_cpu(a["url"])
     ledger.close()
-    return {"events": n}
+    return {"events": n, "server_cpu_s": cpu}
 
 
 def es_pg_append(a: dict[str, Any], size: int) -> dict[str, Any]:
@@ -162,8 +203,9 @@ def es_pg_append(a: dict[str, Any], size: int) -> dict[str, Any]:
             stored.append(mapper.to_stored_event(event))
         recorder.insert_events(stored)
         done += len(batch)
+    cpu = server_cpu(a["url"])
     datastore.close()
-    return {"events": done}
+    return {"events": done, "server_cpu_s": cpu}
 
 
 def w_setup_concurrent(a: dict[str, Any]) -> dict[str, Any]:
@@ -228,24 +270,70 @@ def w_setup_ledger(a: dict[str, Any]) -> dict[str, Any]:
     return {"events": size}
 
 
+def _with_server_cpu(a: dict[str, Any], out: dict[str, Any], before: float | None) -> None:
+    if a["db"].startswith("postgres"):
+        after = server_cpu(a["db"])
+        if before is not None and after is not None:
+            out["server_cpu_s"] = after - before
+
+
 def gl_verify(a: dict[str, Any]) -> dict[str, Any]:
     from ledger.store import open_store
     from ledger.verify.verifier import verify_ledger
 
     with open_store(a["db"]) as ledger:
+        before = server_cpu(a["db"]) if a["db"].startswith("postgres") else None
         report = verify_ledger(ledger)
+        out: dict[str, Any] = {"events": report.events}
+        _with_server_cpu(a, out, before)
     if not report.ok:
         raise SystemExit(f"verify failed: {report.problems[:3]}")
-    return {"events": report.events}
+    return out
 
 
 def gl_read(a: dict[str, Any]) -> dict[str, Any]:
-    """The replay read path: every event row in seq order."""
+    """Reading every event: ``iter_rows`` of the whole log, in seq order."""
     from ledger.store import open_store
 
     with open_store(a["db"]) as ledger:
-        n = sum(1 for _ in ledger.iter_rows())
-    return {"events": n}
+        before = server_cpu(a["db"]) if a["db"].startswith("postgres") else None
+        out: dict[str, Any] = {"events": sum(1 for _ in ledger.iter_rows())}
+        _with_server_cpu(a, out, before)
+    return out
+
+
+def gl_replay_read(a: dict[str, Any]) -> dict[str, Any]:
+    """The read path of a replay: ``replay_events`` in the driver's ranges (``BATCH``)."""
+    from ledger.store import open_store
+    from projections.driver import BATCH
+
+    with open_store(a["db"]) as ledger:
+        before = server_cpu(a["db"]) if a["db"].startswith("postgres") else None
+        size, n = ledger.size, 0
+        for low in range(0, size, BATCH):
+            n += sum(1 for _ in ledger.replay_events(from_seq=low + 1, to_seq=low + BATCH))
+        out: dict[str, Any] = {"events": n}
+        _with_server_cpu(a, out, before)
+    return out
+
+
+def gl_replay(a: dict[str, Any]) -> dict[str, Any]:
+    """A full replay: every stored read model rebuilt (``catch_up`` with ``rebuild``), as
+    ``govledger replay`` does. A store that keeps no read models answers ``skipped``."""
+    from ledger.errors import StoreError
+    from ledger.store import open_store
+    from projections.driver import catch_up
+
+    with open_store(a["db"]) as ledger:
+        try:
+            stored = ledger.read_models()
+        except StoreError as e:
+            return {"events": 0, "skipped": f"no read models on this store ({type(e).__name__})"}
+        before = server_cpu(a["db"]) if a["db"].startswith("postgres") else None
+        progress = catch_up(ledger, stored, rebuild=True)
+        out: dict[str, Any] = {"events": min(p.to_seq for p in progress)}
+        _with_server_cpu(a, out, before)
+    return out
 
 
 WORKERS: dict[tuple[str, str], Callable[[dict[str, Any]], dict[str, Any]]] = {
@@ -260,8 +348,12 @@ WORKERS: dict[tuple[str, str], Callable[[dict[str, Any]], dict[str, Any]]] = {
     ("single", "eventsourcing-pg"): lambda a: es_pg_append(a, 1),
     ("verify", "govledger-pg"): gl_verify,
     ("verify", "govledger-sqlite"): gl_verify,
-    ("replay", "govledger-pg"): gl_read,
-    ("replay", "govledger-sqlite"): gl_read,
+    ("read", "govledger-pg"): gl_read,
+    ("read", "govledger-sqlite"): gl_read,
+    ("replay-read", "govledger-pg"): gl_replay_read,
+    ("replay-read", "govledger-sqlite"): gl_replay_read,
+    ("replay", "govledger-pg"): gl_replay,
+    ("replay", "govledger-sqlite"): gl_replay,
 }
 
 
@@ -454,7 +546,7 @@ def run_all(
         spawn({**base, "scenario": "setup", "impl": "input", "need": need})
     results: list[dict[str, Any]] = []
     fixture_db, fixture_url = str(tmp / "fixture.db"), ""
-    if "verify" in scenarios or "replay" in scenarios:
+    if any(s in FIXTURE_SCENARIOS for s in scenarios):
         fixture_url = server.new_db("fixture")
         log(f"setup: build_ledger {args.events:,} events (SQLite), copy to PostgreSQL", quiet)
         r = spawn(
@@ -483,7 +575,7 @@ def run_all(
         for impl in impls if round_ % 2 == 0 else impls[::-1]:
             job: dict[str, Any] = {**base, "scenario": s, "impl": impl, "n": n}
             url = ""
-            if s in ("verify", "replay"):
+            if s in FIXTURE_SCENARIOS:
                 job["db"] = fixture_url if impl == "govledger-pg" else fixture_db
             else:
                 url = job["url"] = server.new_db(f"{s}_{impl}_{round_}")
@@ -507,10 +599,15 @@ def table_rows(results: list[dict[str, Any]]) -> list[tuple[str, ...]]:
         theirs = [r for r in results if r["scenario"] == s and r["impl"] != "govledger-pg"]
         failed = [r for r in mine + theirs if "error" in r]
         if failed:
-            rows.append((s, "FAILED", failed[0]["impl"], failed[0]["error"][:70], "", "", "", ""))
+            rows.append((s, "FAILED", failed[0]["impl"], failed[0]["error"][:70], *[""] * 5))
+            continue
+        skipped = [r for r in mine + theirs if "skipped" in r]
+        if skipped:
+            rows.append((s, "skipped", skipped[0]["impl"], skipped[0]["skipped"][:70], *[""] * 5))
             continue
         evs = f"{_median([r['events_per_s'] for r in mine]):,.0f}"
-        cpu = f"{_median([r.get('cpu_s', 0.0) for r in mine]):.1f}"
+        client = _us(mine, "cpu_s")
+        server = _us(mine, "server_cpu_s")
         if s == "concurrent":
             ok = all(r["gapless"] and r["verifies"] for r in mine)
             rows.append(
@@ -520,20 +617,19 @@ def table_rows(results: list[dict[str, Any]]) -> list[tuple[str, ...]]:
                     f"{WRITERS} writers",
                     "",
                     "",
-                    cpu,
+                    client,
+                    server,
                     "seq 1..N, verifies",
                     "met" if ok else "NOT MET",
                 )
             )
             continue
         by_round = {b.get("round", 0): b for b in theirs}
-        ratios, cpu_ratios = [], []
+        ratios = []
         for r in mine:
             b = by_round.get(r.get("round", 0))
             if b is not None and b["events_per_s"]:
                 ratios.append(r["events_per_s"] / b["events_per_s"])
-                if _per_event_cpu(r):
-                    cpu_ratios.append(_per_event_cpu(b) / _per_event_cpu(r))
         ratio = f"{_median(ratios):.2f}×"
         if len(ratios) > 1:
             ratio += f" ({min(ratios):.2f}–{max(ratios):.2f})"
@@ -545,12 +641,19 @@ def table_rows(results: list[dict[str, Any]]) -> list[tuple[str, ...]]:
                 theirs[0]["impl"],
                 f"{_median([b['events_per_s'] for b in theirs]):,.0f}",
                 ratio,
-                cpu + (f" ({_median(cpu_ratios):.2f}×)" if cpu_ratios else ""),
+                f"{client} / {_us(theirs, 'cpu_s')}",
+                f"{server} / {_us(theirs, 'server_cpu_s')}",
                 f"≥ {target:.1f}×",
                 "met" if _median(ratios) >= target else "NOT MET",
             )
         )
     return rows
+
+
+def _us(results: list[dict[str, Any]], key: str) -> str:
+    """The median of ``key`` (CPU seconds) per event, in microseconds ("-" when not known)."""
+    values = [r[key] / r["events"] for r in results if r.get(key) is not None and r["events"]]
+    return f"{_median(values) * 1e6:,.0f}" if values else "-"
 
 
 def print_table(results: list[dict[str, Any]], settings: dict[str, str]) -> None:
@@ -560,7 +663,8 @@ def print_table(results: list[dict[str, Any]], settings: dict[str, str]) -> None
         "baseline",
         "baseline ev/s",
         "ratio",
-        "CPU s (ratio)",
+        "client µs/ev (gl / base)",
+        "server µs/ev (gl / base)",
         "target",
         "",
     )
@@ -569,7 +673,7 @@ def print_table(results: list[dict[str, Any]], settings: dict[str, str]) -> None
 
     def fmt(values: tuple[str, ...]) -> str:
         return "  ".join(
-            v.ljust(w) if i in (0, 2, 7) else v.rjust(w)
+            v.ljust(w) if i in (0, 2, 8) else v.rjust(w)
             for i, (v, w) in enumerate(zip(values, widths, strict=True))
         ).rstrip()
 
@@ -580,9 +684,10 @@ def print_table(results: list[dict[str, Any]], settings: dict[str, str]) -> None
     rounds = len({r.get("round", 0) for r in results}) or 1
     print(
         f"\n{rounds} round(s): events/s and CPU are medians; ratio = median of the per-round "
-        "ratios govledger-pg ÷ baseline (range in brackets); CPU s: the client's user + system "
-        "(not the server's), CPU ratio = baseline CPU per event ÷ govledger's. replay: the "
-        "read path only (iter_rows of the whole log); the read models are SQLite-only."
+        "ratios govledger-pg ÷ baseline (range in brackets); client µs/ev: user + system CPU of "
+        "the benchmark process and its signing workers per event; server µs/ev: CPU of the "
+        "PostgreSQL backends serving the run's database per event (from /proc; WAL writer and "
+        "checkpointer not counted; '-' for SQLite or a remote server)."
     )
     print("server: " + ", ".join(f"{k}={v}" for k, v in settings.items()))
 

@@ -10,6 +10,7 @@ import base64
 import hashlib
 import json
 import os
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,55 @@ settings.load_profile(
 )
 
 ORIGIN = "test.example/log"
+
+PG_DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
+PG_HOW = (
+    "PostgreSQL tests need a server: set GOVLEDGER_TEST_PG_URL (default "
+    f"{PG_DEFAULT_URL}) to a database where the user may CREATE DATABASE and CREATE ROLE"
+)
+
+
+def pg_required() -> bool:
+    """``GOVLEDGER_PG_REQUIRED=1`` (CI): PostgreSQL tests fail instead of skipping."""
+    return os.environ.get("GOVLEDGER_PG_REQUIRED") == "1"
+
+
+def with_database(url: str, name: str) -> str:
+    """``url`` naming the database ``name`` instead of its own."""
+    base, _, query = url.partition("?")
+    head = base.rsplit("/", 1)[0]
+    return f"{head}/{name}" + (f"?{query}" if query else "")
+
+
+@pytest.fixture
+def admin() -> Iterator[Any]:
+    """An autocommit connection to the test server (``GOVLEDGER_TEST_PG_URL``), or a skip
+    saying how to run the PostgreSQL tests (a failure under ``GOVLEDGER_PG_REQUIRED=1``)."""
+    try:
+        import psycopg
+    except ImportError:
+        if pg_required():
+            raise
+        pytest.skip("PostgreSQL tests need pip install -e '.[postgres]'")
+    url = os.environ.get("GOVLEDGER_TEST_PG_URL", PG_DEFAULT_URL)
+    try:
+        conn = psycopg.connect(url, autocommit=True, connect_timeout=5)
+    except psycopg.Error as e:
+        if pg_required():
+            pytest.fail(f"GOVLEDGER_PG_REQUIRED=1 but PostgreSQL is unreachable at {url}: {e}")
+        pytest.skip(f"{PG_HOW} ({e})")
+    conn.url = url  # type: ignore[attr-defined]
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def pg_url(admin: Any) -> Iterator[str]:
+    """A fresh database of its own on the test server, dropped afterwards."""
+    name = f"gl_test_{secrets.token_hex(6)}"
+    admin.execute(f"CREATE DATABASE {name}")
+    yield with_database(admin.url, name)
+    admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture(autouse=True)

@@ -327,3 +327,103 @@ def test_metrics_counts_unjustified_tier_changes_per_agent(ready: Cli) -> None:
     _promote(cli, frm=1, to=3)
     (m,) = cli.json_lines("metrics")
     assert (m["agent"], m["unjustified_tier_changes"]) == ("planner-1", 1)
+
+
+# An unjustified tier change must not raise the agent's effective tier, in the runs read model
+# either: the approval rule ([approval]) and the grants rule ([grants]) go by the tier the
+# policy justifies, as the tiers read model does.
+AUTONOMY_POLICY = """
+human_approval_from_tier = 5
+cooldown_seconds = 0
+
+[promotion.T1]
+min_compliant_runs = 0
+
+[approval]
+auto_from_tier = { low = 1, medium = 1, high = 1 }
+
+[grants]
+contract_suffices_from_tier = 1
+"""
+
+
+def _autonomy_ledger(cli: Cli) -> None:
+    """``planner-1`` registered at T0 under a policy where T1 starts high-risk runs on its
+    own, with no grant (a T0 → T1 promotion is due at once)."""
+    payload = {**agent_registration().payload, "initial_tier": 0}
+    cli("append", "agent.registered", "--signer", "root", "--agent", "planner-1",
+        "--payload", json.dumps(payload))  # fmt: skip
+    path = cli.tmp / "policy.toml"
+    path.write_text(AUTONOMY_POLICY)
+    cli("policy", "set", str(path), "--signer", "root")
+
+
+def _autonomous_run(cli: Cli, run: str = "r1") -> None:
+    """A high-risk run submitted with ``auto_approve``, started with no ``run.approved`` and
+    no grant, one tool call, completed: all signed by the recorder."""
+    ar = ("--signer", "rec", "--agent", "planner-1", "--run", run)
+    submitted = {"objective": "o", "user": "u", "risk": "high", "auto_approve": True}
+    tool = {"tool": "t.read", "args_digest": digest("a"), "side_effect": "read"}
+    cli("append", "run.submitted", *ar, "--payload", json.dumps(submitted))
+    cli("append", "run.started", *ar, "--payload", "{}")
+    cli("append", "tool.called", *ar, "--payload", json.dumps(tool))
+    cli("append", "run.completed", *ar, "--payload", json.dumps({"steps_completed": 1}))
+
+
+def _policy_cited(cli: Cli) -> tuple[int, str]:
+    shown = cli.json("policy", "show")
+    return shown["version"], shown["digest"]
+
+
+def test_an_unjustified_promotion_does_not_let_a_run_skip_approval_or_grants(ready: Cli) -> None:
+    cli = ready
+    _autonomy_ledger(cli)
+    version, policy_digest = _policy_cited(cli)
+    promotion = {"from": 0, "to": 4, "reason": "by hand", "policy_version": version,
+                 "policy_digest": policy_digest, "evidence": {"seq_from": 1, "seq_to": 4}}  # fmt: skip
+    cli("append", "tier.promoted", "--signer", "root", "--agent", "planner-1",
+        "--payload", json.dumps(promotion))  # fmt: skip
+    (tier,) = cli.json_lines("tiers", "show")
+    assert (tier["tier"], tier["effective_tier"]) == (4, 0)  # the tiers read model ignores it
+    _autonomous_run(cli)
+    shown = cli.json("runs", "show", "r1")
+    assert shown["compliant"] is False
+    kinds = {(f["kind"], f["severity"]) for f in shown["findings"]}
+    assert kinds == {
+        ("started_without_approval", "critical"),
+        ("tool_outside_grant", "critical"),
+    }
+    assert (shown["submitted_tier"], shown["started_tier"]) == (0, 0)
+    (m,) = cli.json_lines("metrics")
+    assert (m["tier"], m["effective_tier"], m["unjustified_tier_changes"]) == (4, 0, 1)
+    assert [r["run"] for r in cli.json_lines("runs", "list", "--non-compliant")] == ["r1"]
+    found = {(f["kind"], f["run"]) for f in cli.json_lines("findings")}
+    assert {("started_without_approval", "r1"), ("tool_outside_grant", "r1")} <= found
+    # The stored read models agree with a fresh replay: per run and as a whole (`replay
+    # --check` fails on the unjustified change itself, not on a difference).
+    assert cli.json("runs", "show", "r1", "--check")["check"] == {"ok": True, "differences": []}
+    out = json.loads(cli("replay", "--check", "--json", ok=False).stdout)
+    assert out["differences"] == []
+    assert [f["kind"] for f in out["unjustified_tier_changes"]] == ["unjustified_tier_change"]
+    # Time travel folds the same way: as the run stood at its last event, and at its start.
+    size = cli.json("verify")["events"]
+    at_end = cli.json("runs", "show", "r1", "--at-seq", str(size))
+    assert {f["kind"] for f in at_end["findings"]} == {k for k, _ in kinds}
+    at_start = cli.json("runs", "show", "r1", "--at-seq", str(size - 2))
+    assert at_start["tier_approved"] in (0, False)
+    assert [f["kind"] for f in at_start["findings"]] == ["started_without_approval"]
+
+
+def test_a_justified_promotion_lets_the_same_run_start_on_its_own(ready: Cli) -> None:
+    cli = ready
+    _autonomy_ledger(cli)
+    out = cli.json("tiers", "apply", "--signer", "root")
+    assert [(e["type"], e["payload"]["to"]) for e in out["recorded"]] == [("tier.promoted", 1)]
+    (tier,) = cli.json_lines("tiers", "show")
+    assert tier["effective_tier"] == 1
+    _autonomous_run(cli)
+    shown = cli.json("runs", "show", "r1", "--check")
+    assert shown["findings"] == [] and shown["compliant"] is True
+    assert (shown["submitted_tier"], shown["started_tier"]) == (1, 1)
+    assert shown["check"] == {"ok": True, "differences": []}
+    assert cli.json("replay", "--check")["ok"] is True

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
+from projections.policy.document import default_policy
 from projections.runs.queries import findings, get_run
 from projections.testing import DIGEST, START, Events, contract, replay
-from tests.tiers_helpers import fold, register
+from tests.tiers_helpers import EASY, due_of, fold, policy_doc, record, register, set_policy
 
 
 @dataclass
@@ -219,13 +220,35 @@ def test_tier_too_low_uses_effective_tier_after_a_critical_finding() -> None:
     assert found(ev, "r2") == {("tier_too_low", "warning", s.submitted + 1, first.started)}
 
 
+def _promote_justly(ev: Events, agent: str = "a1") -> int:
+    """Record the promotion the policy makes due (one tier up, criteria met) for ``agent``."""
+    due = due_of(ev, agent)
+    assert due is not None and due.change == "promoted"
+    return record(ev, due)
+
+
+EASY_PROMOTIONS = policy_doc(human_approval_from_tier=5, cooldown_seconds=0, T2=EASY, T3=EASY)
+
+
 def test_tier_promotion_raises_the_tier_for_later_plans() -> None:
     ev = Events()
     ev.add("agent.registered", agent="a1", **contract(tier=1))
-    ev.add("tier.promoted", agent="a1", from_=1, to=2, reason="r", policy_version=1,
-           policy_digest=DIGEST, evidence={"seq_from": 1, "seq_to": 1})  # fmt: skip
+    set_policy(ev, EASY_PROMOTIONS, 1)
+    _promote_justly(ev)
     build_run(ev, register=False, required_tier=2)
     assert found(ev) == set()
+
+
+def test_an_unjustified_promotion_does_not_raise_the_tier_for_later_plans() -> None:
+    ev = Events()
+    reg = ev.add("agent.registered", agent="a1", **contract(tier=1)).seq
+    # T1 → T3 skips a tier: recorded, flagged by the tiers read model, and ignored by the runs
+    # read model's rules (the agent still holds T1 from its registration).
+    ev.add("tier.promoted", agent="a1", from_=1, to=3, reason="r", policy_version=0,
+           policy_digest=default_policy().digest, evidence={"seq_from": 1, "seq_to": 1})  # fmt: skip
+    s = build_run(ev, register=False, required_tier=2)
+    planned = s.submitted + 1
+    assert found(ev) == {("tier_too_low", "warning", planned, reg)}
 
 
 def test_unregistered_agent_one_finding_per_run_and_contract_checks_skipped() -> None:
@@ -247,8 +270,9 @@ def test_unregistered_agent_without_a_run() -> None:
 def test_registering_again_keeps_the_tier_and_changes_the_contract() -> None:
     ev = Events()
     ev.add("agent.registered", agent="a1", **contract(tier=1))
-    ev.add("tier.promoted", agent="a1", from_=1, to=3, reason="r", policy_version=1,
-           policy_digest=DIGEST, evidence={"seq_from": 1, "seq_to": 1})  # fmt: skip
+    set_policy(ev, EASY_PROMOTIONS, 1)
+    _promote_justly(ev)
+    _promote_justly(ev)  # T3
     reg2 = ev.add("agent.registered", agent="a1",
                   **contract(tier=0, allowed=("read",), version="2")).seq  # fmt: skip
     s = build_run(ev, register=False, required_tier=3, side_effect="write")

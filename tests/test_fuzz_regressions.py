@@ -28,6 +28,7 @@ def _tamper(path: Path, *sql: tuple[str, tuple[object, ...]]) -> None:
     con = sqlite3.connect(path)
     con.execute("DROP TRIGGER IF EXISTS events_no_update")
     con.execute("DROP TRIGGER IF EXISTS events_no_delete")
+    con.execute("DROP TRIGGER IF EXISTS events_extend_head")
     for statement, params in sql:
         con.execute(statement, params)
     con.commit()

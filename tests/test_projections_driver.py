@@ -78,7 +78,8 @@ def test_a_plugged_in_projection_reads_the_runs_state_of_the_same_event() -> Non
     catch_up(ev, db, projections=[Counts()], batch=2)
     rows = {r["run"]: (r["n"], r["state"]) for r in db.sqlite["run_event_counts"].rows}
     assert rows == {"r1": (2, "cancelled"), "r2": (2, "cancelled")}
-    assert set(positions(db)) == {"reliability", "runs", "counts"}  # runs depends on reliability
+    # runs depends on reliability and consults tiers: folded with them
+    assert set(positions(db)) == {"reliability", "runs", "tiers", "counts"}
 
 
 SEEN = Table("seen", (("seq", int), ("type", str)), pk=("seq",))
@@ -143,6 +144,8 @@ def test_a_projection_is_rebuilt_when_its_dependency_is(monkeypatch: pytest.Monk
         # runs reads the reliability signals of each event: refolded alongside it
         "reliability": "rebuilt with runs, which depends on it",
         "runs": f"version changed from {RUNS.version - 1} to {RUNS.version}",
+        # runs consults the tiers state: folded alongside it, and tiers reads runs
+        "tiers": "rebuilt with runs, which it depends on",
         "counts": "rebuilt with runs, which it depends on",
     }
     assert {r["run"]: r["n"] for r in db.sqlite["run_event_counts"].rows} == {"r1": 2, "r2": 2}

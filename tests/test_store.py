@@ -423,13 +423,15 @@ def test_newer_schema_version_is_refused(ledger: Ledger) -> None:
     assert e.value.exit_code == 3
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_an_older_ledger_is_migrated_on_open(
     ledger: Ledger, keys: LedgerKeys, version: int
 ) -> None:
     """Version 1 kept every Merkle node of level >= 1 keyed by ``(level, idx)``, version 2 the
-    same nodes keyed by ``(closes, level)``; opening either keeps the nodes of level >= 4 (the
-    lower ones are recomputed from the event hashes), and proofs do not change."""
+    same nodes keyed by ``(closes, level)``, version 3 those of level >= 4 only; opening any of
+    them keeps the nodes of level >= 4 (the lower ones are recomputed from the event hashes),
+    proofs do not change, and the database refuses a row that does not extend the head (the
+    trigger of version 4)."""
     ledger.append_many([note(i) for i in range(37)], signer=keys.recorder)
     size = ledger.size
     proofs = [ledger.inclusion_proof(i, size) for i in range(size)]
@@ -439,14 +441,16 @@ def test_an_older_ledger_is_migrated_on_open(
     assert len(every) == size - bin(size).count("1")  # every complete subtree of level >= 1
     conn = ledger.conn
     conn.execute("BEGIN")
-    conn.execute("DROP TABLE merkle_nodes")
+    conn.execute("DROP TRIGGER events_extend_head")
+    if version < 3:
+        conn.execute("DROP TABLE merkle_nodes")
     if version == 1:
         conn.execute(
             "CREATE TABLE merkle_nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL, "
             "hash BLOB NOT NULL, PRIMARY KEY (level, idx)) WITHOUT ROWID"
         )
         conn.executemany("INSERT INTO merkle_nodes VALUES (?, ?, ?)", every)
-    else:
+    elif version == 2:
         conn.execute(
             "CREATE TABLE merkle_nodes (closes INTEGER NOT NULL, level INTEGER NOT NULL, "
             "hash BLOB NOT NULL, PRIMARY KEY (closes, level)) WITHOUT ROWID"
@@ -464,7 +468,7 @@ def test_an_older_ledger_is_migrated_on_open(
         row = reopened.conn.execute(
             "SELECT value FROM govledger_meta WHERE key = 'schema_version'"
         ).fetchone()
-        assert row[0] == str(SCHEMA_VERSION) == "3"
+        assert row[0] == str(SCHEMA_VERSION) == "4"
         kept = reopened.conn.execute("SELECT closes, level, hash FROM merkle_nodes").fetchall()
         assert sorted(kept) == sorted(merkle.stored_rows(every))
         assert {lv for _, lv, _ in kept} == {4, 5}
@@ -473,6 +477,12 @@ def test_an_older_ledger_is_migrated_on_open(
         assert verify_ledger(reopened).ok
         reopened.append(note(99), signer=keys.recorder)
         assert verify_ledger(reopened).ok
+        with pytest.raises(sqlite3.IntegrityError, match="must extend the head"):
+            reopened.conn.execute(
+                "INSERT INTO events SELECT seq + 1, 'fork', ts, type, agent, run, actor, payload,"
+                " prev, key, hash, sig FROM events WHERE seq = ?",
+                (size + 1,),
+            )
 
 
 def test_reopen_sees_the_same_log(ledger: Ledger, keys: LedgerKeys) -> None:

@@ -123,6 +123,7 @@ def raw(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous = OFF")
     conn.execute("DROP TRIGGER events_no_update")
     conn.execute("DROP TRIGGER events_no_delete")
+    conn.execute("DROP TRIGGER events_extend_head")
     return conn
 
 

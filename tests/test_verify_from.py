@@ -72,11 +72,11 @@ def rewrite_tail(victim: Path, forged: Path) -> None:
                 "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'events'"
             )
         ]
-        assert len(triggers) == 2
+        assert len(triggers) == 3
         conn.execute("ATTACH DATABASE ? AS forged", (str(forged),))
         conn.execute("BEGIN")
-        conn.execute("DROP TRIGGER events_no_update")
-        conn.execute("DROP TRIGGER events_no_delete")
+        for name in ("events_no_update", "events_no_delete", "events_extend_head"):
+            conn.execute(f"DROP TRIGGER {name}")
         conn.execute("DELETE FROM main.events WHERE seq >= ?", (REWRITE,))
         conn.execute(
             "INSERT INTO main.events SELECT * FROM forged.events WHERE seq >= ?", (REWRITE,)

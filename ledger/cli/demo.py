@@ -14,8 +14,8 @@ import click
 
 from ledger.cli.context import Context, pass_ctx, print_table
 from ledger.event.envelope import Event
-from ledger.sample.demo import CAST, MIN_EVENTS, ROUNDS, DemoResult, build_demo
-from ledger.store.sqlite import Ledger
+from ledger.sample.demo import CAST, MIN_EVENTS, ROUNDS, DemoResult, beside, build_demo
+from ledger.store import check_new_store, is_postgres_url
 
 COMMAND_WIDTH = 50
 """Width of the commands after ``govledger [--db …]`` up to the aligned comments."""
@@ -65,7 +65,7 @@ def demo(ctx: Context, events: int, agents: int, seed: int) -> None:
     human decision; finally it signs a checkpoint. Nothing here is special to the demo: every
     step is a command you can run yourself. The ledger must not exist yet.
     """
-    Ledger.check_new(ctx.db)
+    check_new_store(ctx.db)
     source = click.get_current_context().find_root().get_parameter_source("keys_dir")
     if source in (None, click.core.ParameterSource.DEFAULT):
         # The demo's keys stay apart from the user's own: a later `init` or `keys new` in the
@@ -73,15 +73,26 @@ def demo(ctx: Context, events: int, agents: int, seed: int) -> None:
         ctx.keys_dir = demo_keys_dir(ctx.db)
     origin = f"demo.govledger.local/{secrets.token_hex(3)}"
     click.echo(
-        f"building a sample ledger at {ctx.db} ({events} events, {agents} agents)…", err=True
+        f"building a sample ledger at {shown(ctx.db)} ({events} events, {agents} agents)…",
+        err=True,
     )
     result = build_demo(ctx.db, ctx.keyring, origin=origin, events=events, agents=agents, seed=seed)
     _tour(ctx, result, events)
 
 
+def shown(db: str) -> str:
+    """``--db`` as messages show it: a PostgreSQL URL with its password hidden."""
+    if is_postgres_url(db):
+        from ledger.store.postgres import redact
+
+        return redact(db)
+    return db
+
+
 def demo_keys_dir(db: str) -> str:
-    """The demo's own key directory, beside its database."""
-    return f"{db}.keys"
+    """The demo's own key directory, beside its database (a PostgreSQL database's: named after
+    it, in the working directory)."""
+    return str(beside(db, ".keys")) if is_postgres_url(db) else f"{db}.keys"
 
 
 def program() -> str:
@@ -146,11 +157,12 @@ def _tour(ctx: Context, r: DemoResult, events: int) -> None:
     # Repeat --db/--keys in the suggested commands only when they were given on the command
     # line (not by default or through GOVLEDGER_DB / GOVLEDGER_KEYS).
     q = shlex.quote
-    db = "" if ctx.db in ("govledger.db", os.environ.get("GOVLEDGER_DB")) else f"--db {q(ctx.db)} "
+    given = ctx.db not in ("govledger.db", os.environ.get("GOVLEDGER_DB"))
+    db = f"--db {q(shown(ctx.db))} " if given else ""
     given_keys = ctx.keys_dir and ctx.keys_dir != os.environ.get("GOVLEDGER_KEYS")
     keys = f"--keys {q(ctx.keys_dir or '')} " if given_keys else ""
     g = f"{q(program())} {db}{keys}".rstrip()
-    click.echo(f"\nledger {ctx.db}: {r.size} events, origin {r.origin}")
+    click.echo(f"\nledger {shown(ctx.db)}: {r.size} events, origin {r.origin}")
     click.echo(f"root key {r.root_key_id} (keys in {ctx.keyring.directory})")
     click.echo(
         f"runs: {r.runs} ({r.non_compliant} not compliant); "
@@ -173,8 +185,8 @@ def _tour(ctx: Context, r: DemoResult, events: int) -> None:
             for a in r.tiers
         ],
     )
-    checkpoint = Path(ctx.db).with_suffix(".checkpoint")
-    proof = str(Path(ctx.db).with_suffix(".event-42.tlog-proof"))  # beside the ledger too
+    checkpoint = beside(ctx.db, ".checkpoint")
+    proof = str(beside(ctx.db, ".event-42.tlog-proof"))  # beside the ledger too
     click.echo(
         f"\nA checkpoint of size {r.size} was saved to {checkpoint}: keep a copy somewhere "
         "the operator cannot write."
@@ -227,7 +239,7 @@ def _tour(ctx: Context, r: DemoResult, events: int) -> None:
                 f"say yes to {d.agent} → T{d.to_tier} (records it)",
             )
         )
-    report = Path(ctx.db).with_name("audit.html")
+    report = Path("audit.html") if is_postgres_url(ctx.db) else Path(ctx.db).with_name("audit.html")
     steps.append(
         (
             f"{g} report --trust {r.root_key_id} -o {q(str(report))}",

@@ -325,12 +325,18 @@ def metrics(
     """Agent metrics: runs, compliance and streaks, violations, tokens, cost, failure classes
     (`--json`: one agent per line)."""
     from projections.runs.queries import agent_metrics
+    from projections.tiers.queries import agents as tier_agents
     from projections.tiers.queries import tier_findings
 
     ledger = ctx.ledger()
     at = resolve_at(ledger, at_seq, as_of)
     with read_models(ledger, at) as db:
         ms = agent_metrics(db, agent)
+        # The effective tier as the tiers read model judges it: an unjustified tier change
+        # raises nothing (the runs read model keeps the recorded tier).
+        judged = {t.agent: t.effective_tier for t in tier_agents(db, agent)}
+        for m in ms:
+            m.effective_tier = judged.get(m.agent, m.effective_tier)
         # Tier changes the policy did not justify, counted per agent beside the
         # run violations: the audit view of the tiers read model's findings.
         unjustified = Counter(f.agent for f in tier_findings(db, agent))
@@ -390,21 +396,54 @@ def _violations(m: AgentMetrics) -> str:
     is_flag=True,
     help="Compare a fresh replay with the stored read models; exit 1 when they differ.",
 )
+@click.option(
+    "--follow",
+    is_flag=True,
+    help="Keep the stored read models caught up as events are appended, until interrupted.",
+)
+@click.option(
+    "--poll",
+    type=click.FloatRange(min=0.05),
+    default=None,
+    metavar="SECONDS",
+    help="With --follow: longest wait between looks at the log (default 1; PostgreSQL also "
+    "wakes up on each append).",
+)
 @json_option
 @pass_ctx
 def replay(
-    ctx: Context, at_seq: int | None, as_of: str | None, check_only: bool, as_json: bool
+    ctx: Context,
+    at_seq: int | None,
+    as_of: str | None,
+    check_only: bool,
+    follow: bool,
+    poll: float | None,
+    as_json: bool,
 ) -> None:
     """Rebuild the read models from the log.
 
     Without options, drops and rebuilds the stored read models. `--at-seq`/`--as-of` build
     them as they stood then, in a scratch database, and print a summary. `--check` audits the
     stored read models without changing them: a row edited behind govledger's back is reported.
+    `--follow` catches them up (rebuilding only what is stale) and then again after each
+    append, one line per catch-up, until Ctrl-C or SIGTERM (exit 0).
     """
     from projections.driver import build_at, catch_up, positions
     from projections.runs.queries import summary as model_summary
 
+    if poll is not None and not follow:
+        raise InputError("--poll goes with --follow")
+    if follow and (check_only or at_seq is not None or as_of is not None):
+        raise InputError(
+            "--follow keeps the stored read models current; it takes no "
+            "--check, --at-seq or --as-of"
+        )
     ledger = ctx.ledger()
+    if follow:
+        from ledger.cli.replay_follow import follow_replay
+
+        follow_replay(ledger, poll=1.0 if poll is None else poll, as_json=as_json)
+        return
     at = resolve_at(ledger, at_seq, as_of)
     if check_only:
         if at is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, Union, get_args
+from typing import Annotated, Any, Literal, Union, cast, get_args
 
 from pydantic import (
     AfterValidator,
@@ -23,7 +23,7 @@ from pydantic import (
     Tag,
     TypeAdapter,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import PydanticCustomError, SchemaValidator
 
 from ledger.event.framing import MAX_NAME_LENGTH
 
@@ -88,9 +88,10 @@ FailureClass = Literal[
 
 
 class Payload(BaseModel):
-    """Base of every payload model."""
+    """Base of every payload model. Its schema is built when it first validates, not at import
+    (``defer_build``): see ``payload_validator``."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, defer_build=True)
 
 
 class KeyInfo(Payload):
@@ -276,7 +277,7 @@ class CorrectionRecorded(Payload):
 class TierEvidence(BaseModel):
     """Metric values a tier change was computed from, and the seq range they cover."""
 
-    model_config = ConfigDict(frozen=True, extra="allow", strict=True)
+    model_config = ConfigDict(frozen=True, extra="allow", strict=True, defer_build=True)
     seq_from: Annotated[int, Field(ge=0)]
     seq_to: Annotated[int, Field(ge=0)]
 
@@ -378,9 +379,28 @@ def _discriminate(value: Any) -> str | None:
 
 
 PAYLOAD_ADAPTER: TypeAdapter[AnyPayload] = TypeAdapter(
-    Annotated[AnyPayload, Discriminator(_discriminate)]
+    Annotated[AnyPayload, Discriminator(_discriminate)], config=ConfigDict(defer_build=True)
 )
-"""The one adapter that decodes every payload; input is ``{"type": ..., **payload}``."""
+"""The one adapter that decodes every payload; input is ``{"type": ..., **payload}``.
+
+Like every payload model here, its schema is built when it first validates (``defer_build``),
+not at import: a command that reads a few event types builds only their models."""
+
+_VALIDATORS: dict[str, SchemaValidator] = {}
+
+
+def payload_validator(event_type: str) -> SchemaValidator | None:
+    """The validator of the payload model of ``event_type`` (None: not a catalog type): what
+    ``PAYLOAD_ADAPTER`` runs once its discriminator has picked the model, for the hot paths to
+    call directly. The model's schema is built on the first call for its type."""
+    validator = _VALIDATORS.get(event_type)
+    if validator is None:
+        model = CATALOG.get(event_type) if type(event_type) is str else None
+        if model is None:
+            return None
+        model.model_rebuild()  # builds the deferred schema (nothing to do once built)
+        validator = _VALIDATORS[event_type] = cast(SchemaValidator, model.__pydantic_validator__)
+    return validator
 
 
 def _time_fields(model: type[Payload]) -> tuple[str, ...]:

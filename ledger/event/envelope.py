@@ -60,6 +60,7 @@ from ledger.event.catalog import (
     ToolCalled,
     ToolCompleted,
     UserPayload,
+    payload_validator,
 )
 from ledger.event.framing import (
     ENVELOPE_VERSION,
@@ -231,16 +232,11 @@ def _format_validation(e: ValidationError, where: str) -> str:
     return f"{where}: " + "; ".join(parts) + tail
 
 
-_VALIDATORS: dict[str, Any] = {t: m.__pydantic_validator__ for t, m in CATALOG.items()}
-"""Event type → its model's validator: what ``PAYLOAD_ADAPTER`` runs once its discriminator has
-picked the model, called directly on the hot paths (no ``{"type": ..., **payload}`` copy)."""
-
-
 def decode_payload(event_type: str, payload: Any, where: str = "event") -> AnyPayload:
     """Validate ``payload`` against the schema of ``event_type``; return the typed model."""
     # A type that is not a string (an object in a tampered export) cannot be a key here:
     # ``check_type`` below names it.
-    validator = _VALIDATORS.get(event_type) if isinstance(event_type, str) else None
+    validator = payload_validator(event_type) if isinstance(event_type, str) else None
     if validator is not None and type(payload) is dict and "type" not in payload:
         try:
             model: AnyPayload = validator.validate_python(payload)

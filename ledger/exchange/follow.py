@@ -1,4 +1,5 @@
-"""Follow a log: the events appended after a seq, as they come, until interrupted.
+"""Follow a log: the events appended after a seq, or its growing size, as they come, until
+interrupted.
 
 SPEC §5 ``follow``, §8. Events are read by ``seq`` (never from a notification's content, so
 nothing is missed or doubled); between reads the follower waits for a wake-up: PostgreSQL's
@@ -27,6 +28,24 @@ def follow(ledger: Any, *, from_seq: int, poll: float = POLL_SECONDS) -> Iterato
                 yield event
                 next_seq = event.seq + 1
             wake(poll)
+    finally:
+        close = getattr(wake, "close", None)
+        if close is not None:
+            close()
+
+
+def growth(ledger: Any, *, size: int, poll: float = POLL_SECONDS) -> Iterator[int]:
+    """The log's size each time it is found larger than the last one yielded (``size`` to
+    start with): at once when it already is, then after each wake-up that finds it grown."""
+    wake = _waker(ledger)
+    try:
+        while True:
+            now = ledger.size
+            if now > size:
+                size = now
+                yield now
+            else:
+                wake(poll)
     finally:
         close = getattr(wake, "close", None)
         if close is not None:

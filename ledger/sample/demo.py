@@ -21,12 +21,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ledger.app.governance import apply_changes, read_models, set_policy
 from ledger.crypto.keyfiles import KeyRing
 from ledger.errors import InputError
 from ledger.event.envelope import Event
 from ledger.sample import GOVERNOR, RECORDER, Conduct, append_stream, generate_drafts
+from ledger.store import create_store, is_postgres_url
 from ledger.store.sqlite import Draft, Ledger, root_key_payload
 from ledger.tlog.proofs import sign_current_checkpoint
 from projections.corrections.queries import patterns
@@ -121,6 +123,15 @@ def _rounds(events: int) -> Iterator[int]:
         yield events * (i + 1) // ROUNDS - events * i // ROUNDS
 
 
+def beside(db: str, suffix: str) -> Path:
+    """A file kept beside the demo's ledger: ``suffix`` in place of a SQLite file's own, or
+    appended to a PostgreSQL database's name (in the working directory)."""
+    if is_postgres_url(db):
+        name = urlsplit(db).path.strip("/") or "govledger"
+        return Path(f"{name}{suffix}")
+    return Path(db).with_suffix(suffix)
+
+
 def build_demo(
     db: str, ring: KeyRing, *, origin: str, events: int, agents: int, seed: int
 ) -> DemoResult:
@@ -138,7 +149,11 @@ def build_demo(
     recorder = ring.load_or_create("recorder")
     # NORMAL: a sample ledger need not survive a power cut, and FULL would sync each of the
     # thousand-odd transactions (the roles alternate at every approval and grant).
-    ledger = Ledger.create(db, origin=origin, root=root, synchronous="NORMAL")
+    ledger = (
+        create_store(db, origin=origin, root=root)
+        if is_postgres_url(db)
+        else Ledger.create(db, origin=origin, root=root, synchronous="NORMAL")
+    )
     with ledger:
         ledger.append(Draft("key.registered", root_key_payload(recorder, RECORDER)), signer=root)
         set_policy(ledger, demo_policy(), root)
@@ -172,7 +187,7 @@ def build_demo(
             result.awaiting = [first, *[d for d in result.awaiting if d is not first]]
         # (3)
         note = sign_current_checkpoint(ledger, root)
-        Path(db).with_suffix(".checkpoint").write_text(note, encoding="utf-8")
+        beside(db, ".checkpoint").write_text(note, encoding="utf-8")
         result.size = ledger.size
         # (4)
         with read_models(ledger) as rm:

@@ -3,9 +3,11 @@
 A token is a random secret printed once by ``govledger tokens new``; the ledger file keeps only
 its SHA-256 in the ``service_tokens`` table (a side table like ``checkpoints``: tokens are not
 events, and the log's guarantees do not depend on them). A revocation takes effect at once: the
-service's writer reads the token's row again inside the transaction that commits an append. A
-token appends only as its signer key, only for its agent when it is bound to one, and only the
-event types it allows (all when none are given).
+service's writer reads an append's token again inside the transaction that commits it, and the
+gate and lessons look the token up at each request. A token appends only as its signer key,
+only for its agent when it is bound to one, and only the event types it allows (all when none
+are given). A token bound to an agent asks the gate and lessons only about that agent; asking
+the gate needs the right to append ``guardrail.triggered``, the event that records a denial.
 """
 
 from __future__ import annotations
@@ -81,6 +83,14 @@ class Token:
                     f"{where}: token {self.name} may not append {draft.type} "
                     f"(allowed: {', '.join(self.types)})"
                 )
+
+    def check_agent(self, agent: str, what: str) -> None:
+        """Raise ``Forbidden`` when this token is bound to another agent than ``agent``."""
+        if self.agent is not None and agent != self.agent:
+            raise Forbidden(
+                f"{what}: token {self.name} is bound to agent {self.agent!r}; it may not ask "
+                f"about {agent!r}"
+            )
 
 
 def digest(token: str) -> str:

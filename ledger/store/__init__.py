@@ -31,8 +31,8 @@ def is_postgres_url(db: str) -> bool:
 
 
 # The PostgreSQL store implements the event-log surface of ``Ledger`` (open, append, reads,
-# Merkle nodes, keys, checkpoints, ``write()``); it is returned as a ``Ledger`` for the type
-# checker. Read models (``ledger.db``) are SQLite-only: the PostgreSQL store refuses them.
+# Merkle nodes, keys, checkpoints, ``write()``, read models); it is returned as a ``Ledger``
+# for the type checker.
 
 
 def open_store(db: str) -> Ledger:

@@ -4,9 +4,9 @@ the database itself.
 SPEC §8, §1, §2. An append locks the one-row head table (``gl_lock_head()``), chains, signs
 and inserts through the shared write path (``ledger.store.chaining``), in one transaction: the
 trigger of ``postgres_schema`` refuses a row that does not extend the head, so even a writer that
-bypasses govledger cannot fork or gap the log. The transaction runs in psycopg's pipeline mode:
-``BEGIN`` and the head lock go out together (one round trip), then the inserts and ``COMMIT``
-(one more). The tip of the log (frontier and keys read so far) is kept between appends and
+bypasses govledger cannot fork or gap the log. The transaction costs two round trips:
+``BEGIN`` and the head lock go out in one message, the writes (held back meanwhile) and
+``COMMIT`` in the next. The tip of the log (frontier and keys read so far) is kept between appends and
 trusted only while the locked head still is the one it was computed for.
 
 One connection per ``PgLedger``, used by one thread at a time (a lock serializes writes).
@@ -18,8 +18,8 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import ExitStack
-from typing import Any
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ledger.crypto.keyfiles import Signer
@@ -36,16 +36,27 @@ from ledger.event.drafts import Draft, Prepared, prepare
 from ledger.event.envelope import ZERO_HASH, Event
 from ledger.event.framing import ROW_COLUMNS
 from ledger.settings import env_int
-from ledger.store import chaining
+from ledger.store import chaining, postgres_read_models
 from ledger.store.key_reads import KeyReads
-from ledger.store.postgres_schema import APP_ROLE_SQL, META_TABLE, SCHEMA_SQL, SCHEMA_VERSION
+from ledger.store.postgres_read_models import PgReadModels
+from ledger.store.postgres_schema import (
+    APP_ROLE_SQL,
+    META_TABLE,
+    MIGRATIONS,
+    SCHEMA_SQL,
+    SCHEMA_VERSION,
+)
 from ledger.store.tip import Tip
 from ledger.tlog import merkle
+
+if TYPE_CHECKING:
+    from ledger.store.sqlite_read_models import SqliteReadModels
 
 try:
     import psycopg
     from psycopg import errors as pg_errors
     from psycopg import sql as pg_sql
+    from psycopg.adapt import Transformer
 except ImportError:  # pragma: no cover - the extra is not installed
     psycopg = None  # type: ignore[assignment]
 
@@ -53,13 +64,11 @@ DEFAULT_LOCK_TIMEOUT_MS = 10_000
 SCHEMES = ("postgresql://", "postgres://")
 REPLAY_COLUMNS = "seq, id, ts, type, agent, run, actor, payload, key, hash"
 MAX_SEQ = 2**63 - 1
-_INSERT = (
-    f"INSERT INTO events ({ROW_COLUMNS}, body) SELECT {ROW_COLUMNS}, body FROM unnest("
-    "%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
-    "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::bytea[]) WITH ORDINALITY "
-    "AS r(seq, id, ts, type, agent, run, actor, payload, prev, key, hash, sig, body, n) "
-    "ORDER BY n"
-)
+FILTER_WINDOW = 25
+"""A filtered read looks at up to this many pages' worth of seqs per query."""
+INSERT_ROWS = 1000
+"""Rows a write transaction holds back before sending them on their own (the rest go with
+``COMMIT``)."""
 
 
 def is_postgres_url(value: str) -> bool:
@@ -135,12 +144,15 @@ class QmarkConnection:
     placeholders, for read code shared by both stores (verify, proofs, export). Errors leave
     translated."""
 
-    def __init__(self, conn: Any, where: str) -> None:
+    def __init__(self, conn: Any, where: str, ledger: PgLedger | None = None) -> None:
         self._conn = conn
         self._where = where
+        self._ledger = ledger
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         try:
+            if self._ledger is not None and self._ledger._writes is not None:
+                self._ledger._writes.flush()  # a read inside a write transaction sees its writes
             return self._conn.execute(sql.replace("%", "%%").replace("?", "%s"), tuple(params))
         except psycopg.Error as e:
             raise translate(e, self._where) from e
@@ -159,6 +171,9 @@ class PgLedger(KeyReads):
         self._staged: Tip | None = None
         self._head: tuple[int, str, str] | None = None
         self._in_write = False
+        self._writes: _Writes | None = None
+        self._cc: Any = None
+        self._read_models: PgReadModels | None = None
 
     # --- opening --------------------------------------------------------------------------
 
@@ -180,6 +195,8 @@ class PgLedger(KeyReads):
                 f"{ledger.path}: schema version {version} is newer than this govledger "
                 f"({SCHEMA_VERSION})"
             )
+        if version < SCHEMA_VERSION:
+            ledger._migrate()
         return ledger
 
     @classmethod
@@ -227,6 +244,8 @@ class PgLedger(KeyReads):
                         f"INSERT INTO {META_TABLE} (key, value) VALUES ('schema_version', %s)",
                         (str(SCHEMA_VERSION),),
                     )
+            else:
+                ledger._migrate()
         except BaseException:
             conn.close()
             raise
@@ -253,6 +272,30 @@ class PgLedger(KeyReads):
                         role=pg_sql.Identifier(role), schema=pg_sql.Identifier(schema)
                     )
                 )
+        postgres_read_models.grant(self._conn, schema, role)
+
+    def _migrate(self) -> None:
+        """Bring an older schema to ``SCHEMA_VERSION``, in one transaction. Only the schema's
+        owner can; for anyone else (the application role), or while another session holds the
+        tables past the lock timeout, the schema stays as it is: every older version checks the
+        same things, and the next open by the owner migrates it."""
+        try:
+            with self._conn.transaction():
+                row = self._conn.execute(
+                    f"SELECT value FROM {META_TABLE} WHERE key = 'schema_version' FOR UPDATE"
+                ).fetchone()
+                if int(row[0]) >= SCHEMA_VERSION:
+                    return  # another session has migrated it meanwhile
+                for version in range(int(row[0]), SCHEMA_VERSION):
+                    self._conn.execute(MIGRATIONS[version])
+                self._conn.execute(
+                    f"UPDATE {META_TABLE} SET value = %s WHERE key = 'schema_version'",
+                    (str(SCHEMA_VERSION),),
+                )
+        except (psycopg.errors.InsufficientPrivilege, psycopg.errors.LockNotAvailable):
+            return
+        except psycopg.Error as e:
+            raise translate(e, self.path) from e
 
     def _schema_version(self) -> int | None:
         with self._errors():
@@ -283,25 +326,43 @@ class PgLedger(KeyReads):
     @property
     def conn(self) -> QmarkConnection:
         """The connection for shared read code written with ``?`` placeholders."""
-        return QmarkConnection(self._conn, self.path)
+        return QmarkConnection(self._conn, self.path, self)
 
-    def read_models(self) -> Any:
-        """Read models are kept in SQLite only so far (see ``db``)."""
-        return self.db
+    def read_models(self) -> PgReadModels:
+        """The read-model tables, in their own schema of this database, through this
+        connection (so ``write()`` covers them)."""
+        if self._read_models is None:
+            self._read_models = PgReadModels(self._conn, self.path, self._flush_writes)
+        return self._read_models
 
-    def scratch_read_models(self) -> Any:
-        return self.db
+    def scratch_read_models(self) -> AbstractContextManager[SqliteReadModels]:
+        """Read models in a temporary SQLite file, deleted on exit (time travel, ``replay
+        --check``): nothing is written to the server, and no query spans both."""
+        from ledger.store import sqlite_read_models
+
+        return sqlite_read_models.scratch()
 
     @property
-    def db(self) -> Any:
-        """Read models are kept in SQLite only so far: refused here with one clear line."""
-        raise StoreError(
-            f"{self.path}: read models (runs, tiers, metrics, findings, corrections, replay) "
-            "need a SQLite ledger; copy the log to one with `govledger copy`"
-        )
+    def db(self) -> PgReadModels:
+        """The read models (``read_models()``)."""
+        return self.read_models()
+
+    def _client_cursor(self) -> Any:
+        """The connection's cursor for statements sent with the simple-query protocol."""
+        if self._cc is None or self._cc.closed:
+            self._cc = psycopg.ClientCursor(self._conn)
+        return self._cc
+
+    def _flush_writes(self) -> None:
+        """Send the writes the open write transaction holds back (reads after them see them)."""
+        if self._writes is not None:
+            with self._errors():
+                self._writes.flush()
 
     def _q(self, sql: str, params: Sequence[Any] = ()) -> Any:
         with self._errors():
+            if self._writes is not None:
+                self._writes.flush()  # a read inside the write transaction sees its writes
             return self._conn.execute(sql, tuple(params))
 
     # --- transactions ---------------------------------------------------------------------
@@ -383,19 +444,27 @@ class PgLedger(KeyReads):
         batch: int,
         columns: str = ROW_COLUMNS,
     ) -> Iterator[list[Any]]:
+        # Pages by seq range, not ``seq > last … LIMIT n`` alone: seq is contiguous, so a
+        # range of ``batch`` seqs is one page, read by the primary key whatever the planner
+        # knows of the table (with stale or no statistics it would scan the whole rest of the
+        # log and sort it for every page). With a filter, a page is the first ``batch``
+        # matching rows of a window of seqs. The end is the head when the read starts.
+        head = self._q("SELECT seq FROM gl_head").fetchone()
+        stop = min(
+            int(head[0]) if head else 0, to_seq if to_seq is not None and to_seq >= 0 else MAX_SEQ
+        )
         last = from_seq - 1
-        stop = to_seq if to_seq is not None and to_seq >= 0 else MAX_SEQ
-        extra = f" AND ({where})" if where else ""
-        sql = f"SELECT {columns} FROM events WHERE seq > ? AND seq <= ?{extra} ORDER BY seq LIMIT ?"
+        window = batch * FILTER_WINDOW if where else batch
+        limit = f" ORDER BY seq LIMIT {int(batch)}" if where else " ORDER BY seq"
+        sql = f"SELECT {columns} FROM events WHERE seq > ? AND seq <= ?"
+        sql += f" AND ({where}){limit}" if where else limit
         conn = self.conn
         while last < stop:
-            rows = conn.execute(sql, (last, stop, *params, batch)).fetchall()
-            if not rows:
-                return
-            yield rows
-            last = rows[-1][0]
-            if len(rows) < batch:
-                return
+            high = min(stop, last + window)
+            rows = conn.execute(sql, (last, high, *params)).fetchall()
+            if rows:
+                yield rows
+            last = rows[-1][0] if len(rows) == batch and where else high
 
     def iter_rows(
         self,
@@ -494,11 +563,13 @@ class PgLedger(KeyReads):
                 (size, signer, root, note, created),
             )
 
-    def latest_checkpoint(self, min_size: int = 0) -> str | None:
-        """The note of the newest kept checkpoint of size at least ``min_size``, or None."""
+    def latest_checkpoint(self, min_size: int = 0, max_size: int | None = None) -> str | None:
+        """The note of the newest kept checkpoint of size at least ``min_size`` and at most
+        ``max_size`` (default: the head), or None."""
         row = self._q(
-            "SELECT note FROM checkpoints WHERE size >= %s ORDER BY size DESC LIMIT 1",
-            (min_size,),
+            "SELECT note FROM checkpoints WHERE size >= %s AND size <= %s "
+            'ORDER BY size DESC, signer COLLATE "C" LIMIT 1',
+            (min_size, self.size if max_size is None else max_size),
         ).fetchone()
         return None if row is None else str(row[0])
 
@@ -669,13 +740,12 @@ class _Translated:
 
 
 class _PgWriteTx:
-    """One transaction in pipeline mode: ``BEGIN`` and the head lock in one round trip; the
-    writes and ``COMMIT`` in the next. The head read under the lock tells whether the tip
-    kept from the last append is still the end of the log."""
+    """One transaction in two round trips: ``BEGIN`` and the head lock in one message; the
+    writes, buffered meanwhile, and ``COMMIT`` in the next (``_Writes``). The head read under
+    the lock tells whether the tip kept from the last append is still the end of the log."""
 
     def __init__(self, ledger: PgLedger) -> None:
         self.ledger = ledger
-        self.stack = ExitStack()
 
     def append(
         self,
@@ -703,49 +773,119 @@ class _PgWriteTx:
             raise DatabaseLocked(f"{ledger.path}: the ledger is busy in another thread")
         try:
             with ledger._errors():
-                self.stack.enter_context(ledger._conn.pipeline())
-                self.stack.enter_context(ledger._conn.transaction())
-                row = ledger._conn.execute("SELECT seq, hash, ts FROM gl_lock_head()").fetchone()
-        except BaseException as e:
-            self._unwind(e)
+                # No parameters: the simple-query protocol, both statements in one message.
+                cur = ledger._client_cursor()
+                cur.execute("BEGIN; SELECT seq, hash, ts FROM gl_lock_head()")
+                cur.nextset()
+                row = cur.fetchone()
+            if row is None:
+                raise NotALedger(f"{ledger.path}: the ledger's head row (gl_head) is missing")
+        except BaseException:
+            self._rollback()
+            ledger._write_lock.release()
             raise
         ledger._head = (int(row[0]), str(row[1]), str(row[2]))
         tip = ledger._tip
         if tip is None or (tip.size, tip.prev) != ledger._head[:2]:
             tip = ledger._tip = None
         ledger._staged = tip
+        ledger._writes = _Writes(ledger._client_cursor())
         ledger._in_write = True
         return self
 
-    def _unwind(self, exc: BaseException | None) -> None:
-        ledger = self.ledger
-        ledger._in_write = False
+    def _rollback(self) -> None:
+        conn = self.ledger._conn
+        if conn.closed or conn.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            return
         try:
-            if exc is None:
-                self.stack.close()
-            else:
-                self.stack.__exit__(type(exc), exc, exc.__traceback__)
-        finally:
-            ledger._write_lock.release()
+            conn.execute("ROLLBACK")
+        except psycopg.Error:
+            conn.close()  # the server's side ends with the connection
 
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         ledger = self.ledger
         staged, ledger._staged, ledger._tip = ledger._staged, None, None
+        writes, ledger._writes = ledger._writes, None
+        ledger._in_write = False
         try:
-            self._unwind(exc)
-        except psycopg.Error as e:
-            raise translate(e, ledger.path) from e
-        if exc is None:
-            ledger._tip = staged
-        elif isinstance(exc, psycopg.Error):
+            if exc is None:
+                assert writes is not None
+                with ledger._errors():
+                    writes.commit()
+                ledger._tip = staged
+        except BaseException:
+            self._rollback()
+            raise
+        else:
+            if exc is not None:
+                self._rollback()
+        finally:
+            ledger._write_lock.release()
+        if isinstance(exc, psycopg.Error):
             raise translate(exc, ledger.path) from exc
 
 
+class _Writes:
+    """The writes of one transaction, held back so that the last of them go out with
+    ``COMMIT`` in one message (the simple-query protocol, which takes several statements but
+    no parameters: psycopg binds the values client-side, as literals quoted by its own
+    adapters). Rows added one after another to the same table are one ``INSERT`` (a batch
+    signed in chunks still moves the head once). Past ``INSERT_ROWS`` held rows they go out
+    on their own; so do they before any read inside the transaction (``flush``), so that it
+    sees them."""
+
+    def __init__(self, cursor: Any) -> None:
+        self.cursor = cursor
+        self.quote = Transformer.from_context(cursor).as_literal
+        self.statements: list[bytes] = []
+        self.head = ""
+        self.values: list[bytes] = []
+
+    def add(self, head: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Hold the ``rows`` of ``head VALUES (…), (…)``, in order."""
+        if not rows:
+            return
+        if head != self.head:
+            self._close()
+            self.head = head
+        quote = self.quote
+        self.values += [b"(" + b", ".join([quote(v) for v in r]) + b")" for r in rows]
+        if len(self.values) >= INSERT_ROWS:
+            self.flush()
+
+    def statement(self, sql: str, params: Sequence[Any]) -> None:
+        """Hold one statement with ``%s`` parameters (bound by psycopg)."""
+        self._close()
+        self.statements.append(self.cursor.mogrify(sql, params).encode())
+
+    def _close(self) -> None:
+        if self.values:
+            self.statements.append(self.head.encode() + b" VALUES " + b", ".join(self.values))
+        self.head, self.values = "", []
+
+    def flush(self) -> None:
+        self._close()
+        if self.statements:
+            self._send([])
+
+    def commit(self) -> None:
+        self._close()
+        self._send([b"COMMIT"])
+
+    def _send(self, last: list[bytes]) -> None:
+        query = b"; ".join(self.statements + last)
+        self.statements = []
+        self.cursor.execute(query)
+
+
 class _PgChain(chaining.IndexLookups):
-    """``chaining.ChainStore`` over a ``PgLedger``'s open write transaction."""
+    """``chaining.ChainStore`` over a ``PgLedger``'s open write transaction: reads run at
+    once (after the held writes), writes are held in its ``_Writes``."""
 
     def __init__(self, ledger: PgLedger) -> None:
         self.ledger = ledger
+        assert ledger._writes is not None
+        self.writes = ledger._writes
 
     def current_tip(self) -> Tip:
         ledger = self.ledger
@@ -765,8 +905,20 @@ class _PgChain(chaining.IndexLookups):
         return self.ledger._q(sql, params)
 
     def query_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        with self.ledger._errors(), self.ledger._conn.cursor() as cur:
-            cur.executemany(sql, rows)
+        raise AssertionError("the PostgreSQL store holds its writes (write_index)")
+
+    def write_index(
+        self,
+        nodes: list[tuple[int, int, bytes]],
+        new_keys: list[tuple[Any, ...]],
+        revoked: list[tuple[int, str]],
+    ) -> None:
+        self.writes.add("INSERT INTO merkle_nodes (closes, level, hash)", nodes)
+        self.writes.add(
+            "INSERT INTO keys (key_id, name, public_key, role, agent, registered_seq)", new_keys
+        )
+        for seq, kid in revoked:
+            self.writes.statement("UPDATE keys SET revoked_seq = %s WHERE key_id = %s", (seq, kid))
 
     def first_logged_id(self, ids: Sequence[str]) -> tuple[str, int] | None:
         hit = self.ledger._q(
@@ -775,7 +927,9 @@ class _PgChain(chaining.IndexLookups):
         return None if hit is None else (str(hit[0]), int(hit[1]))
 
     def insert_events(self, rows: list[list[Any]], bodies: list[bytes]) -> None:
-        # One INSERT of all the rows (arrays unnested in order): the head row then moves once.
-        columns = [list(c) for c in zip(*rows, strict=True)]
-        with self.ledger._errors():
-            self.ledger._conn.execute(_INSERT, [*columns, bodies])
+        # One INSERT of the batch: the statement trigger checks its rows as a chain, each
+        # against the one before it, and moves the head row once.
+        self.writes.add(
+            f"INSERT INTO events ({ROW_COLUMNS}, body)",
+            [(*r, b) for r, b in zip(rows, bodies, strict=True)],
+        )

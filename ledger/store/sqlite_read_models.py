@@ -13,12 +13,13 @@ import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any
 
 from ledger.errors import DatabaseLocked, StoreError
 from ledger.store.base import TableSpec
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 
 class SqliteReadModels:
@@ -33,6 +34,10 @@ class SqliteReadModels:
     def sqlite(self) -> sqlite_utils.Database:
         """The connection as a ``sqlite_utils.Database`` (SQLite-specific callers: tests, tools)."""
         if self._db is None:
+            # Imported here: only creating tables needs it, and a reading command that finds
+            # its read models current never does (the import is a fifth of its start-up).
+            import sqlite_utils
+
             self._db = sqlite_utils.Database(self.conn)
         return self._db
 

@@ -1,8 +1,8 @@
 """The SQLite schema of a ledger file, its version and its migrations.
 
-``events`` is append-only: triggers refuse UPDATE and DELETE (SPEC §1.1). ``keys`` is an index
-of the key events for fast authorization at append time (verification never trusts it: it reads
-the keys from the log). ``merkle_nodes`` holds complete-subtree hashes of level ≥ 4
+``events`` is append-only: triggers refuse UPDATE and DELETE, and an INSERT that does not extend
+the head (SPEC §1.1). ``keys`` is an index of the key events for fast authorization at append
+time (verification never trusts it: it reads the keys from the log). ``merkle_nodes`` holds complete-subtree hashes of level ≥ 4
 (``merkle.STORED_LEVEL``; lower ones are recomputed from at most 8 event hashes) of the RFC 9162
 tree over event hashes, keyed by ``(closes, level)`` (``closes``: the tree size at which the
 subtree is complete, ``(idx + 1) << level``), written in the same transaction as the events.
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 META_TABLE = "govledger_meta"
 
 _V1 = """
@@ -90,7 +90,23 @@ DELETE FROM merkle_nodes WHERE level < 4
 below covers at most 8 leaves and is recomputed from the event hashes when a proof needs it.
 A batch of 100 appends writes ~6 node rows instead of ~100 (~4% faster batched appends)."""
 
-MIGRATIONS: dict[int, str] = {0: _V1, 1: _V2, 2: _V3}
+_V4 = """
+CREATE TRIGGER events_extend_head BEFORE INSERT ON events
+WHEN EXISTS (SELECT 1 FROM events WHERE seq >= NEW.seq)
+    OR CASE WHEN NEW.seq = 1
+        THEN NEW.prev IS NOT '0000000000000000000000000000000000000000000000000000000000000000'
+        ELSE NOT EXISTS (
+            SELECT 1 FROM events WHERE seq = NEW.seq - 1 AND hash = NEW.prev AND ts <= NEW.ts
+        )
+    END
+BEGIN SELECT RAISE(ABORT, 'govledger: an event must extend the head (seq = head + 1, prev = its hash, ts not before it)'); END
+"""
+"""Version 4 has the database itself refuse a row that does not extend the head: ``seq`` must
+be the head's + 1, ``prev`` the head's hash and ``ts`` not before the head's, so a writer that
+bypasses govledger (raw SQL, ``INSERT OR REPLACE`` of an existing seq) cannot fork, gap or
+overwrite the log. Two index lookups per appended row."""
+
+MIGRATIONS: dict[int, str] = {0: _V1, 1: _V2, 2: _V3, 3: _V4}
 """From version N (key) to N + 1: the SQL to run. A new schema adds one entry."""
 
 

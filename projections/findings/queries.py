@@ -149,6 +149,7 @@ def finding_counts(
         return {}
     sql, args = union
     rows = db.execute(
-        f"SELECT kind, severity, count(*) FROM ({sql}) GROUP BY kind, severity ORDER BY 1, 2", args
+        f"SELECT kind, severity, count(*) FROM ({sql}) AS u GROUP BY kind, severity ORDER BY 1, 2",
+        args,
     )
     return {(k, sev): n for k, sev, n in rows}

@@ -35,7 +35,9 @@ SEVERITY_BITS: dict[str, int] = {"info": 2, "warning": 4, "critical": 8}
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+    # Schemas built when a policy is first validated, not at import: a reading command whose
+    # read models are current never validates one.
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, defer_build=True)
 
 
 class Compliance(_Section):

@@ -205,10 +205,11 @@ def decide(
 
 
 def check_tier(state: RunsState, event: EventView, run: Run, agent: Agent, required: int) -> None:
-    effective = g.effective_tier(agent.tier, agent.tier_since_seq, agent.last_critical_seq)
+    tier, since = state.standing(agent)  # the justified tier: an unjustified change is ignored
+    effective = g.effective_tier(tier, since, agent.last_critical_seq)
     if required > effective:
-        zeroed = effective != agent.tier
-        evidence = agent.last_critical_seq if zeroed else agent.tier_since_seq
+        zeroed = effective != tier
+        evidence = agent.last_critical_seq if zeroed else since
         why = f" (0 after the critical finding at seq {evidence})" if zeroed else ""
         find(
             state,

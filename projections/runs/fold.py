@@ -100,13 +100,19 @@ class RunsProjection(Projection[RunsState]):
     """Runs, agents, findings and anomalies (SPEC §3)."""
 
     name = "runs"
-    version = 6
+    version = 7
     tables = (RUNS, AGENTS, FINDINGS, ANOMALIES, GRANTS, POLICY)
     depends_on = ("reliability",)
     """The reliability signals fired for an event become findings of its run."""
+    consults = ("tiers",)
+    """The tier judge: the approval, grants and tier rules go by the tier the tiers read model
+    holds justified as of the event before (an unjustified change must not raise the agent)."""
 
     def start(self, db: ReadModels, deps: Mapping[str, Any]) -> RunsState:
         return RunsState(db, deps.get("reliability"))
+
+    def attach(self, state: RunsState, consulted: Mapping[str, Any]) -> None:
+        state.tiers = consulted["tiers"]
 
     def prepare(self, state: RunsState, events: Sequence[EventView]) -> None:
         # Sorted: rows are then cached, and written, in the same order in every process.
@@ -272,7 +278,7 @@ def _submitted(
         # The approval rule (policy [approval]): decided once, from the effective tier at
         # submission and the policy in force then.
         if agent is not None:
-            run.submitted_tier = _effective(agent)
+            run.submitted_tier = state.effective_tier(agent)
         if p.auto_approve:
             approval = state.policy.rules.approval
             run.auto_from_tier = approval.needed(p.risk)
@@ -310,7 +316,7 @@ def _started(
         run.started_seq, run.started_ts = event.seq, event.ts
         # The grants rule (policy [grants]): from the effective tier at the start.
         if agent is not None:
-            run.started_tier = _effective(agent)
+            run.started_tier = state.effective_tier(agent)
         run.contract_from_tier = state.policy.rules.grants.contract_suffices_from_tier
         run.contract_suffices = int(
             contract is not None and (run.started_tier or 0) >= run.contract_from_tier
@@ -554,11 +560,6 @@ def _register(agent: Agent, seq: int, p: AgentRegistered) -> None:
     agent.allowed_side_effects = canonical_of_typed(sorted(set(p.allowed_side_effects))).decode()
     agent.forbidden_actions = canonical_of_typed(sorted(set(p.forbidden_actions))).decode()
     agent.confidence_threshold_bp = p.confidence_threshold_bp
-
-
-def _effective(agent: Agent) -> int:
-    """The agent's effective tier as of the events folded so far."""
-    return g.effective_tier(agent.tier, agent.tier_since_seq, agent.last_critical_seq)
 
 
 def _approve(run: Run, seq: int, p: RunApproved) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from ledger.store.base import ReadModels
 from projections.findings import kinds as g
-from projections.projection import conditions
+from projections.projection import column_list, conditions
 from projections.runs.tables import AGENT_FIELDS, FINDINGS, RUN_FIELDS
 
 _FINDING_COLS = ", ".join(FINDINGS.column_names)
@@ -105,7 +105,7 @@ def _views(db: ReadModels, rows: list[dict[str, Any]]) -> list[RunView]:
 
 def get_run(db: ReadModels, run: str) -> RunView | None:
     """One run by id (a primary-key lookup), with its findings and anomalies."""
-    cur = db.execute(f"SELECT {', '.join(RUN_FIELDS)} FROM runs WHERE run = ?", [run])
+    cur = db.execute(f"SELECT {column_list(RUN_FIELDS)} FROM runs WHERE run = ?", [run])
     row = cur.fetchone()
     if row is None:
         return None
@@ -152,7 +152,7 @@ def iter_runs(
     finding (a run still in progress with a clean record is not reported).
     """
     where, params = _run_filter(agent, status, since, until, non_compliant)
-    sql = f"SELECT {', '.join(RUN_FIELDS)} FROM runs WHERE {where} ORDER BY first_seq"
+    sql = f"SELECT {column_list(RUN_FIELDS)} FROM runs WHERE {where} ORDER BY first_seq"
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
     cur = db.execute(sql, params)
@@ -295,7 +295,7 @@ def agent_metrics(
     states = {"completed", "failed", "cancelled", "rejected"}
     for name, state, n, tools, anomalies in db.execute(
         f"SELECT agent, state, count(*), sum(tool_calls), sum(anomalies) FROM runs {one} "
-        "GROUP BY agent, state",
+        "GROUP BY agent, state ORDER BY agent, state",
         params,
     ):
         m = out.get(name)
@@ -309,7 +309,8 @@ def agent_metrics(
         else:
             m.in_progress += n
     for name, kind, severity, n in db.execute(
-        f"SELECT agent, kind, severity, count(*) FROM findings {one} GROUP BY agent, kind, severity",
+        f"SELECT agent, kind, severity, count(*) FROM findings {one} GROUP BY agent, kind, severity "
+        "ORDER BY agent, kind, severity",
         params,
     ):
         if name in out:
@@ -318,7 +319,8 @@ def agent_metrics(
             sev[severity] = sev.get(severity, 0) + n
     for name, fc, n in db.execute(
         f"SELECT agent, failure_class, count(*) FROM runs {one} "
-        f"{'AND' if one else 'WHERE'} failure_class IS NOT NULL GROUP BY agent, failure_class",
+        f"{'AND' if one else 'WHERE'} failure_class IS NOT NULL GROUP BY agent, failure_class "
+        "ORDER BY agent, failure_class",
         params,
     ):
         if name in out:

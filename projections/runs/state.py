@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ledger.store.base import ReadModels
+from projections.findings.kinds import effective_tier
 from projections.policy.in_force import PolicyFold, policy_table
-from projections.projection import Table
+from projections.projection import Table, column_list
 from projections.runs.tables import AGENTS, RUNS, Agent, Run
 
 if TYPE_CHECKING:
@@ -25,6 +26,17 @@ POLICY = policy_table("runs_policy")
 
 GrantMap = dict[str, list[tuple[int, str | None]]]
 """Tool → ``(seq, expires_at)`` of each grant of the run naming it, oldest first."""
+
+
+class TierStandings(Protocol):
+    """The tier judge the runs fold consults: the tiers read model's state as of the previous
+    event (``projections.tiers.fold.TiersState``), which re-judges every recorded tier change."""
+
+    def standing_of(self, agent: str) -> tuple[int, int] | None:
+        """``(tier, seq that set it)`` the agent holds by its registration and the tier changes
+        the policy justified (an unjustified change neither raises nor lowers it); None when
+        the agent has no tier record."""
+        ...
 
 
 class RunsState:
@@ -40,6 +52,7 @@ class RunsState:
         "policy",
         "reliability",
         "runs",
+        "tiers",
     )
 
     def __init__(self, db: ReadModels, reliability: ReliabilityState | None = None) -> None:
@@ -48,6 +61,9 @@ class RunsState:
         """The reliability projection's state: its signals for an event become findings."""
         self.policy = PolicyFold(db, POLICY)
         """The policy in force (its ``[approval]`` and ``[grants]`` rules)."""
+        self.tiers: TierStandings | None = None
+        """The tier judge (set by ``RunsProjection.attach``): the approval, grants and tier
+        rules go by the tier it holds justified, never by a recorded change it flagged."""
         self.runs: dict[str, Run] = {}
         self.agents: dict[str, Agent] = {}
         self.grant_maps: dict[str, GrantMap] = {}
@@ -84,6 +100,18 @@ class RunsState:
                 for tool in json.loads(tools):
                     gm.setdefault(tool, []).append((seq, expires))
 
+    def standing(self, agent: Agent) -> tuple[int, int]:
+        """``(tier, seq that set it)`` the rules judge ``agent`` by, as of the events folded so
+        far: the tier judge's, else (no tier record there) the recorded tier."""
+        judged = self.tiers.standing_of(agent.agent) if self.tiers is not None else None
+        return (agent.tier, agent.tier_since_seq) if judged is None else judged
+
+    def effective_tier(self, agent: Agent) -> int:
+        """The agent's effective tier as of the events folded so far (SPEC §3): its justified
+        tier (``standing``), 0 after a critical finding since that tier was set."""
+        tier, since = self.standing(agent)
+        return effective_tier(tier, since, agent.last_critical_seq)
+
     def run(self, run_id: str) -> Run:
         run = self.runs.get(run_id)
         if run is None:
@@ -114,7 +142,7 @@ def _select(db: ReadModels, table: Table, ids: list[str]) -> Iterator[tuple[Any,
     for chunk in _chunks(ids):
         marks = ", ".join("?" for _ in chunk)
         yield from db.execute(
-            f"SELECT {', '.join(table.column_names)} FROM {table.name} "
+            f"SELECT {column_list(table.column_names)} FROM {table.name} "
             f"WHERE {table.pk[0]} IN ({marks})",
             chunk,
         )

@@ -220,6 +220,16 @@ class TiersState:
             self.agents[name] = a
         return a
 
+    def standing_of(self, agent: str) -> tuple[int, int] | None:
+        """``(tier, seq that set it)`` the rules go by (``TierAgent.standing``: an unjustified
+        change is ignored), as of the events folded so far; None for an agent with no record.
+        What the runs fold consults for its approval, grants and tier rules."""
+        a = self.agent(agent, create=False)
+        if a is None:
+            return None
+        s = a.standing()
+        return s.tier, s.since_seq
+
     def load_runs(self, run_ids: Sequence[str]) -> None:
         """Load the stored ``tier_runs`` rows of these runs, a chunk per query; a run not found
         has not finished (yet) and is remembered as such until the cache is flushed."""
