@@ -441,6 +441,13 @@ def baseline(base: dict[str, Any], tmp: Path, scenario: str, impl: str, n: int) 
     return r
 
 
+def _drafts_file(jsonl: Path, need: int) -> None:
+    """The workload's recorder drafts as import lines (``scripts/bench.py``'s setup worker)."""
+    r = bench.spawn({"scenario": "setup", "impl": "input", "need": need, "jsonl": str(jsonl)})
+    if "error" in r or not jsonl.exists():
+        raise SystemExit(f"generating the input failed: {r.get('error', 'no file written')}")
+
+
 def log(msg: str, quiet: bool) -> None:
     if not quiet:
         print(msg, file=sys.stderr, flush=True)
@@ -456,7 +463,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     ring.create("recorder")
     jsonl = tmp / "input.jsonl"
     need = max(args.single, args.batched, args.batch)
-    bench.spawn({"scenario": "setup", "impl": "input", "need": need, "jsonl": str(jsonl)})
+    _drafts_file(jsonl, need)
     lines = [json.loads(x) for x in jsonl.read_text().splitlines()[: args.batch]]
     single_body, batch_body = tmp / "single.json", tmp / "batch.json"
     single_body.write_bytes(json.dumps(lines[0]).encode())
@@ -668,7 +675,7 @@ def rss_run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     ring.create("root")
     ring.create("recorder")
     jsonl = tmp / "input.jsonl"
-    bench.spawn({"scenario": "setup", "impl": "input", "need": args.batch, "jsonl": str(jsonl)})
+    _drafts_file(jsonl, args.batch)
     lines = [json.loads(x) for x in jsonl.read_text().splitlines()[: args.batch]]
     body = tmp / "batch.json"
     body.write_bytes(json.dumps(lines).encode())
