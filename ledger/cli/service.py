@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import socket
-
 import click
 
 from ledger.cli.context import Context, echo_json, json_option, pass_ctx, print_table
@@ -49,12 +47,13 @@ def serve(ctx: Context, host: str, port: int, checkpoint_signer: str | None, max
     gracefully on SIGINT or SIGTERM: appends in flight are committed or failed whole.
     """
     try:
-        import uvicorn
+        import uvicorn  # noqa: F401
     except ModuleNotFoundError as e:
         raise EnvironmentProblem(
             "serve needs the service extra: pip install 'govledger[serve]'"
         ) from e
     from ledger.service.app import Service, create_app
+    from ledger.service.server import listen, run
     from ledger.service.tokens import ensure_table
 
     ledger = ctx.ledger()
@@ -65,18 +64,12 @@ def serve(ctx: Context, host: str, port: int, checkpoint_signer: str | None, max
         ledger=ledger, keyring=ctx.keyring, checkpoint_signer=checkpoint_signer, max_body=max_body
     )
     try:
-        sock = socket.create_server((host, port))
+        sock = listen(host, port)
     except OSError as e:
         raise EnvironmentProblem(f"cannot listen on {host}:{port} ({e.strerror})") from e
-    # Accepted connections inherit TCP_NODELAY: a response written in two parts (head, body)
-    # is not held back by Nagle's algorithm until the client's delayed ACK (~40 ms).
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     bound = sock.getsockname()[1]
     click.echo(f"govledger serve: listening on http://{host}:{bound}")
-    config = uvicorn.Config(
-        create_app(service), log_level="warning", access_log=False, lifespan="on"
-    )
-    uvicorn.Server(config).run(sockets=[sock])
+    run(create_app(service), sock)
 
 
 @click.group()

@@ -43,8 +43,61 @@ def _check_str(s: str, path: str, what: str) -> bool:
     return what == "key" and max(s) > "\uffff"
 
 
+class _Refused(Exception):
+    """Raised by ``_quick_walk`` at anything ``_named_walk`` refuses."""
+
+
 def _walk(value: Any, path: str, depth: int) -> bool:
-    """Check ``value`` is canonically encodable; return True when the slow path is needed."""
+    """Check ``value`` is canonically encodable; return True when the slow path is needed.
+
+    The quick walk builds no field paths (most of the cost of a walk); only a value it refuses
+    is walked again, naming the field in the error."""
+    try:
+        return _quick_walk(value, depth)
+    except (_Refused, UnicodeEncodeError):
+        return _named_walk(value, path, depth)
+
+
+def _quick_walk(value: Any, depth: int) -> bool:
+    """``_named_walk`` without the paths: the same verdict, ``_Refused`` (or
+    ``UnicodeEncodeError``) where it raises."""
+    t = type(value)
+    if t is str:
+        if not value.isascii():
+            value.encode("utf-8")
+        return False
+    if t is int:
+        if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+            return False
+        raise _Refused
+    if t is bool or value is None:
+        return False
+    if depth > MAX_DEPTH:
+        raise _Refused
+    slow = False
+    if t is dict:
+        for k, v in value.items():
+            if type(k) is not str:
+                raise _Refused
+            if not k.isascii():
+                k.encode("utf-8")
+                slow |= max(k) > "\uffff"
+            if type(v) is str:
+                if not v.isascii():
+                    v.encode("utf-8")
+            else:
+                slow |= _quick_walk(v, depth + 1)
+        return slow
+    if t is list or t is tuple:
+        for v in value:
+            slow |= _quick_walk(v, depth + 1)
+        return slow
+    raise _Refused  # a float, a number kept as _NonInteger, or not JSON
+
+
+def _named_walk(value: Any, path: str, depth: int) -> bool:
+    """Check ``value`` is canonically encodable, naming the field of what is not; return True
+    when the slow path is needed."""
     slow = False
     t = type(value)
     if t is _NonInteger:
@@ -67,11 +120,11 @@ def _walk(value: Any, path: str, depth: int) -> bool:
             if type(k) is not str:
                 raise EncodingError(f"{path}: key {k!r} is not a string")
             slow |= _check_str(k, f"{path}.{k}", "key")
-            slow |= _walk(v, f"{path}.{k}", depth + 1)
+            slow |= _named_walk(v, f"{path}.{k}", depth + 1)
         return slow
     if t is list or t is tuple:
         for i, v in enumerate(value):
-            slow |= _walk(v, f"{path}[{i}]", depth + 1)
+            slow |= _named_walk(v, f"{path}[{i}]", depth + 1)
         return slow
     if t is float:
         raise EncodingError(
@@ -139,12 +192,15 @@ def _no_float(s: str) -> Any:
 
 
 def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    d: dict[str, Any] = {}
-    for k, v in pairs:
-        if k in d:
+    d = dict(pairs)
+    if len(d) == len(pairs):
+        return d
+    seen: set[str] = set()
+    for k, _ in pairs:
+        if k in seen:
             raise ValueError(f"duplicate key {k!r}")
-        d[k] = v
-    return d
+        seen.add(k)
+    raise AssertionError("unreachable: fewer keys than pairs means a key repeats")
 
 
 _decoder = json.JSONDecoder(

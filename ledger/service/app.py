@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import orjson
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -77,6 +78,8 @@ def status_of(e: LedgerError) -> tuple[int, str]:
     """The HTTP status and error kind of a library error (SPEC §7)."""
     if isinstance(e, HttpError):
         return e.status, e.kind
+    if isinstance(e, tokens.Revoked):
+        return 401, "unauthenticated"
     if isinstance(e, DuplicateEventId):
         return 409, "duplicate_id"
     if isinstance(e, tokens.Forbidden | UnauthorizedWrite):
@@ -102,8 +105,29 @@ class Service:
     committer: GroupCommitter | None = None
     access_log: Callable[[str], None] | None = None
     _signers: dict[str, Signer] = field(default_factory=dict)
+    _tokens: dict[str, tokens.Token] = field(default_factory=dict)
     _read_lock: threading.Lock = field(default_factory=threading.Lock)
     _last_signed: float = 0.0
+
+    def cached_token(self, secret: str) -> tokens.Token | None:
+        """The unrevoked token of ``secret``, looked up once, then from the cache (no query:
+        after each commit by the writer, a query on the event loop's connection re-reads the
+        pages SQLite had cached)."""
+        key = tokens.digest(secret)
+        token = self._tokens.get(key)
+        if token is None:
+            token = tokens.lookup(self.ledger, secret)
+            if token is not None:
+                self._tokens[key] = token
+        return token
+
+    def forget_token(self, name: str) -> None:
+        """Drop the cached token ``name`` (found revoked)."""
+        self._tokens = {k: t for k, t in self._tokens.items() if t.name != name}
+
+    def loaded_signer(self, name: str) -> Signer | None:
+        """The key ``name`` if already loaded (no file read: safe on the event loop)."""
+        return self._signers.get(name)
 
     def signer(self, name: str) -> Signer:
         if name not in self._signers:
@@ -150,8 +174,9 @@ async def post_events(request: Request) -> Response:
     service = _service(request)
     started = time.perf_counter()
     try:
-        # (1) who: the bearer token, looked up at each request (a revocation is immediate).
-        token = _token(service, request)
+        # (1) who: the bearer token (found once, then cached; its revocation is checked
+        # by the writer, inside the transaction).
+        token = _token(service, request, cached=True)
         request.state.token = token.name
         # (2) what: the body, within its size limit, as drafts.
         body = await _body(request, service.max_body)
@@ -159,29 +184,41 @@ async def post_events(request: Request) -> Response:
         # (3) may this token append them, and are they valid (the catalog's messages)?
         token.check([(p.draft, p.where) for p in drafts])
         prepared = [prepare(p.draft, p.where) for p in drafts]
-        signer = await run_in_threadpool(service.signer, token.signer)
+        # The key file is read once (in a worker thread); later requests find it loaded.
+        signer = service.loaded_signer(token.signer)
+        if signer is None:
+            signer = await run_in_threadpool(service.signer, token.signer)
         # (4) appended with whatever other requests arrive meanwhile; durable on return.
         assert service.committer is not None
-        events = await service.committer.submit(prepared, signer)
+        # The token is looked up again by the writer, inside the transaction: a revocation
+        # committed meanwhile refuses the request (401) and drops the cached token.
+        events = await service.committer.submit(prepared, signer, token.name)
     except LedgerError as e:
+        if isinstance(e, tokens.Revoked):
+            service.forget_token(token.name)
         return error_response(service, e)
     request.state.events = len(events)
     service.metrics.appended(len(events), time.perf_counter() - started)
-    return JSONResponse([_receipt(e) for e in events], status_code=201)
+    return Response(
+        orjson.dumps([_receipt(e) for e in events]), status_code=201, media_type="application/json"
+    )
 
 
 def _receipt(e: Event) -> dict[str, Any]:
     return {"seq": e.seq, "id": e.id, "ts": e.ts, "hash": e.hash}
 
 
-def _token(service: Service, request: Request) -> tokens.Token:
+def _token(service: Service, request: Request, *, cached: bool = False) -> tokens.Token:
+    """The request's token, looked up in the ledger; ``cached``: from the tokens found before
+    (for appends only: the writer checks revocation again inside its transaction)."""
     header = request.headers.get("authorization")
     if header is None:
         raise HttpError(401, "unauthenticated", "missing Authorization: Bearer <token>")
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise HttpError(401, "unauthenticated", "Authorization: expected Bearer <token>")
-    token = tokens.lookup(service.ledger, secret.strip())
+    secret = secret.strip()
+    token = service.cached_token(secret) if cached else tokens.lookup(service.ledger, secret)
     if token is None:
         raise HttpError(401, "unauthenticated", "unknown or revoked token")
     return token
@@ -559,7 +596,7 @@ class AccessLog:
                 "events": state.get("events"),
             }
             log = self.service.access_log or _stderr
-            log(json.dumps({k: v for k, v in line.items() if v is not None}))
+            log(orjson.dumps({k: v for k, v in line.items() if v is not None}).decode())
 
 
 def _stderr(line: str) -> None:

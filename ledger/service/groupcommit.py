@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from ledger.crypto.keyfiles import Signer
 from ledger.errors import LedgerError, StoreError
 from ledger.event.drafts import Prepared
 from ledger.event.envelope import Event
+from ledger.service import tokens
 from ledger.store.sqlite import Ledger
 
 MAX_GROUP_EVENTS = 5000
@@ -36,9 +38,16 @@ class _Request:
     prepared: list[Prepared]
     signer: Signer
     future: asyncio.Future[list[Event]] = field(repr=False)
+    token: str | None = None
 
 
 Outcome = list[Event] | LedgerError
+
+
+class _Transaction(Protocol):
+    """``Ledger.write()``'s transaction, as the writer uses it."""
+
+    def append(self, drafts: Sequence[Prepared], *, signer: Signer) -> list[Event]: ...
 
 
 class GroupCommitter:
@@ -65,11 +74,15 @@ class GroupCommitter:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
-    async def submit(self, prepared: list[Prepared], signer: Signer) -> list[Event]:
+    async def submit(
+        self, prepared: list[Prepared], signer: Signer, token: str | None = None
+    ) -> list[Event]:
+        """Append ``prepared`` signed by ``signer``; with ``token`` (a token's name), only if
+        that token is still unrevoked when the group is committed."""
         if self._closing:
             raise ShuttingDown("the service is shutting down; append again later")
         future: asyncio.Future[list[Event]] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Request(prepared, signer, future))
+        await self._queue.put(_Request(prepared, signer, future, token))
         return await future
 
     async def close(self) -> None:
@@ -119,10 +132,11 @@ class GroupCommitter:
                     r.future.set_result(outcome)
 
     def _commit(self, group: list[_Request]) -> list[Outcome]:
-        """Append the group in one transaction; on a refusal, each request alone."""
+        """Append the group in one transaction; on a refusal, each request alone (so the
+        refusal names the request's own events, and fails no other)."""
         try:
             with self.ledger.write() as tx:
-                return [tx.append(r.prepared, signer=r.signer) for r in group]
+                return self._append(tx, group)
         except LedgerError as e:
             if len(group) == 1:
                 return [e]
@@ -130,7 +144,44 @@ class GroupCommitter:
         for r in group:
             try:
                 with self.ledger.write() as tx:
-                    out.append(tx.append(r.prepared, signer=r.signer))
+                    out.append(self._append(tx, [r])[0])
             except LedgerError as e:
                 out.append(e)
         return out
+
+    def _append(self, tx: _Transaction, group: list[_Request]) -> list[Outcome]:
+        """Inside ``tx``: refuse the requests whose token was revoked since they were
+        accepted, append the others."""
+        names = {r.token for r in group if r.token is not None}
+        gone = tokens.revoked_among(self.ledger, names) if names else set()
+        appended = iter(_append_group(tx, [r for r in group if r.token not in gone]))
+        return [
+            tokens.Revoked("unknown or revoked token") if r.token in gone else next(appended)
+            for r in group
+        ]
+
+
+def _append_group(tx: _Transaction, group: list[_Request]) -> list[Outcome]:
+    """Append the group's requests in order inside ``tx``; consecutive requests signed by the
+    same key are chained as one batch (one pass of the write path instead of one per
+    request: the per-append work of finding the tip, the key and the Merkle nodes is paid
+    once), then each request gets its own events back."""
+    out: list[Outcome] = []
+    i = 0
+    while i < len(group):
+        signer = group[i].signer
+        j = i + 1
+        while j < len(group) and _same_key(group[j].signer, signer):
+            j += 1
+        run = group[i:j]
+        events = tx.append([p for r in run for p in r.prepared], signer=signer)
+        start = 0
+        for r in run:
+            out.append(events[start : start + len(r.prepared)])
+            start += len(r.prepared)
+        i = j
+    return out
+
+
+def _same_key(a: Signer, b: Signer) -> bool:
+    return a is b or (a.name == b.name and a.key_id == b.key_id)

@@ -3,11 +3,13 @@
 A token is a random secret printed once by ``govledger tokens new``; the ledger's database keeps
 only its SHA-256 in the ``service_tokens`` table (a side table like ``checkpoints``: tokens are
 not events, and the log's guarantees do not depend on them; on PostgreSQL the application role
-may read it, not write it, so tokens are made and revoked as the ledger's owner). The service looks the token up on every
-request, so a revocation takes effect at once. A token appends only as its signer key, only for
-its agent when it is bound to one, and only the event types it allows (all when none are given).
-A token bound to an agent asks the gate and lessons only about that agent; asking the gate needs
-the right to append ``guardrail.triggered``, the event that records a denial.
+may read it, not write it, so tokens are made and revoked as the ledger's owner). A revocation
+takes effect at once: the service's writer reads an append's token again inside the
+transaction that commits it, and the gate and lessons look the token up at each request. A
+token appends only as its signer key, only for its agent when it is bound to one, and only the
+event types it allows (all when none are given). A token bound to an agent asks the gate and
+lessons only about that agent; asking the gate needs the right to append
+``guardrail.triggered``, the event that records a denial.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -37,6 +39,10 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 class Forbidden(InputError):
     """A token that may not append this draft: another signer, agent or event type."""
+
+
+class Revoked(InputError):
+    """A token revoked after its request was accepted and before its events were committed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,3 +168,14 @@ def ensure_table(ledger: Ledger) -> None:
 
 def _now() -> str:
     return format_ts(datetime.now(UTC))
+
+
+def revoked_among(ledger: Ledger, names: Collection[str]) -> set[str]:
+    """Of the tokens named ``names``, those revoked (or gone): the writer asks inside its
+    transaction, so a revocation committed before the group stops the group's appends."""
+    marks = ", ".join("?" * len(names))
+    rows = ledger.conn.execute(
+        f"SELECT name FROM service_tokens WHERE revoked IS NULL AND name IN ({marks})",
+        tuple(names),
+    ).fetchall()
+    return set(names) - {r[0] for r in rows}
