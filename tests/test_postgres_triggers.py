@@ -133,7 +133,8 @@ def definer_paths(conn: Any) -> dict[str, list[str]]:
     """Every ``SECURITY DEFINER`` function of the ledger's schema -> its own settings."""
     rows = conn.execute(
         "SELECT p.proname, p.proconfig FROM pg_proc p WHERE p.prosecdef "
-        "AND p.pronamespace = current_schema()::regnamespace ORDER BY p.proname"
+        "AND p.pronamespace = (SELECT n.oid FROM pg_namespace n WHERE n.nspname = current_schema()) "
+        "ORDER BY p.proname"
     ).fetchall()
     return {name: config for name, config in rows}
 
@@ -399,3 +400,31 @@ def test_operators_of_the_writers_own_schema_cannot_answer_the_checks(
             conn.execute(f"INSERT INTO {schema}.events ({COLUMNS}) VALUES ({one})", row)
     assert "govledger: seq 2: prev is ffff" in str(e.value)
     assert stored_log(url) == before
+
+
+def test_a_ledger_in_a_schema_whose_name_needs_quotes(
+    admin: Any, pg_url: str, tmp_path: Path
+) -> None:
+    """The functions name the ledger's schema as a quoted identifier: a mixed-case name with a
+    space works, and its checks hold."""
+    from urllib.parse import quote
+
+    from ledger.crypto.keyfiles import KeyRing
+    from ledger.event.drafts import Draft
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute('CREATE SCHEMA "Gl Ledger"')
+    url = pg_url + "?options=" + quote('-csearch_path="Gl\\ Ledger"', safe="")
+    root = KeyRing(tmp_path / "keys").create("root")
+    with PgLedger.create(url, origin=ORIGIN, root=root) as ledger:
+        assert ledger.append(Draft("x.note", {}), signer=root).seq == 2
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT current_schema()").fetchone()[0] == "Gl Ledger"
+        assert definer_paths(conn) == {
+            name: ['search_path="Gl Ledger", pg_temp'] for name in DEFINERS
+        }
+    row = forged_second(url, "f" * 64)
+    row[0] = 3
+    with psycopg.connect(url, autocommit=True) as conn, pytest.raises(psycopg.Error) as e:
+        conn.execute(f"INSERT INTO events ({COLUMNS}) VALUES ({', '.join(['%s'] * 13)})", row)
+    assert "govledger: seq 3: prev is ffff" in str(e.value)
