@@ -90,6 +90,7 @@ CREATE TRIGGER events_extend_head BEFORE INSERT ON events
     FOR EACH ROW EXECUTE FUNCTION gl_events_extend_head();
 CREATE TRIGGER events_move_head AFTER INSERT ON events
     FOR EACH STATEMENT EXECUTE FUNCTION gl_events_move_head();
+ALTER FUNCTION gl_lock_head() SET search_path FROM CURRENT;
 UPDATE govledger_meta SET value = '1' WHERE key = 'schema_version';
 """
 """A current schema taken back to version 1: the head checked by a per-row trigger."""
@@ -126,6 +127,22 @@ def head_triggers(conn: Any) -> dict[str, tuple[bool, bool]]:
         "AND p.proname LIKE 'gl_events_%' ORDER BY t.tgname"
     ).fetchall()
     return {name: (per_row, definer) for name, per_row, definer in rows}
+
+
+def definer_paths(conn: Any) -> dict[str, list[str]]:
+    """Every ``SECURITY DEFINER`` function of the ledger's schema -> its own settings."""
+    rows = conn.execute(
+        "SELECT p.proname, p.proconfig FROM pg_proc p WHERE p.prosecdef "
+        "AND p.pronamespace = (SELECT n.oid FROM pg_namespace n WHERE n.nspname = current_schema()) "
+        "ORDER BY p.proname"
+    ).fetchall()
+    return {name: config for name, config in rows}
+
+
+PINNED = ["search_path=public, pg_temp"]
+"""The ``search_path`` of a privileged function: the ledger's schema, then (explicitly last,
+never first) the session's temporary tables."""
+DEFINERS = {name: PINNED for name in ("gl_events_lock_head", "gl_events_move_head", "gl_lock_head")}
 
 
 def schema_version(conn: Any) -> int:
@@ -234,6 +251,7 @@ def test_a_version_1_schema_gets_the_statement_checks_on_open(ready: tuple[str, 
             "events_extend_head": (True, True),
             "events_move_head": (False, True),
         }
+        assert definer_paths(conn)["gl_lock_head"] != PINNED
     ok(run(url, keys, "append", "x.note", "--signer", "rec", "--payload", "{}"))
     with psycopg.connect(url, autocommit=True) as conn:
         assert schema_version(conn) == SCHEMA_VERSION == 2
@@ -242,6 +260,7 @@ def test_a_version_1_schema_gets_the_statement_checks_on_open(ready: tuple[str, 
             "events_lock_head": (False, True),
             "events_move_head": (False, True),
         }
+        assert definer_paths(conn) == DEFINERS
         assert conn.execute("SELECT seq FROM gl_head").fetchone()[0] == 3
     before = conn_rows(url)
     with PgLedger.open(url) as ledger:
@@ -279,3 +298,133 @@ def test_a_version_1_schema_opened_by_the_app_role_stays_as_it_is(
     finally:
         admin.execute(f"DROP DATABASE IF EXISTS {pg_url.rsplit('/', 1)[1]} WITH (FORCE)")
         admin.execute(f"DROP ROLE IF EXISTS {role}")
+
+
+def stored_log(url: str) -> list[tuple[Any, ...]]:
+    """Every stored byte of the log: its rows with their bodies, the Merkle nodes, the head."""
+    with psycopg.connect(url) as conn:
+        return [
+            *conn.execute("SELECT * FROM events ORDER BY seq").fetchall(),
+            *conn.execute("SELECT * FROM merkle_nodes ORDER BY closes, level").fetchall(),
+            *conn.execute("SELECT * FROM gl_head").fetchall(),
+        ]
+
+
+def forged_second(url: str, prev: str) -> list[Any]:
+    """Event 1's row as a seq 2 whose prev is ``prev`` (its body and hash consistent)."""
+    with PgLedger.open(url) as ledger:
+        body = {**ledger.event_at(1).body(), "seq": 2, "prev": prev, "id": "forged-id"}
+    with psycopg.connect(url) as conn:
+        row = list(conn.execute(f"SELECT {COLUMNS} FROM events WHERE seq = 1").fetchone())
+    data = canonical(body)
+    row[0], row[1], row[8], row[10], row[12] = 2, "forged-id", prev, event_hash(data).hex(), data
+    return row
+
+
+@pytest.fixture
+def app_ledger(admin: Any, pg_url: str, tmp_path: Path) -> Any:
+    """A ledger of one event made with an application role: (owner's URL, the role's URL)."""
+    from ledger.crypto.keyfiles import KeyRing
+
+    role = f"gl_app_{secrets.token_hex(4)}"
+    root = KeyRing(tmp_path / "keys").create("root")
+    try:
+        PgLedger.create(pg_url, origin=ORIGIN, root=root, app_role=role).close()
+        yield pg_url, pg_url.replace("postgres@", f"{role}@", 1)
+    finally:
+        admin.execute(f"DROP DATABASE IF EXISTS {pg_url.rsplit('/', 1)[1]} WITH (FORCE)")
+        admin.execute(f"DROP ROLE IF EXISTS {role}")
+
+
+def test_temporary_tables_cannot_stand_for_the_head_or_the_log(app_ledger: Any) -> None:
+    """The application role's own temporary ``gl_head`` and ``events`` (searched first for an
+    unqualified table name) hold a fake head; a raw INSERT that extends only the fake is
+    refused against the real log, and ``gl_lock_head()`` still locks the real head."""
+    url, as_app = app_ledger
+    with psycopg.connect(url) as conn:
+        assert definer_paths(conn) == DEFINERS
+    fake = "f" * 64
+    row = forged_second(url, fake)
+    before = stored_log(url)
+    with psycopg.connect(as_app, autocommit=True) as conn:
+        schema = conn.execute("SELECT current_schema()").fetchone()[0]
+        conn.execute(
+            "CREATE TEMP TABLE gl_head (one boolean PRIMARY KEY DEFAULT true, seq bigint, "
+            'hash text, ts text COLLATE "C")'
+        )
+        conn.execute("INSERT INTO gl_head (seq, hash, ts) VALUES (1, %s, %s)", (fake, row[2]))
+        conn.execute(f"CREATE TEMP TABLE events (LIKE {schema}.events)")
+        conn.execute(
+            f"INSERT INTO events SELECT seq, id, ts, type, agent, run, actor, payload, prev, key, "
+            f"%s, sig, body FROM {schema}.events WHERE seq = 1",
+            (fake,),
+        )
+        assert conn.execute("SELECT hash FROM gl_head").fetchone()[0] == fake
+        real = conn.execute(f"SELECT seq, hash, ts FROM {schema}.gl_head").fetchone()
+        with conn.transaction():
+            assert conn.execute("SELECT * FROM gl_lock_head()").fetchone() == real
+        one = ", ".join(["%s"] * 13)
+        with pytest.raises(psycopg.Error) as e:
+            conn.execute(f"INSERT INTO {schema}.events ({COLUMNS}) VALUES ({one})", row)
+    assert f"govledger: seq 2: prev is {fake}, expected {real[1]} (hash of seq 1)" in str(e.value)
+    assert stored_log(url) == before
+
+
+def test_operators_of_the_writers_own_schema_cannot_answer_the_checks(
+    admin: Any, app_ledger: Any
+) -> None:
+    """A writer with a schema of its own, first on its ``search_path`` (before ``pg_catalog``),
+    where ``=`` and ``<=`` on text always hold: the per-row check (run with the writer's
+    rights and ``search_path``) still compares with the real operators."""
+    url, as_app = app_ledger
+    role = as_app.split("://", 1)[1].split("@", 1)[0]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA gl_own AUTHORIZATION {role}")
+    row = forged_second(url, "f" * 64)
+    before = stored_log(url)
+    with psycopg.connect(as_app, autocommit=True) as conn:
+        schema = conn.execute("SELECT current_schema()").fetchone()[0]
+        conn.execute(
+            "CREATE FUNCTION gl_own.yes(text, text) RETURNS boolean LANGUAGE sql "
+            "IMMUTABLE AS 'SELECT true'"
+        )
+        for op in ("=", "<=", "<>"):
+            conn.execute(
+                f"CREATE OPERATOR gl_own.{op} (LEFTARG = text, RIGHTARG = text, "
+                "FUNCTION = gl_own.yes)"
+            )
+        conn.execute(f"SET search_path = gl_own, pg_catalog, {schema}")
+        assert conn.execute("SELECT 'a'::text = 'b'::text").fetchone()[0] is True
+        one = ", ".join(["%s"] * 13)
+        with pytest.raises(psycopg.Error) as e:
+            conn.execute(f"INSERT INTO {schema}.events ({COLUMNS}) VALUES ({one})", row)
+    assert "govledger: seq 2: prev is ffff" in str(e.value)
+    assert stored_log(url) == before
+
+
+def test_a_ledger_in_a_schema_whose_name_needs_quotes(
+    admin: Any, pg_url: str, tmp_path: Path
+) -> None:
+    """The functions name the ledger's schema as a quoted identifier: a mixed-case name with a
+    space works, and its checks hold."""
+    from urllib.parse import quote
+
+    from ledger.crypto.keyfiles import KeyRing
+    from ledger.event.drafts import Draft
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute('CREATE SCHEMA "Gl Ledger"')
+    url = pg_url + "?options=" + quote('-csearch_path="Gl\\ Ledger"', safe="")
+    root = KeyRing(tmp_path / "keys").create("root")
+    with PgLedger.create(url, origin=ORIGIN, root=root) as ledger:
+        assert ledger.append(Draft("x.note", {}), signer=root).seq == 2
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT current_schema()").fetchone()[0] == "Gl Ledger"
+        assert definer_paths(conn) == {
+            name: ['search_path="Gl Ledger", pg_temp'] for name in DEFINERS
+        }
+    row = forged_second(url, "f" * 64)
+    row[0] = 3
+    with psycopg.connect(url, autocommit=True) as conn, pytest.raises(psycopg.Error) as e:
+        conn.execute(f"INSERT INTO events ({COLUMNS}) VALUES ({', '.join(['%s'] * 13)})", row)
+    assert "govledger: seq 3: prev is ffff" in str(e.value)

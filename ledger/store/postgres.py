@@ -46,6 +46,7 @@ from ledger.store.postgres_schema import (
     MIGRATIONS,
     SCHEMA_SQL,
     SCHEMA_VERSION,
+    in_schema,
 )
 from ledger.store.tip import Tip
 from ledger.tlog import merkle
@@ -289,7 +290,7 @@ class PgLedger(KeyReads):
             if ledger._schema_version() is not None:
                 raise AlreadyInitialized(f"{ledger.path} already holds a ledger")
             with ledger._errors(), conn.transaction():
-                conn.execute(SCHEMA_SQL)
+                conn.execute(in_schema(SCHEMA_SQL, ledger._schema()))
                 conn.execute(
                     f"INSERT INTO {META_TABLE} (key, value) VALUES ('schema_version', %s)",
                     (str(SCHEMA_VERSION),),
@@ -316,7 +317,7 @@ class PgLedger(KeyReads):
         try:
             if ledger._schema_version() is None:
                 with ledger._errors(), conn.transaction():
-                    conn.execute(SCHEMA_SQL)
+                    conn.execute(in_schema(SCHEMA_SQL, ledger._schema()))
                     conn.execute(
                         f"INSERT INTO {META_TABLE} (key, value) VALUES ('schema_version', %s)",
                         (str(SCHEMA_VERSION),),
@@ -340,8 +341,12 @@ class PgLedger(KeyReads):
         finally:
             conn.close()
 
+    def _schema(self) -> str:
+        """The schema the ledger is (or is made) in: the first of the ``search_path``."""
+        return str(self._conn.execute("SELECT current_schema()").fetchone()[0])
+
     def _create_app_role(self, role: str) -> None:
-        schema = self._conn.execute("SELECT current_schema()").fetchone()[0]
+        schema = self._schema()
         for statement in APP_ROLE_SQL.split(";\n"):
             if statement.strip():
                 self._conn.execute(
@@ -364,7 +369,7 @@ class PgLedger(KeyReads):
                 if int(row[0]) >= SCHEMA_VERSION:
                     return  # another session has migrated it meanwhile
                 for version in range(int(row[0]), SCHEMA_VERSION):
-                    self._conn.execute(MIGRATIONS[version])
+                    self._conn.execute(in_schema(MIGRATIONS[version], self._schema()))
                 self._conn.execute(
                     f"UPDATE {META_TABLE} SET value = %s WHERE key = 'schema_version'",
                     (str(SCHEMA_VERSION),),

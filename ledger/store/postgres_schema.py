@@ -4,23 +4,27 @@ contiguous inside the database, and the application role.
 SPEC §8, §1. ``gl_head`` is one row: the seq, hash and ts of the last event. An append locks
 it (``gl_lock_head()``, ``SELECT … FOR UPDATE``) and reads ``seq`` = head + 1 from it: no
 sequence, so a rolled-back append leaves no gap. Each INSERT into ``events`` takes that lock
-before its first row goes in (a ``BEFORE`` statement trigger), then, once its rows are in, checks
-them as a set, in seq order (an ``AFTER`` statement trigger over the statement's new rows): it
-refuses the statement if a row's ``seq`` is not the one before it + 1 (the head's, for the
-first), its ``prev`` not that row's hash, its ``ts`` earlier than that row's, its ``hash`` not
-SHA-256(0x00 ‖ body), or its body names another ``seq``, ``prev`` or ``ts``; then it moves the
-head row to the last new row. A per-row ``BEFORE`` trigger refuses a row over a seq already in
-the log, so that such a row gets the same refusal rather than the primary key's. A writer that
-bypasses govledger can neither fork nor gap the log. UPDATE, DELETE and TRUNCATE of
-``events`` (and of the Merkle nodes and checkpoints) are refused by triggers. ``body`` holds the
-event's canonical bytes (SPEC §2.2); the other columns are the envelope fields as the SQLite
-store keeps them. ``merkle_nodes``, ``keys`` and ``checkpoints`` are as in the SQLite schema.
+before its first row goes in (a ``BEFORE`` statement trigger). The ``BEFORE INSERT`` row trigger
+refuses a row whose ``seq``, ``prev`` or ``ts`` does not extend the head: one index lookup of the
+row before (rows of the same statement already in included) whose hash must be the row's
+``prev`` and whose ``ts`` must not be later; seq 1 only into an empty log, after 64 zeros; a seq
+already in the log is refused with the same message, one twice in a statement by the primary
+key. Once the statement's rows are in, an ``AFTER`` statement trigger checks them as a set (its
+transition table): each ``hash`` must be SHA-256(0x00 ‖ body) and each body name the row's
+``seq``, ``prev`` and ``ts``; then the head row moves to the last new row. A writer that
+bypasses govledger can neither fork nor gap the log. UPDATE, DELETE and TRUNCATE of ``events``
+(and of the Merkle nodes and checkpoints) are refused by triggers. ``body`` holds the event's
+canonical bytes (SPEC §2.2); the other columns are the envelope fields as the SQLite store
+keeps them. ``merkle_nodes``, ``keys`` and ``checkpoints`` are as in the SQLite schema.
 
-The functions that lock, check and move the head are ``SECURITY DEFINER`` with a fixed
-``search_path`` (the per-row one only compares the seq with the head's, noted by the statement's
-lock, and decides nothing the statement check does not): the application role (``APP_ROLE_SQL``)
-may insert and read, and lock the head through ``gl_lock_head()``, but has no UPDATE, DELETE or
-TRUNCATE privilege and, not owning the tables, cannot disable their triggers.
+The functions that lock and move the head are ``SECURITY DEFINER`` with
+``search_path = <the ledger's schema>, pg_temp``: the session's temporary tables come last,
+never first, so a writer's own temporary ``gl_head`` or ``events`` cannot stand for the real
+ones. The per-row check runs with the writer's rights and ``search_path`` (a ``search_path`` of
+its own would cost a setting switch per row), so it names every table, function, type and
+operator with its schema. The application role (``APP_ROLE_SQL``) may insert and read, and lock
+the head through ``gl_lock_head()``, but has no UPDATE, DELETE or TRUNCATE privilege and, not
+owning the tables, cannot disable their triggers.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ META_TABLE = "govledger_meta"
 
 HEAD_FUNCTIONS_SQL = r"""
 CREATE OR REPLACE FUNCTION gl_events_lock_head() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = {schema}, pg_temp AS $$
 DECLARE
     head bigint;
 BEGIN
@@ -42,55 +46,71 @@ END
 $$;
 
 CREATE OR REPLACE FUNCTION gl_events_extend_head() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    last record;
 BEGIN
-    -- Only an early, clear refusal of a row over an existing seq (before the primary key's
-    -- own error); every check that matters is gl_events_move_head()'s, over the statement.
-    IF NEW.seq <= current_setting('govledger.head_seq')::bigint THEN
+    -- The invoker's rights and search_path (a search_path of its own would cost a setting
+    -- switch per row), so every name is schema-qualified, operators included. One lookup of
+    -- the row before (rows of this statement already in included); a seq over one already in
+    -- the log (the head's, noted by the statement's lock) is refused here, a seq twice in one
+    -- statement by the primary key.
+    IF NEW.seq OPERATOR(pg_catalog.=) 1 THEN
+        PERFORM WHERE pg_catalog.current_setting('govledger.head_seq') OPERATOR(pg_catalog.=) '0'
+            AND NEW.prev OPERATOR(pg_catalog.=) pg_catalog.repeat('0', 64);
+    ELSE
+        PERFORM FROM {schema}.events e
+        WHERE e.seq OPERATOR(pg_catalog.=) (NEW.seq OPERATOR(pg_catalog.-) 1)
+            AND NEW.seq OPERATOR(pg_catalog.>)
+                pg_catalog.current_setting('govledger.head_seq')::pg_catalog.int8
+            AND e.hash OPERATOR(pg_catalog.=) NEW.prev AND e.ts OPERATOR(pg_catalog.<=) NEW.ts;
+    END IF;
+    IF FOUND THEN
+        RETURN NEW;
+    END IF;
+    -- Refused: say why.
+    IF NEW.seq OPERATOR(pg_catalog.=) 1 THEN
+        SELECT 0::pg_catalog.int8 AS seq, pg_catalog.repeat('0', 64) AS hash,
+            ''::pg_catalog.text AS ts INTO last
+        WHERE pg_catalog.current_setting('govledger.head_seq') OPERATOR(pg_catalog.=) '0';
+    ELSE
+        SELECT e.seq, e.hash, e.ts INTO last FROM {schema}.events e
+        WHERE e.seq OPERATOR(pg_catalog.=) (NEW.seq OPERATOR(pg_catalog.-) 1)
+            AND NEW.seq OPERATOR(pg_catalog.>)
+                pg_catalog.current_setting('govledger.head_seq')::pg_catalog.int8;
+    END IF;
+    IF NOT FOUND THEN
         RAISE EXCEPTION 'govledger: seq % does not extend the log (expected %)', NEW.seq,
-            current_setting('govledger.head_seq')::bigint + 1
+            (SELECT coalesce(pg_catalog.max(e.seq), 0) OPERATOR(pg_catalog.+) 1
+             FROM {schema}.events e)
             USING ERRCODE = 'integrity_constraint_violation';
     END IF;
-    RETURN NEW;
+    IF (NEW.prev OPERATOR(pg_catalog.=) last.hash) IS NOT TRUE THEN
+        RAISE EXCEPTION 'govledger: seq %: prev is %, expected % (hash of seq %)',
+            NEW.seq, NEW.prev, last.hash, last.seq USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    RAISE EXCEPTION 'govledger: seq %: ts % goes back (seq % is at %)', NEW.seq, NEW.ts,
+        last.seq, last.ts USING ERRCODE = 'integrity_constraint_violation';
 END
 $$;
 
 CREATE OR REPLACE FUNCTION gl_events_move_head() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = {schema}, pg_temp AS $$
 DECLARE
-    h record;
     r record;
 BEGIN
-    SELECT g.seq, g.hash, g.ts INTO h FROM gl_head g FOR UPDATE;
+    -- The chain (seq, prev, ts) is the per-row trigger's; here, over the statement's rows at
+    -- once, what costs: SHA-256 of each body and the parse of its seq, prev and ts.
     SELECT c.* INTO r FROM (
         SELECT n.seq, n.prev, n.ts, n.hash,
                b.seq AS body_seq, b.prev AS body_prev, b.ts AS body_ts,
-               h.seq + row_number() OVER w AS want_seq,
-               coalesce(lag(n.seq) OVER w, h.seq) AS last_seq,
-               coalesce(lag(n.hash) OVER w, h.hash) AS last_hash,
-               coalesce(lag(n.ts) OVER w, h.ts) COLLATE "C" AS last_ts,
                encode(sha256('\x00'::bytea || n.body), 'hex') AS body_hash
         FROM gl_new_events n,
              json_to_record(convert_from(n.body, 'UTF8')::json) AS b (seq text, prev text, ts text)
-        WINDOW w AS (ORDER BY n.seq)
     ) c
-    WHERE c.seq IS DISTINCT FROM c.want_seq OR c.prev IS DISTINCT FROM c.last_hash
-        OR c.ts COLLATE "C" < c.last_ts OR c.hash IS DISTINCT FROM c.body_hash
-        OR c.body_seq IS DISTINCT FROM c.seq::text OR c.body_prev IS DISTINCT FROM c.prev
-        OR c.body_ts IS DISTINCT FROM c.ts
+    WHERE c.hash IS DISTINCT FROM c.body_hash OR c.body_seq IS DISTINCT FROM c.seq::text
+        OR c.body_prev IS DISTINCT FROM c.prev OR c.body_ts IS DISTINCT FROM c.ts
     ORDER BY c.seq LIMIT 1;
     IF FOUND THEN
-        IF r.seq IS DISTINCT FROM r.want_seq THEN
-            RAISE EXCEPTION 'govledger: seq % does not extend the log (expected %)', r.seq, r.last_seq + 1
-                USING ERRCODE = 'integrity_constraint_violation';
-        END IF;
-        IF r.prev IS DISTINCT FROM r.last_hash THEN
-            RAISE EXCEPTION 'govledger: seq %: prev is %, expected % (hash of seq %)',
-                r.seq, r.prev, r.last_hash, r.last_seq USING ERRCODE = 'integrity_constraint_violation';
-        END IF;
-        IF r.ts COLLATE "C" < r.last_ts THEN
-            RAISE EXCEPTION 'govledger: seq %: ts % goes back (seq % is at %)', r.seq, r.ts, r.last_seq, r.last_ts
-                USING ERRCODE = 'integrity_constraint_violation';
-        END IF;
         IF r.hash IS DISTINCT FROM r.body_hash THEN
             RAISE EXCEPTION 'govledger: seq %: hash is not SHA-256 of the body', r.seq
                 USING ERRCODE = 'integrity_constraint_violation';
@@ -171,7 +191,7 @@ CREATE TABLE checkpoints (
 );
 
 CREATE FUNCTION gl_lock_head() RETURNS TABLE (seq bigint, hash text, ts text)
-LANGUAGE sql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+LANGUAGE sql SECURITY DEFINER SET search_path = {schema}, pg_temp AS $$
     SELECT seq, hash, ts FROM gl_head FOR UPDATE
 $$;
 
@@ -205,6 +225,13 @@ CREATE TRIGGER checkpoints_no_change BEFORE UPDATE OR DELETE ON checkpoints
 """
 )
 
+
+def in_schema(sql: str, schema: str) -> str:
+    """``SCHEMA_SQL`` or a migration for the ledger in ``schema``: ``{schema}`` becomes its
+    quoted identifier (the functions name their tables in it, and search nowhere else)."""
+    return sql.replace("{schema}", '"' + schema.replace('"', '""') + '"')
+
+
 APP_ROLE_SQL = """
 CREATE ROLE {role} LOGIN;
 REVOKE ALL ON govledger_meta, gl_head, events, keys, merkle_nodes, checkpoints FROM {role};
@@ -222,6 +249,7 @@ disable their triggers). ``{role}`` and ``{schema}`` are quoted identifiers."""
 MIGRATIONS = {
     1: HEAD_FUNCTIONS_SQL
     + """
+ALTER FUNCTION gl_lock_head() SET search_path = {schema}, pg_temp;
 DROP TRIGGER events_move_head ON events;
 CREATE TRIGGER events_lock_head BEFORE INSERT ON events
     FOR EACH STATEMENT EXECUTE FUNCTION gl_events_lock_head();
@@ -229,5 +257,7 @@ CREATE TRIGGER events_move_head AFTER INSERT ON events REFERENCING NEW TABLE AS 
     FOR EACH STATEMENT EXECUTE FUNCTION gl_events_move_head();
 """,
 }
-"""The SQL that takes a schema from version n to n + 1 (the caller then records n + 1). 1 to 2:
-the chain is checked once per INSERT statement, over its new rows, instead of row by row."""
+"""The SQL that takes a schema from version n to n + 1 (``in_schema``; the caller then records
+n + 1). 1 to 2: the per-row check is one lookup with the writer's rights, the body's hash and
+fields are checked once per INSERT statement, and every privileged function searches the
+ledger's schema, then the temporary tables (last)."""
