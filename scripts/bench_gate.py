@@ -8,6 +8,8 @@ runs) in a temporary directory, catches its read models up once, then times chec
 
 - ``answer``: what a check costs when nothing new was appended (the read models' catch-up
   finds nothing to fold, then the checks read the agents, runs, grants and tiers tables);
+- ``after append``: a check right after one event was appended (a ``tool.called`` of a run
+  of the log), so the read models first fold that event: what a gate on a busy log pays;
 - ``check_tool``: the whole call, a denial included (recording its ``guardrail.triggered``,
   which the next check folds in).
 
@@ -32,6 +34,7 @@ from typing import Any, TypeVar
 if __package__ in (None, ""):  # run as ``python scripts/bench_gate.py``
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from ledger.event.drafts import Draft
 from ledger.recording import Recorder
 from ledger.recording.gate import Decision, current, judge
 from ledger.sample.build import build_ledger
@@ -76,17 +79,18 @@ def main(argv: list[str] | None = None) -> int:
         lg = recorder.ledger
         assert lg is not None
         started = time.perf_counter()
-        catch_up(lg, lg.db)
+        db = lg.read_models()
+        catch_up(lg, db)
         replayed = time.perf_counter() - started
         agents = {
             a: json.loads(allowed) + json.loads(forbidden)
-            for a, allowed, forbidden in lg.db.execute(
+            for a, allowed, forbidden in db.execute(
                 "SELECT agent, allowed_side_effects, forbidden_actions FROM agents "
                 "WHERE registered_seq IS NOT NULL"
             )
         }
-        runs = [tuple(r) for r in lg.db.execute("SELECT run, agent FROM runs")]
-        tools = [r[0] for r in lg.db.execute("SELECT DISTINCT tools FROM grants LIMIT 50")]
+        runs = [tuple(r) for r in db.execute("SELECT run, agent FROM runs")]
+        tools = [r[0] for r in db.execute("SELECT DISTINCT tools FROM grants LIMIT 50")]
         tool_names = sorted({t for js in tools for t in json.loads(js)} | {"search", "deploy"})
         print(f"ledger: {lg.size} events, {len(agents)} agents, {len(runs)} runs "
               f"(built in {built:.1f} s, read models in {replayed:.1f} s)")  # fmt: skip
@@ -110,6 +114,18 @@ def main(argv: list[str] | None = None) -> int:
             answer.append(t)
             allowed += d.allowed
         print(f"answer      ({args.checks} checks, {allowed} allowed): {percentiles(answer)}")
+        folded: list[tuple[float, float]] = []
+        for _ in range(max(1, args.checks // 5)):
+            agent, tool, side_effect, run = pick()
+            if run is None:
+                run, agent = rng.choice(runs)
+            recorder.record([Draft("tool.called", {"tool": "search", "side_effect": "read",
+                                                   "args_digest": "0" * 64},
+                                   agent=agent, run=run)])  # fmt: skip
+            _, t = timed(answer_of, agent, tool, side_effect, run)
+            folded.append(t)
+        print(f"after append ({len(folded)} checks, each folding 1 new event): "
+              f"{percentiles(folded)}")  # fmt: skip
         full: list[tuple[float, float]] = []
         denied = 0
         for _ in range(max(1, args.checks // 5)):

@@ -10,19 +10,20 @@ are left out (their PostgreSQL counterparts are in ``tests/test_postgres_read_mo
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from ledger.event.drafts import Draft
 from ledger.store.sqlite import root_key_payload
-from tests.conftest import ORIGIN, LedgerKeys
+from tests.conftest import ORIGIN, Cli, LedgerKeys
 
 try:
     from ledger.store.postgres import PgLedger
 except ImportError:  # pragma: no cover - test_postgres skipped the module already
     pass
 
-__all__ = ["ledger"]
+__all__ = ["PgCli", "ledger", "pg_ready"]
 
 
 @pytest.fixture
@@ -35,3 +36,19 @@ def ledger(pg_url: str, keys: LedgerKeys) -> Iterator[PgLedger]:
     )
     yield lg
     lg.close()
+
+
+class PgCli(Cli):
+    """``Cli`` on a PostgreSQL database: ``db`` is its URL (every command gets ``--db URL``)."""
+
+    def __init__(self, tmp_path: Path, url: str) -> None:
+        super().__init__(tmp_path)
+        self.db = url  # type: ignore[assignment]  # a URL where the SQLite tests have a path
+
+
+def pg_ready(tmp_path: Path, pg_url: str) -> PgCli:
+    """``conftest.ready`` on PostgreSQL: ``govledger init`` and a recorder key ``rec``."""
+    cli = PgCli(tmp_path, pg_url)
+    cli("init", "--origin", ORIGIN)
+    cli("keys", "new", "rec", "--role", "recorder")
+    return cli

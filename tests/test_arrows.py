@@ -90,7 +90,8 @@ PARTS: dict[str, set[str]] = {
     "ledger.sample": CORE | READ_MODELS | {"ledger.app"},
     # Application-level features, each in its own subpackage (some still to be written).
     "ledger.recording": APPLICATION,
-    "ledger.service": APPLICATION,
+    # The service answers the recording API's gate and lessons as a local recorder does.
+    "ledger.service": APPLICATION | {"ledger.recording"},
     "ledger.report": APPLICATION,
     "ledger.adapters": APPLICATION | {"ledger.recording"},
     # The public names (lazily loaded) and the command line.

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from ledger import Recorder
-from ledger.errors import InputError
+from ledger.errors import StoreError
 from ledger.recording import Decision
 from ledger.recording.gate import judge
 from ledger.store.base import EventFilter
@@ -203,14 +203,12 @@ def test_lessons_are_the_emerged_correction_patterns(rec: Recorder, cli: Cli) ->
     assert rec.lessons(T1) == []
 
 
-def test_connect_has_no_gate(ledger: Ledger) -> None:
-    r = Recorder.connect("http://127.0.0.1:9", token="t")
-    with pytest.raises(InputError) as e:
+def test_the_gate_of_an_unreachable_service_is_an_environment_error(ledger: Ledger) -> None:
+    r = Recorder.connect("http://127.0.0.1:9", token="t", timeout=2)
+    with pytest.raises(StoreError) as e:
         r.check_tool(T2, "search", "read")
-    assert e.value.message == (
-        "check_tool reads the read models of a local ledger: open the recorder with "
-        "Recorder.open(db, signer=...)"
-    )
+    assert e.value.message.startswith("service at http://127.0.0.1:9: unreachable (")
+    assert e.value.exit_code == 3
 
 
 def test_async_run_checks_tools_through_the_gate(rec: Recorder) -> None:

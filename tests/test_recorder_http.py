@@ -124,3 +124,33 @@ def test_connect_refuses_a_bad_url_or_token(url: str, token: str, message: str) 
     with pytest.raises(InputError) as e:
         Recorder.connect(url, token=token)
     assert e.value.message == message
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ([], "decision: expected allowed and reason, found []"),
+        ({"allowed": 1, "reason": "r"}, "decision: wrong field types in {'allowed': 1, 'reason': 'r'}"),
+        ({"allowed": False, "reason": "r", "guardrail_seq": True},
+         "decision: wrong field types in {'allowed': False, 'reason': 'r', 'guardrail_seq': True}"),
+    ],
+    ids=["not-an-object", "allowed-not-a-bool", "seq-a-bool"],
+)  # fmt: skip
+def test_a_decision_from_json_is_checked(value: Any, message: str) -> None:
+    from ledger.recording import Decision
+
+    with pytest.raises(InputError) as e:
+        Decision.from_json(value)
+    assert e.value.message == message
+
+
+def test_decision_and_lesson_round_trip_through_json() -> None:
+    from ledger.recording import Decision, Lesson
+
+    d = Decision(False, "no", "forbidden_action", 7)
+    assert Decision.from_json(json.loads(json.dumps(d.as_json()))) == d
+    lesson = Lesson("a", "n", 3, ("x", "y"), (4, 5), 4, 9, 6, None)
+    assert Lesson.from_json(json.loads(json.dumps(lesson.as_json()))) == lesson
+    with pytest.raises(InputError) as e:
+        Lesson.from_json({"agent": "a"})
+    assert e.value.message == "lesson: expected the fields of a lesson, found {'agent': 'a'}"

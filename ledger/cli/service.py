@@ -55,8 +55,10 @@ def serve(ctx: Context, host: str, port: int, checkpoint_signer: str | None, max
             "serve needs the service extra: pip install 'govledger[serve]'"
         ) from e
     from ledger.service.app import Service, create_app
+    from ledger.service.tokens import ensure_table
 
     ledger = ctx.ledger()
+    ensure_table(ledger)  # before listening: a store that cannot have tokens is exit 3 here
     if checkpoint_signer is not None:
         ledger.require_governor(ctx.signer(checkpoint_signer), "checkpoints")
     service = Service(

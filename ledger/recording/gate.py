@@ -21,8 +21,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any, Final
 
+from ledger.errors import InputError
 from ledger.event.clock import now_ts
+from ledger.event.drafts import Draft
 from ledger.store.base import ReadModels
 from ledger.store.sqlite import Ledger
 from projections.driver import catch_up
@@ -30,6 +33,10 @@ from projections.findings import kinds as g
 from projections.projection import META_TABLE
 from projections.registry import declared_projections
 from projections.tiers.queries import agents as tier_agents
+
+DENIAL_SEVERITY: Final = "warning"
+"""Severity of the ``guardrail.triggered`` recording a denial: a denied attempt is a finding
+(``guardrail_triggered``) that makes the run non-compliant, though the tool never ran."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +54,49 @@ class Decision:
 
     def __bool__(self) -> bool:
         return self.allowed
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "allowed": self.allowed,
+            "reason": self.reason,
+            "finding_kind": self.finding_kind,
+            "guardrail_seq": self.guardrail_seq,
+        }
+
+    @classmethod
+    def from_json(cls, value: Any) -> Decision:
+        """The decision ``as_json`` wrote (``InputError`` for anything else)."""
+        try:
+            allowed, reason = value["allowed"], value["reason"]
+            kind, seq = value.get("finding_kind"), value.get("guardrail_seq")
+        except (KeyError, TypeError, AttributeError) as e:
+            raise InputError(f"decision: expected allowed and reason, found {value!r:.200}") from e
+        if (
+            not isinstance(allowed, bool)
+            or not isinstance(reason, str)
+            or not isinstance(kind, str | None)
+            or not (seq is None or (isinstance(seq, int) and not isinstance(seq, bool)))
+        ):
+            raise InputError(f"decision: wrong field types in {value!r:.200}")
+        return cls(allowed, reason, kind, seq)
+
+
+def denial_draft(
+    decision: Decision, agent: str, tool: str, side_effect: str, run: str | None
+) -> Draft:
+    """The ``guardrail.triggered`` that records a denial: kind ``forbidden_action`` when the
+    call was forbidden, else ``permission_denied``; severity ``warning``; the reason in
+    ``detail``."""
+    kind = (
+        "forbidden_action" if decision.finding_kind == "forbidden_action" else "permission_denied"
+    )
+    detail = f"tool {tool!r} ({side_effect}) denied: {decision.reason}"
+    return Draft(
+        "guardrail.triggered",
+        {"kind": kind, "severity": DENIAL_SEVERITY, "detail": detail},
+        agent=agent,
+        run=run,
+    )
 
 
 def current(ledger: Ledger) -> ReadModels:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ledger.errors import InputError
 from ledger.store.base import ReadModels
 from projections.corrections.queries import iter_patterns
 
@@ -53,6 +54,36 @@ class Lesson:
             "emerged_seq": self.emerged_seq,
             "topic": self.topic,
         }
+
+    @classmethod
+    def from_json(cls, value: Any) -> Lesson:
+        """The lesson ``as_json`` wrote (``InputError`` for anything else)."""
+        try:
+            lesson = cls(
+                value["agent"],
+                value["name"],
+                value["count"],
+                tuple(value["examples"]),
+                tuple(value["example_seqs"]),
+                value["first_seq"],
+                value["last_seq"],
+                value["emerged_seq"],
+                value["topic"],
+            )
+        except (KeyError, TypeError) as e:
+            raise InputError(
+                f"lesson: expected the fields of a lesson, found {value!r:.200}"
+            ) from e
+        ints = (lesson.count, lesson.first_seq, lesson.last_seq, lesson.emerged_seq)
+        if (
+            not isinstance(lesson.agent, str)
+            or not isinstance(lesson.name, str)
+            or not isinstance(lesson.topic, str | None)
+            or not all(isinstance(e, str) for e in lesson.examples)
+            or not all(isinstance(n, int) for n in (*ints, *lesson.example_seqs))
+        ):
+            raise InputError(f"lesson: wrong field types in {value!r:.200}")
+        return lesson
 
 
 def lessons_of(db: ReadModels, agent: str) -> list[Lesson]:

@@ -1,10 +1,11 @@
 """The recording API: what an agent runtime imports to write the log (SPEC §6).
 
-``Recorder.open(db, signer=...)`` records into a local ledger, ``Recorder.connect(url,
-token=...)`` through the service; both are thread-safe, so one recorder serves every thread
-and task of a runtime. Runs (``run``, ``arun``) record the lifecycle and runtime events; the
+``Recorder.open(db, signer=...)`` records into a ledger it opens (a SQLite file or a
+``postgresql://`` database), ``Recorder.connect(url, token=...)`` through the service; both are
+thread-safe, so one recorder serves every thread and task of a runtime. Runs (``run``, ``arun``) record the lifecycle and runtime events; the
 gate (``check_tool``) and correction memory (``lessons``) read the read models caught up to the
-head of the log, and need a local ledger.
+head of the log: the local ledger's, or the service's (``POST /v1/gate``, ``GET
+/v1/agents/{agent}/lessons``), with the same answers.
 
 Failure policy (``on_error``), for a ``LedgerError`` met while recording (a refused event, a
 locked or unreachable store):
@@ -35,18 +36,15 @@ from ledger.crypto.keyfiles import KeyRing, Signer
 from ledger.errors import InputError, LedgerError, UnauthorizedWrite
 from ledger.event.clock import uuid7s
 from ledger.event.drafts import Draft
-from ledger.recording.gate import Decision, current, judge
-from ledger.recording.lessons import Lesson, lessons_of
+from ledger.recording.gate import Decision
+from ledger.recording.lessons import Lesson
 from ledger.recording.run import AsyncRun, Risk, Run
 from ledger.recording.transport import HttpTransport, LocalTransport, Receipt, Transport
-from ledger.store.sqlite import Ledger
+from ledger.store import Ledger, open_store
 
 OnError = Literal["closed", "open", "auto"]
 CLOSED_SIDE_EFFECTS: Final = frozenset({"write", "delete", "payment", "execute", "network"})
 """Side effects whose recording failures abort the action under ``on_error="auto"``."""
-DENIAL_SEVERITY: Final = "warning"
-"""Severity of the ``guardrail.triggered`` recording a denial: a denied attempt is a finding
-(``guardrail_triggered``) that makes the run non-compliant, though the tool never ran."""
 
 log = logging.getLogger("ledger.recording")
 
@@ -69,7 +67,7 @@ class Recorder:
             raise InputError(f"on_error: expected closed, open or auto, found {on_error!r}")
         self.transport = transport
         self.ledger = ledger
-        """The local ledger the gate and lessons read (None through the service)."""
+        """The local ledger (None through the service)."""
         self.on_error: OnError = on_error
         self._threads = threads
         self._executor: ThreadPoolExecutor | None = None
@@ -87,12 +85,13 @@ class Recorder:
         on_error: OnError = "auto",
         threads: int = 2,
     ) -> Recorder:
-        """A recorder appending to the local ledger ``db``, signing with the key named
+        """A recorder appending to the ledger ``db`` (a SQLite file, or a ``postgresql://``
+        URL), signing with the key named
         ``signer`` from the key directory ``keys`` (default: ``GOVLEDGER_KEYS``, else
         ``~/.govledger/keys``). The key must be a registered, unrevoked recorder or agent key
         (``UnauthorizedWrite``, exit 2); a missing ledger or key file is exit 3."""
         key = KeyRing(keys).load(signer)
-        ledger = Ledger.open(db)
+        ledger = open_store(str(db))
         try:
             _check_signer(ledger, key)
             return cls(
@@ -113,8 +112,8 @@ class Recorder:
         threads: int = 8,
     ) -> Recorder:
         """A recorder posting to the service at ``url`` (``govledger serve``) with a bearer
-        ``token``; the service signs with the key the token is bound to. The gate and lessons
-        need a local ledger and are not available through it."""
+        ``token``; the service signs with the key the token is bound to, and answers the gate
+        and lessons from its read models (a token bound to an agent asks only about it)."""
         return cls(HttpTransport(url, token, timeout=timeout), on_error=on_error, threads=threads)
 
     def close(self) -> None:
@@ -239,43 +238,26 @@ class Recorder:
 
     # --- reading: the gate and correction memory ------------------------------------------
 
-    def _local(self, what: str) -> Ledger:
-        if self.ledger is None:
-            raise InputError(
-                f"{what} reads the read models of a local ledger: open the recorder with "
-                "Recorder.open(db, signer=...)"
-            )
-        return self.ledger
-
     def check_tool(
         self, agent: str, tool: str, side_effect: str, run: str | None = None
     ) -> Decision:
         """May ``agent`` call ``tool`` (of class ``side_effect``) now, in ``run``? Answered
         from the read models caught up to the head (``gate``). A denial is recorded as
         ``guardrail.triggered`` (kind ``forbidden_action``, else ``permission_denied``;
-        severity ``warning``) before this returns; the caller must not run the tool."""
-        decision = judge(current(self._local("check_tool")), agent, tool, side_effect, run)
-        if decision.allowed:
-            return decision
-        kind = (
-            "forbidden_action"
-            if decision.finding_kind == "forbidden_action"
-            else "permission_denied"
-        )
-        detail = f"tool {tool!r} ({side_effect}) denied: {decision.reason}"
-        draft = Draft(
-            "guardrail.triggered",
-            {"kind": kind, "severity": DENIAL_SEVERITY, "detail": detail},
-            agent=agent,
-            run=run,
-        )
-        receipts = self.record([draft], side_effect=side_effect, what="gate denial")
-        return Decision(False, decision.reason, decision.finding_kind, _last(receipts))
+        severity ``warning``) before this returns; the caller must not run the tool. A denial
+        that could not be recorded follows the failure policy (raised, or logged and returned
+        with ``guardrail_seq`` None)."""
+        decision, unrecorded = self.transport.gate(agent, tool, side_effect, run)
+        if unrecorded is not None:
+            if self.closes_on(side_effect):
+                raise unrecorded
+            log.error("gate denial not recorded (on_error=%s): %s", self.on_error, unrecorded)
+        return decision
 
     def lessons(self, agent: str) -> list[Lesson]:
         """The emerged correction patterns of ``agent`` (name, count, examples and the seqs
         they rest on), for the runtime to put into the agent's instructions."""
-        return lessons_of(current(self._local("lessons")), agent)
+        return self.transport.lessons(agent)
 
 
 def _last(receipts: list[Receipt] | None) -> int | None:

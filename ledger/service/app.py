@@ -1,8 +1,9 @@
-"""The ASGI application of ``govledger serve`` (Starlette): appends, reads, proofs, tiles.
+"""The ASGI application of ``govledger serve`` (Starlette): appends, reads, proofs, tiles, and
+the recording API's gate and lessons.
 
 Errors are ``{"error": {"kind", "detail"}}`` with the CLI's messages as ``detail``; nothing is
-written on any error. Blocking SQLite work runs in worker threads (the ``Ledger`` gives each
-thread its own connection); appends go through the one writer of ``GroupCommitter``.
+written on any error. Blocking store work runs in worker threads (the store, SQLite or
+PostgreSQL, gives each thread its own connection); appends go through the one writer of ``GroupCommitter``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from starlette.applications import Starlette
@@ -37,6 +38,8 @@ from ledger.event.canonical import canonical, loads
 from ledger.event.drafts import Prepared, prepare
 from ledger.event.envelope import Event
 from ledger.exchange.import_lines import draft_from_object
+from ledger.recording.gate import Decision, current, denial_draft, judge
+from ledger.recording.lessons import lessons_of
 from ledger.service import tiles, tokens
 from ledger.service.groupcommit import GroupCommitter
 from ledger.service.metrics import Metrics
@@ -184,14 +187,14 @@ def _token(service: Service, request: Request) -> tokens.Token:
     return token
 
 
-def _media_type(request: Request) -> str:
+def _media_type(request: Request, *, lines: bool = True) -> str:
     value = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if value not in JSON_TYPES | LINES_TYPES:
+    if value not in (JSON_TYPES | LINES_TYPES if lines else JSON_TYPES):
+        wanted = " or application/x-ndjson (JSON Lines)" if lines else ""
         raise HttpError(
             415,
             "unsupported_media_type",
-            f"Content-Type {value or '(none)'!r}: expected application/json or "
-            "application/x-ndjson (JSON Lines)",
+            f"Content-Type {value or '(none)'!r}: expected application/json{wanted}",
         )
     return value
 
@@ -238,6 +241,92 @@ def _drafts(body: bytes, media_type: str) -> list[Prepared]:
             413, "too_large", f"{len(out)} events in one request, over {MAX_EVENTS_PER_REQUEST}"
         )
     return out
+
+
+# --- the recording API: gate and lessons ----------------------------------------------------
+
+GATE_FIELDS = ("agent", "tool", "side_effect", "run")
+
+
+async def post_gate(request: Request) -> Response:
+    """``POST /v1/gate`` ``{"agent", "tool", "side_effect", "run"}``: the gate's decision from
+    the read models caught up to the head; a denial is recorded first as ``guardrail.triggered``
+    signed by the token's key (``ledger.recording.gate``). A denial that could not be recorded
+    answers the error with the decision beside it."""
+    service = _service(request)
+    started = time.perf_counter()
+    try:
+        # (1) who, and what is asked.
+        token = _token(service, request)
+        request.state.token = token.name
+        _media_type(request, lines=False)
+        agent, tool, side_effect, run = _question(await _body(request, service.max_body))
+        # (2) may this token ask about the agent, and record a denial for it?
+        token.check_agent(agent, "gate")
+        token.check([(denial_draft(Decision(False, ""), agent, tool, side_effect, run), "gate")])
+
+        # (3) the decision, from the read models caught up by one reader at a time.
+        def decide() -> Decision:
+            with service._read_lock:
+                return judge(current(service.ledger), agent, tool, side_effect, run)
+
+        decision = await run_in_threadpool(decide)
+    except LedgerError as e:
+        return error_response(service, e)
+    if decision.allowed:
+        return JSONResponse(decision.as_json())
+    # (4) a denial: recorded before the answer, or the error with the decision.
+    try:
+        signer = await run_in_threadpool(service.signer, token.signer)
+        assert service.committer is not None
+        prepared = [prepare(denial_draft(decision, agent, tool, side_effect, run), "gate")]
+        [event] = await service.committer.submit(prepared, signer)
+    except LedgerError as e:
+        status, kind = status_of(e)
+        service.metrics.error(kind)
+        body = {"error": {"kind": kind, "detail": e.message}, "decision": decision.as_json()}
+        return JSONResponse(body, status_code=status)
+    request.state.events = 1
+    service.metrics.appended(1, time.perf_counter() - started)
+    return JSONResponse(replace(decision, guardrail_seq=event.seq).as_json())
+
+
+def _question(body: bytes) -> tuple[str, str, str, str | None]:
+    """The gate's question: ``agent``, ``tool``, ``side_effect`` (strings), ``run`` (a string
+    or null, optional)."""
+    value = loads(body, "request body")
+    if not isinstance(value, dict):
+        raise HttpError(400, "malformed", "request body: expected a JSON object")
+    unknown = sorted(set(value) - set(GATE_FIELDS))
+    if unknown:
+        raise InputError(f"gate: unknown field {unknown[0]!r} (expected {', '.join(GATE_FIELDS)})")
+    for name in GATE_FIELDS[:3]:
+        if not isinstance(value.get(name), str) or not value[name]:
+            raise InputError(
+                f"gate: {name}: expected a non-empty string, found {value.get(name)!r}"
+            )
+    run = value.get("run")
+    if run is not None and (not isinstance(run, str) or not run):
+        raise InputError(f"gate: run: expected a non-empty string or null, found {run!r}")
+    return value["agent"], value["tool"], value["side_effect"], run
+
+
+async def get_lessons(request: Request) -> Response:
+    """``GET /v1/agents/{agent}/lessons``: the agent's emerged correction patterns as JSON
+    Lines, from the read models caught up to the head."""
+    service = _service(request)
+    agent = request.path_params["agent"]
+    try:
+        token = _token(service, request)
+        request.state.token = token.name
+        token.check_agent(agent, "lessons")
+    except LedgerError as e:
+        return error_response(service, e)
+
+    def work(service: Service) -> Response:
+        return _lines([lesson.as_json() for lesson in lessons_of(current(service.ledger), agent)])
+
+    return await _read(request, work, models=True)
 
 
 # --- reads --------------------------------------------------------------------------------
@@ -481,6 +570,8 @@ def _stderr(line: str) -> None:
 ROUTES = [
     Route("/v1/events", post_events, methods=["POST"]),
     Route("/v1/events", get_events, methods=["GET"]),
+    Route("/v1/gate", post_gate, methods=["POST"]),
+    Route("/v1/agents/{agent:path}/lessons", get_lessons),
     Route("/v1/runs/{run}", get_run),
     Route("/v1/findings", get_findings),
     Route("/v1/tiers", get_tiers),

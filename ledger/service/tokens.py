@@ -1,10 +1,13 @@
 """Bearer tokens of the HTTP service: who may append, as which key, for which agent and types.
 
-A token is a random secret printed once by ``govledger tokens new``; the ledger file keeps only
-its SHA-256 in the ``service_tokens`` table (a side table like ``checkpoints``: tokens are not
-events, and the log's guarantees do not depend on them). The service looks the token up on every
+A token is a random secret printed once by ``govledger tokens new``; the ledger's database keeps
+only its SHA-256 in the ``service_tokens`` table (a side table like ``checkpoints``: tokens are
+not events, and the log's guarantees do not depend on them; on PostgreSQL the application role
+may read it, not write it, so tokens are made and revoked as the ledger's owner). The service looks the token up on every
 request, so a revocation takes effect at once. A token appends only as its signer key, only for
 its agent when it is bound to one, and only the event types it allows (all when none are given).
+A token bound to an agent asks the gate and lessons only about that agent; asking the gate needs
+the right to append ``guardrail.triggered``, the event that records a denial.
 """
 
 from __future__ import annotations
@@ -24,17 +27,11 @@ from ledger.store.sqlite import Ledger
 TOKEN_PREFIX = "glt_"
 """Every token starts with this, so a leaked one is recognizable in logs and by scanners."""
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS service_tokens (
-    name TEXT PRIMARY KEY,
-    sha256 TEXT NOT NULL UNIQUE,
-    signer TEXT NOT NULL,
-    agent TEXT,
-    types TEXT,
-    created TEXT NOT NULL,
-    revoked TEXT
+TABLE = "service_tokens"
+_COLUMN_DEFS = (
+    "name TEXT PRIMARY KEY, sha256 TEXT NOT NULL UNIQUE, signer TEXT NOT NULL, agent TEXT, "
+    "types TEXT, created TEXT NOT NULL, revoked TEXT"
 )
-"""
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
@@ -77,14 +74,21 @@ class Token:
                     f"(allowed: {', '.join(self.types)})"
                 )
 
+    def check_agent(self, agent: str, what: str) -> None:
+        """Raise ``Forbidden`` when this token is bound to another agent than ``agent``."""
+        if self.agent is not None and agent != self.agent:
+            raise Forbidden(
+                f"{what}: token {self.name} is bound to agent {self.agent!r}; it may not ask "
+                f"about {agent!r}"
+            )
+
 
 def digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 def _ensure(ledger: Ledger) -> None:
-    with ledger.write():
-        ledger.conn.execute(_SCHEMA)
+    ledger.ensure_side_table(TABLE, _COLUMN_DEFS)
 
 
 def new_token(

@@ -11,6 +11,7 @@ The parts, each a ``Protocol`` (a store implements them all as ``Store``):
 - ``MerkleStore``: the RFC 9162 tree's stored nodes (SPEC §4).
 - ``KeyIndex``: the key states the appends maintain (SPEC §2.3, §2.5).
 - ``CheckpointStore``: the side table of the checkpoints the ledger signed (not events).
+- ``SideTables``: other tables beside the log (the service's tokens).
 - ``Appender``: atomic signed appends (SPEC §1.6), and ``write()``, one write transaction in
   which callers read (the read models at the head) and then append, so nothing slips between.
 - ``ReadModels``: the read-model tables (SPEC §3), reached with parameterized standard SQL
@@ -44,6 +45,7 @@ __all__ = [
     "MerkleStore",
     "ReadModels",
     "Row",
+    "SideTables",
     "Store",
     "TableSpec",
     "WriteTransaction",
@@ -203,6 +205,18 @@ class CheckpointStore(Protocol):
         ...
 
 
+class SideTables(Protocol):
+    """Tables beside the log that are not events (the service's bearer tokens): the log's
+    guarantees do not rest on them."""
+
+    def ensure_side_table(self, name: str, columns: str) -> None:
+        """Create the table ``name`` with ``columns`` (standard SQL column definitions) when
+        it is missing; rows are then read and written through the store's connection (``?``
+        placeholders). Where the store has an application role, that role may read the table
+        and not write it; creating it takes the ledger's owner."""
+        ...
+
+
 class WriteTransaction(Protocol):
     """The open write transaction of ``Appender.write()``: appends made here commit together
     with everything else done in it, or not at all."""
@@ -309,7 +323,7 @@ class ReadModels(Protocol):
         ...
 
 
-class Store(EventReader, MerkleStore, KeyIndex, CheckpointStore, Appender, Protocol):
+class Store(EventReader, MerkleStore, KeyIndex, CheckpointStore, SideTables, Appender, Protocol):
     """A ledger's storage: the log, its tree, key index, checkpoints and read models."""
 
     def read_models(self) -> ReadModels:

@@ -9,7 +9,8 @@ bypasses govledger cannot fork or gap the log. The transaction costs two round t
 ``COMMIT`` in the next. The tip of the log (frontier and keys read so far) is kept between appends and
 trusted only while the locked head still is the one it was computed for.
 
-One connection per ``PgLedger``, used by one thread at a time (a lock serializes writes).
+A ``PgLedger`` may be shared by threads: each thread has a connection of its own (opened on
+its first use), and a lock of the object serializes the write transactions of its threads.
 Every psycopg error leaves as a ledger error (``translate``), with the URL's password hidden.
 """
 
@@ -19,7 +20,7 @@ import json
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from ledger.crypto.keyfiles import Signer
@@ -39,7 +40,13 @@ from ledger.settings import env_int
 from ledger.store import chaining, postgres_read_models
 from ledger.store.key_reads import KeyReads
 from ledger.store.postgres_read_models import PgReadModels
-from ledger.store.postgres_schema import APP_ROLE_SQL, META_TABLE, SCHEMA_SQL, SCHEMA_VERSION
+from ledger.store.postgres_schema import (
+    APP_ROLE_SQL,
+    META_TABLE,
+    MIGRATIONS,
+    SCHEMA_SQL,
+    SCHEMA_VERSION,
+)
 from ledger.store.tip import Tip
 from ledger.tlog import merkle
 
@@ -126,7 +133,12 @@ def _connect(url: str) -> Any:
     except ValueError as e:  # a URL libpq cannot parse
         raise StoreError(f"{where}: not a valid PostgreSQL URL ({e})") from e
     try:
-        conn.execute("SELECT set_config('lock_timeout', %s, false)", (f"{int(timeout_ms)}ms",))
+        # Durable means committed with the WAL flushed (whatever the server's default).
+        conn.execute(
+            "SELECT set_config('lock_timeout', %s, false), "
+            "set_config('synchronous_commit', 'on', false)",
+            (f"{int(timeout_ms)}ms",),
+        )
     except psycopg.Error as e:
         conn.close()
         raise translate(e, where) from e
@@ -152,22 +164,93 @@ class QmarkConnection:
             raise translate(e, self._where) from e
 
 
+_T = TypeVar("_T")
+
+
+class _Session:
+    """One thread's use of a ``PgLedger``: its connection, and the state of the write
+    transaction open on it (the head read under the lock, the tip staged, the held writes)."""
+
+    __slots__ = ("cc", "conn", "head", "in_write", "read_models", "staged", "thread", "writes")
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.thread = threading.current_thread()
+        self.cc: Any = None
+        self.read_models: PgReadModels | None = None
+        self.staged: Tip | None = None
+        self.head: tuple[int, str, str] | None = None
+        self.in_write = False
+        self.writes: _Writes | None = None
+
+
+class _PerThread(Generic[_T]):
+    """An attribute of ``PgLedger`` kept in the calling thread's ``_Session``."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.field = name.removeprefix("_")
+
+    def __get__(self, ledger: PgLedger, owner: type | None = None) -> _T:
+        value: _T = getattr(ledger._session(), self.field)
+        return value
+
+    def __set__(self, ledger: PgLedger, value: _T) -> None:
+        setattr(ledger._session(), self.field, value)
+
+
 class PgLedger(KeyReads):
-    """One ledger in a PostgreSQL database (its current schema)."""
+    """One ledger in a PostgreSQL database (its current schema).
+
+    Shared by threads as the SQLite ``Ledger`` is: each thread uses a connection of its own,
+    opened on its first use (a transaction belongs to a connection, so one thread's reads never
+    see, and its errors never roll back, another's open transaction), and its write
+    transactions take a lock of the object first, so the threads of one process queue in turn
+    and the tip kept between appends serves them all."""
+
+    _conn: _PerThread[Any] = _PerThread()
+    _cc: _PerThread[Any] = _PerThread()
+    _read_models: _PerThread[PgReadModels | None] = _PerThread()
+    _staged: _PerThread[Tip | None] = _PerThread()
+    _head: _PerThread[tuple[int, str, str] | None] = _PerThread()
+    _in_write: _PerThread[bool] = _PerThread()
+    _writes: _PerThread[_Writes | None] = _PerThread()
 
     def __init__(self, url: str, conn: Any) -> None:
         self.url = url
         self.path = redact(url)
-        self._conn = conn
         self._origin: str | None = None
         self._write_lock = threading.Lock()
         self._tip: Tip | None = None
-        self._staged: Tip | None = None
-        self._head: tuple[int, str, str] | None = None
-        self._in_write = False
-        self._writes: _Writes | None = None
-        self._cc: Any = None
-        self._read_models: PgReadModels | None = None
+        self._local = threading.local()
+        self._sessions: list[_Session] = []
+        self._sessions_lock = threading.Lock()
+        self._closed = False
+        self._adopt(conn)
+
+    def _adopt(self, conn: Any) -> _Session:
+        session = _Session(conn)
+        with self._sessions_lock:
+            if self._closed:
+                conn.close()
+                raise StoreError(f"{self.path}: the ledger is closed")
+            # The connections of threads that have ended are closed here: nothing else would.
+            for s in self._sessions:
+                if not s.thread.is_alive():
+                    s.conn.close()
+            self._sessions = [s for s in self._sessions if s.thread.is_alive()] + [session]
+            self._local.session = session
+        return session
+
+    def _session(self) -> _Session:
+        """This thread's session, connecting on its first use."""
+        session: _Session | None = getattr(self._local, "session", None)
+        if session is not None and not (session.conn.closed and not session.in_write):
+            return session
+        # First use by this thread, or its connection was lost (a server restart, a failed
+        # rollback): a new one, outside any transaction.
+        if self._closed:
+            raise StoreError(f"{self.path}: the ledger is closed")
+        return self._adopt(_connect(self.url))
 
     # --- opening --------------------------------------------------------------------------
 
@@ -189,6 +272,8 @@ class PgLedger(KeyReads):
                 f"{ledger.path}: schema version {version} is newer than this govledger "
                 f"({SCHEMA_VERSION})"
             )
+        if version < SCHEMA_VERSION:
+            ledger._migrate()
         return ledger
 
     @classmethod
@@ -236,6 +321,8 @@ class PgLedger(KeyReads):
                         f"INSERT INTO {META_TABLE} (key, value) VALUES ('schema_version', %s)",
                         (str(SCHEMA_VERSION),),
                     )
+            else:
+                ledger._migrate()
         except BaseException:
             conn.close()
             raise
@@ -264,6 +351,29 @@ class PgLedger(KeyReads):
                 )
         postgres_read_models.grant(self._conn, schema, role)
 
+    def _migrate(self) -> None:
+        """Bring an older schema to ``SCHEMA_VERSION``, in one transaction. Only the schema's
+        owner can; for anyone else (the application role), or while another session holds the
+        tables past the lock timeout, the schema stays as it is: every older version checks the
+        same things, and the next open by the owner migrates it."""
+        try:
+            with self._conn.transaction():
+                row = self._conn.execute(
+                    f"SELECT value FROM {META_TABLE} WHERE key = 'schema_version' FOR UPDATE"
+                ).fetchone()
+                if int(row[0]) >= SCHEMA_VERSION:
+                    return  # another session has migrated it meanwhile
+                for version in range(int(row[0]), SCHEMA_VERSION):
+                    self._conn.execute(MIGRATIONS[version])
+                self._conn.execute(
+                    f"UPDATE {META_TABLE} SET value = %s WHERE key = 'schema_version'",
+                    (str(SCHEMA_VERSION),),
+                )
+        except (psycopg.errors.InsufficientPrivilege, psycopg.errors.LockNotAvailable):
+            return
+        except psycopg.Error as e:
+            raise translate(e, self.path) from e
+
     def _schema_version(self) -> int | None:
         with self._errors():
             row = self._conn.execute(
@@ -279,7 +389,13 @@ class PgLedger(KeyReads):
         return None if row is None else int(row[0])
 
     def close(self) -> None:
-        self._conn.close()
+        """Close the connections of every thread; later use raises ``StoreError``."""
+        with self._sessions_lock:
+            self._closed = True
+            sessions, self._sessions = self._sessions, []
+            self._local = threading.local()
+        for s in sessions:
+            s.conn.close()
 
     def __enter__(self) -> PgLedger:
         return self
@@ -513,6 +629,47 @@ class PgLedger(KeyReads):
     def listen(self) -> _Listener:
         """A wake-up for followers: waits for the insert trigger's ``NOTIFY`` or a timeout."""
         return _Listener(self.url, self.path)
+
+    # --- side tables ----------------------------------------------------------------------
+
+    def ensure_side_table(self, name: str, columns: str) -> None:
+        """Create the side table ``name`` when missing, in the ledger's schema, and let the
+        application roles (the roles the owner let insert events) read it, not write it. A
+        table already there is left as it is, so the application role can call this too."""
+        present = self._q(
+            "SELECT 1 FROM information_schema.tables "
+            "WHERE table_schema = current_schema() AND table_name = %s",
+            (name,),
+        ).fetchone()
+        if present is not None:
+            return
+        table = pg_sql.Identifier(name)
+        try:
+            with self._conn.transaction():
+                self._conn.execute(
+                    pg_sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(
+                        table, pg_sql.SQL(columns)
+                    )
+                )
+                readers = self._conn.execute(
+                    "SELECT DISTINCT grantee FROM information_schema.role_table_grants "
+                    "WHERE table_schema = current_schema() AND table_name = 'events' "
+                    "AND privilege_type = 'INSERT' AND grantee <> current_user "
+                    "AND grantee <> 'PUBLIC'"
+                ).fetchall()
+                for (role,) in readers:
+                    self._conn.execute(
+                        pg_sql.SQL("GRANT SELECT ON {} TO {}").format(
+                            table, pg_sql.Identifier(role)
+                        )
+                    )
+        except pg_errors.InsufficientPrivilege as e:
+            raise StoreError(
+                f"{self.path}: cannot create the table {name} ({e.diag.message_primary}): the "
+                "ledger's owner creates it"
+            ) from e
+        except psycopg.Error as e:
+            raise translate(e, self.path) from e
 
     # --- checkpoints ----------------------------------------------------------------------
 
@@ -894,8 +1051,8 @@ class _PgChain(chaining.IndexLookups):
         return None if hit is None else (str(hit[0]), int(hit[1]))
 
     def insert_events(self, rows: list[list[Any]], bodies: list[bytes]) -> None:
-        # One INSERT of the batch (rows in seq order: the per-row trigger checks each against
-        # the one before it; the head row then moves once per statement).
+        # One INSERT of the batch: the statement trigger checks its rows as a chain, each
+        # against the one before it, and moves the head row once.
         self.writes.add(
             f"INSERT INTO events ({ROW_COLUMNS}, body)",
             [(*r, b) for r, b in zip(rows, bodies, strict=True)],

@@ -513,6 +513,13 @@ class Ledger(KeyReads):
         for rows in self._row_batches(from_seq, to_seq, where, params, 2000):
             yield from map(row_to_event, rows)
 
+    # --- side tables ----------------------------------------------------------------------
+
+    def ensure_side_table(self, name: str, columns: str) -> None:
+        """Create the side table ``name`` when missing (see ``base.SideTables``)."""
+        with self.write():
+            self.conn.execute(f"CREATE TABLE IF NOT EXISTS {name} ({columns})")
+
     # --- checkpoints ----------------------------------------------------------------------
 
     def put_checkpoint(self, *, size: int, signer: str, root: str, note: str, created: str) -> None:
