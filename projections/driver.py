@@ -35,7 +35,7 @@ from ledger.event.envelope import (
 from ledger.event.rows import EventRow
 from ledger.store.base import ReadModels
 from projections.projection import META_TABLE, Projection, Table
-from projections.registry import default_projections
+from projections.registry import Declared, declared_projections, default_projections
 
 BATCH = 20_000
 """Events applied per transaction (and per flush of the projections' caches)."""
@@ -157,9 +157,13 @@ def positions(db: ReadModels) -> dict[str, Position]:
 
 
 def stale_reason(
-    source: EventSource, projection: Projection[Any], pos: Position | None, db: ReadModels
+    source: EventSource,
+    projection: Declared | Projection[Any],
+    pos: Position | None,
+    db: ReadModels,
 ) -> str | None:
-    """Why the stored tables of ``projection`` cannot be caught up incrementally, or None."""
+    """Why the stored tables of ``projection`` (or of the projection it declares) cannot be
+    caught up incrementally, or None."""
     if pos is None:
         return "never built"
     if pos.version != projection.version:
@@ -171,9 +175,14 @@ def stale_reason(
         return f"hash of seq {pos.last_seq} no longer matches the log"
     if pos.last_seq == 0 and pos.last_hash != ZERO_HASH:
         return "bad hash for an empty read model"
-    for t in projection.tables:
-        if not db.exists(t.name):
-            return f"table {t.name} is missing"
+    names = (
+        projection.table_names
+        if isinstance(projection, Declared)
+        else [t.name for t in projection.tables]
+    )
+    for name in names:
+        if not db.exists(name):
+            return f"table {name} is missing"
     return None
 
 
@@ -194,25 +203,28 @@ def catch_up(
     """Bring the stored tables of ``projections`` (default: ``default_projections()``) up to ``to_seq``
     (default: the head of the log), rebuilding those that are stale, or all with ``rebuild``.
 
-    Cheap when nothing is new: one read of ``projection_meta``, the head and one hash.
+    Cheap when nothing is new: one read of ``projection_meta``, the head and one hash, judged
+    against the projections' declarations (``projections.registry.declared_projections``), so
+    the fold modules are imported only when there is something to fold or rebuild.
     ``progress`` is told how many events each committed batch folded (for a progress bar).
     """
-    projs = _with_dependencies(projections)
+    declared = _with_dependencies(projections)
     size, _ = source.head()
     target = size if to_seq is None else min(to_seq, size)
     before = positions(db)
-    reasons: dict[str, str | None] = {p.name: "replay requested" for p in projs}
-    behind = any(p.name not in before or before[p.name].last_seq < target for p in projs)
+    reasons: dict[str, str | None] = {d.name: "replay requested" for d in declared}
+    behind = any(d.name not in before or before[d.name].last_seq < target for d in declared)
     if not rebuild and not behind:
         # Nothing to fold, unless a projection is stale. (When one is behind, the loop below
         # judges staleness under the write lock anyway: judging it here too would double the
         # cost of folding a few new events, what the gate pays after each append.)
-        reasons = {p.name: stale_reason(source, p, before.get(p.name), db) for p in projs}
+        reasons = {d.name: stale_reason(source, d, before.get(d.name), db) for d in declared}
         if not any(reasons.values()):
             return [
-                Progress(p.name, before[p.name].last_seq, before[p.name].last_seq, None)
-                for p in projs
+                Progress(d.name, before[d.name].last_seq, before[d.name].last_seq, None)
+                for d in declared
             ]
+    projs = _load(declared, projections)
     done: dict[str, Progress] = {}
     first = True
     while True:
@@ -257,22 +269,32 @@ def catch_up(
     ]
 
 
-def _with_dependencies(projections: Sequence[Projection[Any]] | None) -> list[Projection[Any]]:
+def _with_dependencies(projections: Sequence[Projection[Any]] | None) -> list[Declared]:
     """``projections`` (default: ``default_projections()``) and the projections they depend on or
-    consult, and theirs, in registration order: a projection's ``start`` needs its dependencies'
-    states, its ``apply`` the consulted ones."""
+    consult, and theirs, in registration order, as declarations: a projection's ``start`` needs
+    its dependencies' states, its ``apply`` the consulted ones."""
     if projections is None:
-        return list(default_projections())
-    known = {p.name: p for p in (*default_projections(), *projections)}
+        return list(declared_projections())
+    given = [Declared.of(p) for p in projections]
+    known = {d.name: d for d in (*declared_projections(), *given)}
     names: set[str] = set()
-    todo = [p.name for p in projections]
+    todo = [d.name for d in given]
     while todo:
         name = todo.pop()
         if name not in names:
             names.add(name)
             todo.extend((*known[name].depends_on, *known[name].consults))
-    ordered = [p for p in default_projections() if p.name in names]
-    return ordered + [p for p in projections if p.name not in {q.name for q in ordered}]
+    ordered = [d for d in declared_projections() if d.name in names]
+    return ordered + [d for d in given if d.name not in {q.name for q in ordered}]
+
+
+def _load(
+    declared: Sequence[Declared], projections: Sequence[Projection[Any]] | None
+) -> list[Projection[Any]]:
+    """The projections ``declared`` names, in that order: the registered ones (importing the
+    built-in folds), then those of ``projections`` that are not registered."""
+    by_name = {p.name: p for p in (*(projections or ()), *default_projections())}
+    return [by_name[d.name] for d in declared]
 
 
 def _realign_dependencies(

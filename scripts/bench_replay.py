@@ -145,7 +145,7 @@ def w_show(a: dict[str, Any]) -> dict[str, Any]:
     from ledger.store.base import EventFilter
     from ledger.store.sqlite import Ledger, row_to_event
     from projections.driver import catch_up
-    from projections.reliability.fold import signals
+    from projections.reliability.queries import signals
     from projections.runs.queries import get_run
 
     with Ledger.open(a["db"]) as ledger:

@@ -7,6 +7,7 @@ pointed into its own temporary directory, so nothing touches the home directory.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import os
@@ -22,6 +23,7 @@ from hypothesis import HealthCheck, settings
 
 from ledger.crypto.keyfiles import KeyRing, Signer
 from ledger.store.sqlite import Draft, Ledger, root_key_payload
+from projections.projection import Projection
 
 settings.register_profile(
     "default",
@@ -316,3 +318,19 @@ def snapshot(path: str | Path) -> tuple[int, str]:
     """(size, head hash) of the ledger at ``path``, read through a fresh connection."""
     with Ledger.open(path) as lg:
         return lg.head()
+
+
+def bump_version(monkeypatch: pytest.MonkeyPatch, projection: Projection[Any]) -> None:
+    """Raise the version of a built-in ``projection`` by one for this test, in its class and in
+    its declaration (``projections.registry``), as a real version bump does."""
+    from projections import registry
+
+    monkeypatch.setattr(type(projection), "version", projection.version + 1)
+    monkeypatch.setattr(
+        registry,
+        "_BUILT_IN_DECLARED",
+        tuple(
+            dataclasses.replace(d, version=projection.version) if d.name == projection.name else d
+            for d in registry._BUILT_IN_DECLARED
+        ),
+    )

@@ -26,6 +26,7 @@ from projections.runs import fold as runs
 from projections.runs.fold import _json_strings
 from projections.testing import DIGEST, START, Events, contract, replay
 from projections.tiers import fold as tiers
+from tests.conftest import bump_version
 
 AGENTS = ("a0", "a1", "a2")
 RUNS = ("r0", "r1", "r2", "r3", "r4")
@@ -177,7 +178,7 @@ def test_a_changed_version_rebuilds_from_scratch(monkeypatch: Any) -> None:
     db.conn.commit()
     assert catch_up(ev, db)[0].rebuilt is None  # same version, nothing new: untouched
     proj = default_projections()[0]
-    monkeypatch.setattr(type(proj), "version", proj.version + 1)
+    bump_version(monkeypatch, proj)
     progress = catch_up(ev, db)
     assert progress[0].rebuilt == f"version changed from {proj.version - 1} to {proj.version}"
     assert db.execute("SELECT count(*) FROM runs WHERE state = 'tampered'").fetchone()[0] == 0

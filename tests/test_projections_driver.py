@@ -24,7 +24,7 @@ from projections.replay_check import check
 from projections.runs.queries import findings, get_run
 from projections.runs.state import RunsState
 from projections.testing import DIGEST, Events, contract, replay
-from tests.conftest import LedgerKeys, populate
+from tests.conftest import LedgerKeys, bump_version, populate
 
 COUNTS = Table("run_event_counts", (("run", str), ("n", int), ("state", str)), pk=("run",))
 
@@ -138,7 +138,7 @@ def test_a_projection_is_rebuilt_when_its_dependency_is(monkeypatch: pytest.Monk
     ev = small_log()
     db = memory()
     catch_up(ev, db, projections=[Counts()])
-    monkeypatch.setattr(type(RUNS), "version", RUNS.version + 1)
+    bump_version(monkeypatch, RUNS)
     progress = {p.name: p.rebuilt for p in catch_up(ev, db, projections=[Counts()])}
     assert progress == {
         # runs reads the reliability signals of each event: refolded alongside it

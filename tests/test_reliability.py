@@ -16,7 +16,7 @@ from ledger.store.base import ReadModels
 from ledger.store.sqlite import Draft, Ledger
 from projections.findings import kinds as g
 from projections.policy.document import SEVERITY_BITS, default_document, digest_of
-from projections.reliability.fold import signals
+from projections.reliability.queries import signals
 from projections.runs.queries import agent_metrics, findings, get_run, list_runs
 from projections.testing import DIGEST, START, Events, contract, replay
 from tests.conftest import LedgerKeys

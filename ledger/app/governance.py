@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ledger.crypto.keyfiles import Signer
 from ledger.errors import InputError
@@ -21,9 +21,12 @@ from ledger.event.envelope import Event
 from ledger.event.rows import parse_stored
 from ledger.store.base import EventFilter, ReadModels, Store
 from projections.driver import build_at, catch_up
-from projections.policy.document import policy_set_payload
-from projections.tiers.queries import compute_due, policy_in_force
-from projections.tiers.rules import Due
+
+if TYPE_CHECKING:
+    from projections.tiers.rules import Due
+
+# The tiers and policy modules are imported by the functions that record changes: a reading
+# command needs only ``read_models``, and its read models are usually current (no fold runs).
 
 
 @contextmanager
@@ -61,6 +64,8 @@ def apply_changes(
     ``approve`` with no promotion awaiting a human decision raises ``InputError`` (exit 2,
     nothing recorded); otherwise ``approve`` is a standing permission.
     """
+    from projections.tiers.queries import compute_due
+
     ledger.require_governor(signer, "tier changes")
     with ledger.write() as tx:
         db = ledger.read_models()
@@ -92,6 +97,9 @@ def apply_due(ledger: Store, signer: Signer, approve: Collection[str] = ()) -> l
 
 def set_policy(ledger: Store, document: dict[str, Any], signer: Signer) -> Event:
     """Record ``document`` (validated) as a ``policy.set`` with the next version (SPEC §2.4)."""
+    from projections.policy.document import policy_set_payload
+    from projections.tiers.queries import policy_in_force
+
     with ledger.write() as tx:
         db = ledger.read_models()
         catch_up(ledger, db)

@@ -130,8 +130,10 @@ def stdout_console() -> Console:
             raise BrokenPipeError
 
     # Piped output is not cut to 80 columns: tables keep one line per row for grep and less.
+    # No emoji codes: a ``:name:`` in the ledger's text is printed as it is (and rich's table of
+    # emoji codes is not loaded for every line holding a colon).
     width = None if sys.stdout.isatty() else 200
-    return _StdoutConsole(soft_wrap=False, highlight=False, width=width)
+    return _StdoutConsole(soft_wrap=False, highlight=False, emoji=False, width=width)
 
 
 def print_table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:

@@ -182,7 +182,7 @@ def runs_show(
     from ledger.exchange.export import summarize
     from ledger.store.base import EventFilter
     from ledger.verify.verifier import check_events
-    from projections.reliability.fold import signals
+    from projections.reliability.queries import signals
     from projections.runs.queries import get_run
 
     ledger = ctx.ledger()

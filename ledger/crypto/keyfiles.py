@@ -12,12 +12,16 @@ import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from typing import TYPE_CHECKING
 
 from ledger.crypto.signing import b64encode, key_id, sodium_secret_key
 from ledger.errors import InputError, KeyFileError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+# ``cryptography`` is imported by the functions that read or write a key: a command that opens
+# a ledger without signing anything (the reading commands) does not load it.
 
 DEFAULT_KEYS_DIR = Path("~/.govledger/keys")
 PASSPHRASE_ENV = "GOVLEDGER_PASSPHRASE"
@@ -65,6 +69,8 @@ class Signer:
 
 
 def _public_raw(private_key: Ed25519PrivateKey) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     return private_key.public_key().public_bytes(
         serialization.Encoding.Raw, serialization.PublicFormat.Raw
     )
@@ -101,6 +107,9 @@ class KeyRing:
                 f"key directory {self.directory} is accessible by group or others "
                 f"(mode {mode:04o}); run: chmod 700 {self.directory}"
             )
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
         private_key = Ed25519PrivateKey.generate()
         passphrase = os.environ.get(PASSPHRASE_ENV)
         encryption: serialization.KeySerializationEncryption = (
@@ -146,6 +155,9 @@ class KeyRing:
             pem = path.read_bytes()
         except OSError as e:
             raise KeyFileError(f"key {name!r}: cannot read {path}: {e.strerror}") from e
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
         passphrase = os.environ.get(PASSPHRASE_ENV)
         encrypted = b"ENCRYPTED" in pem.split(b"\n", 1)[0]
         if encrypted and not passphrase:

@@ -15,13 +15,16 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+from typing import TYPE_CHECKING
 
 import nacl.bindings
 import nacl.exceptions
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger.errors import DecodeError, SignatureError
+
+if TYPE_CHECKING:
+    # ``cryptography`` is imported where keys are read or written, not by the hot paths.
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 EVENT_SIGNING_PREFIX = b"govledger/event/v1\n"
 
@@ -38,6 +41,8 @@ def key_id(public_key: bytes) -> str:
 
 def sodium_secret_key(private_key: Ed25519PrivateKey) -> bytes:
     """The 64-byte libsodium secret key (seed ‖ public key) of ``private_key``."""
+    from cryptography.hazmat.primitives import serialization
+
     seed = private_key.private_bytes(
         serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
     )

@@ -31,7 +31,7 @@ from ledger.store.sqlite import Ledger
 from projections.driver import catch_up
 from projections.findings import kinds as g
 from projections.projection import META_TABLE
-from projections.registry import default_projections
+from projections.registry import declared_projections
 from projections.tiers.queries import agents as tier_agents
 
 DENIAL_SEVERITY: Final = "warning"
@@ -111,7 +111,7 @@ def current(ledger: Ledger) -> ReadModels:
         else []  # never built: catch_up creates the tables
     )
     have = {name: (version, seq, hash_) for name, version, seq, hash_ in rows}
-    if any(have.get(p.name) != (p.version, size, head) for p in default_projections()):
+    if any(have.get(p.name) != (p.version, size, head) for p in declared_projections()):
         catch_up(ledger, db)
     return db
 

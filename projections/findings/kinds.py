@@ -31,6 +31,8 @@ COST_CAP_RUN: Final = "cost_cap_run"
 COST_CAP_DAILY: Final = "cost_cap_daily"
 QUALITY_DECLINE: Final = "quality_decline"
 REPEATED_FAILURE: Final = "repeated_failure"
+# A recorded tier change the evidence does not justify, found by ``projections.tiers.fold``.
+UNJUSTIFIED_TIER_CHANGE: Final = "unjustified_tier_change"
 
 SEVERITY: Final[dict[str, Severity]] = {
     STARTED_WITHOUT_APPROVAL: "critical",

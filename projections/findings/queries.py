@@ -18,14 +18,13 @@ from ledger.store.base import ReadModels
 from projections.findings import kinds as g
 from projections.projection import conditions
 from projections.runs.tables import FINDINGS
-from projections.tiers.fold import UNJUSTIFIED_TIER_CHANGE
 
 SOURCES: tuple[tuple[str, str], ...] = (("findings", "runs"), ("tier_findings", "tiers"))
 """``(table, read model)`` of every stored findings table."""
 SIGNALS_TABLE = "reliability_signals"
 """A ``findings`` row also in this table is a reliability signal: its source is ``reliability``."""
 SEVERITIES: tuple[str, ...] = typing.get_args(g.Severity)
-KNOWN_KINDS: frozenset[str] = frozenset({*g.SEVERITY, UNJUSTIFIED_TIER_CHANGE})
+KNOWN_KINDS: frozenset[str] = frozenset({*g.SEVERITY, g.UNJUSTIFIED_TIER_CHANGE})
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,8 +34,9 @@ from ledger.event.envelope import (
 )
 from ledger.store.base import ReadModels
 from projections.policy.in_force import PolicyFold, policy_table
-from projections.projection import Projection, Table, conditions
+from projections.projection import Projection, Table
 from projections.reliability import rules as r
+from projections.reliability.queries import SIGNALS
 from projections.reliability.rules import AgentTrack, RunTrack, Signal
 
 
@@ -48,21 +49,6 @@ def _table(name: str, cls: type[Any], pk: str) -> Table:
 
 RUN_TRACKS = _table("reliability_runs", RunTrack, "run")
 AGENT_TRACKS = _table("reliability_agents", AgentTrack, "agent")
-SIGNALS = Table(
-    "reliability_signals",
-    (
-        ("seq", int),
-        ("kind", str),
-        ("agent", str),
-        ("run", str),
-        ("evidence_seq", int),
-        ("triggers", str),
-        ("linked_seq", int),
-        ("detail", str),
-    ),
-    pk=("seq", "kind"),
-    indexes=(("run",), ("agent", "seq")),
-)
 POLICY = policy_table("reliability_policy")
 T = TypeVar("T", RunTrack, AgentTrack)
 
@@ -289,22 +275,3 @@ _FOLDS: dict[type[Any], Callable[..., None]] = {
     PolicySet: _policy,
 }
 """Payload class → its fold: the classes of the ``RELEVANT`` types, one dict lookup per event."""
-
-
-def signals(
-    db: ReadModels, *, run: str | None = None, agent: str | None = None, kind: str | None = None
-) -> list[Signal]:
-    """Reliability signals in seq order, filtered; each names all its triggering seqs and the
-    runtime guardrail linked to it."""
-    where, params = conditions((("run", "=", run), ("agent", "=", agent), ("kind", "=", kind)))
-    if not db.exists(SIGNALS.name):
-        return []
-    rows = db.execute(
-        f"SELECT {', '.join(SIGNALS.column_names)} FROM {SIGNALS.name} "
-        f"WHERE {' AND '.join(where)} ORDER BY seq, kind",
-        params,
-    )
-    return [
-        Signal(seq, kind_, agent_, run_, ev, tuple(json.loads(trig)), linked, detail)
-        for seq, kind_, agent_, run_, ev, trig, linked, detail in rows
-    ]

@@ -12,7 +12,7 @@ the ``[reliability]`` section of the policy in force at the event.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ledger.event.envelope import (
     EventView,
@@ -23,7 +23,11 @@ from ledger.event.envelope import (
     ToolCalled,
 )
 from projections.findings import kinds as g
-from projections.policy.document import Reliability
+
+if TYPE_CHECKING:
+    # Annotations only: the signals' reader (``projections.reliability.queries``) does not load
+    # the policy models.
+    from projections.policy.document import Reliability
 
 
 @dataclass(slots=True)

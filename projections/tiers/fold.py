@@ -56,6 +56,7 @@ from ledger.event.envelope import (
     UserPayload,
 )
 from ledger.store.base import ReadModels
+from projections.findings.kinds import UNJUSTIFIED_TIER_CHANGE
 from projections.policy.document import (
     RUN_NOT_COMPLETED,
     SEVERITY_BITS,
@@ -69,7 +70,6 @@ from projections.runs.fold import RunsState
 from projections.runs.tables import FINDINGS, Run
 from projections.tiers.rules import Change, RunOutcome, TierAgent, assess, judge
 
-UNJUSTIFIED_TIER_CHANGE: Final = "unjustified_tier_change"
 UNJUSTIFIED_SEVERITY: Final = "critical"
 
 TIERS = Table(

@@ -14,7 +14,7 @@ from typing import Any
 from ledger.store.base import ReadModels
 from projections.findings import kinds as g
 from projections.policy.document import Policy, make_policy
-from projections.tiers.fold import TIER_FIELDS, TIER_FINDINGS, UNJUSTIFIED_TIER_CHANGE, load_policy
+from projections.tiers.fold import TIER_FIELDS, TIER_FINDINGS, load_policy
 from projections.tiers.rules import Assessment, Due, RunOutcome, TierAgent, assess
 
 
@@ -149,7 +149,7 @@ def history(db: ReadModels, agent: str | None = None) -> list[HistoryEntry]:
         "h.policy_version, h.policy_digest, h.evidence, h.justified, h.problems, "
         f"{fcols} FROM tier_history h LEFT JOIN tier_findings f ON f.seq = h.seq "
         f"AND f.kind = ? {one} ORDER BY h.seq",
-        [UNJUSTIFIED_TIER_CHANGE, *params],
+        [g.UNJUSTIFIED_TIER_CHANGE, *params],
     ):
         seq, name, change, frm, to, ts, key, reason, version, digest, ev, ok, problems = r[:13]
         finding = None if r[13] is None else g.Finding(*r[13:])
