@@ -424,3 +424,56 @@ def test_hundred_async_runs_record_concurrently(recorder: Recorder, ledger: Ledg
             "run.submitted", "run.started", "tool.called", "tool.completed", "llm.usage",
             "run.completed",
         ]  # fmt: skip
+
+
+def test_batches_waiting_on_a_commit_are_committed_as_one_group_and_a_refusal_fails_no_other(
+    ledger: Ledger, keys: LedgerKeys
+) -> None:
+    """While a writer outside the recorder holds the database, four threads append; the first
+    waits on the database, the other three queue behind it and go in as one group, in which
+    one batch repeats an id already in the log: it alone is refused (the group is appended
+    again batch by batch), the others land contiguous and in order, and the log verifies."""
+    import sqlite3
+
+    from ledger.errors import DuplicateEventId
+    from ledger.recording.transport import LocalTransport
+
+    ledger.append(Draft("x.note", {"n": 0}, id="taken"), signer=keys.recorder)
+    transport = LocalTransport(Ledger.open(ledger.path), keys.recorder)
+    holder = sqlite3.connect(ledger.path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    results: dict[int, Any] = {}
+
+    def append(i: int) -> None:
+        drafts = [Draft("x.note", {"t": i, "k": k}) for k in range(3)]
+        if i == 2:
+            drafts[1] = Draft("x.note", {"t": i, "k": 1}, id="taken")
+        try:
+            results[i] = transport.append(drafts)
+        except LedgerError as e:
+            results[i] = e
+
+    first = threading.Thread(target=append, args=(0,))
+    first.start()
+    while not transport._committing.locked():  # the first batch is committing (and waiting)
+        pass
+    others = [threading.Thread(target=append, args=(i,)) for i in (1, 2, 3)]
+    for t in others:
+        t.start()
+    while len(transport._queue) < 3:  # all three queued behind it
+        pass
+    holder.rollback()
+    holder.close()
+    for t in [first, *others]:
+        t.join(timeout=60)
+    assert isinstance(results[2], DuplicateEventId) and "at seq" in str(results[2])
+    landed = {i: [r.seq for r in results[i]] for i in (0, 1, 3)}
+    for seqs in landed.values():
+        assert seqs == list(range(seqs[0], seqs[0] + 3))
+    assert sorted(s for seqs in landed.values() for s in seqs) == list(range(4, 13))
+    stored = [e for e in ledger.iter_events(from_seq=4)]
+    assert [(e.payload["t"], e.payload["k"]) for e in stored] == [
+        (i, k) for i in sorted(landed, key=lambda i: landed[i][0]) for k in range(3)
+    ]
+    assert verify_ledger(ledger).ok
+    transport.ledger.close()

@@ -61,7 +61,7 @@ class Recorder:
         *,
         ledger: Ledger | None = None,
         on_error: OnError = "auto",
-        threads: int = 2,
+        threads: int = 8,
     ) -> None:
         if on_error not in ("closed", "open", "auto"):
             raise InputError(f"on_error: expected closed, open or auto, found {on_error!r}")
@@ -83,7 +83,7 @@ class Recorder:
         keys: str | Path | None = None,
         signer: str,
         on_error: OnError = "auto",
-        threads: int = 2,
+        threads: int = 8,
     ) -> Recorder:
         """A recorder appending to the ledger ``db`` (a SQLite file, or a ``postgresql://``
         URL), signing with the key named

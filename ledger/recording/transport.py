@@ -15,6 +15,7 @@ one the service's ``detail``.
 from __future__ import annotations
 
 import json
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -71,17 +72,76 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
+class _Pending:
+    """One thread's batch waiting for a group commit, and what became of it."""
+
+    __slots__ = ("done", "drafts", "error", "receipts")
+
+    def __init__(self, drafts: Sequence[Draft]) -> None:
+        self.drafts = drafts
+        self.done = False
+        self.receipts: list[Receipt] = []
+        self.error: BaseException | None = None
+
+
 class LocalTransport:
     """Appends to a store it holds, SQLite or PostgreSQL (thread-safe: the store gives each
-    thread a connection and serializes writes)."""
+    thread a connection and serializes writes).
+
+    Group commit: batches that threads append while another commit is in flight wait for it,
+    then the first of them to get the commit appends all that are waiting in one write
+    transaction (one sync), each batch contiguous and in order. If that transaction fails, each
+    of its batches is appended again on its own, so one batch's refusal (a duplicate id, an
+    unregistered agent) fails no other. A lone batch is appended as it comes."""
 
     def __init__(self, ledger: Ledger, signer: Signer) -> None:
         self.ledger = ledger
         self.signer = signer
+        self._queue: list[_Pending] = []
+        self._queued = threading.Lock()
+        self._committing = threading.Lock()
 
     def append(self, drafts: Sequence[Draft]) -> list[Receipt]:
-        events = self.ledger.append_many(drafts, signer=self.signer)
-        return [Receipt(e.seq, e.id, e.ts, e.hash) for e in events]
+        mine = _Pending(drafts)
+        with self._queued:
+            self._queue.append(mine)
+        while not mine.done:
+            with self._committing:
+                if mine.done:  # a commit that ended while this thread waited took it
+                    break
+                with self._queued:
+                    group, self._queue = self._queue, []
+                self._commit(group)
+        if mine.error is not None:
+            raise mine.error
+        return mine.receipts
+
+    def _commit(self, group: list[_Pending]) -> None:
+        """Append every batch of ``group`` (each marked done, with its receipts or error)."""
+        try:
+            if len(group) > 1:
+                try:
+                    with self.ledger.write() as tx:
+                        appended = [tx.append(p.drafts, signer=self.signer) for p in group]
+                except LedgerError:
+                    pass  # one batch refused: each is appended again on its own below
+                else:
+                    for p, events in zip(group, appended, strict=True):
+                        p.receipts = [Receipt(e.seq, e.id, e.ts, e.hash) for e in events]
+                    return
+            for p in group:
+                try:
+                    events = self.ledger.append_many(p.drafts, signer=self.signer)
+                    p.receipts = [Receipt(e.seq, e.id, e.ts, e.hash) for e in events]
+                except BaseException as e:  # handed to the thread that appended the batch
+                    p.error = e
+        except BaseException as e:
+            for p in group:
+                if not p.receipts and p.error is None:
+                    p.error = e
+        finally:
+            for p in group:
+                p.done = True
 
     def gate(self, agent: str, tool: str, side_effect: str, run: str | None) -> Gated:
         return gate_and_record(self.ledger, self.append, agent, tool, side_effect, run)
