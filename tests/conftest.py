@@ -71,10 +71,10 @@ def with_database(url: str, name: str) -> str:
     return f"{head}/{name}" + (f"?{query}" if query else "")
 
 
-@pytest.fixture
-def admin() -> Iterator[Any]:
-    """An autocommit connection to the test server (``GOVLEDGER_TEST_PG_URL``), or a skip
-    saying how to run the PostgreSQL tests (a failure under ``GOVLEDGER_PG_REQUIRED=1``)."""
+def connect_admin() -> Any:
+    """An autocommit connection to the test server (``GOVLEDGER_TEST_PG_URL``, its URL as
+    ``.url``), or a skip saying how to run the PostgreSQL tests (a failure under
+    ``GOVLEDGER_PG_REQUIRED=1``)."""
     try:
         import psycopg
     except ImportError:
@@ -89,6 +89,13 @@ def admin() -> Iterator[Any]:
             pytest.fail(f"GOVLEDGER_PG_REQUIRED=1 but PostgreSQL is unreachable at {url}: {e}")
         pytest.skip(f"{PG_HOW} ({e})")
     conn.url = url  # type: ignore[attr-defined]
+    return conn
+
+
+@pytest.fixture
+def admin() -> Iterator[Any]:
+    """``connect_admin()`` for one test."""
+    conn = connect_admin()
     yield conn
     conn.close()
 

@@ -32,7 +32,7 @@ from ledger.store.postgres import PgLedger
 from ledger.store.postgres_read_models import escape, qmark, unescape
 from projections.driver import META, catch_up, positions
 from projections.projection import Table
-from tests.conftest import PG_DEFAULT_URL, PG_HOW, pg_required, with_database
+from tests.conftest import connect_admin, with_database
 
 try:
     import psycopg
@@ -54,13 +54,8 @@ def run(db: str, keys: Path, *args: str) -> Result:
 @pytest.fixture(scope="module")
 def fresh_database() -> Iterator[Callable[[], str]]:
     """A function making a fresh database on the server (each dropped after the module)."""
-    url = os.environ.get("GOVLEDGER_TEST_PG_URL", PG_DEFAULT_URL)
-    try:
-        admin = psycopg.connect(url, autocommit=True, connect_timeout=5)
-    except psycopg.Error as e:
-        if pg_required():
-            pytest.fail(f"GOVLEDGER_PG_REQUIRED=1 but PostgreSQL is unreachable at {url}: {e}")
-        pytest.skip(f"{PG_HOW} ({e})")
+    admin = connect_admin()
+    url = admin.url
     made: list[str] = []
 
     def fresh() -> str:

@@ -39,7 +39,7 @@ from ledger.event.framing import ROW_COLUMNS
 from ledger.settings import env_int
 from ledger.store import chaining, postgres_read_models
 from ledger.store.key_reads import KeyReads
-from ledger.store.postgres_read_models import PgReadModels
+from ledger.store.postgres_read_models import PgReadModels, Translated
 from ledger.store.postgres_schema import (
     APP_ROLE_SQL,
     META_TABLE,
@@ -408,8 +408,8 @@ class PgLedger(KeyReads):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _errors(self) -> _Translated:
-        return _Translated(self.path)
+    def _errors(self) -> Translated:
+        return Translated(self.path, translate)
 
     @property
     def conn(self) -> QmarkConnection:
@@ -842,30 +842,16 @@ class _Listener:
     def __init__(self, url: str, where: str) -> None:
         self.where = where
         self.conn = _connect(url)
-        with _Translated(where):
+        with Translated(where, translate):
             self.conn.execute("LISTEN govledger_events")
 
     def __call__(self, timeout: float) -> None:
-        with _Translated(self.where):
+        with Translated(self.where, translate):
             for _ in self.conn.notifies(timeout=timeout, stop_after=1):
                 pass
 
     def close(self) -> None:
         self.conn.close()
-
-
-class _Translated:
-    """``with``: psycopg errors leave as ledger errors."""
-
-    def __init__(self, where: str) -> None:
-        self.where = where
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if isinstance(exc, psycopg.Error):
-            raise translate(exc, self.where) from exc
 
 
 class _PgWriteTx:

@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
-from ledger.errors import DatabaseLocked, StoreError
+from ledger.errors import DatabaseLocked, LedgerError, StoreError
 from ledger.store.base import TableSpec
 
 try:
@@ -185,8 +185,8 @@ class PgReadModels:
         with self._errors():
             self._conn.execute("SELECT set_config('search_path', %s, false)", (self._path,))
 
-    def _errors(self) -> _Translated:
-        return _Translated(self._where)
+    def _errors(self) -> Translated:
+        return Translated(self._where)
 
     def _name(self, table: str) -> Any:
         return pg_sql.Identifier(self.schema, table)
@@ -383,15 +383,19 @@ def _translate(e: Exception, where: str) -> StoreError:
     return StoreError(f"{where}: read models: {first}")
 
 
-class _Translated:
-    """``with``: psycopg errors leave as ledger errors naming the read models."""
+class Translated:
+    """``with``: psycopg errors leave as ledger errors, through ``translate(error, where)``
+    (the read models' own by default; the ledger's store passes its own)."""
 
-    def __init__(self, where: str) -> None:
+    def __init__(
+        self, where: str, translate: Callable[[Exception, str], LedgerError] | None = None
+    ) -> None:
         self.where = where
+        self.translate = translate or _translate
 
     def __enter__(self) -> None:
         return None
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if isinstance(exc, psycopg.Error):
-            raise _translate(exc, self.where) from exc
+            raise self.translate(exc, self.where) from exc
