@@ -167,9 +167,15 @@ class PgReadModels:
             "SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,)
         ).fetchone()
         if found is None:
-            self._conn.execute(
-                pg_sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(pg_sql.Identifier(self.schema))
-            )
+            try:
+                with self._conn.transaction():
+                    self._conn.execute(
+                        pg_sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                            pg_sql.Identifier(self.schema)
+                        )
+                    )
+            except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateSchema):
+                pass  # another connection created it at the same moment (IF NOT EXISTS races)
 
     def _use(self) -> None:
         """Before each use: the setup, until it has been done outside a transaction. Inside
@@ -311,7 +317,7 @@ class PgReadModels:
 
     def _insert_statement(self, table: TableSpec, replace: bool) -> str:
         cols = ", ".join(_ident(c) for c, _ in table.columns)
-        arrays = ", ".join("%s::bigint[]" if t is int else "%s::text[]" for _, t in table.columns)
+        arrays = ", ".join("%b::bigint[]" if t is int else "%b::text[]" for _, t in table.columns)
         aliases = ", ".join(f"c{i}" for i in range(len(table.columns)))
         sql = (
             f"INSERT INTO {_ident(self.schema)}.{_ident(table.name)} ({cols}) "
@@ -336,10 +342,15 @@ class PgReadModels:
         nested = conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
         try:
             with conn.transaction():
-                if not nested:
-                    conn.execute("SET LOCAL synchronous_commit = off")
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
-                yield
+                if nested:
+                    yield
+                else:
+                    conn.execute("SET LOCAL synchronous_commit = off")
+                    # Pipelined: the server inserts one batch while this process folds the
+                    # next; a read waits for what was sent before it.
+                    with conn.pipeline():
+                        yield
         except psycopg.Error as e:
             raise _translate(e, self._where) from e
 
