@@ -48,6 +48,7 @@ from ledger.store.postgres_schema import (
     SCHEMA_VERSION,
     in_schema,
 )
+from ledger.store.sessions import ThreadSessions
 from ledger.store.tip import Tip
 from ledger.tlog import merkle
 
@@ -222,35 +223,20 @@ class PgLedger(KeyReads):
         self._origin: str | None = None
         self._write_lock = threading.Lock()
         self._tip: Tip | None = None
-        self._local = threading.local()
-        self._sessions: list[_Session] = []
-        self._sessions_lock = threading.Lock()
-        self._closed = False
+        self._sessions: ThreadSessions[_Session] = ThreadSessions(self.path)
         self._adopt(conn)
 
     def _adopt(self, conn: Any) -> _Session:
-        session = _Session(conn)
-        with self._sessions_lock:
-            if self._closed:
-                conn.close()
-                raise StoreError(f"{self.path}: the ledger is closed")
-            # The connections of threads that have ended are closed here: nothing else would.
-            for s in self._sessions:
-                if not s.thread.is_alive():
-                    s.conn.close()
-            self._sessions = [s for s in self._sessions if s.thread.is_alive()] + [session]
-            self._local.session = session
-        return session
+        return self._sessions.adopt(_Session(conn))
 
     def _session(self) -> _Session:
         """This thread's session, connecting on its first use."""
-        session: _Session | None = getattr(self._local, "session", None)
+        session = self._sessions.current()
         if session is not None and not (session.conn.closed and not session.in_write):
             return session
         # First use by this thread, or its connection was lost (a server restart, a failed
         # rollback): a new one, outside any transaction.
-        if self._closed:
-            raise StoreError(f"{self.path}: the ledger is closed")
+        self._sessions.refuse_if_closed()
         return self._adopt(_connect(self.url))
 
     # --- opening --------------------------------------------------------------------------
@@ -395,12 +381,7 @@ class PgLedger(KeyReads):
 
     def close(self) -> None:
         """Close the connections of every thread; later use raises ``StoreError``."""
-        with self._sessions_lock:
-            self._closed = True
-            sessions, self._sessions = self._sessions, []
-            self._local = threading.local()
-        for s in sessions:
-            s.conn.close()
+        self._sessions.close()
 
     def __enter__(self) -> PgLedger:
         return self

@@ -41,6 +41,7 @@ from ledger.settings import env_choice, env_int
 from ledger.store import chaining, sqlite_read_models
 from ledger.store.base import EventFilter
 from ledger.store.key_reads import KeyReads
+from ledger.store.sessions import ThreadSessions
 from ledger.store.sqlite_chain import SqliteChain
 from ledger.store.sqlite_read_models import SqliteReadModels
 from ledger.store.sqlite_schema import SCHEMA_VERSION, migrate, read_schema_version
@@ -154,41 +155,24 @@ class Ledger(KeyReads):
         self._synchronous = synchronous
         self._busy_timeout_ms = _busy_timeout(busy_timeout_ms)
         self._origin: str | None = None
-        self._local = threading.local()
-        self._sessions: list[_Session] = []
-        self._sessions_lock = threading.Lock()
-        self._closed = False
+        self._sessions: ThreadSessions[_Session] = ThreadSessions(path)
         # Reentrant, so a nested ``write()`` fails on SQLite's own error instead of waiting.
         self._write_lock = threading.RLock()
         self._adopt(conn)
 
     def _adopt(self, conn: sqlite3.Connection) -> _Session:
-        session = _Session(conn)
-        with self._sessions_lock:
-            if self._closed:
-                conn.close()
-                raise StoreError(f"{self.path}: the ledger is closed")
-            # The connections of threads that have ended are closed here: nothing else would.
-            live = [s for s in self._sessions if s.thread.is_alive()]
-            for s in self._sessions:
-                if not s.thread.is_alive():
-                    s.conn.close()
-            self._sessions = [*live, session]
-            self._local.session = session
-        return session
+        return self._sessions.adopt(_Session(conn))
 
     def _session(self) -> _Session:
         """This thread's session, connecting on its first use."""
-        try:
-            session: _Session = self._local.session
+        session = self._sessions.current()
+        if session is not None:
             return session
-        except AttributeError:
-            if self._closed:
-                raise StoreError(f"{self.path}: the ledger is closed") from None
-            conn = self._connect(
-                self.path, synchronous=self._synchronous, busy_timeout_ms=self._busy_timeout_ms
-            )
-            return self._adopt(conn)
+        self._sessions.refuse_if_closed()
+        conn = self._connect(
+            self.path, synchronous=self._synchronous, busy_timeout_ms=self._busy_timeout_ms
+        )
+        return self._adopt(conn)
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -307,12 +291,7 @@ class Ledger(KeyReads):
 
     def close(self) -> None:
         """Close the connections of every thread; later use raises ``StoreError``."""
-        with self._sessions_lock:
-            self._closed = True
-            sessions, self._sessions = self._sessions, []
-            self._local = threading.local()
-        for s in sessions:
-            s.conn.close()
+        self._sessions.close()
 
     def __enter__(self) -> Ledger:
         return self
