@@ -52,6 +52,21 @@ def test_verify_event_signature_rejects_wrong_digest_and_short_signature() -> No
     assert not check_event_signature(pub[:31], sig, d1)
 
 
+def test_a_truncated_key_never_verifies_even_when_the_missing_byte_is_zero() -> None:
+    # libsodium reads 32 bytes of key; a Python bytes object of 31 ends in a hidden NUL, so a
+    # key whose last byte is 0 used to verify from its first 31 bytes (found by CI, 1 in 256).
+    key = Ed25519PrivateKey.generate()
+    while key.public_key().public_bytes_raw()[-1] != 0:
+        key = Ed25519PrivateKey.generate()
+    pub = key.public_key().public_bytes_raw()
+    (d,) = _digests(1)
+    sig = sign_event(sodium_secret_key(key), d)
+    assert check_event_signature(pub, sig, d)
+    assert not check_event_signature(pub[:31], sig, d)
+    assert not check_event_signature(pub, sig + b"\0", d)
+    assert not check_event_signature(pub, sig, d + b"\0")
+
+
 @pytest.fixture
 def two_workers(monkeypatch: pytest.MonkeyPatch) -> Iterator[workers.WorkerPool]:
     """The shared pool, with two workers (appends and verifies use it)."""
@@ -84,6 +99,22 @@ def test_pool_signs_and_checks_like_in_process(two_workers: workers.WorkerPool) 
     for i in range(0, len(items), 256):
         q.add(items[i : i + 256])
     assert sorted(q.failed(finish=True)) == [5, 700, 1999]
+
+
+def test_pool_fails_a_record_of_the_wrong_size_without_shifting_the_others(
+    two_workers: workers.WorkerPool,
+) -> None:
+    key = Ed25519PrivateKey.generate()
+    secret = sodium_secret_key(key)
+    pub = key.public_key().public_bytes_raw()
+    digests = _digests(600)
+    items = [(i + 1, pub, sign_event(secret, d), d) for i, d in enumerate(digests)]
+    items[9] = (10, pub[:31], items[9][2], items[9][3])
+    items[300] = (301, pub, items[300][2][:63], items[300][3])
+    q = two_workers.verifying(len(items))
+    for i in range(0, len(items), 256):
+        q.add(items[i : i + 256])
+    assert sorted(q.failed(finish=True)) == [10, 301]
 
 
 def test_a_killed_worker_falls_back_to_in_process_checks(two_workers: workers.WorkerPool) -> None:

@@ -370,6 +370,12 @@ class Verifying:
 
     def add(self, items: Sequence[Item]) -> None:
         recs = list(items)
+        # A record whose parts are not 32/64/32 bytes would shift every record after it in the
+        # worker's fixed-size frame: it is failed here and never sent.
+        wrong = [r for r in recs if (len(r[1]), len(r[2]), len(r[3])) != (32, 64, 32)]
+        if wrong:
+            self._failed += [r[0] for r in wrong]
+            recs = [r for r in recs if (len(r[1]), len(r[2]), len(r[3])) == (32, 64, 32)]
         if not recs:
             return
         if self._pool is None:

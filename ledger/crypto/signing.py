@@ -60,8 +60,12 @@ def sign_event(secret_key: bytes, digest: bytes) -> bytes:
 def check_event_signature(public_key: bytes, signature: bytes, digest: bytes) -> bool:
     """True when ``signature`` signs the event hash ``digest``: the verifier's inner loop.
 
-    Callers turn False into a reported problem; use ``verify_event_signature`` elsewhere.
+    Callers turn False into a reported problem; use ``verify_event_signature`` elsewhere. A
+    key that is not 32 bytes or a signature that is not 64 is False: libsodium reads a fixed
+    32 bytes of key, so a short one would be read past its end.
     """
+    if len(public_key) != 32 or len(signature) != 64 or len(digest) != 32:
+        return False
     try:
         nacl.bindings.crypto_sign_open(signature + EVENT_SIGNING_PREFIX + digest, public_key)
     except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, ValueError):
@@ -71,7 +75,7 @@ def check_event_signature(public_key: bytes, signature: bytes, digest: bytes) ->
 
 def verify_event_signature(*, public_key: bytes, signature: bytes, digest: bytes) -> None:
     """Raise ``SignatureError`` unless ``signature`` signs the event hash ``digest``."""
-    if len(signature) != 64 or not check_event_signature(public_key, signature, digest):
+    if not check_event_signature(public_key, signature, digest):
         raise SignatureError("signature does not verify")
 
 
