@@ -25,10 +25,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from ledger.event.envelope import AnyPayload, EventView
 from ledger.store.base import ReadModels
+
+if TYPE_CHECKING:  # the payload models (pydantic) are not needed to declare a projection
+    from ledger.event.envelope import AnyPayload, EventView
 
 S = TypeVar("S")
 

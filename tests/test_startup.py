@@ -3,7 +3,9 @@
 ``catch_up`` judges whether the stored read models are current from the declarations of
 ``projections.registry`` (name, version, table names, links), so a reading command whose read
 models are current imports no fold module, no policy model and no ``cryptography``; the
-declarations must therefore agree with the projections themselves.
+declarations must therefore agree with the projections themselves. Nor does it import pydantic:
+``projections.current`` makes ``catch_up``'s judgment without the driver, and payloads are
+checked with the schemas of ``ledger.event.catalog_schemas`` (``tests/test_catalog_schemas.py``).
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
 from ledger.store.sqlite import Draft, Ledger
+from projections.current import read_models_current
 from projections.driver import catch_up
 from projections.registry import Declared, declared_projections, default_projections
 from tests.conftest import LedgerKeys, populate
@@ -52,6 +56,12 @@ def _run(code: str) -> list[str]:
 
 def _folds(loaded: list[str]) -> list[str]:
     return [m for m in loaded if m.endswith(".fold") or m.startswith(HEAVY)]
+
+
+def _pydantic(loaded: list[str]) -> list[str]:
+    """pydantic and the modules that import it (``pydantic_core`` alone is light)."""
+    heavy = ("pydantic.", "projections.driver", "ledger.event.catalog")
+    return [m for m in loaded if m in ("pydantic", *heavy) or m.startswith(heavy[0])]
 
 
 CATCH_UP = (
@@ -98,16 +108,59 @@ MAIN = (
 
 @pytest.mark.parametrize(
     "args",
-    [["runs", "list", "--limit", "20"], ["findings", "--limit", "20"], ["runs", "show", "run-0"]],
-    ids=["runs list", "findings", "runs show"],
+    [
+        ["runs", "list", "--limit", "20"],
+        ["findings", "--limit", "20"],
+        ["runs", "show", "run-0"],
+        ["runs", "show", "run-0", "--json"],
+        ["log", "--limit", "20"],
+    ],
+    ids=["runs list", "findings", "runs show", "runs show --json", "log"],
 )
-def test_a_reading_command_on_current_read_models_loads_no_fold(
+def test_a_reading_command_on_current_read_models_loads_no_fold_nor_pydantic(
     ledger: Ledger, keys: LedgerKeys, args: list[str]
 ) -> None:
     populate(ledger, keys)
     catch_up(ledger, ledger.read_models())
     loaded = _run(MAIN.format(args=["--db", str(ledger.path), *args]))
     assert _folds(loaded) == []
+    assert _pydantic(loaded) == []
+
+
+def _nothing_to_do(progress: list[Any], size: int) -> bool:
+    return all(p.rebuilt is None and p.from_seq == p.to_seq == size for p in progress)
+
+
+def test_the_light_judgment_of_current_read_models_is_catch_ups(
+    ledger: Ledger, keys: LedgerKeys
+) -> None:
+    db = ledger.read_models()
+    assert not read_models_current(ledger, db)  # never built
+    populate(ledger, keys)
+    catch_up(ledger, db)
+    assert read_models_current(ledger, db)
+    assert _nothing_to_do(catch_up(ledger, db), ledger.size)
+
+    def agrees() -> None:
+        current = read_models_current(ledger, db)
+        assert current == _nothing_to_do(catch_up(ledger, db), ledger.size)
+        assert not current
+        assert read_models_current(ledger, db)  # catch_up brought them up to date
+
+    ledger.append(Draft("run.started", {}, agent="planner-1", run="run-late"), signer=keys.recorder)
+    agrees()  # behind
+    with db.transaction():
+        db.execute("UPDATE projection_meta SET version = 0 WHERE name = 'corrections'")
+    agrees()  # a version changed
+    with db.transaction():
+        db.execute("UPDATE projection_meta SET last_hash = ? WHERE name = 'tiers'", ["0" * 64])
+    agrees()  # the log no longer holds the hash
+    with db.transaction():
+        db.execute("DROP TABLE tier_clock")
+    agrees()  # a table is missing
+    with db.transaction():
+        db.execute("DELETE FROM projection_meta WHERE name = 'runs'")
+    agrees()  # a projection was never built
 
 
 def test_runs_show_still_verifies_its_events_without_the_folds(

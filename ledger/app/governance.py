@@ -20,13 +20,14 @@ from ledger.event.drafts import Draft, prepare
 from ledger.event.envelope import Event
 from ledger.event.rows import parse_stored
 from ledger.store.base import EventFilter, ReadModels, Store
-from projections.driver import build_at, catch_up
+from projections.current import read_models_current
 
 if TYPE_CHECKING:
     from projections.tiers.rules import Due
 
-# The tiers and policy modules are imported by the functions that record changes: a reading
-# command needs only ``read_models``, and its read models are usually current (no fold runs).
+# The tiers and policy modules, and the replay driver, are imported by the functions that
+# record changes: a reading command needs only ``read_models``, and its read models are usually
+# current (no fold runs, and ``projections.current`` says so without the driver).
 
 
 @contextmanager
@@ -36,9 +37,14 @@ def read_models(ledger: Store, at_seq: int | None = None) -> Iterator[ReadModels
     size = ledger.size
     if at_seq is None or at_seq >= size:
         db = ledger.read_models()
-        catch_up(ledger, db)
+        if not read_models_current(ledger, db):
+            from projections.driver import catch_up
+
+            catch_up(ledger, db)
         yield db
         return
+    from projections.driver import build_at
+
     with build_at(ledger, at_seq) as db:
         yield db
 
@@ -64,6 +70,7 @@ def apply_changes(
     ``approve`` with no promotion awaiting a human decision raises ``InputError`` (exit 2,
     nothing recorded); otherwise ``approve`` is a standing permission.
     """
+    from projections.driver import catch_up
     from projections.tiers.queries import compute_due
 
     ledger.require_governor(signer, "tier changes")
@@ -97,6 +104,7 @@ def apply_due(ledger: Store, signer: Signer, approve: Collection[str] = ()) -> l
 
 def set_policy(ledger: Store, document: dict[str, Any], signer: Signer) -> Event:
     """Record ``document`` (validated) as a ``policy.set`` with the next version (SPEC §2.4)."""
+    from projections.driver import catch_up
     from projections.policy.document import policy_set_payload
     from projections.tiers.queries import policy_in_force
 

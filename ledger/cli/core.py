@@ -1,10 +1,14 @@
-"""Core commands: init, append, import, export, log, verify (README, docs/formats.md)."""
+"""Core commands: init, append, import, export, log, verify (README, docs/formats.md).
+
+The import, signed-note (``cryptography``) and verify modules are imported by the commands that
+use them, so ``log`` loads only what it reads with.
+"""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
 
@@ -23,11 +27,11 @@ from ledger.cli.context import (
 from ledger.errors import CheckpointError, InputError, StateError, VerificationError
 from ledger.event.canonical import loads
 from ledger.event.envelope import normalize_time
-from ledger.exchange.import_lines import import_file
 from ledger.store import check_new_store, create_store
 from ledger.store.sqlite import Draft
-from ledger.tlog.notes import bad_key_name_char, parse_unverified_checkpoint
-from ledger.verify.verifier import VerifyReport, verify_export, verify_ledger
+
+if TYPE_CHECKING:
+    from ledger.verify.verifier import VerifyReport
 
 
 @click.command()
@@ -77,6 +81,8 @@ def init(ctx: Context, origin: str, app_role: str | None, as_json: bool) -> None
 def _check_origin(origin: str) -> None:
     """The origin is the key name of the log's checkpoints: a signed-note key name (no Unicode
     space, no '+', no control character), 1–256 characters."""
+    from ledger.tlog.notes import bad_key_name_char
+
     bad = bad_key_name_char(origin)
     if not origin:
         found = "is empty"
@@ -185,6 +191,8 @@ def import_(ctx: Context, file: str, signer: str, as_json: bool) -> None:
     `key`, `hash`, `sig`) are refused. Every bad line is reported with its line number
     and nothing is written.
     """
+    from ledger.exchange.import_lines import import_file
+
     ledger = ctx.ledger()
     key = ctx.signer(signer)
     bar = ProgressBar("import", enabled=not as_json)
@@ -389,6 +397,9 @@ def verify(
     Without a pinned root key (`--trust` / `--trusted-keys`) this proves only internal
     consistency, and says so. Exit 1 when any problem is found.
     """
+    from ledger.tlog.notes import parse_unverified_checkpoint
+    from ledger.verify.verifier import verify_export, verify_ledger
+
     trusted = set(trust)
     if trusted_keys:
         try:

@@ -6,12 +6,16 @@ event ``type``; user-defined ``x.<name>`` events decode to ``UserPayload``.
 
 The stored and hashed payload is always the JSON object the writer gave (canonicalized), never
 a re-serialization of these models: the models validate, and give projections typed access.
+
+The reading paths validate without importing pydantic: ``ledger.event.catalog_schemas`` holds
+these models' schemas as plain pydantic-core schemas (``typed-dict`` instead of ``model``),
+generated from them by ``python -m scripts.gen_catalog_schemas``; a test regenerates it and
+compares, so change a model here, then regenerate. The few functions both call live in
+``ledger.event.payload_rules``.
 """
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Union, cast, get_args
 
 from pydantic import (
@@ -23,44 +27,13 @@ from pydantic import (
     Tag,
     TypeAdapter,
 )
-from pydantic_core import PydanticCustomError, SchemaValidator
+from pydantic_core import SchemaValidator
 
 from ledger.event.framing import MAX_NAME_LENGTH
-
-_RFC3339_RE = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
-    r"(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])",  # RFC 3339 time-numoffset
-    re.ASCII,
-)
-
-
-def ts_form(value: str) -> str:
-    """An RFC 3339 time with an offset as the ledger's ``ts`` form (UTC, six fractional
-    digits, ``Z``), so one instant has one spelling in stored payloads (SPEC §2.1).
-
-    ``Z`` or any offset (converted to UTC), zero to six fractional digits. A time without an
-    offset, another ISO 8601 spelling, or an impossible date or time raises ``ValueError``."""
-    if _RFC3339_RE.fullmatch(value) is None:
-        if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9:.]+", value, re.ASCII):
-            raise ValueError(f"{value!r} has no UTC offset; add Z for UTC")
-        raise ValueError(
-            f"{value!r} is not an RFC 3339 time (YYYY-MM-DDTHH:MM:SS[.ffffff] and Z or an offset)"
-        )
-    try:
-        dt = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
-        # isoformat, not strftime: ``%Y`` writes year 999 as ``999`` on some platforms.
-        utc = dt.astimezone(UTC).replace(tzinfo=None)
-        return utc.isoformat(timespec="microseconds") + "Z"
-    except (ValueError, OverflowError) as e:
-        raise ValueError(f"{value!r} is not a real instant ({e})") from e
-
-
-def _time(value: str) -> str:
-    try:
-        return ts_form(value)
-    except ValueError as e:
-        raise PydanticCustomError("rfc3339_time", str(e)) from None
-
+from ledger.event.payload_check import stored_time_problem as stored_time_problem
+from ledger.event.payload_check import with_ts_times as with_ts_times
+from ledger.event.payload_rules import rfc3339_time
+from ledger.event.payload_rules import ts_form as ts_form
 
 Hex64 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 Bp = Annotated[int, Field(ge=0, le=10000)]
@@ -68,7 +41,7 @@ Bp = Annotated[int, Field(ge=0, le=10000)]
 Tier = Annotated[int, Field(ge=0, le=4)]
 """An autonomy tier, 0–4 (T0–T4)."""
 Count = Annotated[int, Field(ge=0)]
-Time = Annotated[str, AfterValidator(_time)]
+Time = Annotated[str, AfterValidator(rfc3339_time)]
 """An RFC 3339 time with an offset; the model holds, and the ledger stores, its ``ts`` form."""
 Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH)]
 Role = Literal["governor", "recorder", "agent"]
@@ -414,30 +387,3 @@ TIME_FIELDS: dict[str, tuple[str, ...]] = {
     t: fields for t, m in CATALOG.items() if (fields := _time_fields(m))
 }
 """Event type → its payload's time fields (top level), stored in ``ts`` form."""
-
-
-def with_ts_times(event_type: str, payload: dict[str, Any], model: Any) -> dict[str, Any]:
-    """``payload`` with each time field in the ``ts`` form its validated ``model`` holds: the
-    same object when nothing changes, else a copy (the writer stores this one)."""
-    fields = TIME_FIELDS.get(event_type)
-    if not fields:
-        return payload
-    changed = {
-        name: getattr(model, name)
-        for name in fields
-        if payload.get(name) is not None and payload[name] != getattr(model, name)
-    }
-    return {**payload, **changed} if changed else payload
-
-
-def stored_time_problem(event_type: str, payload: dict[str, Any]) -> str | None:
-    """Why a stored (already validated) payload's time is not in ``ts`` form, or None: the
-    writer stores only that form, so any other spelling is ``malformed``."""
-    for name in TIME_FIELDS.get(event_type, ()):
-        value = payload.get(name)
-        if value is not None and ts_form(value) != value:
-            return (
-                f"payload.{name}: {value!r} is not in the stored form "
-                f"{ts_form(value)!r} (UTC, six fractional digits, Z)"
-            )
-    return None

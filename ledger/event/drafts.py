@@ -4,6 +4,9 @@ SPEC §2.2, §2.4. A ``Draft`` holds what the writer chooses; ``prepare`` valida
 catalog and encodes its payload. The write path (``ledger.store.chaining``) validates drafts inside
 its chaining loop (``Prepared.encoded``), so validation overlaps the signing of the batch's
 earlier events in the worker processes; nothing is written unless every draft passes.
+
+Importing this module does not import pydantic (a reading command imports the store, and so
+this module): the catalog's models are imported when the first draft is validated.
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ from typing import Any
 
 from ledger.errors import EventValidationError
 from ledger.event.canonical import canonical, canonical_of_typed
-from ledger.event.catalog import CATALOG, TIME_FIELDS, with_ts_times
 from ledger.event.envelope import check_envelope, decode_payload, envelope_is_plain
+from ledger.event.payload_check import CATALOG_TYPES, TIME_FIELDS, with_ts_times
 
 MAX_PAYLOAD_BYTES = 64 * 1024
 """Largest canonical payload accepted (64 KiB): store digests of big artifacts, not the data."""
@@ -36,7 +39,7 @@ def check_body_size(body: bytes, where: str) -> None:
         )
 
 
-TYPED_PAYLOADS = frozenset(CATALOG) - {
+TYPED_PAYLOADS = frozenset(CATALOG_TYPES) - {
     "policy.set",
     "tier.promoted",
     "tier.demoted",

@@ -2,66 +2,28 @@
 
 The payload models live in ``ledger.event.catalog`` and are re-exported here, so ``ledger.event.envelope`` is
 the one place to import event types from. ``decode_payload`` validates a payload against its
-type (one discriminated ``TypeAdapter``), ``authorize`` is the SPEC §2.5 table, and ``Event``
-is one stored event.
+type (one discriminated ``TypeAdapter``) and returns its model; ``check_payload`` gives the same
+verdict and message without pydantic (``ledger.event.payload_check``), for the reading paths.
+``authorize`` is the SPEC §2.5 table, and ``Event`` is one stored event.
+
+Importing this module does not import pydantic: the catalog's models are imported when one of
+their names is first used here, or when a payload is first decoded.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Protocol
 
-from pydantic import ValidationError
+from pydantic_core import ValidationError
 
 from ledger.errors import EventValidationError, UnknownEventType
-from ledger.event.catalog import (
-    CATALOG,
-    PAYLOAD_ADAPTER,
-    AgentRegistered,
-    AnyPayload,
-    Bp,
-    CapabilityGranted,
-    CorrectionRecorded,
-    Count,
-    DecisionRecorded,
-    FailureClass,
-    FeedbackQuality,
-    GuardrailTriggered,
-    Hex64,
-    KeyInfo,
-    KeyRegistered,
-    KeyRevoked,
-    LedgerCreated,
-    LlmUsage,
-    Name,
-    Payload,
-    PlannedStep,
-    PolicySet,
-    Risk,
-    Role,
-    RunApproved,
-    RunCancelled,
-    RunCompleted,
-    RunFailed,
-    RunPlanned,
-    RunRejected,
-    RunStarted,
-    RunSubmitted,
-    Tier,
-    TierDemoted,
-    TierEvidence,
-    TierPromoted,
-    TierRevoked,
-    Time,
-    ToolCalled,
-    ToolCompleted,
-    UserPayload,
-    payload_validator,
-)
 from ledger.event.framing import (
     ENVELOPE_VERSION,
     MAX_ID_LENGTH,
@@ -74,6 +36,57 @@ from ledger.event.framing import (
     plain_text,
     text_problem,
 )
+from ledger.event.payload_check import (
+    CATALOG_TYPE_SET,
+    CATALOG_TYPES,
+    format_validation,
+    payload_checker,
+)
+
+if TYPE_CHECKING:
+    from ledger.event.catalog import (
+        CATALOG,
+        PAYLOAD_ADAPTER,
+        AgentRegistered,
+        AnyPayload,
+        Bp,
+        CapabilityGranted,
+        CorrectionRecorded,
+        Count,
+        DecisionRecorded,
+        FailureClass,
+        FeedbackQuality,
+        GuardrailTriggered,
+        Hex64,
+        KeyInfo,
+        KeyRegistered,
+        KeyRevoked,
+        LedgerCreated,
+        LlmUsage,
+        Name,
+        Payload,
+        PlannedStep,
+        PolicySet,
+        Risk,
+        Role,
+        RunApproved,
+        RunCancelled,
+        RunCompleted,
+        RunFailed,
+        RunPlanned,
+        RunRejected,
+        RunStarted,
+        RunSubmitted,
+        Tier,
+        TierDemoted,
+        TierEvidence,
+        TierPromoted,
+        TierRevoked,
+        Time,
+        ToolCalled,
+        ToolCompleted,
+        UserPayload,
+    )
 
 __all__ = [
     "CATALOG",
@@ -126,6 +139,7 @@ __all__ = [
     "UserPayload",
     "authorize",
     "check_envelope",
+    "check_payload",
     "check_type",
     "decode_payload",
     "envelope_is_plain",
@@ -133,6 +147,66 @@ __all__ = [
     "normalize_time",
     "parse_time",
 ]
+
+_FROM_CATALOG = frozenset(
+    {
+        "CATALOG",
+        "PAYLOAD_ADAPTER",
+        "AgentRegistered",
+        "AnyPayload",
+        "Bp",
+        "CapabilityGranted",
+        "CorrectionRecorded",
+        "Count",
+        "DecisionRecorded",
+        "FailureClass",
+        "FeedbackQuality",
+        "GuardrailTriggered",
+        "Hex64",
+        "KeyInfo",
+        "KeyRegistered",
+        "KeyRevoked",
+        "LedgerCreated",
+        "LlmUsage",
+        "Name",
+        "Payload",
+        "PlannedStep",
+        "PolicySet",
+        "Risk",
+        "Role",
+        "RunApproved",
+        "RunCancelled",
+        "RunCompleted",
+        "RunFailed",
+        "RunPlanned",
+        "RunRejected",
+        "RunStarted",
+        "RunSubmitted",
+        "Tier",
+        "TierDemoted",
+        "TierEvidence",
+        "TierPromoted",
+        "TierRevoked",
+        "Time",
+        "ToolCalled",
+        "ToolCompleted",
+        "UserPayload",
+    }
+)
+"""The catalog's names re-exported here: ``ledger.event.catalog`` (pydantic) is imported when
+one is first used, so a command that only reads, and checks payloads with
+``ledger.event.payload_check``, never imports pydantic."""
+
+
+def _catalog() -> ModuleType:
+    return importlib.import_module("ledger.event.catalog")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_CATALOG:
+        return getattr(_catalog(), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 # Which envelope fields each type requires to be non-null (SPEC §2.4, "envelope" column).
 _AR = ("agent", "run")
@@ -202,58 +276,67 @@ def check_type(event_type: Any, where: str = "type") -> str:
     """Return ``event_type`` if it is in the catalog or of the form ``x.<name>``."""
     if not isinstance(event_type, str):
         raise EventValidationError(f"{where}: must be a string, got {type(event_type).__name__}")
-    if event_type in CATALOG or is_user_type(event_type):
+    if event_type in CATALOG_TYPE_SET or is_user_type(event_type):
         return event_type
     if event_type.startswith("x."):
         raise UnknownEventType(
             f"{where}: {event_type!r} is not a valid user type (x.<name>, lowercase letters, "
             "digits, '_', '-', dots between parts)"
         )
-    close = difflib.get_close_matches(event_type, CATALOG, n=1)
+    close = difflib.get_close_matches(event_type, CATALOG_TYPES, n=1)
     hint = (
         f"; did you mean {close[0]!r}?" if close else " (a catalog type, or x.<name> for your own)"
     )
     raise UnknownEventType(f"{where}: unknown event type {event_type!r}{hint}")
 
 
-def _format_validation(e: ValidationError, where: str) -> str:
-    parts = []
-    for err in e.errors()[:5]:
-        loc = ".".join(str(p) for p in err["loc"][1:] if p != "type") if err["loc"] else ""
-        field = f"payload.{loc}" if loc else "payload"
-        if err["type"] == "missing":
-            parts.append(f"{field}: missing required field")
-        elif err["type"] == "extra_forbidden":
-            parts.append(f"{field}: unknown field")
-        else:
-            parts.append(f"{field}: {err['msg']}")
-    more = len(e.errors()) - 5
-    tail = f" (and {more} more)" if more > 0 else ""
-    return f"{where}: " + "; ".join(parts) + tail
-
-
 def decode_payload(event_type: str, payload: Any, where: str = "event") -> AnyPayload:
     """Validate ``payload`` against the schema of ``event_type``; return the typed model."""
+    catalog = _catalog()
     # A type that is not a string (an object in a tampered export) cannot be a key here:
     # ``check_type`` below names it.
-    validator = payload_validator(event_type) if isinstance(event_type, str) else None
+    validator = catalog.payload_validator(event_type) if isinstance(event_type, str) else None
     if validator is not None and type(payload) is dict and "type" not in payload:
         try:
             model: AnyPayload = validator.validate_python(payload)
             return model
         except ValidationError:
             pass  # the adapter below gives the same verdict, with the message users see
+    _check_shape(event_type, payload, where)
+    decoded: AnyPayload
+    if event_type.startswith("x."):
+        decoded = catalog.UserPayload(type=event_type, data=payload)
+        return decoded
+    try:
+        decoded = catalog.PAYLOAD_ADAPTER.validate_python({"type": event_type, **payload})
+        return decoded
+    except ValidationError as e:
+        raise EventValidationError(format_validation(e.errors(), where, tagged=True)) from e
+
+
+def check_payload(event_type: str, payload: Any, where: str = "event") -> None:
+    """``decode_payload``'s verdict and message without building the model, nor importing
+    pydantic: the catalog's schemas as ``ledger.event.payload_check`` holds them."""
+    checker = payload_checker(event_type) if isinstance(event_type, str) else None
+    if checker is None or type(payload) is not dict or "type" in payload:
+        _check_shape(event_type, payload, where)
+        if checker is None:
+            return  # an x.<name> type: any object
+        payload = dict(payload)
+    try:
+        checker.validate_python(payload)
+    except ValidationError as e:
+        raise EventValidationError(format_validation(e.errors(), where, tagged=False)) from e
+
+
+def _check_shape(event_type: Any, payload: Any, where: str) -> None:
+    """What ``decode_payload`` refuses before validating fields: an unknown type, a payload
+    that is not an object, a ``type`` key in a catalog payload."""
     check_type(event_type, f"{where}: type")
     if not isinstance(payload, dict):
         raise EventValidationError(f"{where}: payload must be a JSON object")
-    if event_type.startswith("x."):
-        return UserPayload(type=event_type, data=payload)
-    if "type" in payload:
+    if not event_type.startswith("x.") and "type" in payload:
         raise EventValidationError(f"{where}: payload.type: unknown field")
-    try:
-        return PAYLOAD_ADAPTER.validate_python({"type": event_type, **payload})
-    except ValidationError as e:
-        raise EventValidationError(_format_validation(e, where)) from e
 
 
 _NEEDS_AGENT = frozenset(t for t, need in REQUIRED_ENVELOPE.items() if "agent" in need)

@@ -27,13 +27,7 @@ from ledger.crypto.signing import (
 )
 from ledger.errors import ChainError, DecodeError, LedgerError, StoreError
 from ledger.event.body import BodyEncoder
-from ledger.event.catalog import TIME_FIELDS, stored_time_problem
-from ledger.event.envelope import (
-    CATALOG,
-    REQUIRED_ENVELOPE,
-    check_type,
-    decode_payload,
-)
+from ledger.event.envelope import REQUIRED_ENVELOPE, check_payload, check_type
 from ledger.event.framing import (
     HEX32_RE,
     HEX64_RE,
@@ -46,6 +40,7 @@ from ledger.event.framing import (
     plain_text,
     text_problem,
 )
+from ledger.event.payload_check import CATALOG_TYPE_SET, TIME_FIELDS, stored_time_problem
 from ledger.store.base import EventFilter, Store
 from ledger.tlog import merkle
 from ledger.tlog.stored_tree import RootAccumulator, StoredTree
@@ -337,8 +332,8 @@ class Verifier:
             raise ValueError("payload is not JSON text")
         payload = check_canonical_payload(payload_text)  # a JSON object, canonical
         try:
-            if type(type_) is str and type_ in CATALOG:
-                decode_payload(type_, payload, "payload")
+            if type(type_) is str and type_ in CATALOG_TYPE_SET:
+                check_payload(type_, payload, "payload")
                 if type_ in TIME_FIELDS:
                     problem = stored_time_problem(type_, payload)
                     if problem is not None:

@@ -14,19 +14,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from ledger.event.envelope import (
-    EventView,
-    FeedbackQuality,
-    GuardrailTriggered,
-    LlmUsage,
-    RunFailed,
-    ToolCalled,
-)
 from projections.findings import kinds as g
 
 if TYPE_CHECKING:
     # Annotations only: the signals' reader (``projections.reliability.queries``) does not load
-    # the policy models.
+    # the policy models, nor the payload models.
+    from ledger.event.envelope import (
+        EventView,
+        FeedbackQuality,
+        GuardrailTriggered,
+        LlmUsage,
+        RunFailed,
+        ToolCalled,
+    )
     from projections.policy.document import Reliability
 
 
