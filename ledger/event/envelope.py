@@ -21,9 +21,8 @@ from datetime import UTC, datetime
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pydantic_core import ValidationError
-
 from ledger.errors import EventValidationError, UnknownEventType
+from ledger.event.core import ValidationError
 from ledger.event.framing import (
     ENVELOPE_VERSION,
     MAX_ID_LENGTH,

@@ -5,7 +5,7 @@
 ``typed-dict`` in place of ``model`` (generated from the models; a test compares verdicts and
 messages). It validates without building a model, which is all ``verify`` and ``runs show``
 need; writing and folding still decode to the models (``ledger.event.envelope.decode_payload``).
-Importing this module imports ``pydantic_core`` only, not pydantic.
+Importing this module imports pydantic-core's compiled module only (``ledger.event.core``), not pydantic.
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from pydantic_core import SchemaValidator
-
 from ledger.event.catalog_schemas import CATALOG_TYPES, SCHEMAS, TIME_FIELDS
+from ledger.event.core import SchemaValidator
 from ledger.event.payload_rules import ts_form
 
 if TYPE_CHECKING:

@@ -7,8 +7,7 @@ import json
 from functools import partial
 from typing import Any, NamedTuple
 
-from pydantic_core import from_json
-
+from ledger.event.core import from_json
 from ledger.event.envelope import Event, build_event
 
 Row = tuple[int, str, str, str, str | None, str | None, str | None, str, str, str, str, str]
