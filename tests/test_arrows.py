@@ -27,6 +27,7 @@ READ_MODELS = {
     "projections.projection",
     "projections.registry",
     "projections.driver",
+    "projections.current",
     "projections.replay_check",
     "projections.testing",
     "projections.policy_toml",
@@ -80,6 +81,8 @@ PARTS: dict[str, set[str]] = {
     "projections.registry": {"projections.projection", "projections.reliability"}
     | {"projections.runs", "projections.tiers", "projections.corrections"},
     "projections.driver": EVENT_MODEL | {"projections.projection", "projections.registry"},
+    # The driver's judgment of current read models, without the driver (and its payload models).
+    "projections.current": EVENT_MODEL | {"projections.projection", "projections.registry"},
     "projections.replay_check": EVENT_MODEL
     | {"projections.projection", "projections.registry", "projections.driver"},
     # The tests' helper folds hand-built events into SQLite scratch tables.

@@ -38,11 +38,10 @@ from ledger.event.envelope import ZERO_HASH, Event
 from ledger.event.framing import ROW_COLUMNS
 from ledger.event.rows import EventRow, Row, event_row, parse_stored, row_to_event
 from ledger.settings import env_choice, env_int
-from ledger.store import chaining, sqlite_read_models
+from ledger.store import sqlite_read_models
 from ledger.store.base import EventFilter
 from ledger.store.key_reads import KeyReads
 from ledger.store.sessions import ThreadSessions
-from ledger.store.sqlite_chain import SqliteChain
 from ledger.store.sqlite_read_models import SqliteReadModels
 from ledger.store.sqlite_schema import SCHEMA_VERSION, migrate, read_schema_version
 from ledger.store.tip import Tip
@@ -314,6 +313,9 @@ class Ledger(KeyReads):
     ) -> list[Event]:
         """Append inside this thread's open write transaction, after the tip it staged (or
         the tip read from the file); the new tip is kept only if the transaction commits."""
+        from ledger.store import chaining  # the write path: a reading command never loads it
+        from ledger.store.sqlite_chain import SqliteChain
+
         return chaining.append_locked(SqliteChain(self), prepared, signer, progress)
 
     def _read_tip(self) -> Tip:
@@ -577,6 +579,9 @@ class Ledger(KeyReads):
 
     def append_signed(self, rows: Sequence[Row]) -> None:
         """Inside ``write()``: rows signed elsewhere, as they are (``chaining.append_signed``)."""
+        from ledger.store import chaining
+        from ledger.store.sqlite_chain import SqliteChain
+
         chaining.append_signed(SqliteChain(self), rows)
 
     @_translated
