@@ -5,7 +5,8 @@
 ``typed-dict`` in place of ``model`` (generated from the models; a test compares verdicts and
 messages). It validates without building a model, which is all ``verify`` and ``runs show``
 need; writing and folding still decode to the models (``ledger.event.envelope.decode_payload``).
-Importing this module imports pydantic-core's compiled module only (``ledger.event.core``), not pydantic.
+Importing this module imports pydantic-core's compiled module only (``ledger.event.core``),
+not pydantic.
 """
 
 from __future__ import annotations
