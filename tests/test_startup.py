@@ -178,14 +178,14 @@ def test_runs_show_still_verifies_its_events_without_the_folds(
 
 
 def test_the_reading_paths_load_pydantic_cores_compiled_module_alone() -> None:
-    """``ledger.event.core`` loads ``pydantic_core._pydantic_core`` without the package's
-    ``__init__``; pydantic, imported afterwards, shares its classes."""
+    """``ledger.event.validation_core`` loads ``pydantic_core._pydantic_core`` without the
+    package's ``__init__``; pydantic, imported afterwards, shares its classes."""
     code = (
         "import json, sys\n"
         "import ledger.event.rows, ledger.verify.verifier\n"
         "print(json.dumps(sorted(m for m in sys.modules if 'pydantic' in m)))\n"
         "import pydantic, pydantic_core\n"
-        "from ledger.event import core\n"
+        "from ledger.event import validation_core as core\n"
         "from ledger.event.envelope import decode_payload\n"
         "assert core.ValidationError is pydantic_core.ValidationError is pydantic.ValidationError\n"
         "assert core.SchemaValidator is pydantic_core.SchemaValidator\n"

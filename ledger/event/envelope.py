@@ -22,7 +22,6 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ledger.errors import EventValidationError, UnknownEventType
-from ledger.event.core import ValidationError
 from ledger.event.framing import (
     ENVELOPE_VERSION,
     MAX_ID_LENGTH,
@@ -41,6 +40,7 @@ from ledger.event.payload_check import (
     format_validation,
     payload_checker,
 )
+from ledger.event.validation_core import ValidationError
 
 if TYPE_CHECKING:
     from ledger.event.catalog import (
@@ -197,8 +197,15 @@ one is first used, so a command that only reads, and checks payloads with
 ``ledger.event.payload_check``, never imports pydantic."""
 
 
+_models: ModuleType | None = None
+
+
 def _catalog() -> ModuleType:
-    return importlib.import_module("ledger.event.catalog")
+    """``ledger.event.catalog``, imported on first use (a per-event call on the write path)."""
+    global _models
+    if _models is None:
+        _models = importlib.import_module("ledger.event.catalog")
+    return _models
 
 
 def __getattr__(name: str) -> Any:
