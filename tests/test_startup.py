@@ -175,24 +175,3 @@ def test_runs_show_still_verifies_its_events_without_the_folds(
     shown = json.loads(out)
     assert shown["verified"] is True and shown["problems"] == []
     assert len(shown["timeline"]) == shown["events"] > 0
-
-
-def test_the_reading_paths_load_pydantic_cores_compiled_module_alone() -> None:
-    """``ledger.event.validation_core`` loads ``pydantic_core._pydantic_core`` without the
-    package's ``__init__``; pydantic, imported afterwards, shares its classes."""
-    code = (
-        "import json, sys\n"
-        "import ledger.event.rows, ledger.verify.verifier\n"
-        "print(json.dumps(sorted(m for m in sys.modules if 'pydantic' in m)))\n"
-        "import pydantic, pydantic_core\n"
-        "from ledger.event import validation_core as core\n"
-        "from ledger.event.envelope import decode_payload\n"
-        "assert core.ValidationError is pydantic_core.ValidationError is pydantic.ValidationError\n"
-        "assert core.SchemaValidator is pydantic_core.SchemaValidator\n"
-        "assert decode_payload('run.started', {}).type == 'run.started'\n"
-        "print(json.dumps('pydantic' in sys.modules))\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout.splitlines()
-    assert [json.loads(line) for line in out] == [["pydantic_core._pydantic_core"], True]

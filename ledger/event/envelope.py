@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pydantic_core import ValidationError
+
 from ledger.errors import EventValidationError, UnknownEventType
 from ledger.event.framing import (
     ENVELOPE_VERSION,
@@ -40,7 +42,6 @@ from ledger.event.payload_check import (
     format_validation,
     payload_checker,
 )
-from ledger.event.validation_core import ValidationError
 
 if TYPE_CHECKING:
     from ledger.event.catalog import (

@@ -5,8 +5,7 @@
 ``typed-dict`` in place of ``model`` (generated from the models; a test compares verdicts and
 messages). It validates without building a model, which is all ``verify`` and ``runs show``
 need; writing and folding still decode to the models (``ledger.event.envelope.decode_payload``).
-Importing this module imports pydantic-core's compiled module only
-(``ledger.event.validation_core``), not pydantic.
+Importing this module imports pydantic-core (the compiled validator), not pydantic.
 """
 
 from __future__ import annotations
@@ -14,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
+from pydantic_core import SchemaValidator
+
 from ledger.event.catalog_schemas import CATALOG_TYPES, SCHEMAS, TIME_FIELDS
 from ledger.event.payload_rules import ts_form
-from ledger.event.validation_core import SchemaValidator
 
 if TYPE_CHECKING:
     from pydantic_core.core_schema import CoreSchema

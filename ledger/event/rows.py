@@ -7,8 +7,9 @@ import json
 from functools import partial
 from typing import Any, NamedTuple
 
+from pydantic_core import from_json
+
 from ledger.event.envelope import Event, build_event
-from ledger.event.validation_core import from_json
 
 Row = tuple[int, str, str, str, str | None, str | None, str | None, str, str, str, str, str]
 """A stored event, its fields in ``ledger.event.framing.ROW_FIELDS`` order (seq ... sig)."""
