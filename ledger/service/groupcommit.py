@@ -7,6 +7,11 @@ one commit (one fsync with ``synchronous = FULL``). Each request was validated b
 queued; if the group still fails (a duplicate id across requests, a key revoked meanwhile),
 the requests are appended again one by one, so one request's error fails no other. A request
 is answered only once its transaction has committed: its events are durable.
+
+When several server processes share one SQLite file (``govledger serve --workers N``), each
+has its own writer, and ``exclusive`` (``ledger.service.workers.WriterLock``) makes them take
+turns: the writer holds it around its transactions, so a writer waiting for another's commit
+wakes the moment it is released, instead of polling SQLite's lock with sleeps.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -60,8 +66,11 @@ class GroupCommitter:
         *,
         max_events: int = MAX_GROUP_EVENTS,
         on_group: Callable[[int, int, float], None] | None = None,
+        exclusive: Callable[[], AbstractContextManager[object]] | None = None,
     ) -> None:
         self.ledger = ledger
+        self.exclusive = exclusive or nullcontext
+        """Held around the writer's transactions (a lock shared with other processes)."""
         self.max_events = max_events
         self.on_group = on_group
         """Told ``(requests, events, seconds)`` after each committed group."""
@@ -132,6 +141,10 @@ class GroupCommitter:
                     r.future.set_result(outcome)
 
     def _commit(self, group: list[_Request]) -> list[Outcome]:
+        with self.exclusive():
+            return self._commit_group(group)
+
+    def _commit_group(self, group: list[_Request]) -> list[Outcome]:
         """Append the group in one transaction; on a refusal, each request alone (so the
         refusal names the request's own events, and fails no other)."""
         try:
