@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from contextlib import AbstractContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -42,7 +42,7 @@ from ledger.exchange.import_lines import draft_from_object
 from ledger.recording.gate import Decision, current, denial_draft, judge
 from ledger.recording.lessons import lessons_of
 from ledger.service import tiles, tokens
-from ledger.service.groupcommit import GroupCommitter
+from ledger.service.groupcommit import Exclusive, GroupCommitter
 from ledger.service.metrics import Metrics
 from ledger.store.base import EventFilter
 from ledger.store.sqlite import Ledger, row_to_event
@@ -104,7 +104,7 @@ class Service:
     metrics: Metrics = field(default_factory=Metrics)
     committer: GroupCommitter | None = None
     access_log: Callable[[str], None] | None = None
-    writer_lock: Callable[[], AbstractContextManager[object]] | None = None
+    writer_lock: Exclusive | None = None
     """Held by the writer around its transactions (shared by the server processes of one
     SQLite file: ``ledger.service.workers``)."""
     worker: int | None = None

@@ -10,8 +10,10 @@ is answered only once its transaction has committed: its events are durable.
 
 When several server processes share one SQLite file (``govledger serve --workers N``), each
 has its own writer, and ``exclusive`` (``ledger.service.workers.WriterLock``) makes them take
-turns: the writer holds it around its transactions, so a writer waiting for another's commit
-wakes the moment it is released, instead of polling SQLite's lock with sleeps.
+turns: a writer takes it before it forms its group (so the requests that arrive while another
+process commits join the group) and releases it once the group has committed; a writer
+waiting for another's commit wakes the moment it is released, instead of polling SQLite's lock
+with sleeps.
 """
 
 from __future__ import annotations
@@ -19,8 +21,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, nullcontext
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -50,6 +51,14 @@ class _Request:
 Outcome = list[Event] | LedgerError
 
 
+class Exclusive(Protocol):
+    """A lock shared with other processes (``ledger.service.workers.WriterLock``)."""
+
+    def acquire(self, blocking: bool = True) -> bool: ...
+
+    def release(self) -> None: ...
+
+
 class _Transaction(Protocol):
     """``Ledger.write()``'s transaction, as the writer uses it."""
 
@@ -66,11 +75,11 @@ class GroupCommitter:
         *,
         max_events: int = MAX_GROUP_EVENTS,
         on_group: Callable[[int, int, float], None] | None = None,
-        exclusive: Callable[[], AbstractContextManager[object]] | None = None,
+        exclusive: Exclusive | None = None,
     ) -> None:
         self.ledger = ledger
-        self.exclusive = exclusive or nullcontext
-        """Held around the writer's transactions (a lock shared with other processes)."""
+        self.exclusive = exclusive
+        """Held while a group is formed and committed (a lock shared with other processes)."""
         self.max_events = max_events
         self.on_group = on_group
         """Told ``(requests, events, seconds)`` after each committed group."""
@@ -109,6 +118,10 @@ class GroupCommitter:
             first = await self._queue.get()
             if first is None:
                 break
+            started = time.perf_counter()
+            if self.exclusive is not None and not self.exclusive.acquire(blocking=False):
+                # Another process is committing: wait for it in the writer's thread.
+                await self._acquire(first)
             group, events = [first], len(first.prepared)
             while events < self.max_events:
                 try:
@@ -120,7 +133,6 @@ class GroupCommitter:
                     break
                 group.append(item)
                 events += len(item.prepared)
-            started = time.perf_counter()
             try:
                 outcomes = await loop.run_in_executor(self._thread, self._commit, group)
             except BaseException as e:  # a bug, not a refusal: every waiter hears of it
@@ -140,9 +152,28 @@ class GroupCommitter:
                 else:
                     r.future.set_result(outcome)
 
+    async def _acquire(self, first: _Request) -> None:
+        """Wait for ``exclusive`` in the writer's thread (the event loop serves meanwhile)."""
+        assert self.exclusive is not None
+        exclusive = self.exclusive
+        pending = self._thread.submit(exclusive.acquire)
+        try:
+            await asyncio.wrap_future(pending)
+        except asyncio.CancelledError:
+            # The lock is taken anyway, later: give it back then.
+            def give_back(done: Future[bool]) -> None:
+                if done.exception() is None:
+                    exclusive.release()
+
+            pending.add_done_callback(give_back)
+            raise
+
     def _commit(self, group: list[_Request]) -> list[Outcome]:
-        with self.exclusive():
+        try:
             return self._commit_group(group)
+        finally:
+            if self.exclusive is not None:
+                self.exclusive.release()
 
     def _commit_group(self, group: list[_Request]) -> list[Outcome]:
         """Append the group in one transaction; on a refusal, each request alone (so the

@@ -54,8 +54,8 @@ class ServerFailed(EnvironmentProblem):
 
 
 class WriterLock:
-    """``with lock():`` holds an exclusive ``flock`` of ``path`` (created if missing), waiting
-    as long as another process holds it. The kernel releases it when its holder dies."""
+    """An exclusive ``flock`` of ``path`` (created if missing); ``acquire()`` waits as long as
+    another process holds it. The kernel releases it when its holder dies."""
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -64,14 +64,15 @@ class WriterLock:
         except OSError as e:
             raise EnvironmentProblem(f"{path}: cannot open the writers' lock ({e.strerror})") from e
 
-    def __call__(self) -> WriterLock:
-        return self
+    def acquire(self, blocking: bool = True) -> bool:
+        """Take the lock; without ``blocking``, only if it is free (False otherwise)."""
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
 
-    def __enter__(self) -> WriterLock:
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
+    def release(self) -> None:
         fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
