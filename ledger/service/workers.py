@@ -194,8 +194,7 @@ class Supervisor:
     def _poll_ready(self, timeout: float | None) -> None:
         waiting = {p.out: p for p in self.processes if not p.ready and p.out is not None}
         if not waiting:
-            if timeout:
-                time.sleep(timeout)
+            time.sleep(0.05 if timeout is None else timeout)
             return
         readable, _, _ = select.select(list(waiting), [], [], timeout)
         for out in readable:
@@ -233,6 +232,10 @@ class Supervisor:
                         f"{_how(p.proc.returncode)}; started another (pid {new.proc.pid})\n"
                     )
                     sys.stderr.flush()
+            # A process started while the signal came may have missed it.
+            for p in self.processes:
+                if p.proc.poll() is None:
+                    p.proc.send_signal(signal.SIGTERM)
             for p in self.processes:
                 p.proc.wait()
         finally:
