@@ -119,9 +119,15 @@ class GroupCommitter:
             if first is None:
                 break
             started = time.perf_counter()
-            if self.exclusive is not None and not self.exclusive.acquire(blocking=False):
-                # Another process is committing: wait for it in the writer's thread.
-                await self._acquire(first)
+            if self.exclusive is not None:
+                try:
+                    await self._take_turn()
+                except OSError as e:
+                    if not first.future.done():
+                        first.future.set_exception(
+                            StoreError(f"the writers' lock could not be taken ({e.strerror})")
+                        )
+                    continue
             group, events = [first], len(first.prepared)
             while events < self.max_events:
                 try:
@@ -152,10 +158,13 @@ class GroupCommitter:
                 else:
                     r.future.set_result(outcome)
 
-    async def _acquire(self, first: _Request) -> None:
-        """Wait for ``exclusive`` in the writer's thread (the event loop serves meanwhile)."""
+    async def _take_turn(self) -> None:
+        """Take ``exclusive``: at once when it is free, else in the writer's thread once
+        another process's writer gives it back (the event loop serves meanwhile)."""
         assert self.exclusive is not None
         exclusive = self.exclusive
+        if exclusive.acquire(blocking=False):
+            return
         pending = self._thread.submit(exclusive.acquire)
         try:
             await asyncio.wrap_future(pending)
