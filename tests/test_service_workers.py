@@ -294,3 +294,21 @@ def test_one_process_is_the_default(ready: Cli) -> None:
         assert metric(server, "govledger_server_processes") == 1
     finally:
         server.stop()
+
+
+def test_a_process_that_cannot_start_stops_the_service(tmp_path: Path) -> None:
+    from ledger.service.server import listen
+    from ledger.service.workers import ServerFailed, Supervisor
+
+    missing = tmp_path / "gone.db"  # there when the parent checked, gone when they start
+    spec = {"db": str(missing), "keys_dir": None, "checkpoint_signer": None, "max_body": 100,
+            "lock": None}  # fmt: skip
+    with listen("127.0.0.1", 0) as sock:
+        supervisor = Supervisor(spec, sock, 2)
+        with pytest.raises(ServerFailed) as e:
+            supervisor.start()
+    assert re.fullmatch(
+        r"server process [01] stopped before it was ready \(exited with code 3\)", e.value.message
+    )
+    assert e.value.exit_code == 3
+    assert all(p.proc.returncode is not None for p in supervisor.processes)
