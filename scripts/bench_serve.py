@@ -20,7 +20,9 @@ Each round measures, taking turns (the order alternates between rounds, so a mac
 speeds up or slows down does not favour one side):
 
 - the service: 1 client sending single events; ``--clients`` clients sending single events;
-  1 client sending ``--batch`` events per request;
+  1 client sending ``--batch`` events per request; and the last two again against a service of
+  ``--workers`` server processes (``govledger serve --workers K``, default 2) on a ledger of
+  its own;
 - the baselines, in-process, in their own processes (``scripts/bench.py``'s workers, reused):
   eventsourcing's ``Application.save`` of one event per save (durable single saves) and
   govledger's own ``append_many`` of ``--batch`` events (the in-process batched append).
@@ -50,7 +52,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -405,20 +407,22 @@ def stages(tmp: Path, keys: Path, single: bytes, batch: bytes, token: str) -> di
 
 
 @contextmanager
-def service(tmp: Path, name: str) -> Iterator[tuple[Served, str, Path]]:
-    """A fresh ledger with a recorder key and a token, served; (server, token, db)."""
+def service(tmp: Path, name: str, workers: int = 1) -> Iterator[tuple[Served, str, Path]]:
+    """A fresh ledger with a recorder key and a token, served by ``workers`` server
+    processes (``serve --workers``); (server, token, db)."""
     db = tmp / f"{name}.db"
     # The verifier's trust-on-first-use state stays in the run's own directory.
     env = {
         **os.environ,
         "GOVLEDGER_KEYS": str(tmp / f"{name}-keys"),
-        "GOVLEDGER_STATE": str(tmp / "state"),
+        "GOVLEDGER_STATE": str(tmp / f"{name}-state"),
     }
     _cli(env, db, "init", "--origin", ORIGIN)
     _cli(env, db, "keys", "new", "rec", "--role", "recorder")
     token = _cli(env, db, "tokens", "new", "bench", "--signer", "rec").strip()
     server = Served(
-        [sys.executable, "-c", "from ledger.cli import main; main()", "--db", str(db), "serve", "--port", "0"],
+        [sys.executable, "-c", "from ledger.cli import main; main()", "--db", str(db), "serve",
+         "--port", "0", "--workers", str(workers)],
         env,
     )  # fmt: skip
     try:
@@ -490,14 +494,27 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     out["stages"] = stages(tmp, tmp / "keys", single_body.read_bytes(), batch_body.read_bytes(), "")
 
     rounds: list[dict[str, Any]] = []
-    with service(tmp, "serve") as (server, token, _db):
+    k = args.workers
+    with ExitStack() as services:
+        server, token, _db = services.enter_context(service(tmp, "serve"))
+        # The same ledger setup served by --workers K server processes.
+        multi, multi_token, _ = (
+            services.enter_context(service(tmp, "servek", k)) if k > 1 else (server, token, _db)
+        )
         load(server.url, single_body, token, args.clients, 1)  # warm up (imports, caches)
+        if k > 1:
+            load(multi.url, single_body, multi_token, args.clients, 1)
         for i in range(args.rounds):
             log(f"round {i + 1}/{args.rounds}", quiet)
             jobs: list[tuple[str, Callable[[], dict[str, Any]]]] = [
                 ("serve_1x1", lambda: measure(server, single_body, token, 1, 1, args.seconds)),
                 ("serve_Nx1", lambda: measure(server, single_body, token, args.clients, 1, args.seconds)),
                 ("serve_1xB", lambda: measure(server, batch_body, token, 1, args.batch, args.seconds)),
+                # The same with --workers K (one connection is served by one process: 1 × B
+                # gains only from the other process's idle writer, if at all).
+                *([("servek_Nx1", lambda: measure(multi, single_body, multi_token, args.clients, 1, args.seconds)),
+                   ("servek_1xB", lambda: measure(multi, batch_body, multi_token, 1, args.batch, args.seconds))]
+                  if k > 1 else []),
                 ("es_single", lambda: baseline(base, tmp, "single", "eventsourcing-app", args.single)),
                 ("gl_batch", lambda: baseline(base, tmp, f"batch{args.batch}", "govledger", args.batched)),
                 # The disk's sync rate moves with what else runs: each round has its own.
@@ -514,6 +531,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 )
             rounds.append(got)
         out["memory"] = _memory(server.pid)
+    out["machine"]["load_after"] = os.getloadavg()[0]
     out["rounds"] = rounds
     out["summary"] = summarize(out)
     return out
@@ -543,6 +561,12 @@ def summarize(out: dict[str, Any]) -> dict[str, Any]:
         "single_vs_es": ratio("serve_Nx1", "es_single"),
         "batch_vs_inprocess": ratio("serve_1xB", "gl_batch"),
     }
+    if "servek_Nx1" in rounds[0]:
+        s["ratios"].update(
+            workers_speedup=ratio("servek_Nx1", "serve_Nx1"),
+            single_vs_es_workers=ratio("servek_Nx1", "es_single"),
+            batch_vs_inprocess_workers=ratio("servek_1xB", "gl_batch"),
+        )
     return s
 
 
@@ -563,13 +587,26 @@ def targets(out: dict[str, Any]) -> list[tuple[str, str, bool]]:
         (f"1 client × {b} ≥ 0.8× in-process append_many({b})", f"{r['batch_vs_inprocess']:.2f}×",
          r["batch_vs_inprocess"] >= 0.8),
     ]  # fmt: skip
+    k = out["settings"].get("workers", 1)
+    if "single_vs_es_workers" in r:
+        rows += [
+            (f"--workers {k}: {n} clients, single events ≥ 1.0× eventsourcing single saves",
+             f"{r['single_vs_es_workers']:.2f}× ({r['workers_speedup']:.2f}× one process)",
+             r["single_vs_es_workers"] >= 1.0),
+            (f"--workers {k}: {n} clients p99 < 50 ms",
+             f"{s['servek_Nx1']['p99_ms']:.1f} ms (p50 {s['servek_Nx1']['p50_ms']:.1f})",
+             s["servek_Nx1"]["p99_ms"] < 50),
+            (f"--workers {k}: 1 client × {b} ≥ 0.8× in-process append_many({b})",
+             f"{r['batch_vs_inprocess_workers']:.2f}×", r["batch_vs_inprocess_workers"] >= 0.8),
+        ]  # fmt: skip
     return rows
 
 
 def print_report(out: dict[str, Any]) -> None:
     m, s = out["machine"], out["summary"]
     n = out["settings"]["clients"]
-    print(f"machine: {m['cpus']} CPUs, load {m['load_before']:.1f} at the start, Python {m['python']}, "
+    print(f"machine: {m['cpus']} CPUs, load {m['load_before']:.1f} at the start, "
+          f"{m.get('load_after', float('nan')):.1f} at the end, Python {m['python']}, "
           f"SQLite {m['sqlite']}, server stack {m['stack']}, load client {m['client']}; "
           f"synchronous = FULL; {len(out['rounds'])} round(s), medians")  # fmt: skip
     print()
@@ -580,10 +617,14 @@ def print_report(out: dict[str, Any]) -> None:
         "serve_1x1": "service, 1 client × 1 event",
         "serve_Nx1": f"service, {n} clients × 1 event",
         "serve_1xB": f"service, 1 client × {out['settings']['batch']} events",
+        "servek_Nx1": f"--workers {out['settings'].get('workers')}, {n} clients × 1 event",
+        "servek_1xB": f"--workers {out['settings'].get('workers')}, 1 client × {out['settings']['batch']} events",
         "es_single": "eventsourcing Application.save, 1 per save",
         "gl_batch": f"govledger in-process append_many({out['settings']['batch']})",
     }
     for key, label in names.items():
+        if key not in s:
+            continue
         r = s[key]
         served = "server_cpu_us_per_event" in r
         print(f"{label:<44} {r['events_per_s']:>9,.0f} "
@@ -721,6 +762,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--clients", type=int, default=16, help="concurrent clients (16)")
     ap.add_argument("--batch", type=int, default=100, help="events per batched request (100)")
+    ap.add_argument("--workers", type=int, default=2,
+                    help="server processes (serve --workers) of the second service measured "
+                         "beside the one-process service (2; 1: only the one-process service)")  # fmt: skip
     ap.add_argument("--single", type=int, default=5000,
                     help="events of the eventsourcing single-save baseline (5000)")  # fmt: skip
     ap.add_argument("--batched", type=int, default=50_000,

@@ -40,7 +40,7 @@ class Served:
     server on it, and tokens: ``any`` (unbound), ``t2`` (bound to agent-t2), ``notes``
     (agent-t2, may append only x.note), ``gov`` (signs with the governor key ``root``)."""
 
-    def __init__(self, cli: Cli) -> None:
+    def __init__(self, cli: Cli, *extra: str) -> None:
         self.cli = cli
         for agent, tier in ((T2, 2), (T1, 1), (OTHER, 2)):
             register(cli, agent, tier)
@@ -54,7 +54,7 @@ class Served:
             "notes": token("notes", "--signer", "rec", "--agent", T2, "--types", "x.note"),
             "gov": token("gov", "--signer", "root"),
         }
-        self.server = Server(cli)
+        self.server = Server(cli, *extra)
 
     def connect(self, token: str = "any", **kw: Any) -> Recorder:
         return Recorder.connect(self.server.url, token=self.tokens[token], **kw)

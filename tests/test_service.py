@@ -48,6 +48,15 @@ class Server:
         assert "listening on http://" in line, (line, self.proc.stderr)
         self.url = line.split("listening on ")[1].strip()
         self.client = httpx.Client(base_url=self.url, timeout=60)
+        # The access log is read as it comes: a full pipe would stop the server.
+        self._err: list[bytes] = []
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+
+    def _drain(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self._err.append(line)
 
     def post(self, body: Any, token: str | None, **kw: Any) -> httpx.Response:
         headers = {**JSON, **kw.pop("headers", {})}
@@ -59,8 +68,12 @@ class Server:
     def stop(self, sig: int = signal.SIGTERM) -> str:
         self.client.close()
         self.proc.send_signal(sig)
-        _, err = self.proc.communicate(timeout=60)
-        return err.decode()
+        self.proc.wait(timeout=60)
+        self._reader.join(timeout=60)
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
+        return b"".join(self._err).decode()
 
 
 @pytest.fixture

@@ -32,8 +32,25 @@ from ledger.errors import EnvironmentProblem, InputError
     metavar="BYTES",
     help="Largest request body accepted (413 above).",
 )
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    metavar="N",
+    help="Server processes sharing the port and the log, each with its own writer (one "
+    "process is one core's worth of work). With more than one, a parent process starts them, "
+    "replaces one that dies, and stops them on SIGINT or SIGTERM.",
+)
 @pass_ctx
-def serve(ctx: Context, host: str, port: int, checkpoint_signer: str | None, max_body: int) -> None:
+def serve(
+    ctx: Context,
+    host: str,
+    port: int,
+    checkpoint_signer: str | None,
+    max_body: int,
+    workers: int,
+) -> None:
     """Serve the ledger over HTTP: appends with bearer tokens, reads, proofs, C2SP tiles.
 
     \b
@@ -45,6 +62,8 @@ def serve(ctx: Context, host: str, port: int, checkpoint_signer: str | None, max
     Concurrent appends are committed together (one transaction, one sync). Prints the
     address it listens on, then one JSON access-log line per request on stderr. Stops
     gracefully on SIGINT or SIGTERM: appends in flight are committed or failed whole.
+    With --workers N on a SQLite file, the writers take turns through the lock file
+    DB.serve.lock beside it.
     """
     try:
         import uvicorn  # noqa: F401
@@ -60,6 +79,9 @@ def serve(ctx: Context, host: str, port: int, checkpoint_signer: str | None, max
     ensure_table(ledger)  # before listening: a store that cannot have tokens is exit 3 here
     if checkpoint_signer is not None:
         ledger.require_governor(ctx.signer(checkpoint_signer), "checkpoints")
+    if workers > 1:
+        _serve_processes(ctx, host, port, checkpoint_signer, max_body, workers)
+        return
     service = Service(
         ledger=ledger, keyring=ctx.keyring, checkpoint_signer=checkpoint_signer, max_body=max_body
     )
@@ -70,6 +92,36 @@ def serve(ctx: Context, host: str, port: int, checkpoint_signer: str | None, max
     bound = sock.getsockname()[1]
     click.echo(f"govledger serve: listening on http://{host}:{bound}")
     run(create_app(service), sock)
+
+
+def _serve_processes(
+    ctx: Context, host: str, port: int, checkpoint_signer: str | None, max_body: int, workers: int
+) -> None:
+    """``serve --workers N``: the parent of N server processes (``ledger.service.workers``)."""
+    from ledger.service.server import listen
+    from ledger.service.workers import LOCK_SUFFIX, Supervisor, WriterLock
+    from ledger.store import is_postgres_url
+
+    lock = None
+    if not is_postgres_url(ctx.db):
+        lock = ctx.db + LOCK_SUFFIX
+        WriterLock(lock).close()  # a lock file that cannot be made is exit 3 here, not later
+    ctx.close()  # the parent holds no connection to the store
+    try:
+        sock = listen(host, port)
+    except OSError as e:
+        raise EnvironmentProblem(f"cannot listen on {host}:{port} ({e.strerror})") from e
+    spec = {
+        "db": ctx.db,
+        "keys_dir": ctx.keys_dir,
+        "checkpoint_signer": checkpoint_signer,
+        "max_body": max_body,
+        "lock": lock,
+    }
+    supervisor = Supervisor(spec, sock, workers)
+    supervisor.start()
+    click.echo(f"govledger serve: listening on http://{host}:{sock.getsockname()[1]}")
+    supervisor.run()
 
 
 @click.group()

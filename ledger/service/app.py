@@ -42,7 +42,7 @@ from ledger.exchange.import_lines import draft_from_object
 from ledger.recording.gate import Decision, current, denial_draft, judge
 from ledger.recording.lessons import lessons_of
 from ledger.service import tiles, tokens
-from ledger.service.groupcommit import GroupCommitter
+from ledger.service.groupcommit import Exclusive, GroupCommitter
 from ledger.service.metrics import Metrics
 from ledger.store.base import EventFilter
 from ledger.store.sqlite import Ledger, row_to_event
@@ -104,6 +104,13 @@ class Service:
     metrics: Metrics = field(default_factory=Metrics)
     committer: GroupCommitter | None = None
     access_log: Callable[[str], None] | None = None
+    writer_lock: Exclusive | None = None
+    """Held by the writer around its transactions (shared by the server processes of one
+    SQLite file: ``ledger.service.workers``)."""
+    worker: int | None = None
+    """This server process's number in a service of several (named in the access log)."""
+    on_ready: Callable[[], None] | None = None
+    """Called once the writer has started (the application can serve)."""
     _signers: dict[str, Signer] = field(default_factory=dict)
     _tokens: dict[str, tokens.Token] = field(default_factory=dict)
     _read_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -555,7 +562,8 @@ async def metrics(request: Request) -> Response:
 
 class AccessLog:
     """One JSON line per request (method, path, status, milliseconds, token name, events
-    appended), and the response counters of ``/metrics``."""
+    appended, and the server process's number when there are several), and the response
+    counters of ``/metrics``."""
 
     def __init__(self, app: ASGIApp, service: Service) -> None:
         self.app = app
@@ -594,6 +602,7 @@ class AccessLog:
                 "client": (scope.get("client") or [None])[0],
                 "token": state.get("token"),
                 "events": state.get("events"),
+                "worker": self.service.worker,
             }
             log = self.service.access_log or _stderr
             log(orjson.dumps({k: v for k, v in line.items() if v is not None}).decode())
@@ -629,9 +638,13 @@ def create_app(service: Service) -> ASGIApp:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await run_in_threadpool(tokens.ensure_table, service.ledger)
-        committer = GroupCommitter(service.ledger, on_group=service.metrics.group)
+        committer = GroupCommitter(
+            service.ledger, on_group=service.metrics.group, exclusive=service.writer_lock
+        )
         service.committer = committer
         committer.start()
+        if service.on_ready is not None:
+            service.on_ready()
         try:
             yield
         finally:

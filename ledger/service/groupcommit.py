@@ -7,6 +7,13 @@ one commit (one fsync with ``synchronous = FULL``). Each request was validated b
 queued; if the group still fails (a duplicate id across requests, a key revoked meanwhile),
 the requests are appended again one by one, so one request's error fails no other. A request
 is answered only once its transaction has committed: its events are durable.
+
+When several server processes share one SQLite file (``govledger serve --workers N``), each
+has its own writer, and ``exclusive`` (``ledger.service.workers.WriterLock``) makes them take
+turns: a writer takes it before it forms its group (so the requests that arrive while another
+process commits join the group) and releases it once the group has committed; a writer
+waiting for another's commit wakes the moment it is released, instead of polling SQLite's lock
+with sleeps.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -44,6 +51,14 @@ class _Request:
 Outcome = list[Event] | LedgerError
 
 
+class Exclusive(Protocol):
+    """A lock shared with other processes (``ledger.service.workers.WriterLock``)."""
+
+    def acquire(self, blocking: bool = True) -> bool: ...
+
+    def release(self) -> None: ...
+
+
 class _Transaction(Protocol):
     """``Ledger.write()``'s transaction, as the writer uses it."""
 
@@ -60,8 +75,11 @@ class GroupCommitter:
         *,
         max_events: int = MAX_GROUP_EVENTS,
         on_group: Callable[[int, int, float], None] | None = None,
+        exclusive: Exclusive | None = None,
     ) -> None:
         self.ledger = ledger
+        self.exclusive = exclusive
+        """Held while a group is formed and committed (a lock shared with other processes)."""
         self.max_events = max_events
         self.on_group = on_group
         """Told ``(requests, events, seconds)`` after each committed group."""
@@ -100,6 +118,16 @@ class GroupCommitter:
             first = await self._queue.get()
             if first is None:
                 break
+            started = time.perf_counter()
+            if self.exclusive is not None:
+                try:
+                    await self._take_turn()
+                except OSError as e:
+                    if not first.future.done():
+                        first.future.set_exception(
+                            StoreError(f"the writers' lock could not be taken ({e.strerror})")
+                        )
+                    continue
             group, events = [first], len(first.prepared)
             while events < self.max_events:
                 try:
@@ -111,7 +139,6 @@ class GroupCommitter:
                     break
                 group.append(item)
                 events += len(item.prepared)
-            started = time.perf_counter()
             try:
                 outcomes = await loop.run_in_executor(self._thread, self._commit, group)
             except BaseException as e:  # a bug, not a refusal: every waiter hears of it
@@ -131,7 +158,33 @@ class GroupCommitter:
                 else:
                     r.future.set_result(outcome)
 
+    async def _take_turn(self) -> None:
+        """Take ``exclusive``: at once when it is free, else in the writer's thread once
+        another process's writer gives it back (the event loop serves meanwhile)."""
+        assert self.exclusive is not None
+        exclusive = self.exclusive
+        if exclusive.acquire(blocking=False):
+            return
+        pending = self._thread.submit(exclusive.acquire)
+        try:
+            await asyncio.wrap_future(pending)
+        except asyncio.CancelledError:
+            # The lock is taken anyway, later: give it back then.
+            def give_back(done: Future[bool]) -> None:
+                if done.exception() is None:
+                    exclusive.release()
+
+            pending.add_done_callback(give_back)
+            raise
+
     def _commit(self, group: list[_Request]) -> list[Outcome]:
+        try:
+            return self._commit_group(group)
+        finally:
+            if self.exclusive is not None:
+                self.exclusive.release()
+
+    def _commit_group(self, group: list[_Request]) -> list[Outcome]:
         """Append the group in one transaction; on a refusal, each request alone (so the
         refusal names the request's own events, and fails no other)."""
         try:
