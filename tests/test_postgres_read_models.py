@@ -512,6 +512,42 @@ def test_rebuild_by_copy_or_insert_gives_the_rows_sqlite_gives(
         assert db.execute("SELECT n FROM x_rows WHERE k = 'b'").fetchone() == (6,)
 
 
+def test_rows_to_replace_in_a_table_created_by_the_same_transaction(
+    copies: Logs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A table this transaction created is written by a plain COPY once (later rows of one
+    key winning), then by merges; a write of the caller's own, or a new transaction, means
+    the table may hold rows, so it is merged into."""
+    from ledger.store import postgres_read_models
+
+    monkeypatch.setattr(postgres_read_models, "COPY_ROWS", 1)
+    table = Table("x_fresh", (("k", str), ("n", int)), pk=("k",))
+
+    def stored() -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in db.execute("SELECT k, n FROM x_fresh ORDER BY k")]
+
+    with PgLedger.open(copies.pg) as ledger:
+        db = ledger.read_models()
+        with db.transaction():
+            db.create(table)
+            db.insert(table, [("a", 1), ("b", 2), ("a", 3)], replace=True)
+            db.insert(table, [("a", 4), ("c", 5)], replace=True)
+        assert stored() == [("a", 4), ("b", 2), ("c", 5)]
+        with db.transaction():
+            db.create(table)
+            db.execute("INSERT INTO x_fresh (k, n) VALUES (?, ?)", ["a", 6])
+            db.insert(table, [("a", 7)], replace=True)
+        assert stored() == [("a", 7)]
+        with db.transaction():
+            db.insert(table, [("a", 8), ("b", 9)], replace=True)
+        assert stored() == [("a", 8), ("b", 9)]
+        with pytest.raises(RuntimeError), db.transaction():
+            db.create(table)
+            raise RuntimeError("rolled back: the table and its rows stay as they were")
+        db.insert(table, [("b", 10)], replace=True)
+        assert stored() == [("a", 8), ("b", 10)]
+
+
 _KILLED = textwrap.dedent(
     """
     import os, signal, sys

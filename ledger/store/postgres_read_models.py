@@ -148,6 +148,9 @@ class PgReadModels:
         self._pipe: Any = None
         self._staged: set[str] = set()
         """Staging tables (``_stage``) made sure of in the current ``transaction``."""
+        self._fresh: set[str] = set()
+        """Tables created in the current ``transaction`` and not written since: empty, and
+        seen by no other connection, so rows to replace go straight in (``_copy``)."""
         self._setup()
 
     # --- setup ----------------------------------------------------------------------------
@@ -228,6 +231,8 @@ class PgReadModels:
             text = qmark(sql)
             if len(self._sql) < 4096:
                 self._sql[sql] = text
+        if self._fresh and not text.lstrip()[:6].upper().startswith("SELECT"):
+            self._fresh.clear()  # a write of the caller's own: no table is known empty
         cur = self._conn.cursor()
         cur.adapters.register_loader("numeric", _IntLoader)
         cur.adapters.register_loader("text", _TextLoader)
@@ -286,9 +291,12 @@ class PgReadModels:
                     )
                 )
         self._insert_sql = {k: v for k, v in self._insert_sql.items() if k[0] != table.name}
+        if self._conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            self._fresh.add(table.name)
 
     def drop(self, table: str) -> None:
         self._use()
+        self._fresh.discard(table)
         with self._errors():
             self._conn.execute(pg_sql.SQL("DROP TABLE IF EXISTS {}").format(self._name(table)))
 
@@ -298,11 +306,14 @@ class PgReadModels:
         """Values are coerced to the column's type, as SQLite's column affinity does. Fewer
         than ``COPY_ROWS`` rows go as one ``INSERT … SELECT FROM unnest(arrays)``, more by
         ``COPY`` (``_copy``). With ``replace``, an upsert whose later rows of one key win (as
-        SQLite's ``INSERT OR REPLACE`` executed row by row)."""
+        SQLite's ``INSERT OR REPLACE`` executed row by row); into a table this transaction
+        created and has not written yet (the first batch of a rebuild), a plain COPY."""
         batch = rows if isinstance(rows, list) else list(rows)
         self._use(pipe=len(batch) < COPY_ROWS)
         if not batch:
             return
+        fresh = table.name in self._fresh
+        self._fresh.discard(table.name)
         if replace and len(batch) > 1:
             pk = [i for i, (c, _) in enumerate(table.columns) if c in table.pk]
             last: dict[tuple[Any, ...], Sequence[Any]] = {}
@@ -316,7 +327,7 @@ class PgReadModels:
             for (_, kind), col in zip(table.columns, zip(*batch, strict=True), strict=True)
         ]
         if len(batch) >= COPY_ROWS:
-            self._copy(table, columns, replace)
+            self._copy(table, columns, replace and not fresh)
             return
         key = (table.name, table.columns, replace)
         sql = self._insert_sql.get(key)
@@ -337,9 +348,10 @@ class PgReadModels:
 
     def _copy(self, table: TableSpec, columns: list[list[Any]], replace: bool) -> None:
         """``columns`` (coerced, without two rows of one key) by binary ``COPY``: into the
-        table, or with ``replace`` into a staging table (``_stage``), moved into the table by
-        one ``INSERT … SELECT … ON CONFLICT`` (pipelined in a transaction of its own: the
-        server merges while this process goes on). Outside a transaction, in one of its own."""
+        table, or with ``replace`` (rows that may be stored already) into a staging table
+        (``_stage``), moved into the table by one ``INSERT … SELECT … ON CONFLICT``
+        (pipelined in a transaction of its own: the server merges while this process goes
+        on). Outside a transaction, in one of its own."""
         conn = self._conn
         self._unpipe()
         cols = ", ".join(_ident(c) for c, _ in table.columns)
@@ -405,6 +417,8 @@ class PgReadModels:
                 self._unpipe()
         except psycopg.Error as e:
             raise _translate(e, self._where) from e
+        finally:
+            self._fresh.clear()  # committed (others may write now) or rolled back
 
 
 def _lock_key(schema: str) -> int:
