@@ -548,6 +548,23 @@ def test_rows_to_replace_in_a_table_created_by_the_same_transaction(
         assert stored() == [("a", 8), ("b", 10)]
 
 
+def test_a_rebuild_leaves_statistics_for_the_planner(copies: Logs) -> None:
+    """The tables a rebuild creates are analyzed before its first commit: without
+    statistics, the planner scans a whole table for each lookup of a batch's keys."""
+    with PgLedger.open(copies.pg) as ledger:
+        db = ledger.read_models()
+        catch_up(ledger, db, rebuild=True, batch=500)
+    with psycopg.connect(copies.pg, autocommit=True) as conn:
+        tables = dict(
+            conn.execute(
+                "SELECT relname, last_analyze IS NOT NULL FROM pg_stat_user_tables "
+                "WHERE schemaname = 'govledger_read'"
+            ).fetchall()
+        )
+    assert "runs" in tables and "tier_runs" in tables
+    assert [t for t, analyzed in tables.items() if not analyzed] == []
+
+
 _KILLED = textwrap.dedent(
     """
     import os, signal, sys
