@@ -565,6 +565,47 @@ def test_a_rebuild_leaves_statistics_for_the_planner(copies: Logs) -> None:
     assert [t for t, analyzed in tables.items() if not analyzed] == []
 
 
+def test_a_replay_reads_the_next_batch_ahead_to_the_rows_sqlite_gives(
+    copies: Logs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches read ahead by another thread give the rows SQLite gives; inside a write
+    transaction nothing is read ahead (that thread would not see its uncommitted events)."""
+    from ledger.store import postgres
+
+    monkeypatch.setattr(postgres, "READ_AHEAD", (50, 1000))
+    with open_store(copies.sqlite) as ledger:
+        db = ledger.read_models()
+        catch_up(ledger, db)
+        expected = _contents(db)
+    with PgLedger.open(copies.pg) as ledger:
+        db = ledger.read_models()
+        catch_up(ledger, db, rebuild=True, batch=97)
+        assert ledger._reader is not None  # the next batches were read ahead
+        assert _contents(db) == expected
+        assert [e.seq for e in ledger.replay_events(from_seq=1, to_seq=60)] == list(range(1, 61))
+        span, results = ledger._ahead
+        assert span == (61, 120) and len(results.result()) == 1  # one page, being read
+        assert [e.seq for e in ledger.replay_events(from_seq=61, to_seq=120)] == list(
+            range(61, 121)
+        )
+        assert ledger._ahead[0] == (121, 180)
+        # Another range than the one read ahead is read as asked.
+        assert [e.seq for e in ledger.replay_events(from_seq=1, to_seq=70)] == list(range(1, 71))
+    signer = KeyRing(copies.keys).load("root")
+    with PgLedger.open(copies.pg) as ledger:
+        db = ledger.read_models()
+        catch_up(ledger, db, rebuild=True, to_seq=1000, batch=97)
+        with ledger.write() as tx:
+            tx.append([Draft("x.note", {"i": i}) for i in range(300)], signer=signer)
+            ahead = ledger._ahead  # the reading left from the catch-up to 1000
+            catch_up(ledger, db, batch=97)
+            assert ledger._ahead is ahead  # nothing read ahead, nor taken
+            size, last_hash = ledger.head()
+            for p in positions(db).values():
+                assert (p.last_seq, p.last_hash) == (size, last_hash), p.name
+        assert positions(db)["runs"].last_seq == ledger.size
+
+
 _KILLED = textwrap.dedent(
     """
     import os, signal, sys
