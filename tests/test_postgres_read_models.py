@@ -549,8 +549,9 @@ def test_rows_to_replace_in_a_table_created_by_the_same_transaction(
 
 
 def test_a_rebuild_leaves_statistics_for_the_planner(copies: Logs) -> None:
-    """The tables a rebuild creates are analyzed before its first commit: without
-    statistics, the planner scans a whole table for each lookup of a batch's keys."""
+    """The tables a rebuild creates are analyzed once its first batch is in, when the next
+    begins: without statistics, the planner scans a whole table for each lookup of a batch's
+    keys."""
     with PgLedger.open(copies.pg) as ledger:
         db = ledger.read_models()
         catch_up(ledger, db, rebuild=True, batch=500)

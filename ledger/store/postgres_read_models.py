@@ -150,7 +150,9 @@ class PgReadModels:
         """Staging tables (``_stage``) made sure of in the current ``transaction``."""
         self._fresh: set[str] = set()
         self._created: set[str] = set()
-        """Tables created in the current ``transaction`` of its own (``_analyze``)."""
+        """Tables created in the current ``transaction`` of its own."""
+        self._unanalyzed: set[str] = set()
+        """Tables created by the last ``transaction`` of its own that committed (``_analyze``)."""
         """Tables created in the current ``transaction`` and not written since: empty, and
         seen by no other connection, so rows to replace go straight in (``_copy``)."""
         self._setup()
@@ -212,14 +214,23 @@ class PgReadModels:
             self._conn.execute("SELECT set_config('search_path', %s, false)", (self._path,))
 
     def _analyze(self) -> None:
-        """Statistics for the tables this transaction created, before it commits. Without
-        any, the planner takes a lookup of a few hundred keys (``IN (?, …)``, what the
-        projections load before each batch) for most of the table and scans all of it: a
-        rebuild's lookups would grow with the tables (a sequential scan of 60,000 rows per
-        query at a million events). The rows of the first batch are enough for it to use
-        the primary key from then on; autovacuum keeps the statistics up later."""
-        for name in sorted(self._created):
-            self._conn.execute(pg_sql.SQL("ANALYZE {}").format(self._name(name)))
+        """Statistics for the tables the last transaction created (and filled: a rebuild's
+        first batch), at the start of the next one, before its lookups. Without any, the
+        planner takes a lookup of a few hundred keys (``IN (?, …)``, what the projections
+        load before each batch) for most of the table and scans all of it: a rebuild's
+        lookups would grow with the tables (a sequential scan of 60,000 rows per query at a
+        million events). The first batch's rows are enough for it to use the primary key
+        from then on; autovacuum keeps the statistics up later. A rebuild of one batch has
+        no next transaction, and no need of them."""
+        if not self._unanalyzed:
+            return
+        names, self._unanalyzed = sorted(self._unanalyzed), set()
+        found = self._conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = %s AND tablename = ANY(%s)",
+            (self.schema, names),
+        ).fetchall()
+        for (name,) in found:
+            self._conn.execute(pg_sql.SQL("ANALYZE {}").format(self._name(str(name))))
 
     def _unpipe(self, exc: BaseException | None = None) -> None:
         """Leave pipeline mode (a COPY cannot run in it), waiting for what was sent: an error
@@ -419,18 +430,20 @@ class PgReadModels:
                     yield
                     return
                 conn.execute("SET LOCAL synchronous_commit = off")
+                self._analyze()
                 self._own = True
                 try:
                     yield
-                    self._analyze()
                 except BaseException as e:
                     self._unpipe(e)
                     raise
                 finally:
                     self._own = False
                     self._staged.clear()
-                    self._created.clear()
+                    created, self._created = self._created, set()
                 self._unpipe()
+            if not nested:
+                self._unanalyzed |= created  # committed
         except psycopg.Error as e:
             raise _translate(e, self._where) from e
         finally:
