@@ -18,7 +18,9 @@ appender, which never takes it, is never blocked by a reader catching up. A tran
 own commits without waiting for the disk (``synchronous_commit = off``): the tables are derived
 data, and a commit lost to a crash leaves them at an earlier batch, from which the next reading
 command catches up. Inside the ledger's open write transaction (``tiers apply``) it is a
-savepoint of that transaction.
+savepoint of that transaction. Its statements are pipelined; many rows at once (a replay's
+batch) go by binary ``COPY`` (``COPY_ROWS``), through a staging table where they may replace
+stored rows, and the tables a rebuild creates are analyzed once its first batch is in.
 """
 
 from __future__ import annotations
@@ -149,12 +151,12 @@ class PgReadModels:
         self._staged: set[str] = set()
         """Staging tables (``_stage``) made sure of in the current ``transaction``."""
         self._fresh: set[str] = set()
+        """Tables created in the current ``transaction`` and not written since: empty, and
+        seen by no other connection, so rows to replace go straight in (``_copy``)."""
         self._created: set[str] = set()
         """Tables created in the current ``transaction`` of its own."""
         self._unanalyzed: set[str] = set()
         """Tables created by the last ``transaction`` of its own that committed (``_analyze``)."""
-        """Tables created in the current ``transaction`` and not written since: empty, and
-        seen by no other connection, so rows to replace go straight in (``_copy``)."""
         self._setup()
 
     # --- setup ----------------------------------------------------------------------------
