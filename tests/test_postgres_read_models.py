@@ -458,3 +458,205 @@ def test_the_gate_and_lessons_answer_the_same_from_either_store(logs: Logs) -> N
             )
     assert answers[1] == answers[0]
     assert not answers[1][0][2].allowed
+
+
+def _contents(db: Any) -> dict[str, list[tuple[Any, ...]]]:
+    """Every read-model table's rows in primary-key order (``projection_meta`` included)."""
+    from projections.registry import default_projections
+
+    tables = [META, *(t for p in default_projections() for t in p.tables)]
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    for t in tables:
+        cols = ", ".join(f'"{c}"' for c, _ in t.columns)
+        order = ", ".join(f'"{c}"' for c in t.pk)
+        out[t.name] = [
+            tuple(r) for r in db.execute(f"SELECT {cols} FROM {t.name} ORDER BY {order}")
+        ]
+    return out
+
+
+@pytest.mark.parametrize("copy_rows", [1, 10**9], ids=["every write by COPY", "no COPY"])
+def test_rebuild_by_copy_or_insert_gives_the_rows_sqlite_gives(
+    copies: Logs, copy_rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full rebuild and an incremental catch-up in small batches (rows of one run written
+    again batch after batch, merged through the staging table) store the same rows as SQLite,
+    whether every write goes by COPY or none does."""
+    from ledger.store import postgres_read_models
+
+    monkeypatch.setattr(postgres_read_models, "COPY_ROWS", copy_rows)
+    with open_store(copies.sqlite) as ledger:
+        db = ledger.read_models()
+        catch_up(ledger, db, rebuild=True)
+        expected = _contents(db)
+    assert sum(map(len, expected.values())) > 500
+    with PgLedger.open(copies.pg) as ledger:
+        db = ledger.read_models()
+        catch_up(ledger, db, rebuild=True)
+        assert _contents(db) == expected
+        catch_up(ledger, db, rebuild=True, batch=97)
+        assert _contents(db) == expected
+        # Outside a transaction of the read models, each write is a transaction of its own.
+        table = Table("x_rows", (("k", str), ("n", int)), pk=("k",))
+        db.create(table)
+        db.insert(table, [("a", 1), ("b", "2")])
+        db.insert(table, [("a", 3), ("c", True), ("a", 4)], replace=True)
+        assert [tuple(r) for r in db.execute("SELECT k, n FROM x_rows ORDER BY k")] == [
+            ("a", 4),
+            ("b", 2),
+            ("c", 1),
+        ]
+        with pytest.raises(StoreError, match="x_rows"):
+            db.insert(table, [("b", 5)])
+        db.insert(table, [("b", 6)], replace=True)
+        assert db.execute("SELECT n FROM x_rows WHERE k = 'b'").fetchone() == (6,)
+
+
+def test_rows_to_replace_in_a_table_created_by_the_same_transaction(
+    copies: Logs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A table this transaction created is written by a plain COPY once (later rows of one
+    key winning), then by merges; a write of the caller's own, or a new transaction, means
+    the table may hold rows, so it is merged into."""
+    from ledger.store import postgres_read_models
+
+    monkeypatch.setattr(postgres_read_models, "COPY_ROWS", 1)
+    table = Table("x_fresh", (("k", str), ("n", int)), pk=("k",))
+
+    def stored() -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in db.execute("SELECT k, n FROM x_fresh ORDER BY k")]
+
+    with PgLedger.open(copies.pg) as ledger:
+        db = ledger.read_models()
+        with db.transaction():
+            db.create(table)
+            db.insert(table, [("a", 1), ("b", 2), ("a", 3)], replace=True)
+            db.insert(table, [("a", 4), ("c", 5)], replace=True)
+        assert stored() == [("a", 4), ("b", 2), ("c", 5)]
+        with db.transaction():
+            db.create(table)
+            db.execute("INSERT INTO x_fresh (k, n) VALUES (?, ?)", ["a", 6])
+            db.insert(table, [("a", 7)], replace=True)
+        assert stored() == [("a", 7)]
+        with db.transaction():
+            db.insert(table, [("a", 8), ("b", 9)], replace=True)
+        assert stored() == [("a", 8), ("b", 9)]
+        with pytest.raises(RuntimeError), db.transaction():
+            db.create(table)
+            raise RuntimeError("rolled back: the table and its rows stay as they were")
+        db.insert(table, [("b", 10)], replace=True)
+        assert stored() == [("a", 8), ("b", 10)]
+
+
+def test_a_rebuild_leaves_statistics_for_the_planner(copies: Logs) -> None:
+    """The tables a rebuild creates are analyzed once its first batch is in, when the next
+    begins: without statistics, the planner scans a whole table for each lookup of a batch's
+    keys."""
+    with PgLedger.open(copies.pg) as ledger:
+        db = ledger.read_models()
+        catch_up(ledger, db, rebuild=True, batch=500)
+    with psycopg.connect(copies.pg, autocommit=True) as conn:
+        tables = dict(
+            conn.execute(
+                "SELECT relname, last_analyze IS NOT NULL FROM pg_stat_user_tables "
+                "WHERE schemaname = 'govledger_read'"
+            ).fetchall()
+        )
+    assert "runs" in tables and "tier_runs" in tables
+    assert [t for t, analyzed in tables.items() if not analyzed] == []
+
+
+def test_a_replay_reads_the_next_batch_ahead_to_the_rows_sqlite_gives(
+    copies: Logs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches read ahead by another thread give the rows SQLite gives; inside a write
+    transaction nothing is read ahead (that thread would not see its uncommitted events)."""
+    from ledger.store import postgres
+
+    monkeypatch.setattr(postgres, "READ_AHEAD", (50, 1000))
+    with open_store(copies.sqlite) as ledger:
+        db = ledger.read_models()
+        catch_up(ledger, db)
+        expected = _contents(db)
+    with PgLedger.open(copies.pg) as ledger:
+        db = ledger.read_models()
+        catch_up(ledger, db, rebuild=True, batch=97)
+        assert ledger._reader is not None  # the next batches were read ahead
+        assert _contents(db) == expected
+        assert [e.seq for e in ledger.replay_events(from_seq=1, to_seq=60)] == list(range(1, 61))
+        span, results = ledger._ahead
+        assert span == (61, 120) and len(results.result()) == 1  # one page, being read
+        assert [e.seq for e in ledger.replay_events(from_seq=61, to_seq=120)] == list(
+            range(61, 121)
+        )
+        assert ledger._ahead[0] == (121, 180)
+        # Another range than the one read ahead is read as asked.
+        assert [e.seq for e in ledger.replay_events(from_seq=1, to_seq=70)] == list(range(1, 71))
+    signer = KeyRing(copies.keys).load("root")
+    with PgLedger.open(copies.pg) as ledger:
+        db = ledger.read_models()
+        catch_up(ledger, db, rebuild=True, to_seq=1000, batch=97)
+        with ledger.write() as tx:
+            tx.append([Draft("x.note", {"i": i}) for i in range(300)], signer=signer)
+            ahead = ledger._ahead  # the reading left from the catch-up to 1000
+            catch_up(ledger, db, batch=97)
+            assert ledger._ahead is ahead  # nothing read ahead, nor taken
+            size, last_hash = ledger.head()
+            for p in positions(db).values():
+                assert (p.last_seq, p.last_hash) == (size, last_hash), p.name
+        assert positions(db)["runs"].last_seq == ledger.size
+
+
+_KILLED = textwrap.dedent(
+    """
+    import os, signal, sys
+    from ledger.store import open_store, postgres_read_models
+    from projections.driver import catch_up
+    url, when, copies = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    postgres_read_models.COPY_ROWS = 1
+    real = postgres_read_models.PgReadModels._copy
+    seen = 0
+
+    def copy(self, table, columns, replace):
+        global seen
+        seen += 1
+        if when == "before" and seen == copies:
+            os.kill(os.getpid(), signal.SIGKILL)  # mid-transaction, before this COPY
+        real(self, table, columns, replace)
+        if when == "after" and seen == copies:
+            os.kill(os.getpid(), signal.SIGKILL)  # its rows sent, the merge pipelined, no commit
+
+    postgres_read_models.PgReadModels._copy = copy
+    ledger = open_store(url)
+    catch_up(ledger, ledger.read_models(), rebuild=True, batch=150)
+    """
+)
+
+
+@pytest.mark.parametrize(("when", "copies_before"), [("before", 40), ("after", 90)])
+def test_a_rebuild_killed_midway_is_caught_up_to_the_rows_sqlite_gives(
+    copies: Logs, when: str, copies_before: int
+) -> None:
+    """A process killed in the middle of a rebuild (between two COPYs of one transaction, or
+    after a COPY whose merge was sent but not committed) leaves the batches it committed; the
+    next reader catches up from there to the same rows as SQLite, and ``replay --check``
+    agrees."""
+    with open_store(copies.sqlite) as ledger:
+        db = ledger.read_models()
+        catch_up(ledger, db)
+        expected = _contents(db)
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLED, copies.pg, when, str(copies_before)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert killed.returncode == -9, killed.stderr
+    with PgLedger.open(copies.pg) as ledger:
+        db = ledger.read_models()
+        left = positions(db)
+        assert left and 0 < min(p.last_seq for p in left.values()) < ledger.size
+        catch_up(ledger, db)
+        assert _contents(db) == expected
+    check = run(copies.pg, copies.keys, "replay", "--check")
+    assert check.exit_code == 0, check.stdout

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -69,6 +70,9 @@ REPLAY_COLUMNS = "seq, id, ts, type, agent, run, actor, payload, key, hash"
 MAX_SEQ = 2**63 - 1
 FILTER_WINDOW = 25
 """A filtered read looks at up to this many pages' worth of seqs per query."""
+READ_AHEAD = (5_000, 100_000)
+"""``replay_events`` of a range of this many events (at least, at most: a replay's batch) has
+the next range of the same size read meanwhile, by a thread of its own (``_read_ahead``)."""
 INSERT_ROWS = 1000
 """Rows a write transaction holds back before sending them on their own (the rest go with
 ``COMMIT``)."""
@@ -173,7 +177,17 @@ class _Session:
     """One thread's use of a ``PgLedger``: its connection, and the state of the write
     transaction open on it (the head read under the lock, the tip staged, the held writes)."""
 
-    __slots__ = ("cc", "conn", "head", "in_write", "read_models", "staged", "thread", "writes")
+    __slots__ = (
+        "ahead",
+        "cc",
+        "conn",
+        "head",
+        "in_write",
+        "read_models",
+        "staged",
+        "thread",
+        "writes",
+    )
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
@@ -184,6 +198,7 @@ class _Session:
         self.head: tuple[int, str, str] | None = None
         self.in_write = False
         self.writes: _Writes | None = None
+        self.ahead: tuple[tuple[int, int], Future[list[Any]]] | None = None
 
 
 class _PerThread(Generic[_T]):
@@ -216,6 +231,7 @@ class PgLedger(KeyReads):
     _head: _PerThread[tuple[int, str, str] | None] = _PerThread()
     _in_write: _PerThread[bool] = _PerThread()
     _writes: _PerThread[_Writes | None] = _PerThread()
+    _ahead: _PerThread[tuple[tuple[int, int], Future[list[Any]]] | None] = _PerThread()
 
     def __init__(self, url: str, conn: Any) -> None:
         self.url = url
@@ -224,6 +240,9 @@ class PgLedger(KeyReads):
         self._write_lock = threading.Lock()
         self._tip: Tip | None = None
         self._sessions: ThreadSessions[_Session] = ThreadSessions(self.path)
+        self._reader: ThreadPoolExecutor | None = None
+        """The thread (and its connection) that reads ahead (``replay_events``), once needed."""
+        self._reader_lock = threading.Lock()
         self._adopt(conn)
 
     def _adopt(self, conn: Any) -> _Session:
@@ -380,7 +399,11 @@ class PgLedger(KeyReads):
         return None if row is None else int(row[0])
 
     def close(self) -> None:
-        """Close the connections of every thread; later use raises ``StoreError``."""
+        """Close the connections of every thread (a read ahead under way ends first); later
+        use raises ``StoreError``."""
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.shutdown(wait=True, cancel_futures=True)  # a read under way ends first
         self._sessions.close()
 
     def __enter__(self) -> PgLedger:
@@ -582,10 +605,65 @@ class PgLedger(KeyReads):
         return int(row[0])
 
     def replay_events(self, *, from_seq: int = 1, to_seq: int | None = None) -> Iterator[Any]:
+        """Events ``from_seq..to_seq`` as ``EventRow``s. A range of ``READ_AHEAD`` events (a
+        replay's batch) is read whole, and the next range of the same size is read meanwhile
+        by another thread on a connection of its own (the server finds and sends those rows
+        while the caller folds these); that thread reads only committed events, so not while
+        this thread's write transaction is open."""
+        span = 0 if to_seq is None else to_seq - from_seq + 1
+        if self._in_write or not READ_AHEAD[0] <= span <= READ_AHEAD[1]:
+            yield from self._replay_rows(from_seq, to_seq)
+            return
+        assert to_seq is not None
+        events = self._ahead_rows(from_seq, to_seq)
+        if events is None:
+            events = list(self._replay_rows(from_seq, to_seq))
+        if events and events[-1].seq == to_seq:
+            head = self._q("SELECT seq FROM gl_head").fetchone()
+            if head is not None and int(head[0]) > to_seq:
+                self._read_ahead(to_seq + 1, to_seq + span)
+        yield from events
+
+    def _replay_rows(self, from_seq: int, to_seq: int | None) -> Iterator[Any]:
         from ledger.store.sqlite import EventRow
 
         for rows in self._row_batches(from_seq, to_seq, "", (), 2000, REPLAY_COLUMNS):
             yield from (EventRow(*r) for r in rows)
+
+    def _read_ahead(self, from_seq: int, to_seq: int) -> None:
+        """Start reading ``from_seq..to_seq`` in the reading thread, for this thread. That
+        thread only waits for the server's results (psycopg turns a result into rows when
+        they are fetched): the rows are made by the thread that takes them, so the two do
+        not take turns at the interpreter for it."""
+        with self._reader_lock:
+            if self._reader is None:
+                self._sessions.refuse_if_closed()
+                self._reader = ThreadPoolExecutor(1, thread_name_prefix="govledger-read-ahead")
+            reader = self._reader
+        self._ahead = ((from_seq, to_seq), reader.submit(self._results, from_seq, to_seq))
+
+    def _results(self, from_seq: int, to_seq: int) -> list[Any]:
+        """Cursors holding the results of ``from_seq..to_seq`` in pages, not yet fetched (run
+        by the reading thread, on its own connection: committed events only)."""
+        conn = self._conn
+        sql = f"SELECT {REPLAY_COLUMNS} FROM events WHERE seq >= %s AND seq <= %s ORDER BY seq"
+        pages = []
+        for low in range(from_seq, to_seq + 1, 2000):
+            pages.append(conn.cursor().execute(sql, (low, min(to_seq, low + 1999))))
+        return pages
+
+    def _ahead_rows(self, from_seq: int, to_seq: int) -> list[Any] | None:
+        """The events read ahead for this thread if they are those of this range (waiting
+        for them if need be), else None; the reading is given up either way."""
+        from ledger.store.sqlite import EventRow
+
+        ahead, self._ahead = self._ahead, None
+        if ahead is None or ahead[0] != (from_seq, to_seq):
+            return None
+        try:
+            return [EventRow(*r) for page in ahead[1].result() for r in page.fetchall()]
+        except Exception:
+            return None  # read again by this thread, where an error is reported
 
     def iter_events(
         self,
