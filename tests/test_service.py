@@ -138,14 +138,23 @@ def test_concurrent_single_appends_make_one_contiguous_verified_log(
     assert "govledger_group_events_count" in metrics
 
 
-def test_acknowledged_events_survive_sigkill_mid_load(served: tuple[Cli, Server, str]) -> None:
-    cli, server, token = served
-    acks: list[dict[str, Any]] = []
-    lock = threading.Lock()
-    enough = threading.Event()
+class Load:
+    """16 threads posting pairs of events until the service goes away; ``wait()`` returns
+    once ``enough`` events are acknowledged, ``join()`` once every thread has stopped."""
 
-    def work(c: int) -> None:
-        with httpx.Client(base_url=server.url, timeout=60) as client:
+    def __init__(self, url: str, token: str, enough: int) -> None:
+        self.acks: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._enough = enough
+        self._reached = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._work, args=(c, url, token)) for c in range(16)
+        ]
+        for t in self._threads:
+            t.start()
+
+    def _work(self, c: int, url: str, token: str) -> None:
+        with httpx.Client(base_url=url, timeout=60) as client:
             for i in range(10_000):
                 try:
                     r = client.post(
@@ -154,20 +163,28 @@ def test_acknowledged_events_survive_sigkill_mid_load(served: tuple[Cli, Server,
                         headers={**JSON, "authorization": f"Bearer {token}"},
                     )
                 except httpx.HTTPError:
-                    return  # the server is gone
+                    return  # the service is gone
                 assert r.status_code == 201, r.text
-                with lock:
-                    acks.extend(r.json())
-                    if len(acks) >= 200:
-                        enough.set()
+                with self._lock:
+                    self.acks.extend(r.json())
+                    if len(self.acks) >= self._enough:
+                        self._reached.set()
 
-    threads = [threading.Thread(target=work, args=(c,)) for c in range(16)]
-    for t in threads:
-        t.start()
-    enough.wait(timeout=120)
+    def wait(self) -> None:
+        self._reached.wait(timeout=120)
+
+    def join(self) -> list[dict[str, Any]]:
+        for t in self._threads:
+            t.join()
+        return self.acks
+
+
+def test_acknowledged_events_survive_sigkill_mid_load(served: tuple[Cli, Server, str]) -> None:
+    cli, server, token = served
+    load = Load(server.url, token, 200)
+    load.wait()
     server.stop(signal.SIGKILL)
-    for t in threads:
-        t.join()
+    acks = load.join()
     assert len(acks) >= 200
     restarted = Server(cli)
     try:

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import signal
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ import pytest
 
 from tests import test_recorder_service as recorder_tests
 from tests.conftest import Cli
-from tests.test_service import JSON, Server, exported, note, verified
+from tests.test_service import JSON, Load, Server, exported, note, verified
 
 pytestmark = pytest.mark.slow
 
@@ -141,38 +140,14 @@ def test_acknowledged_events_survive_sigkill_of_the_whole_service(
     two: tuple[Cli, Server, str],
 ) -> None:
     cli, server, token = two
-    acks: list[dict[str, Any]] = []
-    lock = threading.Lock()
-    enough = threading.Event()
-
-    def work(c: int) -> None:
-        with httpx.Client(base_url=server.url, timeout=60) as client:
-            for i in range(10_000):
-                try:
-                    r = client.post(
-                        "/v1/events",
-                        content=json.dumps([note(i, agent=f"a{c}"), note(i, agent=f"a{c}")]),
-                        headers={**JSON, "authorization": f"Bearer {token}"},
-                    )
-                except httpx.HTTPError:
-                    return  # the service is gone
-                assert r.status_code == 201, r.text
-                with lock:
-                    acks.extend(r.json())
-                    if len(acks) >= 400:
-                        enough.set()
-
-    threads = [threading.Thread(target=work, args=(c,)) for c in range(16)]
-    for t in threads:
-        t.start()
-    enough.wait(timeout=120)
+    load = Load(server.url, token, 400)
+    load.wait()
     # The parent, both server processes and their signing workers, at once.
     everyone = descendants(server.proc.pid)
     for pid in everyone:
         os.kill(pid, signal.SIGKILL)
     server.stop(signal.SIGKILL)
-    for t in threads:
-        t.join()
+    acks = load.join()
     assert len(acks) >= 400
     restarted = Server(cli, *WORKERS)
     try:

@@ -148,52 +148,9 @@ __all__ = [
     "parse_time",
 ]
 
-_FROM_CATALOG = frozenset(
-    {
-        "CATALOG",
-        "PAYLOAD_ADAPTER",
-        "AgentRegistered",
-        "AnyPayload",
-        "Bp",
-        "CapabilityGranted",
-        "CorrectionRecorded",
-        "Count",
-        "DecisionRecorded",
-        "FailureClass",
-        "FeedbackQuality",
-        "GuardrailTriggered",
-        "Hex64",
-        "KeyInfo",
-        "KeyRegistered",
-        "KeyRevoked",
-        "LedgerCreated",
-        "LlmUsage",
-        "Name",
-        "Payload",
-        "PlannedStep",
-        "PolicySet",
-        "Risk",
-        "Role",
-        "RunApproved",
-        "RunCancelled",
-        "RunCompleted",
-        "RunFailed",
-        "RunPlanned",
-        "RunRejected",
-        "RunStarted",
-        "RunSubmitted",
-        "Tier",
-        "TierDemoted",
-        "TierEvidence",
-        "TierPromoted",
-        "TierRevoked",
-        "Time",
-        "ToolCalled",
-        "ToolCompleted",
-        "UserPayload",
-    }
-)
-"""The catalog's names re-exported here: ``ledger.event.catalog`` (pydantic) is imported when
+_FROM_CATALOG = frozenset(__all__)
+"""The catalog's names re-exported here (the names of ``__all__`` this module does not define
+itself: only those reach ``__getattr__``): ``ledger.event.catalog`` (pydantic) is imported when
 one is first used, so a command that only reads, and checks payloads with
 ``ledger.event.payload_check``, never imports pydantic."""
 
