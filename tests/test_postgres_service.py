@@ -5,21 +5,18 @@ read the tokens table and not write it."""
 
 from __future__ import annotations
 
-import json
 import secrets
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.conftest import ORIGIN
 from tests.pg_stores import PgCli, pg_ready
 from tests.test_service import (
-    JSON,
     Server,
-    exported,
+    append_concurrently,
+    assert_stored_and_verified,
     note,
     served,
     test_acknowledged_events_survive_sigkill_mid_load,
@@ -58,28 +55,14 @@ def test_sixteen_clients_append_and_every_acknowledged_event_is_stored(
 ) -> None:
     cli, server, token = served
     clients, each = 16, 25
-
-    def work(c: int) -> list[dict[str, Any]]:
-        with httpx.Client(base_url=server.url, timeout=60) as client:
-            out = []
-            for i in range(each):
-                body = [note(i, agent=f"a{c}")] if i % 2 else note(i, agent=f"a{c}")
-                r = client.post(
-                    "/v1/events",
-                    content=json.dumps(body),
-                    headers={**JSON, "authorization": f"Bearer {token}"},
-                )
-                assert r.status_code == 201, r.text
-                out += r.json()
-            return out
-
-    with ThreadPoolExecutor(clients) as pool:
-        acks = [a for part in pool.map(work, range(clients)) for a in part]
-    assert sorted(a["seq"] for a in acks) == list(range(3, 3 + clients * each))
-    stored = {e["seq"]: e for e in exported(cli)}
-    for a in acks:
-        assert (stored[a["seq"]]["hash"], stored[a["seq"]]["id"]) == (a["hash"], a["id"])
-    assert verified(cli)["events"] == 2 + clients * each
+    acks = append_concurrently(
+        server.url,
+        token,
+        clients,
+        each,
+        body=lambda c, i: [note(i, agent=f"a{c}")] if i % 2 else note(i, agent=f"a{c}"),
+    )
+    assert_stored_and_verified(cli, acks, clients * each)
 
 
 def test_the_tokens_table_holds_only_digests(ready: PgCli, admin: Any) -> None:

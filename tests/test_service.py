@@ -107,32 +107,57 @@ def verified(cli: Cli) -> dict[str, Any]:
 # --- appends --------------------------------------------------------------------------------
 
 
+def append_concurrently(
+    url: str,
+    token: str,
+    clients: int,
+    each: int,
+    *,
+    body: Any = None,
+    per_connection: int | None = None,
+) -> list[dict[str, Any]]:
+    """``clients`` threads each post ``each`` requests (``body(c, i)``, one event of agent
+    ``a<c>`` by default), each waiting for its 201, a new connection every ``per_connection``
+    requests; the receipts of all."""
+    make = body or (lambda c, i: note(i, agent=f"a{c}"))
+    per = per_connection or each
+
+    def work(c: int) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for start in range(0, each, per):
+            with httpx.Client(base_url=url, timeout=60) as client:
+                for i in range(start, min(start + per, each)):
+                    r = client.post(
+                        "/v1/events",
+                        content=json.dumps(make(c, i)),
+                        headers={**JSON, "authorization": f"Bearer {token}"},
+                    )
+                    assert r.status_code == 201, r.text
+                    out += r.json()
+        return out
+
+    with ThreadPoolExecutor(clients) as pool:
+        return [a for part in pool.map(work, range(clients)) for a in part]
+
+
+def assert_stored_and_verified(cli: Any, acks: list[dict[str, Any]], total: int) -> None:
+    """The receipts are seq 3.. (after init's two events) with no gap, each is stored as
+    acknowledged, and the log of 2 + ``total`` events verifies."""
+    assert sorted(a["seq"] for a in acks) == list(range(3, 3 + total))
+    stored = {e["seq"]: e for e in exported(cli)}
+    assert len(stored) == 2 + total
+    for a in acks:
+        assert (stored[a["seq"]]["hash"], stored[a["seq"]]["id"]) == (a["hash"], a["id"])
+    assert verified(cli)["events"] == 2 + total
+
+
 def test_concurrent_single_appends_make_one_contiguous_verified_log(
     served: tuple[Cli, Server, str],
 ) -> None:
     cli, server, token = served
     clients, each = 16, 15
-
-    def work(c: int) -> list[dict[str, Any]]:
-        with httpx.Client(base_url=server.url, timeout=60) as client:
-            out = []
-            for i in range(each):
-                r = client.post(
-                    "/v1/events",
-                    content=json.dumps(note(i, agent=f"a{c}")),
-                    headers={**JSON, "authorization": f"Bearer {token}"},
-                )
-                assert r.status_code == 201, r.text
-                out += r.json()
-            return out
-
-    with ThreadPoolExecutor(clients) as pool:
-        acks = [a for part in pool.map(work, range(clients)) for a in part]
-    assert sorted(a["seq"] for a in acks) == list(range(3, 3 + clients * each))
-    stored = {e["seq"]: e for e in exported(cli)}
-    for a in acks:
-        assert stored[a["seq"]]["hash"] == a["hash"] and stored[a["seq"]]["id"] == a["id"]
-    assert verified(cli)["events"] == 2 + clients * each
+    acks = append_concurrently(server.url, token, clients, each)
+    assert_stored_and_verified(cli, acks, clients * each)
     metrics = server.client.get("/metrics").text
     assert f"govledger_appended_events_total {clients * each}" in metrics
     assert "govledger_group_events_count" in metrics

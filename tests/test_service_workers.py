@@ -10,7 +10,6 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,16 @@ import pytest
 
 from tests import test_recorder_service as recorder_tests
 from tests.conftest import Cli
-from tests.test_service import JSON, Load, Server, exported, note, verified
+from tests.test_service import (
+    JSON,
+    Load,
+    Server,
+    append_concurrently,
+    assert_stored_and_verified,
+    exported,
+    note,
+    verified,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -97,29 +105,9 @@ def test_many_clients_over_two_processes_make_one_contiguous_verified_log(
     clients, each, per_connection = 64, 200, 20
     assert len(children(server.proc.pid)) == 2
 
-    def work(c: int) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        for start in range(0, each, per_connection):
-            with httpx.Client(base_url=server.url, timeout=60) as client:
-                for i in range(start, start + per_connection):
-                    r = client.post(
-                        "/v1/events",
-                        content=json.dumps(note(i, agent=f"a{c}")),
-                        headers={**JSON, "authorization": f"Bearer {token}"},
-                    )
-                    assert r.status_code == 201, r.text
-                    out += r.json()
-        return out
-
-    with ThreadPoolExecutor(clients) as pool:
-        acks = [a for part in pool.map(work, range(clients)) for a in part]
+    acks = append_concurrently(server.url, token, clients, each, per_connection=per_connection)
     total = clients * each
-    assert sorted(a["seq"] for a in acks) == list(range(3, 3 + total))
-    stored = {e["seq"]: e for e in exported(cli)}
-    assert len(stored) == 2 + total
-    for a in acks:
-        assert stored[a["seq"]]["hash"] == a["hash"] and stored[a["seq"]]["id"] == a["id"]
-    assert verified(cli)["events"] == 2 + total
+    assert_stored_and_verified(cli, acks, total)
     # /metrics, from whichever process answers, counts the appends of both.
     assert metric(server, "govledger_appended_events_total") == total
     assert metric(server, "govledger_append_requests_total") == total
