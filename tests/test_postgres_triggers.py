@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 
 from ledger.crypto.signing import event_hash
 from ledger.event.canonical import canonical
 from ledger.store.postgres import PgLedger
 from ledger.store.postgres_schema import SCHEMA_VERSION
 from tests.conftest import pg_required, with_database
+from tests.test_postgres import ok, run
 
 try:
     import psycopg
@@ -94,19 +94,6 @@ ALTER FUNCTION gl_lock_head() SET search_path FROM CURRENT;
 UPDATE govledger_meta SET value = '1' WHERE key = 'schema_version';
 """
 """A current schema taken back to version 1: the head checked by a per-row trigger."""
-
-
-def run(url: str, keys: Path, *args: str) -> Result:
-    from ledger.cli import main
-
-    return CliRunner().invoke(
-        main, ["--db", url, "--keys", str(keys), *args], catch_exceptions=False
-    )
-
-
-def ok(result: Result) -> Result:
-    assert result.exit_code == 0, (result.stdout, result.stderr)
-    return result
 
 
 @pytest.fixture
