@@ -369,13 +369,14 @@ class Verifying:
         self._failed: list[Any] = []
 
     def add(self, items: Sequence[Item]) -> None:
-        recs = list(items)
         # A record whose parts are not 32/64/32 bytes would shift every record after it in the
         # worker's fixed-size frame: it is failed here and never sent.
-        wrong = [r for r in recs if (len(r[1]), len(r[2]), len(r[3])) != (32, 64, 32)]
-        if wrong:
-            self._failed += [r[0] for r in wrong]
-            recs = [r for r in recs if (len(r[1]), len(r[2]), len(r[3])) == (32, 64, 32)]
+        recs = []
+        for r in items:
+            if len(r[1]) == 32 and len(r[2]) == 64 and len(r[3]) == 32:
+                recs.append(r)
+            else:
+                self._failed.append(r[0])
         if not recs:
             return
         if self._pool is None:

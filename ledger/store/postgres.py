@@ -73,6 +73,8 @@ FILTER_WINDOW = 25
 READ_AHEAD = (5_000, 100_000)
 """``replay_events`` of a range of this many events (at least, at most: a replay's batch) has
 the next range of the same size read meanwhile, by a thread of its own (``_read_ahead``)."""
+PAGE = 2000
+"""Events read by one query of a sequential read (a page of seqs)."""
 INSERT_ROWS = 1000
 """Rows a write transaction holds back before sending them on their own (the rest go with
 ``COMMIT``)."""
@@ -565,7 +567,7 @@ class PgLedger(KeyReads):
         to_seq: int | None = None,
         where: str = "",
         params: Sequence[Any] = (),
-        batch: int = 2000,
+        batch: int = PAGE,
         filter: Any = None,
     ) -> Iterator[Any]:
         """Stream raw event rows in seq order (``where`` is SQL with ``?`` placeholders;
@@ -627,7 +629,7 @@ class PgLedger(KeyReads):
     def _replay_rows(self, from_seq: int, to_seq: int | None) -> Iterator[Any]:
         from ledger.store.sqlite import EventRow
 
-        for rows in self._row_batches(from_seq, to_seq, "", (), 2000, REPLAY_COLUMNS):
+        for rows in self._row_batches(from_seq, to_seq, "", (), PAGE, REPLAY_COLUMNS):
             yield from (EventRow(*r) for r in rows)
 
     def _read_ahead(self, from_seq: int, to_seq: int) -> None:
@@ -647,10 +649,10 @@ class PgLedger(KeyReads):
         by the reading thread, on its own connection: committed events only)."""
         conn = self._conn
         sql = f"SELECT {REPLAY_COLUMNS} FROM events WHERE seq >= %s AND seq <= %s ORDER BY seq"
-        pages = []
-        for low in range(from_seq, to_seq + 1, 2000):
-            pages.append(conn.cursor().execute(sql, (low, min(to_seq, low + 1999))))
-        return pages
+        return [
+            conn.cursor().execute(sql, (low, min(to_seq, low + PAGE - 1)))
+            for low in range(from_seq, to_seq + 1, PAGE)
+        ]
 
     def _ahead_rows(self, from_seq: int, to_seq: int) -> list[Any] | None:
         """The events read ahead for this thread if they are those of this range (waiting
@@ -677,7 +679,7 @@ class PgLedger(KeyReads):
         from ledger.store.sqlite import row_to_event
 
         where, params = _where(where, params, filter)
-        for rows in self._row_batches(from_seq, to_seq, where, params, 2000):
+        for rows in self._row_batches(from_seq, to_seq, where, params, PAGE):
             yield from map(row_to_event, rows)
 
     # --- keys -----------------------------------------------------------------------------
