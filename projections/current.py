@@ -1,21 +1,27 @@
-"""Whether the stored read models are current, judged without the replay driver.
+"""Where the stored read models stand, and whether they are current, judged without the
+replay driver.
 
-A reading command asks this first (``ledger.app.governance.read_models``): when every declared
-projection (``projections.registry.declared_projections``) has its ``projection_meta`` row at
-the head of the log, of the declared version, with the hash the log holds at that seq, and all
-its tables exist, there is nothing to fold, and ``projections.driver`` (which decodes payloads
-to the catalog's pydantic models) is not imported. It is the judgment ``catch_up`` makes before
-folding anything (a test checks the two agree); anything else is left to ``catch_up``.
+``positions`` reads the ``projection_meta`` rows; ``stale_reason`` says why a projection's
+tables cannot be caught up incrementally. ``catch_up`` (``projections.driver``) makes its
+judgment with them, and so does ``read_models_current``, which a reading command asks first
+(``ledger.app.governance.read_models``): when every declared projection
+(``projections.registry.declared_projections``) is at the head of the log and none is stale,
+there is nothing to fold, and ``projections.driver`` (which decodes payloads to the catalog's
+pydantic models) is not imported.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ledger.event.framing import ZERO_HASH
 from ledger.store.base import ReadModels
 from projections.projection import META_TABLE
-from projections.registry import declared_projections
+from projections.registry import Declared, declared_projections
+
+if TYPE_CHECKING:
+    from projections.projection import Projection
 
 
 class Head(Protocol):
@@ -26,29 +32,60 @@ class Head(Protocol):
     def hash_at(self, seq: int) -> str: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where a projection's stored tables stand."""
+
+    name: str
+    version: int
+    last_seq: int
+    last_hash: str
+
+
+def positions(db: ReadModels) -> dict[str, Position]:
+    """The ``projection_meta`` rows, by projection name (empty when nothing was ever built)."""
+    if not db.exists(META_TABLE):
+        return {}
+    rows = db.execute(f"SELECT name, version, last_seq, last_hash FROM {META_TABLE}")
+    return {r[0]: Position(*r) for r in rows}
+
+
+def stale_reason(
+    source: Head,
+    projection: Declared | Projection[Any],
+    pos: Position | None,
+    db: ReadModels,
+) -> str | None:
+    """Why the stored tables of ``projection`` (or of the projection it declares) cannot be
+    caught up incrementally, or None."""
+    if pos is None:
+        return "never built"
+    if pos.version != projection.version:
+        return f"version changed from {pos.version} to {projection.version}"
+    size, _ = source.head()
+    if pos.last_seq > size:
+        return f"read model is at seq {pos.last_seq} but the log holds {size} events"
+    if pos.last_seq > 0 and source.hash_at(pos.last_seq) != pos.last_hash:
+        return f"hash of seq {pos.last_seq} no longer matches the log"
+    if pos.last_seq == 0 and pos.last_hash != ZERO_HASH:
+        return "bad hash for an empty read model"
+    names = (
+        projection.table_names
+        if isinstance(projection, Declared)
+        else [t.name for t in projection.tables]
+    )
+    for name in names:
+        if not db.exists(name):
+            return f"table {name} is missing"
+    return None
+
+
 def read_models_current(source: Head, db: ReadModels) -> bool:
     """True when ``catch_up(source, db)`` (all the declared projections, to the head) would
     find nothing to fold and nothing to rebuild."""
-    if not db.exists(META_TABLE):
-        return False
-    rows = db.execute(f"SELECT name, version, last_seq, last_hash FROM {META_TABLE}")
-    stored = {r[0]: (r[1], r[2], r[3]) for r in rows}
+    stored = positions(db)
     size, _ = source.head()
-    hashes: dict[int, str] = {}
-    for d in declared_projections():
-        if d.name not in stored:
-            return False
-        version, last_seq, last_hash = stored[d.name]
-        if version != d.version or last_seq != size:
-            return False
-        if last_seq == 0:
-            if last_hash != ZERO_HASH:
-                return False
-        else:
-            if last_seq not in hashes:
-                hashes[last_seq] = source.hash_at(last_seq)
-            if hashes[last_seq] != last_hash:
-                return False
-        if not all(db.exists(name) for name in d.table_names):
-            return False
-    return True
+    declared = declared_projections()
+    if any(d.name not in stored or stored[d.name].last_seq < size for d in declared):
+        return False
+    return not any(stale_reason(source, d, stored[d.name], db) for d in declared)

@@ -34,6 +34,7 @@ from ledger.event.envelope import (
 )
 from ledger.event.rows import EventRow
 from ledger.store.base import ReadModels
+from projections.current import Position, positions, stale_reason
 from projections.projection import META_TABLE, Projection, Table
 from projections.registry import Declared, declared_projections, default_projections
 
@@ -127,16 +128,6 @@ def decode_all(events: Sequence[EventRow]) -> list[AnyPayload]:
 
 
 @dataclass(frozen=True, slots=True)
-class Position:
-    """Where a projection's stored tables stand."""
-
-    name: str
-    version: int
-    last_seq: int
-    last_hash: str
-
-
-@dataclass(frozen=True, slots=True)
 class Progress:
     """What one ``catch_up`` did for one projection."""
 
@@ -146,44 +137,6 @@ class Progress:
     to_seq: int
     rebuilt: str | None
     """Why the tables were rebuilt from scratch, or None."""
-
-
-def positions(db: ReadModels) -> dict[str, Position]:
-    """The ``projection_meta`` rows, by projection name (empty when nothing was ever built)."""
-    if not db.exists(META_TABLE):
-        return {}
-    rows = db.execute(f"SELECT name, version, last_seq, last_hash FROM {META_TABLE}")
-    return {r[0]: Position(*r) for r in rows}
-
-
-def stale_reason(
-    source: EventSource,
-    projection: Declared | Projection[Any],
-    pos: Position | None,
-    db: ReadModels,
-) -> str | None:
-    """Why the stored tables of ``projection`` (or of the projection it declares) cannot be
-    caught up incrementally, or None."""
-    if pos is None:
-        return "never built"
-    if pos.version != projection.version:
-        return f"version changed from {pos.version} to {projection.version}"
-    size, _ = source.head()
-    if pos.last_seq > size:
-        return f"read model is at seq {pos.last_seq} but the log holds {size} events"
-    if pos.last_seq > 0 and source.hash_at(pos.last_seq) != pos.last_hash:
-        return f"hash of seq {pos.last_seq} no longer matches the log"
-    if pos.last_seq == 0 and pos.last_hash != ZERO_HASH:
-        return "bad hash for an empty read model"
-    names = (
-        projection.table_names
-        if isinstance(projection, Declared)
-        else [t.name for t in projection.tables]
-    )
-    for name in names:
-        if not db.exists(name):
-            return f"table {name} is missing"
-    return None
 
 
 def _set_position(db: ReadModels, p: Projection[Any], seq: int, hash_: str) -> None:

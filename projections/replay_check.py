@@ -17,7 +17,8 @@ from itertools import zip_longest
 from typing import Any
 
 from ledger.store.base import ReadModels
-from projections.driver import EventSource, Position, build_at, positions
+from projections.current import Position, positions
+from projections.driver import EventSource, build_at
 from projections.projection import Projection, Table
 from projections.registry import default_projections
 

@@ -80,11 +80,14 @@ PARTS: dict[str, set[str]] = {
     | {"projections.corrections"},
     "projections.registry": {"projections.projection", "projections.reliability"}
     | {"projections.runs", "projections.tiers", "projections.corrections"},
-    "projections.driver": EVENT_MODEL | {"projections.projection", "projections.registry"},
-    # The driver's judgment of current read models, without the driver (and its payload models).
+    # Where the read models stand and whether they are current: the driver's judgment, which
+    # reading commands make without the driver (and its payload models).
     "projections.current": EVENT_MODEL | {"projections.projection", "projections.registry"},
+    "projections.driver": EVENT_MODEL
+    | {"projections.projection", "projections.registry", "projections.current"},
     "projections.replay_check": EVENT_MODEL
-    | {"projections.projection", "projections.registry", "projections.driver"},
+    | {"projections.projection", "projections.registry", "projections.driver"}
+    | {"projections.current"},
     # The tests' helper folds hand-built events into SQLite scratch tables.
     "projections.testing": EVENT_MODEL | {"projections.driver", "ledger.store"},
     "projections": {"projections.projection", "projections.registry", "projections.driver"},

@@ -30,7 +30,8 @@ from ledger.event.drafts import Draft
 from ledger.store import open_store
 from ledger.store.postgres import PgLedger
 from ledger.store.postgres_read_models import escape, qmark, unescape
-from projections.driver import META, catch_up, positions
+from projections.current import positions
+from projections.driver import META, catch_up
 from projections.projection import Table
 from tests.conftest import connect_admin, with_database
 

@@ -20,7 +20,8 @@ from ledger.event.envelope import UserPayload, format_ts, normalize_time, parse_
 from ledger.store.base import ReadModels
 from ledger.store.sqlite_read_models import memory
 from projections import default_projections
-from projections.driver import build_at, catch_up, positions
+from projections.current import positions
+from projections.driver import build_at, catch_up
 from projections.reliability import fold as reliability
 from projections.runs import fold as runs
 from projections.runs.fold import _json_strings

@@ -18,7 +18,8 @@ from ledger.store.base import ReadModels
 from ledger.store.sqlite import Ledger
 from ledger.store.sqlite_read_models import SqliteReadModels, memory
 from projections import RUNS
-from projections.driver import build_at, catch_up, decode, decode_all, positions
+from projections.current import positions
+from projections.driver import build_at, catch_up, decode, decode_all
 from projections.projection import Projection, Table
 from projections.replay_check import check
 from projections.runs.queries import findings, get_run

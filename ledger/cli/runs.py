@@ -428,7 +428,8 @@ def replay(
     `--follow` catches them up (rebuilding only what is stale) and then again after each
     append, one line per catch-up, until Ctrl-C or SIGTERM (exit 0).
     """
-    from projections.driver import build_at, catch_up, positions
+    from projections.current import positions
+    from projections.driver import build_at, catch_up
     from projections.runs.queries import summary as model_summary
 
     if poll is not None and not follow:
@@ -504,7 +505,8 @@ def _counts(d: dict[str, int]) -> str:
 
 def _check(ledger: Ledger, as_json: bool) -> None:
     from projections import default_projections
-    from projections.driver import catch_up, positions
+    from projections.current import positions
+    from projections.driver import catch_up
     from projections.replay_check import check
     from projections.tiers.queries import tier_findings
 
