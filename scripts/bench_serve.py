@@ -14,7 +14,9 @@ script is ``scripts/bench_serve.lua``), else from a small asyncio client in a ch
 (costlier: it is said in the output). Each request waits for its acknowledgement (a closed
 loop: N clients = N requests in flight). The service runs as ``govledger serve --port 0`` in a
 child process on a fresh ledger (a recorder key, one token); the events are the recorder
-drafts of ``scripts/generate.py``, as in ``scripts/bench.py``.
+drafts of ``scripts/generate.py`` that the baselines append (``scripts/bench.py``), in the same
+order, cut into requests and posted in turn; each load renames its run ids (and again on each
+pass over the drafts), so no run is continued by a later load, as none is in the baselines.
 
 Each round measures, taking turns (the order alternates between rounds, so a machine that
 speeds up or slows down does not favour one side):
@@ -175,15 +177,24 @@ class Served:
 # --- load -------------------------------------------------------------------------------------
 
 
-def load(url: str, body: Path, token: str, clients: int, seconds: float) -> dict[str, Any]:
-    """Closed-loop POSTs of ``body`` from ``clients`` connections for ``seconds``: requests,
-    duration, latency percentiles, errors and the client's own CPU seconds."""
+_LOADS = [0]
+"""Loads started by this process: each renames its run ids with a tag of its own."""
+
+
+def load(url: str, bodies: Path, token: str, clients: int, seconds: float) -> dict[str, Any]:
+    """Closed-loop POSTs of the request bodies of ``bodies`` (one per line, in turn) from
+    ``clients`` connections for ``seconds``: requests, duration, latency percentiles, errors
+    and the client's own CPU seconds. Run ids are renamed per load and per pass over the file
+    (``scripts/bench_serve.lua``), so no run is continued by a later load."""
+    _LOADS[0] += 1
+    tag = f"L{_LOADS[0]}c"
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     if shutil.which("wrk"):
         argv = ["wrk", "-t1", f"-c{clients}", f"-d{max(1, round(seconds))}s", "--latency",
-                "--timeout", "60s", "-s", str(LUA), url, "--", str(body), token]  # fmt: skip
+                "--timeout", "60s", "-s", str(LUA), url, "--", str(bodies), token, tag]  # fmt: skip
     else:
-        argv = [sys.executable, __file__, "--client", json.dumps([url, str(body), token, clients, seconds])]  # fmt: skip
+        argv = [sys.executable, __file__, "--client",
+                json.dumps([url, str(bodies), token, clients, seconds, tag])]  # fmt: skip
     proc = subprocess.run(argv, capture_output=True, text=True, check=False)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     lines = [x for x in proc.stdout.splitlines() if x.startswith("{")]
@@ -195,23 +206,35 @@ def load(url: str, body: Path, token: str, clients: int, seconds: float) -> dict
     return out
 
 
-async def _client(url: str, body: bytes, token: str, clients: int, seconds: float) -> None:
-    """The fallback load client: ``clients`` keep-alive connections, each posting ``body`` and
-    waiting for the answer, for ``seconds``."""
+async def _client(
+    url: str, bodies: list[bytes], token: str, clients: int, seconds: float, tag: str
+) -> None:
+    """The fallback load client: ``clients`` keep-alive connections, each posting the next of
+    ``bodies`` (run ids renamed as ``scripts/bench_serve.lua`` does) and waiting for the
+    answer, for ``seconds``."""
     host, port = url.removeprefix("http://").rsplit(":", 1)
-    head = (
-        f"POST /v1/events HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-        f"Authorization: Bearer {token}\r\nContent-Length: {len(body)}\r\n\r\n"
-    ).encode()
     latencies: list[float] = []
     errors = [0]
     end = time.perf_counter() + seconds
+    turn = [0]
+
+    def next_request() -> bytes:
+        cycle, i = divmod(turn[0], len(bodies))
+        turn[0] += 1
+        body = bodies[i]
+        if tag:
+            body = body.replace(b'"run-', f'"run-{tag}{cycle}-'.encode())
+        head = (
+            f"POST /v1/events HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            f"Authorization: Bearer {token}\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        return head + body
 
     async def one() -> None:
         reader, writer = await asyncio.open_connection(host, int(port))
         while time.perf_counter() < end:
             t = time.perf_counter()
-            writer.write(head + body)
+            writer.write(next_request())
             status = await reader.readline()
             length = 0
             while (line := await reader.readline()) not in (b"\r\n", b""):
@@ -239,13 +262,13 @@ async def _client(url: str, body: bytes, token: str, clients: int, seconds: floa
 
 
 def measure(
-    server: Served, body: Path, token: str, clients: int, batch: int, seconds: float
+    server: Served, bodies: Path, token: str, clients: int, batch: int, seconds: float
 ) -> dict[str, Any]:
     """One load run against ``server``: throughput, latency, server CPU and group commits."""
     has_metrics = "govledger" in Path(f"/proc/{server.pid}/cmdline").read_text()
     before = server.metrics() if has_metrics else {}
     cpu = _cpu(server.pid)
-    r = load(server.url, body, token, clients, seconds)
+    r = load(server.url, bodies, token, clients, seconds)
     cpu = _cpu(server.pid) - cpu
     after = server.metrics() if has_metrics else {}
     if r["status_errors"] or r["socket_errors"]:
@@ -452,6 +475,22 @@ def _drafts_file(jsonl: Path, need: int) -> None:
         raise SystemExit(f"generating the input failed: {r.get('error', 'no file written')}")
 
 
+def _bodies(jsonl: Path, size: int, out: Path) -> bytes:
+    """The drafts of ``jsonl`` cut into request bodies of ``size`` (one draft: an object, more:
+    an array), one per line of ``out``, in the stream's order; the first body."""
+    first = b""
+    with jsonl.open("rb") as lines, out.open("wb") as f:
+        batch: list[bytes] = []
+        for line in lines:
+            batch.append(line.strip())
+            if len(batch) == size:
+                body = batch[0] if size == 1 else b"[" + b",".join(batch) + b"]"
+                first = first or body
+                f.write(body + b"\n")
+                batch = []
+    return first
+
+
 def log(msg: str, quiet: bool) -> None:
     if not quiet:
         print(msg, file=sys.stderr, flush=True)
@@ -468,10 +507,9 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     jsonl = tmp / "input.jsonl"
     need = max(args.single, args.batched, args.batch)
     _drafts_file(jsonl, need)
-    lines = [json.loads(x) for x in jsonl.read_text().splitlines()[: args.batch]]
-    single_body, batch_body = tmp / "single.json", tmp / "batch.json"
-    single_body.write_bytes(json.dumps(lines[0]).encode())
-    batch_body.write_bytes(json.dumps(lines).encode())
+    # The service appends the stream the baselines append: the same drafts in the same order.
+    single_body, batch_body = tmp / "single.jsonl", tmp / "batch.jsonl"
+    single, batch = _bodies(jsonl, 1, single_body), _bodies(jsonl, args.batch, batch_body)
     base = {"keys": str(tmp / "keys"), "jsonl": str(jsonl), "profile": False}
     out: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "load_before": os.getloadavg()[0],
@@ -491,7 +529,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         floor.stop()
 
     log("stages: in-process CPU of each step of a request", quiet)
-    out["stages"] = stages(tmp, tmp / "keys", single_body.read_bytes(), batch_body.read_bytes(), "")
+    out["stages"] = stages(tmp, tmp / "keys", single, batch, "")
 
     rounds: list[dict[str, Any]] = []
     k = args.workers
@@ -716,10 +754,9 @@ def rss_run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     ring.create("root")
     ring.create("recorder")
     jsonl = tmp / "input.jsonl"
-    _drafts_file(jsonl, args.batch)
-    lines = [json.loads(x) for x in jsonl.read_text().splitlines()[: args.batch]]
-    body = tmp / "batch.json"
-    body.write_bytes(json.dumps(lines).encode())
+    _drafts_file(jsonl, args.batched)
+    body = tmp / "batch.jsonl"
+    _bodies(jsonl, args.batch, body)
     sizes = sorted(int(float(x)) for x in args.rss_sizes.split(","))
     points: list[dict[str, Any]] = []
     started = time.perf_counter()
@@ -782,8 +819,9 @@ def main(argv: list[str] | None = None) -> int:
         serve_floor()
         return 0
     if args.client:
-        url, body, token, clients, seconds = json.loads(args.client)
-        asyncio.run(_client(url, Path(body).read_bytes(), token, clients, seconds))
+        url, path, token, clients, seconds, tag = json.loads(args.client)
+        bodies = [b for b in Path(path).read_bytes().split(b"\n") if b]
+        asyncio.run(_client(url, bodies, token, clients, seconds, tag))
         return 0
     if args.table:
         saved = json.loads(args.table.read_text(encoding="utf-8"))
