@@ -49,7 +49,7 @@ TYPED_PAYLOADS = frozenset(CATALOG_TYPES) - {
 fields allowed): validation already guarantees JSON-safe types, so encoding skips its walk."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Draft:
     """An event to append: what the writer chooses. The ledger adds the rest."""
 

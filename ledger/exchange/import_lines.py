@@ -48,6 +48,14 @@ def _draft(raw: bytes, n: int) -> Draft:
 def draft_from_object(obj: object, where: str) -> Draft:
     """A parsed import line (or a service request's draft) as a ``Draft``: the fields of
     SPEC §5 ``import``, none that the ledger assigns; not yet validated against the catalog."""
+    if (
+        type(obj) is dict
+        and obj.keys() <= DRAFT_FIELDS
+        and "payload" in obj
+        and type(obj.get("type")) is str
+    ):  # the usual draft, in one test of its keys; the checks below name what is wrong
+        get = obj.get
+        return Draft(obj["type"], obj["payload"], get("agent"), get("run"), get("actor"), get("id"))
     if not isinstance(obj, dict):
         raise EventValidationError(f"{where}: expected a JSON object")
     assigned = [k for k in LEDGER_FIELDS if k in obj]
