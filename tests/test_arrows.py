@@ -362,8 +362,14 @@ def test_bytes_modules_import_no_pydantic_sql_or_click(name: str) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["event/canonical", "event/body", "crypto/signing", "tlog/merkle", "tlog/notes"]
-    + ["tlog/cosignatures"],
+    [
+        "event/canonical",
+        "event/body",
+        "crypto/signing",
+        "tlog/merkle",
+        "tlog/notes",
+        "tlog/cosignatures",
+    ],
 )
 def test_offline_verifier_modules_pull_none_in_indirectly(name: str) -> None:
     # chain.py is the one exception: it uses ledger.event.envelope for the §2.5 authorization table,
