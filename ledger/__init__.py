@@ -10,7 +10,8 @@ Public names, importable from ``ledger``:
 - ``verify_ledger``, ``verify_export``, ``VerifyReport``: integrity checks of a stored log or of
   an exported file (``ledger.verify``);
 - ``sign_current_checkpoint``, ``prove_inclusion``, ``verify_event_proof``,
-  ``verify_checkpoint``: C2SP checkpoints and inclusion proofs (``ledger.tlog``);
+  ``verify_checkpoint``, ``verify_cosignatures``: C2SP checkpoints, inclusion proofs and a
+  quorum of witness cosignatures (``ledger.tlog``);
 - ``LedgerError`` and its subclasses: every error a user can meet, each with its exit code
   (``ledger.errors``).
 
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
     from ledger.event.envelope import Event, EventView
     from ledger.recording import Recorder
     from ledger.store.sqlite import Ledger
+    from ledger.tlog.cosignatures import verify_cosignatures
     from ledger.tlog.notes import verify_checkpoint
     from ledger.tlog.proofs import (
         prove_inclusion,
@@ -80,6 +82,7 @@ _WHERE = {
     "verify_event_proof": "ledger.tlog.proofs",
     "sign_current_checkpoint": "ledger.tlog.proofs",
     "verify_checkpoint": "ledger.tlog.notes",
+    "verify_cosignatures": "ledger.tlog.cosignatures",
     "LedgerError": "ledger.errors",
     "InputError": "ledger.errors",
     "EncodingError": "ledger.errors",
@@ -145,6 +148,7 @@ __all__ = [
     "prove_inclusion",
     "sign_current_checkpoint",
     "verify_checkpoint",
+    "verify_cosignatures",
     "verify_event_proof",
     "verify_export",
     "verify_ledger",

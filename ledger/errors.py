@@ -93,7 +93,8 @@ class DatabaseLocked(StoreError):
 
 
 class StateError(EnvironmentProblem):
-    """The remembered state of earlier verifies (``GOVLEDGER_STATE``) cannot be read or written."""
+    """The remembered state of earlier verifies (``GOVLEDGER_STATE``), or a witness's record of
+    the checkpoints it cosigned, cannot be read or written."""
 
 
 class KeyFileError(EnvironmentProblem):

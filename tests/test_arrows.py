@@ -294,6 +294,7 @@ BYTES_MODULES = [
     "verify/chain",
     "tlog/merkle",
     "tlog/notes",
+    "tlog/cosignatures",
 ]
 FORBIDDEN_IN_BYTES = {"pydantic", "sqlite3", "sqlite_utils", "click"}
 
@@ -360,7 +361,15 @@ def test_bytes_modules_import_no_pydantic_sql_or_click(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["event/canonical", "event/body", "crypto/signing", "tlog/merkle", "tlog/notes"]
+    "name",
+    [
+        "event/canonical",
+        "event/body",
+        "crypto/signing",
+        "tlog/merkle",
+        "tlog/notes",
+        "tlog/cosignatures",
+    ],
 )
 def test_offline_verifier_modules_pull_none_in_indirectly(name: str) -> None:
     # chain.py is the one exception: it uses ledger.event.envelope for the §2.5 authorization table,

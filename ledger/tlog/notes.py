@@ -22,6 +22,8 @@ from ledger.tlog import merkle
 
 SIG_PREFIX = "\u2014 "  # em dash, space
 ED25519 = 0x01  # signed-note signature type
+COSIGNATURE_V1 = 0x04  # signed-note signature type of tlog-cosignature's Ed25519 cosignatures
+SIGNATURE_TYPES = {ED25519: "Ed25519", COSIGNATURE_V1: "Ed25519 cosignature/v1"}
 MAX_SIGNATURES = 100  # signed-note: verifiers MUST accept at least 16
 MAX_PROOF_LINES = 63
 TLOG_PROOF_HEADER = "c2sp.org/tlog-proof@v1"
@@ -105,22 +107,26 @@ class Verifier:
     public_key: bytes
 
 
-def compute_key_id(*, name: str, public_key: bytes) -> bytes:
-    """signed-note key ID: SHA-256(name || 0x0A || 0x01 || public key)[:4]."""
-    return hashlib.sha256(name.encode() + b"\n" + bytes([ED25519]) + public_key).digest()[:4]
+def compute_key_id(*, name: str, public_key: bytes, signature_type: int = ED25519) -> bytes:
+    """signed-note key ID: SHA-256(name || 0x0A || signature type || public key)[:4]."""
+    return hashlib.sha256(name.encode() + b"\n" + bytes([signature_type]) + public_key).digest()[:4]
 
 
-def format_vkey(*, name: str, public_key: bytes) -> str:
-    """``<name>+<hex key id>+<base64(0x01 || public key)>``."""
+def format_vkey(*, name: str, public_key: bytes, signature_type: int = ED25519) -> str:
+    """``<name>+<hex key id>+<base64(signature type || public key)>`` of an Ed25519 key."""
     _check_name(name, "vkey")
     if len(public_key) != 32:
         raise CheckpointError(f"vkey {name}: public key is {len(public_key)} bytes, want 32")
-    key_id = compute_key_id(name=name, public_key=public_key)
-    return f"{name}+{key_id.hex()}+{_b64e(bytes([ED25519]) + public_key)}"
+    key_id = compute_key_id(name=name, public_key=public_key, signature_type=signature_type)
+    return f"{name}+{key_id.hex()}+{_b64e(bytes([signature_type]) + public_key)}"
 
 
-def parse_vkey(vkey: str) -> Verifier:
-    """Parse a vkey string; reject other signature types and a key id that does not match."""
+def decode_vkey(vkey: str, *, signature_type: int = ED25519) -> tuple[str, bytes, bytes]:
+    """``(name, key id, 32-byte public key)`` of an Ed25519 vkey of ``signature_type``.
+
+    Strict: a name that is not a key name, a key id that is not 8 lowercase hex digits or not
+    the key's, non-canonical base64, another signature type or key size are refused.
+    """
     parts = vkey.split("+", 2)  # base64 may hold '+'
     if len(parts) != 3:
         raise CheckpointError(
@@ -131,14 +137,25 @@ def parse_vkey(vkey: str) -> Verifier:
     if not _HEX_KEY_ID.fullmatch(hex_id):
         raise CheckpointError(f"vkey {name}: key id {_short(hex_id)} is not 8 lowercase hex digits")
     key = _b64(b64_key, f"vkey {name}: key")
-    if key[:1] != bytes([ED25519]):
-        raise CheckpointError(f"vkey {name}: signature type is {key[:1].hex()}, want 01 (Ed25519)")
+    if key[:1] != bytes([signature_type]):
+        found = SIGNATURE_TYPES.get(key[0]) if key else None
+        raise CheckpointError(
+            f"vkey {name}: signature type is {key[:1].hex()}"
+            + (f" ({found})" if found else "")
+            + f", want {signature_type:02x} ({SIGNATURE_TYPES[signature_type]})"
+        )
     if len(key) != 33:
         raise CheckpointError(f"vkey {name}: Ed25519 key is {len(key) - 1} bytes, want 32")
-    computed = compute_key_id(name=name, public_key=key[1:])
+    computed = compute_key_id(name=name, public_key=key[1:], signature_type=signature_type)
     if computed.hex() != hex_id:
         raise CheckpointError(f"vkey {name}: key id is {hex_id}, the key's id is {computed.hex()}")
-    return Verifier(name=name, key_id=computed, public_key=key[1:])
+    return name, computed, key[1:]
+
+
+def parse_vkey(vkey: str) -> Verifier:
+    """Parse a note verifier key (Ed25519, type 0x01); the key id must be the key's."""
+    name, key_id, public_key = decode_vkey(vkey)
+    return Verifier(name=name, key_id=key_id, public_key=public_key)
 
 
 # --- signed notes ---------------------------------------------------------------------------
@@ -152,11 +169,17 @@ def sign_note(*, text: str, name: str, private_key: Ed25519PrivateKey) -> str:
     _check_name(name, "note signer")
     public_key = private_key.public_key().public_bytes_raw()
     sig = compute_key_id(name=name, public_key=public_key) + private_key.sign(text.encode())
-    return f"{text}\n{SIG_PREFIX}{name} {_b64e(sig)}\n"
+    return f"{text}\n" + format_signature_line(name, sig)
 
 
-def _split_note(note: str | bytes, where: str) -> tuple[str, list[tuple[str, bytes]]]:
-    """Split a note into its text and (key name, key id || signature) pairs, checking syntax."""
+def format_signature_line(name: str, signature: bytes) -> str:
+    """``— <name> base64(signature)`` and a newline: one signature line of a note."""
+    return f"{SIG_PREFIX}{name} {_b64e(signature)}\n"
+
+
+def split_note(note: str | bytes, where: str = "note") -> tuple[str, list[tuple[str, bytes]]]:
+    """Split a note into its text and (key name, key id || signature) pairs, checking syntax
+    only: no signature is verified."""
     note = _text(note, where)
     if not note.endswith("\n"):
         raise CheckpointError(f"{where}: does not end with a newline")
@@ -188,7 +211,7 @@ def open_note(note: str | bytes, verifiers: Sequence[Verifier]) -> str:
     signed-note: signatures by unknown keys (name and key id not both matching a verifier) are
     ignored; a known key's signature that fails rejects the note; at least one must verify.
     """
-    text, sigs = _split_note(note, "note")
+    text, sigs = split_note(note, "note")
     verified = 0
     for i, (name, sig) in enumerate(sigs, start=1):
         for v in verifiers:
@@ -277,7 +300,7 @@ def verify_checkpoint(note: str | bytes, verifier: Verifier | str) -> Checkpoint
 
 def parse_unverified_checkpoint(note: str | bytes, where: str = "checkpoint note") -> Checkpoint:
     """Parse a checkpoint note's syntax WITHOUT checking any signature (e.g. to pick keys)."""
-    return parse_checkpoint(_split_note(note, where)[0])
+    return parse_checkpoint(split_note(note, where)[0])
 
 
 def _hash_lines(lines: Sequence[str], first: int, where: str) -> list[bytes]:

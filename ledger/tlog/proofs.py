@@ -8,6 +8,7 @@ verifies offline with nothing but the proof and the vkey (``verify_event_proof``
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -18,6 +19,12 @@ from ledger.errors import CheckpointError, InputError, ProofError
 from ledger.event.body import body_bytes
 from ledger.event.canonical import loads
 from ledger.event.envelope import format_ts
+from ledger.tlog.cosignatures import (
+    CLOCK_SKEW,
+    CosignatureReport,
+    WitnessKey,
+    verify_cosignatures,
+)
 from ledger.tlog.notes import (
     Checkpoint,
     format_tlog_proof,
@@ -25,7 +32,9 @@ from ledger.tlog.notes import (
     governor_verifiers,
     open_note,
     parse_checkpoint,
+    parse_tlog_proof,
     sign_checkpoint,
+    verify_checkpoint,
     verify_tlog_proof,
 )
 
@@ -109,20 +118,44 @@ def event_body(ledger: ProvableLog, seq: int) -> bytes:
     )
 
 
+def this_logs_checkpoint(ledger: ProvableLog, note: str) -> Checkpoint:
+    """Verify that ``note`` is a checkpoint of this log: signed by one of its governor keys for
+    its origin, and of the root this log has at that size (``CheckpointError`` otherwise)."""
+    cp = open_ledger_checkpoint(ledger, note)
+    if cp.size > ledger.size:
+        raise CheckpointError(
+            f"checkpoint has size {cp.size}, the log only {ledger.size}: truncated"
+        )
+    if cp.size and ledger.root_at(cp.size) != cp.root:
+        raise CheckpointError(f"checkpoint root differs from this log's root at size {cp.size}")
+    return cp
+
+
 def prove_inclusion(
     ledger: ProvableLog,
     seq: int,
     *,
     root_signer: Signer | None = None,
     fresh_signer: Signer | None = None,
+    checkpoint_note: str | None = None,
 ) -> str:
     """A tlog-proof of event ``seq``: embeds the latest stored checkpoint covering it.
 
     With ``fresh_signer``, a new checkpoint at the current size is signed with it; when no
-    stored checkpoint covers ``seq``, one is signed with ``root_signer``.
+    stored checkpoint covers ``seq``, one is signed with ``root_signer``. With
+    ``checkpoint_note`` (say, one carrying witness cosignatures), that checkpoint is embedded
+    as it is, once it is found to be this log's and to cover ``seq``.
     """
     body = event_body(ledger, seq)
     note: str | None
+    if checkpoint_note is not None:
+        cp = this_logs_checkpoint(ledger, checkpoint_note)
+        if cp.size < seq:
+            raise InputError(f"the checkpoint (size {cp.size}) does not cover seq {seq}")
+        proof = ledger.inclusion_proof(seq - 1, cp.size)
+        return format_tlog_proof(
+            index=seq - 1, proof=proof, checkpoint_note=checkpoint_note, extra=body
+        )
     if fresh_signer is not None:
         note = sign_current_checkpoint(ledger, fresh_signer)
     else:
@@ -161,11 +194,32 @@ class ProvenEvent:
     body: dict[str, Any]
     hash: str
     checkpoint: Checkpoint
+    cosignatures: CosignatureReport | None = None
+    """The witnesses that cosigned the checkpoint (None: no witnesses were asked for)."""
 
 
-def verify_event_proof(text: str | bytes, *, vkey: str) -> ProvenEvent:
+def verify_event_proof(
+    text: str | bytes,
+    *,
+    vkey: str,
+    witnesses: Iterable[WitnessKey | str] = (),
+    quorum: int | None = None,
+    now: int | None = None,
+    skew: int = CLOCK_SKEW,
+) -> ProvenEvent:
     """Verify a govledger tlog-proof offline: signature, inclusion, and that ``extra`` is the
-    canonical body of the event at that index (its ``seq`` is index + 1)."""
+    canonical body of the event at that index (its ``seq`` is index + 1).
+
+    With ``witnesses``, the checkpoint must also carry valid cosignatures from at least
+    ``quorum`` of them (default: all), timestamps at most ``skew`` seconds after ``now``
+    (when given): tlog-proof's step (3), between the log's signature and the inclusion proof.
+    """
+    keys = list(witnesses)
+    report = None
+    if keys or quorum is not None:
+        note = parse_tlog_proof(text).checkpoint_note
+        verify_checkpoint(note, vkey)  # (2) before (3): a cosigned forgery is still a forgery
+        report = verify_cosignatures(note, keys, quorum=quorum, now=now, skew=skew)
     verified = verify_tlog_proof(text, verifier=vkey)
     try:
         body = loads(verified.extra, "tlog-proof extra")
@@ -181,5 +235,8 @@ def verify_event_proof(text: str | bytes, *, vkey: str) -> ProvenEvent:
     if canonical(body) != verified.extra:
         raise ProofError("tlog-proof extra: event body is not in canonical form")
     return ProvenEvent(
-        body=body, hash=event_hash(verified.extra).hex(), checkpoint=verified.checkpoint
+        body=body,
+        hash=event_hash(verified.extra).hex(),
+        checkpoint=verified.checkpoint,
+        cosignatures=report,
     )
