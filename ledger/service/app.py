@@ -36,9 +36,9 @@ from ledger.errors import (
     UnauthorizedWrite,
 )
 from ledger.event.canonical import canonical, loads, quick_loads
-from ledger.event.drafts import TYPED_PAYLOADS, Prepared, prepare
+from ledger.event.drafts import Prepared, prepare
 from ledger.event.envelope import Event
-from ledger.exchange.import_lines import draft_from_object
+from ledger.exchange.import_lines import draft_from_object, quick_draft
 from ledger.recording.gate import Decision, current, denial_draft, judge
 from ledger.recording.lessons import lessons_of
 from ledger.service import tiles, tokens
@@ -293,13 +293,16 @@ def _quick_drafts(body: bytes, media_type: str) -> list[Prepared] | None:
                 if type(value) is list
                 else [(value, "event")]
             )
-        out = [Prepared(draft_from_object(v, where), None, where) for v, where in values]
-    except (LedgerError, ValueError):
+    except ValueError:
         return None
-    if not out or len(out) > MAX_EVENTS_PER_REQUEST:
+    if not values or len(values) > MAX_EVENTS_PER_REQUEST:
         return None
-    if not all(p.draft.type in TYPED_PAYLOADS for p in out):
-        return None
+    out = []
+    for v, where in values:
+        draft = quick_draft(v, where)
+        if draft is None:
+            return None
+        out.append(Prepared(draft, None, where))
     return out
 
 
