@@ -301,6 +301,15 @@ def measure(
             syncs_per_event=groups / max(d["govledger_group_events_sum"], 1),
             commit_ms=d["govledger_group_commit_seconds_total"] / groups * 1000,
         )
+    answered = d.get("govledger_append_requests_total", 0.0)
+    if answered:
+        # A request's wall time, in means: as the client saw it, inside the server's handler,
+        # and the handler's part spent reading and validating the body.
+        out.update(
+            client_ms=r["mean_us"] / 1000,
+            server_ms=d["govledger_append_seconds_sum"] / answered * 1000,
+            read_ms=d.get("govledger_append_read_seconds_total", 0.0) / answered * 1000,
+        )
     return out
 
 
@@ -728,6 +737,25 @@ def print_report(out: dict[str, Any]) -> None:
         f" µs, chain + insert {st['append_batch_per_event_off']:.0f} µs, sign {st['sign']:.0f} µs"
         " per event"
     )
+    b1 = s["serve_1xB"]
+    if "server_ms" in b1:
+        writer = b1["commit_ms"] * b1.get("requests_per_group", 1.0)
+        print()
+        print(
+            f"where the wall time of a request of 1 client × {out['settings']['batch']} goes "
+            "(means, from /metrics and the client):"
+        )
+        for label, v in (
+            ("HTTP and the client (outside the handler)", b1["client_ms"] - b1["server_ms"]),
+            ("reading and validating the body", b1["read_ms"]),
+            ("writer: chain, sign, insert, commit + sync", writer),
+            (
+                "queue and hand-offs to and from the writer",
+                b1["server_ms"] - b1["read_ms"] - writer,
+            ),
+        ):
+            print(f"  {label:<44} {v:>6.2f} ms")
+        print(f"  {'= the latency the client saw':<44} {b1['client_ms']:>6.2f} ms")
     print()
     print(
         f"server memory: peak RSS {out['memory']['peak_rss_mb']:.0f} MB (signing workers "

@@ -189,6 +189,7 @@ async def post_events(request: Request) -> Response:
         body = await _body(request, service.max_body)
         # (3) may this token append them, and are they valid (the catalog's messages)?
         prepared = _accepted(body, _media_type(request), token)
+        read = time.perf_counter() - started
         # The key file is read once (in a worker thread); later requests find it loaded.
         signer = service.loaded_signer(token.signer)
         if signer is None:
@@ -203,7 +204,7 @@ async def post_events(request: Request) -> Response:
             service.forget_token(token.name)
         return error_response(service, e)
     request.state.events = len(events)
-    service.metrics.appended(len(events), time.perf_counter() - started)
+    service.metrics.appended(len(events), time.perf_counter() - started, read)
     return Response(
         orjson.dumps([_receipt(e) for e in events]), status_code=201, media_type="application/json"
     )

@@ -1,7 +1,8 @@
 """The service's counters in the Prometheus text exposition format (``GET /metrics``).
 
 Appends and their requests, group sizes (mean = ``_sum / _count``), the latency of append
-requests as a histogram, requests by status and errors by kind.
+requests as a histogram and the part of it spent reading and validating bodies, the writer's
+time per group, requests by status and errors by kind.
 
 The counters of one server process are one *slot*: a fixed row of 8-byte numbers. A service of
 several processes (``govledger serve --workers N``) keeps the slots in one shared memory
@@ -44,6 +45,7 @@ _SCALARS = (
     "group_seconds",
     "latency_sum",
     "restarts",
+    "read_seconds",
 )
 _LOW_STATUS, _HIGH_STATUS = 100, 600
 _LATENCY = len(_SCALARS)
@@ -96,10 +98,13 @@ class Metrics:
             self._add(_AT["group_events"], events)
             self._add(_AT["group_seconds"], seconds)
 
-    def appended(self, events: int, seconds: float) -> None:
+    def appended(self, events: int, seconds: float, read: float = 0.0) -> None:
+        """An append request answered 201 after ``seconds``, ``read`` of them spent reading
+        and validating its body (before the writer had it)."""
         with self._lock:
             self._add(_AT["events"], events)
             self._add(_AT["append_requests"])
+            self._add(_AT["read_seconds"], read)
             for i, bound in enumerate(LATENCY_BUCKETS):
                 if seconds <= bound:
                     self._add(_LATENCY + i)
@@ -154,6 +159,10 @@ class Metrics:
             "# HELP govledger_group_commit_seconds Time spent appending and committing groups.",
             "# TYPE govledger_group_commit_seconds counter",
             f"govledger_group_commit_seconds_total {t[_AT['group_seconds']]:.6f}",
+            "# HELP govledger_append_read_seconds Time successful append requests spent reading "
+            "and validating their bodies, before the writer had them.",
+            "# TYPE govledger_append_read_seconds counter",
+            f"govledger_append_read_seconds_total {t[_AT['read_seconds']]:.6f}",
             "# HELP govledger_append_seconds Latency of successful append requests.",
             "# TYPE govledger_append_seconds histogram",
         ]
