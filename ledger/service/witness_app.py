@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
@@ -87,7 +87,7 @@ class Witness:
     """What the handlers share: the witness's name and key, the logs it follows, its state."""
 
     name: str
-    private_key: Ed25519PrivateKey
+    private_key: Ed25519PrivateKey = field(repr=False)
     logs: tuple[Verifier, ...]
     state: WitnessState
     max_body: int = MAX_BODY_BYTES

@@ -232,7 +232,12 @@ class WitnessState:
             raise StateError(f"witness state {path}: cannot read it ({e})") from e
 
     def keep(self, origin: str, note: str) -> None:
-        """Replace the last checkpoint of ``origin`` with ``note``, durably, in one rename."""
+        """Replace the last checkpoint of ``origin`` with ``note``, durably, in one rename.
+
+        The file is synced before the rename, and the directories after it: a witness that
+        answered and then lost power must not come back at an older size (tlog-witness: persist
+        before responding), or it could cosign a fork from there.
+        """
         path = self.path(origin)
         tmp = path.with_name("checkpoint.partial")
         try:
@@ -241,6 +246,12 @@ class WitnessState:
                 f.flush()
                 os.fsync(f.fileno())
             tmp.replace(path)
+            for directory in (path.parent, self.directory):
+                fd = os.open(directory, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
         except OSError as e:
             raise StateError(f"witness state {path}: cannot write it ({e.strerror})") from e
 
