@@ -43,6 +43,8 @@ if TYPE_CHECKING:
         LedgerError,
         LedgerMissing,
         NotALedger,
+        NoteSignatureError,
+        OldSizeMismatch,
         PolicyError,
         ProjectionError,
         ProofError,
@@ -52,6 +54,7 @@ if TYPE_CHECKING:
         ToolDenied,
         UnauthorizedWrite,
         UnknownEventType,
+        UnknownLog,
         VerificationError,
     )
     from ledger.event.drafts import Draft
@@ -91,6 +94,8 @@ _WHERE = {
     "UnknownEventType": "ledger.errors",
     "DuplicateEventId": "ledger.errors",
     "UnauthorizedWrite": "ledger.errors",
+    "UnknownLog": "ledger.errors",
+    "OldSizeMismatch": "ledger.errors",
     "AlreadyInitialized": "ledger.errors",
     "PolicyError": "ledger.errors",
     "EnvironmentProblem": "ledger.errors",
@@ -107,6 +112,7 @@ _WHERE = {
     "AuthorizationError": "ledger.errors",
     "ProofError": "ledger.errors",
     "CheckpointError": "ledger.errors",
+    "NoteSignatureError": "ledger.errors",
     "ProjectionError": "ledger.errors",
 }
 """Public name → the module defining it."""
@@ -132,6 +138,8 @@ __all__ = [
     "LedgerError",
     "LedgerMissing",
     "NotALedger",
+    "NoteSignatureError",
+    "OldSizeMismatch",
     "PolicyError",
     "ProjectionError",
     "ProofError",
@@ -143,6 +151,7 @@ __all__ = [
     "ToolDenied",
     "UnauthorizedWrite",
     "UnknownEventType",
+    "UnknownLog",
     "VerificationError",
     "VerifyReport",
     "prove_inclusion",

@@ -59,6 +59,19 @@ class ToolDenied(InputError):
     runtime offered no veto for it); the tool did not run."""
 
 
+class UnknownLog(InputError):
+    """A checkpoint of an origin that is not a log the witness follows (tlog-witness: 404)."""
+
+
+class OldSizeMismatch(InputError):
+    """An add-checkpoint request whose old size is not the size of the last checkpoint the
+    witness cosigned of that log (tlog-witness: 409, answering ``size``)."""
+
+    def __init__(self, message: str, *, size: int) -> None:
+        super().__init__(message)
+        self.size = size
+
+
 class AlreadyInitialized(InputError):
     """``init`` on a path that already holds a ledger."""
 
@@ -128,6 +141,11 @@ class ProofError(VerificationError):
 
 class CheckpointError(VerificationError):
     """A checkpoint or signed note that is malformed or does not verify."""
+
+
+class NoteSignatureError(CheckpointError):
+    """A well-formed signed note that no known key signed, or whose signature by a known key
+    fails (tlog-witness: 403)."""
 
 
 class ProjectionError(VerificationError):

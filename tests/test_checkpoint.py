@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.errors import CheckpointError, ProofError
+from ledger.errors import CheckpointError, NoteSignatureError, ProofError
 from ledger.tlog import merkle
 from ledger.tlog.notes import (
     Checkpoint,
@@ -341,14 +341,17 @@ MESSAGES = [
     _msg(
         lambda: open_note(NOTE + BAD_SIG, [VERIFIER]),
         f"note signature 2: signature by {ORIGIN}+{KID} does not verify",
+        NoteSignatureError,
     ),
     _msg(
         lambda: open_note(NOTE, [OTHER]),
         NOT_OTHER,
+        NoteSignatureError,
     ),
     _msg(
         lambda: open_note(NOTE, []),
         f"note: no signature by a known key (found {ORIGIN}+{KID}; known none)",
+        NoteSignatureError,
     ),
     _msg(
         lambda: sign_note(text="a", name="x", private_key=KEY),
@@ -498,6 +501,7 @@ MESSAGES = [
     _msg(
         lambda: verify_tlog_proof(P3, verifier=OTHER),
         NOT_OTHER,
+        NoteSignatureError,
     ),
     _msg(
         lambda: verify_tlog_proof(_proof(3, extra=b"x"), verifier=VKEY),

@@ -296,6 +296,90 @@ def test_cosign_with_a_vkey_file_of_another_key_is_exit_3(log: Cli) -> None:
     assert "no " + str(log.keys / "root.vkey") in result.stderr
 
 
+# --- verify --checkpoint --witness ---------------------------------------------------------
+
+
+def test_verify_checkpoint_requires_the_witnesses_cosignatures(log: Cli) -> None:
+    w1 = _new(log, "w1", "witness.example/w1")
+    w2 = _new(log, "w2", "witness.example/w2")
+    label1, label2 = parse_witness_vkey(w1).label, parse_witness_vkey(w2).label
+    cp = _checkpoint(log)
+    # (1) not cosigned: the log matches the checkpoint, the witnesses are missing
+    result = log("verify", "--checkpoint", str(cp), "--witness", w1, ok=False)
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "error: seq 6: unwitnessed: witness cosignatures: 0 of 1 witnesses cosigned, want at "
+        f"least 1; missing: {label1}\n",
+    )
+    # (2) cosigned by w1: passes with w1, with w1 or w2 at quorum 1, not with both required
+    line1 = _cosign(log, cp, "w1")
+    cp.write_text(cp.read_text(encoding="utf-8") + line1, encoding="utf-8")
+    done = log("verify", "--checkpoint", str(cp), "--witness", w1)
+    assert "consistent with checkpoint of size 6\ncosigned by 1 of 1 witnesses (quorum 1): " in (
+        done.stdout
+    )
+    both = ["--witness", w1, "--witness", w2]
+    report = log.json("verify", "--checkpoint", str(cp), *both, "--quorum", "1")
+    assert report["ok"] is True
+    assert report["checkpoint"]["quorum"] == 1
+    assert [(w["name"], w["cosigned"]) for w in report["checkpoint"]["witnesses"]] == [
+        ("witness.example/w1", True),
+        ("witness.example/w2", False),
+    ]
+    result = log("verify", "--checkpoint", str(cp), *both, ok=False)
+    assert result.stderr == (
+        "error: seq 6: unwitnessed: witness cosignatures: 1 of 2 witnesses cosigned, want at "
+        f"least 2; missing: {label2}\n"
+    )
+    # (3) an exported file is checked the same way
+    export = log.tmp / "log.jsonl"
+    log("export", "-o", str(export))
+    log("verify", "--file", str(export), "--checkpoint", str(cp), "--witness", w1)
+    # (4) a cosignature that does not verify fails whatever the quorum
+    name, sig = split_note("x\n\n" + line1)[1][0]
+    forged = f"\u2014 {name} {base64.b64encode(sig[:-1] + bytes([sig[-1] ^ 1])).decode()}\n"
+    cp.write_text(cp.read_text(encoding="utf-8").replace(line1, forged), encoding="utf-8")
+    report = json.loads(
+        log("verify", "--checkpoint", str(cp), "--witness", w1, "--json", ok=False).stdout
+    )
+    assert report["problems"] == [
+        {
+            "seq": 6,
+            "kind": "unwitnessed",
+            "detail": f"witness cosignatures: cosignature by {label1} (note signature 2) does "
+            "not verify",
+        }
+    ]
+
+
+def test_verify_checks_cosignatures_only_of_the_logs_own_checkpoint(log: Cli) -> None:
+    w1 = _new(log, "w1", "witness.example/w1")
+    stranger = Cli(log.tmp / "stranger")  # another log with a root key of its own
+    stranger.tmp.mkdir()
+    stranger("init", "--origin", ORIGIN)
+    cp = _checkpoint(stranger, "s.txt")
+    report = json.loads(
+        log("verify", "--checkpoint", str(cp), "--witness", w1, "--json", ok=False).stdout
+    )
+    assert [p["kind"] for p in report["problems"]] == ["checkpoint_mismatch"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--witness", "W1"], "--witness needs --checkpoint: the checkpoint whose cosignatures"),
+        (["--checkpoint", "CP", "--witness", "W1", "--quorum", "2"], "--quorum 2: only 1 witness"),
+        (["--checkpoint", "CP", "--quorum", "1"], "--quorum needs --witness: the witnesses"),
+    ],
+    ids=["no checkpoint", "quorum over the witnesses", "quorum alone"],
+)
+def test_verify_witness_options_are_usage_errors(log: Cli, args: list[str], message: str) -> None:
+    subs = {"W1": _new(log, "w1", "witness.example/w1"), "CP": str(_checkpoint(log))}
+    result = log("verify", *[subs.get(a, a) for a in args], ok=False)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: " + message)
+
+
 # --- prove --checkpoint ---------------------------------------------------------------------
 
 

@@ -34,13 +34,14 @@ JSON = {"content-type": "application/json"}
 
 
 class Server:
-    """``govledger serve --port 0`` in a child process; ``url`` once it listens."""
+    """``govledger serve --port 0`` in a child process (or another server ``command``, say
+    ``("witness", "serve")``); ``url`` once it listens."""
 
-    def __init__(self, cli: Cli, *extra: str) -> None:
+    def __init__(self, cli: Cli, *extra: str, command: tuple[str, ...] = ("serve",)) -> None:
         env = {**os.environ, "GOVLEDGER_KEYS": str(cli.keys)}
         self.proc = subprocess.Popen(
             [sys.executable, "-c", "from ledger.cli import main; main()",
-             "--db", str(cli.db), "serve", "--port", "0", *extra],
+             "--db", str(cli.db), *command, "--port", "0", *extra],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
         )  # fmt: skip
         assert self.proc.stdout is not None

@@ -15,7 +15,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.errors import CheckpointError, InputError, ProofError, StateError
+from ledger.errors import (
+    CheckpointError,
+    InputError,
+    NoteSignatureError,
+    OldSizeMismatch,
+    ProofError,
+    StateError,
+    UnknownLog,
+)
 from ledger.tlog import merkle
 from ledger.tlog.cosignatures import (
     WitnessKey,
@@ -34,7 +42,9 @@ from ledger.tlog.notes import (
     format_witness_request,
     parse_checkpoint,
     parse_vkey,
+    parse_witness_request,
     sign_checkpoint,
+    sign_note,
     split_note,
     verify_checkpoint,
 )
@@ -478,15 +488,22 @@ def test_the_witness_keeps_the_body_the_log_signature_and_its_line_only() -> Non
     assert cosigned.note == submitted + cosigned.line
 
 
+def _empty_tree_note(root: bytes, key: Ed25519PrivateKey = LOG_KEY) -> WitnessRequest:
+    """An add-checkpoint request for a size-0 checkpoint of root ``root``, signed by ``key``
+    (the signing helpers refuse to make one with another root than the empty tree's)."""
+    note = sign_note(text=f"{ORIGIN}\n0\n{_b64(root)}\n", name=ORIGIN, private_key=key)
+    return parse_witness_request(f"old 0\n\n{note}")
+
+
 ADD_ERRORS = [
     (
         lambda: _add(_request(0, 5, OTHER_KEY), None),
-        CheckpointError,
+        NoteSignatureError,
         "note: no signature by a known key",
     ),
     (
         lambda: _add(read_submission(_note(5, origin="other.example/log")), None),
-        InputError,
+        UnknownLog,
         "checkpoint origin 'other.example/log' is not a log this witness follows "
         f"(it follows: {ORIGIN})",
     ),
@@ -497,13 +514,13 @@ ADD_ERRORS = [
     ),
     (
         lambda: _add(_request(0, 5), _note(3)),
-        InputError,
+        OldSizeMismatch,
         f"old size 0 does not match: this witness last cosigned {ORIGIN} at size 3; send a "
         "consistency proof from that checkpoint",
     ),
     (
         lambda: _add(_request(3, 5), None),
-        InputError,
+        OldSizeMismatch,
         f"old size 3 does not match: this witness last cosigned {ORIGIN} at size 0; send a "
         "consistency proof from that checkpoint",
     ),
@@ -529,6 +546,22 @@ ADD_ERRORS = [
         f"cosigned at that size {LEAVES[0].hex()}: the log forked",
     ),
     (
+        lambda: _add(_empty_tree_note(LEAVES[0], OTHER_KEY), None),
+        NoteSignatureError,
+        "note: no signature by a known key",
+    ),
+    (
+        lambda: _add(_empty_tree_note(LEAVES[0]), _note(3)),
+        OldSizeMismatch,
+        "old size 0 does not match",
+    ),
+    (
+        lambda: _add(_empty_tree_note(LEAVES[0]), None),
+        ProofError,
+        f"checkpoint of size 0 has root {LEAVES[0].hex()}, not the empty tree's "
+        f"{merkle.EMPTY_ROOT.hex()}",
+    ),
+    (
         lambda: _add(_request(3, 5), _note(3).replace(ORIGIN, "o2")),
         StateError,
         f"last cosigned checkpoint of {ORIGIN!r} is of origin 'o2'",
@@ -546,6 +579,20 @@ def test_add_checkpoint_refuses(
         call()
     assert type(e.value) is exc
     assert str(e.value).startswith(message)
+
+
+def test_a_conflict_names_the_size_last_cosigned() -> None:
+    with pytest.raises(OldSizeMismatch) as e:
+        _add(_request(2, 5), _note(3))
+    assert e.value.size == 3
+    with pytest.raises(OldSizeMismatch) as e:
+        _add(_request(2, 5), None)
+    assert e.value.size == 0
+
+
+def test_a_size_zero_checkpoint_of_the_empty_tree_is_cosigned() -> None:
+    kept = _add(_empty_tree_note(merkle.EMPTY_ROOT), None)
+    assert parse_checkpoint(split_note(kept)[0]).size == 0
 
 
 def test_a_request_from_another_branch_of_the_log_is_refused() -> None:

@@ -72,7 +72,8 @@ COMMAND_HELP: dict[str, str] = {
     "checkpoint": "Sign a C2SP checkpoint of the log as it is now, and print it.",
     "prove": "Inclusion proof of event SEQ (a C2SP tlog-proof), or a consistency proof.",
     "verify-proof": "Verify an inclusion proof offline: no database needed.",
-    "witness": "Witness cosignatures: a witness key, cosigning checkpoints, checking a quorum.",
+    "witness": "Witness cosignatures: witness keys, cosigning checkpoints (by hand or over "
+    "HTTP), quorums.",
     "demo": "Build a sample ledger at --db and show what to look at next.",
     "serve": "Serve the ledger over HTTP: appends with bearer tokens, reads, proofs, C2SP tiles.",
     "tokens": "Bearer tokens of the service: create (printed once), list, revoke.",

@@ -136,7 +136,18 @@ def stdout_console() -> Console:
     return _StdoutConsole(soft_wrap=False, highlight=False, emoji=False, width=width)
 
 
-def print_table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
+def stderr_console() -> Console:
+    """A console on stderr, laid out as ``stdout_console``'s (for reports beside an output)."""
+    from rich.console import Console
+
+    width = None if sys.stderr.isatty() else 200
+    return Console(stderr=True, soft_wrap=False, highlight=False, emoji=False, width=width)
+
+
+def print_table(
+    title: str | None, columns: list[str], rows: list[list[Any]], *, err: bool = False
+) -> None:
+    """A table for people, on stdout (``err``: on stderr, when stdout carries the output)."""
     from rich.table import Table
 
     table = Table(title=title, show_lines=False, header_style="bold")
@@ -144,7 +155,7 @@ def print_table(title: str | None, columns: list[str], rows: list[list[Any]]) ->
         table.add_column(c, overflow="fold")
     for r in rows:
         table.add_row(*("" if v is None else str(v) for v in r))
-    stdout_console().print(table)
+    (stderr_console() if err else stdout_console()).print(table)
 
 
 class ProgressBar:
@@ -206,3 +217,29 @@ def progress_bar(label: str, total: int | None, *, enabled: bool = True) -> Iter
     """``with progress_bar("verify", n) as advance: advance(k)``."""
     with ProgressBar(label, total, enabled=enabled) as bar:
         yield bar.advance
+
+
+witness_options = (
+    click.option(
+        "--witness",
+        "witness_vkeys",
+        multiple=True,
+        metavar="VKEY",
+        help="Require cosignatures from this witness (its vkey, `govledger witness vkey`); "
+        "repeat it, or give @FILE: one vkey a line.",
+    ),
+    click.option(
+        "--quorum",
+        type=click.IntRange(min=1),
+        metavar="K",
+        help="How many of the --witness witnesses must have cosigned [default: all].",
+    ),
+)
+
+
+def add_witness_options(f: Any) -> Any:
+    """``--witness VKEY`` (repeatable, or @FILE) and ``--quorum K``: parsed by
+    ``ledger.cli.proofs.witness_policy``."""
+    for option in reversed(witness_options):
+        f = option(f)
+    return f

@@ -16,6 +16,7 @@ from ledger.cli.context import (
     PAGE,
     Context,
     ProgressBar,
+    add_witness_options,
     echo_event,
     echo_json,
     echo_more,
@@ -369,6 +370,7 @@ def log(
     type=click.Path(dir_okay=False),
     help="A checkpoint saved earlier: detects truncation, rewriting and forks.",
 )
+@add_witness_options
 @click.option(
     "--file",
     "export_file",
@@ -388,6 +390,8 @@ def verify(
     trust: tuple[str, ...],
     trusted_keys: str | None,
     checkpoint_file: str | None,
+    witness_vkeys: tuple[str, ...],
+    quorum: int | None,
     export_file: str | None,
     no_state: bool,
     as_json: bool,
@@ -395,10 +399,18 @@ def verify(
     """Verify integrity: framing, hashes, chain, seq, signatures, key authorization.
 
     Without a pinned root key (`--trust` / `--trusted-keys`) this proves only internal
-    consistency, and says so. Exit 1 when any problem is found.
+    consistency, and says so. With `--checkpoint FILE`, the log must hold that checkpoint's
+    tree; with `--witness` too, FILE must carry valid cosignatures from at least `--quorum`
+    (default: all) of those witnesses (`unwitnessed` otherwise). Exit 1 when any problem is
+    found.
     """
+    from ledger.cli.proofs import now, witness_policy
     from ledger.tlog.notes import parse_unverified_checkpoint
     from ledger.verify.verifier import verify_export, verify_ledger
+
+    witnesses, want = witness_policy(witness_vkeys, quorum)
+    if witnesses and checkpoint_file is None:
+        raise InputError("--witness needs --checkpoint: the checkpoint whose cosignatures to check")
 
     trusted = set(trust)
     if trusted_keys:
@@ -439,7 +451,14 @@ def verify(
         except OSError as e:
             raise InputError(f"--file: cannot read {export_file}: {e.strerror}") from e
         with stream:
-            report = verify_export(stream, trusted=trusted or None, checkpoint=checkpoint)
+            report = verify_export(
+                stream,
+                trusted=trusted or None,
+                checkpoint=checkpoint,
+                witnesses=witnesses,
+                quorum=want,
+                now=now(),
+            )
     else:
         ledger = ctx.ledger()
         with progress_bar("verify", ledger.size, enabled=not as_json) as advance:
@@ -450,6 +469,9 @@ def verify(
                 checkpoint=checkpoint,
                 progress=advance,
                 use_state=not no_state,
+                witnesses=witnesses,
+                quorum=want,
+                now=now(),
             )
     if as_json:
         echo_json(report.as_dict())
@@ -473,6 +495,13 @@ def _print_ok(report: VerifyReport) -> None:
     click.echo(f"root {report.root.hex()}")
     if report.checkpoint:
         click.echo(f"consistent with checkpoint of size {report.checkpoint['size']}")
+        cosigners = [w for w in report.checkpoint.get("witnesses", []) if w["cosigned"]]
+        if "quorum" in report.checkpoint:
+            names = ", ".join(w["name"] for w in cosigners)
+            click.echo(
+                f"cosigned by {len(cosigners)} of {len(report.checkpoint['witnesses'])} "
+                f"witnesses (quorum {report.checkpoint['quorum']}): {names}"
+            )
     if report.state_note:
         click.echo(f"remembered state: {report.state_note}")
     if not report.pinned:

@@ -7,11 +7,11 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import click
 
-from ledger.cli.context import Context, echo_json, json_option, pass_ctx
+from ledger.cli.context import Context, add_witness_options, echo_json, json_option, pass_ctx
 from ledger.errors import CheckpointError, InputError
 from ledger.tlog.cosignatures import CosignatureReport, WitnessKey, parse_witness_vkey, witness_set
 from ledger.tlog.notes import parse_checkpoint, parse_vkey
@@ -83,30 +83,6 @@ def read_vkeys(values: Sequence[str], option: str, parse: Callable[[str], T]) ->
     return out
 
 
-witness_options = (
-    click.option(
-        "--witness",
-        "witness_vkeys",
-        multiple=True,
-        metavar="VKEY",
-        help="Require cosignatures from this witness (its vkey, `govledger witness vkey`); "
-        "repeat it, or give @FILE: one vkey a line.",
-    ),
-    click.option(
-        "--quorum",
-        type=click.IntRange(min=1),
-        metavar="K",
-        help="How many of the --witness witnesses must have cosigned [default: all].",
-    ),
-)
-
-
-def add_witness_options(f: Any) -> Any:
-    for option in reversed(witness_options):
-        f = option(f)
-    return f
-
-
 def witness_policy(vkeys: Sequence[str], quorum: int | None) -> tuple[list[WitnessKey], int]:
     """The witnesses of ``--witness`` and the quorum (default: all), checked as usage."""
     keys = list(witness_set(read_vkeys(vkeys, "--witness", parse_witness_vkey)))
@@ -130,19 +106,7 @@ def cosignature_fields(report: CosignatureReport | None) -> dict[str, object]:
     """``witnesses`` (each: name, key_id, vkey, cosigned, timestamp) and ``quorum``."""
     if report is None:
         return {"witnesses": [], "quorum": 0}
-    return {
-        "witnesses": [
-            {
-                "name": w.witness.name,
-                "key_id": w.witness.key_id.hex(),
-                "vkey": w.witness.vkey,
-                "cosigned": w.cosigned,
-                "timestamp": w.timestamp,
-            }
-            for w in report.witnesses
-        ],
-        "quorum": report.quorum,
-    }
+    return report.as_json()
 
 
 def cosignature_summary(report: CosignatureReport) -> str:

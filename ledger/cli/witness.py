@@ -4,81 +4,59 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import click
 
-from ledger.cli.context import Context, echo_json, json_option, pass_ctx
+from ledger.cli.context import Context, add_witness_options, echo_json, json_option, pass_ctx
 from ledger.cli.proofs import (
-    add_witness_options,
     cosignature_fields,
     cosignature_summary,
     now,
     read_bytes,
-    read_vkeys,
     witness_policy,
     write_output,
 )
-from ledger.crypto.keyfiles import KeyRing, Signer, check_key_name
+from ledger.cli.witness_http import witness_request, witness_serve
+from ledger.cli.witness_keys import (
+    followed_logs,
+    log_option,
+    state_option,
+    witness_key,
+    witness_signer,
+    witness_state,
+)
+from ledger.cli.witness_keys import vkey_path as witness_vkey_path
+from ledger.crypto.keyfiles import check_key_name
 from ledger.errors import CheckpointError, InputError, KeyFileError
 from ledger.tlog.cosignatures import WitnessKey, format_witness_vkey, parse_witness_vkey
 from ledger.tlog.notes import bad_key_name_char, parse_vkey, verify_checkpoint
-from ledger.tlog.witness import WitnessState, witness_checkpoint
+from ledger.tlog.witness import witness_checkpoint
 
 
 @click.group()
 def witness() -> None:
-    """Witness cosignatures: a witness key, cosigning checkpoints, checking a quorum.
+    """Witness cosignatures: witness keys, cosigning checkpoints (by hand or over HTTP), quorums.
 
     A witness cosigns a log's checkpoint only once the log's key signed it and the log extends
     the last checkpoint the witness cosigned (a consistency proof). Auditors who require the
     cosignatures of witnesses they trust know the log shows everyone one history.
 
     \b
-    The witness (an auditor, say):
-      govledger witness new w1 --name witness.example/w1     key w1.pem, prints its vkey
-      govledger witness cosign cp.txt --key w1 --log LOG_VKEY >> cp.txt
-      govledger witness cosign request.txt --key w1 --log LOG_VKEY --note -o cp2.txt
-    The log's operator:
-      govledger checkpoint --signer root -o cp.txt           the first one to cosign
+    Over HTTP (C2SP tlog-witness):
+      govledger witness new w1 --name witness.example/w1     the witness: key w1.pem, its vkey
+      govledger witness serve --key w1 --log LOG_VKEY --port 8081
+      govledger witness request http://127.0.0.1:8081 --witness W1_VKEY -o cp.txt   the log
+    By hand, a file each way:
+      govledger checkpoint --signer root -o cp.txt           the operator: the first one
+      govledger witness cosign cp.txt --key w1 --log LOG_VKEY >> cp.txt      the witness
       govledger prove --consistency LAST_COSIGNED -o request.txt   each later one
-      govledger prove 42 --checkpoint cp2.txt -o event-42.tlog-proof
+      govledger witness cosign request.txt --key w1 --log LOG_VKEY --note -o cp2.txt
     Anyone:
+      govledger prove 42 --checkpoint cp2.txt -o event-42.tlog-proof
       govledger verify-proof event-42.tlog-proof --vkey LOG_VKEY --witness W1_VKEY
       govledger witness verify cp2.txt --vkey LOG_VKEY --witness @witnesses.txt --quorum 2
+      govledger verify --checkpoint cp2.txt --witness @witnesses.txt
     """
-
-
-def _vkey_path(ring: KeyRing, key: str) -> Path:
-    """The witness's public key file beside its private key: ``<keys dir>/<KEY>.vkey``."""
-    return ring.path(key).with_suffix(".vkey")
-
-
-def _witness_key(ring: KeyRing, key: str) -> WitnessKey:
-    path = _vkey_path(ring, key)
-    try:
-        text = path.read_text(encoding="utf-8").strip()
-    except FileNotFoundError as e:
-        raise KeyFileError(
-            f"witness key {key!r}: no {path} (make witness keys with govledger witness new)"
-        ) from e
-    except (OSError, UnicodeDecodeError) as e:
-        raise KeyFileError(f"witness key {key!r}: cannot read {path} ({e})") from e
-    try:
-        return parse_witness_vkey(text)
-    except CheckpointError as e:
-        raise KeyFileError(f"witness key {key!r}: {path}: {e.message}") from e
-
-
-def _signer(ctx: Context, key: str) -> tuple[Signer, WitnessKey]:
-    """The witness's private key and its vkey, which must be of that key."""
-    identity = _witness_key(ctx.keyring, key)
-    signer = ctx.signer(key)
-    if signer.public_key != identity.public_key:
-        raise KeyFileError(
-            f"witness key {key!r}: {_vkey_path(ctx.keyring, key)} is the vkey of another key"
-        )
-    return signer, identity
 
 
 @witness.command("new")
@@ -98,7 +76,7 @@ def witness_new(ctx: Context, key: str, name: str, as_json: bool) -> None:
     """
     check_key_name(key)
     ring = ctx.keyring
-    vkey_path = _vkey_path(ring, key)
+    vkey_path = witness_vkey_path(ring, key)
     if ring.exists(key) or vkey_path.exists():
         raise InputError(f"key {key!r} already exists in {ring.directory}; choose another name")
     if not name or bad_key_name_char(name) is not None:
@@ -131,28 +109,14 @@ def _echo_key(key: str, w: WitnessKey, as_json: bool) -> None:
 @pass_ctx
 def witness_vkey(ctx: Context, key: str, as_json: bool) -> None:
     """Print the vkey of witness key KEY: `<name>+<key id>+<base64(0x04 ‖ public key)>`."""
-    _echo_key(key, _witness_key(ctx.keyring, check_key_name(key)), as_json)
+    _echo_key(key, witness_key(ctx.keyring, check_key_name(key)), as_json)
 
 
 @witness.command("cosign")
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--key", required=True, help="The witness key that cosigns (govledger witness new).")
-@click.option(
-    "--log",
-    "log_vkeys",
-    multiple=True,
-    required=True,
-    metavar="VKEY",
-    help="A log this witness follows: its vkey (govledger keys vkey NAME); repeat it, or "
-    "give @FILE: one vkey a line.",
-)
-@click.option(
-    "--state",
-    "state_dir",
-    type=click.Path(file_okay=False),
-    help="Where the witness keeps the last checkpoint it cosigned of each log "
-    "[default: $GOVLEDGER_STATE/witness/KEY].",
-)
+@log_option
+@state_option
 @click.option("--note", is_flag=True, help="Print the checkpoint with the cosignature appended.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE.")
 @json_option
@@ -181,14 +145,9 @@ def witness_cosign(
     Append the printed line to the checkpoint (`>> cp.txt`), or print the cosigned
     checkpoint with --note.
     """
-    logs = read_vkeys(log_vkeys, "--log", parse_vkey)
-    signer, identity = _signer(ctx, check_key_name(key))
-    if state_dir is None:
-        from ledger.verify.consistency import state_dir as default_state
-
-        state = WitnessState(default_state() / "witness" / key)
-    else:
-        state = WitnessState(state_dir)
+    logs = followed_logs(log_vkeys)
+    signer, identity = witness_signer(ctx, key)
+    state = witness_state(key, state_dir)
     cosigned = witness_checkpoint(
         read_bytes(file, "checkpoint"),
         state=state,
@@ -256,5 +215,8 @@ def witness_verify(
     click.echo(f"ok: {cp.origin} at size {cp.size}, root {cp.root.hex()}")
     click.echo(cosignature_summary(report))
 
+
+witness.add_command(witness_serve)
+witness.add_command(witness_request)
 
 COMMANDS = [witness]

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import base64
 import json
-import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -42,6 +41,7 @@ from ledger.exchange.import_lines import draft_from_object, quick_draft
 from ledger.recording.gate import Decision, current, denial_draft, judge
 from ledger.recording.lessons import lessons_of
 from ledger.service import tiles, tokens
+from ledger.service.asgi import AccessLog, ASGIApp, HttpError, read_body
 from ledger.service.groupcommit import Exclusive, GroupCommitter
 from ledger.service.metrics import Metrics
 from ledger.store.base import EventFilter
@@ -57,21 +57,6 @@ MAX_LIMIT = 10_000
 JSON_TYPES = frozenset({"application/json"})
 LINES_TYPES = frozenset({"application/x-ndjson", "application/jsonl", "application/json-lines"})
 JSONL = "application/jsonl"
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-ASGIApp = Callable[
-    [Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]
-]
-
-
-class HttpError(InputError):
-    """A request refused before it reaches the ledger, with its HTTP status and kind."""
-
-    def __init__(self, status: int, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.kind = kind
 
 
 def status_of(e: LedgerError) -> tuple[int, str]:
@@ -186,7 +171,7 @@ async def post_events(request: Request) -> Response:
         token = _token(service, request, cached=True)
         request.state.token = token.name
         # (2) what: the body, within its size limit, as drafts.
-        body = await _body(request, service.max_body)
+        body = await read_body(request, service.max_body)
         # (3) may this token append them, and are they valid (the catalog's messages)?
         prepared = _accepted(body, _media_type(request), token)
         read = time.perf_counter() - started
@@ -240,20 +225,6 @@ def _media_type(request: Request, *, lines: bool = True) -> str:
             f"Content-Type {value or '(none)'!r}: expected application/json{wanted}",
         )
     return value
-
-
-async def _body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HttpError(413, "too_large", f"request body is {declared} bytes, over {limit}")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HttpError(413, "too_large", f"request body is over {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _accepted(body: bytes, media_type: str, token: tokens.Token) -> list[Prepared]:
@@ -354,7 +325,7 @@ async def post_gate(request: Request) -> Response:
         token = _token(service, request)
         request.state.token = token.name
         _media_type(request, lines=False)
-        agent, tool, side_effect, run = _question(await _body(request, service.max_body))
+        agent, tool, side_effect, run = _question(await read_body(request, service.max_body))
         # (2) may this token ask about the agent, and record a denial for it?
         token.check_agent(agent, "gate")
         token.check([(denial_draft(Decision(False, ""), agent, tool, side_effect, run), "gate")])
@@ -610,59 +581,6 @@ async def metrics(request: Request) -> Response:
 # --- the application ----------------------------------------------------------------------
 
 
-class AccessLog:
-    """One JSON line per request (method, path, status, milliseconds, token name, events
-    appended, and the server process's number when there are several), and the response
-    counters of ``/metrics``."""
-
-    def __init__(self, app: ASGIApp, service: Service) -> None:
-        self.app = app
-        self.service = service
-
-    async def __call__(
-        self,
-        scope: Scope,
-        receive: Callable[[], Awaitable[Message]],
-        send: Callable[[Message], Awaitable[None]],
-    ) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def sending(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, sending)
-        finally:
-            self.service.metrics.response(status)
-            state = scope.get("state", {})
-            line = {
-                "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "method": scope["method"],
-                "path": scope["path"],
-                "query": scope.get("query_string", b"").decode("latin-1") or None,
-                "status": status,
-                "ms": round((time.perf_counter() - started) * 1000, 2),
-                "client": (scope.get("client") or [None])[0],
-                "token": state.get("token"),
-                "events": state.get("events"),
-                "worker": self.service.worker,
-            }
-            log = self.service.access_log or _stderr
-            log(orjson.dumps({k: v for k, v in line.items() if v is not None}).decode())
-
-
-def _stderr(line: str) -> None:
-    sys.stderr.write(line + "\n")
-    sys.stderr.flush()
-
-
 ROUTES = [
     Route("/v1/events", post_events, methods=["POST"]),
     Route("/v1/events", get_events, methods=["GET"]),
@@ -718,4 +636,10 @@ def create_app(service: Service) -> ASGIApp:
 
     app.add_exception_handler(404, not_found)
     app.add_exception_handler(405, not_allowed)
-    return AccessLog(app, service)
+    return AccessLog(
+        app,
+        fields=("token", "events"),
+        write=service.access_log,
+        on_status=service.metrics.response,
+        extra={"worker": service.worker},
+    )

@@ -176,6 +176,22 @@ class CosignatureReport:
     def missing(self) -> list[WitnessResult]:
         return [w for w in self.witnesses if w.timestamp is None and w.problem is None]
 
+    def as_json(self) -> dict[str, object]:
+        """``witnesses`` (each: name, key_id, vkey, cosigned, timestamp) and ``quorum``."""
+        return {
+            "witnesses": [
+                {
+                    "name": w.witness.name,
+                    "key_id": w.witness.key_id.hex(),
+                    "vkey": w.witness.vkey,
+                    "cosigned": w.cosigned,
+                    "timestamp": w.timestamp,
+                }
+                for w in self.witnesses
+            ],
+            "quorum": self.quorum,
+        }
+
 
 def _line_problem(
     sig: bytes, text: str, witness: WitnessKey, now: int | None, skew: int

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from ledger.errors import CheckpointError, ProofError
+from ledger.errors import CheckpointError, NoteSignatureError, ProofError
 from ledger.tlog import merkle
 
 SIG_PREFIX = "\u2014 "  # em dash, space
@@ -210,6 +210,8 @@ def open_note(note: str | bytes, verifiers: Sequence[Verifier]) -> str:
 
     signed-note: signatures by unknown keys (name and key id not both matching a verifier) are
     ignored; a known key's signature that fails rejects the note; at least one must verify.
+    A malformed note raises ``CheckpointError``; a well-formed one that fails these
+    ``NoteSignatureError``.
     """
     text, sigs = split_note(note, "note")
     verified = 0
@@ -219,14 +221,16 @@ def open_note(note: str | bytes, verifiers: Sequence[Verifier]) -> str:
                 try:
                     Ed25519PublicKey.from_public_bytes(v.public_key).verify(sig[4:], text.encode())
                 except (InvalidSignature, ValueError) as e:
-                    raise CheckpointError(
+                    raise NoteSignatureError(
                         f"note signature {i}: signature by {name}+{v.key_id.hex()} does not verify"
                     ) from e
                 verified += 1
     if not verified:
         found = ", ".join(f"{n}+{s[:4].hex()}" for n, s in sigs)
         known = ", ".join(f"{v.name}+{v.key_id.hex()}" for v in verifiers) or "none"
-        raise CheckpointError(f"note: no signature by a known key (found {found}; known {known})")
+        raise NoteSignatureError(
+            f"note: no signature by a known key (found {found}; known {known})"
+        )
     return text
 
 
@@ -244,8 +248,12 @@ class Checkpoint:
     text: str
 
 
-def parse_checkpoint(text: str) -> Checkpoint:
-    """Parse a checkpoint body: origin, tree size, base64 root hash, extension lines."""
+def parse_checkpoint(text: str, *, check_empty_root: bool = True) -> Checkpoint:
+    """Parse a checkpoint body: origin, tree size, base64 root hash, extension lines.
+
+    ``check_empty_root=False`` lets a size-0 checkpoint hold any root: a witness refuses that
+    one only after the log's signature and the old size (tlog-witness: 422, not 400).
+    """
     text = _text(text, "checkpoint")
     if not text.endswith("\n"):
         raise CheckpointError("checkpoint: does not end with a newline")
@@ -256,7 +264,7 @@ def parse_checkpoint(text: str) -> Checkpoint:
         raise CheckpointError("checkpoint line 1: origin is empty")
     size = _decimal(lines[1], "checkpoint line 2: tree size")
     root = _b64(lines[2], "checkpoint line 3: root hash", merkle.HASH_SIZE)
-    if size == 0 and root != merkle.EMPTY_ROOT:
+    if check_empty_root and size == 0 and root != merkle.EMPTY_ROOT:
         raise CheckpointError("checkpoint line 3: tree size 0 needs the empty tree's root hash")
     for i, line in enumerate(lines[3:], start=4):
         if not line:
@@ -298,9 +306,11 @@ def verify_checkpoint(note: str | bytes, verifier: Verifier | str) -> Checkpoint
     return cp
 
 
-def parse_unverified_checkpoint(note: str | bytes, where: str = "checkpoint note") -> Checkpoint:
+def parse_unverified_checkpoint(
+    note: str | bytes, where: str = "checkpoint note", *, check_empty_root: bool = True
+) -> Checkpoint:
     """Parse a checkpoint note's syntax WITHOUT checking any signature (e.g. to pick keys)."""
-    return parse_checkpoint(split_note(note, where)[0])
+    return parse_checkpoint(split_note(note, where)[0], check_empty_root=check_empty_root)
 
 
 def _hash_lines(lines: Sequence[str], first: int, where: str) -> list[bytes]:
@@ -420,7 +430,8 @@ def format_witness_request(*, old_size: int, proof: Sequence[bytes], checkpoint_
 
 
 def parse_witness_request(text: str | bytes) -> WitnessRequest:
-    """Parse an add-checkpoint request body strictly; the note is checked for syntax only."""
+    """Parse an add-checkpoint request body strictly; the note is checked for syntax only (a
+    size-0 checkpoint's root too is left to the witness's checks)."""
     text = _text(text, "witness request")
     head, blank, note = text.partition("\n\n")
     if not blank:
@@ -430,7 +441,7 @@ def parse_witness_request(text: str | bytes) -> WitnessRequest:
         raise CheckpointError(f"witness request line 1: {_short(lines[0])} is not 'old <N>'")
     old_size = _decimal(lines[0].removeprefix("old "), "witness request line 1: old size")
     proof = _hash_lines(lines[1:], 2, "witness request")
-    parse_unverified_checkpoint(note, "witness request checkpoint")
+    parse_unverified_checkpoint(note, "witness request checkpoint", check_empty_root=False)
     return WitnessRequest(old_size=old_size, proof=proof, checkpoint_note=note)
 
 

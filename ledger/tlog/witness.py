@@ -6,9 +6,11 @@ A submission is an add-checkpoint body (``old <N>``, consistency proof lines, a 
 new checkpoint note), or a bare checkpoint note, which stands for ``old 0`` (no proof): only
 accepted while the witness has cosigned nothing of that log.
 
-``add_checkpoint`` is the decision (bytes in, bytes out); ``WitnessState`` keeps what the
-witness cosigned in a directory: ``<dir>/<hex SHA-256 of the origin>/checkpoint``, the path a
-witness serves a log's latest cosigned checkpoint under, so the directory can be published.
+``add_checkpoint`` is the decision (bytes in, bytes out), each refusal an error class that
+names its tlog-witness HTTP status; ``WitnessState`` keeps what the witness cosigned in a
+directory: ``<dir>/<hex SHA-256 of the origin>/checkpoint``, the path a witness serves a log's
+latest cosigned checkpoint under, so the directory can be published. The HTTP witness
+(``govledger witness serve``) is ``ledger.service.witness_app``; this module speaks no HTTP.
 """
 
 from __future__ import annotations
@@ -17,12 +19,20 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ledger.errors import CheckpointError, InputError, ProofError, StateError
+from ledger.errors import (
+    CheckpointError,
+    InputError,
+    OldSizeMismatch,
+    ProofError,
+    StateError,
+    UnknownLog,
+)
 from ledger.tlog import merkle
 from ledger.tlog.cosignatures import cosign_checkpoint
 from ledger.tlog.notes import (
@@ -46,7 +56,7 @@ def read_submission(text: str | bytes) -> WitnessRequest:
     raw = text.encode() if isinstance(text, str) else text
     if raw.startswith(b"old "):
         return parse_witness_request(raw)
-    parse_unverified_checkpoint(raw, "checkpoint note")
+    parse_unverified_checkpoint(raw, "checkpoint note", check_empty_root=False)
     return WitnessRequest(old_size=0, proof=[], checkpoint_note=raw.decode())
 
 
@@ -77,11 +87,14 @@ def add_checkpoint(
     """Check ``request`` against the logs followed and the last checkpoint cosigned of its
     origin (``last``, None when none), and cosign its checkpoint as witness ``name``.
 
-    (1) the origin is a log followed; (2) the checkpoint is signed by that log's key;
-    (3) old size <= new size; (4) old size is the size last cosigned (0 when none);
-    (5) the new tree extends the old: no proof from 0, equal roots at equal sizes, else the
-    RFC 9162 consistency proof from the last cosigned root; (6) cosign, timestamped
-    ``clock()`` (POSIX seconds) once every check passed.
+    The checks of tlog-witness add-checkpoint, in its order, each refusal with the error whose
+    HTTP status the protocol gives it: (1) the origin is a log followed (``UnknownLog``, 404);
+    (2) the checkpoint is signed by that log's key (``NoteSignatureError``, 403); (3) old size
+    <= new size (``InputError``, 400); (4) old size is the size last cosigned, 0 when none
+    (``OldSizeMismatch``, 409); (5) a size-0 checkpoint has the empty tree's root, and the new
+    tree extends the old: no proof from 0, equal roots at equal sizes, else the RFC 9162
+    consistency proof from the last cosigned root (``ProofError``, 422); (6) cosign,
+    timestamped ``clock()`` (POSIX seconds), once every check passed.
     """
     note = request.checkpoint_note
     # (1), (2)
@@ -95,11 +108,17 @@ def add_checkpoint(
     previous = _last(last, origin)
     last_size = 0 if previous is None else previous.size
     if old != last_size:
-        raise InputError(
+        raise OldSizeMismatch(
             f"old size {old} does not match: this witness last cosigned {origin} at size "
-            f"{last_size}; send a consistency proof from that checkpoint"
+            f"{last_size}; send a consistency proof from that checkpoint",
+            size=last_size,
         )
     # (5)
+    if cp.size == 0 and cp.root != merkle.EMPTY_ROOT:
+        raise ProofError(
+            f"checkpoint of size 0 has root {cp.root.hex()}, not the empty tree's "
+            f"{merkle.EMPTY_ROOT.hex()}"
+        )
     if previous is None or old == 0:
         if request.proof:
             raise ProofError(f"old size 0 takes no consistency proof, found {len(request.proof)}")
@@ -131,16 +150,16 @@ def add_checkpoint(
 
 def signed_by_log(note: str, logs: Sequence[Verifier]) -> tuple[Checkpoint, list[Verifier]]:
     """The checkpoint of ``note`` once a followed log's key for its origin signed it, and
-    those keys."""
-    origin = parse_unverified_checkpoint(note, "checkpoint note").origin
+    those keys (``UnknownLog``: not a log followed; ``NoteSignatureError``: not signed)."""
+    origin = parse_unverified_checkpoint(note, "checkpoint note", check_empty_root=False).origin
     keys = [v for v in logs if v.name == origin]
     if not keys:
         followed = ", ".join(sorted({v.name for v in logs})) or "none"
-        raise InputError(
+        raise UnknownLog(
             f"checkpoint origin {origin!r} is not a log this witness follows "
             f"(it follows: {followed})"
         )
-    return parse_checkpoint(open_note(note, keys)), keys
+    return parse_checkpoint(open_note(note, keys), check_empty_root=False), keys
 
 
 def _last(last: str | None, origin: str) -> Checkpoint | None:
@@ -153,6 +172,8 @@ def _last(last: str | None, origin: str) -> Checkpoint | None:
 
 
 # --- state -----------------------------------------------------------------------------------
+
+_DIGEST = re.compile("[0-9a-f]{64}")
 
 
 class WitnessState:
@@ -197,8 +218,26 @@ class WitnessState:
             raise StateError(f"witness state {path} is not a checkpoint ({e.message})") from e
         return text
 
+    def by_digest(self, digest: str) -> str | None:
+        """The last checkpoint cosigned of the origin whose hex SHA-256 is ``digest``, as kept
+        (None: none, or ``digest`` is not 64 lowercase hex digits)."""
+        if not _DIGEST.fullmatch(digest):
+            return None
+        path = self.directory / digest / "checkpoint"
+        try:
+            return path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as e:
+            raise StateError(f"witness state {path}: cannot read it ({e})") from e
+
     def keep(self, origin: str, note: str) -> None:
-        """Replace the last checkpoint of ``origin`` with ``note``, durably, in one rename."""
+        """Replace the last checkpoint of ``origin`` with ``note``, durably, in one rename.
+
+        The file is synced before the rename, and the directories after it: a witness that
+        answered and then lost power must not come back at an older size (tlog-witness: persist
+        before responding), or it could cosign a fork from there.
+        """
         path = self.path(origin)
         tmp = path.with_name("checkpoint.partial")
         try:
@@ -207,12 +246,18 @@ class WitnessState:
                 f.flush()
                 os.fsync(f.fileno())
             tmp.replace(path)
+            for directory in (path.parent, self.directory):
+                fd = os.open(directory, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
         except OSError as e:
             raise StateError(f"witness state {path}: cannot write it ({e.strerror})") from e
 
 
 def witness_checkpoint(
-    submission: str | bytes,
+    submission: str | bytes | WitnessRequest,
     *,
     state: WitnessState,
     logs: Sequence[Verifier],
@@ -220,9 +265,11 @@ def witness_checkpoint(
     private_key: Ed25519PrivateKey,
     clock: Callable[[], int],
 ) -> Cosigned:
-    """Check and cosign a submission, and keep its checkpoint as the last cosigned, under the
-    origin's lock (taken once the log's signature verified)."""
-    request = read_submission(submission)
+    """Check and cosign a submission (a parsed request, or the text ``read_submission``
+    reads), and keep its checkpoint as the last cosigned, under the origin's lock (taken once
+    the log's signature verified): the check of the old size and the keeping of the new
+    checkpoint are one step for every process that shares the state directory."""
+    request = submission if isinstance(submission, WitnessRequest) else read_submission(submission)
     origin = signed_by_log(request.checkpoint_note, logs)[0].origin
     with state.locked(origin):
         cosigned = add_checkpoint(

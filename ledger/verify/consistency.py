@@ -19,13 +19,19 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ledger.errors import CheckpointError, StateError
+from ledger.tlog.cosignatures import (
+    CosignatureReport,
+    WitnessKey,
+    check_cosignatures,
+    verify_cosignatures,
+)
 from ledger.tlog.notes import (
     governor_verifiers,
     open_note,
@@ -74,11 +80,21 @@ def checkpoint_roots_wanted(note: str) -> int:
     return parse_unverified_checkpoint(note, "checkpoint").size
 
 
-def check_checkpoint(report: Any, note: str, governor_keys: Iterable[bytes]) -> None:
+def check_checkpoint(
+    report: Any,
+    note: str,
+    governor_keys: Iterable[bytes],
+    *,
+    witnesses: Sequence[WitnessKey] = (),
+    quorum: int | None = None,
+    now: int | None = None,
+) -> None:
     """Add a problem to ``report`` when the log is not consistent with the checkpoint ``note``.
 
-    (1) the note must be signed by a governor key of this log (fails closed), (2) origin,
-    (3) size and root against the roots computed while verifying.
+    (1) the note must be signed by a governor key of this log (fails closed); (2) with
+    ``witnesses``, it must carry valid cosignatures by at least ``quorum`` (default: all) of
+    them, dated at most the allowed skew after ``now`` (``unwitnessed``); (3) origin, (4) size
+    and root against the roots computed while verifying.
     """
     try:
         origin = report.origin or ""
@@ -93,7 +109,28 @@ def check_checkpoint(report: Any, note: str, governor_keys: Iterable[bytes]) -> 
         )
         return
     report.checkpoint = {"origin": cp.origin, "size": cp.size, "root": cp.root.hex()}
+    if witnesses:
+        _check_cosignatures(report, note, max(cp.size, 1), witnesses, quorum, now)
     _compare(report, origin=cp.origin, size=cp.size, root=cp.root, what="checkpoint")
+
+
+def _check_cosignatures(
+    report: Any,
+    note: str,
+    seq: int,
+    witnesses: Sequence[WitnessKey],
+    quorum: int | None,
+    now: int | None,
+) -> None:
+    """(2) of ``check_checkpoint``: who cosigned goes in ``report.checkpoint``, a quorum not
+    met or a bad cosignature in a problem at the checkpoint's last event."""
+    want = len(witnesses) if quorum is None else quorum
+    cosigned = CosignatureReport(check_cosignatures(note, witnesses, now=now), want)
+    report.checkpoint.update(cosigned.as_json())
+    try:
+        verify_cosignatures(note, witnesses, quorum=want, now=now)
+    except CheckpointError as e:
+        report.add(Problem(seq, "unwitnessed", e.message))
 
 
 # --- remembered state ----------------------------------------------------------------------

@@ -16,9 +16,9 @@ remembered state, is recomputed from that anchor and the events it reads.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ledger.crypto import pool as workers
 from ledger.crypto.signing import (
@@ -51,6 +51,9 @@ from ledger.verify.chain import (
     short,
 )
 from ledger.verify.export_file import rows_from_export
+
+if TYPE_CHECKING:
+    from ledger.tlog.cosignatures import WitnessKey
 
 BATCH = 256
 """Signatures checked per batch (one request to a worker)."""
@@ -398,11 +401,16 @@ def verify_ledger(
     checkpoint: str | None = None,
     progress: Callable[[int], None] | None = None,
     use_state: bool = False,
+    witnesses: Sequence[WitnessKey] = (),
+    quorum: int | None = None,
+    now: int | None = None,
 ) -> VerifyReport:
     """Verify a ledger's events (all, or from ``from_seq`` on) and its stored Merkle tree.
 
     (1) anchor (``--from``), (2) stream and check every event, (3) compare the stored tree,
-    (4) check the checkpoint, (5) check and update the remembered state.
+    (4) check the checkpoint, and with ``witnesses`` its cosignatures (at least ``quorum`` of
+    them, default all; timestamps at most the allowed skew after ``now`` when given),
+    (5) check and update the remembered state.
     """
     from ledger.errors import InputError
     from ledger.verify.consistency import check_checkpoint, check_remembered
@@ -460,7 +468,14 @@ def verify_ledger(
         report.add(Problem(report.head_seq, "hash_mismatch", f"stored Merkle tree: {e.message}"))
     # (4) Checkpoint signatures are checked with the governor keys read from the log.
     if checkpoint is not None:
-        check_checkpoint(report, checkpoint, _governor_keys(v.checker))
+        check_checkpoint(
+            report,
+            checkpoint,
+            _governor_keys(v.checker),
+            witnesses=witnesses,
+            quorum=quorum,
+            now=now,
+        )
     # (5)
     if use_state:
         check_remembered(report, anchor=None if start == 1 else start - 1)
@@ -544,8 +559,12 @@ def verify_export(
     checkpoint: str | None = None,
     keys: list[dict[str, Any]] | None = None,
     parallel: bool = True,
+    witnesses: Sequence[WitnessKey] = (),
+    quorum: int | None = None,
+    now: int | None = None,
 ) -> VerifyReport:
-    """Verify an exported JSON Lines file (it must start at seq 1)."""
+    """Verify an exported JSON Lines file (it must start at seq 1), and the checkpoint with
+    its cosignatures as ``verify_ledger`` does."""
     from ledger.verify.consistency import check_checkpoint
 
     v = Verifier(
@@ -588,7 +607,14 @@ def verify_export(
                 )
             )
     if checkpoint is not None:
-        check_checkpoint(report, checkpoint, _governor_keys(v.checker))
+        check_checkpoint(
+            report,
+            checkpoint,
+            _governor_keys(v.checker),
+            witnesses=witnesses,
+            quorum=quorum,
+            now=now,
+        )
     report.problems.sort(key=lambda p: p.seq)
     return report
 
