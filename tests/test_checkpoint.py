@@ -34,6 +34,8 @@ from ledger.tlog.notes import (
     verify_checkpoint,
     verify_tlog_proof,
 )
+from tests.messages import case as _msg
+from tests.messages import check
 
 C2SP = Path(__file__).resolve().parent / "vectors" / "c2sp"
 
@@ -291,12 +293,6 @@ NOT_OTHER = (
 X_ROOT = merkle.root_from_inclusion_proof(
     index=3, size=8, leaf_hash=merkle.leaf_hash(b"x"), proof=merkle.inclusion_proof(LEAVES, 3)
 )
-
-
-def _msg(
-    call: Callable[[], object], message: str, exc: type[Exception] = CheckpointError
-) -> object:
-    return pytest.param(call, exc, message, id=message[:60])
 
 
 MESSAGES = [
@@ -559,10 +555,7 @@ MESSAGES = [
 
 @pytest.mark.parametrize(("call", "exc", "message"), MESSAGES)
 def test_error_messages(call: Callable[[], object], exc: type[Exception], message: str) -> None:
-    with pytest.raises(exc) as e:
-        call()
-    assert type(e.value) is exc
-    assert str(e.value) == message
+    check(call, exc, message)
 
 
 @pytest.mark.parametrize("index", [0, 5, 7])

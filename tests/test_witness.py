@@ -54,6 +54,8 @@ from ledger.tlog.witness import (
     read_submission,
     witness_checkpoint,
 )
+from tests.messages import case as _msg
+from tests.messages import check
 
 C2SP = Path(__file__).resolve().parent / "vectors" / "c2sp"
 T = 1_700_000_000
@@ -334,12 +336,6 @@ def _with_time(timestamp: int) -> str:
     return NOTE + _line(W1.name, SIG1[:4] + struct.pack(">Q", timestamp) + SIG1[12:])
 
 
-def _msg(
-    call: Callable[[], object], message: str, exc: type[Exception] = CheckpointError
-) -> object:
-    return pytest.param(call, exc, message, id=message[:60])
-
-
 LINE_2 = f"witness cosignatures: cosignature by {W1.label} (note signature 2)"
 MESSAGES = [
     _msg(
@@ -427,10 +423,7 @@ MESSAGES = [
 
 @pytest.mark.parametrize(("call", "exc", "message"), MESSAGES)
 def test_error_messages(call: Callable[[], object], exc: type[Exception], message: str) -> None:
-    with pytest.raises(exc) as e:
-        call()
-    assert type(e.value) is exc
-    assert str(e.value) == message
+    check(call, exc, message)
 
 
 # --- the witness: add-checkpoint ------------------------------------------------------------
