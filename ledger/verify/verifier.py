@@ -413,7 +413,7 @@ def verify_ledger(
     (5) check and update the remembered state.
     """
     from ledger.errors import InputError
-    from ledger.verify.consistency import check_checkpoint, check_remembered
+    from ledger.verify.consistency import check_remembered
 
     size = ledger.size
     checker = ChainChecker()
@@ -468,14 +468,7 @@ def verify_ledger(
         report.add(Problem(report.head_seq, "hash_mismatch", f"stored Merkle tree: {e.message}"))
     # (4) Checkpoint signatures are checked with the governor keys read from the log.
     if checkpoint is not None:
-        check_checkpoint(
-            report,
-            checkpoint,
-            _governor_keys(v.checker),
-            witnesses=witnesses,
-            quorum=quorum,
-            now=now,
-        )
+        _check_checkpoint(report, checkpoint, v.checker, witnesses, quorum, now)
     # (5)
     if use_state:
         check_remembered(report, anchor=None if start == 1 else start - 1)
@@ -565,8 +558,6 @@ def verify_export(
 ) -> VerifyReport:
     """Verify an exported JSON Lines file (it must start at seq 1), and the checkpoint with
     its cosignatures as ``verify_ledger`` does."""
-    from ledger.verify.consistency import check_checkpoint
-
     v = Verifier(
         trusted=trusted,
         want_roots=_wanted(checkpoint, None, False),
@@ -607,16 +598,31 @@ def verify_export(
                 )
             )
     if checkpoint is not None:
-        check_checkpoint(
-            report,
-            checkpoint,
-            _governor_keys(v.checker),
-            witnesses=witnesses,
-            quorum=quorum,
-            now=now,
-        )
+        _check_checkpoint(report, checkpoint, v.checker, witnesses, quorum, now)
     report.problems.sort(key=lambda p: p.seq)
     return report
+
+
+def _check_checkpoint(
+    report: VerifyReport,
+    checkpoint: str,
+    checker: ChainChecker,
+    witnesses: Sequence[WitnessKey],
+    quorum: int | None,
+    now: int | None,
+) -> None:
+    """The checkpoint against the log just read: signed by one of its governor keys, and
+    cosigned by ``quorum`` of ``witnesses`` when they are given."""
+    from ledger.verify.consistency import check_checkpoint
+
+    check_checkpoint(
+        report,
+        checkpoint,
+        _governor_keys(checker),
+        witnesses=witnesses,
+        quorum=quorum,
+        now=now,
+    )
 
 
 def _governor_keys(checker: ChainChecker) -> list[bytes]:
