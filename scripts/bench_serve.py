@@ -379,7 +379,7 @@ def stages(tmp: Path, keys: Path, single: bytes, batch: bytes, token: str) -> di
     the service reports)."""
     from ledger.crypto.keyfiles import KeyRing
     from ledger.crypto.signing import event_hash, sign_event
-    from ledger.service import app, tokens
+    from ledger.service import app, bodies, tokens
     from ledger.store.sqlite import Ledger, root_key_payload
 
     ring = KeyRing(keys)
@@ -403,7 +403,7 @@ def stages(tmp: Path, keys: Path, single: bytes, batch: bytes, token: str) -> di
 
     def validate(body: bytes) -> list[Any]:
         # As an append does: read the quick way, the token's checks, validation.
-        return app._accepted(body, "application/json", token)
+        return bodies.accepted(body, "application/json", token)
 
     out["validate"] = _per_call(lambda: validate(single), 2000)
     out["validate_batch_per_event"] = _per_call(lambda: validate(batch), 40) / 100

@@ -16,7 +16,7 @@ from ledger.errors import LedgerError
 from ledger.event.drafts import TYPED_PAYLOADS, Draft, Prepared, prepare
 from ledger.exchange import import_lines
 from ledger.sample import generate_drafts, import_line
-from ledger.service import app
+from ledger.service import app, bodies
 from ledger.service.tokens import Token
 
 DRAFTS = [
@@ -35,7 +35,7 @@ JSON, LINES_TYPE = "application/json", "application/x-ndjson"
 
 def strict(body: bytes, media_type: str, token: Token) -> list[Prepared]:
     """What the service answered before it had a quick way: strict parse, token, validation."""
-    drafts = app._drafts(body, media_type)
+    drafts = bodies.strict_drafts(body, media_type)
     token.check([(p.draft, p.where) for p in drafts])
     return [prepare(p.draft, p.where) for p in drafts]
 
@@ -123,7 +123,7 @@ def test_quick_and_strict_reading_answer_alike(
     for name, n in mutations:
         text = MUTATIONS[name](text, n)
     body = text.encode("utf-8", "surrogatepass")
-    assert outcome(app._accepted, body, media_type, token) == outcome(
+    assert outcome(bodies.accepted, body, media_type, token) == outcome(
         strict, body, media_type, token
     )
 
@@ -132,23 +132,23 @@ def test_quick_and_strict_reading_answer_alike(
 def test_every_mutation_answers_as_the_strict_way(name: str) -> None:
     """Each mutation at several places of bodies of fully typed drafts (the bodies the quick
     way takes) and of free-form ones, one by one, so none is left to chance."""
-    bodies = [TYPED[n : n + 3] for n in range(0, 60, 7)] + [FREE, FREE[:1]]
-    for n, lines in enumerate(bodies):
+    cases = [TYPED[n : n + 3] for n in range(0, 60, 7)] + [FREE, FREE[:1]]
+    for n, lines in enumerate(cases):
         for media_type in (JSON, LINES_TYPE):
             text = MUTATIONS[name](body_of(lines, media_type), n)
             body = text.encode("utf-8", "surrogatepass")
-            assert outcome(app._accepted, body, media_type, ANY_TOKEN) == outcome(
+            assert outcome(bodies.accepted, body, media_type, ANY_TOKEN) == outcome(
                 strict, body, media_type, ANY_TOKEN
             ), (name, n, media_type)
 
 
 def test_typed_drafts_are_read_the_quick_way_and_free_form_ones_are_not() -> None:
     typed = body_of(TYPED[:50], JSON).encode()
-    quick = app._quick_drafts(typed, JSON)
+    quick = bodies.quick_drafts(typed, JSON)
     assert quick is not None and len(quick) == 50
-    assert outcome(app._accepted, typed, JSON, ANY_TOKEN)[0] == "accepted"
+    assert outcome(bodies.accepted, typed, JSON, ANY_TOKEN)[0] == "accepted"
     assert FREE, "the sample stream holds no free-form draft"
-    assert app._quick_drafts(body_of([*TYPED[:3], FREE[0]], JSON).encode(), JSON) is None
+    assert bodies.quick_drafts(body_of([*TYPED[:3], FREE[0]], JSON).encode(), JSON) is None
 
 
 def test_a_float_in_a_typed_payload_is_refused_with_the_strict_message() -> None:
@@ -156,8 +156,8 @@ def test_a_float_in_a_typed_payload_is_refused_with_the_strict_message() -> None
     to refuse it, and the answer is the strict parser's 400 naming the field."""
     line = next(x for x in TYPED if re.search(r'":-?\d+[,}]', x))
     body = MUTATIONS["float"](body_of([line], JSON), 0).encode()
-    assert app._quick_drafts(body, JSON) is not None
-    kind, _name, status, message = outcome(app._accepted, body, JSON, ANY_TOKEN)
+    assert bodies.quick_drafts(body, JSON) is not None
+    kind, _name, status, message = outcome(bodies.accepted, body, JSON, ANY_TOKEN)
     assert (kind, status[0]) == ("refused", 400)
     assert "float" in message or "not an integer" in message, message
 

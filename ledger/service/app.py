@@ -28,20 +28,19 @@ from ledger.crypto.keyfiles import KeyRing, Signer
 from ledger.errors import (
     DecodeError,
     DuplicateEventId,
-    EventValidationError,
     InputError,
     LedgerError,
     StoreError,
     UnauthorizedWrite,
 )
-from ledger.event.canonical import canonical, loads, quick_loads
-from ledger.event.drafts import Prepared, prepare
+from ledger.event.canonical import canonical, loads
+from ledger.event.drafts import prepare
 from ledger.event.envelope import Event
-from ledger.exchange.import_lines import draft_from_object, quick_draft
 from ledger.recording.gate import Decision, current, denial_draft, judge
 from ledger.recording.lessons import lessons_of
 from ledger.service import tiles, tokens
 from ledger.service.asgi import AccessLog, ASGIApp, HttpError, read_body
+from ledger.service.bodies import JSON_TYPES, LINES_TYPES, accepted
 from ledger.service.groupcommit import Exclusive, GroupCommitter
 from ledger.service.metrics import Metrics
 from ledger.store.base import EventFilter
@@ -51,11 +50,8 @@ from ledger.tlog.proofs import latest_checkpoint, prove_inclusion, sign_current_
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 """Largest request body accepted (413 above)."""
-MAX_EVENTS_PER_REQUEST = 10_000
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10_000
-JSON_TYPES = frozenset({"application/json"})
-LINES_TYPES = frozenset({"application/x-ndjson", "application/jsonl", "application/json-lines"})
 JSONL = "application/jsonl"
 
 
@@ -173,7 +169,7 @@ async def post_events(request: Request) -> Response:
         # (2) what: the body, within its size limit, as drafts.
         body = await read_body(request, service.max_body)
         # (3) may this token append them, and are they valid (the catalog's messages)?
-        prepared = _accepted(body, _media_type(request), token)
+        prepared = accepted(body, _media_type(request), token)
         read = time.perf_counter() - started
         # The key file is read once (in a worker thread); later requests find it loaded.
         signer = service.loaded_signer(token.signer)
@@ -225,87 +221,6 @@ def _media_type(request: Request, *, lines: bool = True) -> str:
             f"Content-Type {value or '(none)'!r}: expected application/json{wanted}",
         )
     return value
-
-
-def _accepted(body: bytes, media_type: str, token: tokens.Token) -> list[Prepared]:
-    """The request's drafts, validated and allowed to ``token``; else the error of the first
-    one that is not, as the CLI words it (400 not drafts, 403 not allowed, 422 invalid).
-
-    Read the quick way first (``_quick_drafts``). Whatever that way refuses or fails to
-    validate is read again the strict way, from the start, so the answer to a bad request is
-    exactly the strict way's, which names the place (``event 3: payload.x: float …``)."""
-    quick = _quick_drafts(body, media_type)
-    if quick is not None:
-        try:
-            token.check([(p.draft, p.where) for p in quick])
-            return [prepare(p.draft, p.where) for p in quick]
-        except (LedgerError, TypeError, ValueError):
-            pass  # a value the quick way does not judge (a float, a large integer, …)
-    drafts = _drafts(body, media_type)
-    token.check([(p.draft, p.where) for p in drafts])
-    return [prepare(p.draft, p.where) for p in drafts]
-
-
-def _quick_drafts(body: bytes, media_type: str) -> list[Prepared] | None:
-    """The request's drafts read by ``quick_loads``, not yet validated; ``None`` when that way
-    cannot take them: a syntax error, a body that is not drafts, or a draft whose type has a
-    free-form payload (``TYPED_PAYLOADS``: only fully typed payloads are judged whole by their
-    validation; the others' values are checked by the strict parser)."""
-    try:
-        if media_type in LINES_TYPES:
-            values = [
-                (quick_loads(raw), f"line {n}")
-                for n, raw in enumerate(body.split(b"\n"), start=1)
-                if raw.strip()
-            ]
-        else:
-            value = quick_loads(body)
-            values = (
-                [(v, f"event {i}") for i, v in enumerate(value, start=1)]
-                if type(value) is list
-                else [(value, "event")]
-            )
-    except ValueError:
-        return None
-    if not values or len(values) > MAX_EVENTS_PER_REQUEST:
-        return None
-    out = []
-    for v, where in values:
-        draft = quick_draft(v, where)
-        if draft is None:
-            return None
-        out.append(Prepared(draft, None, where))
-    return out
-
-
-def _drafts(body: bytes, media_type: str) -> list[Prepared]:
-    """The request's drafts, named as the CLI names them: ``event`` (one), ``event N`` (an
-    array), ``line N`` (JSON Lines); 400 for a body that is not drafts."""
-    try:
-        if media_type in LINES_TYPES:
-            out = [
-                Prepared(draft_from_object(loads(raw, f"line {n}"), f"line {n}"), None, f"line {n}")
-                for n, raw in enumerate(body.split(b"\n"), start=1)
-                if raw.strip()
-            ]
-        else:
-            value = loads(body, "request body")
-            if isinstance(value, list):
-                out = [
-                    Prepared(draft_from_object(v, f"event {i}"), None, f"event {i}")
-                    for i, v in enumerate(value, start=1)
-                ]
-            else:
-                out = [Prepared(draft_from_object(value, "event"), None, "event")]
-    except EventValidationError as e:
-        raise HttpError(400, "malformed", e.message) from e
-    if not out:
-        raise HttpError(400, "malformed", "request body holds no event")
-    if len(out) > MAX_EVENTS_PER_REQUEST:
-        raise HttpError(
-            413, "too_large", f"{len(out)} events in one request, over {MAX_EVENTS_PER_REQUEST}"
-        )
-    return out
 
 
 # --- the recording API: gate and lessons ----------------------------------------------------
