@@ -112,7 +112,7 @@ def witness_serve(
     from ledger.service.witness_app import Witness, create_app
 
     logs = followed_logs(log_vkeys)
-    signer, identity = witness_signer(ctx, key)
+    private_key, identity = witness_signer(ctx, key)
     state = witness_state(key, state_dir)
     # A state that cannot be used is exit 3 here, not a 500 on the first request.
     try:
@@ -123,7 +123,7 @@ def witness_serve(
         state.last(log.name)
     witness = Witness(
         name=identity.name,
-        private_key=signer.private_key,
+        private_key=private_key,
         logs=tuple(logs),
         state=state,
         max_body=max_body,
