@@ -173,8 +173,9 @@ def witness_cosign(
     checkpoint's origin is a --log, whose key signed it (else exit 1); the old size is that of
     the last checkpoint it cosigned of that log (exit 2 otherwise: ask for a proof from that
     one, kept in --state); the proof shows the new tree extends that one (exit 1: the log
-    forked or rewrote history). Only then does it cosign, with this machine's time, and keep
-    the new checkpoint as the last cosigned.
+    forked or rewrote history). Only then does it cosign, with this machine's time and the
+    key's type (Ed25519 or ML-DSA-44, as `witness new --type` made it), and keep the new
+    checkpoint as the last cosigned.
 
     Append the printed line to the checkpoint (`>> cp.txt`), or print the cosigned
     checkpoint with --note.

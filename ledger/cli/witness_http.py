@@ -71,7 +71,8 @@ def witness_serve(
     \b
     POST /add-checkpoint         body: `old <N>`, the consistency proof from size N (one
                                  base64 hash a line), a blank line, the checkpoint note
-                                 200: the cosignature line (text/plain)
+                                 200: the cosignature line (text/plain), Ed25519 or
+                                 ML-DSA-44 as KEY is
     GET  /<hex SHA-256 of origin>/checkpoint
                                  the latest checkpoint cosigned of that log (404: none)
 
