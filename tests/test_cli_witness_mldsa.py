@@ -113,6 +113,8 @@ def test_ml_dsa_and_ed25519_witnesses_cosign_and_auditors_count_both(log: Cli) -
         ("ed.example/e1", True),
         ("pq.example/m2", False),
     ]
+    whole = log("verify", "--checkpoint", str(cp2), *both)
+    assert "cosigned by 2 of 2 witnesses (quorum 2): pq.example/m1, ed.example/e1\n" in whole.stdout
     bad = log("witness", "verify", str(cp2), "--vkey", vkey, *both, "--witness", m2, ok=False)
     assert bad.exit_code == 1
     assert bad.stderr == (
