@@ -364,7 +364,7 @@ MESSAGES = [
     # vkeys
     _msg(
         lambda: format_vkey(name="x", public_key=bytes(31)),
-        "vkey x: public key is 31 bytes, want 32",
+        "vkey x: Ed25519 public key is 31 bytes, want 32",
     ),
     _msg(lambda: format_vkey(name="", public_key=PUB), "vkey: key name is empty"),
     _msg(lambda: parse_vkey("a+b"), "vkey 'a+b': want <name>+<key id>+<key>, found 2 part(s)"),

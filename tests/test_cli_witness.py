@@ -225,7 +225,7 @@ def test_one_key_under_two_witness_names_is_refused(log: Cli) -> None:
     args = ["--witness", w1, "--witness", alias, "--quorum", "1"]
     result = log("verify-proof", str(proof), "--vkey", _vkey(log), *args, ok=False)
     assert result.exit_code == 2
-    assert "witness.example/w1 and alias.example have the same public key" in result.stderr
+    assert "witness.example/w1 and alias.example have the same Ed25519 public key" in result.stderr
 
 
 # --- the witness's checks -------------------------------------------------------------------

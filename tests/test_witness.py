@@ -279,8 +279,8 @@ def test_a_witness_set_refuses_ambiguity() -> None:
     with pytest.raises(InputError) as e:
         witness_set([W1, renamed])
     assert str(e.value) == (
-        f"witnesses {W1.name} and alias.example have the same public key: a cosignature does "
-        "not commit to its witness's name, so one would count twice"
+        f"witnesses {W1.name} and alias.example have the same Ed25519 public key: a "
+        "cosignature/v1 does not commit to its witness's name, so one would count twice"
     )
     with pytest.raises(InputError) as e:
         witness_set([W1, rekeyed])
@@ -391,7 +391,8 @@ MESSAGES = [
         lambda: parse_witness_vkey(
             LOG.name + "+" + format_vkey(name=ORIGIN, public_key=LOG.public_key).split("+", 1)[1]
         ),
-        f"vkey {ORIGIN}: signature type is 01 (Ed25519), want 04 (Ed25519 cosignature/v1)",
+        f"vkey {ORIGIN}: signature type is 01 (Ed25519), want 04 (Ed25519 cosignature/v1) or "
+        "06 (ML-DSA-44 cosignature)",
     ),
     _msg(
         lambda: parse_vkey(W1.vkey),

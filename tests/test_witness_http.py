@@ -556,3 +556,27 @@ def test_witness_serve_refuses_to_start_without_what_it_needs(log: Cli) -> None:
         result = log("witness", "serve", *args[:4], "--port", port, ok=False)
     assert result.exit_code == 3
     assert result.stderr.startswith(f"error: cannot listen on 127.0.0.1:{port} (")
+
+
+def test_an_ml_dsa_44_witness_cosigns_over_http(log: Cli) -> None:
+    m1 = log("witness", "new", "w1", "--name", "pq.example/w1", "--type", "ml-dsa-44").stdout
+    log_vkey = log("keys", "vkey", "root").stdout.strip()
+    server = serve(log, log_vkey, log.tmp / "s")
+    try:
+        got = server.client.post("/add-checkpoint", content=body(log, 0, checkpoint_at(log, 6)))
+        assert got.status_code == 200
+        ((name, sig),) = split_note("x\n\n" + got.text)[1]
+        assert (name, len(sig)) == ("pq.example/w1", 4 + 8 + 2420)
+        grow(log, 2)
+        cp = log.tmp / "cp.txt"
+        out = json.loads(
+            log(
+                "witness", "request", server.url, "--witness", m1.strip(), "-o", str(cp), "--json"
+            ).stdout
+        )
+        assert out["requests"][0]["result"] == "cosigned" and out["size"] == 8
+        report = verify_cosignatures(cp.read_text(encoding="utf-8"), [m1.strip()])
+        assert [w.witness.name for w in report.cosigned] == ["pq.example/w1"]
+        log("witness", "verify", str(cp), "--vkey", log_vkey, "--witness", m1.strip())
+    finally:
+        server.stop()

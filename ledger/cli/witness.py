@@ -28,7 +28,12 @@ from ledger.cli.witness_keys import (
 from ledger.cli.witness_keys import vkey_path as witness_vkey_path
 from ledger.crypto.keyfiles import check_key_name
 from ledger.errors import CheckpointError, InputError, KeyFileError
-from ledger.tlog.cosignatures import WitnessKey, format_witness_vkey, parse_witness_vkey
+from ledger.tlog.cosignatures import (
+    WITNESS_ALGORITHMS,
+    WitnessKey,
+    format_witness_vkey,
+    parse_witness_vkey,
+)
 from ledger.tlog.notes import bad_key_name_char, parse_vkey, verify_checkpoint
 from ledger.tlog.witness import witness_checkpoint
 
@@ -44,6 +49,7 @@ def witness() -> None:
     \b
     Over HTTP (C2SP tlog-witness):
       govledger witness new w1 --name witness.example/w1     the witness: key w1.pem, its vkey
+                                                             (--type ml-dsa-44: post-quantum)
       govledger witness serve --key w1 --log LOG_VKEY --port 8081
       govledger witness request http://127.0.0.1:8081 --witness W1_VKEY -o cp.txt   the log
     By hand, a file each way:
@@ -66,13 +72,24 @@ def witness() -> None:
     required=True,
     help="The witness's name in its cosignatures, e.g. witness.example/w1 (no spaces, no '+').",
 )
+@click.option(
+    "--type",
+    "key_type",
+    type=click.Choice(sorted(WITNESS_ALGORITHMS)),
+    default="ed25519",
+    show_default=True,
+    help="The cosignature type: ed25519 (cosignature/v1, what most verifiers check today) or "
+    "ml-dsa-44 (post-quantum, commits to NAME; its cosignature lines are about 3.3 KB).",
+)
 @json_option
 @pass_ctx
-def witness_new(ctx: Context, key: str, name: str, as_json: bool) -> None:
+def witness_new(ctx: Context, key: str, name: str, key_type: str, as_json: bool) -> None:
     """Create witness key KEY (KEY.pem, mode 0600, and KEY.vkey) and print its vkey.
 
-    One key is one witness: its vkey binds the key to NAME. Give the vkey to the auditors who
-    are to require your cosignatures. No ledger is needed or touched.
+    One key is one witness: its vkey binds the key to NAME and to its type (vkey type 04 for
+    Ed25519, 06 for ML-DSA-44). Give the vkey to the auditors who are to require your
+    cosignatures; `witness cosign` and `witness serve` sign with the key's type. No ledger is
+    needed or touched.
     """
     check_key_name(key)
     ring = ctx.keyring
@@ -84,8 +101,16 @@ def witness_new(ctx: Context, key: str, name: str, as_json: bool) -> None:
             f"--name {name!r}: a witness name is not empty and holds no space, '+' or control "
             "character (e.g. witness.example/w1)"
         )
-    signer = ring.create(key)
-    vkey = format_witness_vkey(name=name, public_key=signer.public_key)
+    if key_type == "ml-dsa-44" and len(name.encode()) > 255:
+        raise InputError(
+            f"--name: an ML-DSA-44 witness name is at most 255 bytes, found {len(name.encode())}"
+        )
+    private_key = ring.create_witness_key(key, key_type)
+    vkey = format_witness_vkey(
+        name=name,
+        public_key=private_key.public_key().public_bytes_raw(),
+        signature_type=WITNESS_ALGORITHMS[key_type],
+    )
     tmp = vkey_path.with_suffix(".partial")
     try:
         tmp.write_text(vkey + "\n", encoding="utf-8")
@@ -98,7 +123,15 @@ def witness_new(ctx: Context, key: str, name: str, as_json: bool) -> None:
 
 def _echo_key(key: str, w: WitnessKey, as_json: bool) -> None:
     if as_json:
-        echo_json({"key": key, "name": w.name, "key_id": w.key_id.hex(), "vkey": w.vkey})
+        echo_json(
+            {
+                "key": key,
+                "name": w.name,
+                "type": w.algorithm.lower(),
+                "key_id": w.key_id.hex(),
+                "vkey": w.vkey,
+            }
+        )
     else:
         click.echo(w.vkey)
 
@@ -108,7 +141,8 @@ def _echo_key(key: str, w: WitnessKey, as_json: bool) -> None:
 @json_option
 @pass_ctx
 def witness_vkey(ctx: Context, key: str, as_json: bool) -> None:
-    """Print the vkey of witness key KEY: `<name>+<key id>+<base64(0x04 ‖ public key)>`."""
+    """Print the vkey of witness key KEY: `<name>+<key id>+<base64(type ‖ public key)>`, type
+    0x04 for Ed25519, 0x06 for ML-DSA-44."""
     _echo_key(key, witness_key(ctx.keyring, check_key_name(key)), as_json)
 
 
@@ -139,21 +173,22 @@ def witness_cosign(
     checkpoint's origin is a --log, whose key signed it (else exit 1); the old size is that of
     the last checkpoint it cosigned of that log (exit 2 otherwise: ask for a proof from that
     one, kept in --state); the proof shows the new tree extends that one (exit 1: the log
-    forked or rewrote history). Only then does it cosign, with this machine's time, and keep
-    the new checkpoint as the last cosigned.
+    forked or rewrote history). Only then does it cosign, with this machine's time and the
+    key's type (Ed25519 or ML-DSA-44, as `witness new --type` made it), and keep the new
+    checkpoint as the last cosigned.
 
     Append the printed line to the checkpoint (`>> cp.txt`), or print the cosigned
     checkpoint with --note.
     """
     logs = followed_logs(log_vkeys)
-    signer, identity = witness_signer(ctx, key)
+    private_key, identity = witness_signer(ctx, key)
     state = witness_state(key, state_dir)
     cosigned = witness_checkpoint(
         read_bytes(file, "checkpoint"),
         state=state,
         logs=logs,
         name=identity.name,
-        private_key=signer.private_key,
+        private_key=private_key,
         clock=now,
     )
     cp = cosigned.checkpoint

@@ -71,7 +71,8 @@ def witness_serve(
     \b
     POST /add-checkpoint         body: `old <N>`, the consistency proof from size N (one
                                  base64 hash a line), a blank line, the checkpoint note
-                                 200: the cosignature line (text/plain)
+                                 200: the cosignature line (text/plain), Ed25519 or
+                                 ML-DSA-44 as KEY is
     GET  /<hex SHA-256 of origin>/checkpoint
                                  the latest checkpoint cosigned of that log (404: none)
 
@@ -112,7 +113,7 @@ def witness_serve(
     from ledger.service.witness_app import Witness, create_app
 
     logs = followed_logs(log_vkeys)
-    signer, identity = witness_signer(ctx, key)
+    private_key, identity = witness_signer(ctx, key)
     state = witness_state(key, state_dir)
     # A state that cannot be used is exit 3 here, not a 500 on the first request.
     try:
@@ -123,7 +124,7 @@ def witness_serve(
         state.last(log.name)
     witness = Witness(
         name=identity.name,
-        private_key=signer.private_key,
+        private_key=private_key,
         logs=tuple(logs),
         state=state,
         max_body=max_body,

@@ -9,9 +9,9 @@ import click
 
 from ledger.cli.context import Context
 from ledger.cli.proofs import read_vkeys
-from ledger.crypto.keyfiles import KeyRing, Signer, check_key_name
+from ledger.crypto.keyfiles import KeyRing, check_key_name
 from ledger.errors import CheckpointError, InputError, KeyFileError
-from ledger.tlog.cosignatures import WitnessKey, parse_witness_vkey
+from ledger.tlog.cosignatures import CosignerKey, WitnessKey, parse_witness_vkey
 from ledger.tlog.notes import Verifier, parse_vkey
 from ledger.tlog.witness import WitnessState
 
@@ -55,15 +55,15 @@ def witness_key(ring: KeyRing, key: str) -> WitnessKey:
         raise KeyFileError(f"witness key {key!r}: {path}: {e.message}") from e
 
 
-def witness_signer(ctx: Context, key: str) -> tuple[Signer, WitnessKey]:
-    """The witness's private key and its vkey, which must be of that key."""
+def witness_signer(ctx: Context, key: str) -> tuple[CosignerKey, WitnessKey]:
+    """The witness's private key (Ed25519 or ML-DSA-44) and its vkey, which must be of it."""
     identity = witness_key(ctx.keyring, check_key_name(key))
-    signer = ctx.signer(key)
-    if signer.public_key != identity.public_key:
+    private_key = ctx.keyring.load_witness_key(key)
+    if private_key.public_key().public_bytes_raw() != identity.public_key:
         raise KeyFileError(
             f"witness key {key!r}: {vkey_path(ctx.keyring, key)} is the vkey of another key"
         )
-    return signer, identity
+    return private_key, identity
 
 
 def followed_logs(log_vkeys: tuple[str, ...]) -> list[Verifier]:

@@ -1,4 +1,5 @@
-"""Private keys on disk: Ed25519 PKCS#8 PEM files in a key directory (SPEC §2.3).
+"""Private keys on disk: PKCS#8 PEM files in a key directory (SPEC §2.3): Ed25519 keys, and
+witnesses' ML-DSA-44 keys (``create_witness_key``; the PKCS#8 seed form, 32 bytes).
 
 Files are ``<dir>/<NAME>.pem``, created 0600 in a 0700 directory; a key file readable by group
 or others is refused with the ``chmod`` to run. When ``GOVLEDGER_PASSPHRASE`` is set, new keys are
@@ -19,6 +20,8 @@ from ledger.errors import InputError, KeyFileError
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.asymmetric.mldsa import MLDSA44PrivateKey
+    from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 # ``cryptography`` is imported by the functions that read or write a key: a command that opens
 # a ledger without signing anything (the reading commands) does not load it.
@@ -95,7 +98,37 @@ class KeyRing:
         return sorted(p.stem for p in self.directory.glob("*.pem"))
 
     def create(self, name: str) -> Signer:
-        """Generate a key and write it 0600 (refuses to overwrite an existing file)."""
+        """Generate an Ed25519 key and write it 0600 (refuses to overwrite an existing file)."""
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        private_key = Ed25519PrivateKey.generate()
+        self._write(name, private_key)
+        return Signer(name=name, private_key=private_key, public_key=_public_raw(private_key))
+
+    def create_witness_key(
+        self, name: str, algorithm: str
+    ) -> Ed25519PrivateKey | MLDSA44PrivateKey:
+        """Generate a witness key, ``ed25519`` or ``ml-dsa-44``, and write it 0600 as
+        ``create`` does (an ML-DSA-44 key as its PKCS#8 seed form)."""
+        if algorithm == "ed25519":
+            return self.create(name).private_key
+        if algorithm != "ml-dsa-44":
+            raise InputError(f"witness key type {algorithm!r}: want ed25519 or ml-dsa-44")
+        from cryptography.exceptions import UnsupportedAlgorithm
+        from cryptography.hazmat.primitives.asymmetric.mldsa import MLDSA44PrivateKey
+
+        try:
+            private_key = MLDSA44PrivateKey.generate()
+        except UnsupportedAlgorithm as e:
+            raise KeyFileError(
+                f"key {name!r}: this cryptography cannot make ML-DSA-44 keys; it needs "
+                "cryptography >= 47 built with OpenSSL 3.5 or later"
+            ) from e
+        self._write(name, private_key)
+        return private_key
+
+    def _write(self, name: str, private_key: PrivateKeyTypes) -> None:
+        """Write ``private_key`` to a new 0600 file in the 0700 key directory."""
         path = self.path(name)
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -108,9 +141,7 @@ class KeyRing:
                 f"(mode {mode:04o}); run: chmod 700 {self.directory}"
             )
         from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-        private_key = Ed25519PrivateKey.generate()
         passphrase = os.environ.get(PASSPHRASE_ENV)
         encryption: serialization.KeySerializationEncryption = (
             serialization.BestAvailableEncryption(passphrase.encode("utf-8"))
@@ -130,14 +161,38 @@ class KeyRing:
             f.write(pem)
             f.flush()
             os.fsync(f.fileno())
-        return Signer(name=name, private_key=private_key, public_key=_public_raw(private_key))
 
     def load_or_create(self, name: str) -> Signer:
         """The key ``name``, created first when there is no file for it yet."""
         return self.load(name) if self.exists(name) else self.create(name)
 
     def load(self, name: str) -> Signer:
-        """Load a key, refusing files readable by group or others (exit 3)."""
+        """Load an Ed25519 key, refusing files readable by group or others (exit 3)."""
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        key = self._read(name)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise KeyFileError(
+                f"key {name!r}: {self.path(name)} is not an Ed25519 key"
+                + (
+                    " (an ML-DSA-44 witness key signs only cosignatures)"
+                    if _is_mldsa44(key)
+                    else ""
+                )
+            )
+        return Signer(name=name, private_key=key, public_key=_public_raw(key))
+
+    def load_witness_key(self, name: str) -> Ed25519PrivateKey | MLDSA44PrivateKey:
+        """Load a witness's key, Ed25519 or ML-DSA-44, with ``load``'s checks."""
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        from cryptography.hazmat.primitives.asymmetric.mldsa import MLDSA44PrivateKey
+
+        key = self._read(name)
+        if isinstance(key, (Ed25519PrivateKey, MLDSA44PrivateKey)):
+            return key
+        raise KeyFileError(f"key {name!r}: {self.path(name)} is not an Ed25519 or ML-DSA-44 key")
+
+    def _read(self, name: str) -> PrivateKeyTypes:
         path = self.path(name)
         try:
             st = path.stat()
@@ -155,20 +210,28 @@ class KeyRing:
             pem = path.read_bytes()
         except OSError as e:
             raise KeyFileError(f"key {name!r}: cannot read {path}: {e.strerror}") from e
+        from cryptography.exceptions import UnsupportedAlgorithm
         from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
         passphrase = os.environ.get(PASSPHRASE_ENV)
         encrypted = b"ENCRYPTED" in pem.split(b"\n", 1)[0]
         if encrypted and not passphrase:
             raise KeyFileError(f"key {name!r} is encrypted: set {PASSPHRASE_ENV} to its passphrase")
         try:
-            key = serialization.load_pem_private_key(
+            return serialization.load_pem_private_key(
                 pem, password=passphrase.encode("utf-8") if encrypted and passphrase else None
             )
+        except UnsupportedAlgorithm as e:
+            raise KeyFileError(
+                f"key {name!r}: {path} is of a type this cryptography cannot load (an ML-DSA-44 "
+                "key needs cryptography >= 47 built with OpenSSL 3.5 or later)"
+            ) from e
         except (ValueError, TypeError) as e:
             what = "wrong passphrase or damaged file" if encrypted else "not a PKCS#8 PEM key"
             raise KeyFileError(f"key {name!r}: cannot load {path}: {what}") from e
-        if not isinstance(key, Ed25519PrivateKey):
-            raise KeyFileError(f"key {name!r}: {path} is not an Ed25519 key")
-        return Signer(name=name, private_key=key, public_key=_public_raw(key))
+
+
+def _is_mldsa44(key: object) -> bool:
+    from cryptography.hazmat.primitives.asymmetric.mldsa import MLDSA44PrivateKey
+
+    return isinstance(key, MLDSA44PrivateKey)

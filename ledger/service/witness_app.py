@@ -46,7 +46,7 @@ from ledger.tlog.notes import Verifier, parse_unverified_checkpoint, parse_witne
 from ledger.tlog.witness import WitnessState, witness_checkpoint
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from ledger.tlog.cosignatures import CosignerKey
 
 MAX_BODY_BYTES = 64 * 1024
 """Largest add-checkpoint body accepted (413 above): 63 proof lines and a checkpoint with its
@@ -87,7 +87,7 @@ class Witness:
     """What the handlers share: the witness's name and key, the logs it follows, its state."""
 
     name: str
-    private_key: Ed25519PrivateKey = field(repr=False)
+    private_key: CosignerKey = field(repr=False)
     logs: tuple[Verifier, ...]
     state: WitnessState
     max_body: int = MAX_BODY_BYTES

@@ -23,7 +23,15 @@ from ledger.tlog import merkle
 SIG_PREFIX = "\u2014 "  # em dash, space
 ED25519 = 0x01  # signed-note signature type
 COSIGNATURE_V1 = 0x04  # signed-note signature type of tlog-cosignature's Ed25519 cosignatures
-SIGNATURE_TYPES = {ED25519: "Ed25519", COSIGNATURE_V1: "Ed25519 cosignature/v1"}
+COSIGNATURE_MLDSA44 = 0x06  # signed-note signature type of tlog-cosignature's ML-DSA-44 ones
+SIGNATURE_TYPES = {
+    ED25519: "Ed25519",
+    COSIGNATURE_V1: "Ed25519 cosignature/v1",
+    COSIGNATURE_MLDSA44: "ML-DSA-44 cosignature",
+}
+KEY_SIZES = {ED25519: 32, COSIGNATURE_V1: 32, COSIGNATURE_MLDSA44: 1312}
+"""Public key bytes of each signature type's vkey."""
+KEY_ALGORITHMS = {ED25519: "Ed25519", COSIGNATURE_V1: "Ed25519", COSIGNATURE_MLDSA44: "ML-DSA-44"}
 MAX_SIGNATURES = 100  # signed-note: verifiers MUST accept at least 16
 MAX_PROOF_LINES = 63
 TLOG_PROOF_HEADER = "c2sp.org/tlog-proof@v1"
@@ -113,16 +121,29 @@ def compute_key_id(*, name: str, public_key: bytes, signature_type: int = ED2551
 
 
 def format_vkey(*, name: str, public_key: bytes, signature_type: int = ED25519) -> str:
-    """``<name>+<hex key id>+<base64(signature type || public key)>`` of an Ed25519 key."""
+    """``<name>+<hex key id>+<base64(signature type || public key)>``."""
     _check_name(name, "vkey")
-    if len(public_key) != 32:
-        raise CheckpointError(f"vkey {name}: public key is {len(public_key)} bytes, want 32")
+    want = KEY_SIZES[signature_type]
+    if len(public_key) != want:
+        raise CheckpointError(
+            f"vkey {name}: {KEY_ALGORITHMS[signature_type]} public key is {len(public_key)} "
+            f"bytes, want {want}"
+        )
     key_id = compute_key_id(name=name, public_key=public_key, signature_type=signature_type)
     return f"{name}+{key_id.hex()}+{_b64e(bytes([signature_type]) + public_key)}"
 
 
 def decode_vkey(vkey: str, *, signature_type: int = ED25519) -> tuple[str, bytes, bytes]:
-    """``(name, key id, 32-byte public key)`` of an Ed25519 vkey of ``signature_type``.
+    """``(name, key id, public key)`` of a vkey of ``signature_type`` (strict, see
+    ``decode_typed_vkey``)."""
+    name, key_id, _, public_key = decode_typed_vkey(vkey, signature_types=(signature_type,))
+    return name, key_id, public_key
+
+
+def decode_typed_vkey(
+    vkey: str, *, signature_types: Sequence[int]
+) -> tuple[str, bytes, int, bytes]:
+    """``(name, key id, signature type, public key)`` of a vkey of one of ``signature_types``.
 
     Strict: a name that is not a key name, a key id that is not 8 lowercase hex digits or not
     the key's, non-canonical base64, another signature type or key size are refused.
@@ -137,19 +158,24 @@ def decode_vkey(vkey: str, *, signature_type: int = ED25519) -> tuple[str, bytes
     if not _HEX_KEY_ID.fullmatch(hex_id):
         raise CheckpointError(f"vkey {name}: key id {_short(hex_id)} is not 8 lowercase hex digits")
     key = _b64(b64_key, f"vkey {name}: key")
-    if key[:1] != bytes([signature_type]):
+    if not key or key[0] not in signature_types:
         found = SIGNATURE_TYPES.get(key[0]) if key else None
+        want = " or ".join(f"{t:02x} ({SIGNATURE_TYPES[t]})" for t in signature_types)
         raise CheckpointError(
             f"vkey {name}: signature type is {key[:1].hex()}"
             + (f" ({found})" if found else "")
-            + f", want {signature_type:02x} ({SIGNATURE_TYPES[signature_type]})"
+            + f", want {want}"
         )
-    if len(key) != 33:
-        raise CheckpointError(f"vkey {name}: Ed25519 key is {len(key) - 1} bytes, want 32")
+    signature_type = key[0]
+    if len(key) - 1 != KEY_SIZES[signature_type]:
+        raise CheckpointError(
+            f"vkey {name}: {KEY_ALGORITHMS[signature_type]} key is {len(key) - 1} bytes, "
+            f"want {KEY_SIZES[signature_type]}"
+        )
     computed = compute_key_id(name=name, public_key=key[1:], signature_type=signature_type)
     if computed.hex() != hex_id:
         raise CheckpointError(f"vkey {name}: key id is {hex_id}, the key's id is {computed.hex()}")
-    return name, computed, key[1:]
+    return name, computed, signature_type, key[1:]
 
 
 def parse_vkey(vkey: str) -> Verifier:

@@ -23,7 +23,6 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ledger.errors import (
     CheckpointError,
@@ -34,7 +33,7 @@ from ledger.errors import (
     UnknownLog,
 )
 from ledger.tlog import merkle
-from ledger.tlog.cosignatures import cosign_checkpoint
+from ledger.tlog.cosignatures import CosignerKey, cosign_checkpoint
 from ledger.tlog.notes import (
     Checkpoint,
     Verifier,
@@ -46,9 +45,6 @@ from ledger.tlog.notes import (
     parse_witness_request,
     split_note,
 )
-
-if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 
 def read_submission(text: str | bytes) -> WitnessRequest:
@@ -81,7 +77,7 @@ def add_checkpoint(
     logs: Sequence[Verifier],
     last: str | None,
     name: str,
-    private_key: Ed25519PrivateKey,
+    private_key: CosignerKey,
     clock: Callable[[], int],
 ) -> Cosigned:
     """Check ``request`` against the logs followed and the last checkpoint cosigned of its
@@ -262,7 +258,7 @@ def witness_checkpoint(
     state: WitnessState,
     logs: Sequence[Verifier],
     name: str,
-    private_key: Ed25519PrivateKey,
+    private_key: CosignerKey,
     clock: Callable[[], int],
 ) -> Cosigned:
     """Check and cosign a submission (a parsed request, or the text ``read_submission``
