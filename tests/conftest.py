@@ -165,6 +165,25 @@ def ready(cli: Cli) -> Cli:
     return cli
 
 
+@pytest.fixture
+def log(ready: Cli) -> Cli:
+    """``ready`` and four ``x.note`` events: a ledger of 6 events (the witness tests' log; a
+    test module may define a ``log`` of its own)."""
+    for n in range(4):
+        ready("append", "x.note", "--signer", "rec", "--payload", json.dumps({"n": n}))
+    return ready
+
+
+def log_vkey(cli: Cli) -> str:
+    """The vkey of the ledger's root key (the log's checkpoint key)."""
+    return str(cli("keys", "vkey", "root").stdout.strip())
+
+
+def new_witness(cli: Cli, key: str, name: str, *args: str) -> str:
+    """``witness new KEY --name NAME``; its vkey."""
+    return str(cli("witness", "new", key, "--name", name, *args).stdout.strip())
+
+
 def digest(text: str) -> str:
     """A lowercase hex SHA-256, for the ``*_digest`` payload fields."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

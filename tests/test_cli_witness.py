@@ -16,29 +16,15 @@ import pytest
 from ledger.store.sqlite import Draft, Ledger
 from ledger.tlog.cosignatures import format_witness_vkey, parse_witness_vkey
 from ledger.tlog.notes import split_note
-from tests.conftest import ORIGIN, Cli
+from tests.conftest import ORIGIN, Cli, log_vkey, new_witness
 
 GOVLEDGER = str(Path(sys.executable).parent / "govledger")
 
 
-@pytest.fixture
-def log(ready: Cli) -> Cli:
-    """A ledger of 6 events (the ``ready`` one and four notes) and its vkey in ``log.vkey``."""
-    for n in range(4):
-        ready("append", "x.note", "--signer", "rec", "--payload", json.dumps({"n": n}))
-    return ready
-
-
-def _vkey(cli: Cli) -> str:
-    return str(cli("keys", "vkey", "root").stdout.strip())
-
-
-def _new(cli: Cli, key: str, name: str) -> str:
-    return str(cli("witness", "new", key, "--name", name).stdout.strip())
-
-
 def _cosign(cli: Cli, file: Path, key: str, *args: str) -> str:
-    return str(cli("witness", "cosign", str(file), "--key", key, "--log", _vkey(cli), *args).stdout)
+    return str(
+        cli("witness", "cosign", str(file), "--key", key, "--log", log_vkey(cli), *args).stdout
+    )
 
 
 def _append(cli: Cli, n: int) -> None:
@@ -87,10 +73,10 @@ def test_witness_new_refuses_bad_names_with_exit_2(log: Cli, args: list[str], me
 
 
 def test_the_whole_path_from_checkpoint_to_a_proof_the_auditor_accepts(log: Cli) -> None:
-    w1 = _new(log, "w1", "witness.example/w1")
-    w2 = _new(log, "w2", "witness.example/w2")
-    w3 = _new(log, "w3", "witness.example/w3")
-    vkey = _vkey(log)
+    w1 = new_witness(log, "w1", "witness.example/w1")
+    w2 = new_witness(log, "w2", "witness.example/w2")
+    w3 = new_witness(log, "w3", "witness.example/w3")
+    vkey = log_vkey(log)
     # (1) the first checkpoint, cosigned by w1 and w2 as a bare checkpoint
     cp = _checkpoint(log)
     for key in ("w1", "w2"):
@@ -151,13 +137,13 @@ def test_the_whole_path_from_checkpoint_to_a_proof_the_auditor_accepts(log: Cli)
 def test_verify_proof_without_witnesses_reports_none(log: Cli) -> None:
     proof = log.tmp / "p"
     log("prove", "3", "-o", str(proof))
-    got = log.json("verify-proof", str(proof), "--vkey", _vkey(log))
+    got = log.json("verify-proof", str(proof), "--vkey", log_vkey(log))
     assert (got["witnesses"], got["quorum"]) == ([], 0)
 
 
 def test_a_tampered_cosignature_fails_the_proof_even_with_the_quorum_met(log: Cli) -> None:
-    w1 = _new(log, "w1", "witness.example/w1")
-    w2 = _new(log, "w2", "witness.example/w2")
+    w1 = new_witness(log, "w1", "witness.example/w1")
+    w2 = new_witness(log, "w2", "witness.example/w2")
     cp = _checkpoint(log)
     lines = [_cosign(log, cp, "w1"), _cosign(log, cp, "w2")]
     name, sig = split_note("x\n\n" + lines[1])[1][0]
@@ -165,7 +151,7 @@ def test_a_tampered_cosignature_fails_the_proof_even_with_the_quorum_met(log: Cl
     cp.write_text(cp.read_text(encoding="utf-8") + lines[0] + forged, encoding="utf-8")
     proof = log.tmp / "p"
     log("prove", "2", "--checkpoint", str(cp), "-o", str(proof))
-    args = ["verify-proof", str(proof), "--vkey", _vkey(log), "--witness", w1, "--witness", w2]
+    args = ["verify-proof", str(proof), "--vkey", log_vkey(log), "--witness", w1, "--witness", w2]
     result = log(*args, "--quorum", "1", ok=False)
     assert result.exit_code == 1
     assert result.stderr == (
@@ -192,23 +178,23 @@ def test_a_tampered_cosignature_fails_the_proof_even_with_the_quorum_met(log: Cl
     ],
 )
 def test_bad_witness_options_are_usage_errors(log: Cli, args: list[str], message: str) -> None:
-    w1 = _new(log, "w1", "witness.example/w1")
+    w1 = new_witness(log, "w1", "witness.example/w1")
     proof = log.tmp / "p"
     log("prove", "3", "-o", str(proof))
-    args = [{"W1": w1, "LOG": _vkey(log)}.get(a, a) for a in args]
-    result = log("verify-proof", str(proof), "--vkey", _vkey(log), *args, ok=False)
+    args = [{"W1": w1, "LOG": log_vkey(log)}.get(a, a) for a in args]
+    result = log("verify-proof", str(proof), "--vkey", log_vkey(log), *args, ok=False)
     assert result.exit_code == 2
     assert result.stderr.startswith("error: " + message)
 
 
 def test_a_bad_line_in_a_vkey_file_is_named(log: Cli) -> None:
-    w1 = _new(log, "w1", "witness.example/w1")
+    w1 = new_witness(log, "w1", "witness.example/w1")
     path = log.tmp / "ws.txt"
     path.write_text(f"{w1}\nnot a vkey\n", encoding="utf-8")
     proof = log.tmp / "p"
     log("prove", "3", "-o", str(proof))
     result = log(
-        "verify-proof", str(proof), "--vkey", _vkey(log), "--witness", f"@{path}", ok=False
+        "verify-proof", str(proof), "--vkey", log_vkey(log), "--witness", f"@{path}", ok=False
     )
     assert result.exit_code == 2
     assert result.stderr == (
@@ -218,12 +204,12 @@ def test_a_bad_line_in_a_vkey_file_is_named(log: Cli) -> None:
 
 
 def test_one_key_under_two_witness_names_is_refused(log: Cli) -> None:
-    w1 = _new(log, "w1", "witness.example/w1")
+    w1 = new_witness(log, "w1", "witness.example/w1")
     alias = format_witness_vkey(name="alias.example", public_key=parse_witness_vkey(w1).public_key)
     proof = log.tmp / "p"
     log("prove", "3", "-o", str(proof))
     args = ["--witness", w1, "--witness", alias, "--quorum", "1"]
-    result = log("verify-proof", str(proof), "--vkey", _vkey(log), *args, ok=False)
+    result = log("verify-proof", str(proof), "--vkey", log_vkey(log), *args, ok=False)
     assert result.exit_code == 2
     assert "witness.example/w1 and alias.example have the same Ed25519 public key" in result.stderr
 
@@ -232,12 +218,12 @@ def test_one_key_under_two_witness_names_is_refused(log: Cli) -> None:
 
 
 def test_cosign_refuses_a_request_not_from_its_last_checkpoint_with_exit_2(log: Cli) -> None:
-    _new(log, "w1", "witness.example/w1")
+    new_witness(log, "w1", "witness.example/w1")
     cp = _checkpoint(log)
     _cosign(log, cp, "w1")
     _append(log, 2)
     cp2 = _checkpoint(log, "cp2.txt")
-    result = log("witness", "cosign", str(cp2), "--key", "w1", "--log", _vkey(log), ok=False)
+    result = log("witness", "cosign", str(cp2), "--key", "w1", "--log", log_vkey(log), ok=False)
     assert result.exit_code == 2
     assert result.stderr == (
         f"error: old size 0 does not match: this witness last cosigned {ORIGIN} at size 6; "
@@ -253,7 +239,7 @@ def test_cosign_refuses_a_request_not_from_its_last_checkpoint_with_exit_2(log: 
 
 
 def test_cosign_refuses_a_broken_consistency_proof_with_exit_1(log: Cli) -> None:
-    _new(log, "w1", "witness.example/w1")
+    new_witness(log, "w1", "witness.example/w1")
     cp = _checkpoint(log)
     _cosign(log, cp, "w1", "--state", str(log.tmp / "ws"))
     _append(log, 5)
@@ -264,14 +250,14 @@ def test_cosign_refuses_a_broken_consistency_proof_with_exit_1(log: Cli) -> None
     request.write_text("\n".join(text), encoding="utf-8")
     args = ["--state", str(log.tmp / "ws")]
     result = log(
-        "witness", "cosign", str(request), "--key", "w1", "--log", _vkey(log), *args, ok=False
+        "witness", "cosign", str(request), "--key", "w1", "--log", log_vkey(log), *args, ok=False
     )
     assert result.exit_code == 1
     assert result.stderr.startswith("error: consistency proof from size 6 (last cosigned) to 11: ")
 
 
 def test_cosign_refuses_a_checkpoint_the_log_key_did_not_sign(log: Cli) -> None:
-    _new(log, "w1", "witness.example/w1")
+    new_witness(log, "w1", "witness.example/w1")
     log("keys", "new", "ops", "--role", "governor")
     ops_vkey = log("keys", "vkey", "ops").stdout.strip()
     cp = _checkpoint(log)  # signed by root
@@ -282,16 +268,16 @@ def test_cosign_refuses_a_checkpoint_the_log_key_did_not_sign(log: Cli) -> None:
 
 
 def test_cosign_with_a_vkey_file_of_another_key_is_exit_3(log: Cli) -> None:
-    _new(log, "w1", "witness.example/w1")
-    other = _new(log, "w2", "witness.example/w2")
+    new_witness(log, "w1", "witness.example/w1")
+    other = new_witness(log, "w2", "witness.example/w2")
     (log.keys / "w1.vkey").write_text(other + "\n", encoding="utf-8")
     cp = _checkpoint(log)
-    result = log("witness", "cosign", str(cp), "--key", "w1", "--log", _vkey(log), ok=False)
+    result = log("witness", "cosign", str(cp), "--key", "w1", "--log", log_vkey(log), ok=False)
     assert result.exit_code == 3
     assert result.stderr == (
         f"error: witness key 'w1': {log.keys / 'w1.vkey'} is the vkey of another key\n"
     )
-    result = log("witness", "cosign", str(cp), "--key", "root", "--log", _vkey(log), ok=False)
+    result = log("witness", "cosign", str(cp), "--key", "root", "--log", log_vkey(log), ok=False)
     assert result.exit_code == 3
     assert "no " + str(log.keys / "root.vkey") in result.stderr
 
@@ -300,8 +286,8 @@ def test_cosign_with_a_vkey_file_of_another_key_is_exit_3(log: Cli) -> None:
 
 
 def test_verify_checkpoint_requires_the_witnesses_cosignatures(log: Cli) -> None:
-    w1 = _new(log, "w1", "witness.example/w1")
-    w2 = _new(log, "w2", "witness.example/w2")
+    w1 = new_witness(log, "w1", "witness.example/w1")
+    w2 = new_witness(log, "w2", "witness.example/w2")
     label1, label2 = parse_witness_vkey(w1).label, parse_witness_vkey(w2).label
     cp = _checkpoint(log)
     # (1) not cosigned: the log matches the checkpoint, the witnesses are missing
@@ -353,7 +339,7 @@ def test_verify_checkpoint_requires_the_witnesses_cosignatures(log: Cli) -> None
 
 
 def test_verify_checks_cosignatures_only_of_the_logs_own_checkpoint(log: Cli) -> None:
-    w1 = _new(log, "w1", "witness.example/w1")
+    w1 = new_witness(log, "w1", "witness.example/w1")
     stranger = Cli(log.tmp / "stranger")  # another log with a root key of its own
     stranger.tmp.mkdir()
     stranger("init", "--origin", ORIGIN)
@@ -374,7 +360,7 @@ def test_verify_checks_cosignatures_only_of_the_logs_own_checkpoint(log: Cli) ->
     ids=["no checkpoint", "quorum over the witnesses", "quorum alone"],
 )
 def test_verify_witness_options_are_usage_errors(log: Cli, args: list[str], message: str) -> None:
-    subs = {"W1": _new(log, "w1", "witness.example/w1"), "CP": str(_checkpoint(log))}
+    subs = {"W1": new_witness(log, "w1", "witness.example/w1"), "CP": str(_checkpoint(log))}
     result = log("verify", *[subs.get(a, a) for a in args], ok=False)
     assert result.exit_code == 2
     assert result.stderr.startswith("error: " + message)

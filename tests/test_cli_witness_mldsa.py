@@ -4,7 +4,6 @@ real ledger's checkpoints with it, and auditors checking them beside Ed25519 wit
 from __future__ import annotations
 
 import base64
-import json
 import stat
 
 import pytest
@@ -13,27 +12,12 @@ from cryptography.hazmat.primitives.asymmetric.mldsa import MLDSA44PrivateKey
 from ledger.store.sqlite import Draft, Ledger
 from ledger.tlog.cosignatures import parse_witness_vkey
 from ledger.tlog.notes import split_note
-from tests.conftest import Cli
-
-
-@pytest.fixture
-def log(ready: Cli) -> Cli:
-    for n in range(4):
-        ready("append", "x.note", "--signer", "rec", "--payload", json.dumps({"n": n}))
-    return ready
-
-
-def _vkey(cli: Cli) -> str:
-    return str(cli("keys", "vkey", "root").stdout.strip())
-
-
-def _new(cli: Cli, key: str, name: str, *args: str) -> str:
-    return str(cli("witness", "new", key, "--name", name, *args).stdout.strip())
+from tests.conftest import Cli, log_vkey, new_witness
 
 
 def _cosign_into(cli: Cli, file: str, key: str) -> None:
     path = cli.tmp / file
-    line = cli("witness", "cosign", str(path), "--key", key, "--log", _vkey(cli)).stdout
+    line = cli("witness", "cosign", str(path), "--key", key, "--log", log_vkey(cli)).stdout
     with path.open("a", encoding="utf-8") as f:
         f.write(line)
 
@@ -57,11 +41,11 @@ def test_witness_new_type_ml_dsa_44_writes_a_0600_seed_key_and_a_type_06_vkey(lo
     assert (log.keys / "m1.vkey").read_text(encoding="utf-8") == out["vkey"] + "\n"
     assert log("witness", "vkey", "m1").stdout == out["vkey"] + "\n"
     # the default type is still Ed25519
-    assert parse_witness_vkey(_new(log, "e1", "ed.example/e1")).signature_type == 4
+    assert parse_witness_vkey(new_witness(log, "e1", "ed.example/e1")).signature_type == 4
 
 
 def test_an_ml_dsa_witness_key_cannot_sign_the_log(log: Cli) -> None:
-    _new(log, "m1", "pq.example/m1", "--type", "ml-dsa-44")
+    new_witness(log, "m1", "pq.example/m1", "--type", "ml-dsa-44")
     result = log("checkpoint", "--signer", "m1", ok=False)
     assert result.exit_code == 3
     assert result.stderr == (
@@ -78,10 +62,10 @@ def test_witness_new_refuses_an_unknown_type(log: Cli) -> None:
 
 
 def test_ml_dsa_and_ed25519_witnesses_cosign_and_auditors_count_both(log: Cli) -> None:
-    m1 = _new(log, "m1", "pq.example/m1", "--type", "ml-dsa-44")
-    e1 = _new(log, "e1", "ed.example/e1")
-    m2 = _new(log, "m2", "pq.example/m2", "--type", "ml-dsa-44")
-    vkey = _vkey(log)
+    m1 = new_witness(log, "m1", "pq.example/m1", "--type", "ml-dsa-44")
+    e1 = new_witness(log, "e1", "ed.example/e1")
+    m2 = new_witness(log, "m2", "pq.example/m2", "--type", "ml-dsa-44")
+    vkey = log_vkey(log)
     # (1) the first checkpoint, cosigned by m1 and e1
     log("checkpoint", "--signer", "root", "-o", str(log.tmp / "cp.txt"))
     for key in ("m1", "e1"):
@@ -124,35 +108,39 @@ def test_ml_dsa_and_ed25519_witnesses_cosign_and_auditors_count_both(log: Cli) -
 
 
 def test_a_tampered_ml_dsa_cosignature_fails_the_checkpoint(log: Cli) -> None:
-    m1 = _new(log, "m1", "pq.example/m1", "--type", "ml-dsa-44")
+    m1 = new_witness(log, "m1", "pq.example/m1", "--type", "ml-dsa-44")
     cp = log.tmp / "cp.txt"
     log("checkpoint", "--signer", "root", "-o", str(cp))
     clean = cp.read_text(encoding="utf-8")
-    line = log("witness", "cosign", str(cp), "--key", "m1", "--log", _vkey(log)).stdout
+    line = log("witness", "cosign", str(cp), "--key", "m1", "--log", log_vkey(log)).stdout
     name, sig = split_note("x\n\n" + line)[1][0]
     forged = f"\u2014 {name} {base64.b64encode(sig[:100] + bytes([sig[100] ^ 1]) + sig[101:]).decode()}\n"
     cp.write_text(clean + forged, encoding="utf-8")
-    result = log("witness", "verify", str(cp), "--vkey", _vkey(log), "--witness", m1, ok=False)
+    result = log("witness", "verify", str(cp), "--vkey", log_vkey(log), "--witness", m1, ok=False)
     assert result.exit_code == 1
     assert result.stderr == (
         f"error: witness cosignatures: cosignature by {parse_witness_vkey(m1).label} "
         "(note signature 2) does not verify\n"
     )
     cp.write_text(clean + line, encoding="utf-8")
-    assert log("witness", "verify", str(cp), "--vkey", _vkey(log), "--witness", m1).exit_code == 0
+    assert (
+        log("witness", "verify", str(cp), "--vkey", log_vkey(log), "--witness", m1).exit_code == 0
+    )
 
 
 def test_an_encrypted_ml_dsa_key_cosigns_with_its_passphrase(
     log: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("GOVLEDGER_PASSPHRASE", "correct horse")
-    m1 = _new(log, "m1", "pq.example/m1", "--type", "ml-dsa-44")
+    m1 = new_witness(log, "m1", "pq.example/m1", "--type", "ml-dsa-44")
     assert "ENCRYPTED" in (log.keys / "m1.pem").read_text(encoding="utf-8").splitlines()[0]
     cp = log.tmp / "cp.txt"
     log("checkpoint", "--signer", "root", "-o", str(cp))
     _cosign_into(log, "cp.txt", "m1")
-    assert log("witness", "verify", str(cp), "--vkey", _vkey(log), "--witness", m1).exit_code == 0
+    assert (
+        log("witness", "verify", str(cp), "--vkey", log_vkey(log), "--witness", m1).exit_code == 0
+    )
     monkeypatch.setenv("GOVLEDGER_PASSPHRASE", "wrong")
-    result = log("witness", "cosign", str(cp), "--key", "m1", "--log", _vkey(log), ok=False)
+    result = log("witness", "cosign", str(cp), "--key", "m1", "--log", log_vkey(log), ok=False)
     assert result.exit_code == 3
     assert "cannot load" in result.stderr and "wrong passphrase or damaged file" in result.stderr

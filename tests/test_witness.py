@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -86,9 +86,19 @@ KEYS = {W1: W1_KEY, W2: W2_KEY, W3: W3_KEY}
 LEAVES = [merkle.leaf_hash(b"entry %d" % i) for i in range(20)]
 
 
-def _note(size: int, key: Ed25519PrivateKey = LOG_KEY, origin: str = ORIGIN) -> str:
+def _note(
+    size: int = 8,
+    key: Ed25519PrivateKey = LOG_KEY,
+    origin: str = ORIGIN,
+    extensions: Sequence[str] = (),
+) -> str:
+    """The checkpoint of the first ``size`` of ``LEAVES``, signed by the log's key."""
     return sign_checkpoint(
-        origin=origin, size=size, root=merkle.root(LEAVES[:size]), private_key=key
+        origin=origin,
+        size=size,
+        root=merkle.root(LEAVES[:size]),
+        private_key=key,
+        extensions=extensions,
     )
 
 
@@ -297,16 +307,7 @@ bodies = st.tuples(st.integers(1, 20), st.lists(st.text("abc xyz", min_size=1), 
 def test_a_cosignature_for_one_note_never_verifies_for_another(
     a: tuple[int, list[str]], b: tuple[int, list[str]], timestamp: int
 ) -> None:
-    def note(size: int, ext: list[str]) -> str:
-        return sign_checkpoint(
-            origin=ORIGIN,
-            size=size,
-            root=merkle.root(LEAVES[:size]),
-            private_key=LOG_KEY,
-            extensions=ext,
-        )
-
-    first, second = note(*a), note(*b)
+    first, second = _note(a[0], extensions=a[1]), _note(b[0], extensions=b[1])
     line = _cosign(W1, timestamp, first)
     assert verify_cosignatures(first + line, [W1]).cosigned
     if split_note(first)[0] != split_note(second)[0]:

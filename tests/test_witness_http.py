@@ -71,14 +71,6 @@ def serve(cli: Cli, log_vkey: str, state: Path, *extra: str) -> Server:
 
 
 @pytest.fixture
-def log(ready: Cli) -> Cli:
-    """A ledger of 6 events (the ``ready`` one and four notes)."""
-    for n in range(4):
-        ready("append", "x.note", "--signer", "rec", "--payload", json.dumps({"n": n}))
-    return ready
-
-
-@pytest.fixture
 def witnessed(log: Cli) -> Iterator[Witnessed]:
     w1 = log("witness", "new", "w1", "--name", "witness.example/w1").stdout.strip()
     log_vkey = log("keys", "vkey", "root").stdout.strip()

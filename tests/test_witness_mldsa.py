@@ -30,20 +30,15 @@ from ledger.tlog.cosignatures import (
 )
 from ledger.tlog.notes import (
     COSIGNATURE_MLDSA44,
-    format_vkey,
-    parse_vkey,
     sign_checkpoint,
     verify_checkpoint,
 )
 from ledger.tlog.witness import WitnessState, witness_checkpoint
 from tests.messages import case as _msg
 from tests.messages import check
+from tests.test_witness import LEAVES, LOG, LOG_KEY, ORIGIN, _note
 
 T = 1_700_000_000
-ORIGIN = "example.com/govledger"
-LOG_KEY = Ed25519PrivateKey.from_private_bytes(bytes([1]) * 32)
-LOG = parse_vkey(format_vkey(name=ORIGIN, public_key=LOG_KEY.public_key().public_bytes_raw()))
-LEAVES = [merkle.leaf_hash(b"entry %d" % i) for i in range(20)]
 
 
 def _mkey(seed: int) -> MLDSA44PrivateKey:
@@ -61,16 +56,6 @@ M1, M2 = (
 )
 ED = cosigner_vkey(name="ed.example/w", private_key=ED_KEY)
 KEYS: dict[WitnessKey, MLDSA44PrivateKey | Ed25519PrivateKey] = {M1: M1_KEY, M2: M2_KEY, ED: ED_KEY}
-
-
-def _note(size: int = 8, extensions: tuple[str, ...] = ()) -> str:
-    return sign_checkpoint(
-        origin=ORIGIN,
-        size=size,
-        root=merkle.root(LEAVES[:size]),
-        private_key=LOG_KEY,
-        extensions=extensions,
-    )
 
 
 NOTE = _note()
