@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.server
 import json
 import re
 import signal
@@ -572,3 +573,57 @@ def test_an_ml_dsa_44_witness_cosigns_over_http(log: Cli) -> None:
         log("witness", "verify", str(cp), "--vkey", log_vkey, "--witness", m1.strip())
     finally:
         server.stop()
+
+
+class _Rendezvous(http.server.ThreadingHTTPServer):
+    """A real HTTP front of a witness that passes a request on only once the other front has
+    one too (a barrier of two, 10 s): answered 200 only when both are asked at the same time."""
+
+    def __init__(self, witness: str, barrier: threading.Barrier) -> None:
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                data = self.rfile.read(int(self.headers["Content-Length"]))
+                try:
+                    outer.barrier.wait()
+                    answer = httpx.post(f"{outer.witness}/add-checkpoint", content=data)
+                    status, body = answer.status_code, answer.content
+                except threading.BrokenBarrierError:
+                    status, body = 503, b"the other witness was not asked meanwhile\n"
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.witness, self.barrier = witness, barrier
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+def test_witnesses_are_asked_at_the_same_time(witnessed: Witnessed) -> None:
+    """Each of two witnesses answers only while the other is being asked too: one after the
+    other, the first would wait for the second in vain (503)."""
+    w, cli = witnessed, witnessed.cli
+    w2 = cli("witness", "new", "w2", "--name", "witness.example/w2").stdout.strip()
+    second = serve(cli, w.log_vkey, cli.tmp / "w2-state", "--key", "w2")
+    barrier = threading.Barrier(2, timeout=10)
+    fronts = [_Rendezvous(w.url, barrier), _Rendezvous(second.url, barrier)]
+    try:
+        out = cli.json(
+            "witness", "request", *(f.url for f in fronts), "--witness", w.w1, "--witness", w2
+        )
+    finally:
+        for f in fronts:
+            f.shutdown()
+            f.server_close()
+        second.stop()
+    assert [r["result"] for r in out["requests"]] == ["cosigned", "cosigned"]
+    assert [r["url"] for r in out["requests"]] == [f.url for f in fronts]

@@ -194,9 +194,10 @@ def witness_request(
     """Ask the witnesses at URL... to cosign this log's checkpoint (C2SP tlog-witness).
 
     URL is a witness's submission prefix (http://HOST:PORT, or with a path before
-    /add-checkpoint). For each one: send the checkpoint with a consistency proof from the size
-    the witness is believed to be at (0, or that of --old); on 409 the witness answers its
-    size, and the request goes once more with a proof from there. The cosignatures answered
+    /add-checkpoint). All are asked at once. For each one: send the checkpoint with a
+    consistency proof from the size the witness is believed to be at (0, or that of --old);
+    on 409 the witness answers its size, and the request goes once more with a proof from
+    there. The cosignatures answered
     are kept only when they verify for a --witness key (lines by other keys are ignored).
 
     The checkpoint with the cosignatures appended is printed, or written to -o FILE, once at

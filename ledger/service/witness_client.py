@@ -1,9 +1,10 @@
 """The log's side of C2SP tlog-witness: ask witnesses over HTTP to cosign a checkpoint of this
 log (``govledger witness request``).
 
-For each witness URL (its submission prefix), (1) POST ``<url>/add-checkpoint`` with the old
-size the witness is believed to be at (0 when nothing is known) and the RFC 9162 consistency
-proof from that size to the checkpoint's; (2) on 409 the answer is the size the witness last
+Every witness is asked at the same time (a thread each, up to ``MAX_PARALLEL``); the outcomes
+come back in the order of the URLs. For each witness URL (its submission prefix), (1) POST
+``<url>/add-checkpoint`` with the old size the witness is believed to be at (0 when nothing is
+known) and the RFC 9162 consistency proof from that size to the checkpoint's; (2) on 409 the answer is the size the witness last
 cosigned, and the request is sent once more with a proof from that size (the log proves
 consistency from any earlier size of itself); (3) of a 200's signature lines, keep those that
 are valid cosignatures of this checkpoint by one of the given witness keys, and ignore lines by
@@ -20,6 +21,7 @@ import http.client
 import re
 import ssl
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
@@ -39,6 +41,8 @@ TIMEOUT = 30.0
 MAX_ANSWER = 1024 * 1024
 """Bytes of an answer read at most (a longer one is not a witness's)."""
 USER_AGENT = "govledger-witness-request"
+MAX_PARALLEL = 16
+"""Witnesses asked at the same time at most."""
 
 _SIZE = re.compile(rb"(0|[1-9][0-9]{0,19})\n")
 
@@ -161,16 +165,23 @@ def request_cosignatures(
     witness's answer: each one is an ``Outcome``; ``now`` (POSIX seconds) refuses
     cosignatures dated after it by more than the allowed skew."""
     cp = parse_unverified_checkpoint(note)
-    out = []
-    for url in map(check_url, urls):
+    checked = [check_url(url) for url in urls]  # every URL checked before any is asked
+
+    def ask(url: str) -> Outcome:
         attempts: list[Attempt] = []
         conn = _Connection(url, timeout)
         try:
             got = _ask(log, note, cp, conn, witnesses, old_size, now, attempts)
         finally:
             conn.close()
-        out.append(replace(got, url=url, attempts=tuple(attempts)))
-    return out
+        return replace(got, url=url, attempts=tuple(attempts))
+
+    if len(checked) < 2:
+        return [ask(url) for url in checked]
+    # All at once: a slow or silent witness costs its own timeout, not the others' turns. The
+    # store gives each thread its own connection for the consistency proofs.
+    with ThreadPoolExecutor(max_workers=min(len(checked), MAX_PARALLEL)) as pool:
+        return list(pool.map(ask, checked))
 
 
 def _ask(
