@@ -200,3 +200,44 @@ def test_tier_chart_marks_the_effective_tier_after_a_critical_finding(
     assert ": T1, effective T0 since seq 3</h3>" in page
     chart = re.findall(r'<svg class="chart tier-chart".*?</svg>', page, re.S)[0]
     assert re.search(r'class="effective"><title>effective T0 from seq \d+: ', chart)
+
+
+def test_report_shows_a_checkpoint_and_who_cosigned_it(tmp_path: Path, ledger: Ledger) -> None:
+    """`--checkpoint` and `--witness` are checked as `verify` checks them; the header says
+    who cosigned, the quorum, and who is missing; the same options give the same bytes."""
+    db, keys, cp = tmp_path / "l.db", tmp_path / "keys", tmp_path / "cp.txt"
+    invoke(db, keys, "checkpoint", "--signer", "root", "-o", str(cp))
+    w1, w2 = (
+        invoke(db, keys, "witness", "new", w, "--name", f"witness.example/{w}").stdout.strip()
+        for w in ("w1", "w2")
+    )
+    log_vkey = invoke(db, keys, "keys", "vkey", "root").stdout.strip()
+    line = invoke(db, keys, "witness", "cosign", str(cp), "--key", "w1", "--log", log_vkey,
+                  "--state", str(tmp_path / "w1-state")).stdout  # fmt: skip
+    cp.write_text(cp.read_text(encoding="utf-8") + line, encoding="utf-8")
+    out = tmp_path / "a.html"
+    page = report(db, keys, out, "--checkpoint", str(cp), "--witness", w1)
+    assert re.search(
+        r"<dt>checkpoint checked</dt><dd>size 2, root <code>[0-9a-f]{64}</code>: consistent; "
+        r"cosigned by 1 of 1 witnesses \(quorum 1\): witness\.example/w1 \([0-9a-f]{8}\) at "
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ</dd>",
+        page,
+    )
+    assert f"--checkpoint {cp} --witness {w1} --quorum 1</code>" in page
+    assert report(db, keys, out, "--checkpoint", str(cp), "--witness", w1) == page
+    # Both witnesses required: w2 never cosigned, so the quorum is not met and verify fails.
+    page = report(db, keys, out, "--checkpoint", str(cp), "--witness", w1, "--witness", w2,
+                  code=1)  # fmt: skip
+    assert '(quorum 2, <span class="bad">not met</span>)' in page
+    assert "; missing: witness.example/w2</dd>" in page
+    assert "first at seq 2: unwitnessed: witness cosignatures: 1 of 2 witnesses cosigned" in page
+    # A checkpoint of another log does not verify with this log's keys.
+    other = tmp_path / "other.txt"
+    other.write_text(cp.read_text(encoding="utf-8").replace("\n2\n", "\n3\n", 1), encoding="utf-8")
+    page = report(db, keys, out, "--checkpoint", str(other), code=1)
+    assert '<dt>checkpoint checked</dt><dd><span class="bad">does not verify' in page
+    result = invoke(db, keys, "report", "-o", str(tmp_path / "b.html"), "--witness", w1, code=2)
+    assert result.stderr == (
+        "error: --witness needs --checkpoint: the checkpoint whose cosignatures to check\n"
+    )
+    assert not (tmp_path / "b.html").exists()

@@ -347,6 +347,24 @@ def log(
         echo_more("event(s)", page, total, "by seq")
 
 
+def read_checkpoint_file(checkpoint_file: str) -> str:
+    """The note of ``--checkpoint FILE``: a usage error when it cannot be read or is not a
+    checkpoint at all (one that does not verify against the log is a mismatch, found later)."""
+    from ledger.tlog.notes import parse_unverified_checkpoint
+
+    try:
+        checkpoint = Path(checkpoint_file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"--checkpoint: cannot read {checkpoint_file}") from e
+    try:
+        parse_unverified_checkpoint(checkpoint, "checkpoint note")
+    except CheckpointError as e:
+        raise InputError(
+            f"--checkpoint: {checkpoint_file} is not a checkpoint ({e.message})"
+        ) from e
+    return checkpoint
+
+
 @click.command()
 @click.option(
     "--from",
@@ -405,7 +423,6 @@ def verify(
     found.
     """
     from ledger.cli.proofs import now, witness_policy
-    from ledger.tlog.notes import parse_unverified_checkpoint
     from ledger.verify.verifier import verify_export, verify_ledger
 
     witnesses, want = witness_policy(witness_vkeys, quorum)
@@ -428,19 +445,7 @@ def verify(
     for k in trusted:
         if len(k) != 32 or any(c not in "0123456789abcdef" for c in k):
             raise InputError(f"--trust: {k!r} is not a key id (32 lowercase hex)")
-    checkpoint = None
-    if checkpoint_file:
-        try:
-            checkpoint = Path(checkpoint_file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            raise InputError(f"--checkpoint: cannot read {checkpoint_file}") from e
-        try:
-            parse_unverified_checkpoint(checkpoint, "checkpoint note")
-        except CheckpointError as e:
-            # Not a checkpoint at all is bad input; one that does not verify is a mismatch.
-            raise InputError(
-                f"--checkpoint: {checkpoint_file} is not a checkpoint ({e.message})"
-            ) from e
+    checkpoint = read_checkpoint_file(checkpoint_file) if checkpoint_file else None
     report: VerifyReport
     if export_file:
         if from_seq is not None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -13,7 +12,13 @@ import click
 
 from ledger.cli.context import Context, add_witness_options, echo_json, json_option, pass_ctx
 from ledger.errors import CheckpointError, InputError
-from ledger.tlog.cosignatures import CosignatureReport, WitnessKey, parse_witness_vkey, witness_set
+from ledger.tlog.cosignatures import (
+    CosignatureReport,
+    WitnessKey,
+    parse_witness_vkey,
+    timestamp_text,
+    witness_set,
+)
 from ledger.tlog.notes import parse_checkpoint, parse_vkey
 from ledger.tlog.proofs import (
     prove_inclusion,
@@ -93,15 +98,6 @@ def witness_policy(vkeys: Sequence[str], quorum: int | None) -> tuple[list[Witne
     return keys, len(keys) if quorum is None else quorum
 
 
-def _when(timestamp: int | None) -> str:
-    if timestamp is None:
-        return "-"
-    try:
-        return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    except (OverflowError, ValueError, OSError):
-        return f"time {timestamp}"
-
-
 def cosignature_fields(report: CosignatureReport | None) -> dict[str, object]:
     """``witnesses`` (each: name, key_id, vkey, cosigned, timestamp) and ``quorum``."""
     if report is None:
@@ -111,7 +107,7 @@ def cosignature_fields(report: CosignatureReport | None) -> dict[str, object]:
 
 def cosignature_summary(report: CosignatureReport) -> str:
     """``cosigned by 2 of 3 witnesses (quorum 2): w1 at T1, w2 at T2``."""
-    who = ", ".join(f"{w.witness.name} at {_when(w.timestamp)}" for w in report.cosigned)
+    who = ", ".join(f"{w.witness.name} at {timestamp_text(w.timestamp)}" for w in report.cosigned)
     return (
         f"cosigned by {len(report.cosigned)} of {len(report.witnesses)} witnesses "
         f"(quorum {report.quorum}): {who}"

@@ -22,6 +22,7 @@ from ledger.app.governance import read_models
 from ledger.event.envelope import Event
 from ledger.store.base import EventFilter, ReadModels
 from ledger.store.sqlite import Ledger
+from ledger.tlog.cosignatures import WitnessKey
 from ledger.verify.verifier import VerifyReport, verify_ledger
 from projections.corrections.queries import Pattern, count_patterns, iter_patterns
 from projections.findings import kinds as g
@@ -69,6 +70,11 @@ class ReportOptions:
     trust: tuple[str, ...] = ()
     command: str = "govledger report"
     """The command line that reproduces the report, printed in its header."""
+    checkpoint: str | None = None
+    """A checkpoint note the log must be consistent with (``verify --checkpoint``)."""
+    witnesses: tuple[WitnessKey, ...] = ()
+    """Witnesses whose cosignatures ``checkpoint`` must carry, ``quorum`` of them at least."""
+    quorum: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +171,15 @@ def gather(ledger: Ledger, options: ReportOptions) -> ReportData:
     models at the report's position, (4) the events of the flagged runs' timelines."""
     # (1) The verdict is the library's verify over the whole stored log.
     trusted = set(options.trust) or None
-    verified = verify_ledger(ledger, trusted=trusted)
+    # No clock: cosignatures are not compared with the time (the same log and options give
+    # the same bytes); `verify --checkpoint` refuses ones dated in the future.
+    verified = verify_ledger(
+        ledger,
+        trusted=trusted,
+        checkpoint=options.checkpoint,
+        witnesses=options.witnesses,
+        quorum=options.quorum,
+    )
     bad: dict[int, list[str]] = {}
     for p in verified.problems:
         bad.setdefault(p.seq, []).append(p.kind)

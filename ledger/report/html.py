@@ -20,6 +20,7 @@ from ledger.report.builder import (
     run_anchor,
 )
 from ledger.report.text import esc, short, tier, usd
+from ledger.tlog.cosignatures import timestamp_text
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d2330;
@@ -154,6 +155,7 @@ def _header(d: ReportData) -> str:
         else f"size {cp['size']:,}, signed as {esc(cp['signer'])}, root "
         f"<code>{esc(cp['root'])}</code>"
     )
+    given = _given_checkpoint(d) if o.checkpoint is not None else None
     scope = f"{h.size:,} events" + (
         f" (state at seq {h.size:,} of {h.log_size:,})" if h.size != h.log_size else ""
     )
@@ -165,6 +167,7 @@ def _header(d: ReportData) -> str:
         ("Merkle root", f"<code>{esc(h.root)}</code> (RFC 9162, at size {h.size:,})"),
         ("head", f"<code>{esc(h.head_hash)}</code>"),
         ("latest checkpoint", checkpoint),
+        *([("checkpoint checked", given)] if given is not None else []),
         ("verify", f"{verdict} (the whole log: {h.log_size:,} events)"),
         ("root key", pin),
         ("govledger", esc(h.version)),
@@ -185,6 +188,36 @@ def _header(d: ReportData) -> str:
         )
     dl = "".join(f"<dt>{k}</dt><dd>{val}</dd>" for k, val in rows)
     return f'<section id="header"><dl class="kv">{dl}</dl>{problems}</section>'
+
+
+def _given_checkpoint(d: ReportData) -> str:
+    """The checkpoint of ``--checkpoint``: its size and root as verify read them, and with
+    ``--witness`` who cosigned it (the times are the cosignatures' own)."""
+    v = d.verify
+    cp = v.checkpoint
+    if cp is None:
+        return '<span class="bad">does not verify with this log\'s governor keys</span>'
+    mismatch = any(p.kind == "checkpoint_mismatch" for p in v.problems)
+    out = f"size {cp['size']:,}, root <code>{esc(cp['root'])}</code>: " + (
+        '<span class="bad">not consistent with the log</span>' if mismatch else "consistent"
+    )
+    witnesses = cp.get("witnesses")
+    if witnesses:
+        signed = [w for w in witnesses if w["cosigned"]]
+        met = len(signed) >= cp["quorum"] and not any(p.kind == "unwitnessed" for p in v.problems)
+        who = ", ".join(
+            f"{esc(w['name'])} ({esc(w['key_id'])}) at {esc(timestamp_text(w['timestamp']))}"
+            for w in signed
+        )
+        missing = ", ".join(esc(w["name"]) for w in witnesses if not w["cosigned"])
+        not_met = "" if met else ', <span class="bad">not met</span>'
+        out += (
+            f"; cosigned by {len(signed)} of {len(witnesses)} witnesses "
+            f"(quorum {cp['quorum']}{not_met})"
+            + (f": {who}" if who else "")
+            + (f"; missing: {missing}" if missing else "")
+        )
+    return out
 
 
 def _cards(items: Iterable[tuple[str, str]]) -> str:

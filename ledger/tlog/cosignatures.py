@@ -27,6 +27,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -447,3 +448,14 @@ def _missing(w: WitnessResult) -> str:
         return w.witness.label
     ids = ", ".join(k.hex() for k in w.other_key_ids)
     return f"{w.witness.label} (its name signs with key id {ids}: another key?)"
+
+
+def timestamp_text(timestamp: int | None) -> str:
+    """A cosignature's time as UTC text (``2026-12-04T21:26:08Z``; ``-`` for none, ``time N``
+    for a number no calendar date has)."""
+    if timestamp is None:
+        return "-"
+    try:
+        return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, ValueError, OSError):
+        return f"time {timestamp}"
