@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import sqlite3
+import ssl
 import struct
 import subprocess
 import sys
@@ -37,7 +38,13 @@ class Server:
     """``govledger serve --port 0`` in a child process (or another server ``command``, say
     ``("witness", "serve")``); ``url`` once it listens."""
 
-    def __init__(self, cli: Cli, *extra: str, command: tuple[str, ...] = ("serve",)) -> None:
+    def __init__(
+        self,
+        cli: Cli,
+        *extra: str,
+        command: tuple[str, ...] = ("serve",),
+        verify: ssl.SSLContext | bool = True,
+    ) -> None:
         env = {**os.environ, "GOVLEDGER_KEYS": str(cli.keys)}
         self.proc = subprocess.Popen(
             [sys.executable, "-c", "from ledger.cli import main; main()",
@@ -46,9 +53,9 @@ class Server:
         )  # fmt: skip
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().decode()
-        assert "listening on http://" in line, (line, self.proc.stderr)
+        assert "listening on http" in line, (line, self.proc.stderr)
         self.url = line.split("listening on ")[1].strip()
-        self.client = httpx.Client(base_url=self.url, timeout=60)
+        self.client = httpx.Client(base_url=self.url, timeout=60, verify=verify)
         # The access log is read as it comes: a full pipe would stop the server.
         self._err: list[bytes] = []
         self._reader = threading.Thread(target=self._drain, daemon=True)
@@ -514,3 +521,45 @@ def test_an_oversized_event_body_is_refused_by_append_and_import(ready: Cli) -> 
     assert result.exit_code == 2
     assert "line 1: event body is " in result.stderr
     assert size(ready) == 2
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_over_tls_appends_for_a_client_that_trusts_its_certificate(
+    ready: Cli, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    """`serve --tls-cert --tls-key` (one process or several) serves HTTPS: bearer tokens never
+    cross the network in clear; `Recorder.connect` checks the certificate like any client."""
+    from ledger.event.drafts import Draft
+    from ledger.recording import Recorder
+    from tests.conftest import tls_for_localhost
+
+    token = ready("tokens", "new", "t", "--signer", "rec").stdout.strip()
+    cert, key = tls_for_localhost(ready.tmp)
+    trust = ssl.create_default_context(cafile=str(cert))
+    server = Server(ready, "--tls-cert", str(cert), "--tls-key", str(key),
+                    "--workers", str(workers), verify=trust)  # fmt: skip
+    try:
+        assert server.url.startswith("https://127.0.0.1:")
+        assert server.post(note(1), token).status_code == 201
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            httpx.get(server.url + "/healthz")  # the machine's own authorities do not know it
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        receipts = Recorder.connect(server.url, token=token).record([Draft("x.note", {"i": 2})])
+        assert receipts is not None and receipts[0].seq == 4
+    finally:
+        server.stop()
+    assert [e["payload"] for e in exported(ready)[2:]] == [{"i": 1}, {"i": 2}]
+    assert verified(ready)["ok"]
+
+
+def test_serve_refuses_tls_files_that_are_not_a_certificate_and_its_key(ready: Cli) -> None:
+    (ready.tmp / "not.pem").write_text("not a certificate\n", encoding="utf-8")
+    args = ["--tls-cert", str(ready.tmp / "not.pem"), "--tls-key", str(ready.tmp / "not.pem")]
+    result = ready("serve", "--port", "0", *args, ok=False)
+    assert result.exit_code == 3
+    assert result.stderr.startswith(f"error: --tls-cert {ready.tmp / 'not.pem'} --tls-key ")
+    result = ready("serve", "--port", "0", "--tls-key", "k.pem", ok=False)
+    assert (result.exit_code, result.stderr) == (
+        2,
+        "error: --tls-cert and --tls-key go together: give both, or neither\n",
+    )

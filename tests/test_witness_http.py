@@ -6,10 +6,8 @@ files, real keys and the witness's state on disk. Statuses are checked against t
 from __future__ import annotations
 
 import base64
-import datetime
 import hashlib
 import http.server
-import ipaddress
 import json
 import re
 import signal
@@ -23,10 +21,6 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import Result
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from ledger.service.witness_app import SIZE_TYPE, STATUSES
 from ledger.store.sqlite import Draft, Ledger
@@ -38,7 +32,7 @@ from ledger.tlog.notes import (
     sign_note,
     split_note,
 )
-from tests.conftest import ORIGIN, Cli
+from tests.conftest import ORIGIN, Cli, log_vkey, new_witness, tls_for_localhost
 from tests.test_service import Server
 
 pytestmark = pytest.mark.slow
@@ -73,9 +67,11 @@ class Witnessed:
         self.server = serve(self.cli, self.log_vkey, self.state)
 
 
-def serve(cli: Cli, log_vkey: str, state: Path, *extra: str) -> Server:
+def serve(
+    cli: Cli, log_vkey: str, state: Path, *extra: str, verify: ssl.SSLContext | bool = True
+) -> Server:
     args = ["--key", "w1", "--log", log_vkey, "--state", str(state), *extra]
-    return Server(cli, *args, command=("witness", "serve"))
+    return Server(cli, *args, command=("witness", "serve"), verify=verify)
 
 
 @pytest.fixture
@@ -582,25 +578,18 @@ def test_an_ml_dsa_44_witness_cosigns_over_http(log: Cli) -> None:
         server.stop()
 
 
-class _Front(http.server.ThreadingHTTPServer):
-    """A real HTTP front of a witness: passes each request on to it. With ``barrier``, only
-    once the other front has one too (a barrier of two, 10 s: answered 200 only when both are
-    asked at the same time); with ``tls``, over HTTPS."""
+class _Rendezvous(http.server.ThreadingHTTPServer):
+    """A real HTTP front of a witness that passes a request on only once the other front has
+    one too (a barrier of two, 10 s): answered 200 only when both are asked at the same time."""
 
-    def __init__(
-        self,
-        witness: str,
-        barrier: threading.Barrier | None = None,
-        tls: ssl.SSLContext | None = None,
-    ) -> None:
+    def __init__(self, witness: str, barrier: threading.Barrier) -> None:
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 data = self.rfile.read(int(self.headers["Content-Length"]))
                 try:
-                    if outer.barrier is not None:
-                        outer.barrier.wait()
+                    outer.barrier.wait()
                     answer = httpx.post(f"{outer.witness}/add-checkpoint", content=data)
                     status, body = answer.status_code, answer.content
                 except threading.BrokenBarrierError:
@@ -615,15 +604,11 @@ class _Front(http.server.ThreadingHTTPServer):
 
         super().__init__(("127.0.0.1", 0), Handler)
         self.witness, self.barrier = witness, barrier
-        self.scheme = "http"
-        if tls is not None:
-            self.socket = tls.wrap_socket(self.socket, server_side=True)
-            self.scheme = "https"
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
     @property
     def url(self) -> str:
-        return f"{self.scheme}://127.0.0.1:{self.server_address[1]}"
+        return f"http://127.0.0.1:{self.server_address[1]}"
 
     def close(self) -> None:
         self.shutdown()
@@ -637,7 +622,7 @@ def test_witnesses_are_asked_at_the_same_time(witnessed: Witnessed) -> None:
     w2 = cli("witness", "new", "w2", "--name", "witness.example/w2").stdout.strip()
     second = serve(cli, w.log_vkey, cli.tmp / "w2-state", "--key", "w2")
     barrier = threading.Barrier(2, timeout=10)
-    fronts = [_Front(w.url, barrier), _Front(second.url, barrier)]
+    fronts = [_Rendezvous(w.url, barrier), _Rendezvous(second.url, barrier)]
     try:
         out = cli.json(
             "witness", "request", *(f.url for f in fronts), "--witness", w.w1, "--witness", w2
@@ -650,59 +635,47 @@ def test_witnesses_are_asked_at_the_same_time(witnessed: Witnessed) -> None:
     assert [r["url"] for r in out["requests"]] == [f.url for f in fronts]
 
 
-def _tls_for_localhost(tmp: Path) -> tuple[ssl.SSLContext, Path]:
-    """A server context with a fresh self-signed certificate for 127.0.0.1, and the file of
-    that certificate (the one authority a client must trust to reach it)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "govledger test witness")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = tmp / "witness-cert.pem", tmp / "witness-key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert_file, key_file)
-    return context, cert_file
-
-
 def test_a_witness_over_https_is_asked_and_its_certificate_checked(
     witnessed: Witnessed, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """An https:// witness URL is reached over TLS, its certificate checked against the
-    machine's trusted authorities (here SSL_CERT_FILE): a certificate nobody vouched for is
-    no answer (exit 3), never a cosignature taken anyway."""
+    """`witness serve --tls-cert --tls-key` serves HTTPS; `witness request` checks its
+    certificate against the machine's trusted authorities (here SSL_CERT_FILE): a certificate
+    nobody vouched for is no answer (exit 3), never a cosignature taken anyway."""
     w, cli = witnessed, witnessed.cli
-    tls, cert_file = _tls_for_localhost(cli.tmp)
-    front = _Front(w.url, tls=tls)
+    cert, key = tls_for_localhost(cli.tmp)
+    # The same witness (its key and state) over HTTPS beside the plain one.
+    trust = ssl.create_default_context(cafile=str(cert))
+    tls = serve(
+        cli, w.log_vkey, w.state, "--tls-cert", str(cert), "--tls-key", str(key), verify=trust
+    )
     try:
+        assert tls.url.startswith("https://127.0.0.1:")
+        assert tls.client.get("/nowhere").status_code == 404  # TLS, with that certificate
         monkeypatch.setenv("SSL_CERT_FILE", str(cli.tmp / "no-such-authority.pem"))
-        result = cli("witness", "request", front.url, "--witness", w.w1, "--json", ok=False)
+        result = cli("witness", "request", tls.url, "--witness", w.w1, "--json", ok=False)
         assert result.exit_code == 3
         (req,) = json.loads(result.stdout)["requests"]
         assert req["result"] == "unavailable" and "CERTIFICATE_VERIFY_FAILED" in req["detail"]
-        monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
-        out = cli.json("witness", "request", front.url, "--witness", w.w1)
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        out = cli.json("witness", "request", tls.url, "--witness", w.w1)
     finally:
-        front.close()
+        tls.stop()
     assert [r["result"] for r in out["requests"]] == ["cosigned"]
-    assert out["requests"][0]["url"].startswith("https://127.0.0.1:")
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--tls-cert", "c.pem"], 2, "error: --tls-cert and --tls-key go together: give both, or neither\n"),
+        (["--tls-cert", "missing.pem", "--tls-key", "missing.pem"], 3,
+         "error: --tls-cert missing.pem --tls-key missing.pem: not a certificate and its key "),
+    ],
+    ids=["cert-without-key", "missing-files"],
+)  # fmt: skip
+def test_tls_options_are_checked_before_listening(
+    log: Cli, args: list[str], code: int, message: str
+) -> None:
+    new_witness(log, "w1", "witness.example/w1")
+    result = log("witness", "serve", "--key", "w1", "--log", log_vkey(log), *args, ok=False)
+    assert result.exit_code == code
+    assert result.stderr.startswith(message)

@@ -3,10 +3,46 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from ledger.cli.context import Context, echo_json, json_option, pass_ctx, print_table
 from ledger.errors import EnvironmentProblem, InputError
+
+tls_option_list = (
+    click.option(
+        "--tls-cert",
+        type=click.Path(dir_okay=False),
+        metavar="FILE",
+        help="Serve HTTPS with this certificate chain (PEM); with --tls-key. Bearer tokens "
+        "and cosignatures then never cross the network in clear.",
+    ),
+    click.option(
+        "--tls-key",
+        type=click.Path(dir_okay=False),
+        metavar="FILE",
+        help="The private key (PEM) of --tls-cert.",
+    ),
+)
+
+
+def tls_options(f: Any) -> Any:
+    """``--tls-cert FILE --tls-key FILE``: both or neither (``tls_files``)."""
+    for option in reversed(tls_option_list):
+        f = option(f)
+    return f
+
+
+def tls_files(cert: str | None, key: str | None) -> tuple[str, str] | None:
+    """The TLS files of ``--tls-cert``/``--tls-key``, checked (None: plain HTTP)."""
+    if (cert is None) != (key is None):
+        raise InputError("--tls-cert and --tls-key go together: give both, or neither")
+    if cert is None or key is None:
+        return None
+    from ledger.service.server import check_tls
+
+    return check_tls(cert, key)
 
 
 @click.command()
@@ -42,6 +78,7 @@ from ledger.errors import EnvironmentProblem, InputError
     "process is one core's worth of work). With more than one, a parent process starts them, "
     "replaces one that dies, and stops them on SIGINT or SIGTERM.",
 )
+@tls_options
 @pass_ctx
 def serve(
     ctx: Context,
@@ -50,6 +87,8 @@ def serve(
     checkpoint_signer: str | None,
     max_body: int,
     workers: int,
+    tls_cert: str | None,
+    tls_key: str | None,
 ) -> None:
     """Serve the ledger over HTTP: appends with bearer tokens, reads, proofs, C2SP tiles.
 
@@ -63,7 +102,8 @@ def serve(
     address it listens on, then one JSON access-log line per request on stderr. Stops
     gracefully on SIGINT or SIGTERM: appends in flight are committed or failed whole.
     With --workers N on a SQLite file, the writers take turns through the lock file
-    DB.serve.lock beside it.
+    DB.serve.lock beside it. With --tls-cert and --tls-key it serves HTTPS (agents on other
+    hosts send bearer tokens: give them TLS, here or in a proxy in front).
     """
     try:
         import uvicorn  # noqa: F401
@@ -75,12 +115,13 @@ def serve(
     from ledger.service.server import listen, run
     from ledger.service.tokens import ensure_table
 
+    tls = tls_files(tls_cert, tls_key)
     ledger = ctx.ledger()
     ensure_table(ledger)  # before listening: a store that cannot have tokens is exit 3 here
     if checkpoint_signer is not None:
         ledger.require_governor(ctx.signer(checkpoint_signer), "checkpoints")
     if workers > 1:
-        _serve_processes(ctx, host, port, checkpoint_signer, max_body, workers)
+        _serve_processes(ctx, host, port, checkpoint_signer, max_body, workers, tls)
         return
     service = Service(
         ledger=ledger, keyring=ctx.keyring, checkpoint_signer=checkpoint_signer, max_body=max_body
@@ -90,12 +131,18 @@ def serve(
     except OSError as e:
         raise EnvironmentProblem(f"cannot listen on {host}:{port} ({e.strerror})") from e
     bound = sock.getsockname()[1]
-    click.echo(f"govledger serve: listening on http://{host}:{bound}")
-    run(create_app(service), sock)
+    click.echo(f"govledger serve: listening on {'https' if tls else 'http'}://{host}:{bound}")
+    run(create_app(service), sock, tls)
 
 
 def _serve_processes(
-    ctx: Context, host: str, port: int, checkpoint_signer: str | None, max_body: int, workers: int
+    ctx: Context,
+    host: str,
+    port: int,
+    checkpoint_signer: str | None,
+    max_body: int,
+    workers: int,
+    tls: tuple[str, str] | None,
 ) -> None:
     """``serve --workers N``: the parent of N server processes (``ledger.service.workers``)."""
     from ledger.service.server import listen
@@ -117,10 +164,12 @@ def _serve_processes(
         "checkpoint_signer": checkpoint_signer,
         "max_body": max_body,
         "lock": lock,
+        "tls": tls,
     }
     supervisor = Supervisor(spec, sock, workers)
     supervisor.start()
-    click.echo(f"govledger serve: listening on http://{host}:{sock.getsockname()[1]}")
+    scheme = "https" if tls else "http"
+    click.echo(f"govledger serve: listening on {scheme}://{host}:{sock.getsockname()[1]}")
     supervisor.run()
 
 

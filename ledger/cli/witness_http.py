@@ -14,6 +14,7 @@ from ledger.cli.proofs import (
     witness_policy,
     write_output,
 )
+from ledger.cli.service import tls_files, tls_options
 from ledger.cli.witness_keys import (
     followed_logs,
     log_option,
@@ -56,6 +57,7 @@ DEFAULT_PORT = 8081
     metavar="BYTES",
     help="Largest request body accepted (413 above).",
 )
+@tls_options
 @pass_ctx
 def witness_serve(
     ctx: Context,
@@ -65,6 +67,8 @@ def witness_serve(
     host: str,
     port: int,
     max_body: int,
+    tls_cert: str | None,
+    tls_key: str | None,
 ) -> None:
     """Run witness KEY over HTTP (C2SP tlog-witness), for the --log logs to ask.
 
@@ -91,7 +95,8 @@ def witness_serve(
 
     The checks, the cosignature and the new state are one step per log (a lock in --state):
     of two requests from one old size, one is cosigned and the other gets 409. The state is
-    what `govledger witness cosign` keeps, so the two can take turns on one witness.
+    what `govledger witness cosign` keeps, so the two can take turns on one witness. With
+    --tls-cert and --tls-key it serves HTTPS.
 
     \b
     Example:
@@ -112,6 +117,7 @@ def witness_serve(
     from ledger.service.server import listen, run
     from ledger.service.witness_app import Witness, create_app
 
+    tls = tls_files(tls_cert, tls_key)
     logs = followed_logs(log_vkeys)
     private_key, identity = witness_signer(ctx, key)
     state = witness_state(key, state_dir)
@@ -134,8 +140,9 @@ def witness_serve(
         sock = listen(host, port)
     except OSError as e:
         raise EnvironmentProblem(f"cannot listen on {host}:{port} ({e.strerror})") from e
-    click.echo(f"govledger witness serve: listening on http://{host}:{sock.getsockname()[1]}")
-    run(create_app(witness), sock)
+    scheme = "https" if tls else "http"
+    click.echo(f"govledger witness serve: listening on {scheme}://{host}:{sock.getsockname()[1]}")
+    run(create_app(witness), sock, tls)
 
 
 @click.command("request")

@@ -11,6 +11,8 @@ from __future__ import annotations
 import socket
 from typing import Any
 
+from ledger.errors import EnvironmentProblem
+
 
 def listen(host: str, port: int) -> socket.socket:
     """A listening TCP socket (``OSError`` when it cannot be had)."""
@@ -21,12 +23,37 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run(app: Any, sock: socket.socket) -> None:
+def check_tls(cert: str, key: str) -> tuple[str, str]:
+    """``(cert, key)`` once they load as a TLS server's certificate chain and its private key
+    (``EnvironmentProblem`` naming the files otherwise: exit 3 before anything listens)."""
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as e:
+        why = getattr(e, "strerror", None) or getattr(e, "reason", None) or str(e)
+        raise EnvironmentProblem(
+            f"--tls-cert {cert} --tls-key {key}: not a certificate and its key ({why})"
+        ) from e
+    return cert, key
+
+
+def run(app: Any, sock: socket.socket, tls: tuple[str, str] | None = None) -> None:
     """Serve ``app`` on ``sock`` until SIGINT or SIGTERM (then gracefully: uvicorn finishes
-    the requests in flight and runs the application's shutdown)."""
+    the requests in flight and runs the application's shutdown); over TLS with ``tls``
+    (certificate chain file, private key file)."""
     import uvicorn
 
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+    cert, key = tls if tls is not None else (None, None)
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        ssl_certfile=cert,
+        ssl_keyfile=key,
+    )
     uvicorn.Server(config).run(sockets=[sock])
 
 

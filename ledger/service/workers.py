@@ -118,7 +118,8 @@ def worker_main() -> None:
         on_ready=ready,
     )
     threading.Thread(target=_watch_parent, name="govledger-parent", daemon=True).start()
-    run(create_app(service), socket.socket(fileno=spec["socket_fd"]))
+    tls = spec.get("tls")
+    run(create_app(service), socket.socket(fileno=spec["socket_fd"]), tuple(tls) if tls else None)
     ledger.close()
 
 
