@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import click
@@ -43,6 +44,22 @@ def tls_files(cert: str | None, key: str | None) -> tuple[str, str] | None:
     from ledger.service.server import check_tls
 
     return check_tls(cert, key)
+
+
+def listening(host: str, port: int) -> socket.socket:
+    """The listening socket of a server command (cannot listen: exit 3)."""
+    from ledger.service.server import listen
+
+    try:
+        return listen(host, port)
+    except OSError as e:
+        raise EnvironmentProblem(f"cannot listen on {host}:{port} ({e.strerror})") from e
+
+
+def announce(command: str, host: str, sock: socket.socket, tls: tuple[str, str] | None) -> None:
+    """``govledger COMMAND: listening on http(s)://HOST:PORT``, the line clients wait for."""
+    scheme = "https" if tls else "http"
+    click.echo(f"govledger {command}: listening on {scheme}://{host}:{sock.getsockname()[1]}")
 
 
 @click.command()
@@ -112,7 +129,7 @@ def serve(
             "serve needs the service extra: pip install 'govledger[serve]'"
         ) from e
     from ledger.service.app import Service, create_app
-    from ledger.service.server import listen, run
+    from ledger.service.server import run
     from ledger.service.tokens import ensure_table
 
     tls = tls_files(tls_cert, tls_key)
@@ -126,12 +143,8 @@ def serve(
     service = Service(
         ledger=ledger, keyring=ctx.keyring, checkpoint_signer=checkpoint_signer, max_body=max_body
     )
-    try:
-        sock = listen(host, port)
-    except OSError as e:
-        raise EnvironmentProblem(f"cannot listen on {host}:{port} ({e.strerror})") from e
-    bound = sock.getsockname()[1]
-    click.echo(f"govledger serve: listening on {'https' if tls else 'http'}://{host}:{bound}")
+    sock = listening(host, port)
+    announce("serve", host, sock, tls)
     run(create_app(service), sock, tls)
 
 
@@ -145,7 +158,6 @@ def _serve_processes(
     tls: tuple[str, str] | None,
 ) -> None:
     """``serve --workers N``: the parent of N server processes (``ledger.service.workers``)."""
-    from ledger.service.server import listen
     from ledger.service.workers import LOCK_SUFFIX, Supervisor, WriterLock
     from ledger.store import is_postgres_url
 
@@ -154,10 +166,7 @@ def _serve_processes(
         lock = ctx.db + LOCK_SUFFIX
         WriterLock(lock).close()  # a lock file that cannot be made is exit 3 here, not later
     ctx.close()  # the parent holds no connection to the store
-    try:
-        sock = listen(host, port)
-    except OSError as e:
-        raise EnvironmentProblem(f"cannot listen on {host}:{port} ({e.strerror})") from e
+    sock = listening(host, port)
     spec = {
         "db": ctx.db,
         "keys_dir": ctx.keys_dir,
@@ -168,8 +177,7 @@ def _serve_processes(
     }
     supervisor = Supervisor(spec, sock, workers)
     supervisor.start()
-    scheme = "https" if tls else "http"
-    click.echo(f"govledger serve: listening on {scheme}://{host}:{sock.getsockname()[1]}")
+    announce("serve", host, sock, tls)
     supervisor.run()
 
 

@@ -14,7 +14,7 @@ from ledger.cli.proofs import (
     witness_policy,
     write_output,
 )
-from ledger.cli.service import tls_files, tls_options
+from ledger.cli.service import announce, listening, tls_files, tls_options
 from ledger.cli.witness_keys import (
     followed_logs,
     log_option,
@@ -114,7 +114,7 @@ def witness_serve(
         raise EnvironmentProblem(
             "witness serve needs the service extra: pip install 'govledger[serve]'"
         ) from e
-    from ledger.service.server import listen, run
+    from ledger.service.server import run
     from ledger.service.witness_app import Witness, create_app
 
     tls = tls_files(tls_cert, tls_key)
@@ -136,12 +136,8 @@ def witness_serve(
         max_body=max_body,
         clock=now,
     )
-    try:
-        sock = listen(host, port)
-    except OSError as e:
-        raise EnvironmentProblem(f"cannot listen on {host}:{port} ({e.strerror})") from e
-    scheme = "https" if tls else "http"
-    click.echo(f"govledger witness serve: listening on {scheme}://{host}:{sock.getsockname()[1]}")
+    sock = listening(host, port)
+    announce("witness serve", host, sock, tls)
     run(create_app(witness), sock, tls)
 
 
