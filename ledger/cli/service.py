@@ -4,35 +4,61 @@
 from __future__ import annotations
 
 import socket
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
 from ledger.cli.context import Context, echo_json, json_option, pass_ctx, print_table
 from ledger.errors import EnvironmentProblem, InputError
 
-tls_option_list = (
-    click.option(
-        "--tls-cert",
-        type=click.Path(dir_okay=False),
-        metavar="FILE",
-        help="Serve HTTPS with this certificate chain (PEM); with --tls-key. Bearer tokens "
-        "and cosignatures then never cross the network in clear.",
-    ),
-    click.option(
-        "--tls-key",
-        type=click.Path(dir_okay=False),
-        metavar="FILE",
-        help="The private key (PEM) of --tls-cert.",
-    ),
-)
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def tls_options(f: Any) -> Any:
-    """``--tls-cert FILE --tls-key FILE``: both or neither (``tls_files``)."""
-    for option in reversed(tls_option_list):
-        f = option(f)
-    return f
+def server_options(port: int, max_body: int) -> Callable[[F], F]:
+    """The options every server command has: ``--host``, ``--port`` (default ``port``),
+    ``--max-body`` (default ``max_body``), and ``--tls-cert FILE --tls-key FILE``, both or
+    neither (``tls_files``)."""
+    options = (
+        click.option(
+            "--host", default="127.0.0.1", show_default=True, help="Address to listen on."
+        ),
+        click.option(
+            "--port",
+            default=port,
+            show_default=True,
+            type=click.IntRange(0, 65535),
+            help="Port to listen on (0: any free port; the one chosen is printed).",
+        ),
+        click.option(
+            "--max-body",
+            default=max_body,
+            show_default=True,
+            type=click.IntRange(min=1),
+            metavar="BYTES",
+            help="Largest request body accepted (413 above).",
+        ),
+        click.option(
+            "--tls-cert",
+            type=click.Path(dir_okay=False),
+            metavar="FILE",
+            help="Serve HTTPS with this certificate chain (PEM); with --tls-key. Bearer tokens "
+            "and cosignatures then never cross the network in clear.",
+        ),
+        click.option(
+            "--tls-key",
+            type=click.Path(dir_okay=False),
+            metavar="FILE",
+            help="The private key (PEM) of --tls-cert.",
+        ),
+    )
+
+    def apply(f: F) -> F:
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return apply
 
 
 def tls_files(cert: str | None, key: str | None) -> tuple[str, str] | None:
@@ -63,27 +89,12 @@ def announce(command: str, host: str, sock: socket.socket, tls: tuple[str, str] 
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--port",
-    default=8080,
-    show_default=True,
-    type=click.IntRange(0, 65535),
-    help="Port to listen on (0: any free port; the one chosen is printed).",
-)
+@server_options(port=8080, max_body=4 * 1024 * 1024)
 @click.option(
     "--checkpoint-signer",
     metavar="NAME",
     help="Governor key that signs a fresh checkpoint when the log has grown (at most once a "
     "second); without it /checkpoint serves the latest one signed with `govledger checkpoint`.",
-)
-@click.option(
-    "--max-body",
-    default=4 * 1024 * 1024,
-    show_default=True,
-    type=click.IntRange(min=1),
-    metavar="BYTES",
-    help="Largest request body accepted (413 above).",
 )
 @click.option(
     "--workers",
@@ -95,7 +106,6 @@ def announce(command: str, host: str, sock: socket.socket, tls: tuple[str, str] 
     "process is one core's worth of work). With more than one, a parent process starts them, "
     "replaces one that dies, and stops them on SIGINT or SIGTERM.",
 )
-@tls_options
 @pass_ctx
 def serve(
     ctx: Context,

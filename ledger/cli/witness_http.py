@@ -14,7 +14,7 @@ from ledger.cli.proofs import (
     witness_policy,
     write_output,
 )
-from ledger.cli.service import announce, listening, tls_files, tls_options
+from ledger.cli.service import announce, listening, server_options, tls_files
 from ledger.cli.witness_keys import (
     followed_logs,
     log_option,
@@ -41,23 +41,7 @@ DEFAULT_PORT = 8081
 @click.option("--key", required=True, help="The witness key that cosigns (govledger witness new).")
 @log_option
 @state_option
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--port",
-    default=DEFAULT_PORT,
-    show_default=True,
-    type=click.IntRange(0, 65535),
-    help="Port to listen on (0: any free port; the one chosen is printed).",
-)
-@click.option(
-    "--max-body",
-    default=64 * 1024,
-    show_default=True,
-    type=click.IntRange(min=1),
-    metavar="BYTES",
-    help="Largest request body accepted (413 above).",
-)
-@tls_options
+@server_options(port=DEFAULT_PORT, max_body=64 * 1024)
 @pass_ctx
 def witness_serve(
     ctx: Context,
