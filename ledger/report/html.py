@@ -204,7 +204,8 @@ def _given_checkpoint(d: ReportData) -> str:
     witnesses = cp.get("witnesses")
     if witnesses:
         signed = [w for w in witnesses if w["cosigned"]]
-        met = len(signed) >= cp["quorum"] and not any(p.kind == "unwitnessed" for p in v.problems)
+        # verify judged the quorum (and every line by a given witness): its verdict, not a recount
+        met = not any(p.kind == "unwitnessed" for p in v.problems)
         who = ", ".join(
             f"{esc(w['name'])} ({esc(w['key_id'])}) at {esc(timestamp_text(w['timestamp']))}"
             for w in signed
